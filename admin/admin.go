@@ -1,0 +1,468 @@
+// Package admin is Agent Router's control plane: accounts, API keys, BYOK
+// credentials and the request log, as JSON over plain net/http handlers.
+// caddymodule mounts it under /agent_router/ on Caddy's admin endpoint; it
+// does not import Caddy. Handlers return an *Error, which the mount turns
+// into Caddy's {"error": "..."} body with the right status.
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/store"
+)
+
+// Prefix is where the admin routes live.
+const Prefix = "/agent_router/"
+
+// Error is an admin API failure with its HTTP status. Its message never holds
+// key material.
+type Error struct {
+	Status int
+	Err    error
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(status int, format string, args ...any) *Error {
+	return &Error{Status: status, Err: fmt.Errorf(format, args...)}
+}
+
+// API serves the admin routes.
+type API struct {
+	// Store returns the open store, or nil when Agent Router is not running.
+	Store func() *store.Store
+	// PlatformKey reports whether a platform key is configured for a
+	// provider in the running config.
+	PlatformKey func(provider string) bool
+}
+
+// ServeHTTP dispatches one admin request. It writes the response on success
+// and returns an *Error (or another error, a 500) on failure.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	s := a.Store()
+	if s == nil {
+		return errorf(http.StatusServiceUnavailable, "agent_router is not running: add an agent_router handler to the config")
+	}
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, Prefix), "/"), "/")
+	for _, p := range parts {
+		if p == "" && len(parts) > 1 {
+			return errorf(http.StatusNotFound, "no such route: %s", r.URL.Path)
+		}
+	}
+	switch {
+	case len(parts) == 1 && parts[0] == "accounts":
+		return a.route(w, r, map[string]handler{"GET": a.listAccounts, "POST": a.createAccount}, s, parts)
+	case len(parts) == 2 && parts[0] == "accounts":
+		return a.route(w, r, map[string]handler{"GET": a.getAccount, "DELETE": a.deleteAccount}, s, parts)
+	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "keys":
+		return a.route(w, r, map[string]handler{"GET": a.listKeys, "POST": a.createKey}, s, parts)
+	case len(parts) == 4 && parts[0] == "accounts" && parts[2] == "keys":
+		return a.route(w, r, map[string]handler{"DELETE": a.revokeKey}, s, parts)
+	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "byok":
+		return a.route(w, r, map[string]handler{"GET": a.listBYOK}, s, parts)
+	case len(parts) == 4 && parts[0] == "accounts" && parts[2] == "byok":
+		return a.route(w, r, map[string]handler{"GET": a.getBYOK, "POST": a.putBYOK, "PUT": a.putBYOK, "DELETE": a.deleteBYOK}, s, parts)
+	case len(parts) == 1 && parts[0] == "providers":
+		return a.route(w, r, map[string]handler{"GET": a.listProviders}, s, parts)
+	case len(parts) == 1 && parts[0] == "logs":
+		return a.route(w, r, map[string]handler{"GET": a.listLogs}, s, parts)
+	case len(parts) == 2 && parts[0] == "logs":
+		return a.route(w, r, map[string]handler{"GET": a.getLog}, s, parts)
+	}
+	return errorf(http.StatusNotFound, "no such route: %s", r.URL.Path)
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, s *store.Store, parts []string) error
+
+func (a *API) route(w http.ResponseWriter, r *http.Request, methods map[string]handler, s *store.Store, parts []string) error {
+	h, ok := methods[r.Method]
+	if !ok {
+		allow := make([]string, 0, len(methods))
+		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+			if methods[m] != nil {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return errorf(http.StatusMethodNotAllowed, "method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))
+	}
+	for i, p := range parts {
+		u, err := url.PathUnescape(p)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "bad path segment %q", p)
+		}
+		parts[i] = u
+	}
+	return h(w, r, s, parts)
+}
+
+// --- accounts ---
+
+type accountIn struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+func (a *API) createAccount(w http.ResponseWriter, r *http.Request, s *store.Store, _ []string) error {
+	var in accountIn
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if in.ID == "" {
+		return errorf(http.StatusBadRequest, "account id is required: {\"id\": \"acme\", \"name\": \"Acme Corp\"}")
+	}
+	if err := store.ValidateAccountID(in.ID); err != nil {
+		return &Error{http.StatusBadRequest, err}
+	}
+	if len(in.Name) > 200 {
+		return errorf(http.StatusBadRequest, "account name is longer than 200 characters")
+	}
+	acct, err := s.CreateAccount(in.ID, in.Name)
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusCreated, acct)
+}
+
+func (a *API) listAccounts(w http.ResponseWriter, _ *http.Request, s *store.Store, _ []string) error {
+	accts, err := s.Accounts()
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, accts)
+}
+
+func (a *API) getAccount(w http.ResponseWriter, _ *http.Request, s *store.Store, parts []string) error {
+	acct, err := s.Account(parts[1])
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, acct)
+}
+
+func (a *API) deleteAccount(w http.ResponseWriter, _ *http.Request, s *store.Store, parts []string) error {
+	if err := s.DeleteAccount(parts[1]); err != nil {
+		return storeErr(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// --- API keys ---
+
+type keyIn struct {
+	Name string `json:"name"`
+}
+
+type createdKey struct {
+	store.APIKey
+	// Key is the plaintext API key. It is returned once, here, and never
+	// again.
+	Key string `json:"key"`
+}
+
+func (a *API) createKey(w http.ResponseWriter, r *http.Request, s *store.Store, parts []string) error {
+	var in keyIn
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if len(in.Name) > 200 {
+		return errorf(http.StatusBadRequest, "key name is longer than 200 characters")
+	}
+	plain, k, err := s.CreateAPIKey(parts[1], in.Name)
+	if err != nil {
+		return storeErr(err)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusCreated, createdKey{APIKey: k, Key: plain})
+}
+
+func (a *API) listKeys(w http.ResponseWriter, _ *http.Request, s *store.Store, parts []string) error {
+	keys, err := s.APIKeys(parts[1])
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, keys)
+}
+
+func (a *API) revokeKey(w http.ResponseWriter, _ *http.Request, s *store.Store, parts []string) error {
+	if err := s.RevokeAPIKey(parts[1], parts[3]); err != nil {
+		return storeErr(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// --- BYOK credentials ---
+
+// BYOKStatus is the public view of one provider's BYOK slot for an account.
+type BYOKStatus struct {
+	Provider string `json:"provider"`
+	// Status is "active" or "not_configured".
+	Status string `json:"status"`
+	// Serves says which credential requests for this provider use now:
+	// "byok", "platform" or "none".
+	Serves       string     `json:"serves"`
+	Masked       string     `json:"masked,omitempty"`
+	Fingerprint  string     `json:"fingerprint,omitempty"`
+	Version      uint64     `json:"version,omitempty"`
+	BaseURL      string     `json:"base_url,omitempty"`
+	APIVersion   string     `json:"api_version,omitempty"`
+	Organization string     `json:"organization,omitempty"`
+	Project      string     `json:"project,omitempty"`
+	UpdatedAt    *time.Time `json:"updated_at"`
+	LastUsedAt   *time.Time `json:"last_used_at"`
+}
+
+func (a *API) status(provider string, c *store.Credential) BYOKStatus {
+	st := BYOKStatus{Provider: provider, Status: "not_configured", Serves: "none"}
+	if a.PlatformKey != nil && a.PlatformKey(provider) {
+		st.Serves = "platform"
+	}
+	if c != nil {
+		t := c.UpdatedAt
+		st.Status, st.Serves = "active", "byok"
+		st.Masked, st.Fingerprint, st.Version = c.Masked, c.Fingerprint, c.Version
+		st.BaseURL, st.APIVersion = c.Extras.BaseURL, c.Extras.APIVersion
+		st.Organization, st.Project = c.Extras.Organization, c.Extras.Project
+		st.UpdatedAt, st.LastUsedAt = &t, c.LastUsedAt
+	}
+	return st
+}
+
+func (a *API) listBYOK(w http.ResponseWriter, _ *http.Request, s *store.Store, parts []string) error {
+	creds, err := s.Credentials(parts[1])
+	if err != nil {
+		return storeErr(err)
+	}
+	out := make([]BYOKStatus, 0, len(providers.Names))
+	for _, name := range providers.Names {
+		var c *store.Credential
+		if v, ok := creds[name]; ok {
+			c = &v
+		}
+		out = append(out, a.status(name, c))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func checkProvider(name string) error {
+	if providers.Get(name) == nil {
+		return errorf(http.StatusNotFound, "unknown provider %q (supported: %s)", name, strings.Join(providers.Names, ", "))
+	}
+	return nil
+}
+
+func (a *API) getBYOK(w http.ResponseWriter, _ *http.Request, s *store.Store, parts []string) error {
+	if err := checkProvider(parts[3]); err != nil {
+		return err
+	}
+	creds, err := s.Credentials(parts[1])
+	if err != nil {
+		return storeErr(err)
+	}
+	var c *store.Credential
+	if v, ok := creds[parts[3]]; ok {
+		c = &v
+	}
+	return writeJSON(w, http.StatusOK, a.status(parts[3], c))
+}
+
+type byokIn struct {
+	APIKey       *string `json:"api_key"`
+	BaseURL      string  `json:"base_url"`
+	APIVersion   string  `json:"api_version"`
+	Organization string  `json:"organization"`
+	Project      string  `json:"project"`
+}
+
+var azureVersion = regexp.MustCompile(`^(v1|preview|\d{4}-\d{2}-\d{2}(-preview)?)$`)
+
+func (a *API) putBYOK(w http.ResponseWriter, r *http.Request, s *store.Store, parts []string) error {
+	account, provider := parts[1], parts[3]
+	if err := checkProvider(provider); err != nil {
+		return err
+	}
+	var in byokIn
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if in.APIKey == nil {
+		return errorf(http.StatusBadRequest, "api_key is required: {\"api_key\": \"...\"}")
+	}
+	key := providers.NormalizeKey(*in.APIKey)
+	if err := providers.CheckKey(provider, key); err != nil {
+		return &Error{http.StatusBadRequest, err}
+	}
+	existing, err := s.Credentials(account)
+	if err != nil {
+		return storeErr(err)
+	}
+	if old, ok := existing[provider]; ok && key == old.Masked {
+		return errorf(http.StatusBadRequest, "api_key equals the stored masked form; send the full key")
+	}
+	extras := store.Extras{BaseURL: strings.TrimRight(strings.TrimSpace(in.BaseURL), "/"), APIVersion: strings.TrimSpace(in.APIVersion),
+		Organization: strings.TrimSpace(in.Organization), Project: strings.TrimSpace(in.Project)}
+	if err := checkExtras(provider, extras); err != nil {
+		return err
+	}
+	c, err := s.PutCredential(account, provider, key, providers.Mask(key), extras)
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, a.status(provider, &c))
+}
+
+func checkExtras(provider string, e store.Extras) error {
+	if e.BaseURL != "" {
+		if provider != providers.OpenAI && provider != providers.Azure {
+			return errorf(http.StatusBadRequest, "base_url can be set only for openai and azure credentials")
+		}
+		u, err := url.Parse(e.BaseURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+			return errorf(http.StatusBadRequest, "base_url must be an http(s) URL without credentials or query, like https://contoso.openai.azure.com")
+		}
+	}
+	if provider == providers.Azure && e.BaseURL == "" {
+		return errorf(http.StatusBadRequest, "azure credentials need base_url, the resource endpoint (https://{resource}.openai.azure.com)")
+	}
+	if e.APIVersion != "" {
+		if provider != providers.Azure {
+			return errorf(http.StatusBadRequest, "api_version can be set only for azure credentials")
+		}
+		if !azureVersion.MatchString(e.APIVersion) {
+			return errorf(http.StatusBadRequest, "api_version must look like 2024-10-21, 2025-04-01-preview or v1")
+		}
+	}
+	if (e.Organization != "" || e.Project != "") && provider != providers.OpenAI {
+		return errorf(http.StatusBadRequest, "organization and project can be set only for openai credentials")
+	}
+	return nil
+}
+
+func (a *API) deleteBYOK(w http.ResponseWriter, _ *http.Request, s *store.Store, parts []string) error {
+	if err := checkProvider(parts[3]); err != nil {
+		return err
+	}
+	if err := s.DeleteCredential(parts[1], parts[3]); err != nil {
+		return storeErr(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// --- providers ---
+
+// ProviderInfo describes a supported provider.
+type ProviderInfo struct {
+	Name           string `json:"name"`
+	Implemented    bool   `json:"implemented"`
+	PlatformKey    bool   `json:"platform_key"`
+	DefaultBaseURL string `json:"default_base_url,omitempty"`
+}
+
+func (a *API) listProviders(w http.ResponseWriter, _ *http.Request, _ *store.Store, _ []string) error {
+	out := make([]ProviderInfo, 0, len(providers.Names))
+	for _, name := range providers.Names {
+		p := providers.Get(name)
+		out = append(out, ProviderInfo{Name: name, Implemented: p.Implemented,
+			PlatformKey: a.PlatformKey != nil && a.PlatformKey(name), DefaultBaseURL: p.DefaultBaseURL})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// --- request log ---
+
+type logPage struct {
+	Records []store.LogRecord `json:"records"`
+	// Next is the cursor for the following (older) page: pass it as before.
+	Next string `json:"next,omitempty"`
+}
+
+func (a *API) listLogs(w http.ResponseWriter, r *http.Request, s *store.Store, _ []string) error {
+	q := r.URL.Query()
+	f := store.LogFilter{AccountID: q.Get("account"), KeyID: q.Get("key_id"), Before: q.Get("before")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return errorf(http.StatusBadRequest, "limit must be a number from 1 to 1000")
+		}
+		f.Limit = n
+	}
+	recs, next, err := s.Logs(f)
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, logPage{Records: recs, Next: next})
+}
+
+func (a *API) getLog(w http.ResponseWriter, _ *http.Request, s *store.Store, parts []string) error {
+	rec, err := s.Log(parts[1])
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, rec)
+}
+
+// --- helpers ---
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errorf(http.StatusBadRequest, "request body is empty; send a JSON object")
+		}
+		// json errors quote field names and types, never values.
+		return errorf(http.StatusBadRequest, "invalid JSON body: %v", jsonErr(err))
+	}
+	return nil
+}
+
+// jsonErr keeps decoder messages free of the values the client sent (a
+// syntax error can otherwise quote part of a key).
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+	return "malformed JSON"
+}
+
+func storeErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{http.StatusNotFound, err}
+	case errors.Is(err, store.ErrExists):
+		return &Error{http.StatusConflict, err}
+	}
+	return err
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err = w.Write(append(b, '\n'))
+	return err
+}

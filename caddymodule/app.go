@@ -1,0 +1,196 @@
+// Package caddymodule is the Caddy glue of Agent Router: the app that owns
+// the store across config reloads, the HTTP handler, the Caddyfile directive
+// and global option, and the admin API routes. The work happens in gateway,
+// admin and store, which do not import Caddy.
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/agentrouter/caddy-agentrouter/store"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App is the agent_router app. It opens the bbolt store (accounts, API keys,
+// sealed BYOK credentials, request log) once per process and shares it with
+// every agent_router handler and with the admin API, across config reloads.
+//
+// Without a configured master key it generates one into master.key beside
+// the store (mode 0600) and logs where it is; back that file up with the
+// store, since sealed credentials cannot be opened without it.
+type App struct {
+	// Store is the path of the bbolt file. Default:
+	// {caddy data dir}/agent_router/agent_router.db
+	Store string `json:"store,omitempty"`
+
+	// MasterKey seals BYOK credentials: 32 bytes, base64 or hex. Keep it out
+	// of the config with a placeholder such as {env.AGENT_ROUTER_MASTER_KEY};
+	// placeholders are resolved at provision, so the key never lands in
+	// autosave.json or GET /config/. Default: a key generated into
+	// master.key beside the store.
+	MasterKey string `json:"master_key,omitempty"`
+
+	// LogMaxRecords bounds the request log by count. Default: 100000.
+	LogMaxRecords int `json:"log_max_records,omitempty"`
+
+	// LogMaxAge bounds the request log by age. Default: 720h (30 days).
+	LogMaxAge caddy.Duration `json:"log_max_age,omitempty"`
+
+	store   *store.Store
+	poolKey string
+	logger  *zap.Logger
+
+	handlers *handlerSet
+}
+
+// handlerSet holds the handlers of one config, for the admin API's
+// "is a platform key configured" question.
+type handlerSet struct {
+	mu sync.Mutex
+	m  map[*Handler]struct{}
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "agent_router",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// stores keeps each bbolt file open once per process: during a reload the
+// old and new configs overlap, and bbolt's file lock allows one opener.
+var stores = caddy.NewUsagePool()
+
+type pooledStore struct{ *store.Store }
+
+func (p pooledStore) Destruct() error { return p.Store.Close() }
+
+// active is the running app, for the admin API (whose modules are not tied
+// to the app's lifecycle).
+var active atomic.Pointer[App]
+
+// Provision opens the store.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.handlers = &handlerSet{m: make(map[*Handler]struct{})}
+	repl := caddy.NewReplacer()
+
+	path := repl.ReplaceAll(a.Store, "")
+	if path == "" {
+		path = filepath.Join(caddy.AppDataDir(), "agent_router", "agent_router.db")
+	}
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("resolving store path: %v", err)
+	}
+	if err := mkdirPrivate(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("creating store directory: %v", err)
+	}
+
+	var key []byte
+	if mk := repl.ReplaceAll(a.MasterKey, ""); mk != "" {
+		if key, err = store.ParseMasterKey(mk); err != nil {
+			return fmt.Errorf("agent_router master_key: %v", err)
+		}
+	} else {
+		keyPath := filepath.Join(filepath.Dir(path), "master.key")
+		var created bool
+		if key, created, err = store.LoadOrCreateMasterKey(keyPath); err != nil {
+			return err
+		}
+		if created {
+			a.logger.Warn("generated a new master key for sealing BYOK credentials; back it up with the store, or set master_key",
+				zap.String("path", keyPath), zap.String("store", path))
+		}
+	}
+
+	v, _, err := stores.LoadOrNew(path, func() (caddy.Destructor, error) {
+		s, err := store.Open(path, key, store.Options{
+			LogMaxRecords: a.LogMaxRecords,
+			LogMaxAge:     time.Duration(a.LogMaxAge),
+		})
+		if err != nil {
+			return nil, err
+		}
+		a.logger.Info("opened store", zap.String("path", path), zap.String("master_key_id", s.MasterKeyID()))
+		return pooledStore{s}, nil
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return fmt.Errorf("agent_router: %v", err)
+		}
+		return fmt.Errorf("agent_router: opening store: %v", err)
+	}
+	a.poolKey, a.store = path, v.(pooledStore).Store
+	if a.store.MasterKeyID() != store.KeyID(key) {
+		return fmt.Errorf("agent_router: the master key changed (id %s, the store was opened with %s); restart Caddy to switch master keys", store.KeyID(key), a.store.MasterKeyID())
+	}
+	return nil
+}
+
+// Start makes the app the one the admin API serves.
+func (a *App) Start() error {
+	active.Store(a)
+	return nil
+}
+
+// Stop hands the admin API over (or to nobody, if no newer app started).
+func (a *App) Stop() error {
+	active.CompareAndSwap(a, nil)
+	return nil
+}
+
+// Cleanup releases this config's reference to the store; the last
+// reference closes it, after flushing the request log.
+func (a *App) Cleanup() error {
+	if a.poolKey == "" {
+		return nil
+	}
+	_, err := stores.Delete(a.poolKey)
+	a.poolKey, a.store = "", nil
+	return err
+}
+
+func (a *App) register(h *Handler) {
+	a.handlers.mu.Lock()
+	a.handlers.m[h] = struct{}{}
+	a.handlers.mu.Unlock()
+}
+
+func (a *App) unregister(h *Handler) {
+	a.handlers.mu.Lock()
+	delete(a.handlers.m, h)
+	a.handlers.mu.Unlock()
+}
+
+// platformKey reports whether any handler of this config has a platform key
+// for provider.
+func (a *App) platformKey(provider string) bool {
+	a.handlers.mu.Lock()
+	defer a.handlers.mu.Unlock()
+	for h := range a.handlers.m {
+		if h.gw != nil && h.gw.PlatformKeyConfigured(provider) {
+			return true
+		}
+	}
+	return false
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,190 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/providers"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler serves Agent Router's OpenAI-compatible data plane:
+// POST /v1/chat/completions (streamed or not), POST /v1/embeddings and
+// GET /v1/models. Other paths pass to the next handler, so reverse_proxy,
+// file_server and the rest keep working on the same site.
+//
+// Clients authenticate with an Agent Router API key (Authorization: Bearer
+// ar_...). The handler resolves the requested model's provider and sends the
+// request with the account's BYOK key for that provider when it has one,
+// else with the platform key configured here. Errors are answered in
+// OpenAI's error envelope {"error":{"message","type","param","code"}}, since
+// that is what the clients of this API parse; they are written by the
+// handler rather than returned to handle_errors. Every answer carries
+// X-Agent-Router-Request-Id, and forwarded ones X-Agent-Router-Provider and
+// X-Agent-Router-Credential (byok or platform).
+type Handler struct {
+	// Providers is the platform's configuration of each provider, by name
+	// (openai, anthropic, gemini, azure, mistral, together, perplexity,
+	// cohere). A provider without an entry uses its default endpoint and is
+	// served only with BYOK credentials.
+	Providers map[string]*ProviderConfig `json:"providers,omitempty"`
+
+	// MaxBody bounds a request body, in bytes; larger ones get 413.
+	// Default: 4194304 (4 MiB).
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// DialTimeout bounds connecting to a provider. Default: 10s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+
+	// ResponseHeaderTimeout bounds the wait for a provider's response
+	// headers (the whole answer, for non-streamed requests). Default: 5m.
+	ResponseHeaderTimeout caddy.Duration `json:"response_header_timeout,omitempty"`
+
+	gw     *gateway.Gateway
+	app    *App
+	logger *zap.Logger
+}
+
+// ProviderConfig is the platform's configuration of one provider.
+type ProviderConfig struct {
+	// APIKey is the platform-managed key, used for accounts without a BYOK
+	// key for this provider. Use a placeholder such as {env.OPENAI_API_KEY}:
+	// it is resolved at provision, so the key never lands in autosave.json or
+	// GET /config/. Optional: without it only BYOK credentials serve.
+	APIKey string `json:"api_key,omitempty"`
+
+	// BaseURL is the provider's API root. Default: the provider's public
+	// endpoint (https://api.openai.com/v1 and so on). Required for azure,
+	// as https://{resource}.openai.azure.com. Placeholders are resolved.
+	BaseURL string `json:"base_url,omitempty"`
+
+	// APIVersion is Azure's api-version, such as 2024-10-21, or v1 for
+	// Azure's v1 API. Default: 2024-10-21.
+	APIVersion string `json:"api_version,omitempty"`
+
+	// Organization and Project are sent as OpenAI-Organization and
+	// OpenAI-Project with the platform key (openai only).
+	Organization string `json:"organization,omitempty"`
+	Project      string `json:"project,omitempty"`
+
+	// Models declares model names this provider serves, mapped to the
+	// upstream model name ("" keeps the name). For azure, map each model
+	// name to its deployment. Declared names take precedence over the
+	// built-in catalog.
+	Models map[string]string `json:"models,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.agent_router",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision resolves placeholders and builds the gateway.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	appIface, err := ctx.App("agent_router")
+	if err != nil {
+		return fmt.Errorf("loading agent_router app: %v", err)
+	}
+	h.app = appIface.(*App)
+	if h.app.store == nil {
+		return fmt.Errorf("agent_router app has no store")
+	}
+
+	repl := caddy.NewReplacer()
+	cfgs := make(map[string]*gateway.ProviderConfig, len(h.Providers))
+	names := make([]string, 0, len(h.Providers))
+	for name := range h.Providers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		pc := h.Providers[name]
+		if providers.Get(name) == nil {
+			return fmt.Errorf("provider %q is not supported (supported: %v)", name, providers.Names)
+		}
+		if pc == nil {
+			pc = &ProviderConfig{}
+		}
+		gc := &gateway.ProviderConfig{
+			APIKey: providers.NormalizeKey(repl.ReplaceAll(pc.APIKey, "")),
+			Endpoint: providers.Endpoint{
+				BaseURL:      repl.ReplaceAll(pc.BaseURL, ""),
+				APIVersion:   repl.ReplaceAll(pc.APIVersion, ""),
+				Organization: repl.ReplaceAll(pc.Organization, ""),
+				Project:      repl.ReplaceAll(pc.Project, ""),
+			},
+			Models: pc.Models,
+		}
+		if name == providers.Azure && gc.Endpoint.BaseURL == "" && len(pc.Models) > 0 {
+			return fmt.Errorf("provider azure: base_url is required (https://{resource}.openai.azure.com)")
+		}
+		if pc.APIKey != "" && gc.APIKey == "" {
+			h.logger.Warn("platform key is empty after resolving placeholders; only BYOK credentials will serve this provider",
+				zap.String("provider", name))
+		}
+		cfgs[name] = gc
+	}
+	h.gw, err = gateway.New(gateway.Config{
+		Store:                 h.app.store,
+		Providers:             cfgs,
+		MaxBody:               h.MaxBody,
+		DialTimeout:           time.Duration(h.DialTimeout),
+		ResponseHeaderTimeout: time.Duration(h.ResponseHeaderTimeout),
+		Logger:                h.logger,
+	})
+	if err != nil {
+		return err
+	}
+	h.app.register(h)
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	if h.MaxBody < 0 {
+		return fmt.Errorf("max_body must not be negative")
+	}
+	return nil
+}
+
+// Cleanup closes idle upstream connections.
+func (h *Handler) Cleanup() error {
+	if h.app != nil {
+		h.app.unregister(h)
+	}
+	if h.gw != nil {
+		h.gw.Close()
+	}
+	return nil
+}
+
+// ServeHTTP serves the data-plane paths and passes the rest on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !h.gw.Owns(r) {
+		return next.ServeHTTP(w, r)
+	}
+	h.gw.ServeHTTP(w, r)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,73 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// Error codes the gateway itself answers with, in OpenAI's error envelope
+// {"error":{"message","type","param","code"}}. They are part of the API.
+const (
+	CodeMissingAPIKey              = "missing_api_key"
+	CodeInvalidAPIKey              = "invalid_api_key"
+	CodeMethodNotAllowed           = "method_not_allowed"
+	CodeRequestTooLarge            = "request_too_large"
+	CodeInvalidJSON                = "invalid_json"
+	CodeMissingModel               = "missing_model"
+	CodeModelNotFound              = "model_not_found"
+	CodeNoCredential               = "no_credential"
+	CodeProviderNotImplemented     = "provider_not_implemented"
+	CodeBYOKCredentialRejected     = "byok_credential_rejected"
+	CodePlatformCredentialRejected = "platform_credential_rejected"
+	CodeUpstreamUnreachable        = "upstream_unreachable"
+	CodeUpstreamTimeout            = "upstream_timeout"
+	CodeUpstreamError              = "upstream_error"
+	CodeInternal                   = "internal_error"
+)
+
+// OpenAI's error types.
+const (
+	typeInvalidRequest = "invalid_request_error"
+	typeAuthentication = "authentication_error"
+	typeNotFound       = "not_found_error"
+	typeAPI            = "api_error"
+	typeRateLimit      = "rate_limit_error"
+)
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+// writeError answers in OpenAI's error envelope. Messages must never hold
+// key material; callers pass scrubbed text.
+func writeError(w http.ResponseWriter, status int, typ, code, msg string) {
+	b, _ := json.Marshal(errorBody{errorDetail{Message: msg, Type: typ, Code: code}})
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// typeForStatus picks OpenAI's error type for a relayed upstream status.
+func typeForStatus(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return typeAuthentication
+	case status == http.StatusNotFound:
+		return typeNotFound
+	case status == http.StatusTooManyRequests:
+		return typeRateLimit
+	case status >= 500:
+		return typeAPI
+	default:
+		return typeInvalidRequest
+	}
+}

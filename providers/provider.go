@@ -1,0 +1,104 @@
+// Package providers knows the upstream LLM providers: which models each
+// serves, how its keys look, how to build an authenticated request for it,
+// and how to read its errors. It does not import Caddy.
+//
+// Each provider lives in its own file with the same pieces in the same order:
+// catalog entry and key rule, request build, response and stream translation,
+// error classes.
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// The supported providers, by the name used in config, URLs and logs.
+const (
+	OpenAI     = "openai"
+	Anthropic  = "anthropic"
+	Gemini     = "gemini"
+	Azure      = "azure"
+	Mistral    = "mistral"
+	Together   = "together"
+	Perplexity = "perplexity"
+	Cohere     = "cohere"
+)
+
+// Names lists every supported provider in a stable order.
+var Names = []string{OpenAI, Anthropic, Gemini, Azure, Mistral, Together, Perplexity, Cohere}
+
+// Operation is what the client asked for.
+type Operation uint8
+
+// Operations the gateway forwards.
+const (
+	OpChat Operation = iota
+	OpEmbeddings
+)
+
+func (op Operation) String() string {
+	if op == OpEmbeddings {
+		return "embeddings"
+	}
+	return "chat.completions"
+}
+
+// Endpoint is where and how to reach a provider for one credential: the
+// platform's configuration, or the extras stored with a BYOK key.
+type Endpoint struct {
+	// BaseURL is the provider's API root, e.g. https://api.openai.com/v1.
+	BaseURL string
+	// APIVersion is Azure's api-version ("v1" selects Azure's v1 API).
+	APIVersion string
+	// Organization and Project are OpenAI's optional account headers.
+	Organization string
+	Project      string
+}
+
+// Provider describes one upstream provider.
+type Provider struct {
+	// Name is the provider's config name, e.g. "openai".
+	Name string
+	// DefaultBaseURL is used when neither config nor credential gives one.
+	DefaultBaseURL string
+	// KeyPrefixes are the known key prefixes, longest first (for masking and
+	// for catching a key pasted for the wrong provider). Empty when the
+	// provider's keys carry none.
+	KeyPrefixes []string
+	// AuthHeader is the header the credential travels in.
+	AuthHeader string
+	// Implemented reports whether requests can be forwarded yet.
+	Implemented bool
+
+	build func(ctx context.Context, op Operation, ep Endpoint, key, model string, body []byte) (*http.Request, error)
+}
+
+var registry = map[string]*Provider{}
+
+func register(p *Provider) *Provider {
+	registry[p.Name] = p
+	return p
+}
+
+// Get returns the named provider, or nil.
+func Get(name string) *Provider { return registry[name] }
+
+// ErrNotImplemented is returned for providers whose adapter is not built yet.
+var ErrNotImplemented = errors.New("provider not implemented")
+
+// NewRequest builds the authenticated upstream request for op. model is the
+// upstream model name; body is the client's JSON body, whose model field is
+// rewritten when it differs.
+func (p *Provider) NewRequest(ctx context.Context, op Operation, ep Endpoint, key, model string, body []byte) (*http.Request, error) {
+	if p.build == nil || !p.Implemented {
+		return nil, fmt.Errorf("%s: %w", p.Name, ErrNotImplemented)
+	}
+	if ep.BaseURL == "" {
+		ep.BaseURL = p.DefaultBaseURL
+	}
+	ep.BaseURL = strings.TrimRight(ep.BaseURL, "/")
+	return p.build(ctx, op, ep, key, model, body)
+}

@@ -1,0 +1,308 @@
+// Package providertest runs fake LLM providers on loopback for tests. Each
+// fake speaks its provider's native protocol, records every request it gets
+// (the credential, the header it arrived in, the URL and the model), and can
+// be told how to answer: a status, a delay, an error body or a stream.
+package providertest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// Record is one request a fake received.
+type Record struct {
+	Method string
+	Path   string
+	Query  string
+	// CredentialHeader names the header the credential arrived in
+	// ("Authorization", "Api-Key", ...), and Credential is its value
+	// without any "Bearer " prefix.
+	CredentialHeader string
+	Credential       string
+	Model            string
+	Stream           bool
+	Header           http.Header
+	Body             []byte
+	Time             time.Time
+}
+
+// Response tells a fake how to answer one request.
+type Response struct {
+	// Status is the HTTP status. Default: 200.
+	Status int
+	// Body is sent as is when set (with Status), e.g. an error body.
+	Body string
+	// Header is added to the response.
+	Header map[string]string
+	// Delay is waited before the response headers.
+	Delay time.Duration
+	// Events, when set, are sent as an SSE stream of "data: <event>"
+	// blocks, each flushed on its own, EventDelay apart.
+	Events     []string
+	EventDelay time.Duration
+	// Hang keeps the connection open without answering until the client
+	// goes away.
+	Hang bool
+}
+
+// Responder decides the answer to a request.
+type Responder func(Record) Response
+
+// Server is a fake provider.
+type Server struct {
+	*httptest.Server
+	// Kind is "openai" (any OpenAI-shaped provider) or "azure".
+	Kind string
+
+	mu        sync.Mutex
+	records   []Record
+	responder Responder
+	validKeys map[string]bool
+}
+
+// NewOpenAI starts a fake OpenAI-shaped provider (OpenAI, Mistral, Together,
+// Perplexity): POST {base}/chat/completions and /embeddings with a Bearer
+// key. Its base URL is URL + "/v1".
+func NewOpenAI() *Server { return start("openai") }
+
+// NewAzure starts a fake Azure OpenAI resource:
+// POST /openai/deployments/{deployment}/chat/completions?api-version=... and
+// /openai/v1/chat/completions, with the key in the api-key header.
+func NewAzure() *Server { return start("azure") }
+
+func start(kind string) *Server {
+	s := NewHandler(kind)
+	s.Server = httptest.NewServer(s)
+	return s
+}
+
+// NewHandler returns a fake of kind ("openai" or "azure") that is not
+// listening anywhere: serve it with your own server (Server is nil).
+func NewHandler(kind string) *Server { return &Server{Kind: kind} }
+
+// BaseURL is what the gateway's base_url should be for this fake.
+func (s *Server) BaseURL() string {
+	if s.Kind == "azure" {
+		return s.URL
+	}
+	return s.URL + "/v1"
+}
+
+// SetResponder replaces the default answers.
+func (s *Server) SetResponder(r Responder) {
+	s.mu.Lock()
+	s.responder = r
+	s.mu.Unlock()
+}
+
+// AcceptOnly makes the fake answer 401 to any credential not listed, with an
+// error body that echoes the presented key in full (worse than real
+// providers do), so tests can check that the gateway scrubs it. With no
+// keys, every credential is accepted.
+func (s *Server) AcceptOnly(keys ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.validKeys = nil
+	if len(keys) > 0 {
+		s.validKeys = make(map[string]bool)
+		for _, k := range keys {
+			s.validKeys[k] = true
+		}
+	}
+}
+
+// Records returns a copy of every request received so far.
+func (s *Server) Records() []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Record(nil), s.records...)
+}
+
+// Reset forgets the recorded requests.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	s.records = nil
+	s.mu.Unlock()
+}
+
+// Count returns how many recorded requests carried credential key.
+func (s *Server) Count(key string) int {
+	n := 0
+	for _, r := range s.Records() {
+		if r.Credential == key {
+			n++
+		}
+	}
+	return n
+}
+
+// Last returns the most recent request; ok is false when there was none.
+func (s *Server) Last() (Record, bool) {
+	rs := s.Records()
+	if len(rs) == 0 {
+		return Record{}, false
+	}
+	return rs[len(rs)-1], true
+}
+
+// ServeHTTP answers one request as the provider would, and records it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rec := Record{
+		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+		Header: r.Header.Clone(), Body: body, Time: time.Now(),
+		Model: gjson.GetBytes(body, "model").String(), Stream: gjson.GetBytes(body, "stream").Bool(),
+	}
+	op := ""
+	switch s.Kind {
+	case "azure":
+		rec.CredentialHeader, rec.Credential = "Api-Key", r.Header.Get("Api-Key")
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/openai/deployments/"); ok {
+			dep, tail, _ := strings.Cut(rest, "/")
+			rec.Model, op = dep, "/"+tail
+			if r.URL.Query().Get("api-version") == "" {
+				s.record(rec)
+				writeJSON(w, 404, `{"error":{"code":"404","message":"Resource not found"}}`)
+				return
+			}
+		} else if rest, ok := strings.CutPrefix(r.URL.Path, "/openai/v1"); ok {
+			op = rest
+		}
+	default:
+		if auth := r.Header.Get("Authorization"); auth != "" {
+			rec.CredentialHeader, rec.Credential = "Authorization", strings.TrimPrefix(auth, "Bearer ")
+		}
+		op, _ = strings.CutPrefix(r.URL.Path, "/v1")
+	}
+	s.record(rec)
+
+	s.mu.Lock()
+	responder, valid := s.responder, s.validKeys
+	s.mu.Unlock()
+	if valid != nil && !valid[rec.Credential] {
+		// Deliberately echo the whole key: the gateway must scrub it.
+		msg := fmt.Sprintf("Incorrect API key provided: %s. You can find your API key at https://platform.openai.com/account/api-keys.", rec.Credential)
+		b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "invalid_request_error", "param": nil, "code": "invalid_api_key"}})
+		writeJSON(w, 401, string(b))
+		return
+	}
+	if op != "/chat/completions" && op != "/embeddings" {
+		writeJSON(w, 404, `{"error":{"message":"unknown path","type":"invalid_request_error","code":"not_found"}}`)
+		return
+	}
+	var resp Response
+	if responder != nil {
+		resp = responder(rec)
+	} else {
+		resp = Default(rec, op)
+	}
+	Write(w, r, resp)
+}
+
+func (s *Server) record(rec Record) {
+	s.mu.Lock()
+	s.records = append(s.records, rec)
+	s.mu.Unlock()
+}
+
+// Default is the fake's answer when no responder is set: a fixed chat
+// completion (or a 5-event stream when the request asked for one) or a
+// one-vector embedding, naming the model it was asked for.
+func Default(rec Record, op string) Response {
+	model := rec.Model
+	if op == "/embeddings" {
+		return Response{Body: fmt.Sprintf(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}],"model":%q,"usage":{"prompt_tokens":3,"total_tokens":3}}`, model)}
+	}
+	if rec.Stream {
+		return Response{Events: StreamEvents(model, []string{"Hel", "lo", " from", " the", " fake"})}
+	}
+	return Response{Body: ChatCompletion(model, "Hello from the fake")}
+}
+
+// ChatCompletion returns a chat.completion body with text as the answer.
+func ChatCompletion(model, text string) string {
+	b, _ := json.Marshal(map[string]any{
+		"id": "chatcmpl-fake", "object": "chat.completion", "created": 1700000000, "model": model,
+		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": text}}},
+		"usage": map[string]any{"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16},
+	})
+	return string(b)
+}
+
+// StreamEvents returns the data payloads of a chat.completion.chunk stream
+// with one chunk per piece, a finish chunk and [DONE].
+func StreamEvents(model string, pieces []string) []string {
+	chunk := func(delta map[string]any, finish any) string {
+		b, _ := json.Marshal(map[string]any{
+			"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
+			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}},
+		})
+		return string(b)
+	}
+	out := []string{chunk(map[string]any{"role": "assistant", "content": ""}, nil)}
+	for _, p := range pieces {
+		out = append(out, chunk(map[string]any{"content": p}, nil))
+	}
+	out = append(out, chunk(map[string]any{}, "stop"), "[DONE]")
+	return out
+}
+
+// Write sends resp.
+func Write(w http.ResponseWriter, r *http.Request, resp Response) {
+	if resp.Delay > 0 {
+		select {
+		case <-time.After(resp.Delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if resp.Hang {
+		<-r.Context().Done()
+		return
+	}
+	for k, v := range resp.Header {
+		w.Header().Set(k, v)
+	}
+	status := resp.Status
+	if status == 0 {
+		status = 200
+	}
+	if resp.Events != nil {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(status)
+		f, _ := w.(http.Flusher)
+		for i, e := range resp.Events {
+			if i > 0 && resp.EventDelay > 0 {
+				select {
+				case <-time.After(resp.EventDelay):
+				case <-r.Context().Done():
+					return
+				}
+			}
+			fmt.Fprintf(w, "data: %s\n\n", e)
+			if f != nil {
+				f.Flush()
+			}
+		}
+		return
+	}
+	writeJSON(w, status, resp.Body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	if w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	io.WriteString(w, body)
+}

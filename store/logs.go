@@ -1,0 +1,284 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// LogRecord is one request-log entry. It never holds a key, a prompt or a
+// completion.
+type LogRecord struct {
+	ID                    string    `json:"id"`
+	Time                  time.Time `json:"time"`
+	AccountID             string    `json:"account"`
+	KeyID                 string    `json:"key_id"`
+	Endpoint              string    `json:"endpoint"`
+	Model                 string    `json:"model"`
+	Provider              string    `json:"provider,omitempty"`
+	UpstreamModel         string    `json:"upstream_model,omitempty"`
+	CredentialSource      string    `json:"credential_source,omitempty"`
+	CredentialVersion     uint64    `json:"credential_version,omitempty"`
+	CredentialFingerprint string    `json:"credential_fingerprint,omitempty"`
+	Status                int       `json:"status"`
+	ErrorCode             string    `json:"error_code,omitempty"`
+	Stream                bool      `json:"stream"`
+	LatencyMS             float64   `json:"latency_ms"`
+	TTFBMS                float64   `json:"ttfb_ms,omitempty"`
+}
+
+// LogFilter selects request-log records, newest first.
+type LogFilter struct {
+	AccountID string
+	KeyID     string
+	// Before is a cursor: only records with an id below it are returned.
+	Before string
+	// Limit caps the result; 0 means 100, and at most 1000 are returned.
+	Limit int
+}
+
+const logQueue = 8192
+
+type logWriter struct {
+	s        *Store
+	ch       chan *LogRecord
+	flushReq chan chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
+	once     sync.Once
+	dropped  atomic.Uint64
+	interval time.Duration
+	maxN     int
+	maxAge   time.Duration
+}
+
+func startLogWriter(s *Store, o Options) *logWriter {
+	w := &logWriter{
+		s: s, ch: make(chan *LogRecord, logQueue), flushReq: make(chan chan struct{}), quit: make(chan struct{}), done: make(chan struct{}),
+		interval: o.LogFlushInterval, maxN: o.LogMaxRecords, maxAge: o.LogMaxAge,
+	}
+	if w.interval <= 0 {
+		w.interval = 250 * time.Millisecond
+	}
+	if w.maxN <= 0 {
+		w.maxN = 100000
+	}
+	if w.maxAge <= 0 {
+		w.maxAge = 720 * time.Hour
+	}
+	go w.run()
+	return w
+}
+
+// Record queues rec for writing and returns at once; a request never waits
+// on bbolt. When the queue is full the record is dropped and counted.
+func (s *Store) Record(rec *LogRecord) {
+	select {
+	case s.log.ch <- rec:
+	default:
+		s.log.dropped.Add(1)
+	}
+}
+
+// DroppedLogRecords counts records dropped because the queue was full.
+func (s *Store) DroppedLogRecords() uint64 { return s.log.dropped.Load() }
+
+// FlushLog writes every record queued before the call, then returns.
+func (s *Store) FlushLog() {
+	ack := make(chan struct{})
+	select {
+	case s.log.flushReq <- ack:
+		<-ack
+	case <-s.log.done:
+	}
+}
+
+func (w *logWriter) run() {
+	defer close(w.done)
+	tick := time.NewTicker(w.interval)
+	defer tick.Stop()
+	var batch []*LogRecord
+	lastPrune := time.Time{}
+	flush := func() {
+		if len(batch) > 0 {
+			if err := w.s.writeLogs(batch); err != nil {
+				w.dropped.Add(uint64(len(batch)))
+			}
+			batch = batch[:0]
+		}
+		w.s.persistClocks()
+		if time.Since(lastPrune) > 10*time.Second {
+			w.s.pruneLogs(w.maxN, w.maxAge)
+			lastPrune = time.Now()
+		}
+	}
+	for {
+		select {
+		case rec := <-w.ch:
+			batch = append(batch, rec)
+			if len(batch) >= 512 {
+				flush()
+			}
+		case ack := <-w.flushReq:
+			batch = w.drain(batch)
+			flush()
+			close(ack)
+		case <-w.quit:
+			batch = w.drain(batch)
+			flush()
+			return
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+// drain appends every record already queued.
+func (w *logWriter) drain(batch []*LogRecord) []*LogRecord {
+	for {
+		select {
+		case rec := <-w.ch:
+			batch = append(batch, rec)
+		default:
+			return batch
+		}
+	}
+}
+
+// stop flushes what is queued and ends the writer. Records queued after it
+// are dropped, never written to a closed file.
+func (w *logWriter) stop() {
+	w.once.Do(func() { close(w.quit) })
+	<-w.done
+}
+
+func (s *Store) writeLogs(batch []*LogRecord) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLogs)
+		for _, r := range batch {
+			if err := putJSON(b, []byte(r.ID), r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// persistClocks writes the "last used" clocks that moved since the last call.
+func (s *Store) persistClocks() {
+	s.lastUsedMu.Lock()
+	type kv struct {
+		k string
+		v int64
+	}
+	var dirty []kv
+	for k, c := range s.lastUsed {
+		if v := c.Load(); v != 0 {
+			dirty = append(dirty, kv{k, v})
+		}
+	}
+	s.lastUsedMu.Unlock()
+	if len(dirty) == 0 {
+		return
+	}
+	_ = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLastUsed)
+		var buf [8]byte
+		for _, d := range dirty {
+			if old := b.Get([]byte(d.k)); len(old) == 8 && int64(binary.BigEndian.Uint64(old)) >= d.v {
+				continue
+			}
+			binary.BigEndian.PutUint64(buf[:], uint64(d.v))
+			if err := b.Put([]byte(d.k), buf[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// pruneLogs keeps at most maxN records, none older than maxAge.
+func (s *Store) pruneLogs(maxN int, maxAge time.Duration) {
+	cutoff := now().Add(-maxAge)
+	_ = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLogs)
+		excess := b.Stats().KeyN - maxN
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.First() {
+			if excess <= 0 {
+				var r struct {
+					Time time.Time `json:"time"`
+				}
+				if json.Unmarshal(v, &r) == nil && !r.Time.Before(cutoff) {
+					break
+				}
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			excess--
+		}
+		return nil
+	})
+}
+
+// Logs returns request-log records matching f, newest first, and the cursor
+// for the next page ("" when there is none). Records that arrive while a
+// client pages never shift the pages it has not read yet.
+func (s *Store) Logs(f LogFilter) (recs []LogRecord, next string, err error) {
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	if f.Limit > 1000 {
+		f.Limit = 1000
+	}
+	recs = []LogRecord{}
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketLogs).Cursor()
+		var k, v []byte
+		if f.Before != "" {
+			// Seek lands on the first key >= Before; step below it.
+			if k, _ = c.Seek([]byte(f.Before)); k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		} else {
+			k, v = c.Last()
+		}
+		for ; k != nil; k, v = c.Prev() {
+			var r LogRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if (f.AccountID != "" && r.AccountID != f.AccountID) || (f.KeyID != "" && r.KeyID != f.KeyID) {
+				continue
+			}
+			if len(recs) == f.Limit {
+				next = recs[len(recs)-1].ID
+				return nil
+			}
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	return recs, next, err
+}
+
+// Log returns one request-log record by id.
+func (s *Store) Log(id string) (LogRecord, error) {
+	var r LogRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketLogs).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("request %q: %w", id, ErrNotFound)
+		}
+		return json.Unmarshal(v, &r)
+	})
+	return r, err
+}

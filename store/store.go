@@ -1,0 +1,670 @@
+// Package store persists Agent Router's accounts, API keys, sealed BYOK
+// credentials and request log in one bbolt file, and keeps the immutable
+// in-memory snapshot that the request hot path reads. It does not import Caddy.
+package store
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Bucket names.
+var (
+	bucketMeta     = []byte("meta")
+	bucketAccounts = []byte("accounts")
+	bucketKeys     = []byte("keys")    // sha256(key) -> keyRecord
+	bucketKeyIDs   = []byte("key_ids") // key id -> sha256(key)
+	bucketBYOK     = []byte("byok")    // account \x00 provider -> sealedRecord
+	bucketVersions = []byte("byok_versions")
+	bucketLastUsed = []byte("last_used")
+	bucketLogs     = []byte("logs")
+)
+
+// Errors callers can test for with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+	ErrLocked   = errors.New("store is locked by another process")
+)
+
+// APIKeyPrefix starts every Agent Router API key, so that leaked keys are easy
+// to recognise and scan for.
+const APIKeyPrefix = "ar_"
+
+// Options tune Open.
+type Options struct {
+	// OpenTimeout bounds the wait for bbolt's file lock. Default: 2s.
+	OpenTimeout time.Duration
+	// LogMaxRecords bounds the request log by count. Default: 100000.
+	LogMaxRecords int
+	// LogMaxAge bounds the request log by age. Default: 720h.
+	LogMaxAge time.Duration
+	// LogFlushInterval is how often queued request-log records are written.
+	// Default: 250ms.
+	LogFlushInterval time.Duration
+	// OldMasterKeys are earlier master keys that can still open records; new
+	// seals always use the current key.
+	OldMasterKeys [][]byte
+}
+
+// Store is the persistent state of one bbolt file. It is safe for concurrent
+// use. Writes are serialised; reads on the hot path go to Snapshot().
+type Store struct {
+	db     *bolt.DB
+	path   string
+	sealer *sealer
+
+	wmu  sync.Mutex // serialises write+rebuild so snapshots are swapped in commit order
+	snap atomic.Pointer[Snapshot]
+
+	// lastUsed holds the in-memory "last used" clocks of keys and credentials,
+	// shared by every snapshot and persisted by the log writer.
+	lastUsedMu sync.Mutex
+	lastUsed   map[string]*atomic.Int64
+
+	log *logWriter
+}
+
+// Open opens (or creates) the bbolt file at path with mode 0600 and loads
+// the snapshot. masterKey seals and opens BYOK credentials.
+func Open(path string, masterKey []byte, opts Options) (*Store, error) {
+	if opts.OpenTimeout <= 0 {
+		opts.OpenTimeout = 2 * time.Second
+	}
+	sl, err := newSealer(masterKey, opts.OldMasterKeys...)
+	if err != nil {
+		return nil, err
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.OpenTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s is held by another process (is Caddy already running? use 'caddy reload' to change its config)", ErrLocked, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening store %s: %v", path, err)
+	}
+	// bbolt creates the file with the given mode, but an existing file keeps
+	// whatever it had: tighten it.
+	_ = os.Chmod(path, 0o600)
+	s := &Store{db: db, path: path, sealer: sl, lastUsed: make(map[string]*atomic.Int64)}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketLastUsed).ForEach(func(k, v []byte) error {
+			if len(v) == 8 {
+				c := new(atomic.Int64)
+				c.Store(int64(binary.BigEndian.Uint64(v)))
+				s.lastUsed[string(k)] = c
+			}
+			return nil
+		})
+	})
+	if err == nil {
+		err = s.rebuild()
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("loading store %s: %v", path, err)
+	}
+	s.log = startLogWriter(s, opts)
+	return s, nil
+}
+
+// Path returns the file the store was opened from.
+func (s *Store) Path() string { return s.path }
+
+// MasterKeyID is the id of the master key new credentials are sealed with.
+func (s *Store) MasterKeyID() string { return s.sealer.current }
+
+// Close flushes the request log and "last used" clocks and closes the file.
+func (s *Store) Close() error {
+	s.log.stop()
+	return s.db.Close()
+}
+
+// --- records ---
+
+// Account is a customer of the gateway: the owner of API keys and BYOK
+// credentials.
+type Account struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// APIKey describes an Agent Router API key. The key itself is never stored:
+// only its SHA-256.
+type APIKey struct {
+	ID         string     `json:"id"`
+	AccountID  string     `json:"account"`
+	Name       string     `json:"name"`
+	Prefix     string     `json:"prefix"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at"`
+}
+
+// Extras are the non-secret settings that travel with a BYOK credential.
+type Extras struct {
+	// BaseURL overrides the provider's base URL (Azure: the resource
+	// endpoint; OpenAI: a regional host).
+	BaseURL string `json:"base_url,omitempty"`
+	// APIVersion is Azure's api-version.
+	APIVersion string `json:"api_version,omitempty"`
+	// Organization and Project are OpenAI's optional headers.
+	Organization string `json:"organization,omitempty"`
+	Project      string `json:"project,omitempty"`
+}
+
+// Credential describes a stored BYOK credential without its secret.
+type Credential struct {
+	AccountID   string     `json:"account"`
+	Provider    string     `json:"provider"`
+	Masked      string     `json:"masked"`
+	Fingerprint string     `json:"fingerprint"`
+	Version     uint64     `json:"version"`
+	Extras      Extras     `json:"extras"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	LastUsedAt  *time.Time `json:"last_used_at"`
+}
+
+type keyRecord struct {
+	ID        string    `json:"id"`
+	AccountID string    `json:"account"`
+	Name      string    `json:"name"`
+	Prefix    string    `json:"prefix"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+type sealedRecord struct {
+	MasterKeyID string    `json:"kid"`
+	Nonce       []byte    `json:"nonce"`
+	Ciphertext  []byte    `json:"ciphertext"`
+	Masked      string    `json:"masked"`
+	Fingerprint string    `json:"fingerprint"`
+	Version     uint64    `json:"version"`
+	Extras      Extras    `json:"extras"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// --- snapshot ---
+
+// Snapshot is an immutable view of everything the request path needs. It is
+// replaced, never modified, after each committed write.
+type Snapshot struct {
+	keys  map[[32]byte]*KeyEntry
+	creds map[credKey]*Secret
+}
+
+type credKey struct{ account, provider string }
+
+// KeyEntry is an authenticated API key.
+type KeyEntry struct {
+	KeyID     string
+	AccountID string
+	lastUsed  *atomic.Int64
+}
+
+// Touch records that the key was used at t (nanoseconds since the epoch).
+func (k *KeyEntry) Touch(unixNano int64) { storeMax(k.lastUsed, unixNano) }
+
+// Secret is an opened BYOK credential. Its key is unexported and its String
+// form is redacted, so printing or JSON-encoding a Secret cannot leak it.
+type Secret struct {
+	AccountID   string
+	Provider    string
+	Version     uint64
+	Fingerprint string
+	Extras      Extras
+	key         string
+	lastUsed    *atomic.Int64
+}
+
+// Key returns the plaintext provider key, for the auth header only.
+func (c *Secret) Key() string { return c.key }
+
+// Touch records that the credential was used.
+func (c *Secret) Touch(unixNano int64) { storeMax(c.lastUsed, unixNano) }
+
+// String redacts the secret.
+func (c *Secret) String() string {
+	return fmt.Sprintf("byok credential %s/%s v%d (%s)", c.AccountID, c.Provider, c.Version, c.Fingerprint)
+}
+
+// GoString redacts the secret in %#v.
+func (c *Secret) GoString() string { return c.String() }
+
+func storeMax(c *atomic.Int64, v int64) {
+	for {
+		old := c.Load()
+		if v <= old || c.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// Snapshot returns the current immutable snapshot.
+func (s *Store) Snapshot() *Snapshot { return s.snap.Load() }
+
+// HashAPIKey returns the SHA-256 of a presented API key.
+func HashAPIKey(key string) [32]byte { return sha256.Sum256([]byte(key)) }
+
+// LookupKey finds the API key whose SHA-256 is hash.
+func (sn *Snapshot) LookupKey(hash [32]byte) (*KeyEntry, bool) {
+	e, ok := sn.keys[hash]
+	return e, ok
+}
+
+// Credential returns the account's BYOK credential for provider, or nil.
+func (sn *Snapshot) Credential(account, provider string) *Secret {
+	return sn.creds[credKey{account, provider}]
+}
+
+func (s *Store) clock(id string) *atomic.Int64 {
+	s.lastUsedMu.Lock()
+	defer s.lastUsedMu.Unlock()
+	c, ok := s.lastUsed[id]
+	if !ok {
+		c = new(atomic.Int64)
+		s.lastUsed[id] = c
+	}
+	return c
+}
+
+func (s *Store) lastUsedAt(id string) *time.Time {
+	s.lastUsedMu.Lock()
+	c := s.lastUsed[id]
+	s.lastUsedMu.Unlock()
+	if c == nil || c.Load() == 0 {
+		return nil
+	}
+	t := time.Unix(0, c.Load()).UTC()
+	return &t
+}
+
+func keyClockID(keyID string) string              { return "key\x00" + keyID }
+func credClockID(account, provider string) string { return "byok\x00" + account + "\x00" + provider }
+
+// rebuild reads the committed state and swaps in a new snapshot. Callers hold
+// wmu (or are in Open).
+func (s *Store) rebuild() error {
+	sn := &Snapshot{keys: make(map[[32]byte]*KeyEntry), creds: make(map[credKey]*Secret)}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
+			var r keyRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			var h [32]byte
+			copy(h[:], k)
+			sn.keys[h] = &KeyEntry{KeyID: r.ID, AccountID: r.AccountID, lastUsed: s.clock(keyClockID(r.ID))}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketBYOK).ForEach(func(k, v []byte) error {
+			account, provider, ok := bytes.Cut(k, []byte{0})
+			if !ok {
+				return nil
+			}
+			var r sealedRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			pt, err := s.sealer.open(r.MasterKeyID, string(account), string(provider), r.Nonce, r.Ciphertext)
+			if err != nil {
+				return err
+			}
+			ck := credKey{string(account), string(provider)}
+			sn.creds[ck] = &Secret{
+				AccountID: ck.account, Provider: ck.provider, Version: r.Version,
+				Fingerprint: r.Fingerprint, Extras: r.Extras, key: string(pt),
+				lastUsed: s.clock(credClockID(ck.account, ck.provider)),
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	s.snap.Store(sn)
+	return nil
+}
+
+// update commits fn and then swaps the snapshot, so the change is visible to
+// every request that starts after update returns.
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.db.Update(fn); err != nil {
+		return err
+	}
+	return s.rebuild()
+}
+
+// --- accounts ---
+
+var accountIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// ValidateAccountID reports whether id can name an account.
+func ValidateAccountID(id string) error {
+	if !accountIDPattern.MatchString(id) {
+		return errors.New("account id must be 1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	return nil
+}
+
+// CreateAccount stores a new account.
+func (s *Store) CreateAccount(id, name string) (Account, error) {
+	if err := ValidateAccountID(id); err != nil {
+		return Account{}, err
+	}
+	a := Account{ID: id, Name: name, CreatedAt: now().UTC()}
+	err := s.update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		if b.Get([]byte(id)) != nil {
+			return fmt.Errorf("account %q: %w", id, ErrExists)
+		}
+		return putJSON(b, []byte(id), a)
+	})
+	return a, err
+}
+
+// Account returns one account.
+func (s *Store) Account(id string) (Account, error) {
+	var a Account
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAccounts).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("account %q: %w", id, ErrNotFound)
+		}
+		return json.Unmarshal(v, &a)
+	})
+	return a, err
+}
+
+// Accounts lists every account, ordered by id.
+func (s *Store) Accounts() ([]Account, error) {
+	out := []Account{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAccounts).ForEach(func(_, v []byte) error {
+			var a Account
+			if err := json.Unmarshal(v, &a); err != nil {
+				return err
+			}
+			out = append(out, a)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteAccount removes an account with its API keys and BYOK credentials,
+// with immediate effect. Its request-log records stay until retention drops
+// them.
+func (s *Store) DeleteAccount(id string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAccounts).Get([]byte(id)) == nil {
+			return fmt.Errorf("account %q: %w", id, ErrNotFound)
+		}
+		if err := tx.Bucket(bucketAccounts).Delete([]byte(id)); err != nil {
+			return err
+		}
+		keys, ids := tx.Bucket(bucketKeys), tx.Bucket(bucketKeyIDs)
+		var doomed [][]byte
+		if err := keys.ForEach(func(k, v []byte) error {
+			var r keyRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if r.AccountID == id {
+				doomed = append(doomed, append([]byte(nil), k...))
+				if err := ids.Delete([]byte(r.ID)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range doomed {
+			if err := keys.Delete(k); err != nil {
+				return err
+			}
+		}
+		byok := tx.Bucket(bucketBYOK)
+		prefix := []byte(id + "\x00")
+		doomed = doomed[:0]
+		c := byok.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			doomed = append(doomed, append([]byte(nil), k...))
+		}
+		for _, k := range doomed {
+			if err := byok.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// --- API keys ---
+
+// CreateAPIKey issues a new API key for an account and returns its plaintext
+// (shown once) and its description. The key carries 256 bits of randomness.
+func (s *Store) CreateAPIKey(account, name string) (plaintext string, k APIKey, err error) {
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", APIKey{}, err
+	}
+	plaintext = APIKeyPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	var idb [8]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return "", APIKey{}, err
+	}
+	rec := keyRecord{
+		ID: "key_" + hex.EncodeToString(idb[:]), AccountID: account, Name: name,
+		Prefix: plaintext[:len(APIKeyPrefix)+6], CreatedAt: now().UTC(),
+	}
+	hash := HashAPIKey(plaintext)
+	err = s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
+			return fmt.Errorf("account %q: %w", account, ErrNotFound)
+		}
+		if err := tx.Bucket(bucketKeyIDs).Put([]byte(rec.ID), hash[:]); err != nil {
+			return err
+		}
+		return putJSON(tx.Bucket(bucketKeys), hash[:], rec)
+	})
+	if err != nil {
+		return "", APIKey{}, err
+	}
+	return plaintext, s.apiKey(rec), nil
+}
+
+func (s *Store) apiKey(r keyRecord) APIKey {
+	return APIKey{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Prefix: r.Prefix, CreatedAt: r.CreatedAt, LastUsedAt: s.lastUsedAt(keyClockID(r.ID))}
+}
+
+// APIKeys lists an account's API keys, oldest first.
+func (s *Store) APIKeys(account string) ([]APIKey, error) {
+	out := []APIKey{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
+			return fmt.Errorf("account %q: %w", account, ErrNotFound)
+		}
+		return tx.Bucket(bucketKeys).ForEach(func(_, v []byte) error {
+			var r keyRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if r.AccountID == account {
+				out = append(out, s.apiKey(r))
+			}
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, err
+}
+
+// RevokeAPIKey deletes an account's API key; requests that start after it
+// returns are refused.
+func (s *Store) RevokeAPIKey(account, keyID string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		ids := tx.Bucket(bucketKeyIDs)
+		hash := ids.Get([]byte(keyID))
+		if hash == nil {
+			return fmt.Errorf("api key %q: %w", keyID, ErrNotFound)
+		}
+		var r keyRecord
+		if err := json.Unmarshal(tx.Bucket(bucketKeys).Get(hash), &r); err != nil {
+			return err
+		}
+		if r.AccountID != account {
+			return fmt.Errorf("api key %q: %w", keyID, ErrNotFound)
+		}
+		if err := tx.Bucket(bucketKeys).Delete(hash); err != nil {
+			return err
+		}
+		return ids.Delete([]byte(keyID))
+	})
+}
+
+// --- BYOK credentials ---
+
+// Fingerprint identifies a provider key without revealing it: "fp_" and the
+// first 12 hex digits of its SHA-256.
+func Fingerprint(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return "fp_" + hex.EncodeToString(h[:6])
+}
+
+// PutCredential seals key under the master key and stores it as the account's
+// credential for provider, replacing (rotating) any earlier one. It returns
+// after the write is committed and the snapshot swapped. masked is the
+// caller's display form of the key.
+func (s *Store) PutCredential(account, provider, key, masked string, extras Extras) (Credential, error) {
+	var out sealedRecord
+	err := s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
+			return fmt.Errorf("account %q: %w", account, ErrNotFound)
+		}
+		id := []byte(account + "\x00" + provider)
+		vb := tx.Bucket(bucketVersions)
+		var version uint64 = 1
+		if v := vb.Get(id); len(v) == 8 {
+			version = binary.BigEndian.Uint64(v) + 1
+		}
+		var vbuf [8]byte
+		binary.BigEndian.PutUint64(vbuf[:], version)
+		if err := vb.Put(id, vbuf[:]); err != nil {
+			return err
+		}
+		t := now().UTC()
+		created := t
+		if old := tx.Bucket(bucketBYOK).Get(id); old != nil {
+			var prev sealedRecord
+			if json.Unmarshal(old, &prev) == nil {
+				created = prev.CreatedAt
+			}
+		}
+		kid, nonce, ct, err := s.sealer.seal(account, provider, []byte(key))
+		if err != nil {
+			return err
+		}
+		out = sealedRecord{
+			MasterKeyID: kid, Nonce: nonce, Ciphertext: ct, Masked: masked,
+			Fingerprint: Fingerprint(key), Version: version, Extras: extras,
+			CreatedAt: created, UpdatedAt: t,
+		}
+		return putJSON(tx.Bucket(bucketBYOK), id, out)
+	})
+	if err != nil {
+		return Credential{}, err
+	}
+	return s.credential(account, provider, out), nil
+}
+
+func (s *Store) credential(account, provider string, r sealedRecord) Credential {
+	return Credential{
+		AccountID: account, Provider: provider, Masked: r.Masked, Fingerprint: r.Fingerprint,
+		Version: r.Version, Extras: r.Extras, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		LastUsedAt: s.lastUsedAt(credClockID(account, provider)),
+	}
+}
+
+// Credentials returns the account's BYOK credentials by provider, without
+// secrets.
+func (s *Store) Credentials(account string) (map[string]Credential, error) {
+	out := make(map[string]Credential)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
+			return fmt.Errorf("account %q: %w", account, ErrNotFound)
+		}
+		prefix := []byte(account + "\x00")
+		c := tx.Bucket(bucketBYOK).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var r sealedRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			provider := string(k[len(prefix):])
+			out[provider] = s.credential(account, provider, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteCredential removes the account's credential for provider; the next
+// request uses the platform key.
+func (s *Store) DeleteCredential(account, provider string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
+			return fmt.Errorf("account %q: %w", account, ErrNotFound)
+		}
+		id := []byte(account + "\x00" + provider)
+		if tx.Bucket(bucketBYOK).Get(id) == nil {
+			return fmt.Errorf("%s credential for account %q: %w", provider, account, ErrNotFound)
+		}
+		return tx.Bucket(bucketBYOK).Delete(id)
+	})
+}
+
+// --- helpers ---
+
+// now is the store's clock; tests may replace it.
+var now = time.Now
+
+func putJSON(b *bolt.Bucket, k []byte, v any) error {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, buf)
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build, run and test Agent Router with pinned versions.
+#
+#   ./xcaddy.sh          build ./caddy (Caddy v2.11.9 + this plugin from the working tree)
+#   ./xcaddy.sh run      build, then ./caddy run --config Caddyfile
+#   ./xcaddy.sh test     run the whole test suite (go test ./...), with the same
+#                        build flags as xcaddy so the two share Go's build cache
+#
+# Extra arguments after run/test are passed on (e.g. ./xcaddy.sh test -run TestX ./store/).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+XCADDY_VERSION=v0.4.5
+CADDY_VERSION=v2.11.9
+MODULE=github.com/agentrouter/caddy-agentrouter
+
+# No toolchain downloads here, and xcaddy builds static binaries: keep tests
+# on the same settings and tags so one build cache serves both.
+export GOTOOLCHAIN=local
+export CGO_ENABLED=0
+BUILD_TAGS=nobadger,nomysql,nopgx
+
+ensure_xcaddy() {
+	local bin
+	bin="$(go env GOPATH)/bin/xcaddy"
+	if [ -x "$bin" ] && "$bin" version 2>/dev/null | grep -q "${XCADDY_VERSION#v}"; then
+		XCADDY="$bin"
+		return
+	fi
+	echo "installing xcaddy $XCADDY_VERSION" >&2
+	go install "github.com/caddyserver/xcaddy/cmd/xcaddy@$XCADDY_VERSION"
+	XCADDY="$bin"
+}
+
+build() {
+	ensure_xcaddy
+	# xcaddy always asks the module proxy about the plugin, even when it is
+	# replaced by a local path; a pseudo version (@v0.0.0) keeps it from
+	# querying an unpublished module.
+	"$XCADDY" build "$CADDY_VERSION" --with "$MODULE@v0.0.0=$PWD" --output ./caddy
+}
+
+cmd="${1:-build}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+build)
+	build
+	;;
+run)
+	build
+	exec ./caddy run --config Caddyfile --adapter caddyfile "$@"
+	;;
+test)
+	if [ $# -eq 0 ]; then set -- ./...; fi
+	exec go test -trimpath -tags "$BUILD_TAGS" "$@"
+	;;
+*)
+	echo "usage: $0 [build|run|test] [args...]" >&2
+	exit 2
+	;;
+esac

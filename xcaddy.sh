@@ -3,8 +3,9 @@
 #
 #   ./xcaddy.sh          build ./caddy (Caddy v2.11.9 + this plugin from the working tree)
 #   ./xcaddy.sh run      build, then ./caddy run --config Caddyfile
-#   ./xcaddy.sh test     run the whole test suite (go test ./...), with the same
-#                        build flags as xcaddy so the two share Go's build cache
+#   ./xcaddy.sh test     run the whole test suite: go test ./... with CGO off and
+#                        xcaddy's build tags (caddytest needs full source paths,
+#                        so tests are built without -trimpath)
 #
 # Extra arguments after run/test are passed on (e.g. ./xcaddy.sh test -run TestX ./store/).
 set -euo pipefail
@@ -15,7 +16,7 @@ CADDY_VERSION=v2.11.9
 MODULE=github.com/agentrouter/caddy-agentrouter
 
 # No toolchain downloads here, and xcaddy builds static binaries: keep tests
-# on the same settings and tags so one build cache serves both.
+# on the same CGO setting and tags, so switching costs as little as it can.
 export GOTOOLCHAIN=local
 export CGO_ENABLED=0
 BUILD_TAGS=nobadger,nomysql,nopgx
@@ -52,7 +53,7 @@ run)
 	;;
 test)
 	if [ $# -eq 0 ]; then set -- ./...; fi
-	exec go test -trimpath -tags "$BUILD_TAGS" "$@"
+	exec go test -tags "$BUILD_TAGS" "$@"
 	;;
 *)
 	echo "usage: $0 [build|run|test] [args...]" >&2

@@ -48,6 +48,9 @@ type Response struct {
 	// blocks, each flushed on its own, EventDelay apart.
 	Events     []string
 	EventDelay time.Duration
+	// Gate, when set, holds the stream after its first event until the
+	// channel is closed (or the client goes away).
+	Gate <-chan struct{}
 	// Hang keeps the connection open without answering until the client
 	// goes away.
 	Hang bool
@@ -292,6 +295,13 @@ func Write(w http.ResponseWriter, r *http.Request, resp Response) {
 			fmt.Fprintf(w, "data: %s\n\n", e)
 			if f != nil {
 				f.Flush()
+			}
+			if i == 0 && resp.Gate != nil {
+				select {
+				case <-resp.Gate:
+				case <-r.Context().Done():
+					return
+				}
 			}
 		}
 		return

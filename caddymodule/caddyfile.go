@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"math"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -79,7 +80,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			n, err := humanize.ParseBytes(d.Val())
-			if err != nil || n == 0 {
+			if err != nil || n == 0 || n > math.MaxInt64 {
 				return d.Errf("max_body: invalid size %q", d.Val())
 			}
 			h.MaxBody = int64(n)
@@ -169,11 +170,9 @@ func (pc *ProviderConfig) unmarshal(d *caddyfile.Dispenser) error {
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
-	if existing != nil {
-		if prev, ok := existing.(httpcaddyfile.App); ok {
-			_ = prev
-			return nil, d.Err("agent_router global option is given twice")
-		}
+	if _, ok := existing.(httpcaddyfile.App); ok {
+		d.Next() // load the option name, so the error points at its line
+		return nil, d.Err("agent_router global option is given twice")
 	}
 	if err := app.UnmarshalCaddyfile(d); err != nil {
 		return nil, err
@@ -190,6 +189,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		switch opt {
+		case "store", "master_key", "log_max_records", "log_max_age":
+		default:
+			return d.Errf("unrecognized agent_router global option: %s", opt)
+		}
 		if !d.NextArg() {
 			return d.ArgErr()
 		}

@@ -40,7 +40,7 @@ var (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
-	ErrLocked   = errors.New("store is locked by another process")
+	ErrLocked   = errors.New("store is locked")
 )
 
 // APIKeyPrefix starts every Agent Router API key, so that leaked keys are easy

@@ -54,12 +54,22 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if s == nil {
 		return errorf(http.StatusServiceUnavailable, "agent_router is not running: add an agent_router handler to the config")
 	}
-	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, Prefix), "/"), "/")
-	for _, p := range parts {
-		if p == "" && len(parts) > 1 {
+	// Split the escaped path and unescape each segment once, so that an
+	// escaped slash (%2F) stays inside its segment instead of acting as a
+	// separator, and a segment is never unescaped twice.
+	segs := strings.Split(strings.Trim(r.URL.EscapedPath(), "/"), "/")
+	parts := make([]string, 0, len(segs))
+	for _, seg := range segs {
+		p, err := url.PathUnescape(seg)
+		if err != nil || p == "" {
 			return errorf(http.StatusNotFound, "no such route: %s", r.URL.Path)
 		}
+		parts = append(parts, p)
 	}
+	if len(parts) < 2 || parts[0] != strings.Trim(Prefix, "/") {
+		return errorf(http.StatusNotFound, "no such route: %s", r.URL.Path)
+	}
+	parts = parts[1:]
 	switch {
 	case len(parts) == 1 && parts[0] == "accounts":
 		return a.route(w, r, map[string]handler{"GET": a.listAccounts, "POST": a.createAccount}, s, parts)
@@ -96,13 +106,6 @@ func (a *API) route(w http.ResponseWriter, r *http.Request, methods map[string]h
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return errorf(http.StatusMethodNotAllowed, "method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))
-	}
-	for i, p := range parts {
-		u, err := url.PathUnescape(p)
-		if err != nil {
-			return errorf(http.StatusBadRequest, "bad path segment %q", p)
-		}
-		parts[i] = u
 	}
 	return h(w, r, s, parts)
 }
@@ -174,7 +177,7 @@ type createdKey struct {
 
 func (a *API) createKey(w http.ResponseWriter, r *http.Request, s *store.Store, parts []string) error {
 	var in keyIn
-	if err := decode(r, &in); err != nil {
+	if err := decodeBody(r, &in, true); err != nil {
 		return err
 	}
 	if len(in.Name) > 200 {
@@ -417,18 +420,43 @@ func (a *API) getLog(w http.ResponseWriter, _ *http.Request, s *store.Store, par
 
 // --- helpers ---
 
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+// maxBody bounds a request body.
+const maxBody = 64 << 10
+
+func decode(r *http.Request, v any) error { return decodeBody(r, v, false) }
+
+// decodeBody decodes one JSON object; with optional, an empty body leaves v
+// as it is.
+func decodeBody(r *http.Request, v any, optional bool) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
+	err := dec.Decode(v)
+	if err == nil {
+		// One JSON object, nothing after it but whitespace.
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			err = terr
+			if err == nil {
+				err = errTrailing
+			}
+		}
+	}
+	if err != nil {
+		var me *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF) && optional:
+			return nil
+		case errors.Is(err, io.EOF):
 			return errorf(http.StatusBadRequest, "request body is empty; send a JSON object")
+		case errors.As(err, &me):
+			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d KiB", maxBody>>10)
 		}
 		// json errors quote field names and types, never values.
 		return errorf(http.StatusBadRequest, "invalid JSON body: %v", jsonErr(err))
 	}
 	return nil
 }
+
+var errTrailing = errors.New("unexpected data after the JSON object")
 
 // jsonErr keeps decoder messages free of the values the client sent (a
 // syntax error can otherwise quote part of a key).
@@ -438,8 +466,12 @@ func jsonErr(err error) string {
 	switch {
 	case errors.As(err, &se):
 		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te) && te.Field == "":
+		return "the body must be a JSON object"
 	case errors.As(err, &te):
 		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
+	case errors.Is(err, errTrailing):
+		return err.Error()
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
 		return strings.TrimPrefix(err.Error(), "json: ")
 	}

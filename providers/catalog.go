@@ -15,10 +15,13 @@ var knownModels = map[string]string{
 
 // prefixRules map a model-name prefix to its provider, in order.
 var prefixRules = []struct{ prefix, provider string }{
+	// Gemini's text-embedding-004 comes before OpenAI's text-embedding-,
+	// which would otherwise claim it.
+	{"text-embedding-004", Gemini},
 	{"gpt-", OpenAI}, {"chatgpt-", OpenAI}, {"o1", OpenAI}, {"o3", OpenAI}, {"o4", OpenAI},
 	{"ft:gpt-", OpenAI}, {"text-embedding-", OpenAI}, {"davinci-", OpenAI}, {"babbage-", OpenAI},
 	{"claude-", Anthropic},
-	{"gemini-", Gemini}, {"gemma-", Gemini}, {"models/gemini-", Gemini}, {"text-embedding-004", Gemini},
+	{"gemini-", Gemini}, {"gemma-", Gemini}, {"models/gemini-", Gemini},
 	{"mistral-", Mistral}, {"open-mistral-", Mistral}, {"open-mixtral-", Mistral}, {"codestral", Mistral},
 	{"ministral-", Mistral}, {"pixtral-", Mistral}, {"magistral-", Mistral}, {"devstral-", Mistral}, {"voxtral-", Mistral},
 	{"sonar", Perplexity}, {"r1-1776", Perplexity},

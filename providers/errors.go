@@ -68,11 +68,17 @@ func ErrorMessage(body []byte) string {
 
 // keyPatterns match the shapes of provider keys (gitleaks/trufflehog rules,
 // loosened), so that a key an upstream echoes in an error (its own or
-// another) is redacted even when it is not the one we sent.
-var keyPatterns = regexp.MustCompile(`sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|AQ\.[0-9A-Za-z_\-.]{16,}|pplx-[A-Za-z0-9]{16,}|tgp_v1_[A-Za-z0-9_\-]{16,}|ar_[A-Za-z0-9_\-]{20,}`)
+// another) is redacted even when it is not the one we sent. A key must not
+// follow a letter (group 1 keeps what precedes it): ordinary words such as
+// "task-management", "similar_models_are_…" or "FAQ.troubleshooting" are
+// not keys.
+var keyPatterns = regexp.MustCompile(`(^|[^A-Za-z])(?:sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|AQ\.[0-9A-Za-z_\-.]{16,}|pplx-[A-Za-z0-9]{16,}|tgp_v1_[A-Za-z0-9_\-]{16,}|ar_[A-Za-z0-9_\-]{20,})`)
 
 // Redacted replaces secrets in scrubbed text.
 const Redacted = "[REDACTED]"
+
+// secretWindow is the shortest piece of a secret that Scrub redacts.
+const secretWindow = 12
 
 // Scrub removes key material from text that came from upstream before it
 // reaches a client or a log: every given secret (and any run of 12 or more of
@@ -80,19 +86,53 @@ const Redacted = "[REDACTED]"
 // shaped like a known provider key.
 func Scrub(b []byte, secrets ...string) []byte {
 	for _, s := range secrets {
-		if s == "" {
-			continue
-		}
-		b = bytes.ReplaceAll(b, []byte(s), []byte(Redacted))
-		// Providers sometimes echo a truncated key ("sk-proj-abc...wxyz");
-		// redact any 12-character window of the secret.
-		if len(s) > 12 {
-			for i := 0; i+12 <= len(s); i++ {
-				if w := s[i : i+12]; bytes.Contains(b, []byte(w)) {
-					b = bytes.ReplaceAll(b, []byte(w), []byte(Redacted))
-				}
-			}
+		if s != "" {
+			b = redactSecret(b, s)
 		}
 	}
-	return keyPatterns.ReplaceAll(b, []byte(Redacted))
+	return keyPatterns.ReplaceAll(b, []byte("${1}"+Redacted))
+}
+
+// redactSecret replaces each run of b covered by s, or by any 12-character
+// window of s, with one Redacted. Providers sometimes echo a truncated key
+// ("sk-proj-abc...wxyz"): marking every window before replacing makes the
+// whole echoed piece go, where replacing window by window would leave its
+// last (up to 11) characters behind.
+func redactSecret(b []byte, s string) []byte {
+	var covered []bool
+	mark := func(w string) {
+		for off := 0; off+len(w) <= len(b); {
+			i := bytes.Index(b[off:], []byte(w))
+			if i < 0 {
+				return
+			}
+			if covered == nil {
+				covered = make([]bool, len(b))
+			}
+			for j := off + i; j < off+i+len(w); j++ {
+				covered[j] = true
+			}
+			off += i + 1
+		}
+	}
+	mark(s)
+	for i := 0; len(s) > secretWindow && i+secretWindow <= len(s); i++ {
+		mark(s[i : i+secretWindow])
+	}
+	if covered == nil {
+		return b
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); {
+		if !covered[i] {
+			out = append(out, b[i])
+			i++
+			continue
+		}
+		out = append(out, Redacted...)
+		for i < len(b) && covered[i] {
+			i++
+		}
+	}
+	return out
 }

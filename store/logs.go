@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -170,6 +171,8 @@ func (s *Store) writeLogs(batch []*LogRecord) error {
 }
 
 // persistClocks writes the "last used" clocks that moved since the last call.
+// When none moved it does not open a write transaction: every bbolt commit is
+// an fsync, and the writer calls this on each flush tick.
 func (s *Store) persistClocks() {
 	s.lastUsedMu.Lock()
 	type kv struct {
@@ -178,7 +181,7 @@ func (s *Store) persistClocks() {
 	}
 	var dirty []kv
 	for k, c := range s.lastUsed {
-		if v := c.Load(); v != 0 {
+		if v := c.Load(); v > s.savedClocks[k] {
 			dirty = append(dirty, kv{k, v})
 		}
 	}
@@ -186,7 +189,7 @@ func (s *Store) persistClocks() {
 	if len(dirty) == 0 {
 		return
 	}
-	_ = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLastUsed)
 		var buf [8]byte
 		for _, d := range dirty {
@@ -200,7 +203,16 @@ func (s *Store) persistClocks() {
 		}
 		return nil
 	})
+	if err == nil {
+		for _, d := range dirty {
+			s.savedClocks[d.k] = d.v
+		}
+	}
 }
+
+// errNothingPruned rolls back a prune transaction that deleted nothing, so
+// that an idle store does not commit (and fsync) on every prune.
+var errNothingPruned = errors.New("nothing to prune")
 
 // pruneLogs keeps at most maxN records, none older than maxAge.
 func (s *Store) pruneLogs(maxN int, maxAge time.Duration) {
@@ -208,6 +220,7 @@ func (s *Store) pruneLogs(maxN int, maxAge time.Duration) {
 	_ = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogs)
 		excess := b.Stats().KeyN - maxN
+		deleted := 0
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.First() {
 			if excess <= 0 {
@@ -222,6 +235,10 @@ func (s *Store) pruneLogs(maxN int, maxAge time.Duration) {
 				return err
 			}
 			excess--
+			deleted++
+		}
+		if deleted == 0 {
+			return errNothingPruned
 		}
 		return nil
 	})

@@ -59,7 +59,9 @@ type Options struct {
 	// Default: 250ms.
 	LogFlushInterval time.Duration
 	// OldMasterKeys are earlier master keys that can still open records; new
-	// seals always use the current key.
+	// seals always use the current key. Open re-seals every record it finds
+	// under an old key with the current one, so after one successful Open an
+	// old key can be dropped.
 	OldMasterKeys [][]byte
 }
 
@@ -77,6 +79,9 @@ type Store struct {
 	// shared by every snapshot and persisted by the log writer.
 	lastUsedMu sync.Mutex
 	lastUsed   map[string]*atomic.Int64
+	// savedClocks are the clock values last written to bbolt. Only the log
+	// writer goroutine (persistClocks) touches it after Open.
+	savedClocks map[string]int64
 
 	log *logWriter
 }
@@ -101,18 +106,22 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	// bbolt creates the file with the given mode, but an existing file keeps
 	// whatever it had: tighten it.
 	_ = os.Chmod(path, 0o600)
-	s := &Store{db: db, path: path, sealer: sl, lastUsed: make(map[string]*atomic.Int64)}
+	s := &Store{db: db, path: path, sealer: sl, lastUsed: make(map[string]*atomic.Int64), savedClocks: make(map[string]int64)}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
+		if err := s.resealOld(tx); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketLastUsed).ForEach(func(k, v []byte) error {
 			if len(v) == 8 {
 				c := new(atomic.Int64)
 				c.Store(int64(binary.BigEndian.Uint64(v)))
 				s.lastUsed[string(k)] = c
+				s.savedClocks[string(k)] = c.Load()
 			}
 			return nil
 		})
@@ -245,13 +254,15 @@ func (c *Secret) Key() string { return c.key }
 // Touch records that the credential was used.
 func (c *Secret) Touch(unixNano int64) { storeMax(c.lastUsed, unixNano) }
 
-// String redacts the secret.
-func (c *Secret) String() string {
+// String redacts the secret. It has a value receiver so that a Secret
+// printed by value (or inside a struct that holds one by value) is redacted
+// too: fmt would otherwise print the unexported key field.
+func (c Secret) String() string {
 	return fmt.Sprintf("byok credential %s/%s v%d (%s)", c.AccountID, c.Provider, c.Version, c.Fingerprint)
 }
 
 // GoString redacts the secret in %#v.
-func (c *Secret) GoString() string { return c.String() }
+func (c Secret) GoString() string { return c.String() }
 
 func storeMax(c *atomic.Int64, v int64) {
 	for {
@@ -347,6 +358,53 @@ func (s *Store) rebuild() error {
 		return err
 	}
 	s.snap.Store(sn)
+	return nil
+}
+
+// resealOld re-seals, under the current master key, every credential sealed
+// under one of OldMasterKeys, so that master-key rotation completes and the
+// old key can be retired. The provider key is unchanged, so its version is
+// too. A record no configured key opens fails the whole transaction.
+func (s *Store) resealOld(tx *bolt.Tx) error {
+	b := tx.Bucket(bucketBYOK)
+	type update struct{ k, v []byte }
+	var updates []update
+	err := b.ForEach(func(k, v []byte) error {
+		account, provider, ok := bytes.Cut(k, []byte{0})
+		if !ok {
+			return nil
+		}
+		var r sealedRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		if r.MasterKeyID == s.sealer.current {
+			return nil
+		}
+		pt, err := s.sealer.open(r.MasterKeyID, string(account), string(provider), r.Nonce, r.Ciphertext)
+		if err != nil {
+			return err
+		}
+		r.MasterKeyID, r.Nonce, r.Ciphertext, err = s.sealer.seal(string(account), string(provider), pt)
+		clear(pt)
+		if err != nil {
+			return err
+		}
+		buf, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		updates = append(updates, update{append([]byte(nil), k...), buf})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, u := range updates {
+		if err := b.Put(u.k, u.v); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

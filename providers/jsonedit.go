@@ -1,0 +1,106 @@
+package providers
+
+import (
+	"encoding/json"
+
+	"github.com/tidwall/gjson"
+)
+
+// Small edits of a JSON object's top-level members, in place of decoding and
+// re-encoding the client's body: the bytes that are not edited go upstream
+// exactly as the client sent them.
+
+// member locates a top-level member: the start of its key and the end of its
+// value. ok is false when body is not an object or has no such member.
+func member(body []byte, key string) (start, end int, value gjson.Result, ok bool) {
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return 0, 0, gjson.Result{}, false
+	}
+	root.ForEach(func(k, v gjson.Result) bool {
+		if k.Str == key {
+			start, end, value, ok = k.Index, v.Index+len(v.Raw), v, true
+			return false
+		}
+		return true
+	})
+	if ok && (start <= 0 || end > len(body) || end <= start) {
+		ok = false
+	}
+	return
+}
+
+// SetField sets the top-level member key to the raw JSON value raw,
+// replacing it or inserting it first. body must be a JSON object.
+func SetField(body []byte, key string, raw []byte) []byte {
+	if _, _, v, ok := member(body, key); ok && v.Index > 0 {
+		out := make([]byte, 0, len(body)-len(v.Raw)+len(raw))
+		out = append(out, body[:v.Index]...)
+		out = append(out, raw...)
+		return append(out, body[v.Index+len(v.Raw):]...)
+	}
+	open := -1
+	for i, c := range body {
+		if c == '{' {
+			open = i
+			break
+		}
+	}
+	if open < 0 {
+		return body
+	}
+	k, _ := json.Marshal(key)
+	out := make([]byte, 0, len(body)+len(k)+len(raw)+2)
+	out = append(out, body[:open+1]...)
+	out = append(out, k...)
+	out = append(out, ':')
+	out = append(out, raw...)
+	if len(gjson.ParseBytes(body).Map()) > 0 {
+		out = append(out, ',')
+	}
+	return append(out, body[open+1:]...)
+}
+
+// DeleteField removes the top-level member key, with its separating comma.
+func DeleteField(body []byte, key string) []byte {
+	start, end, _, ok := member(body, key)
+	if !ok {
+		return body
+	}
+	// Take the comma after the member, or else the one before it.
+	j := end
+	for j < len(body) && isSpace(body[j]) {
+		j++
+	}
+	if j < len(body) && body[j] == ',' {
+		end = j + 1
+	} else {
+		i := start - 1
+		for i >= 0 && isSpace(body[i]) {
+			i--
+		}
+		if i >= 0 && body[i] == ',' {
+			start = i
+		}
+	}
+	out := make([]byte, 0, len(body)-(end-start))
+	out = append(out, body[:start]...)
+	return append(out, body[end:]...)
+}
+
+// RenameField moves the top-level member from to the name to, unless to is
+// already present (then from is dropped).
+func RenameField(body []byte, from, to string) []byte {
+	_, _, v, ok := member(body, from)
+	if !ok {
+		return body
+	}
+	raw := []byte(v.Raw)
+	body = DeleteField(body, from)
+	if _, _, _, exists := member(body, to); exists {
+		return body
+	}
+	return SetField(body, to, raw)
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -1,0 +1,141 @@
+package providers
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+)
+
+// Event is one server-sent event. Name and Data alias the reader's buffers
+// and are valid until the next call to Next.
+type Event struct {
+	Name []byte // the "event:" field; empty for unnamed events
+	Data []byte // the "data:" lines joined by "\n"
+}
+
+// SSEReader reads server-sent events (the WHATWG event-stream format): lines
+// end in LF, CRLF or CR (Gemini sends CRLF), a blank line ends an event,
+// "data:" lines accumulate, ":" lines are comments. It allocates nothing per
+// event once its buffers have grown.
+type SSEReader struct {
+	r        *bufio.Reader
+	name     []byte
+	data     []byte
+	line     []byte
+	hasData  bool
+	pendingR bool // the previous line ended in a lone CR; skip a following LF
+}
+
+// NewSSEReader reads events from r.
+func NewSSEReader(r io.Reader) *SSEReader {
+	return &SSEReader{r: bufio.NewReaderSize(r, 16<<10)}
+}
+
+// MaxSSELine bounds one line of an event stream; a longer line is an error.
+const MaxSSELine = 8 << 20
+
+var errLineTooLong = errors.New("event stream line too long")
+
+// Buffered reports how many bytes are read but not yet consumed, so a
+// relay can batch its flushes when events arrive together.
+func (s *SSEReader) Buffered() int { return s.r.Buffered() }
+
+// readLine returns the next line without its terminator.
+func (s *SSEReader) readLine() ([]byte, error) {
+	s.line = s.line[:0]
+	for {
+		b, err := s.r.ReadByte()
+		if err != nil {
+			if len(s.line) > 0 && errors.Is(err, io.EOF) {
+				return s.line, nil
+			}
+			return nil, err
+		}
+		if s.pendingR {
+			s.pendingR = false
+			if b == '\n' {
+				continue
+			}
+		}
+		switch b {
+		case '\n':
+			return s.line, nil
+		case '\r':
+			s.pendingR = true
+			return s.line, nil
+		}
+		// Copy the rest of the line in bulk from the buffer.
+		s.line = append(s.line, b)
+		for {
+			buf, _ := s.r.Peek(s.r.Buffered())
+			i := bytes.IndexAny(buf, "\r\n")
+			if i < 0 {
+				s.line = append(s.line, buf...)
+				s.r.Discard(len(buf))
+				if len(s.line) > MaxSSELine {
+					return nil, errLineTooLong
+				}
+				if _, err := s.r.Peek(1); err != nil {
+					if errors.Is(err, io.EOF) {
+						return s.line, nil
+					}
+					return nil, err
+				}
+				continue
+			}
+			s.line = append(s.line, buf[:i]...)
+			s.r.Discard(i + 1)
+			if buf[i] == '\r' {
+				s.pendingR = true
+			}
+			if len(s.line) > MaxSSELine {
+				return nil, errLineTooLong
+			}
+			return s.line, nil
+		}
+	}
+}
+
+// Next returns the next event with data, skipping comments and empty
+// events. At the end of the stream it returns io.EOF; an event that was not
+// closed by a blank line before the end is still returned first.
+func (s *SSEReader) Next() (Event, error) {
+	s.name, s.data, s.hasData = s.name[:0], s.data[:0], false
+	for {
+		line, err := s.readLine()
+		if err != nil {
+			if errors.Is(err, io.EOF) && s.hasData {
+				return Event{Name: s.name, Data: s.data}, nil
+			}
+			return Event{}, err
+		}
+		if len(line) == 0 {
+			if s.hasData {
+				return Event{Name: s.name, Data: s.data}, nil
+			}
+			s.name = s.name[:0]
+			continue
+		}
+		if line[0] == ':' {
+			continue
+		}
+		field, value := line, []byte(nil)
+		if i := bytes.IndexByte(line, ':'); i >= 0 {
+			field, value = line[:i], line[i+1:]
+			if len(value) > 0 && value[0] == ' ' {
+				value = value[1:]
+			}
+		}
+		switch string(field) {
+		case "data":
+			if s.hasData {
+				s.data = append(s.data, '\n')
+			}
+			s.data = append(s.data, value...)
+			s.hasData = true
+		case "event":
+			s.name = append(s.name[:0], value...)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package providers
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/tidwall/gjson"
+)
+
+// Call is one upstream call: what the client asked for, and the credential
+// and endpoint it goes out with.
+type Call struct {
+	Op       Operation
+	Endpoint Endpoint
+	// Key is the provider key; it goes in the provider's auth header only.
+	Key string
+	// Model is the upstream model name.
+	Model string
+	// Body is the client's OpenAI-shaped JSON body.
+	Body []byte
+	// Stream and IncludeUsage are what the client asked for
+	// ("stream": true, "stream_options": {"include_usage": true}).
+	Stream       bool
+	IncludeUsage bool
+	// DefaultMaxTokens is sent to providers that require max_tokens
+	// (Anthropic) when the client gave none.
+	DefaultMaxTokens int
+	// ID and Created identify translated responses and chunks
+	// ("chatcmpl-..."), stable across one response.
+	ID      string
+	Created int64
+}
+
+// StreamTranslator turns a provider's event stream into OpenAI
+// chat.completion.chunk events, one upstream event at a time.
+type StreamTranslator interface {
+	// Event appends to dst the SSE bytes the client should receive for one
+	// upstream event (possibly none). A *StreamError means the provider
+	// reported a failure inside the stream.
+	Event(dst []byte, ev Event) ([]byte, error)
+	// End appends what follows the last upstream event: a final chunk if
+	// one is owed, the usage chunk when the client asked for it, and
+	// "data: [DONE]". It returns a *StreamError when the upstream stream
+	// ended before it was complete.
+	End(dst []byte) ([]byte, error)
+	// Usage is the usage reported so far.
+	Usage() Usage
+}
+
+// StreamError is a failure reported inside an event stream, or a stream
+// that ended early. The gateway sends it to the client as an OpenAI-shaped
+// error event.
+type StreamError struct {
+	Class   string
+	Code    string
+	Message string
+}
+
+func (e *StreamError) Error() string { return e.Message }
+
+// ErrorEvent renders an OpenAI-shaped SSE error event, which the OpenAI SDKs
+// raise as an error rather than a quiet finish.
+func ErrorEvent(dst []byte, typ, code, message string) []byte {
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": message, "type": typ, "code": code, "param": nil}})
+	dst = append(dst, "data: "...)
+	dst = append(dst, b...)
+	return append(dst, "\n\n"...)
+}
+
+var doneEvent = []byte("data: [DONE]\n\n")
+
+// passthroughStream relays an OpenAI-shaped stream event by event. It reads
+// usage from whichever chunk carries it, drops the usage-only chunk the
+// gateway asked for on its own behalf (when the client did not), turns an
+// in-stream error into a StreamError, and always ends with [DONE] (some
+// providers, such as Perplexity, omit it).
+type passthroughStream struct {
+	dropUsageChunk bool
+	usage          Usage
+	done, finished bool
+}
+
+func newPassthroughStream(c *Call) StreamTranslator {
+	return &passthroughStream{dropUsageChunk: !c.IncludeUsage}
+}
+
+func (p *passthroughStream) Event(dst []byte, ev Event) ([]byte, error) {
+	d := ev.Data
+	if bytes.Equal(bytes.TrimSpace(d), []byte("[DONE]")) {
+		p.done = true
+		return dst, nil
+	}
+	if len(ev.Name) > 0 && string(ev.Name) == "error" || gjson.GetBytes(d, "error").IsObject() {
+		msg := ErrorMessage(d)
+		if msg == "" {
+			msg = "the provider reported an error in the stream"
+		}
+		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_error", Message: msg}
+	}
+	res := gjson.GetManyBytes(d, "usage", "choices", "choices.0.finish_reason")
+	if res[0].IsObject() {
+		p.usage = openAIUsage(res[0])
+		if p.dropUsageChunk && res[1].IsArray() && len(res[1].Array()) == 0 {
+			return dst, nil
+		}
+	}
+	if res[2].Type == gjson.String && res[2].Str != "" {
+		p.finished = true
+	}
+	dst = append(dst, "data: "...)
+	dst = append(dst, d...)
+	return append(dst, "\n\n"...), nil
+}
+
+func (p *passthroughStream) End(dst []byte) ([]byte, error) {
+	if !p.done && !p.finished {
+		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_incomplete", Message: "the provider's stream ended before the answer was complete"}
+	}
+	return append(dst, doneEvent...), nil
+}
+
+func (p *passthroughStream) Usage() Usage { return p.usage }
+
+// passthroughResponse reads usage from an OpenAI-shaped answer, which is
+// relayed unchanged.
+func passthroughResponse(_ *Call, body []byte) ([]byte, Usage, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, Usage{}, fmt.Errorf("the provider answered with invalid JSON")
+	}
+	return body, openAIUsage(gjson.GetBytes(body, "usage")), nil
+}

@@ -341,7 +341,7 @@ func TestAdminErrorsThroughCaddy(t *testing.T) {
 		{"GET", "/agent_router/accounts/nobody", nil, 404, "not found"},
 		{"PATCH", "/agent_router/accounts", nil, 405, "not allowed"},
 		{"PUT", "/agent_router/accounts/acme/byok/openrouter", map[string]string{"api_key": "sk-x"}, 404, "openai, anthropic, gemini, azure, mistral, together, perplexity, cohere"},
-		{"PUT", "/agent_router/accounts/acme/byok/openai", map[string]string{"api_key": "sk-ant-api03-" + randomAlnum(40)}, 400, "looks like a anthropic key"},
+		{"PUT", "/agent_router/accounts/acme/byok/openai", map[string]string{"api_key": "sk-ant-api03-" + randomAlnum(40)}, 400, "looks like a key for anthropic, not for openai"},
 		{"PUT", "/agent_router/accounts/acme/byok/openai", map[string]string{"api_key": "sk-…abcd"}, 400, "masked"},
 		{"PUT", "/agent_router/accounts/acme/byok/azure", map[string]string{"api_key": randomHex(32)}, 400, "base_url"},
 		{"GET", "/agent_router/nothing", nil, 404, "no such route"},

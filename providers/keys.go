@@ -53,7 +53,7 @@ func CheckKey(provider, key string) error {
 	// Own prefixes are checked first: "sk-ant-" is Anthropic's even though
 	// OpenAI's "sk-" also matches.
 	if owner := prefixOwner(key); owner != "" && owner != provider {
-		return fmt.Errorf("api_key looks like a %s key, not a %s key", owner, provider)
+		return fmt.Errorf("api_key looks like a key for %s, not for %s", owner, provider)
 	}
 	return nil
 }

@@ -170,7 +170,7 @@ func TestCheckKeyRejectsOtherProvidersKeys(t *testing.T) {
 			t.Errorf("CheckKey(%s) accepted a %s key", tc.provider, tc.owner)
 			continue
 		}
-		if !strings.Contains(err.Error(), "looks like a "+tc.owner+" key") {
+		if !strings.Contains(err.Error(), "looks like a key for "+tc.owner) {
 			t.Errorf("CheckKey(%s, %s key): %q should name %s", tc.provider, tc.owner, err, tc.owner)
 		}
 		assertNoKeyIn(t, err.Error(), tc.key)

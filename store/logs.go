@@ -204,9 +204,13 @@ func (s *Store) persistClocks() {
 		return nil
 	})
 	if err == nil {
+		s.lastUsedMu.Lock()
 		for _, d := range dirty {
-			s.savedClocks[d.k] = d.v
+			if _, live := s.lastUsed[d.k]; live {
+				s.savedClocks[d.k] = d.v
+			}
 		}
+		s.lastUsedMu.Unlock()
 	}
 }
 

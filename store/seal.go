@@ -132,20 +132,33 @@ func LoadOrCreateMasterKey(path string) (key []byte, created bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, false, fmt.Errorf("creating master key directory: %v", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// Write a temporary file and link it into place, so another process
+	// never reads a half-written key, and the first of two racing
+	// processes wins.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".master.key-*")
 	if err != nil {
+		return nil, false, fmt.Errorf("creating master key file: %v", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return nil, false, fmt.Errorf("creating master key file: %v", err)
+	}
+	_, werr := tmp.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return nil, false, fmt.Errorf("writing master key file: %v", werr)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, os.ErrExist) { // lost a race with another process: use its key
 			return LoadOrCreateMasterKey(path)
 		}
 		return nil, false, fmt.Errorf("creating master key file: %v", err)
-	}
-	_, werr := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(path)
-		return nil, false, fmt.Errorf("writing master key file: %v", werr)
 	}
 	return key, true, nil
 }

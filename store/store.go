@@ -113,6 +113,9 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 				return err
 			}
 		}
+		if err := s.checkMasterKey(tx); err != nil {
+			return err
+		}
 		if err := s.resealOld(tx); err != nil {
 			return err
 		}
@@ -131,7 +134,7 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	}
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("loading store %s: %v", path, err)
+		return nil, fmt.Errorf("loading store %s: %w", path, err)
 	}
 	s.log = startLogWriter(s, opts)
 	return s, nil
@@ -312,6 +315,24 @@ func (s *Store) lastUsedAt(id string) *time.Time {
 	return &t
 }
 
+// forgetClocks drops "last used" clocks of deleted keys and credentials, in
+// memory and in tx, so a re-created credential does not inherit them.
+func (s *Store) forgetClocks(tx *bolt.Tx, ids ...string) error {
+	s.lastUsedMu.Lock()
+	for _, id := range ids {
+		delete(s.lastUsed, id)
+		delete(s.savedClocks, id)
+	}
+	s.lastUsedMu.Unlock()
+	b := tx.Bucket(bucketLastUsed)
+	for _, id := range ids {
+		if err := b.Delete([]byte(id)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func keyClockID(keyID string) string              { return "key\x00" + keyID }
 func credClockID(account, provider string) string { return "byok\x00" + account + "\x00" + provider }
 
@@ -359,6 +380,23 @@ func (s *Store) rebuild() error {
 	}
 	s.snap.Store(sn)
 	return nil
+}
+
+// ErrWrongMasterKey means the store was set up under another master key.
+var ErrWrongMasterKey = errors.New("wrong master key")
+
+// checkMasterKey compares the configured master keys with the one the store
+// was last sealed under (recorded in meta), so a wrong key is refused at
+// once, even before any credential exists, instead of sealing new
+// credentials under a key the old ones do not open with.
+func (s *Store) checkMasterKey(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if recorded := meta.Get([]byte("master_key_id")); recorded != nil {
+		if _, ok := s.sealer.aeads[string(recorded)]; !ok {
+			return fmt.Errorf("%w: the store was sealed under master key id %s, but the configured key has id %s", ErrWrongMasterKey, recorded, s.sealer.current)
+		}
+	}
+	return meta.Put([]byte("master_key_id"), []byte(s.sealer.current))
 }
 
 // resealOld re-seals, under the current master key, every credential sealed
@@ -489,6 +527,7 @@ func (s *Store) DeleteAccount(id string) error {
 		}
 		keys, ids := tx.Bucket(bucketKeys), tx.Bucket(bucketKeyIDs)
 		var doomed [][]byte
+		var clocks []string
 		if err := keys.ForEach(func(k, v []byte) error {
 			var r keyRecord
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -496,6 +535,7 @@ func (s *Store) DeleteAccount(id string) error {
 			}
 			if r.AccountID == id {
 				doomed = append(doomed, append([]byte(nil), k...))
+				clocks = append(clocks, keyClockID(r.ID))
 				if err := ids.Delete([]byte(r.ID)); err != nil {
 					return err
 				}
@@ -515,13 +555,14 @@ func (s *Store) DeleteAccount(id string) error {
 		c := byok.Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			doomed = append(doomed, append([]byte(nil), k...))
+			clocks = append(clocks, credClockID(id, string(k[len(prefix):])))
 		}
 		for _, k := range doomed {
 			if err := byok.Delete(k); err != nil {
 				return err
 			}
 		}
-		return nil
+		return s.forgetClocks(tx, clocks...)
 	})
 }
 
@@ -609,7 +650,10 @@ func (s *Store) RevokeAPIKey(account, keyID string) error {
 		if err := tx.Bucket(bucketKeys).Delete(hash); err != nil {
 			return err
 		}
-		return ids.Delete([]byte(keyID))
+		if err := ids.Delete([]byte(keyID)); err != nil {
+			return err
+		}
+		return s.forgetClocks(tx, keyClockID(keyID))
 	})
 }
 
@@ -710,7 +754,10 @@ func (s *Store) DeleteCredential(account, provider string) error {
 		if tx.Bucket(bucketBYOK).Get(id) == nil {
 			return fmt.Errorf("%s credential for account %q: %w", provider, account, ErrNotFound)
 		}
-		return tx.Bucket(bucketBYOK).Delete(id)
+		if err := tx.Bucket(bucketBYOK).Delete(id); err != nil {
+			return err
+		}
+		return s.forgetClocks(tx, credClockID(account, provider))
 	})
 }
 

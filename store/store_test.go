@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -630,4 +632,65 @@ func persistedClock(t *testing.T, s *Store, id string) int64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+func TestWrongMasterKeyRefusedWithoutCredentials(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ar.db")
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	s, err := Open(path, k1, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(path, k2, Options{}); !errors.Is(err, ErrWrongMasterKey) || !strings.Contains(err.Error(), KeyID(k1)) {
+		t.Fatalf("opening with another master key: %v", err)
+	}
+	// With the old key listed, it opens and moves to the new key.
+	s, err = Open(path, k2, Options{OldMasterKeys: [][]byte{k1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path, k2, Options{}); err != nil {
+		t.Fatalf("after rotation the new key alone should open: %v", err)
+	}
+	s.Close()
+}
+
+func TestDeletedCredentialDoesNotInheritLastUsed(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "ar.db"), bytes.Repeat([]byte{1}, 32), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CreateAccount("acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	key := "sk-proj-" + strings.Repeat("a", 40)
+	if _, err := s.PutCredential("acme", "openai", key, "m", Extras{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Snapshot().Credential("acme", "openai").Touch(time.Now().UnixNano())
+	s.FlushLog()
+	if err := s.DeleteCredential("acme", "openai"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.PutCredential("acme", "openai", key, "m", Extras{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LastUsedAt != nil {
+		t.Fatalf("a re-created credential inherited last_used_at %v", c.LastUsedAt)
+	}
+	_, k, _ := s.CreateAPIKey("acme", "k")
+	_ = k
+	if err := s.DeleteAccount("acme"); err != nil {
+		t.Fatal(err)
+	}
+	s.lastUsedMu.Lock()
+	n := len(s.lastUsed)
+	s.lastUsedMu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d clocks survive the account's deletion", n)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
@@ -276,9 +277,23 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, snap *store.Sn
 		fail(http.StatusBadRequest, typeInvalidRequest, CodeInvalidJSON, "request body must be a JSON object")
 		return
 	}
+	if repeatsModel(body) {
+		// Providers' decoders take the last one; routing and the log would
+		// see the first.
+		fail(http.StatusBadRequest, typeInvalidRequest, CodeInvalidJSON, `request body names "model" more than once`)
+		return
+	}
 	mr := gjson.GetBytes(body, "model")
 	if mr.Type != gjson.String || mr.Str == "" {
 		fail(http.StatusBadRequest, typeInvalidRequest, CodeMissingModel, "request body must name a model: {\"model\": \"...\"}")
+		return
+	}
+	if len(mr.Str) > maxModelLen {
+		// The name is client data kept in every request-log record and
+		// quoted in errors: never store, echo or forward it in full.
+		rec.Model = truncate(mr.Str, maxModelLen)
+		fail(http.StatusNotFound, typeInvalidRequest, CodeModelNotFound,
+			fmt.Sprintf("the model name is too long (%d bytes; model names are at most %d)", len(mr.Str), maxModelLen))
 		return
 	}
 	rec.Model = mr.Str
@@ -365,10 +380,13 @@ func (g *Gateway) relayError(w http.ResponseWriter, resp *http.Response, provide
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	class := providers.Classify(provider, resp.StatusCode, raw)
 	msg := scrubString(providers.ErrorMessage(raw), cred.key)
-	for _, h := range []string{"Retry-After", "Retry-After-Ms"} {
-		if v := resp.Header.Get(h); v != "" {
-			w.Header().Set(h, v)
-		}
+	// Upstream header values are relayed only in their documented shape:
+	// anything else could carry request data (a key) back to the client.
+	if v := resp.Header.Get("Retry-After"); validRetryAfter(v) {
+		w.Header().Set("Retry-After", v)
+	}
+	if v := resp.Header.Get("Retry-After-Ms"); validRetryAfterMs(v) {
+		w.Header().Set("Retry-After-Ms", v)
 	}
 	status, typ, code := resp.StatusCode, typeForStatus(resp.StatusCode), CodeUpstreamError
 	if c := gjson.GetBytes(raw, "error.code"); c.Type == gjson.String && c.Str != "" {
@@ -441,6 +459,40 @@ func (g *Gateway) serveModels(w http.ResponseWriter, snap *store.Snapshot, accou
 
 // --- helpers ---
 
+// maxModelLen bounds the model names the gateway accepts. Real names (Hugging
+// Face repository ids, Azure deployments, fine-tune ids) are far shorter.
+const maxModelLen = 256
+
+// repeatsModel reports whether the JSON object body has more than one
+// top-level "model" member, counting escaped spellings as a provider's JSON
+// decoder does. Two byte scans clear almost every body: a second member needs
+// a second literal "model" or a \u escape of one of its letters (U+0064 to
+// U+006F, all spelled \u006X).
+func repeatsModel(body []byte) bool {
+	if bytes.Count(body, []byte(`"model"`)) < 2 && !bytes.Contains(body, []byte(`\u006`)) {
+		return false
+	}
+	n := 0
+	gjson.GetBytes(body, "@keys").ForEach(func(_, k gjson.Result) bool {
+		if k.String() == "model" {
+			n++
+		}
+		return n < 2
+	})
+	return n > 1
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 func bearer(h string) (string, bool) {
 	const p = "Bearer "
 	if len(h) <= len(p) || !strings.EqualFold(h[:len(p)], p) {
@@ -481,11 +533,35 @@ func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds())
 func copyResponseHeaders(dst, src http.Header) {
 	for k, v := range src {
 		switch {
-		case k == "Content-Type", k == "X-Request-Id", k == "Openai-Processing-Ms", k == "Retry-After",
+		case k == "Retry-After":
+			if len(v) == 1 && validRetryAfter(v[0]) {
+				dst[k] = v
+			}
+		case k == "Content-Type", k == "X-Request-Id", k == "Openai-Processing-Ms",
 			strings.HasPrefix(k, "X-Ratelimit-"), strings.HasPrefix(k, "Anthropic-Ratelimit-"):
 			dst[k] = v
 		}
 	}
+}
+
+// validRetryAfter reports whether v is a Retry-After value: delay-seconds or
+// an HTTP-date (RFC 9110, section 10.2.3).
+func validRetryAfter(v string) bool {
+	if v == "" {
+		return false
+	}
+	if _, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return true
+	}
+	_, err := http.ParseTime(v)
+	return err == nil
+}
+
+// validRetryAfterMs reports whether v is a Retry-After-Ms value: a
+// non-negative number of milliseconds.
+func validRetryAfterMs(v string) bool {
+	f, err := strconv.ParseFloat(v, 64)
+	return err == nil && f >= 0 && f < 1e12
 }
 
 func isEventStream(h http.Header) bool {

@@ -138,7 +138,7 @@ func TestRotationUnderLoad(t *testing.T) {
 		if rec.Stream {
 			return providertest.Response{Events: providertest.StreamEvents(rec.Model, []string{"a", "b", "c"}), Gate: gate}
 		}
-		return providertest.Default(rec, "/chat/completions")
+		return providertest.Default(rec, "chat")
 	})
 
 	const streams = 50

@@ -28,7 +28,8 @@ var azure = register(&Provider{
 
 var errAzureEndpoint = errors.New("azure needs a base_url (https://{resource}.openai.azure.com)")
 
-func buildAzure(ctx context.Context, op Operation, ep Endpoint, key, model string, body []byte) (*http.Request, error) {
+func buildAzure(ctx context.Context, c *Call) (*http.Request, error) {
+	ep, op, model, body := c.Endpoint, c.Op, c.Model, c.Body
 	if ep.BaseURL == "" {
 		return nil, errAzureEndpoint
 	}
@@ -47,7 +48,7 @@ func buildAzure(ctx context.Context, op Operation, ep Endpoint, key, model strin
 	if err != nil {
 		return nil, err
 	}
-	req.Header["Api-Key"] = []string{key}
+	req.Header["Api-Key"] = []string{c.Key}
 	req.Header["Content-Type"] = []string{"application/json"}
 	return req, nil
 }

@@ -2,6 +2,10 @@ package providers
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
 	"regexp"
 	"strings"
 
@@ -23,15 +27,26 @@ const (
 
 // Classify returns the error class of an upstream HTTP failure.
 func Classify(provider string, status int, body []byte) string {
+	return ClassifyResponse(provider, status, nil, body)
+}
+
+// ClassifyResponse returns the error class of an upstream HTTP failure,
+// with the provider's own rules first (Together's 403 that means "too many
+// tokens", Anthropic's spend-cap 429, Gemini's 400 API_KEY_INVALID), then the
+// common ones (providers.md §13).
+func ClassifyResponse(provider string, status int, h http.Header, body []byte) string {
+	if p := Get(provider); p != nil && p.classify != nil {
+		if c := p.classify(status, h, body); c != "" {
+			return c
+		}
+	}
 	switch {
 	case status == 401 || status == 403:
-		// Together answers 403 when input + max_tokens exceed the context.
-		if provider == Together && status == 403 {
-			return ClassBadRequest
-		}
 		return ClassAuth
 	case status == 402:
 		return ClassQuota
+	case status == 408:
+		return ClassTimeout // the SDKs retry 408 too
 	case status == 429:
 		code := gjson.GetBytes(body, "error.code").String()
 		typ := gjson.GetBytes(body, "error.type").String()
@@ -43,11 +58,19 @@ func Classify(provider string, status int, body []byte) string {
 		return ClassOverloaded
 	case status >= 500:
 		return ClassServer
-	case status == 498: // Cohere: invalid token
-		return ClassAuth
 	default:
 		return ClassBadRequest
 	}
+}
+
+// ClassifyTransport returns the class of a failure to get any answer:
+// timeout or connect.
+func ClassifyTransport(err error) string {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+		return ClassTimeout
+	}
+	return ClassConnect
 }
 
 // ErrorMessage extracts a human message from a provider error body:

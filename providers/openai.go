@@ -28,19 +28,19 @@ func opPath(op Operation) string {
 
 // buildOpenAIShaped serves every provider whose API is OpenAI's chat
 // completions shape with a Bearer key: OpenAI, Mistral, Together, Perplexity.
-func buildOpenAIShaped(ctx context.Context, op Operation, ep Endpoint, key, model string, body []byte) (*http.Request, error) {
-	body = SetModel(body, model)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.BaseURL+opPath(op), bytes.NewReader(body))
+func buildOpenAIShaped(ctx context.Context, c *Call) (*http.Request, error) {
+	body := SetModel(c.Body, c.Model)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint.BaseURL+opPath(c.Op), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header["Authorization"] = []string{"Bearer " + key}
+	req.Header["Authorization"] = []string{"Bearer " + c.Key}
 	req.Header["Content-Type"] = []string{"application/json"}
-	if ep.Organization != "" {
-		req.Header["Openai-Organization"] = []string{ep.Organization}
+	if c.Endpoint.Organization != "" {
+		req.Header["Openai-Organization"] = []string{c.Endpoint.Organization}
 	}
-	if ep.Project != "" {
-		req.Header["Openai-Project"] = []string{ep.Project}
+	if c.Endpoint.Project != "" {
+		req.Header["Openai-Project"] = []string{c.Endpoint.Project}
 	}
 	return req, nil
 }

@@ -73,7 +73,17 @@ type Provider struct {
 	// Implemented reports whether requests can be forwarded yet.
 	Implemented bool
 
-	build func(ctx context.Context, op Operation, ep Endpoint, key, model string, body []byte) (*http.Request, error)
+	// build makes the authenticated upstream request for a call.
+	build func(ctx context.Context, c *Call) (*http.Request, error)
+	// response translates a non-streamed answer to OpenAI's
+	// chat.completion (or embeddings) body and reads its usage. nil: the
+	// answer is OpenAI-shaped and relayed unchanged.
+	response func(c *Call, body []byte) ([]byte, Usage, error)
+	// stream returns the translator of a streamed answer. nil: OpenAI-shaped.
+	stream func(c *Call) StreamTranslator
+	// classify adds the provider's own error classes to the common ones
+	// (see Classify); it returns "" to defer to them.
+	classify func(status int, h http.Header, body []byte) string
 }
 
 var registry = map[string]*Provider{}
@@ -89,16 +99,40 @@ func Get(name string) *Provider { return registry[name] }
 // ErrNotImplemented is returned for providers whose adapter is not built yet.
 var ErrNotImplemented = errors.New("provider not implemented")
 
+// NewCallRequest builds the authenticated upstream request for c. The
+// client's body is translated to the provider's format; c.Endpoint.BaseURL
+// defaults to the provider's.
+func (p *Provider) NewCallRequest(ctx context.Context, c *Call) (*http.Request, error) {
+	if p.build == nil || !p.Implemented {
+		return nil, fmt.Errorf("%s: %w", p.Name, ErrNotImplemented)
+	}
+	if c.Endpoint.BaseURL == "" {
+		c.Endpoint.BaseURL = p.DefaultBaseURL
+	}
+	c.Endpoint.BaseURL = strings.TrimRight(c.Endpoint.BaseURL, "/")
+	return p.build(ctx, c)
+}
+
 // NewRequest builds the authenticated upstream request for op. model is the
 // upstream model name; body is the client's JSON body, whose model field is
 // rewritten when it differs.
 func (p *Provider) NewRequest(ctx context.Context, op Operation, ep Endpoint, key, model string, body []byte) (*http.Request, error) {
-	if p.build == nil || !p.Implemented {
-		return nil, fmt.Errorf("%s: %w", p.Name, ErrNotImplemented)
+	return p.NewCallRequest(ctx, &Call{Op: op, Endpoint: ep, Key: key, Model: model, Body: body})
+}
+
+// TranslateResponse turns a successful non-streamed answer into the body
+// the client receives, and reads its usage.
+func (p *Provider) TranslateResponse(c *Call, body []byte) ([]byte, Usage, error) {
+	if p.response == nil {
+		return passthroughResponse(c, body)
 	}
-	if ep.BaseURL == "" {
-		ep.BaseURL = p.DefaultBaseURL
+	return p.response(c, body)
+}
+
+// NewStream returns the translator for a streamed answer.
+func (p *Provider) NewStream(c *Call) StreamTranslator {
+	if p.stream == nil {
+		return newPassthroughStream(c)
 	}
-	ep.BaseURL = strings.TrimRight(ep.BaseURL, "/")
-	return p.build(ctx, op, ep, key, model, body)
+	return p.stream(c)
 }

@@ -3,6 +3,7 @@ package providers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/tidwall/gjson"
@@ -130,3 +131,5 @@ func passthroughResponse(_ *Call, body []byte) ([]byte, Usage, error) {
 	}
 	return body, openAIUsage(gjson.GetBytes(body, "usage")), nil
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -51,6 +51,12 @@ type Response struct {
 	// Gate, when set, holds the stream after its first event until the
 	// channel is closed (or the client goes away).
 	Gate <-chan struct{}
+	// RawEvents, when set instead of Events, are written verbatim (each a
+	// complete event with its own framing: "event: x\ndata: y\n\n", CRLF
+	// separators...), each flushed on its own. ContentType defaults to
+	// text/event-stream.
+	RawEvents   []string
+	ContentType string
 	// Hang keeps the connection open without answering until the client
 	// goes away.
 	Hang bool
@@ -92,12 +98,7 @@ func start(kind string) *Server {
 func NewHandler(kind string) *Server { return &Server{Kind: kind} }
 
 // BaseURL is what the gateway's base_url should be for this fake.
-func (s *Server) BaseURL() string {
-	if s.Kind == "azure" {
-		return s.URL
-	}
-	return s.URL + "/v1"
-}
+func (s *Server) BaseURL() string { return kinds[s.Kind].BaseURL(s.URL) }
 
 // SetResponder replaces the default answers.
 func (s *Server) SetResponder(r Responder) {
@@ -156,58 +157,122 @@ func (s *Server) Last() (Record, bool) {
 	return rs[len(rs)-1], true
 }
 
+// Kind is how one provider's fake speaks its protocol. Each provider's fake
+// registers one (see openai.go here, and anthropic.go, gemini.go, cohere.go).
+type Kind struct {
+	// BaseURL turns the server's URL into the gateway's base_url for it.
+	BaseURL func(serverURL string) string
+	// Parse fills in rec's credential (and the header it came in), model
+	// and stream flag from the request, and names the operation ("chat",
+	// "embeddings"). A non-nil *Response answers at once (an unknown path,
+	// a missing api-version...).
+	Parse func(r *http.Request, rec *Record) (op string, early *Response)
+	// Unauthorized is the provider's answer to a key it does not accept.
+	// The fakes echo the presented key in full, which real providers do
+	// only partly: the gateway must scrub it.
+	Unauthorized func(key string) Response
+	// Default is the answer when no responder is set.
+	Default func(rec Record, op string) Response
+}
+
+var kinds = map[string]*Kind{}
+
+// RegisterKind makes a kind of fake available to New.
+func RegisterKind(name string, k *Kind) { kinds[name] = k }
+
+// New starts a fake of the named kind: "openai" (any OpenAI-shaped
+// provider), "azure", "anthropic", "gemini" or "cohere".
+func New(kind string) *Server { return start(kind) }
+
 // ServeHTTP answers one request as the provider would, and records it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	k := kinds[s.Kind]
 	body, _ := io.ReadAll(r.Body)
 	rec := Record{
 		Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
 		Header: r.Header.Clone(), Body: body, Time: time.Now(),
-		Model: gjson.GetBytes(body, "model").String(), Stream: gjson.GetBytes(body, "stream").Bool(),
 	}
-	op := ""
-	switch s.Kind {
-	case "azure":
-		rec.CredentialHeader, rec.Credential = "Api-Key", r.Header.Get("Api-Key")
-		if rest, ok := strings.CutPrefix(r.URL.Path, "/openai/deployments/"); ok {
-			dep, tail, _ := strings.Cut(rest, "/")
-			rec.Model, op = dep, "/"+tail
-			if r.URL.Query().Get("api-version") == "" {
-				s.record(rec)
-				writeJSON(w, 404, `{"error":{"code":"404","message":"Resource not found"}}`)
-				return
-			}
-		} else if rest, ok := strings.CutPrefix(r.URL.Path, "/openai/v1"); ok {
-			op = rest
-		}
-	default:
-		if auth := r.Header.Get("Authorization"); auth != "" {
-			rec.CredentialHeader, rec.Credential = "Authorization", strings.TrimPrefix(auth, "Bearer ")
-		}
-		op, _ = strings.CutPrefix(r.URL.Path, "/v1")
-	}
+	op, early := k.Parse(r, &rec)
 	s.record(rec)
-
+	if early != nil {
+		Write(w, r, *early)
+		return
+	}
 	s.mu.Lock()
 	responder, valid := s.responder, s.validKeys
 	s.mu.Unlock()
 	if valid != nil && !valid[rec.Credential] {
-		// Deliberately echo the whole key: the gateway must scrub it.
-		msg := fmt.Sprintf("Incorrect API key provided: %s. You can find your API key at https://platform.openai.com/account/api-keys.", rec.Credential)
-		b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "invalid_request_error", "param": nil, "code": "invalid_api_key"}})
-		writeJSON(w, 401, string(b))
-		return
-	}
-	if op != "/chat/completions" && op != "/embeddings" {
-		writeJSON(w, 404, `{"error":{"message":"unknown path","type":"invalid_request_error","code":"not_found"}}`)
+		Write(w, r, k.Unauthorized(rec.Credential))
 		return
 	}
 	var resp Response
 	if responder != nil {
 		resp = responder(rec)
 	} else {
-		resp = Default(rec, op)
+		resp = k.Default(rec, op)
 	}
 	Write(w, r, resp)
+}
+
+func init() {
+	openAIUnauthorized := func(key string) Response {
+		msg := fmt.Sprintf("Incorrect API key provided: %s. You can find your API key at https://platform.openai.com/account/api-keys.", key)
+		b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "invalid_request_error", "param": nil, "code": "invalid_api_key"}})
+		return Response{Status: 401, Body: string(b)}
+	}
+	notFound := &Response{Status: 404, Body: `{"error":{"message":"unknown path","type":"invalid_request_error","code":"not_found"}}`}
+	openAIOp := func(path string) (string, bool) {
+		switch path {
+		case "/chat/completions":
+			return "chat", true
+		case "/embeddings":
+			return "embeddings", true
+		}
+		return "", false
+	}
+	RegisterKind("openai", &Kind{
+		BaseURL: func(u string) string { return u + "/v1" },
+		Parse: func(r *http.Request, rec *Record) (string, *Response) {
+			rec.Model, rec.Stream = gjson.GetBytes(rec.Body, "model").String(), gjson.GetBytes(rec.Body, "stream").Bool()
+			if auth := r.Header.Get("Authorization"); auth != "" {
+				rec.CredentialHeader, rec.Credential = "Authorization", strings.TrimPrefix(auth, "Bearer ")
+			}
+			op, ok := openAIOp(strings.TrimPrefix(r.URL.Path, "/v1"))
+			if !ok {
+				return "", notFound
+			}
+			return op, nil
+		},
+		Unauthorized: openAIUnauthorized,
+		Default:      Default,
+	})
+	RegisterKind("azure", &Kind{
+		BaseURL: func(u string) string { return u },
+		Parse: func(r *http.Request, rec *Record) (string, *Response) {
+			rec.Model, rec.Stream = gjson.GetBytes(rec.Body, "model").String(), gjson.GetBytes(rec.Body, "stream").Bool()
+			rec.CredentialHeader, rec.Credential = "Api-Key", r.Header.Get("Api-Key")
+			path := ""
+			if rest, ok := strings.CutPrefix(r.URL.Path, "/openai/deployments/"); ok {
+				dep, tail, _ := strings.Cut(rest, "/")
+				rec.Model, path = dep, "/"+tail
+				if r.URL.Query().Get("api-version") == "" {
+					return "", &Response{Status: 404, Body: `{"error":{"code":"404","message":"Resource not found"}}`}
+				}
+			} else if rest, ok := strings.CutPrefix(r.URL.Path, "/openai/v1"); ok {
+				path = rest
+			}
+			op, ok := openAIOp(path)
+			if !ok {
+				return "", notFound
+			}
+			return op, nil
+		},
+		Unauthorized: func(string) Response {
+			// Azure does not echo the key.
+			return Response{Status: 401, Body: `{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}}`}
+		},
+		Default: Default,
+	})
 }
 
 func (s *Server) record(rec Record) {
@@ -216,12 +281,13 @@ func (s *Server) record(rec Record) {
 	s.mu.Unlock()
 }
 
-// Default is the fake's answer when no responder is set: a fixed chat
-// completion (or a 5-event stream when the request asked for one) or a
-// one-vector embedding, naming the model it was asked for.
+// Default is the OpenAI-shaped fakes' answer when no responder is set: a
+// fixed chat completion (or a 5-event stream when the request asked for
+// one) or a one-vector embedding, naming the model it was asked for. op is
+// "chat" or "embeddings".
 func Default(rec Record, op string) Response {
 	model := rec.Model
-	if op == "/embeddings" {
+	if op == "embeddings" {
 		return Response{Body: fmt.Sprintf(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}],"model":%q,"usage":{"prompt_tokens":3,"total_tokens":3}}`, model)}
 	}
 	if rec.Stream {
@@ -279,12 +345,23 @@ func Write(w http.ResponseWriter, r *http.Request, resp Response) {
 	if status == 0 {
 		status = 200
 	}
-	if resp.Events != nil {
-		w.Header().Set("Content-Type", "text/event-stream")
+	if resp.Events != nil || resp.RawEvents != nil {
+		ct := resp.ContentType
+		if ct == "" {
+			ct = "text/event-stream"
+		}
+		w.Header().Set("Content-Type", ct)
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(status)
 		f, _ := w.(http.Flusher)
-		for i, e := range resp.Events {
+		events := resp.RawEvents
+		if events == nil {
+			events = make([]string, len(resp.Events))
+			for i, e := range resp.Events {
+				events[i] = "data: " + e + "\n\n"
+			}
+		}
+		for i, e := range events {
 			if i > 0 && resp.EventDelay > 0 {
 				select {
 				case <-time.After(resp.EventDelay):
@@ -292,7 +369,7 @@ func Write(w http.ResponseWriter, r *http.Request, resp Response) {
 					return
 				}
 			}
-			fmt.Fprintf(w, "data: %s\n\n", e)
+			io.WriteString(w, e)
 			if f != nil {
 				f.Flush()
 			}

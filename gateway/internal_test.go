@@ -1,0 +1,64 @@
+package gateway
+
+// Unit tests of unexported helpers; the behaviour is covered end to end over
+// HTTP in gateway_test.go.
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestRepeatsModel(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"model":"a"}`:                                      false,
+		`{"model":"a","model":"b"}`:                          true,
+		`{"model":"a","mod\u0065l":"b"}`:                     true,
+		`{"\u006d\u006F\u0064\u0065\u006c":"a","model":"b"}`: true,
+		`{"mod\u0065l":"a"}`:                                 false,
+		`{"model":"a","x":{"model":"b"},"role":"model"}`:     false,
+		`{"model":"a","content":"\u0064\u006f"}`:             false,
+		`{"model":"a","content":"say \"model\""}`:            false,
+	} {
+		if got := repeatsModel([]byte(body)); got != want {
+			t.Errorf("repeatsModel(%s) = %v", body, got)
+		}
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"abc", 5, "abc"}, {"abcdef", 3, "abc"}, {"aé", 2, "a"}, {"aé", 3, "aé"}, {"ééé", 5, "éé"}, {"日本", 2, ""},
+	} {
+		if got := truncate(c.s, c.n); got != c.want || !utf8.ValidString(got) {
+			t.Errorf("truncate(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
+	if got := truncate(strings.Repeat("é", 200), maxModelLen); len(got) != maxModelLen {
+		t.Errorf("len %d", len(got))
+	}
+}
+
+func TestValidRetryAfter(t *testing.T) {
+	date := time.Now().UTC().Format(http.TimeFormat)
+	for v, want := range map[string]bool{
+		"0": true, "20": true, date: true, "Wed, 21 Oct 2015 07:28:00 GMT": true,
+		"": false, "-1": false, "1.5": false, " 20": false, "20s": false, "sk-proj-abcdefghijklmnop": false,
+		"99999999999": false,
+	} {
+		if got := validRetryAfter(v); got != want {
+			t.Errorf("validRetryAfter(%q) = %v", v, got)
+		}
+	}
+	for v, want := range map[string]bool{"0": true, "1500": true, "1500.5": true, "": false, "-1": false, "NaN": false, "Inf": false, "1e300": false, "x": false} {
+		if got := validRetryAfterMs(v); got != want {
+			t.Errorf("validRetryAfterMs(%q) = %v", v, got)
+		}
+	}
+}

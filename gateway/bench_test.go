@@ -6,13 +6,17 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 
 	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -82,7 +86,7 @@ func BenchmarkPickCredential(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if cred, ok := g.pickCredential(s.Snapshot(), "acme", c.provider); !ok || cred.source != c.want {
+				if cred, skip := g.pickCredential(s.Snapshot(), "acme", c.provider, routing.PinAuto, false, time.Time{}); skip != "" || cred.source != c.want {
 					b.Fatal("wrong credential")
 				}
 			}
@@ -90,18 +94,29 @@ func BenchmarkPickCredential(b *testing.B) {
 	}
 }
 
+// BenchmarkRelayStreamEvent relays a 100-event OpenAI-shaped stream through
+// the passthrough translator; ns/event is the cost of one relayed event
+// (parse, usage check, write, flush).
 func BenchmarkRelayStreamEvent(b *testing.B) {
-	event := []byte(`data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":" the"},"finish_reason":null}]}` + "\n\n")
+	const events = 100
+	event := `data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":" the"},"finish_reason":null}]}` + "\n\n"
+	finish := `data: {"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n"
+	stream := []byte(strings.Repeat(event, events-1) + finish + "data: [DONE]\n\n")
 	w := httptest.NewRecorder()
-	r := bytes.NewReader(event)
-	b.SetBytes(int64(len(event)))
+	r := bytes.NewReader(stream)
+	p := providers.Get(providers.OpenAI)
+	call := &providers.Call{Stream: true}
+	b.SetBytes(int64(len(stream)))
 	b.ReportAllocs()
 	for b.Loop() {
-		r.Reset(event)
+		r.Reset(stream)
 		w.Body.Reset()
-		relayStream(w, r)
+		if code := relayEvents(w, context.Background(), r, p.NewStream(call), ""); code != "" {
+			b.Fatal(code)
+		}
 	}
-	if !w.Flushed || w.Body.Len() != len(event) {
-		b.Fatal("event not relayed and flushed")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*events), "ns/event")
+	if !w.Flushed || w.Body.Len() != len(stream) {
+		b.Fatalf("stream not relayed whole and flushed: %d of %d bytes", w.Body.Len(), len(stream))
 	}
 }

@@ -16,6 +16,8 @@ const (
 	CodeMissingModel               = "missing_model"
 	CodeModelNotFound              = "model_not_found"
 	CodeNoCredential               = "no_credential"
+	CodeBYOKOnlyPolicy             = "byok_only_policy"
+	CodeUnsupportedRequest         = "unsupported_request"
 	CodeProviderNotImplemented     = "provider_not_implemented"
 	CodeBYOKCredentialRejected     = "byok_credential_rejected"
 	CodePlatformCredentialRejected = "platform_credential_rejected"

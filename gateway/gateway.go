@@ -10,11 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -23,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -66,6 +66,14 @@ type Config struct {
 	ResponseHeaderTimeout time.Duration
 	// Logger receives operational messages; never keys, prompts or bodies.
 	Logger *zap.Logger
+	// Routing holds the aliases and routes (fallback chains, splits).
+	Routing routing.Config
+	// DefaultMaxTokens is sent to providers that require max_tokens
+	// (Anthropic) when the client gave none. Default: 4096.
+	DefaultMaxTokens int
+	// BYOKCooldown is how long a fallback chain skips an account's BYOK key
+	// after the provider rejected it, before trying it again. Default: 5m.
+	BYOKCooldown time.Duration
 }
 
 // Gateway serves the data plane. It is safe for concurrent use.
@@ -76,6 +84,12 @@ type Gateway struct {
 	maxBody   int64
 	logger    *zap.Logger
 	upstreams *transports
+	routes    *routing.Table
+	// declaredNames are the declared models, sorted, for /v1/models.
+	declaredNames []string
+
+	defaultMaxTokens int
+	cooldown         time.Duration
 }
 
 // target is a resolved model: which provider, which upstream name.
@@ -127,6 +141,32 @@ func New(cfg Config) (*Gateway, error) {
 			g.providers[name] = &ProviderConfig{}
 		}
 	}
+	g.defaultMaxTokens, g.cooldown = cfg.DefaultMaxTokens, cfg.BYOKCooldown
+	if g.defaultMaxTokens <= 0 {
+		g.defaultMaxTokens = 4096
+	}
+	if g.cooldown <= 0 {
+		g.cooldown = 5 * time.Minute
+	}
+	for name := range cfg.Routing.Aliases {
+		if _, declared := g.declared[name]; declared {
+			return nil, fmt.Errorf("alias %q is also a declared model", name)
+		}
+	}
+	for name := range cfg.Routing.Routes {
+		if _, declared := g.declared[name]; declared {
+			return nil, fmt.Errorf("route %q is also a declared model", name)
+		}
+	}
+	routes, err := routing.Compile(cfg.Routing, g.checkModel)
+	if err != nil {
+		return nil, err
+	}
+	g.routes = routes
+	for m := range g.declared {
+		g.declaredNames = append(g.declaredNames, m)
+	}
+	sort.Strings(g.declaredNames)
 	return g, nil
 }
 
@@ -169,36 +209,6 @@ func (g *Gateway) resolve(model string) (target, bool) {
 		return target{providers.Get(name), model}, true
 	}
 	return target{}, false
-}
-
-// credential is what one upstream attempt is sent with.
-type credential struct {
-	source   string
-	key      string
-	endpoint providers.Endpoint
-	secret   *store.Secret // BYOK only
-}
-
-// pickCredential chooses the account's BYOK key for the provider, else the
-// platform key. The choice is made once per request, from one snapshot.
-func (g *Gateway) pickCredential(snap *store.Snapshot, account, provider string) (credential, bool) {
-	pc := g.providers[provider]
-	if sec := snap.Credential(account, provider); sec != nil {
-		ep := pc.Endpoint
-		ep.Organization, ep.Project = "", "" // the platform's org/project never go with a customer's key
-		if sec.Extras.BaseURL != "" {
-			ep.BaseURL = sec.Extras.BaseURL
-		}
-		if sec.Extras.APIVersion != "" {
-			ep.APIVersion = sec.Extras.APIVersion
-		}
-		ep.Organization, ep.Project = sec.Extras.Organization, sec.Extras.Project
-		return credential{source: SourceBYOK, key: sec.Key(), endpoint: ep, secret: sec}, true
-	}
-	if pc.APIKey != "" {
-		return credential{source: SourcePlatform, key: pc.APIKey, endpoint: pc.Endpoint}, true
-	}
-	return credential{}, false
 }
 
 // ServeHTTP serves a request for which Owns returned true.
@@ -299,118 +309,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, snap *store.Sn
 	rec.Model = mr.Str
 	rec.Stream = gjson.GetBytes(body, "stream").Bool()
 
-	// 3. Resolve the provider.
-	t, ok := g.resolve(mr.Str)
-	if !ok {
-		fail(http.StatusNotFound, typeInvalidRequest, CodeModelNotFound,
-			fmt.Sprintf("the model %q is not known to this gateway: use a catalog name, a model declared in the config, or 'provider/model' with one of %s", mr.Str, strings.Join(providers.Names, ", ")))
-		return
-	}
-	rec.Provider, rec.UpstreamModel = t.provider.Name, t.model
-	w.Header()[HeaderProvider] = []string{t.provider.Name}
-	if !t.provider.Implemented {
-		fail(http.StatusNotImplemented, typeInvalidRequest, CodeProviderNotImplemented,
-			fmt.Sprintf("provider %s is not implemented yet in this version of Agent Router", t.provider.Name))
-		return
-	}
-
-	// 4. Pick the credential, once.
-	cred, ok := g.pickCredential(snap, entry.AccountID, t.provider.Name)
-	if !ok {
-		fail(http.StatusBadRequest, typeInvalidRequest, CodeNoCredential,
-			fmt.Sprintf("no credential for provider %s: this account has no %s key registered and the platform has none configured", t.provider.Name, t.provider.Name))
-		return
-	}
-	rec.CredentialSource = cred.source
-	w.Header()[HeaderCredential] = []string{cred.source}
-	if cred.secret != nil {
-		rec.CredentialVersion, rec.CredentialFingerprint = cred.secret.Version, cred.secret.Fingerprint
-		cred.secret.Touch(time.Now().UnixNano())
-	}
-
-	// 5. Forward.
-	req, err := t.provider.NewRequest(r.Context(), op, cred.endpoint, cred.key, t.model, body)
-	if err != nil {
-		fail(http.StatusBadGateway, typeAPI, CodeUpstreamError, "could not build the upstream request: "+scrubString(err.Error(), cred.key))
-		return
-	}
-	resp, err := g.upstreams.forURL(req.URL).RoundTrip(req)
-	if err != nil {
-		if r.Context().Err() != nil { // the client went away
-			rec.Status, rec.ErrorCode = 499, "client_closed_request"
-			return
-		}
-		status, code, msg := http.StatusBadGateway, CodeUpstreamUnreachable, "could not reach "+t.provider.Name
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			status, code, msg = http.StatusGatewayTimeout, CodeUpstreamTimeout, t.provider.Name+" did not answer in time"
-		}
-		if c := g.logger.Check(zap.WarnLevel, "upstream request failed"); c != nil {
-			c.Write(zap.String("request_id", rec.ID), zap.String("provider", t.provider.Name),
-				zap.String("credential_source", cred.source), zap.String("error", scrubString(err.Error(), cred.key)))
-		}
-		fail(status, typeAPI, code, msg)
-		return
-	}
-	defer resp.Body.Close()
-
-	if resp.StatusCode >= 400 {
-		g.relayError(w, resp, t.provider.Name, cred, rec)
-		return
-	}
-	copyResponseHeaders(w.Header(), resp.Header)
-	rec.Status = resp.StatusCode
-	w.WriteHeader(resp.StatusCode)
-	rec.TTFBMS = msSince(rec.Time)
-	if isEventStream(resp.Header) {
-		relayStream(w, resp.Body)
-	} else {
-		buf := copyBufs.Get().(*[]byte)
-		io.CopyBuffer(writerOnly{w}, resp.Body, *buf)
-		copyBufs.Put(buf)
-	}
-}
-
-// relayError turns an upstream failure into OpenAI's error envelope, with
-// key material scrubbed. A refused BYOK key becomes 502
-// byok_credential_rejected (and a refused platform key 502
-// platform_credential_rejected) so that neither is mistaken for a bad Agent
-// Router key or an outage.
-func (g *Gateway) relayError(w http.ResponseWriter, resp *http.Response, provider string, cred credential, rec *store.LogRecord) {
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	class := providers.Classify(provider, resp.StatusCode, raw)
-	msg := scrubString(providers.ErrorMessage(raw), cred.key)
-	// Upstream header values are relayed only in their documented shape:
-	// anything else could carry request data (a key) back to the client.
-	if v := resp.Header.Get("Retry-After"); validRetryAfter(v) {
-		w.Header().Set("Retry-After", v)
-	}
-	if v := resp.Header.Get("Retry-After-Ms"); validRetryAfterMs(v) {
-		w.Header().Set("Retry-After-Ms", v)
-	}
-	status, typ, code := resp.StatusCode, typeForStatus(resp.StatusCode), CodeUpstreamError
-	if c := gjson.GetBytes(raw, "error.code"); c.Type == gjson.String && c.Str != "" {
-		code = scrubString(c.Str, cred.key)
-	}
-	if class == providers.ClassAuth {
-		status, typ = http.StatusBadGateway, typeAPI
-		if cred.source == SourceBYOK {
-			code = CodeBYOKCredentialRejected
-			msg = fmt.Sprintf("the %s key registered for this account was rejected by the provider (status %d): %s", provider, resp.StatusCode, msg)
-		} else {
-			code = CodePlatformCredentialRejected
-			msg = fmt.Sprintf("the platform's %s key was rejected by the provider (status %d)", provider, resp.StatusCode)
-		}
-	} else {
-		msg = fmt.Sprintf("%s returned %d: %s", provider, resp.StatusCode, msg)
-	}
-	rec.Status, rec.ErrorCode = status, code
-	writeError(w, status, typ, code, msg)
-	if c := g.logger.Check(zap.InfoLevel, "upstream error"); c != nil {
-		c.Write(zap.String("request_id", rec.ID), zap.String("provider", provider),
-			zap.String("credential_source", cred.source), zap.Int("upstream_status", resp.StatusCode),
-			zap.String("class", class))
-	}
+	g.serveAttempts(w, r, snap, entry, rec, op, body, mr.Str)
 }
 
 // serveModels lists the models this account can reach: for each provider
@@ -435,12 +334,12 @@ func (g *Gateway) serveModels(w http.ResponseWriter, snap *store.Snapshot, accou
 		if !p.Implemented {
 			continue
 		}
-		if _, ok := g.pickCredential(snap, account, name); !ok {
+		if _, reason := g.pickCredential(snap, account, name, routing.PinAuto, false, time.Time{}); reason != "" {
 			continue
 		}
 		seen := map[string]bool{}
-		for m, t := range g.declared {
-			if t.provider.Name == name {
+		for _, m := range g.declaredNames {
+			if g.declared[m].provider.Name == name {
 				seen[m] = true
 				add(m, name)
 			}
@@ -450,6 +349,9 @@ func (g *Gateway) serveModels(w http.ResponseWriter, snap *store.Snapshot, accou
 				add(m, name)
 			}
 		}
+	}
+	for _, name := range g.routes.Names() {
+		add(name, "agent_router")
 	}
 	b.WriteString("]}\n")
 	w.Header()["Content-Type"] = []string{"application/json"}
@@ -567,31 +469,6 @@ func validRetryAfterMs(v string) bool {
 func isEventStream(h http.Header) bool {
 	ct := h.Get("Content-Type")
 	return strings.HasPrefix(ct, "text/event-stream")
-}
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-// relayStream copies an event stream as it arrives, flushing after every
-// read, so no event is held back.
-func relayStream(w http.ResponseWriter, body io.Reader) {
-	rc := http.NewResponseController(w)
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	buf := *bp
-	for {
-		n, err := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
-			}
-			if rc.Flush() != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
 }
 
 // writerOnly hides optional interfaces (io.ReaderFrom) so io.CopyBuffer uses

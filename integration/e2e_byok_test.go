@@ -292,7 +292,7 @@ func TestDataPlaneErrorsThroughCaddy(t *testing.T) {
 		{"bad json", "Bearer " + k.Key, `{"model":`, 400, "invalid_json", "JSON object"},
 		{"no model", "Bearer " + k.Key, `{"messages":[]}`, 400, "missing_model", "must name a model"},
 		{"unknown model", "Bearer " + k.Key, `{"model":"no-such-model"}`, 404, "model_not_found", "no-such-model"},
-		{"not implemented", "Bearer " + k.Key, `{"model":"claude-haiku-4-5"}`, 501, "provider_not_implemented", "anthropic"},
+		{"no anthropic credential", "Bearer " + k.Key, `{"model":"claude-haiku-4-5"}`, 400, "no_credential", "anthropic"},
 		{"no credential", "Bearer " + k.Key, `{"model":"mistral-large-latest"}`, 400, "no_credential", "mistral"},
 	}
 	before := len(e.openai.Records())

@@ -31,6 +31,32 @@ type LogRecord struct {
 	Stream                bool      `json:"stream"`
 	LatencyMS             float64   `json:"latency_ms"`
 	TTFBMS                float64   `json:"ttfb_ms,omitempty"`
+	// Tokens, in OpenAI's terms (prompt includes cached input, completion
+	// includes reasoning), from the provider's own usage fields.
+	PromptTokens     int64 `json:"prompt_tokens,omitempty"`
+	CompletionTokens int64 `json:"completion_tokens,omitempty"`
+	TotalTokens      int64 `json:"total_tokens,omitempty"`
+	CachedTokens     int64 `json:"cached_tokens,omitempty"`
+	ReasoningTokens  int64 `json:"reasoning_tokens,omitempty"`
+	// UsageRaw is the provider's own usage object, for billing.
+	UsageRaw json.RawMessage `json:"usage_raw,omitempty"`
+	// Route names the route that planned the request, if any.
+	Route string `json:"route,omitempty"`
+	// Attempts lists every upstream try, in order.
+	Attempts []Attempt `json:"attempts,omitempty"`
+}
+
+// Attempt is one upstream try of a request.
+type Attempt struct {
+	Provider         string `json:"provider"`
+	Model            string `json:"model"`
+	CredentialSource string `json:"credential_source,omitempty"`
+	Status           int    `json:"status,omitempty"`
+	ErrorClass       string `json:"error_class,omitempty"`
+	// Skipped says why a target was not tried (no byok key, policy,
+	// invalid credential in cool-down...).
+	Skipped    string  `json:"skipped,omitempty"`
+	DurationMS float64 `json:"duration_ms"`
 }
 
 // LogFilter selects request-log records, newest first.

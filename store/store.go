@@ -34,6 +34,8 @@ var (
 	bucketVersions = []byte("byok_versions")
 	bucketLastUsed = []byte("last_used")
 	bucketLogs     = []byte("logs")
+	bucketHealth   = []byte("byok_health")   // account \x00 provider -> healthRecord
+	bucketPolicies = []byte("byok_policies") // account \x00 provider -> Policy
 )
 
 // Errors callers can test for with errors.Is.
@@ -84,6 +86,8 @@ type Store struct {
 	savedClocks map[string]int64
 
 	log *logWriter
+
+	healthState
 }
 
 // Open opens (or creates) the bbolt file at path with mode 0600 and loads
@@ -108,7 +112,7 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	_ = os.Chmod(path, 0o600)
 	s := &Store{db: db, path: path, sealer: sl, lastUsed: make(map[string]*atomic.Int64), savedClocks: make(map[string]int64)}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs} {
+		for _, b := range [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs, bucketHealth, bucketPolicies} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -223,8 +227,9 @@ type sealedRecord struct {
 // Snapshot is an immutable view of everything the request path needs. It is
 // replaced, never modified, after each committed write.
 type Snapshot struct {
-	keys  map[[32]byte]*KeyEntry
-	creds map[credKey]*Secret
+	keys     map[[32]byte]*KeyEntry
+	creds    map[credKey]*Secret
+	policies map[credKey]Policy
 }
 
 type credKey struct{ account, provider string }
@@ -249,6 +254,7 @@ type Secret struct {
 	Extras      Extras
 	key         string
 	lastUsed    *atomic.Int64
+	health      *health
 }
 
 // Key returns the plaintext provider key, for the auth header only.
@@ -339,7 +345,7 @@ func credClockID(account, provider string) string { return "byok\x00" + account 
 // rebuild reads the committed state and swaps in a new snapshot. Callers hold
 // wmu (or are in Open).
 func (s *Store) rebuild() error {
-	sn := &Snapshot{keys: make(map[[32]byte]*KeyEntry), creds: make(map[credKey]*Secret)}
+	sn := &Snapshot{keys: make(map[[32]byte]*KeyEntry), creds: make(map[credKey]*Secret), policies: make(map[credKey]Policy)}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
 			var r keyRecord
@@ -353,7 +359,7 @@ func (s *Store) rebuild() error {
 		}); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketBYOK).ForEach(func(k, v []byte) error {
+		if err := tx.Bucket(bucketBYOK).ForEach(func(k, v []byte) error {
 			account, provider, ok := bytes.Cut(k, []byte{0})
 			if !ok {
 				return nil
@@ -371,6 +377,17 @@ func (s *Store) rebuild() error {
 				AccountID: ck.account, Provider: ck.provider, Version: r.Version,
 				Fingerprint: r.Fingerprint, Extras: r.Extras, key: string(pt),
 				lastUsed: s.clock(credClockID(ck.account, ck.provider)),
+				health:   s.healthOf(tx, ck, r.Version),
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketPolicies).ForEach(func(k, v []byte) error {
+			account, provider, ok := bytes.Cut(k, []byte{0})
+			var p Policy
+			if ok && json.Unmarshal(v, &p) == nil {
+				sn.policies[credKey{string(account), string(provider)}] = p
 			}
 			return nil
 		})
@@ -559,6 +576,11 @@ func (s *Store) DeleteAccount(id string) error {
 		}
 		for _, k := range doomed {
 			if err := byok.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, b := range [][]byte{bucketHealth, bucketPolicies} {
+			if err := deletePrefix(tx.Bucket(b), prefix); err != nil {
 				return err
 			}
 		}
@@ -757,11 +779,29 @@ func (s *Store) DeleteCredential(account, provider string) error {
 		if err := tx.Bucket(bucketBYOK).Delete(id); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketHealth).Delete(id); err != nil {
+			return err
+		}
 		return s.forgetClocks(tx, credClockID(account, provider))
 	})
 }
 
 // --- helpers ---
+
+// deletePrefix deletes every key of b that starts with prefix.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	var doomed [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		doomed = append(doomed, append([]byte(nil), k...))
+	}
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // now is the store's clock; tests may replace it.
 var now = time.Now

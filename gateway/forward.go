@@ -1,0 +1,480 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
+
+	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/routing"
+	"github.com/agentrouter/caddy-agentrouter/store"
+)
+
+// HeaderAttempts tells the client how many upstream attempts its request
+// took (more than one when a fallback or split moved on).
+const HeaderAttempts = "X-Agent-Router-Attempts"
+
+// credential is what one upstream attempt is sent with.
+type credential struct {
+	source   string
+	key      string
+	endpoint providers.Endpoint
+	secret   *store.Secret // BYOK only
+}
+
+// Reasons a planned attempt is skipped without a call. They appear in the
+// request log's attempts.
+const (
+	skipNoBYOK          = "no_byok_key"
+	skipNoPlatform      = "no_platform_key"
+	skipNoCredential    = "no_credential"
+	skipPolicy          = "byok_only_policy"
+	skipInvalid         = "byok_key_invalid"
+	skipNotImplemented  = "provider_not_implemented"
+	skipDeadlineReached = "deadline_reached"
+)
+
+// pickCredential chooses the credential for one attempt from one snapshot:
+// the account's BYOK key for the provider when the pin allows it, else the
+// platform key when the pin and the account's policy allow it. A BYOK key
+// the provider rejected is skipped during its cool-down when other attempts
+// remain (more); a lone attempt still tries it, so the client gets the clear
+// byok_credential_rejected error rather than a silent switch to the platform.
+func (g *Gateway) pickCredential(snap *store.Snapshot, account, provider string, pin routing.Pin, more bool, now time.Time) (credential, string) {
+	pc := g.providers[provider]
+	if pin != routing.PinPlatform {
+		if sec := snap.Credential(account, provider); sec != nil {
+			if since, _, invalid := sec.Invalid(); invalid && more && now.Sub(since) < g.cooldown {
+				return credential{}, skipInvalid
+			}
+			ep := pc.Endpoint
+			// The platform's organization and project never go with a
+			// customer's key; the customer's own extras do.
+			ep.Organization, ep.Project = sec.Extras.Organization, sec.Extras.Project
+			if sec.Extras.BaseURL != "" {
+				ep.BaseURL = sec.Extras.BaseURL
+			}
+			if sec.Extras.APIVersion != "" {
+				ep.APIVersion = sec.Extras.APIVersion
+			}
+			return credential{source: SourceBYOK, key: sec.Key(), endpoint: ep, secret: sec}, ""
+		}
+		if pin == routing.PinBYOK {
+			return credential{}, skipNoBYOK
+		}
+	}
+	if snap.Policy(account, provider).BYOKOnly {
+		return credential{}, skipPolicy
+	}
+	if pc.APIKey == "" {
+		if pin == routing.PinPlatform {
+			return credential{}, skipNoPlatform
+		}
+		return credential{}, skipNoCredential
+	}
+	return credential{source: SourcePlatform, key: pc.APIKey, endpoint: pc.Endpoint}, ""
+}
+
+// failure is the answer to give when no attempt succeeds.
+type failure struct {
+	status                   int
+	typ, code, msg           string
+	retryAfter, retryAfterMs string
+}
+
+func (g *Gateway) skipFailure(reason, provider, model string) failure {
+	switch reason {
+	case skipPolicy:
+		return failure{status: http.StatusForbidden, typ: typeInvalidRequest, code: CodeBYOKOnlyPolicy,
+			msg: fmt.Sprintf("this account's byok_only policy for %s forbids the platform key, and no usable %s key of the account's own is registered", provider, provider)}
+	case skipNoBYOK:
+		return failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeNoCredential,
+			msg: fmt.Sprintf("no credential for provider %s: the route's target %s needs this account's own %s key, and none is registered", provider, model, provider)}
+	case skipNoPlatform:
+		return failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeNoCredential,
+			msg: fmt.Sprintf("no credential for provider %s: the route's target %s needs the platform key, and the platform has none configured", provider, model)}
+	case skipNotImplemented:
+		return failure{status: http.StatusNotImplemented, typ: typeInvalidRequest, code: CodeProviderNotImplemented,
+			msg: fmt.Sprintf("provider %s is not implemented yet in this version of Agent Router", provider)}
+	case skipDeadlineReached:
+		return failure{status: http.StatusGatewayTimeout, typ: typeAPI, code: CodeUpstreamTimeout,
+			msg: "the route's deadline passed before a provider answered"}
+	default:
+		return failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeNoCredential,
+			msg: fmt.Sprintf("no credential for provider %s: this account has no %s key registered and the platform has none configured", provider, provider)}
+	}
+}
+
+// plan returns the attempts for a requested model: the routing table's plan
+// for an alias or route, else the model itself with the auto pin.
+func (g *Gateway) plan(model string) routing.Plan {
+	if p, ok := g.routes.Plan(model, rand.Float64); ok {
+		return p
+	}
+	return routing.Plan{Attempts: []routing.Attempt{{Model: model, Pin: routing.PinAuto}}}
+}
+
+// serveAttempts runs the plan for one request: each attempt resolves its
+// model, picks a credential and calls the provider; a failure the plan
+// retries moves to the next attempt, but only before the first byte has
+// gone to the client.
+func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *store.Snapshot, entry *store.KeyEntry, rec *store.LogRecord, op providers.Operation, body []byte, model string) {
+	plan := g.plan(model)
+	rec.Route = plan.Route
+	ctx := r.Context()
+	if plan.Deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, plan.Deadline)
+		defer cancel()
+	}
+	includeUsage := gjson.GetBytes(body, "stream_options.include_usage").Bool()
+	var last *failure
+	tried := 0
+	for i, at := range plan.Attempts {
+		more := i < len(plan.Attempts)-1
+		t, ok := g.resolve(at.Model)
+		if !ok { // plain models only: routes are checked at provision
+			g.fail(w, rec, failure{status: http.StatusNotFound, typ: typeInvalidRequest, code: CodeModelNotFound,
+				msg: fmt.Sprintf("the model %q is not known to this gateway: use a catalog name, a model declared in the config, an alias or route, or 'provider/model' with one of %s", at.Model, strings.Join(providers.Names, ", "))})
+			return
+		}
+		att := store.Attempt{Provider: t.provider.Name, Model: t.model}
+		rec.Provider, rec.UpstreamModel = t.provider.Name, t.model
+		skip := func(reason string) {
+			att.Skipped = reason
+			rec.Attempts = append(rec.Attempts, att)
+			f := g.skipFailure(reason, t.provider.Name, at.Model)
+			last = &f
+		}
+		if !t.provider.Implemented {
+			skip(skipNotImplemented)
+			continue
+		}
+		if ctx.Err() != nil && r.Context().Err() == nil {
+			skip(skipDeadlineReached)
+			break
+		}
+		now := time.Now()
+		cred, reason := g.pickCredential(snap, entry.AccountID, t.provider.Name, at.Pin, more, now)
+		if reason != "" {
+			skip(reason)
+			continue
+		}
+		att.CredentialSource = cred.source
+		rec.CredentialSource = cred.source
+		rec.CredentialVersion, rec.CredentialFingerprint = 0, ""
+		if cred.secret != nil {
+			rec.CredentialVersion, rec.CredentialFingerprint = cred.secret.Version, cred.secret.Fingerprint
+			cred.secret.Touch(now.UnixNano())
+		}
+		tried++
+		call := &providers.Call{
+			Op: op, Endpoint: cred.endpoint, Key: cred.key, Model: t.model, Body: body,
+			Stream: rec.Stream, IncludeUsage: includeUsage, DefaultMaxTokens: g.defaultMaxTokens,
+			ID: "chatcmpl-" + rec.ID, Created: rec.Time.Unix(),
+		}
+		req, err := t.provider.NewCallRequest(ctx, call)
+		if err != nil {
+			var re *providers.RequestError
+			if errors.As(err, &re) {
+				// The request cannot be expressed for this provider: the
+				// client's to fix, the same on every target.
+				att.ErrorClass = providers.ClassBadRequest
+				rec.Attempts = append(rec.Attempts, att)
+				g.fail(w, rec, failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeUnsupportedRequest,
+					msg: t.provider.Name + ": " + scrubString(re.Message, cred.key)})
+				return
+			}
+			att.ErrorClass = providers.ClassBadRequest
+			rec.Attempts = append(rec.Attempts, att)
+			g.fail(w, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
+				msg: "could not build the upstream request: " + scrubString(err.Error(), cred.key)})
+			return
+		}
+		resp, err := g.upstreams.forURL(req.URL).RoundTrip(req)
+		att.DurationMS = msSince(now)
+		if err != nil {
+			if r.Context().Err() != nil { // the client went away
+				att.ErrorClass = "client_closed_request"
+				rec.Attempts = append(rec.Attempts, att)
+				rec.Status, rec.ErrorCode = 499, "client_closed_request"
+				return
+			}
+			class := providers.ClassifyTransport(err)
+			att.ErrorClass = class
+			rec.Attempts = append(rec.Attempts, att)
+			if c := g.logger.Check(zap.WarnLevel, "upstream request failed"); c != nil {
+				c.Write(zap.String("request_id", rec.ID), zap.String("provider", t.provider.Name),
+					zap.String("credential_source", cred.source), zap.String("class", class),
+					zap.String("error", scrubString(err.Error(), cred.key)))
+			}
+			f := failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamUnreachable, msg: "could not reach " + t.provider.Name}
+			if class == providers.ClassTimeout {
+				f = failure{status: http.StatusGatewayTimeout, typ: typeAPI, code: CodeUpstreamTimeout, msg: t.provider.Name + " did not answer in time"}
+			}
+			last = &f
+			if more && plan.Retryable(class) {
+				continue
+			}
+			break
+		}
+		if resp.StatusCode >= 400 {
+			f, class := g.upstreamFailure(resp, t.provider.Name, cred, rec)
+			resp.Body.Close()
+			att.Status, att.ErrorClass = resp.StatusCode, class
+			rec.Attempts = append(rec.Attempts, att)
+			last = &f
+			if more && plan.Retryable(class) {
+				continue
+			}
+			break
+		}
+		// Success: from here on the answer is this attempt's.
+		if cred.secret != nil {
+			g.store.MarkValid(cred.secret)
+		}
+		att.Status = resp.StatusCode
+		rec.Attempts = append(rec.Attempts, att)
+		h := w.Header()
+		h[HeaderProvider] = []string{t.provider.Name}
+		h[HeaderCredential] = []string{cred.source}
+		h[HeaderAttempts] = []string{strconv.Itoa(tried)}
+		g.relay(w, r.Context(), resp, t.provider, call, rec)
+		resp.Body.Close()
+		if n := len(rec.Attempts); n > 0 {
+			rec.Attempts[n-1].DurationMS = msSince(now)
+		}
+		return
+	}
+	if last == nil { // an empty plan cannot happen; be safe
+		last = &failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError, msg: "no upstream attempt was possible"}
+	}
+	if tried > 0 {
+		w.Header()[HeaderAttempts] = []string{strconv.Itoa(tried)}
+	}
+	if rec.Provider != "" {
+		w.Header()[HeaderProvider] = []string{rec.Provider}
+	}
+	if rec.CredentialSource != "" {
+		w.Header()[HeaderCredential] = []string{rec.CredentialSource}
+	}
+	g.fail(w, rec, *last)
+}
+
+func (g *Gateway) fail(w http.ResponseWriter, rec *store.LogRecord, f failure) {
+	if f.retryAfter != "" {
+		w.Header().Set("Retry-After", f.retryAfter)
+	}
+	if f.retryAfterMs != "" {
+		w.Header().Set("Retry-After-Ms", f.retryAfterMs)
+	}
+	rec.Status, rec.ErrorCode = f.status, f.code
+	writeError(w, f.status, f.typ, f.code, f.msg)
+}
+
+// upstreamFailure reads an upstream error answer and decides what the client
+// would see, with key material scrubbed. A refused BYOK key becomes 502
+// byok_credential_rejected (and marks the key invalid); a refused platform
+// key 502 platform_credential_rejected: neither is mistaken for a bad Agent
+// Router key or an outage.
+func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred credential, rec *store.LogRecord) (failure, string) {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	class := providers.ClassifyResponse(provider, resp.StatusCode, resp.Header, raw)
+	msg := scrubString(providers.ErrorMessage(raw), cred.key)
+	f := failure{status: resp.StatusCode, typ: typeForStatus(resp.StatusCode), code: CodeUpstreamError}
+	// Upstream header values are relayed only in their documented shape:
+	// anything else could carry request data (a key) back to the client.
+	if v := resp.Header.Get("Retry-After"); validRetryAfter(v) {
+		f.retryAfter = v
+	}
+	if v := resp.Header.Get("Retry-After-Ms"); validRetryAfterMs(v) {
+		f.retryAfterMs = v
+	}
+	if c := gjson.GetBytes(raw, "error.code"); c.Type == gjson.String && validErrorCode(c.Str) && scrubString(c.Str, cred.key) == c.Str {
+		f.code = c.Str
+	}
+	if class == providers.ClassAuth {
+		f.status, f.typ = http.StatusBadGateway, typeAPI
+		if cred.source == SourceBYOK {
+			f.code = CodeBYOKCredentialRejected
+			f.msg = fmt.Sprintf("the %s key registered for this account was rejected by the provider (status %d): %s", provider, resp.StatusCode, msg)
+			g.store.MarkInvalid(cred.secret, time.Now(), fmt.Sprintf("%s answered %d (%s)", provider, resp.StatusCode, class))
+		} else {
+			f.code = CodePlatformCredentialRejected
+			f.msg = fmt.Sprintf("the platform's %s key was rejected by the provider (status %d)", provider, resp.StatusCode)
+		}
+	} else {
+		f.msg = fmt.Sprintf("%s returned %d: %s", provider, resp.StatusCode, msg)
+	}
+	if c := g.logger.Check(zap.InfoLevel, "upstream error"); c != nil {
+		c.Write(zap.String("request_id", rec.ID), zap.String("provider", provider),
+			zap.String("credential_source", cred.source), zap.Int("upstream_status", resp.StatusCode),
+			zap.String("class", class))
+	}
+	return f, class
+}
+
+// validErrorCode keeps a provider's error code only when it looks like one:
+// short, of code characters. Anything else could carry request data.
+func validErrorCode(c string) bool {
+	if c == "" || len(c) > 64 {
+		return false
+	}
+	for i := 0; i < len(c); i++ {
+		b := c[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-' || b == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// maxResponse bounds a non-streamed answer the gateway reads whole (to
+// translate it or read its usage).
+const maxResponse = 32 << 20
+
+// relay sends a successful answer to the client: a stream event by event
+// through the provider's translator, or a whole body translated once.
+func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *http.Response, p *providers.Provider, call *providers.Call, rec *store.LogRecord) {
+	h := w.Header()
+	copyResponseHeaders(h, resp.Header)
+	var u providers.Usage
+	if isEventStream(resp.Header) {
+		h["Content-Type"] = []string{"text/event-stream"}
+		h["Cache-Control"] = []string{"no-cache"}
+		h["X-Accel-Buffering"] = []string{"no"}
+		h.Del("Content-Length")
+		rec.Status = resp.StatusCode
+		w.WriteHeader(resp.StatusCode)
+		rec.TTFBMS = msSince(rec.Time)
+		tr := p.NewStream(call)
+		if code := relayEvents(w, clientCtx, resp.Body, tr, call.Key); code != "" {
+			rec.ErrorCode = code
+			if n := len(rec.Attempts); n > 0 && code != "client_closed_request" {
+				rec.Attempts[n-1].ErrorClass = providers.ClassServer
+			}
+		}
+		u = tr.Usage()
+	} else {
+		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+		var out []byte
+		if err == nil && len(raw) > maxResponse {
+			err = fmt.Errorf("the answer is larger than %d bytes", maxResponse)
+		}
+		if err == nil {
+			out, u, err = p.TranslateResponse(call, raw)
+		}
+		if err != nil {
+			if clientCtx.Err() != nil {
+				rec.Status, rec.ErrorCode = 499, "client_closed_request"
+				return
+			}
+			g.fail(w, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
+				msg: "the answer from " + p.Name + " could not be read: " + scrubString(err.Error(), call.Key)})
+			return
+		}
+		h["Content-Type"] = []string{"application/json"}
+		h["Content-Length"] = []string{strconv.Itoa(len(out))}
+		rec.Status = resp.StatusCode
+		w.WriteHeader(resp.StatusCode)
+		rec.TTFBMS = msSince(rec.Time)
+		w.Write(out)
+	}
+	rec.PromptTokens, rec.CompletionTokens, rec.TotalTokens = u.PromptTokens, u.CompletionTokens, u.TotalTokens
+	rec.CachedTokens, rec.ReasoningTokens, rec.UsageRaw = u.CachedTokens, u.ReasoningTokens, u.Raw
+}
+
+var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// relayEvents reads the upstream event stream, translates each event and
+// writes it, flushing whenever no further upstream bytes are already
+// waiting (so bursts go out together, and nothing is held back). It returns
+// an error code when the stream did not finish normally.
+func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reader, tr providers.StreamTranslator, key string) string {
+	rc := http.NewResponseController(w)
+	sr := providers.NewSSEReader(body)
+	bp := eventBufs.Get().(*[]byte)
+	defer func() { eventBufs.Put(bp) }()
+	out := (*bp)[:0]
+	pending := false
+	endWith := func(code, msg string) string {
+		out = providers.ErrorEvent(out[:0], typeAPI, code, scrubString(msg, key))
+		w.Write(out)
+		rc.Flush()
+		*bp = out
+		return code
+	}
+	for {
+		ev, err := sr.Next()
+		if err != nil {
+			if clientCtx.Err() != nil {
+				return "client_closed_request"
+			}
+			if !errors.Is(err, io.EOF) {
+				return endWith("upstream_stream_error", "the connection to the provider broke during the stream")
+			}
+			var serr error
+			out, serr = tr.End(out[:0])
+			if len(out) > 0 {
+				w.Write(out)
+			}
+			var se *providers.StreamError
+			if errors.As(serr, &se) {
+				return endWith(se.Code, se.Message)
+			}
+			rc.Flush()
+			*bp = out
+			return ""
+		}
+		var serr error
+		out, serr = tr.Event(out[:0], ev)
+		if len(out) > 0 {
+			if _, werr := w.Write(out); werr != nil {
+				*bp = out
+				return "client_closed_request"
+			}
+			pending = true
+		}
+		if serr != nil {
+			var se *providers.StreamError
+			if !errors.As(serr, &se) {
+				se = &providers.StreamError{Code: "upstream_stream_error", Message: serr.Error()}
+			}
+			if pending {
+				rc.Flush()
+			}
+			return endWith(se.Code, se.Message)
+		}
+		if pending && sr.Buffered() == 0 {
+			if rc.Flush() != nil {
+				*bp = out
+				return "client_closed_request"
+			}
+			pending = false
+		}
+	}
+}
+
+// errUnknownModel explains a routing target that resolves to no provider.
+func (g *Gateway) checkModel(model string) error {
+	if _, ok := g.resolve(model); ok {
+		return nil
+	}
+	if i := strings.IndexByte(model, '/'); i > 0 && !bytes.Contains([]byte(model[:i]), []byte(".")) {
+		if providers.Get(model[:i]) == nil {
+			return fmt.Errorf("unknown provider %q in model %q (supported: %s)", model[:i], model, strings.Join(providers.Names, ", "))
+		}
+	}
+	return fmt.Errorf("no provider serves model %q: use a catalog name, a declared model or 'provider/model'", model)
+}

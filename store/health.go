@@ -1,0 +1,159 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Credential health: a provider's refusal of an account's BYOK key (401/403)
+// marks that key version invalid, with the time and a short reason that holds
+// no key material. The mark is in memory at once (the next request sees it)
+// and persisted in the background; a success with the key, or a rotation
+// (a new version), clears it.
+
+type health struct {
+	invalidAt atomic.Int64 // unix nanoseconds; 0 when healthy
+	reason    atomic.Pointer[string]
+}
+
+type healthRecord struct {
+	Version   uint64    `json:"version"`
+	InvalidAt time.Time `json:"invalid_at"`
+	Reason    string    `json:"reason"`
+}
+
+// healthOf returns the shared health of (account, provider) at version,
+// loading a persisted mark the first time. Called from rebuild.
+func (s *Store) healthOf(tx *bolt.Tx, ck credKey, version uint64) *health {
+	s.healthMu.Lock()
+	defer s.healthMu.Unlock()
+	if s.healths == nil {
+		s.healths = make(map[credKey]*versionedHealth)
+	}
+	if vh, ok := s.healths[ck]; ok && vh.version == version {
+		return vh.h
+	}
+	h := new(health)
+	var r healthRecord
+	if v := tx.Bucket(bucketHealth).Get([]byte(ck.account + "\x00" + ck.provider)); v != nil &&
+		json.Unmarshal(v, &r) == nil && r.Version == version && !r.InvalidAt.IsZero() {
+		h.invalidAt.Store(r.InvalidAt.UnixNano())
+		reason := r.Reason
+		h.reason.Store(&reason)
+	}
+	s.healths[ck] = &versionedHealth{version, h}
+	return h
+}
+
+type versionedHealth struct {
+	version uint64
+	h       *health
+}
+
+// healthState holds the store's health bookkeeping (embedded in Store).
+type healthState struct {
+	healthMu sync.Mutex
+	healths  map[credKey]*versionedHealth
+}
+
+// Invalid reports whether the provider rejected this key, since when and
+// why.
+func (c *Secret) Invalid() (since time.Time, reason string, invalid bool) {
+	if c.health == nil {
+		return time.Time{}, "", false
+	}
+	at := c.health.invalidAt.Load()
+	if at == 0 {
+		return time.Time{}, "", false
+	}
+	if r := c.health.reason.Load(); r != nil {
+		reason = *r
+	}
+	return time.Unix(0, at).UTC(), reason, true
+}
+
+// MarkInvalid records that the provider rejected the credential. reason
+// must hold no key material (callers pass the status and error class).
+func (s *Store) MarkInvalid(c *Secret, at time.Time, reason string) {
+	if c.health == nil {
+		return
+	}
+	c.health.reason.Store(&reason)
+	c.health.invalidAt.Store(at.UnixNano())
+	go s.persistHealth(c.AccountID, c.Provider, healthRecord{Version: c.Version, InvalidAt: at.UTC(), Reason: reason})
+}
+
+// MarkValid clears an invalid mark after the key worked. It costs one atomic
+// load when the key was healthy.
+func (s *Store) MarkValid(c *Secret) {
+	if c.health == nil || c.health.invalidAt.Load() == 0 {
+		return
+	}
+	if c.health.invalidAt.Swap(0) != 0 {
+		go s.persistHealth(c.AccountID, c.Provider, healthRecord{Version: c.Version})
+	}
+}
+
+func (s *Store) persistHealth(account, provider string, r healthRecord) {
+	_ = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketHealth)
+		k := []byte(account + "\x00" + provider)
+		if r.InvalidAt.IsZero() {
+			return b.Delete(k)
+		}
+		return putJSON(b, k, r)
+	})
+}
+
+// Policy is an account's rule for one provider.
+type Policy struct {
+	// BYOKOnly forbids the platform key for this account and provider: its
+	// traffic lands on the account's own contract or is refused.
+	BYOKOnly bool `json:"byok_only"`
+}
+
+// Policy returns the account's policy for provider.
+func (sn *Snapshot) Policy(account, provider string) Policy {
+	return sn.policies[credKey{account, provider}]
+}
+
+// SetPolicy stores the account's policy for provider; it takes effect for
+// requests that start after it returns.
+func (s *Store) SetPolicy(account, provider string, p Policy) error {
+	return s.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
+			return fmt.Errorf("account %q: %w", account, ErrNotFound)
+		}
+		k := []byte(account + "\x00" + provider)
+		if p == (Policy{}) {
+			return tx.Bucket(bucketPolicies).Delete(k)
+		}
+		return putJSON(tx.Bucket(bucketPolicies), k, p)
+	})
+}
+
+// Policies returns the account's policies by provider.
+func (s *Store) Policies(account string) map[string]Policy {
+	sn := s.Snapshot()
+	out := make(map[string]Policy)
+	for k, p := range sn.policies {
+		if k.account == account {
+			out[k.provider] = p
+		}
+	}
+	return out
+}
+
+// CredentialHealth returns the health of the account's credential for
+// provider as the snapshot holds it.
+func (s *Store) CredentialHealth(account, provider string) (since time.Time, reason string, invalid bool) {
+	if c := s.Snapshot().Credential(account, provider); c != nil {
+		return c.Invalid()
+	}
+	return time.Time{}, "", false
+}

@@ -82,7 +82,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "byok":
 		return a.route(w, r, map[string]handler{"GET": a.listBYOK}, s, parts)
 	case len(parts) == 4 && parts[0] == "accounts" && parts[2] == "byok":
-		return a.route(w, r, map[string]handler{"GET": a.getBYOK, "POST": a.putBYOK, "PUT": a.putBYOK, "DELETE": a.deleteBYOK}, s, parts)
+		return a.route(w, r, map[string]handler{"GET": a.getBYOK, "POST": a.putBYOK, "PUT": a.putBYOK, "PATCH": a.patchBYOK, "DELETE": a.deleteBYOK}, s, parts)
 	case len(parts) == 1 && parts[0] == "providers":
 		return a.route(w, r, map[string]handler{"GET": a.listProviders}, s, parts)
 	case len(parts) == 1 && parts[0] == "logs":
@@ -99,7 +99,7 @@ func (a *API) route(w http.ResponseWriter, r *http.Request, methods map[string]h
 	h, ok := methods[r.Method]
 	if !ok {
 		allow := make([]string, 0, len(methods))
-		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+		for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 			if methods[m] != nil {
 				allow = append(allow, m)
 			}
@@ -212,8 +212,12 @@ func (a *API) revokeKey(w http.ResponseWriter, _ *http.Request, s *store.Store, 
 // BYOKStatus is the public view of one provider's BYOK slot for an account.
 type BYOKStatus struct {
 	Provider string `json:"provider"`
-	// Status is "active" or "not_configured".
+	// Status is "active", "invalid" (the provider rejected the key; see
+	// invalid_since and invalid_reason) or "not_configured".
 	Status string `json:"status"`
+	// BYOKOnly is the account's policy for this provider: when true, the
+	// platform key never serves it.
+	BYOKOnly bool `json:"byok_only"`
 	// Serves says which credential requests for this provider use now:
 	// "byok", "platform" or "none".
 	Serves       string     `json:"serves"`
@@ -226,11 +230,17 @@ type BYOKStatus struct {
 	Project      string     `json:"project,omitempty"`
 	UpdatedAt    *time.Time `json:"updated_at"`
 	LastUsedAt   *time.Time `json:"last_used_at"`
+	// InvalidSince and InvalidReason describe the provider's rejection of
+	// the key (status, error class; never key material). A success with the
+	// key, or a rotation, clears them.
+	InvalidSince  *time.Time `json:"invalid_since,omitempty"`
+	InvalidReason string     `json:"invalid_reason,omitempty"`
 }
 
-func (a *API) status(provider string, c *store.Credential) BYOKStatus {
+func (a *API) status(s *store.Store, account, provider string, c *store.Credential) BYOKStatus {
 	st := BYOKStatus{Provider: provider, Status: "not_configured", Serves: "none"}
-	if a.PlatformKey != nil && a.PlatformKey(provider) {
+	st.BYOKOnly = s.Policies(account)[provider].BYOKOnly
+	if a.PlatformKey != nil && a.PlatformKey(provider) && !st.BYOKOnly {
 		st.Serves = "platform"
 	}
 	if c != nil {
@@ -240,6 +250,9 @@ func (a *API) status(provider string, c *store.Credential) BYOKStatus {
 		st.BaseURL, st.APIVersion = c.Extras.BaseURL, c.Extras.APIVersion
 		st.Organization, st.Project = c.Extras.Organization, c.Extras.Project
 		st.UpdatedAt, st.LastUsedAt = &t, c.LastUsedAt
+		if since, reason, invalid := s.CredentialHealth(account, provider); invalid {
+			st.Status, st.InvalidSince, st.InvalidReason = "invalid", &since, reason
+		}
 	}
 	return st
 }
@@ -255,7 +268,7 @@ func (a *API) listBYOK(w http.ResponseWriter, _ *http.Request, s *store.Store, p
 		if v, ok := creds[name]; ok {
 			c = &v
 		}
-		out = append(out, a.status(name, c))
+		out = append(out, a.status(s, parts[1], name, c))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -279,11 +292,12 @@ func (a *API) getBYOK(w http.ResponseWriter, _ *http.Request, s *store.Store, pa
 	if v, ok := creds[parts[3]]; ok {
 		c = &v
 	}
-	return writeJSON(w, http.StatusOK, a.status(parts[3], c))
+	return writeJSON(w, http.StatusOK, a.status(s, parts[1], parts[3], c))
 }
 
 type byokIn struct {
 	APIKey       *string `json:"api_key"`
+	BYOKOnly     *bool   `json:"byok_only"`
 	BaseURL      string  `json:"base_url"`
 	APIVersion   string  `json:"api_version"`
 	Organization string  `json:"organization"`
@@ -324,7 +338,46 @@ func (a *API) putBYOK(w http.ResponseWriter, r *http.Request, s *store.Store, pa
 	if err != nil {
 		return storeErr(err)
 	}
-	return writeJSON(w, http.StatusOK, a.status(provider, &c))
+	if in.BYOKOnly != nil {
+		if err := s.SetPolicy(account, provider, store.Policy{BYOKOnly: *in.BYOKOnly}); err != nil {
+			return storeErr(err)
+		}
+	}
+	return writeJSON(w, http.StatusOK, a.status(s, account, provider, &c))
+}
+
+type policyIn struct {
+	BYOKOnly *bool `json:"byok_only"`
+}
+
+// patchBYOK changes the account's policy for a provider without touching
+// its key: {"byok_only": true} keeps the provider's traffic on the
+// account's own contract (or refuses it), even where a route lists a
+// platform target.
+func (a *API) patchBYOK(w http.ResponseWriter, r *http.Request, s *store.Store, parts []string) error {
+	account, provider := parts[1], parts[3]
+	if err := checkProvider(provider); err != nil {
+		return err
+	}
+	var in policyIn
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if in.BYOKOnly == nil {
+		return errorf(http.StatusBadRequest, "byok_only is required: {\"byok_only\": true}")
+	}
+	if err := s.SetPolicy(account, provider, store.Policy{BYOKOnly: *in.BYOKOnly}); err != nil {
+		return storeErr(err)
+	}
+	creds, err := s.Credentials(account)
+	if err != nil {
+		return storeErr(err)
+	}
+	var c *store.Credential
+	if v, ok := creds[provider]; ok {
+		c = &v
+	}
+	return writeJSON(w, http.StatusOK, a.status(s, account, provider, c))
 }
 
 func checkExtras(provider string, e store.Extras) error {

@@ -363,7 +363,7 @@ func TestAccounts(t *testing.T) {
 		{"PUT", "/agent_router/accounts/acme/keys", "GET, POST"},
 		{"GET", "/agent_router/accounts/acme/keys/key_0", "DELETE"},
 		{"POST", "/agent_router/accounts/acme/byok", "GET"},
-		{"PATCH", "/agent_router/accounts/acme/byok/openai", "GET, POST, PUT, DELETE"},
+		{"HEAD", "/agent_router/accounts/acme/byok/openai", "GET, POST, PUT, PATCH, DELETE"},
 		{"POST", "/agent_router/providers", "GET"},
 		{"DELETE", "/agent_router/logs", "GET"},
 		{"DELETE", "/agent_router/logs/x", "GET"},

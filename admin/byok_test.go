@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -390,5 +391,46 @@ func TestBYOKNoPlatformKeys(t *testing.T) {
 		if p.PlatformKey {
 			t.Errorf("%s reports a platform key", p.Name)
 		}
+	}
+}
+
+// TestBYOKPolicyAndHealth covers the byok_only policy (through PUT and
+// PATCH) and the invalid status a provider's rejection leaves.
+func TestBYOKPolicyAndHealth(t *testing.T) {
+	h := newHarness(t)
+	h.ok("POST", "/agent_router/accounts", `{"id":"acme"}`, http.StatusCreated, nil)
+
+	var st admin.BYOKStatus
+	h.ok("PATCH", "/agent_router/accounts/acme/byok/openai", `{"byok_only":true}`, http.StatusOK, &st)
+	if !st.BYOKOnly || st.Serves != "none" || st.Status != "not_configured" {
+		t.Fatalf("after PATCH byok_only: %+v", st)
+	}
+	if !h.s.Snapshot().Policy("acme", "openai").BYOKOnly {
+		t.Fatal("the snapshot lacks the policy right after PATCH returned")
+	}
+	h.fail("PATCH", "/agent_router/accounts/acme/byok/openai", `{}`, http.StatusBadRequest, "byok_only is required")
+	h.fail("PATCH", "/agent_router/accounts/nobody/byok/openai", `{"byok_only":true}`, http.StatusNotFound, "not found")
+	h.fail("PATCH", "/agent_router/accounts/acme/byok/nope", `{"byok_only":true}`, http.StatusNotFound, "unknown provider")
+
+	key := "sk-proj-policy" + strings.Repeat("x", 40)
+	h.secret(key)
+	h.ok("PUT", "/agent_router/accounts/acme/byok/openai", `{"api_key":"`+key+`","byok_only":false}`, http.StatusOK, &st)
+	if st.BYOKOnly || st.Serves != "byok" || st.Status != "active" {
+		t.Fatalf("after PUT byok_only false: %+v", st)
+	}
+
+	// A provider rejection marks the key invalid, with a reason and no key.
+	sec := h.s.Snapshot().Credential("acme", "openai")
+	h.s.MarkInvalid(sec, time.Now(), "openai answered 401 (auth)")
+	h.ok("GET", "/agent_router/accounts/acme/byok/openai", "", http.StatusOK, &st)
+	if st.Status != "invalid" || st.InvalidSince == nil || st.InvalidReason != "openai answered 401 (auth)" {
+		t.Fatalf("after a rejection: %+v", st)
+	}
+	// Rotation clears it.
+	key2 := "sk-proj-policy2" + strings.Repeat("y", 40)
+	h.secret(key2)
+	h.ok("PUT", "/agent_router/accounts/acme/byok/openai", `{"api_key":"`+key2+`"}`, http.StatusOK, &st)
+	if st.Status != "active" || st.InvalidSince != nil {
+		t.Fatalf("after rotation: %+v", st)
 	}
 }

@@ -1,8 +1,11 @@
 package caddymodule
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -12,6 +15,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/routing"
 )
 
 func init() {
@@ -40,17 +44,30 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //			project      <project>       # openai
 //			model        <name> [<upstream name or azure deployment>]
 //		}
+//		alias <name> <model>                 # a model-name override
+//		route <name> {                       # a fallback chain or a split
+//			strategy     fallback|split      # default fallback
+//			to           <model> [auto|byok|platform] [weight <n>]
+//			retry_on     <class>...          # default rate_limit quota overloaded server timeout connect
+//			max_attempts <n>
+//			timeout      <duration>
+//		}
 //		max_body                <size>       # default 4MiB
 //		dial_timeout            <duration>   # default 10s
 //		response_header_timeout <duration>   # default 5m
+//		default_max_tokens      <n>          # default 4096 (for providers that need max_tokens)
+//		byok_cooldown           <duration>   # default 5m
 //	}
 //
-// provider may repeat, once per provider name; model may repeat.
+// provider may repeat, once per provider name; model, alias, route and to
+// may repeat. A model names a catalog model, a declared model,
+// "provider/model", an alias or a route.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	var lines nameLines
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "provider":
@@ -87,7 +104,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-		case "dial_timeout", "response_header_timeout":
+		case "dial_timeout", "response_header_timeout", "byok_cooldown":
 			opt := d.Val()
 			if !d.NextArg() {
 				return d.ArgErr()
@@ -96,19 +113,212 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil || dur <= 0 {
 				return d.Errf("%s: invalid duration %q", opt, d.Val())
 			}
-			if opt == "dial_timeout" {
+			switch opt {
+			case "dial_timeout":
 				h.DialTimeout = caddy.Duration(dur)
-			} else {
+			case "response_header_timeout":
 				h.ResponseHeaderTimeout = caddy.Duration(dur)
+			default:
+				h.BYOKCooldown = caddy.Duration(dur)
 			}
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+		case "default_max_tokens":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n <= 0 {
+				return d.Errf("default_max_tokens: must be a positive number, got %q", d.Val())
+			}
+			h.DefaultMaxTokens = n
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "alias":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("alias: want 'alias <name> <model>', got %d arguments", len(args))
+			}
+			if err := lines.claim(d, args[0]); err != nil {
+				return err
+			}
+			if h.Aliases == nil {
+				h.Aliases = make(map[string]string)
+			}
+			h.Aliases[args[0]] = args[1]
+		case "route":
+			args := d.RemainingArgs()
+			if len(args) != 1 {
+				return d.Errf("route: want 'route <name> { ... }'")
+			}
+			if err := lines.claim(d, args[0]); err != nil {
+				return err
+			}
+			rc, err := unmarshalRoute(d, args[0])
+			if err != nil {
+				return err
+			}
+			if h.Routes == nil {
+				h.Routes = make(map[string]*RouteConfig)
+			}
+			h.Routes[args[0]] = rc
 		default:
 			return d.Errf("unrecognized agent_router option: %s", d.Val())
 		}
 	}
+	return h.checkRouting(lines)
+}
+
+// nameLines remembers where each alias and route was defined, so routing
+// errors found once the whole block is read (cycles, unknown models) point
+// at the line at fault.
+type nameLines struct {
+	file  string
+	lines map[string]int
+}
+
+func (n *nameLines) claim(d *caddyfile.Dispenser, name string) error {
+	if n.lines == nil {
+		n.lines = make(map[string]int)
+	}
+	if line, dup := n.lines[name]; dup {
+		return d.Errf("%q is already defined as an alias or route at line %d", name, line)
+	}
+	n.lines[name], n.file = d.Line(), d.File()
 	return nil
+}
+
+// checkRouting validates aliases and routes as the gateway will at
+// provision, against the models this block declares and the built-in
+// catalog, so that a Caddyfile error names its line.
+func (h *Handler) checkRouting(lines nameLines) error {
+	if len(h.Aliases) == 0 && len(h.Routes) == 0 {
+		return nil
+	}
+	declared := make(map[string]bool)
+	for _, pc := range h.Providers {
+		for m := range pc.Models {
+			declared[m] = true
+		}
+	}
+	_, err := routing.Compile(h.routingConfig(), func(model string) error {
+		if declared[model] || providers.IsKnownModel(model) {
+			return nil
+		}
+		if _, _, ok := providers.SplitProviderPrefix(model); ok {
+			return nil
+		}
+		if i := strings.IndexByte(model, '/'); i > 0 && !strings.Contains(model[:i], ".") {
+			if _, ok := providers.CatalogProvider(model); !ok {
+				return fmt.Errorf("unknown provider %q in model %q (supported: %s)", model[:i], model, strings.Join(providers.Names, ", "))
+			}
+		}
+		if _, ok := providers.CatalogProvider(model); ok {
+			return nil
+		}
+		return fmt.Errorf("no provider serves model %q: use a catalog name, a declared model or 'provider/model'", model)
+	})
+	var ce *routing.ConfigError
+	if errors.As(err, &ce) {
+		if line, ok := lines.lines[ce.Name]; ok {
+			return fmt.Errorf("%s, at %s:%d", ce.Msg, lines.file, line)
+		}
+	}
+	return err
+}
+
+// unmarshalRoute reads a route block:
+//
+//	route <name> {
+//		strategy     fallback|split
+//		to           <model> [auto|byok|platform] [weight <n>]
+//		retry_on     <class>...
+//		max_attempts <n>
+//		timeout      <duration>
+//	}
+func unmarshalRoute(d *caddyfile.Dispenser, name string) (*RouteConfig, error) {
+	rc := new(RouteConfig)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "strategy":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			rc.Strategy = d.Val()
+			if rc.Strategy != routing.StrategyFallback && rc.Strategy != routing.StrategySplit {
+				return nil, d.Errf("route %s: unknown strategy %q (use fallback or split)", name, rc.Strategy)
+			}
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		case "to":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.Errf("route %s: want 'to <model> [auto|byok|platform] [weight <n>]'", name)
+			}
+			t := routing.Target{Model: args[0]}
+			for i := 1; i < len(args); i++ {
+				switch a := args[i]; {
+				case a == "weight":
+					if i+1 >= len(args) {
+						return nil, d.Errf("route %s: weight needs a number", name)
+					}
+					w, err := strconv.ParseFloat(args[i+1], 64)
+					if err != nil || math.IsNaN(w) || math.IsInf(w, 0) {
+						return nil, d.Errf("route %s: invalid weight %q", name, args[i+1])
+					}
+					if w < 0 {
+						return nil, d.Errf("route %s: target %s: negative weight %v", name, t.Model, w)
+					}
+					t.Weight = w
+					i++
+				case routing.ValidPin(routing.Pin(a)) && t.Credential == "":
+					t.Credential = routing.Pin(a)
+				default:
+					return nil, d.Errf("route %s: target %s: unexpected %q (want auto, byok, platform or weight <n>)", name, t.Model, a)
+				}
+			}
+			rc.Targets = append(rc.Targets, t)
+		case "retry_on":
+			rc.RetryOn = d.RemainingArgs()
+			if len(rc.RetryOn) == 0 {
+				return nil, d.ArgErr()
+			}
+		case "max_attempts":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n <= 0 {
+				return nil, d.Errf("route %s: max_attempts must be a positive number, got %q", name, d.Val())
+			}
+			rc.MaxAttempts = n
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		case "timeout":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("route %s: invalid timeout %q", name, d.Val())
+			}
+			rc.Timeout = caddy.Duration(dur)
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+		default:
+			return nil, d.Errf("route %s: unrecognized option %s", name, opt)
+		}
+	}
+	if len(rc.Targets) == 0 {
+		return nil, d.Errf("route %s: has no targets (add 'to <model>' lines)", name)
+	}
+	return rc, nil
 }
 
 func (pc *ProviderConfig) unmarshal(d *caddyfile.Dispenser) error {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/routing"
 )
 
 func init() {
@@ -50,6 +51,26 @@ type Handler struct {
 	// headers (the whole answer, for non-streamed requests). Default: 5m.
 	ResponseHeaderTimeout caddy.Duration `json:"response_header_timeout,omitempty"`
 
+	// Aliases map a logical model name to a model ("provider/model" works),
+	// another alias or a route. They are applied before routing and before
+	// the credential is chosen, so an alias to another provider's model uses
+	// that provider's BYOK key for the account.
+	Aliases map[string]string `json:"aliases,omitempty"`
+
+	// Routes map a logical model name to an ordered list of targets: a
+	// fallback chain (the default) or a weighted split, each target with a
+	// credential pin (auto, byok or platform).
+	Routes map[string]*RouteConfig `json:"routes,omitempty"`
+
+	// DefaultMaxTokens is sent to providers that require max_tokens
+	// (Anthropic) when the client gave none. Default: 4096.
+	DefaultMaxTokens int `json:"default_max_tokens,omitempty"`
+
+	// BYOKCooldown is how long fallback chains skip an account's BYOK key
+	// after the provider rejected it (401/403), before trying it again.
+	// A request with no other target still tries it. Default: 5m.
+	BYOKCooldown caddy.Duration `json:"byok_cooldown,omitempty"`
+
 	gw     *gateway.Gateway
 	app    *App
 	logger *zap.Logger
@@ -82,6 +103,49 @@ type ProviderConfig struct {
 	// name to its deployment. Declared names take precedence over the
 	// built-in catalog.
 	Models map[string]string `json:"models,omitempty"`
+}
+
+// RouteConfig is one route: a logical model served by several targets.
+type RouteConfig struct {
+	// Strategy is "fallback" (try the targets in order; the default) or
+	// "split" (pick one target by weight for each request, then fall back
+	// through the others, heaviest first).
+	Strategy string `json:"strategy,omitempty"`
+
+	// Targets are the models to try. Each has a model ("provider/model",
+	// an alias or another route work too), a credential pin — "auto" (the
+	// account's BYOK key if it has one, else the platform key; the default),
+	// "byok" (only the account's key; skipped when it has none) or
+	// "platform" (only the platform key) — and, for splits, a weight (any
+	// non-negative numbers; they need not sum to 100).
+	Targets []routing.Target `json:"targets"`
+
+	// RetryOn lists the error classes that move a request to the next
+	// target: auth, rate_limit, quota, overloaded, server, bad_request,
+	// timeout, connect. Default: rate_limit, quota, overloaded, server,
+	// timeout, connect. A failure moves on only before the first byte has
+	// been sent to the client.
+	RetryOn []string `json:"retry_on,omitempty"`
+
+	// MaxAttempts caps the attempts of one request. Default: all targets.
+	MaxAttempts int `json:"max_attempts,omitempty"`
+
+	// Timeout is the deadline of one request across all its attempts.
+	// Default: none beyond the handler's own timeouts.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
+func (h *Handler) routingConfig() routing.Config {
+	cfg := routing.Config{Aliases: h.Aliases, Routes: make(map[string]*routing.Route, len(h.Routes))}
+	for name, rc := range h.Routes {
+		if rc == nil {
+			cfg.Routes[name] = nil
+			continue
+		}
+		cfg.Routes[name] = &routing.Route{Strategy: rc.Strategy, Targets: rc.Targets, RetryOn: rc.RetryOn,
+			MaxAttempts: rc.MaxAttempts, Timeout: time.Duration(rc.Timeout)}
+	}
+	return cfg
 }
 
 // CaddyModule returns the Caddy module information.
@@ -145,6 +209,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		DialTimeout:           time.Duration(h.DialTimeout),
 		ResponseHeaderTimeout: time.Duration(h.ResponseHeaderTimeout),
 		Logger:                h.logger,
+		Routing:               h.routingConfig(),
+		DefaultMaxTokens:      h.DefaultMaxTokens,
+		BYOKCooldown:          time.Duration(h.BYOKCooldown),
 	})
 	if err != nil {
 		return err

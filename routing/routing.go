@@ -6,7 +6,6 @@
 package routing
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -129,10 +128,10 @@ func Compile(cfg Config, resolvable func(model string) error) (*Table, error) {
 	t := &Table{aliases: make(map[string]string), routes: make(map[string]*compiled), plain: make(map[string]*Plan)}
 	for name, to := range cfg.Aliases {
 		if name == "" || to == "" {
-			return nil, fmt.Errorf("alias %q: needs a name and a model", name)
+			return nil, cfgErr("alias", name, "alias %q: needs a name and a model", name)
 		}
 		if _, dup := cfg.Routes[name]; dup {
-			return nil, fmt.Errorf("%q is both an alias and a route", name)
+			return nil, cfgErr("alias", name, "%q is both an alias and a route", name)
 		}
 		t.aliases[name] = to
 	}
@@ -145,38 +144,38 @@ func Compile(cfg Config, resolvable func(model string) error) (*Table, error) {
 	for _, name := range names {
 		r := cfg.Routes[name]
 		if r == nil || len(r.Targets) == 0 {
-			return nil, fmt.Errorf("route %q: has no targets", name)
+			return nil, cfgErr("route", name, "route %q: has no targets", name)
 		}
 		switch r.Strategy {
 		case "", StrategyFallback, StrategySplit:
 		default:
-			return nil, fmt.Errorf("route %q: unknown strategy %q (use fallback or split)", name, r.Strategy)
+			return nil, cfgErr("route", name, "route %q: unknown strategy %q (use fallback or split)", name, r.Strategy)
 		}
 		total := 0.0
 		for i, tg := range r.Targets {
 			if tg.Model == "" {
-				return nil, fmt.Errorf("route %q: target %d has no model", name, i+1)
+				return nil, cfgErr("route", name, "route %q: target %d has no model", name, i+1)
 			}
 			if !ValidPin(tg.Credential) {
-				return nil, fmt.Errorf("route %q: target %s: unknown credential %q (use auto, byok or platform)", name, tg.Model, tg.Credential)
+				return nil, cfgErr("route", name, "route %q: target %s: unknown credential %q (use auto, byok or platform)", name, tg.Model, tg.Credential)
 			}
 			if tg.Weight < 0 {
-				return nil, fmt.Errorf("route %q: target %s: negative weight %v", name, tg.Model, tg.Weight)
+				return nil, cfgErr("route", name, "route %q: target %s: negative weight %v", name, tg.Model, tg.Weight)
 			}
 			total += tg.Weight
 		}
 		if r.Strategy == StrategySplit && total <= 0 {
-			return nil, fmt.Errorf("route %q: a split needs at least one positive weight", name)
+			return nil, cfgErr("route", name, "route %q: a split needs at least one positive weight", name)
 		}
 		if r.MaxAttempts < 0 {
-			return nil, fmt.Errorf("route %q: max_attempts must not be negative", name)
+			return nil, cfgErr("route", name, "route %q: max_attempts must not be negative", name)
 		}
 		if r.Timeout < 0 {
-			return nil, fmt.Errorf("route %q: timeout must not be negative", name)
+			return nil, cfgErr("route", name, "route %q: timeout must not be negative", name)
 		}
 		for _, c := range r.RetryOn {
 			if !knownClass(c) {
-				return nil, fmt.Errorf("route %q: retry_on: unknown error class %q (known: %s)", name, c, strings.Join(Classes, ", "))
+				return nil, cfgErr("route", name, "route %q: retry_on: unknown error class %q (known: %s)", name, c, strings.Join(Classes, ", "))
 			}
 		}
 	}
@@ -191,11 +190,11 @@ func Compile(cfg Config, resolvable func(model string) error) (*Table, error) {
 	for name := range cfg.Aliases {
 		end, err := t.follow(name, nil)
 		if err != nil {
-			return nil, err
+			return nil, cfgErr("alias", name, "%v", err)
 		}
 		if _, isRoute := t.routes[end]; !isRoute {
 			if err := resolvable(end); err != nil {
-				return nil, fmt.Errorf("alias %q: %v", name, err)
+				return nil, cfgErr("alias", name, "alias %q: %v", name, err)
 			}
 			t.plain[name] = &Plan{Attempts: []Attempt{{Model: end, Pin: PinAuto}}}
 		}
@@ -203,7 +202,7 @@ func Compile(cfg Config, resolvable func(model string) error) (*Table, error) {
 	for _, name := range names {
 		for _, a := range t.routes[name].targets {
 			if err := resolvable(a.Model); err != nil {
-				return nil, fmt.Errorf("route %q: target %s: %v", name, a.Model, err)
+				return nil, cfgErr("route", name, "route %q: target %s: %v", name, a.Model, err)
 			}
 		}
 	}
@@ -239,8 +238,6 @@ func (t *Table) follow(name string, seen []string) (string, error) {
 	}
 }
 
-var errCycle = errors.New("cycle")
-
 // compileRoute expands a route, flattening targets that name other routes
 // (an inner target's pin wins unless it is auto).
 func (t *Table) compileRoute(cfg Config, name string, stack []string) (*compiled, error) {
@@ -249,7 +246,7 @@ func (t *Table) compileRoute(cfg Config, name string, stack []string) (*compiled
 	}
 	for _, s := range stack {
 		if s == name {
-			return nil, fmt.Errorf("route cycle: %s -> %s", strings.Join(stack, " -> "), name)
+			return nil, cfgErr("route", name, "route cycle: %s -> %s", strings.Join(stack, " -> "), name)
 		}
 	}
 	stack = append(stack, name)
@@ -265,7 +262,7 @@ func (t *Table) compileRoute(cfg Config, name string, stack []string) (*compiled
 	expand := func(tg Target) ([]Attempt, error) {
 		end, err := t.follow(tg.Model, nil)
 		if err != nil {
-			return nil, fmt.Errorf("route %q: target %s: %v", name, tg.Model, err)
+			return nil, cfgErr("route", name, "route %q: target %s: %v", name, tg.Model, err)
 		}
 		pin := tg.Credential
 		if pin == "" {
@@ -384,4 +381,18 @@ func (t *Table) Names() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ConfigError is a routing configuration error, with the alias or route it
+// is about, so a Caddyfile adapter can point at that line.
+type ConfigError struct {
+	Kind string // "alias" or "route"
+	Name string
+	Msg  string
+}
+
+func (e *ConfigError) Error() string { return e.Msg }
+
+func cfgErr(kind, name, format string, args ...any) error {
+	return &ConfigError{Kind: kind, Name: name, Msg: fmt.Sprintf(format, args...)}
 }

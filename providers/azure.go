@@ -30,6 +30,9 @@ var errAzureEndpoint = errors.New("azure needs a base_url (https://{resource}.op
 
 func buildAzure(ctx context.Context, c *Call) (*http.Request, error) {
 	ep, op, model, body := c.Endpoint, c.Op, c.Model, c.Body
+	if op == OpChat {
+		body = askStreamUsage(c, body) // Azure follows OpenAI here
+	}
 	if ep.BaseURL == "" {
 		return nil, errAzureEndpoint
 	}

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strings"
+
+	"github.com/tidwall/gjson"
 )
 
 // OpenAI: https://api.openai.com/v1, Authorization: Bearer, optional
@@ -15,7 +18,7 @@ var openAI = register(&Provider{
 	KeyPrefixes:    []string{"sk-svcacct-", "sk-admin-", "sk-proj-", "sk-"},
 	AuthHeader:     "Authorization",
 	Implemented:    true,
-	build:          buildOpenAIShaped,
+	build:          buildOpenAI,
 })
 
 // paths of the OpenAI-shaped operations, relative to the base URL.
@@ -26,10 +29,50 @@ func opPath(op Operation) string {
 	return "/chat/completions"
 }
 
-// buildOpenAIShaped serves every provider whose API is OpenAI's chat
-// completions shape with a Bearer key: OpenAI, Mistral, Together, Perplexity.
+// buildOpenAI adds OpenAI's own request rules to the OpenAI-shaped build:
+// streamed requests ask for usage, and max_tokens becomes
+// max_completion_tokens for the models that refuse the former.
+func buildOpenAI(ctx context.Context, c *Call) (*http.Request, error) {
+	body := c.Body
+	if c.Op == OpChat {
+		body = askStreamUsage(c, body)
+		if needsMaxCompletionTokens(c.Model) {
+			body = RenameField(body, "max_tokens", "max_completion_tokens")
+		}
+	}
+	return newOpenAIShapedRequest(ctx, c, body)
+}
+
+// askStreamUsage makes a streamed request ask for the usage chunk, so every
+// stream is metered; the passthrough translator removes that chunk again
+// when the client did not ask for it (openai-go ChatCompletionStreamOptionsParam:
+// usage is streamed only with include_usage).
+func askStreamUsage(c *Call, body []byte) []byte {
+	if !c.Stream || c.IncludeUsage {
+		return body
+	}
+	if so := gjson.GetBytes(body, "stream_options"); so.IsObject() {
+		return SetField(body, "stream_options", SetField([]byte(so.Raw), "include_usage", []byte("true")))
+	}
+	return SetField(body, "stream_options", []byte(`{"include_usage":true}`))
+}
+
+// needsMaxCompletionTokens: max_tokens "is not compatible with o-series
+// models" and the gpt-5 family (openai-go chatcompletion.go, MaxTokens doc).
+func needsMaxCompletionTokens(model string) bool {
+	return len(model) >= 2 && model[0] == 'o' && model[1] >= '1' && model[1] <= '9' ||
+		strings.HasPrefix(model, "gpt-5")
+}
+
+// buildOpenAIShaped serves the providers whose API is OpenAI's chat
+// completions shape with a Bearer key and no rules of their own: Together
+// and Perplexity.
 func buildOpenAIShaped(ctx context.Context, c *Call) (*http.Request, error) {
-	body := SetModel(c.Body, c.Model)
+	return newOpenAIShapedRequest(ctx, c, c.Body)
+}
+
+func newOpenAIShapedRequest(ctx context.Context, c *Call, body []byte) (*http.Request, error) {
+	body = SetModel(body, c.Model)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Endpoint.BaseURL+opPath(c.Op), bytes.NewReader(body))
 	if err != nil {
 		return nil, err

@@ -140,6 +140,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 	}
 	includeUsage := gjson.GetBytes(body, "stream_options.include_usage").Bool()
 	var last *failure
+	skipped := false // last comes from a skip, not an attempt
 	tried := 0
 	for i, at := range plan.Attempts {
 		more := i < len(plan.Attempts)-1
@@ -154,8 +155,13 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 		skip := func(reason string) {
 			att.Skipped = reason
 			rec.Attempts = append(rec.Attempts, att)
-			f := g.skipFailure(reason, t.provider.Name, at.Model)
-			last = &f
+			// A skip explains the answer only when no attempt got one:
+			// the client sees the provider's own failure before a
+			// later target's reason for not being tried.
+			if last == nil || skipped {
+				f := g.skipFailure(reason, t.provider.Name, at.Model)
+				last, skipped = &f, true
+			}
 		}
 		if !t.provider.Implemented {
 			skip(skipNotImplemented)
@@ -223,7 +229,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			if class == providers.ClassTimeout {
 				f = failure{status: http.StatusGatewayTimeout, typ: typeAPI, code: CodeUpstreamTimeout, msg: t.provider.Name + " did not answer in time"}
 			}
-			last = &f
+			last, skipped = &f, false
 			if more && plan.Retryable(class) {
 				continue
 			}
@@ -234,7 +240,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			resp.Body.Close()
 			att.Status, att.ErrorClass = resp.StatusCode, class
 			rec.Attempts = append(rec.Attempts, att)
-			last = &f
+			last, skipped = &f, false
 			if more && plan.Retryable(class) {
 				continue
 			}

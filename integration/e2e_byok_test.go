@@ -257,7 +257,7 @@ func TestAzureThroughCaddy(t *testing.T) {
 // TestDataPlaneErrorsThroughCaddy checks the rejections a client sees
 // through Caddy, in OpenAI's envelope, and that other paths pass on.
 func TestDataPlaneErrorsThroughCaddy(t *testing.T) {
-	e := newEnv(t, envOptions{maxBody: "1KiB"})
+	e := newEnv(t, envOptions{maxBody: "1KiB", mistralKey: "none"})
 	e.createAccount("acme")
 	k := e.createKey("acme", "x")
 	post := func(auth, body string) chatResult {

@@ -39,15 +39,16 @@ func TestReloadKeepsDataAndServes(t *testing.T) {
 				}
 				tag := fmt.Sprintf("reload-%d-%d", w, n)
 				r, err := e.tryChat(k.Key, "gpt-4o", tag, false)
-				if err != nil {
-					// The old server closes its idle keep-alive connections;
-					// a request written onto one as it closes is reset
-					// before any byte of it is read (Go's client retries
-					// only idempotent requests). Clients retry such
-					// transport errors, and so does this one, once: the
-					// retry must succeed.
+				// The old server closes its idle keep-alive connections; a
+				// request written onto one as it closes is reset before any
+				// byte of it is read (Go's client retries only idempotent
+				// requests). Clients retry such transport errors with a
+				// backoff, and so does this one, up to three times: a retry
+				// must succeed.
+				for try := 1; err != nil && try <= 3; try++ {
 					resets.Add(1)
-					r, err = e.tryChat(k.Key, "gpt-4o", tag+"-retry", false)
+					time.Sleep(time.Duration(try) * 20 * time.Millisecond)
+					r, err = e.tryChat(k.Key, "gpt-4o", fmt.Sprintf("%s-retry%d", tag, try), false)
 				}
 				if err != nil || r.status != 200 || r.header.Get("X-Agent-Router-Credential") != "byok" {
 					fail.Add(1)

@@ -53,6 +53,7 @@ type env struct {
 	dir     string
 	openai  *providertest.Server
 	azure   *providertest.Server
+	mistral *providertest.Server
 	client  *http.Client
 	options envOptions
 }
@@ -62,6 +63,11 @@ type envOptions struct {
 	azureKey    string // AR_TEST_AZURE_KEY
 	maxBody     string
 	extraModel  string // an extra "model" line in the openai block
+	// mistralKey is the platform key for mistral; "none" configures none.
+	mistralKey string
+	// handler holds extra lines for the agent_router block (aliases,
+	// routes, timeouts).
+	handler string
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -75,10 +81,19 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.maxBody == "" {
 		o.maxBody = "4MiB"
 	}
-	e := &env{t: t, dir: t.TempDir(), openai: providertest.NewOpenAI(), azure: providertest.NewAzure(), options: o,
+	if o.mistralKey == "" {
+		o.mistralKey = randomAlnum(32)
+	}
+	e := &env{t: t, dir: t.TempDir(), openai: providertest.NewOpenAI(), azure: providertest.NewAzure(), mistral: providertest.NewOpenAI(), options: o,
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}}
 	t.Cleanup(e.openai.Close)
 	t.Cleanup(e.azure.Close)
+	t.Cleanup(e.mistral.Close)
+	if o.mistralKey == "none" {
+		t.Setenv("AR_TEST_MISTRAL_KEY", "")
+	} else {
+		t.Setenv("AR_TEST_MISTRAL_KEY", o.mistralKey)
+	}
 	t.Setenv("AR_TEST_OPENAI_KEY", o.platformKey)
 	t.Setenv("AR_TEST_AZURE_KEY", o.azureKey)
 	t.Setenv("AR_TEST_MASTER_KEY", base64.StdEncoding.EncodeToString(randomBytes(32)))
@@ -124,11 +139,16 @@ http://localhost:9080 {
 			base_url %[3]s
 			model my-gpt deploy-1
 		}
+		provider mistral {
+			api_key {env.AR_TEST_MISTRAL_KEY}
+			base_url %[6]s
+		}
 		max_body %[4]s
+%[7]s
 	}
 	respond "not an agent router path" 404
 }
-`, e.dir, e.openai.BaseURL(), e.azure.BaseURL(), e.options.maxBody, extra)
+`, e.dir, e.openai.BaseURL(), e.azure.BaseURL(), e.options.maxBody, extra, e.mistral.BaseURL(), e.options.handler)
 }
 
 func (e *env) load() {

@@ -89,4 +89,3 @@ func TestRoutingCaddyfileErrors(t *testing.T) {
 		}
 	}
 }
-

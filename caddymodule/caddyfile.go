@@ -57,6 +57,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		response_header_timeout <duration>   # default 5m
 //		default_max_tokens      <n>          # default 4096 (for providers that need max_tokens)
 //		byok_cooldown           <duration>   # default 5m
+//		metrics_per_account                  # add per-account metric series
 //	}
 //
 // provider may repeat, once per provider name; model, alias, route and to
@@ -124,6 +125,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+		case "metrics_per_account":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.MetricsPerAccount = true
 		case "default_max_tokens":
 			if !d.NextArg() {
 				return d.ArgErr()

@@ -71,6 +71,12 @@ type Handler struct {
 	// A request with no other target still tries it. Default: 5m.
 	BYOKCooldown caddy.Duration `json:"byok_cooldown,omitempty"`
 
+	// MetricsPerAccount adds per-account series
+	// (caddy_agent_router_account_requests_total and
+	// caddy_agent_router_account_tokens_total). Off by default: the label
+	// grows with the number of accounts.
+	MetricsPerAccount bool `json:"metrics_per_account,omitempty"`
+
 	gw     *gateway.Gateway
 	app    *App
 	logger *zap.Logger
@@ -212,8 +218,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Routing:               h.routingConfig(),
 		DefaultMaxTokens:      h.DefaultMaxTokens,
 		BYOKCooldown:          time.Duration(h.BYOKCooldown),
+		Observe:               h.observe,
 	})
 	if err != nil {
+		return err
+	}
+	if err := registerMetrics(ctx, h.MetricsPerAccount); err != nil {
 		return err
 	}
 	h.app.register(h)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/providers"
@@ -131,6 +132,8 @@ func (g *Gateway) plan(model string) routing.Plan {
 // gone to the client.
 func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *store.Snapshot, entry *store.KeyEntry, rec *store.LogRecord, op providers.Operation, body []byte, model string) {
 	plan := g.plan(model)
+	span := trace.SpanFromContext(r.Context())
+	defer annotateRequestSpan(span, rec)
 	rec.Route = plan.Route
 	ctx := r.Context()
 	if plan.Deadline > 0 {
@@ -185,12 +188,13 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			cred.secret.Touch(now.UnixNano())
 		}
 		tried++
+		actx, aspan := startAttemptSpan(ctx, span, t.provider.Name, t.model, cred.source)
 		call := &providers.Call{
 			Op: op, Endpoint: cred.endpoint, Key: cred.key, Model: t.model, Body: body,
 			Stream: rec.Stream, IncludeUsage: includeUsage, DefaultMaxTokens: g.defaultMaxTokens,
 			ID: "chatcmpl-" + rec.ID, Created: rec.Time.Unix(),
 		}
-		req, err := t.provider.NewCallRequest(ctx, call)
+		req, err := t.provider.NewCallRequest(actx, call)
 		if err != nil {
 			var re *providers.RequestError
 			if errors.As(err, &re) {
@@ -198,12 +202,14 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 				// client's to fix, the same on every target.
 				att.ErrorClass = providers.ClassBadRequest
 				rec.Attempts = append(rec.Attempts, att)
+				endAttemptSpan(aspan, span, &att)
 				g.fail(w, rec, failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeUnsupportedRequest,
 					msg: t.provider.Name + ": " + scrubString(re.Message, cred.key)})
 				return
 			}
 			att.ErrorClass = providers.ClassBadRequest
 			rec.Attempts = append(rec.Attempts, att)
+			endAttemptSpan(aspan, span, &att)
 			g.fail(w, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
 				msg: "could not build the upstream request: " + scrubString(err.Error(), cred.key)})
 			return
@@ -214,12 +220,14 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			if r.Context().Err() != nil { // the client went away
 				att.ErrorClass = "client_closed_request"
 				rec.Attempts = append(rec.Attempts, att)
+				endAttemptSpan(aspan, span, &att)
 				rec.Status, rec.ErrorCode = 499, "client_closed_request"
 				return
 			}
 			class := providers.ClassifyTransport(err)
 			att.ErrorClass = class
 			rec.Attempts = append(rec.Attempts, att)
+			endAttemptSpan(aspan, span, &att)
 			if c := g.logger.Check(zap.WarnLevel, "upstream request failed"); c != nil {
 				c.Write(zap.String("request_id", rec.ID), zap.String("provider", t.provider.Name),
 					zap.String("credential_source", cred.source), zap.String("class", class),
@@ -240,6 +248,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			resp.Body.Close()
 			att.Status, att.ErrorClass = resp.StatusCode, class
 			rec.Attempts = append(rec.Attempts, att)
+			endAttemptSpan(aspan, span, &att)
 			last, skipped = &f, false
 			if more && plan.Retryable(class) {
 				continue
@@ -260,6 +269,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 		resp.Body.Close()
 		if n := len(rec.Attempts); n > 0 {
 			rec.Attempts[n-1].DurationMS = msSince(now)
+			endAttemptSpan(aspan, span, &rec.Attempts[n-1])
 		}
 		return
 	}

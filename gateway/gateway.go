@@ -74,6 +74,10 @@ type Config struct {
 	// BYOKCooldown is how long a fallback chain skips an account's BYOK key
 	// after the provider rejected it, before trying it again. Default: 5m.
 	BYOKCooldown time.Duration
+	// Observe, when set, sees every finished request's record before it is
+	// queued for the request log (for metrics and access-log fields). It
+	// runs on the request's goroutine and must be quick.
+	Observe func(r *http.Request, rec *store.LogRecord)
 }
 
 // Gateway serves the data plane. It is safe for concurrent use.
@@ -90,6 +94,7 @@ type Gateway struct {
 
 	defaultMaxTokens int
 	cooldown         time.Duration
+	observe          func(r *http.Request, rec *store.LogRecord)
 }
 
 // target is a resolved model: which provider, which upstream name.
@@ -141,7 +146,7 @@ func New(cfg Config) (*Gateway, error) {
 			g.providers[name] = &ProviderConfig{}
 		}
 	}
-	g.defaultMaxTokens, g.cooldown = cfg.DefaultMaxTokens, cfg.BYOKCooldown
+	g.defaultMaxTokens, g.cooldown, g.observe = cfg.DefaultMaxTokens, cfg.BYOKCooldown, cfg.Observe
 	if g.defaultMaxTokens <= 0 {
 		g.defaultMaxTokens = 4096
 	}
@@ -236,7 +241,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &store.LogRecord{ID: id, Time: start.UTC(), AccountID: entry.AccountID, KeyID: entry.KeyID}
 	defer func() {
 		rec.LatencyMS = msSince(start)
-		g.store.Record(rec)
+		if g.observe != nil {
+			g.observe(r, rec)
+		}
+		g.store.Record(rec) // the record is read-only from here on
 	}()
 
 	switch r.URL.Path {

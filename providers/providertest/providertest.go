@@ -291,7 +291,12 @@ func Default(rec Record, op string) Response {
 		return Response{Body: fmt.Sprintf(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}],"model":%q,"usage":{"prompt_tokens":3,"total_tokens":3}}`, model)}
 	}
 	if rec.Stream {
-		return Response{Events: StreamEvents(model, []string{"Hel", "lo", " from", " the", " fake"})}
+		events := StreamEvents(model, []string{"Hel", "lo", " from", " the", " fake"})
+		if gjson.GetBytes(rec.Body, "stream_options.include_usage").Bool() {
+			// OpenAI's usage chunk: no choices, the usage, before [DONE].
+			events = append(events[:len(events)-1], UsageChunk(model, 11, 5), "[DONE]")
+		}
+		return Response{Events: events}
 	}
 	return Response{Body: ChatCompletion(model, "Hello from the fake")}
 }
@@ -303,6 +308,15 @@ func ChatCompletion(model, text string) string {
 		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
 			"message": map[string]any{"role": "assistant", "content": text}}},
 		"usage": map[string]any{"prompt_tokens": 11, "completion_tokens": 5, "total_tokens": 16},
+	})
+	return string(b)
+}
+
+// UsageChunk returns OpenAI's streamed usage chunk.
+func UsageChunk(model string, prompt, completion int) string {
+	b, _ := json.Marshal(map[string]any{
+		"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1700000000, "model": model, "choices": []any{},
+		"usage": map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
 	})
 	return string(b)
 }

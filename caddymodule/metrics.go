@@ -1,0 +1,170 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/agentrouter/caddy-agentrouter/store"
+)
+
+// Metrics live in Caddy's Prometheus registry, served by Caddy's own
+// /metrics. Each config load gets a new registry, so the collectors are
+// package-level, created once, and registered again on every provision
+// (AlreadyRegistered is fine): counters keep counting across reloads
+// (reference/caddy-engineering.md §6, caddy-ratelimit's metrics.go).
+//
+// Labels are bounded: provider, credential source, status class, error
+// class, and the served model only for answers the provider accepted (an
+// arbitrary client-chosen name never becomes a label). Accounts get their
+// own series only with metrics_per_account.
+var metrics = struct {
+	once             sync.Once
+	requests         *prometheus.CounterVec
+	tokens           *prometheus.CounterVec
+	upstreamDuration *prometheus.HistogramVec
+	ttfb             *prometheus.HistogramVec
+	fallbacks        *prometheus.CounterVec
+	rejections       *prometheus.CounterVec
+	logDropped       prometheus.CounterFunc
+	accountRequests  *prometheus.CounterVec
+	accountTokens    *prometheus.CounterVec
+}{}
+
+const metricsNamespace, metricsSubsystem = "caddy", "agent_router"
+
+func initMetrics() {
+	metrics.once.Do(func() {
+		opts := func(name, help string) prometheus.Opts {
+			return prometheus.Opts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help}
+		}
+		metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_total",
+			"Gateway requests by provider, served model, credential source (byok or platform) and status class.")),
+			[]string{"provider", "model", "credential_source", "status_class"})
+		metrics.tokens = prometheus.NewCounterVec(prometheus.CounterOpts(opts("tokens_total",
+			"Tokens reported by providers, by provider, model, credential source and type (prompt or completion).")),
+			[]string{"provider", "model", "credential_source", "type"})
+		buckets := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+		metrics.upstreamDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+			Name: "upstream_duration_seconds", Help: "Duration of each upstream attempt, to the end of the answer.", Buckets: buckets},
+			[]string{"provider", "credential_source"})
+		metrics.ttfb = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+			Name: "time_to_first_byte_seconds", Help: "Time from the request's arrival to the first byte of the answer.", Buckets: buckets},
+			[]string{"provider", "credential_source"})
+		metrics.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts(opts("fallbacks_total",
+			"Moves from a failed attempt to the next target of a route.")), []string{"from_provider", "to_provider"})
+		metrics.rejections = prometheus.NewCounterVec(prometheus.CounterOpts(opts("credential_rejections_total",
+			"Provider refusals (401/403) of a credential, by provider and credential source.")), []string{"provider", "credential_source"})
+		metrics.logDropped = prometheus.NewCounterFunc(prometheus.CounterOpts(opts("request_log_dropped_total",
+			"Request-log records dropped because the write queue was full.")), func() float64 {
+			if a := active.Load(); a != nil && a.store != nil {
+				return float64(a.store.DroppedLogRecords())
+			}
+			return 0
+		})
+		metrics.accountRequests = prometheus.NewCounterVec(prometheus.CounterOpts(opts("account_requests_total",
+			"Gateway requests by account (only with metrics_per_account).")), []string{"account", "provider", "credential_source", "status_class"})
+		metrics.accountTokens = prometheus.NewCounterVec(prometheus.CounterOpts(opts("account_tokens_total",
+			"Tokens by account (only with metrics_per_account).")), []string{"account", "provider", "credential_source", "type"})
+	})
+}
+
+// registerMetrics adds the collectors to this config's registry.
+func registerMetrics(ctx caddy.Context, perAccount bool) error {
+	initMetrics()
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil
+	}
+	cs := []prometheus.Collector{metrics.requests, metrics.tokens, metrics.upstreamDuration, metrics.ttfb,
+		metrics.fallbacks, metrics.rejections, metrics.logDropped}
+	if perAccount {
+		cs = append(cs, metrics.accountRequests, metrics.accountTokens)
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func statusClass(status int) string {
+	switch {
+	case status >= 500:
+		return "5xx"
+	case status >= 400:
+		return "4xx"
+	case status >= 300:
+		return "3xx"
+	case status >= 200:
+		return "2xx"
+	}
+	return "other"
+}
+
+// observe records a finished request in the metrics and in Caddy's access
+// log entry for it.
+func (h *Handler) observe(r *http.Request, rec *store.LogRecord) {
+	model := "-"
+	if rec.Status >= 200 && rec.Status < 300 && rec.UpstreamModel != "" && len(rec.UpstreamModel) <= 128 {
+		model = rec.UpstreamModel
+	}
+	sc := statusClass(rec.Status)
+	metrics.requests.WithLabelValues(rec.Provider, model, rec.CredentialSource, sc).Inc()
+	if rec.PromptTokens > 0 || rec.CompletionTokens > 0 {
+		metrics.tokens.WithLabelValues(rec.Provider, model, rec.CredentialSource, "prompt").Add(float64(rec.PromptTokens))
+		metrics.tokens.WithLabelValues(rec.Provider, model, rec.CredentialSource, "completion").Add(float64(rec.CompletionTokens))
+	}
+	if rec.TTFBMS > 0 {
+		metrics.ttfb.WithLabelValues(rec.Provider, rec.CredentialSource).Observe(rec.TTFBMS / 1000)
+	}
+	var prev *store.Attempt
+	for i := range rec.Attempts {
+		a := &rec.Attempts[i]
+		if a.Skipped != "" {
+			continue
+		}
+		metrics.upstreamDuration.WithLabelValues(a.Provider, a.CredentialSource).Observe(a.DurationMS / 1000)
+		if a.ErrorClass == "auth" {
+			metrics.rejections.WithLabelValues(a.Provider, a.CredentialSource).Inc()
+		}
+		if prev != nil && prev.ErrorClass != "" {
+			metrics.fallbacks.WithLabelValues(prev.Provider, a.Provider).Inc()
+		}
+		prev = a
+	}
+	if h.MetricsPerAccount {
+		metrics.accountRequests.WithLabelValues(rec.AccountID, rec.Provider, rec.CredentialSource, sc).Inc()
+		if rec.PromptTokens > 0 || rec.CompletionTokens > 0 {
+			metrics.accountTokens.WithLabelValues(rec.AccountID, rec.Provider, rec.CredentialSource, "prompt").Add(float64(rec.PromptTokens))
+			metrics.accountTokens.WithLabelValues(rec.AccountID, rec.Provider, rec.CredentialSource, "completion").Add(float64(rec.CompletionTokens))
+		}
+	}
+
+	// Caddy's access log entry for this request gets the gateway's fields
+	// (when access logs are on), under one "agent_router" object.
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.Dict("agent_router",
+			zap.String("request_id", rec.ID),
+			zap.String("account", rec.AccountID),
+			zap.String("key_id", rec.KeyID),
+			zap.String("provider", rec.Provider),
+			zap.String("model", rec.Model),
+			zap.String("upstream_model", rec.UpstreamModel),
+			zap.String("credential_source", rec.CredentialSource),
+			zap.Int("attempts", len(rec.Attempts)),
+			zap.Int64("prompt_tokens", rec.PromptTokens),
+			zap.Int64("completion_tokens", rec.CompletionTokens),
+			zap.String("error_code", rec.ErrorCode),
+		))
+	}
+}

@@ -140,7 +140,7 @@ type env struct {
 	srv    *httptest.Server
 	dbPath string
 
-	openai, mistral, together, perplexity, azure *fake
+	openai, mistral, together, perplexity, azure, anthropic *fake
 	fakes                                        []*fake
 
 	platformOpenAI, platformTogether, platformPerplexity, platformAzure, platformAnthropic string
@@ -174,7 +174,8 @@ func newEnv(t *testing.T, o options) *env {
 	e.together = newFake(providers.Together, "openai")
 	e.perplexity = newFake(providers.Perplexity, "openai")
 	e.azure = newFake(providers.Azure, "azure")
-	e.fakes = []*fake{e.openai, e.mistral, e.together, e.perplexity, e.azure}
+	e.anthropic = newFake(providers.Anthropic, "anthropic")
+	e.fakes = []*fake{e.openai, e.mistral, e.together, e.perplexity, e.azure, e.anthropic}
 	for p, k := range map[string]string{
 		providers.OpenAI: e.platformOpenAI, providers.Together: e.platformTogether,
 		providers.Perplexity: e.platformPerplexity, providers.Azure: e.platformAzure,
@@ -203,8 +204,8 @@ func newEnv(t *testing.T, o options) *env {
 		providers.Perplexity: {APIKey: e.platformPerplexity, Endpoint: providers.Endpoint{BaseURL: e.perplexity.BaseURL()}},
 		providers.Azure: {APIKey: e.platformAzure, Endpoint: providers.Endpoint{BaseURL: e.azure.BaseURL()},
 			Models: map[string]string{"my-gpt": "deploy-1"}},
-		// A key for a provider that is not implemented: still 501, never listed.
-		providers.Anthropic: {APIKey: e.platformAnthropic},
+		// Anthropic is translated; its fake speaks the Messages API.
+		providers.Anthropic: {APIKey: e.platformAnthropic, Endpoint: providers.Endpoint{BaseURL: e.anthropic.BaseURL()}},
 	}
 	if o.configure != nil {
 		o.configure(e, pcs)

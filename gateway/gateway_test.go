@@ -158,18 +158,14 @@ func TestBadInput(t *testing.T) {
 	r = e.post(t, "/v1/embeddings", key, `{"model":"acme/embedder","input":"x"}`)
 	check(r, 404, gateway.CodeModelNotFound, `"acme/embedder"`)
 
+	// Providers with neither a platform key nor the account's own: no_credential.
 	for model, provider := range map[string]string{
-		"claude-haiku-4-5":     providers.Anthropic, // the platform has an Anthropic key: still 501
-		"anthropic/claude-x":   providers.Anthropic,
 		"gemini-2.5-flash":     providers.Gemini,
 		"command-a-03-2025":    providers.Cohere,
 		"cohere/embed-english": providers.Cohere,
 	} {
 		r = e.chat(t, key, model)
-		check(r, 501, gateway.CodeProviderNotImplemented, provider)
-		if p := r.header.Get(gateway.HeaderProvider); p != provider {
-			t.Errorf("%s: provider header %q, want %q", model, p, provider)
-		}
+		check(r, 400, gateway.CodeNoCredential, provider)
 	}
 
 	// Mistral has no platform key and the account no BYOK.
@@ -577,7 +573,7 @@ func TestModels(t *testing.T) {
 	}
 	for id, owner := range a {
 		switch owner {
-		case "openai", "perplexity", "together", "azure":
+		case "openai", "perplexity", "together", "azure", "anthropic":
 		default:
 			t.Errorf("acme: %s (%s) listed: no credential or not implemented", id, owner)
 		}
@@ -585,8 +581,8 @@ func TestModels(t *testing.T) {
 	if _, ok := a["mistral-large-latest"]; ok {
 		t.Error("acme can't reach mistral")
 	}
-	if _, ok := a["claude-haiku-4-5"]; ok {
-		t.Error("anthropic is not implemented")
+	if a["claude-haiku-4-5"] != "anthropic" {
+		t.Error("acme reaches anthropic with the platform key, but its models are not listed")
 	}
 
 	g := list(globex[0])

@@ -1,11 +1,794 @@
 package providers
 
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
 // Anthropic: https://api.anthropic.com, POST /v1/messages, x-api-key and
-// anthropic-version. Keys are sk-ant-api03-... (admin keys sk-ant-admin01-).
-// The Messages translation is not built yet: requests get a clear 501.
+// anthropic-version: 2023-06-01 (anthropic-sdk-go requestconfig.go), never
+// Authorization. Keys are sk-ant-api03-... (admin keys sk-ant-admin01-, which
+// are for the Admin API, not inference).
+//
+// Clients speak OpenAI's chat completions; the adapter translates to the
+// Messages API and back (providers.md §3, §12.1–12.4). What does not carry
+// over:
+//   - n > 1 is refused (400); Anthropic answers one choice.
+//   - Dropped without error: seed, logprobs, top_logprobs, logit_bias,
+//     frequency_penalty, presence_penalty, response_format,
+//     reasoning_effort, service_tier, store, metadata, modalities, audio,
+//     prediction, web_search_options, a tool's "strict", a message's "name".
+//   - temperature above 1 is clamped to 1 (Anthropic's range is 0–1, as
+//     its own OpenAI-compatible endpoint does); when both temperature and
+//     top_p are given only temperature is sent (newer Claude models refuse
+//     both, Bifrost chat.go does the same); whitespace-only stop sequences
+//     are dropped (Anthropic refuses them, LiteLLM _map_stop_sequences).
+//   - system and developer messages are hoisted into the top-level system
+//     blocks, wherever they were in the conversation.
+//   - user becomes metadata.user_id unless it looks like an email address
+//     or a phone number, which Anthropic refuses (LiteLLM _valid_user_id).
+//   - Thinking blocks and server-tool blocks in answers are dropped.
+//   - An assistant tool call whose arguments are not a JSON object is a
+//     400: replacing them with {} would silently rewrite the history the
+//     model reads. Empty arguments (or null) are sent as {}.
+//   - Tool call ids are made to fit Anthropic's ^[a-zA-Z0-9_-]+$ by turning
+//     other characters into '_' (the same way in tool_use and tool_result,
+//     so the pairs still match).
+//   - cache_control on a content part is passed through (prompt caching).
 var anthropic = register(&Provider{
 	Name:           Anthropic,
 	DefaultBaseURL: "https://api.anthropic.com",
 	KeyPrefixes:    []string{"sk-ant-admin01-", "sk-ant-api03-", "sk-ant-"},
 	AuthHeader:     "X-Api-Key",
+	Implemented:    true,
+	build:          buildAnthropic,
+	response:       anthropicResponse,
+	stream:         newAnthropicStream,
+	classify:       classifyAnthropic,
 })
+
+// AnthropicVersion is the anthropic-version header every request carries.
+const AnthropicVersion = "2023-06-01"
+
+// anthropicDefaultMaxTokens is max_tokens when neither the client nor the
+// catalog gives one (LiteLLM's DEFAULT_ANTHROPIC_CHAT_MAX_TOKENS).
+const anthropicDefaultMaxTokens = 4096
+
+// --- request build ---
+
+type antRequest struct {
+	Model         string         `json:"model"`
+	System        []antBlock     `json:"system,omitempty"`
+	Messages      []antMessage   `json:"messages"`
+	MaxTokens     int            `json:"max_tokens"`
+	Temperature   *float64       `json:"temperature,omitempty"`
+	TopP          *float64       `json:"top_p,omitempty"`
+	StopSequences []string       `json:"stop_sequences,omitempty"`
+	Stream        bool           `json:"stream,omitempty"`
+	Tools         []antTool      `json:"tools,omitempty"`
+	ToolChoice    *antToolChoice `json:"tool_choice,omitempty"`
+	Metadata      *antMetadata   `json:"metadata,omitempty"`
+}
+
+type antMessage struct {
+	Role    string     `json:"role"`
+	Content []antBlock `json:"content"`
+}
+
+// antBlock is one content block of a request: text, image, document,
+// tool_use or tool_result.
+type antBlock struct {
+	Type         string          `json:"type"`
+	Text         string          `json:"text,omitempty"`
+	Source       *antSource      `json:"source,omitempty"`
+	ID           string          `json:"id,omitempty"`
+	Name         string          `json:"name,omitempty"`
+	Input        json.RawMessage `json:"input,omitempty"`
+	ToolUseID    string          `json:"tool_use_id,omitempty"`
+	Content      []antBlock      `json:"content,omitempty"`
+	CacheControl json.RawMessage `json:"cache_control,omitempty"`
+}
+
+type antSource struct {
+	Type      string `json:"type"` // base64 or url
+	MediaType string `json:"media_type,omitempty"`
+	Data      string `json:"data,omitempty"`
+	URL       string `json:"url,omitempty"`
+}
+
+type antTool struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	InputSchema json.RawMessage `json:"input_schema"`
+}
+
+type antToolChoice struct {
+	Type                   string `json:"type"`
+	Name                   string `json:"name,omitempty"`
+	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
+}
+
+type antMetadata struct {
+	UserID string `json:"user_id"`
+}
+
+// antPart is a client content part, read here rather than with
+// ContentPart because it may carry Anthropic's cache_control.
+type antPart struct {
+	Type         string          `json:"type"`
+	Text         *string         `json:"text"`
+	Refusal      string          `json:"refusal"`
+	ImageURL     json.RawMessage `json:"image_url"`
+	CacheControl json.RawMessage `json:"cache_control"`
+}
+
+func buildAnthropic(ctx context.Context, c *Call) (*http.Request, error) {
+	if c.Op != OpChat {
+		return nil, &RequestError{Message: "anthropic does not serve " + c.Op.String()}
+	}
+	body, err := anthropicRequestBody(c)
+	if err != nil {
+		return nil, err
+	}
+	// A base URL configured OpenAI-style, ending in /v1, still works.
+	u := c.Endpoint.BaseURL
+	if strings.HasSuffix(u, "/v1") {
+		u += "/messages"
+	} else {
+		u += "/v1/messages"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header["X-Api-Key"] = []string{c.Key}
+	req.Header["Anthropic-Version"] = []string{AnthropicVersion}
+	req.Header["Content-Type"] = []string{"application/json"}
+	return req, nil
+}
+
+// anthropicRequestBody translates the client's chat request to a Messages
+// request (providers.md §12.1).
+func anthropicRequestBody(c *Call) ([]byte, error) {
+	r, err := DecodeChatRequest(c.Body)
+	if err != nil {
+		return nil, err
+	}
+	if r.N != nil && *r.N > 1 {
+		return nil, &RequestError{Message: "anthropic answers one choice: n must be 1"}
+	}
+	out := antRequest{Model: c.Model, Stream: c.Stream || r.Stream}
+
+	switch n := r.MaxOutputTokens(); {
+	case r.MaxCompletionTokens != nil || r.MaxTokens != nil:
+		if n < 1 {
+			return nil, &RequestError{Message: "max_tokens must be at least 1"}
+		}
+		out.MaxTokens = n
+	case c.DefaultMaxTokens > 0:
+		out.MaxTokens = c.DefaultMaxTokens
+	default:
+		out.MaxTokens = anthropicDefaultMaxTokens
+	}
+	if r.Temperature != nil {
+		t := min(*r.Temperature, 1)
+		out.Temperature = &t
+	} else if r.TopP != nil {
+		out.TopP = r.TopP
+	}
+	for _, s := range r.Stop {
+		if strings.TrimSpace(s) != "" {
+			out.StopSequences = append(out.StopSequences, s)
+		}
+	}
+	if r.User != "" && !antPersonalUserID(r.User) {
+		out.Metadata = &antMetadata{UserID: r.User}
+	}
+
+	if err := anthropicTools(r, c.Body, &out); err != nil {
+		return nil, err
+	}
+	if err := anthropicMessages(r.Messages, &out); err != nil {
+		return nil, err
+	}
+	return json.Marshal(out)
+}
+
+// antPersonalUserID tells whether user looks like an email address or a phone
+// number: Anthropic's metadata.user_id must be an opaque id.
+func antPersonalUserID(user string) bool {
+	if strings.Contains(user, "@") {
+		return true
+	}
+	digits := 0
+	for _, ch := range user {
+		switch {
+		case ch >= '0' && ch <= '9':
+			digits++
+		case strings.ContainsRune("+-() .", ch):
+		default:
+			return false
+		}
+	}
+	return digits >= 7
+}
+
+func anthropicTools(r *ChatRequest, body []byte, out *antRequest) error {
+	for i, t := range r.Tools {
+		if t.Type != "function" && t.Type != "" {
+			return &RequestError{Message: fmt.Sprintf("tools[%d]: anthropic supports only function tools", i)}
+		}
+		if t.Function.Name == "" {
+			return &RequestError{Message: fmt.Sprintf("tools[%d]: function.name is required", i)}
+		}
+		schema := bytes.TrimSpace(t.Function.Parameters)
+		if len(schema) == 0 || bytes.Equal(schema, []byte("null")) {
+			schema = []byte(`{"type":"object","properties":{}}`)
+		} else if schema[0] != '{' {
+			return &RequestError{Message: fmt.Sprintf("tools[%d]: function.parameters must be a JSON schema object", i)}
+		}
+		out.Tools = append(out.Tools, antTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema})
+	}
+
+	mode, name := ToolChoiceMode(r.ToolChoice)
+	var tc antToolChoice
+	switch mode {
+	case "":
+		if raw := bytes.TrimSpace(r.ToolChoice); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+			return &RequestError{Message: "unsupported tool_choice: use \"none\", \"auto\", \"required\" or a function"}
+		}
+		tc.Type = "auto"
+	case "auto":
+		tc.Type = "auto"
+	case "none":
+		tc.Type = "none"
+	case "required":
+		tc.Type = "any"
+	case "function":
+		tc.Type, tc.Name = "tool", name
+	default:
+		return &RequestError{Message: "unsupported tool_choice: use \"none\", \"auto\", \"required\" or a function"}
+	}
+	// Without tools a tool_choice means nothing, and Anthropic refuses it.
+	if len(out.Tools) == 0 {
+		return nil
+	}
+	// parallel_tool_calls: false is Anthropic's inverse flag (LiteLLM
+	// _map_tool_choice); it does not apply to "none".
+	if p := gjson.GetBytes(body, "parallel_tool_calls"); p.Type == gjson.False && tc.Type != "none" {
+		tc.DisableParallelToolUse = true
+	}
+	if mode != "" || tc.DisableParallelToolUse {
+		out.ToolChoice = &tc
+	}
+	return nil
+}
+
+// anthropicMessages fills system and messages: system and developer
+// messages become system blocks; tool results become user messages;
+// consecutive messages of one role are merged, as Anthropic wants them to
+// alternate.
+func anthropicMessages(msgs []ChatMessage, out *antRequest) error {
+	for i, m := range msgs {
+		parts, err := antParts(m.Content)
+		if err != nil {
+			return &RequestError{Message: fmt.Sprintf("messages[%d]: %v", i, err)}
+		}
+		var role string
+		var blocks []antBlock
+		switch m.Role {
+		case "system", "developer":
+			for _, p := range parts {
+				if p.Type != "text" {
+					return &RequestError{Message: fmt.Sprintf("messages[%d]: %s messages may contain only text", i, m.Role)}
+				}
+				if b, ok := antTextBlock(p); ok {
+					out.System = append(out.System, b)
+				}
+			}
+			continue
+		case "user":
+			role = "user"
+			if blocks, err = antUserBlocks(parts); err != nil {
+				return &RequestError{Message: fmt.Sprintf("messages[%d]: %v", i, err)}
+			}
+		case "assistant":
+			role = "assistant"
+			for _, p := range parts {
+				switch p.Type {
+				case "text":
+					if b, ok := antTextBlock(p); ok {
+						blocks = append(blocks, b)
+					}
+				case "refusal":
+					if p.Refusal != "" {
+						blocks = append(blocks, antBlock{Type: "text", Text: p.Refusal})
+					}
+				default:
+					return &RequestError{Message: fmt.Sprintf("messages[%d]: assistant content part type %q is not supported", i, p.Type)}
+				}
+			}
+			for j, tc := range m.ToolCalls {
+				b, err := antToolUse(tc)
+				if err != nil {
+					return &RequestError{Message: fmt.Sprintf("messages[%d].tool_calls[%d]: %v", i, j, err)}
+				}
+				blocks = append(blocks, b)
+			}
+		case "tool":
+			role = "user"
+			if m.ToolCallID == "" {
+				return &RequestError{Message: fmt.Sprintf("messages[%d]: tool messages need a tool_call_id", i)}
+			}
+			inner, err := antUserBlocks(parts)
+			if err != nil {
+				return &RequestError{Message: fmt.Sprintf("messages[%d]: %v", i, err)}
+			}
+			blocks = []antBlock{{Type: "tool_result", ToolUseID: antToolID(m.ToolCallID), Content: inner}}
+		default:
+			return &RequestError{Message: fmt.Sprintf("messages[%d]: role %q is not supported", i, m.Role)}
+		}
+		if len(blocks) == 0 {
+			continue // Anthropic refuses empty messages
+		}
+		if n := len(out.Messages); n > 0 && out.Messages[n-1].Role == role {
+			out.Messages[n-1].Content = append(out.Messages[n-1].Content, blocks...)
+		} else {
+			out.Messages = append(out.Messages, antMessage{Role: role, Content: blocks})
+		}
+	}
+	if len(out.Messages) == 0 {
+		return &RequestError{Message: "anthropic needs at least one user or assistant message with content"}
+	}
+	// In a user message, tool results must come before anything else.
+	for i := range out.Messages {
+		if out.Messages[i].Role == "user" {
+			antToolResultsFirst(out.Messages[i].Content)
+		}
+	}
+	return nil
+}
+
+func antToolResultsFirst(blocks []antBlock) {
+	k := 0
+	for i := range blocks {
+		if blocks[i].Type == "tool_result" {
+			b := blocks[i]
+			copy(blocks[k+1:i+1], blocks[k:i])
+			blocks[k] = b
+			k++
+		}
+	}
+}
+
+// antParts reads message content: a string, an array of parts, or null.
+func antParts(content json.RawMessage) ([]antPart, error) {
+	c := bytes.TrimSpace(content)
+	if len(c) == 0 || bytes.Equal(c, []byte("null")) {
+		return nil, nil
+	}
+	if c[0] == '"' {
+		var s string
+		if err := json.Unmarshal(c, &s); err != nil {
+			return nil, fmt.Errorf("content is not a valid string")
+		}
+		return []antPart{{Type: "text", Text: &s}}, nil
+	}
+	var parts []antPart
+	if err := json.Unmarshal(c, &parts); err != nil {
+		return nil, fmt.Errorf("content must be a string or an array of parts")
+	}
+	return parts, nil
+}
+
+// antTextBlock turns a text part into a text block; empty text gives none
+// (Anthropic refuses empty text blocks).
+func antTextBlock(p antPart) (antBlock, bool) {
+	if p.Text == nil || *p.Text == "" {
+		return antBlock{}, false
+	}
+	return antBlock{Type: "text", Text: *p.Text, CacheControl: antCacheControl(p.CacheControl)}, true
+}
+
+func antCacheControl(raw json.RawMessage) json.RawMessage {
+	if r := bytes.TrimSpace(raw); len(r) > 0 && r[0] == '{' {
+		return r
+	}
+	return nil
+}
+
+// antUserBlocks translates the parts of a user (or tool) message.
+func antUserBlocks(parts []antPart) ([]antBlock, error) {
+	var blocks []antBlock
+	for _, p := range parts {
+		switch p.Type {
+		case "text":
+			if b, ok := antTextBlock(p); ok {
+				blocks = append(blocks, b)
+			}
+		case "image_url":
+			b, err := antImage(p)
+			if err != nil {
+				return nil, err
+			}
+			blocks = append(blocks, b)
+		default:
+			return nil, fmt.Errorf("content part type %q is not supported by anthropic", p.Type)
+		}
+	}
+	return blocks, nil
+}
+
+// antImage turns an image_url part into an image block: a data URL is sent
+// inline (a PDF as a document block), an http(s) URL by reference.
+func antImage(p antPart) (antBlock, error) {
+	var iu ImageURL
+	raw := bytes.TrimSpace(p.ImageURL)
+	if len(raw) > 0 && raw[0] == '"' { // some clients send the URL as a string
+		if err := json.Unmarshal(raw, &iu.URL); err != nil {
+			return antBlock{}, fmt.Errorf("image_url is not valid")
+		}
+	} else if err := json.Unmarshal(raw, &iu); err != nil {
+		return antBlock{}, fmt.Errorf("image_url must be an object with a url")
+	}
+	u := iu.URL
+	cc := antCacheControl(p.CacheControl)
+	if rest, ok := strings.CutPrefix(u, "data:"); ok {
+		meta, data, ok := strings.Cut(rest, ",")
+		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
+		if !ok || !isBase64 || mediaType == "" {
+			return antBlock{}, fmt.Errorf("an image data URL must be data:<media type>;base64,<data>")
+		}
+		typ := "image"
+		if mediaType == "application/pdf" {
+			typ = "document"
+		}
+		return antBlock{Type: typ, Source: &antSource{Type: "base64", MediaType: mediaType, Data: data}, CacheControl: cc}, nil
+	}
+	lower := strings.ToLower(u)
+	if !strings.HasPrefix(lower, "https://") && !strings.HasPrefix(lower, "http://") {
+		return antBlock{}, fmt.Errorf("an image URL must be http(s) or a base64 data URL")
+	}
+	return antBlock{Type: "image", Source: &antSource{Type: "url", URL: u}, CacheControl: cc}, nil
+}
+
+// antToolUse turns an assistant's tool call into a tool_use block whose
+// input is the parsed arguments.
+func antToolUse(tc ToolCall) (antBlock, error) {
+	if tc.ID == "" {
+		return antBlock{}, fmt.Errorf("id is required")
+	}
+	if tc.Function.Name == "" {
+		return antBlock{}, fmt.Errorf("function.name is required")
+	}
+	args := bytes.TrimSpace([]byte(tc.Function.Arguments))
+	switch {
+	case len(args) == 0 || bytes.Equal(args, []byte("null")):
+		args = []byte("{}")
+	case args[0] != '{' || !json.Valid(args):
+		return antBlock{}, fmt.Errorf("function.arguments must be a JSON object")
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, args); err != nil {
+		return antBlock{}, fmt.Errorf("function.arguments must be a JSON object")
+	}
+	return antBlock{Type: "tool_use", ID: antToolID(tc.ID), Name: tc.Function.Name, Input: compact.Bytes()}, nil
+}
+
+// antToolID makes a tool call id fit Anthropic's ^[a-zA-Z0-9_-]+$.
+func antToolID(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			return r
+		}
+		return '_'
+	}, id)
+}
+
+// --- response and stream translation ---
+
+// anthropicFinish maps stop_reason to finish_reason (providers.md §12.2).
+func anthropicFinish(stop string) string {
+	switch stop {
+	case "max_tokens", "model_context_window_exceeded":
+		return "length"
+	case "tool_use":
+		return "tool_calls"
+	case "refusal":
+		return "content_filter"
+	default: // end_turn, stop_sequence, pause_turn, or none given
+		return "stop"
+	}
+}
+
+// anthropicUsage reads Anthropic's usage object in OpenAI's terms: the
+// prompt is all input, cached or not (input_tokens excludes both cache
+// counters), and cached_tokens is what was read from the cache
+// (providers.md §12.3). Raw keeps the object for billing.
+func anthropicUsage(r gjson.Result) Usage {
+	if !r.IsObject() {
+		return Usage{}
+	}
+	res := gjson.GetMany(r.Raw, "input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
+	u := Usage{
+		PromptTokens:     antTokenCount(res[0]) + antTokenCount(res[1]) + antTokenCount(res[2]),
+		CachedTokens:     antTokenCount(res[1]),
+		CompletionTokens: antTokenCount(res[3]),
+		Raw:              json.RawMessage(r.Raw),
+	}
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	return u
+}
+
+// antMaxTokenCount bounds one reported count, so that a garbled usage object
+// cannot meter a negative or overflowing number of tokens.
+const antMaxTokenCount = 1 << 40
+
+func antTokenCount(r gjson.Result) int64 {
+	if r.Type != gjson.Number {
+		return 0
+	}
+	return min(max(r.Int(), 0), antMaxTokenCount)
+}
+
+// anthropicResponse translates a Messages answer to a chat.completion. Its
+// id is the call's; Anthropic's msg_ id stays in the provider's own logs.
+func anthropicResponse(c *Call, body []byte) ([]byte, Usage, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, Usage{}, fmt.Errorf("anthropic answered with invalid JSON")
+	}
+	res := gjson.GetManyBytes(body, "type", "model", "content", "stop_reason", "usage")
+	if res[0].Str == "error" {
+		msg := ErrorMessage(body)
+		return nil, Usage{}, fmt.Errorf("anthropic answered with an error: %s", msg)
+	}
+	model := res[1].String()
+	if model == "" {
+		model = c.Model
+	}
+	var text strings.Builder
+	var calls []ToolCall
+	for _, b := range res[2].Array() {
+		switch b.Get("type").String() {
+		case "text":
+			text.WriteString(b.Get("text").String())
+		case "tool_use":
+			args := "{}"
+			if in := b.Get("input"); in.Exists() && in.Type != gjson.Null {
+				var buf bytes.Buffer
+				if json.Compact(&buf, []byte(in.Raw)) == nil {
+					args = buf.String()
+				}
+			}
+			calls = append(calls, ToolCall{ID: b.Get("id").String(), Type: "function",
+				Function: FunctionCall{Name: b.Get("name").String(), Arguments: args}})
+		}
+		// thinking, redacted_thinking and server-tool blocks are dropped.
+	}
+	msg := ResponseMessage{Role: "assistant", ToolCalls: calls}
+	if text.Len() > 0 || len(calls) == 0 {
+		msg.Content = Str(text.String())
+	}
+	u := anthropicUsage(res[4])
+	out, err := NewCompletion(c, model, msg, anthropicFinish(res[3].String()), u)
+	return out, u, err
+}
+
+// anthropicStream turns Anthropic's typed event stream into chunks
+// (providers.md §12.4).
+type anthropicStream struct {
+	c     *Call
+	model string
+	// usage holds the fields of Anthropic's usage object: message_start
+	// gives the input side, each message_delta restates the cumulative
+	// counts, which win.
+	usage map[string]json.RawMessage
+	// tools maps a content block's index to its tool call's index, for
+	// tool_use blocks; argsSent tells whether a tool got any arguments.
+	tools    map[int64]int
+	argsSent []bool
+	roleSent bool
+	finished bool // the finish chunk went out
+	done     bool // message_stop arrived
+}
+
+func newAnthropicStream(c *Call) StreamTranslator {
+	return &anthropicStream{c: c, model: c.Model, tools: map[int64]int{}}
+}
+
+func (s *anthropicStream) chunk(dst []byte, d ChunkDelta, finish string) []byte {
+	if !s.roleSent {
+		s.roleSent = true
+		if d.Role == "" {
+			dst = AppendChunk(dst, s.c, s.model, ChunkDelta{Role: "assistant", Content: Str("")}, "")
+		}
+	}
+	return AppendChunk(dst, s.c, s.model, d, finish)
+}
+
+func (s *anthropicStream) Event(dst []byte, ev Event) ([]byte, error) {
+	if s.done {
+		return dst, nil
+	}
+	if !gjson.ValidBytes(ev.Data) {
+		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_invalid", Message: "the provider sent an invalid stream event"}
+	}
+	typ := gjson.GetBytes(ev.Data, "type").String()
+	if typ == "" {
+		typ = string(ev.Name)
+	}
+	if typ == "error" || string(ev.Name) == "error" {
+		return dst, anthropicStreamError(ev.Data)
+	}
+	switch typ {
+	case "message_start":
+		m := gjson.GetBytes(ev.Data, "message")
+		if model := m.Get("model").String(); model != "" {
+			s.model = model
+		}
+		s.mergeUsage(m.Get("usage"))
+		if !s.roleSent {
+			s.roleSent = true
+			dst = AppendChunk(dst, s.c, s.model, ChunkDelta{Role: "assistant", Content: Str("")}, "")
+		}
+	case "content_block_start":
+		res := gjson.GetManyBytes(ev.Data, "index", "content_block.type", "content_block.text", "content_block.id", "content_block.name")
+		switch res[1].Str {
+		case "text":
+			if res[2].Str != "" {
+				dst = s.chunk(dst, ChunkDelta{Content: Str(res[2].Str)}, "")
+			}
+		case "tool_use":
+			i := len(s.argsSent)
+			s.tools[res[0].Int()] = i
+			s.argsSent = append(s.argsSent, false)
+			dst = s.chunk(dst, ChunkDelta{ToolCalls: []ToolCall{{Index: &i, ID: res[3].Str, Type: "function",
+				Function: FunctionCall{Name: res[4].Str}}}}, "")
+		}
+	case "content_block_delta":
+		res := gjson.GetManyBytes(ev.Data, "index", "delta.type", "delta.text", "delta.partial_json")
+		switch res[1].Str {
+		case "text_delta":
+			if res[2].Str != "" {
+				dst = s.chunk(dst, ChunkDelta{Content: Str(res[2].Str)}, "")
+			}
+		case "input_json_delta":
+			if i, ok := s.tools[res[0].Int()]; ok && res[3].Str != "" {
+				s.argsSent[i] = true
+				dst = s.chunk(dst, ChunkDelta{ToolCalls: []ToolCall{{Index: &i, Function: FunctionCall{Arguments: res[3].Str}}}}, "")
+			}
+		}
+		// thinking_delta, signature_delta, citations_delta are dropped.
+	case "content_block_stop":
+		// A tool called without input sent no fragment: its arguments are {}.
+		if i, ok := s.tools[gjson.GetBytes(ev.Data, "index").Int()]; ok && !s.argsSent[i] {
+			s.argsSent[i] = true
+			dst = s.chunk(dst, ChunkDelta{ToolCalls: []ToolCall{{Index: &i, Function: FunctionCall{Arguments: "{}"}}}}, "")
+		}
+	case "message_delta":
+		res := gjson.GetManyBytes(ev.Data, "delta.stop_reason", "usage")
+		s.mergeUsage(res[1])
+		if res[0].Type == gjson.String && !s.finished {
+			s.finished = true
+			dst = s.chunk(dst, ChunkDelta{}, anthropicFinish(res[0].Str))
+		}
+	case "message_stop":
+		s.done = true
+		if !s.finished {
+			s.finished = true
+			dst = s.chunk(dst, ChunkDelta{}, "stop")
+		}
+		if s.c.IncludeUsage {
+			dst = AppendUsageChunk(dst, s.c, s.model, s.Usage())
+		}
+		dst = AppendDone(dst)
+	}
+	// ping and unknown events add nothing.
+	return dst, nil
+}
+
+func (s *anthropicStream) mergeUsage(r gjson.Result) {
+	if !r.IsObject() {
+		return
+	}
+	r.ForEach(func(k, v gjson.Result) bool {
+		if v.Type != gjson.Null {
+			if s.usage == nil {
+				s.usage = map[string]json.RawMessage{}
+			}
+			s.usage[k.String()] = json.RawMessage(v.Raw)
+		}
+		return true
+	})
+}
+
+func (s *anthropicStream) End(dst []byte) ([]byte, error) {
+	if !s.done {
+		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_incomplete", Message: "the provider's stream ended before the answer was complete"}
+	}
+	return dst, nil
+}
+
+func (s *anthropicStream) Usage() Usage {
+	if s.usage == nil {
+		return Usage{}
+	}
+	raw, err := json.Marshal(s.usage)
+	if err != nil {
+		return Usage{}
+	}
+	return anthropicUsage(gjson.ParseBytes(raw))
+}
+
+// anthropicStreamError reads an error event,
+// {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}.
+func anthropicStreamError(data []byte) *StreamError {
+	typ := gjson.GetBytes(data, "error.type").String()
+	msg := ErrorMessage(data)
+	if msg == "" {
+		msg = "the provider reported an error in the stream"
+	}
+	code := typ
+	if code == "" {
+		code = "upstream_stream_error"
+	}
+	return &StreamError{Class: anthropicErrorClass(typ), Code: code, Message: msg}
+}
+
+// --- error classes ---
+
+// anthropicErrorClass maps an error.type to a class (providers.md §3.6).
+func anthropicErrorClass(typ string) string {
+	switch typ {
+	case "overloaded_error":
+		return ClassOverloaded
+	case "rate_limit_error":
+		return ClassRateLimit
+	case "billing_error":
+		return ClassQuota
+	case "authentication_error", "permission_error":
+		return ClassAuth
+	case "invalid_request_error", "not_found_error", "request_too_large":
+		return ClassBadRequest
+	case "timeout_error":
+		return ClassTimeout
+	default: // api_error and anything new
+		return ClassServer
+	}
+}
+
+// classifyAnthropic: a 429 is a rate limit only with a retry-after; without
+// one it is the monthly spend cap (error.details.error_code
+// enforced_spend_limit_reached), which waiting does not fix. A 400 that
+// says the credit balance is too low, or that a self-set spend limit was
+// reached, is quota too (platform.claude.com/docs/en/api/errors).
+func classifyAnthropic(status int, h http.Header, body []byte) string {
+	switch status {
+	case 529:
+		return ClassOverloaded
+	case 429:
+		if gjson.GetBytes(body, "error.details.error_code").String() == "enforced_spend_limit_reached" {
+			return ClassQuota
+		}
+		if h.Get("Retry-After") != "" {
+			return ClassRateLimit
+		}
+		return ClassQuota
+	case 400:
+		msg := strings.ToLower(gjson.GetBytes(body, "error.message").String())
+		if strings.Contains(msg, "credit balance is too low") || strings.Contains(msg, "api usage limits") || strings.Contains(msg, "spend limit") {
+			return ClassQuota
+		}
+		return ClassBadRequest
+	}
+	if typ := gjson.GetBytes(body, "error.type").String(); typ == "overloaded_error" {
+		return ClassOverloaded
+	}
+	return ""
+}

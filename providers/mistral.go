@@ -114,4 +114,3 @@ func mistralID(id string) string {
 	}
 	return string(out)
 }
-

@@ -224,23 +224,17 @@ func TestNewRequestAzure(t *testing.T) {
 	}
 }
 
-func TestNewRequestNotImplemented(t *testing.T) {
-	for _, p := range []string{Anthropic, Gemini, Cohere} {
-		if Get(p).Implemented {
-			t.Errorf("%s claims to be implemented", p)
-		}
-		req, err := Get(p).NewRequest(context.Background(), OpChat, Endpoint{}, reqTestKey, "m", []byte(`{"model":"m"}`))
-		if req != nil || !errors.Is(err, ErrNotImplemented) {
-			t.Errorf("%s: NewRequest = %v, %v; want ErrNotImplemented", p, req, err)
-			continue
-		}
-		if !strings.Contains(err.Error(), p) || strings.Contains(err.Error(), "Kq3ZUNIQUE") {
-			t.Errorf("%s: error %q should name the provider and not the key", p, err)
-		}
-	}
-	for _, p := range []string{OpenAI, Azure, Mistral, Together, Perplexity} {
+func TestAllProvidersImplemented(t *testing.T) {
+	for _, p := range Names {
 		if !Get(p).Implemented {
 			t.Errorf("%s is not marked implemented", p)
 		}
+	}
+	// A provider without an adapter refuses to build requests, naming
+	// itself and not the key.
+	stub := &Provider{Name: "stub"}
+	req, err := stub.NewRequest(context.Background(), OpChat, Endpoint{}, reqTestKey, "m", []byte(`{"model":"m"}`))
+	if req != nil || !errors.Is(err, ErrNotImplemented) || !strings.Contains(err.Error(), "stub") || strings.Contains(err.Error(), "Kq3ZUNIQUE") {
+		t.Errorf("stub: NewRequest = %v, %v", req, err)
 	}
 }

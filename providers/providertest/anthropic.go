@@ -1,0 +1,197 @@
+package providertest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// The Anthropic fake speaks the Messages API: POST /v1/messages with the key
+// in x-api-key and a required anthropic-version header, native error bodies
+// ({"type":"error","error":{"type","message"}}) and typed event streams
+// (event: + data: lines, ping events, usage in message_start and
+// message_delta). Its base URL is the server's URL, like
+// https://api.anthropic.com.
+
+// AnthropicUsage is the token counts a fake Anthropic answer reports.
+// Input excludes the two cache counters, as Anthropic's input_tokens does.
+type AnthropicUsage struct {
+	Input, Output, CacheRead, CacheCreation int
+}
+
+// DefaultAnthropicUsage is what the fake reports when no responder is set:
+// 9 + 2 cached = 11 prompt tokens and 5 completion tokens, the same totals
+// as the OpenAI-shaped fakes (11 + 5 = 16).
+var DefaultAnthropicUsage = AnthropicUsage{Input: 9, CacheRead: 2, Output: 5}
+
+func (u AnthropicUsage) object() map[string]any {
+	return map[string]any{
+		"input_tokens":                u.Input,
+		"cache_creation_input_tokens": u.CacheCreation,
+		"cache_read_input_tokens":     u.CacheRead,
+		"output_tokens":               u.Output,
+	}
+}
+
+func anthropicJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// AnthropicError returns a native error body, e.g.
+// AnthropicError("overloaded_error", "Overloaded") for a 529.
+func AnthropicError(typ, message string) string {
+	return anthropicJSON(map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": message},
+		"request_id": "req_fake"})
+}
+
+func anthropicMessage(model string, content []any, stop string, u AnthropicUsage) string {
+	return anthropicJSON(map[string]any{
+		"id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+		"content": content, "stop_reason": stop, "stop_sequence": nil, "usage": u.object(),
+	})
+}
+
+// AnthropicMessage returns a Messages answer with text as its only block.
+func AnthropicMessage(model, text string, u AnthropicUsage) string {
+	return anthropicMessage(model, []any{map[string]any{"type": "text", "text": text}}, "end_turn", u)
+}
+
+// AnthropicToolUse returns a Messages answer that calls the tool name with
+// input (a JSON object), with stop_reason tool_use.
+func AnthropicToolUse(model, id, name, input string, u AnthropicUsage) string {
+	return anthropicMessage(model, []any{map[string]any{"type": "tool_use", "id": id, "name": name,
+		"input": json.RawMessage(input)}}, "tool_use", u)
+}
+
+// AnthropicEvent frames one stream event as Anthropic does.
+func AnthropicEvent(name string, data any) string {
+	return "event: " + name + "\ndata: " + anthropicJSON(data) + "\n\n"
+}
+
+// AnthropicErrorEvent is an error event, as sent after a 200 when the
+// stream fails (e.g. "overloaded_error", "Overloaded").
+func AnthropicErrorEvent(typ, message string) string {
+	return AnthropicEvent("error", map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": message}})
+}
+
+func anthropicStreamStart(model string, u AnthropicUsage) []string {
+	start := u.object()
+	start["output_tokens"] = 1 // what message_start reports before any output
+	return []string{
+		AnthropicEvent("message_start", map[string]any{"type": "message_start", "message": map[string]any{
+			"id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": []any{},
+			"stop_reason": nil, "stop_sequence": nil, "usage": start}}),
+		AnthropicEvent("ping", map[string]any{"type": "ping"}),
+	}
+}
+
+func anthropicStreamEnd(stop string, u AnthropicUsage) []string {
+	return []string{
+		AnthropicEvent("message_delta", map[string]any{"type": "message_delta",
+			"delta": map[string]any{"stop_reason": stop, "stop_sequence": nil}, "usage": map[string]any{"output_tokens": u.Output}}),
+		AnthropicEvent("message_stop", map[string]any{"type": "message_stop"}),
+	}
+}
+
+// AnthropicStream returns the raw events of a streamed text answer, one
+// text_delta per piece (use as Response.RawEvents).
+func AnthropicStream(model string, pieces []string, u AnthropicUsage) []string {
+	ev := anthropicStreamStart(model, u)
+	ev = append(ev, AnthropicEvent("content_block_start", map[string]any{"type": "content_block_start", "index": 0,
+		"content_block": map[string]any{"type": "text", "text": ""}}))
+	for i, p := range pieces {
+		ev = append(ev, AnthropicEvent("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
+			"delta": map[string]any{"type": "text_delta", "text": p}}))
+		if i == 0 {
+			ev = append(ev, AnthropicEvent("ping", map[string]any{"type": "ping"}))
+		}
+	}
+	ev = append(ev, AnthropicEvent("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}))
+	return append(ev, anthropicStreamEnd("end_turn", u)...)
+}
+
+// AnthropicToolUseStream returns the raw events of a streamed tool call:
+// the tool's input arrives as the given input_json_delta fragments.
+func AnthropicToolUseStream(model, id, name string, fragments []string, u AnthropicUsage) []string {
+	ev := anthropicStreamStart(model, u)
+	ev = append(ev, AnthropicEvent("content_block_start", map[string]any{"type": "content_block_start", "index": 0,
+		"content_block": map[string]any{"type": "tool_use", "id": id, "name": name, "input": map[string]any{}}}))
+	for _, f := range fragments {
+		ev = append(ev, AnthropicEvent("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
+			"delta": map[string]any{"type": "input_json_delta", "partial_json": f}}))
+	}
+	ev = append(ev, AnthropicEvent("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}))
+	return append(ev, anthropicStreamEnd("tool_use", u)...)
+}
+
+// AnthropicDefault is the Anthropic fake's answer when no responder is set:
+// "Hello from the fake", streamed in five pieces when asked, with
+// DefaultAnthropicUsage.
+func AnthropicDefault(rec Record, _ string) Response {
+	if rec.Stream {
+		return Response{RawEvents: AnthropicStream(rec.Model, []string{"Hel", "lo", " from", " the", " fake"}, DefaultAnthropicUsage)}
+	}
+	return Response{Body: AnthropicMessage(rec.Model, "Hello from the fake", DefaultAnthropicUsage)}
+}
+
+func anthropicErrorResponse(status int, typ, message string) *Response {
+	return &Response{Status: status, Body: AnthropicError(typ, message)}
+}
+
+// anthropicParse checks a request the way the Messages API does before
+// it answers: the path, the key header, anthropic-version, and the body's
+// required fields, so a translation bug shows as the API's own 400.
+func anthropicParse(r *http.Request, rec *Record) (string, *Response) {
+	body := rec.Body
+	rec.Model, rec.Stream = gjson.GetBytes(body, "model").String(), gjson.GetBytes(body, "stream").Bool()
+	if key := r.Header.Get("X-Api-Key"); key != "" {
+		rec.CredentialHeader, rec.Credential = "X-Api-Key", key
+	}
+	if r.URL.Path != "/v1/messages" || r.Method != http.MethodPost {
+		return "", anthropicErrorResponse(404, "not_found_error", "Not Found")
+	}
+	if rec.Credential == "" {
+		return "", anthropicErrorResponse(401, "authentication_error", "x-api-key header is required")
+	}
+	if r.Header.Get("Anthropic-Version") == "" {
+		return "", anthropicErrorResponse(400, "invalid_request_error", "anthropic-version: header is required")
+	}
+	if !gjson.ValidBytes(body) {
+		return "", anthropicErrorResponse(400, "invalid_request_error", "There was an issue with the request body: invalid JSON")
+	}
+	if rec.Model == "" {
+		return "", anthropicErrorResponse(400, "invalid_request_error", "model: Field required")
+	}
+	if mt := gjson.GetBytes(body, "max_tokens"); mt.Type != gjson.Number || mt.Int() < 1 {
+		return "", anthropicErrorResponse(400, "invalid_request_error", "max_tokens: Field required")
+	}
+	msgs := gjson.GetBytes(body, "messages")
+	if !msgs.IsArray() || len(msgs.Array()) == 0 {
+		return "", anthropicErrorResponse(400, "invalid_request_error", "messages: at least one message is required")
+	}
+	for i, m := range msgs.Array() {
+		role := m.Get("role").String()
+		if role != "user" && role != "assistant" {
+			return "", anthropicErrorResponse(400, "invalid_request_error",
+				fmt.Sprintf("messages.%d.role: Input should be 'user' or 'assistant'", i))
+		}
+	}
+	return "chat", nil
+}
+
+func init() {
+	RegisterKind("anthropic", &Kind{
+		BaseURL: func(u string) string { return u },
+		Parse:   anthropicParse,
+		Unauthorized: func(key string) Response {
+			// Anthropic says "invalid x-api-key"; the fake also echoes the
+			// key, so the gateway's scrubbing is tested.
+			return Response{Status: 401, Body: AnthropicError("authentication_error", "invalid x-api-key: "+strings.TrimSpace(key))}
+		},
+		Default: AnthropicDefault,
+	})
+}

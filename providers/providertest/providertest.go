@@ -98,7 +98,11 @@ func start(kind string) *Server {
 func NewHandler(kind string) *Server { return &Server{Kind: kind} }
 
 // BaseURL is what the gateway's base_url should be for this fake.
-func (s *Server) BaseURL() string { return kinds[s.Kind].BaseURL(s.URL) }
+func (s *Server) BaseURL() string { return s.BaseURLFor(s.URL) }
+
+// BaseURLFor is the gateway's base_url for this fake served at serverURL
+// (for fakes served by a server of one's own, see NewHandler).
+func (s *Server) BaseURLFor(serverURL string) string { return kinds[s.Kind].BaseURL(serverURL) }
 
 // SetResponder replaces the default answers.
 func (s *Server) SetResponder(r Responder) {

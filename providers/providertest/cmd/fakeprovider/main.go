@@ -1,9 +1,9 @@
-// Command fakeprovider runs a fake OpenAI-shaped (or Azure) provider on
+// Command fakeprovider runs a fake provider (any kind of providertest) on
 // loopback for smoke tests, demos and benchmarks. It prints its base URL on
 // stdout and serves its ledger at GET /_fake/records: one JSON line per
 // request received, with the credential that came with it.
 //
-//	fakeprovider -addr 127.0.0.1:9900 [-kind openai|azure] [-accept key1,key2]
+//	fakeprovider -addr 127.0.0.1:9900 [-kind openai|azure|anthropic|gemini|cohere] [-accept key1,key2]
 package main
 
 import (
@@ -23,7 +23,7 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (loopback)")
-	kind := flag.String("kind", "openai", "openai or azure")
+	kind := flag.String("kind", "openai", "openai, azure, anthropic, gemini or cohere")
 	accept := flag.String("accept", "", "comma-separated keys to accept (default: any)")
 	flag.Parse()
 
@@ -44,11 +44,7 @@ func main() {
 		}
 	})
 	mux.Handle("/", fake)
-	base := "http://" + ln.Addr().String()
-	if *kind != "azure" {
-		base += "/v1"
-	}
-	fmt.Println(base)
+	fmt.Println(fake.BaseURLFor("http://" + ln.Addr().String()))
 	srv := &http.Server{Handler: mux}
 	go func() {
 		sig := make(chan os.Signal, 1)

@@ -1,5 +1,6 @@
 // Package admin is Agent Router's control plane: accounts, API keys, BYOK
-// credentials and the request log, as JSON over plain net/http handlers.
+// credentials, the request log and usage, as JSON over plain net/http
+// handlers.
 // caddymodule mounts it under /agent_router/ on Caddy's admin endpoint; it
 // does not import Caddy. Handlers return an *Error, which the mount turns
 // into Caddy's {"error": "..."} body with the right status.
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -89,6 +91,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return a.route(w, r, map[string]handler{"GET": a.listLogs}, s, parts)
 	case len(parts) == 2 && parts[0] == "logs":
 		return a.route(w, r, map[string]handler{"GET": a.getLog}, s, parts)
+	case len(parts) == 1 && parts[0] == "usage":
+		return a.route(w, r, map[string]handler{"GET": a.usage}, s, parts)
 	}
 	return errorf(http.StatusNotFound, "no such route: %s", r.URL.Path)
 }
@@ -448,13 +452,34 @@ type logPage struct {
 
 func (a *API) listLogs(w http.ResponseWriter, r *http.Request, s *store.Store, _ []string) error {
 	q := r.URL.Query()
-	f := store.LogFilter{AccountID: q.Get("account"), KeyID: q.Get("key_id"), Before: q.Get("before")}
+	f := store.LogFilter{AccountID: q.Get("account"), KeyID: q.Get("key_id"), Before: q.Get("before"),
+		Provider: q.Get("provider"), CredentialSource: q.Get("credential_source")}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
 			return errorf(http.StatusBadRequest, "limit must be a number from 1 to 1000")
 		}
 		f.Limit = n
+	}
+	if f.Provider != "" && providers.Get(f.Provider) == nil {
+		return errorf(http.StatusBadRequest, "unknown provider %q (supported: %s)", clip(f.Provider), strings.Join(providers.Names, ", "))
+	}
+	if c := f.CredentialSource; c != "" && c != "byok" && c != "platform" {
+		return errorf(http.StatusBadRequest, "credential_source must be byok or platform")
+	}
+	if st := q.Get("status"); st != "" {
+		n, err := strconv.Atoi(st)
+		if err != nil || n < 100 || n > 599 {
+			return errorf(http.StatusBadRequest, "status must be an HTTP status from 100 to 599")
+		}
+		f.Status = n
+	}
+	var err error
+	if f.From, f.To, err = timeRange(q); err != nil {
+		return err
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
+		return errorf(http.StatusBadRequest, "from must be before to")
 	}
 	recs, next, err := s.Logs(f)
 	if err != nil {
@@ -469,6 +494,71 @@ func (a *API) getLog(w http.ResponseWriter, _ *http.Request, s *store.Store, par
 		return storeErr(err)
 	}
 	return writeJSON(w, http.StatusOK, rec)
+}
+
+// --- usage ---
+
+// usage answers GET /agent_router/usage with the hourly or daily usage
+// rollups: ?account=&from=&to=&bucket=hour|day&group_by=provider,model.
+func (a *API) usage(w http.ResponseWriter, r *http.Request, s *store.Store, _ []string) error {
+	q := r.URL.Query()
+	uq := store.UsageQuery{AccountID: q.Get("account"), Bucket: q.Get("bucket")}
+	if uq.Bucket != "" && uq.Bucket != "hour" && uq.Bucket != "day" {
+		return errorf(http.StatusBadRequest, "bucket must be hour or day")
+	}
+	for _, g := range strings.Split(q.Get("group_by"), ",") {
+		if g = strings.TrimSpace(g); g == "" {
+			continue
+		}
+		if !slices.Contains(store.UsageDimensions, g) {
+			return errorf(http.StatusBadRequest, "unknown group_by dimension %q (use %s)", clip(g), strings.Join(store.UsageDimensions, ", "))
+		}
+		uq.GroupBy = append(uq.GroupBy, g)
+	}
+	var err error
+	if uq.From, uq.To, err = timeRange(q); err != nil {
+		return err
+	}
+	// The store fills in what is missing (to: now; from: 24 hours before
+	// to) and checks the range.
+	res, err := s.Usage(uq)
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, res)
+}
+
+// timeRange reads the from and to query parameters: RFC 3339 timestamps,
+// or dates (UTC midnight). Either may be missing (zero).
+func timeRange(q url.Values) (from, to time.Time, err error) {
+	if from, err = parseTime(q, "from"); err == nil {
+		to, err = parseTime(q, "to")
+	}
+	return from, to, err
+}
+
+func parseTime(q url.Values, name string) (time.Time, error) {
+	v := strings.TrimSpace(q.Get(name))
+	if v == "" {
+		return time.Time{}, nil
+	}
+	// An unescaped "+" of a UTC offset arrives as a space.
+	v = strings.ReplaceAll(v, " ", "+")
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, errorf(http.StatusBadRequest, "%s must be an RFC 3339 timestamp (2026-01-02T15:04:05Z) or a date (2026-01-02)", name)
+}
+
+// clip shortens a client-supplied value quoted in an error message.
+func clip(v string) string {
+	if len(v) > 64 {
+		return v[:64] + "…"
+	}
+	return v
 }
 
 // --- helpers ---
@@ -537,6 +627,8 @@ func storeErr(err error) error {
 		return &Error{http.StatusNotFound, err}
 	case errors.Is(err, store.ErrExists):
 		return &Error{http.StatusConflict, err}
+	case errors.Is(err, store.ErrInvalidQuery):
+		return &Error{http.StatusBadRequest, err}
 	}
 	return err
 }

@@ -163,3 +163,92 @@ func TestLogs(t *testing.T) {
 	}
 	h.fail("GET", "/agent_router/logs/00000000000000000000dead", "", http.StatusNotFound, "00000000000000000000dead", "not found")
 }
+
+func TestLogsFilters(t *testing.T) {
+	h := newHarness(t)
+	// Twelve records a minute apart, recent so retention keeps them.
+	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Minute)
+	var all []*store.LogRecord // oldest first
+	for i := range 12 {
+		at := base.Add(time.Duration(i) * time.Minute)
+		rec := &store.LogRecord{
+			ID: fmt.Sprintf("%016x%08x", at.UnixNano(), i+1), Time: at, AccountID: "acme", KeyID: "key_a1",
+			Endpoint: "/v1/chat/completions", Model: "gpt-4o-mini",
+			Provider: []string{"openai", "anthropic", "mistral"}[i%3], CredentialSource: []string{"byok", "platform"}[i%2],
+			Status: []int{200, 200, 429, 502}[i%4], LatencyMS: 1,
+		}
+		all = append(all, rec)
+		h.s.Record(rec)
+	}
+	h.s.FlushLog()
+	newest := func(keep func(*store.LogRecord) bool) string {
+		var out []string
+		for i := len(all) - 1; i >= 0; i-- {
+			if keep(all[i]) {
+				out = append(out, all[i].ID)
+			}
+		}
+		return strings.Join(out, ",")
+	}
+	from, to := base.Add(3*time.Minute), base.Add(9*time.Minute)
+	inRange := func(r *store.LogRecord) bool { return !r.Time.Before(from) && r.Time.Before(to) }
+	rng := "from=" + url.QueryEscape(from.Format(time.RFC3339)) + "&to=" + url.QueryEscape(to.Format(time.RFC3339))
+
+	for _, tc := range []struct {
+		query string
+		keep  func(*store.LogRecord) bool
+	}{
+		{"provider=anthropic", func(r *store.LogRecord) bool { return r.Provider == "anthropic" }},
+		{"credential_source=platform", func(r *store.LogRecord) bool { return r.CredentialSource == "platform" }},
+		{"status=429", func(r *store.LogRecord) bool { return r.Status == 429 }},
+		{"status=404", func(r *store.LogRecord) bool { return false }},
+		{rng, inRange},
+		{"from=" + url.QueryEscape(from.Format(time.RFC3339)), func(r *store.LogRecord) bool { return !r.Time.Before(from) }},
+		{"to=" + url.QueryEscape(to.Format(time.RFC3339)), func(r *store.LogRecord) bool { return r.Time.Before(to) }},
+		{rng + "&provider=openai&credential_source=byok", func(r *store.LogRecord) bool {
+			return inRange(r) && r.Provider == "openai" && r.CredentialSource == "byok"
+		}},
+		{rng + "&status=200&account=acme&key_id=key_a1", func(r *store.LogRecord) bool { return inRange(r) && r.Status == 200 }},
+		{"to=" + base.Format(time.DateOnly), func(r *store.LogRecord) bool { return false }},
+	} {
+		want := newest(tc.keep)
+		// One page, then pages of two through the next cursor.
+		var page logPage
+		h.ok("GET", "/agent_router/logs?"+tc.query, "", http.StatusOK, &page)
+		if got := ids(page.Records); got != want || page.Next != "" {
+			t.Errorf("%s: %s next %q, want %s", tc.query, got, page.Next, want)
+		}
+		var walked []string
+		q := tc.query + "&limit=2"
+		for n := 0; ; n++ {
+			if n > 20 {
+				t.Fatal("paging does not end")
+			}
+			h.ok("GET", "/agent_router/logs?"+q, "", http.StatusOK, &page)
+			if len(page.Records) > 0 {
+				walked = append(walked, ids(page.Records))
+			}
+			if page.Next == "" {
+				break
+			}
+			q = tc.query + "&limit=2&before=" + url.QueryEscape(page.Next)
+		}
+		if got := strings.Join(walked, ","); got != want {
+			t.Errorf("%s, pages of 2: %s, want %s", tc.query, got, want)
+		}
+	}
+
+	for _, tc := range []struct{ query, want string }{
+		{"provider=nope", `unknown provider "nope"`},
+		{"credential_source=mine", "credential_source must be byok or platform"},
+		{"status=abc", "status must be an HTTP status"},
+		{"status=99", "status must be an HTTP status"},
+		{"status=600", "status must be an HTTP status"},
+		{"from=yesterday", "from must be an RFC 3339 timestamp"},
+		{"to=2030-02-30", "to must be an RFC 3339 timestamp"},
+		{"from=2030-03-02&to=2030-03-01", "from must be before to"},
+		{"from=2030-03-02&to=2030-03-02", "from must be before to"},
+	} {
+		h.fail("GET", "/agent_router/logs?"+tc.query, "", http.StatusBadRequest, tc.want)
+	}
+}

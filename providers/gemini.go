@@ -1,12 +1,1434 @@
 package providers
 
-// Gemini (AI Studio): https://generativelanguage.googleapis.com, the key in
-// the x-goog-api-key header (never ?key=). Keys were AIza + 35 characters;
-// since 2026 new keys start with AQ. (reports of IQ. too). The
-// generateContent translation is not built yet: requests get a clear 501.
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// Gemini (AI Studio, the Generative Language API):
+// https://generativelanguage.googleapis.com, POST
+// /v1beta/models/{model}:generateContent, streamed with
+// :streamGenerateContent?alt=sse (googleapis/go-genai client.go, models.go).
+// The key travels in the x-goog-api-key header, as the official SDK sends it
+// (go-genai api_client.go), never as ?key=: a URL ends up in access logs and
+// traces, and these are BYOK secrets. Keys were AIza + 35 characters; since
+// 2026 new keys start with AQ. (reports of IQ. too).
+//
+// Chat requests are translated to generateContent and answers back to
+// OpenAI's chat.completion shape; embeddings go to :batchEmbedContents.
+// What the translation drops is listed where it happens and in the README.
 var gemini = register(&Provider{
 	Name:           Gemini,
 	DefaultBaseURL: "https://generativelanguage.googleapis.com",
 	KeyPrefixes:    []string{"AIza", "AQ.", "IQ."},
 	AuthHeader:     "X-Goog-Api-Key",
+	Implemented:    true,
+	build:          buildGemini,
+	response:       geminiResponse,
+	stream:         newGeminiStream,
+	classify:       classifyGemini,
 })
+
+// --- request build ---
+
+// geminiAPIVersion is the API version the SDK defaults to (go-genai
+// client.go); function calling, system instructions and usage details are
+// all v1beta features.
+const geminiAPIVersion = "v1beta"
+
+// geminiSkipSignature is the placeholder Google documents for replaying a
+// function call whose thought signature is unknown (a history written by
+// another model, or by a client that dropped the signature): Gemini 3
+// rejects a replayed function call without one, with 400 "Function call is
+// missing a thought_signature"
+// (https://ai.google.dev/gemini-api/docs/thought-signatures; Continue and
+// Strands do the same).
+const geminiSkipSignature = "skip_thought_signature_validator"
+
+// geminiURL is the URL of one model method. A model given as
+// "models/gemini-..." (how ListModels names them) does not double the
+// segment; the model is escaped as one path segment (":" too, since it
+// separates the method). A base URL that already ends in an API version
+// (/v1beta, /v1) is used as is.
+func geminiURL(base, model, method string) string {
+	if !strings.HasSuffix(base, "/v1beta") && !strings.HasSuffix(base, "/v1") {
+		base += "/" + geminiAPIVersion
+	}
+	seg := strings.ReplaceAll(url.PathEscape(model), ":", "%3A")
+	return base + "/models/" + seg + ":" + method
+}
+
+func buildGemini(ctx context.Context, c *Call) (*http.Request, error) {
+	model := strings.TrimPrefix(c.Model, "models/")
+	if model == "" {
+		return nil, &RequestError{Message: "the gemini model name is empty"}
+	}
+	var (
+		body   []byte
+		method string
+		err    error
+	)
+	switch c.Op {
+	case OpEmbeddings:
+		body, err = geminiEmbeddingsRequest(c.Body, model)
+		method = "batchEmbedContents"
+	default:
+		body, err = geminiChatRequest(c.Body, model)
+		method = "generateContent"
+		if c.Stream {
+			method = "streamGenerateContent?alt=sse"
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, geminiURL(c.Endpoint.BaseURL, model, method), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header["X-Goog-Api-Key"] = []string{c.Key}
+	req.Header["Content-Type"] = []string{"application/json"}
+	return req, nil
+}
+
+// Native request types (GenerateContentRequest in go-genai types.go).
+type (
+	geminiRequest struct {
+		Contents          []geminiContent         `json:"contents"`
+		SystemInstruction *geminiContent          `json:"systemInstruction,omitempty"`
+		Tools             []geminiTool            `json:"tools,omitempty"`
+		ToolConfig        *geminiToolConfig       `json:"toolConfig,omitempty"`
+		GenerationConfig  *geminiGenerationConfig `json:"generationConfig,omitempty"`
+	}
+	geminiContent struct {
+		Role  string       `json:"role,omitempty"`
+		Parts []geminiPart `json:"parts"`
+	}
+	geminiPart struct {
+		Text             string                  `json:"text,omitempty"`
+		Thought          bool                    `json:"thought,omitempty"`
+		ThoughtSignature string                  `json:"thoughtSignature,omitempty"`
+		InlineData       *geminiBlob             `json:"inlineData,omitempty"`
+		FileData         *geminiFileData         `json:"fileData,omitempty"`
+		FunctionCall     *geminiFunctionCall     `json:"functionCall,omitempty"`
+		FunctionResponse *geminiFunctionResponse `json:"functionResponse,omitempty"`
+	}
+	geminiBlob struct {
+		MimeType string `json:"mimeType"`
+		Data     string `json:"data"`
+	}
+	geminiFileData struct {
+		MimeType string `json:"mimeType,omitempty"`
+		FileURI  string `json:"fileUri"`
+	}
+	geminiFunctionCall struct {
+		ID   string          `json:"id,omitempty"`
+		Name string          `json:"name"`
+		Args json.RawMessage `json:"args,omitempty"`
+	}
+	geminiFunctionResponse struct {
+		Name     string          `json:"name"`
+		Response json.RawMessage `json:"response"`
+	}
+	geminiTool struct {
+		FunctionDeclarations []geminiFunctionDeclaration `json:"functionDeclarations"`
+	}
+	geminiFunctionDeclaration struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description,omitempty"`
+		Parameters  json.RawMessage `json:"parameters,omitempty"`
+	}
+	geminiToolConfig struct {
+		FunctionCallingConfig geminiFunctionCallingConfig `json:"functionCallingConfig"`
+	}
+	geminiFunctionCallingConfig struct {
+		Mode                 string   `json:"mode"`
+		AllowedFunctionNames []string `json:"allowedFunctionNames,omitempty"`
+	}
+	geminiGenerationConfig struct {
+		Temperature        *float64              `json:"temperature,omitempty"`
+		TopP               *float64              `json:"topP,omitempty"`
+		TopK               *int                  `json:"topK,omitempty"`
+		MaxOutputTokens    int                   `json:"maxOutputTokens,omitempty"`
+		StopSequences      []string              `json:"stopSequences,omitempty"`
+		CandidateCount     int                   `json:"candidateCount,omitempty"`
+		Seed               *int64                `json:"seed,omitempty"`
+		PresencePenalty    *float64              `json:"presencePenalty,omitempty"`
+		FrequencyPenalty   *float64              `json:"frequencyPenalty,omitempty"`
+		ResponseMimeType   string                `json:"responseMimeType,omitempty"`
+		ResponseJSONSchema json.RawMessage       `json:"responseJsonSchema,omitempty"`
+		ThinkingConfig     *geminiThinkingConfig `json:"thinkingConfig,omitempty"`
+	}
+	geminiThinkingConfig struct {
+		ThinkingBudget *int   `json:"thinkingBudget,omitempty"`
+		ThinkingLevel  string `json:"thinkingLevel,omitempty"`
+	}
+)
+
+func (g *geminiGenerationConfig) empty() bool {
+	return g.Temperature == nil && g.TopP == nil && g.TopK == nil && g.MaxOutputTokens == 0 &&
+		len(g.StopSequences) == 0 && g.CandidateCount == 0 && g.Seed == nil && g.PresencePenalty == nil &&
+		g.FrequencyPenalty == nil && g.ResponseMimeType == "" && len(g.ResponseJSONSchema) == 0 && g.ThinkingConfig == nil
+}
+
+// The client's request, with what the shared ChatRequest does not read:
+// tool calls' extra_content (Google's own OpenAI-compatible endpoint carries
+// the thought signature there), the part types Gemini can take, and the
+// generation options it has a field for.
+type (
+	geminiChatIn struct {
+		ChatRequest
+		Messages         []geminiMessageIn `json:"messages"`
+		TopK             *int              `json:"top_k,omitempty"`
+		PresencePenalty  *float64          `json:"presence_penalty,omitempty"`
+		FrequencyPenalty *float64          `json:"frequency_penalty,omitempty"`
+		ResponseFormat   *struct {
+			Type       string `json:"type"`
+			JSONSchema *struct {
+				Schema json.RawMessage `json:"schema"`
+			} `json:"json_schema"`
+		} `json:"response_format,omitempty"`
+		ReasoningEffort string `json:"reasoning_effort,omitempty"`
+	}
+	geminiMessageIn struct {
+		ChatMessage
+		ToolCalls []geminiToolCallIn `json:"tool_calls,omitempty"`
+	}
+	geminiToolCallIn struct {
+		ToolCall
+		ExtraContent *geminiExtraContent `json:"extra_content,omitempty"`
+	}
+	// geminiExtraContent is where Google's OpenAI-compatible endpoint puts
+	// a tool call's thought signature; clients that keep unknown fields
+	// (the OpenAI SDKs do) send it back with the history.
+	geminiExtraContent struct {
+		Google struct {
+			ThoughtSignature string `json:"thought_signature,omitempty"`
+		} `json:"google"`
+	}
+	geminiPartIn struct {
+		Type       string          `json:"type"`
+		Text       string          `json:"text"`
+		Refusal    string          `json:"refusal"`
+		ImageURL   json.RawMessage `json:"image_url"`
+		InputAudio *struct {
+			Data   string `json:"data"`
+			Format string `json:"format"`
+		} `json:"input_audio"`
+		File *struct {
+			FileData string `json:"file_data"`
+			FileID   string `json:"file_id"`
+		} `json:"file"`
+	}
+)
+
+func geminiBadRequest(format string, args ...any) error {
+	return &RequestError{Message: fmt.Sprintf(format, args...)}
+}
+
+// geminiChatRequest translates an OpenAI chat-completions body to a
+// generateContent body (providers.md §4.3, §12.5).
+func geminiChatRequest(body []byte, model string) ([]byte, error) {
+	var in geminiChatIn
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, &RequestError{Message: "invalid chat completions request: " + jsonMessage(err)}
+	}
+	var out geminiRequest
+	var system []geminiPart
+	// names maps a tool_call_id to its function's name: Gemini's
+	// functionResponse needs the name, OpenAI's tool message only gives the
+	// id. It is filled as the history is read, so a reused id ("call_0" in
+	// every turn) resolves to its latest call.
+	names := map[string]string{}
+	for i := range in.Messages {
+		m := &in.Messages[i]
+		switch m.Role {
+		case "system", "developer":
+			// Every system and developer message goes to systemInstruction,
+			// in order (Portkey keeps only a leading one); their position in
+			// the conversation is lost.
+			text, err := geminiTextOnly(m.Content, i)
+			if err != nil {
+				return nil, err
+			}
+			if text != "" {
+				system = append(system, geminiPart{Text: text})
+			}
+		case "user":
+			parts, err := geminiUserParts(m.Content, i)
+			if err != nil {
+				return nil, err
+			}
+			out.Contents = geminiAppendTurn(out.Contents, "user", parts)
+		case "assistant":
+			parts, err := geminiAssistantParts(m, i, names)
+			if err != nil {
+				return nil, err
+			}
+			out.Contents = geminiAppendTurn(out.Contents, "model", parts)
+		case "tool", "function":
+			part, err := geminiToolResult(m, i, names)
+			if err != nil {
+				return nil, err
+			}
+			out.Contents = geminiAppendTurn(out.Contents, "user", []geminiPart{part})
+		default:
+			return nil, geminiBadRequest("messages[%d]: role %q is not supported", i, m.Role)
+		}
+	}
+	if len(out.Contents) == 0 {
+		// Gemini refuses a request without contents; say so before the call.
+		return nil, geminiBadRequest("gemini needs at least one user or assistant message with content")
+	}
+	if len(system) > 0 {
+		out.SystemInstruction = &geminiContent{Parts: system}
+	}
+
+	var decls []geminiFunctionDeclaration
+	for i, t := range in.Tools {
+		if t.Type != "" && t.Type != "function" {
+			return nil, geminiBadRequest("tools[%d]: type %q is not supported by gemini", i, t.Type)
+		}
+		if t.Function.Name == "" {
+			return nil, geminiBadRequest("tools[%d]: the function has no name", i)
+		}
+		params, err := geminiParameters(t.Function.Parameters)
+		if err != nil {
+			return nil, geminiBadRequest("tools[%d].function.parameters: %s", i, err)
+		}
+		decls = append(decls, geminiFunctionDeclaration{Name: t.Function.Name, Description: t.Function.Description, Parameters: params})
+	}
+	if len(decls) > 0 {
+		out.Tools = []geminiTool{{FunctionDeclarations: decls}}
+		// toolConfig only with declarations: Gemini rejects it otherwise
+		// (Bifrost chat.go).
+		switch mode, fn := ToolChoiceMode(in.ToolChoice); mode {
+		case "":
+		case "auto":
+			out.ToolConfig = &geminiToolConfig{geminiFunctionCallingConfig{Mode: "AUTO"}}
+		case "none":
+			out.ToolConfig = &geminiToolConfig{geminiFunctionCallingConfig{Mode: "NONE"}}
+		case "required":
+			out.ToolConfig = &geminiToolConfig{geminiFunctionCallingConfig{Mode: "ANY"}}
+		case "function":
+			out.ToolConfig = &geminiToolConfig{geminiFunctionCallingConfig{Mode: "ANY", AllowedFunctionNames: []string{fn}}}
+		default:
+			return nil, geminiBadRequest("tool_choice %q is not supported", mode)
+		}
+	}
+
+	gc, err := geminiGeneration(&in, model)
+	if err != nil {
+		return nil, err
+	}
+	if !gc.empty() {
+		out.GenerationConfig = gc
+	}
+	return json.Marshal(out)
+}
+
+// geminiAppendTurn adds parts as a turn of role, merged into the previous
+// turn when it has the same role: Gemini wants user and model turns to
+// alternate (Portkey merges for the same reason). A turn with no parts is
+// dropped.
+func geminiAppendTurn(contents []geminiContent, role string, parts []geminiPart) []geminiContent {
+	if len(parts) == 0 {
+		return contents
+	}
+	if n := len(contents); n > 0 && contents[n-1].Role == role {
+		contents[n-1].Parts = append(contents[n-1].Parts, parts...)
+		return contents
+	}
+	return append(contents, geminiContent{Role: role, Parts: parts})
+}
+
+// geminiPartsIn reads a message's content: a string, an array of parts, or
+// null.
+func geminiPartsIn(raw json.RawMessage, i int) ([]geminiPartIn, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, geminiBadRequest("messages[%d].content: %s", i, jsonMessage(err))
+		}
+		return []geminiPartIn{{Type: "text", Text: s}}, nil
+	}
+	var parts []geminiPartIn
+	if raw[0] != '[' || json.Unmarshal(raw, &parts) != nil {
+		return nil, geminiBadRequest("messages[%d].content must be a string or an array of parts", i)
+	}
+	return parts, nil
+}
+
+// geminiTextOnly joins the text parts of a system, developer or tool
+// message with newlines; any other part is refused.
+func geminiTextOnly(raw json.RawMessage, i int) (string, error) {
+	parts, err := geminiPartsIn(raw, i)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for j, p := range parts {
+		if p.Type != "text" {
+			return "", geminiBadRequest("messages[%d].content[%d]: only text parts are supported in this message", i, j)
+		}
+		if b.Len() > 0 && p.Text != "" {
+			b.WriteByte('\n')
+		}
+		b.WriteString(p.Text)
+	}
+	return b.String(), nil
+}
+
+// geminiUserParts converts a user message. Empty text parts are dropped:
+// Gemini refuses an empty text part.
+func geminiUserParts(raw json.RawMessage, i int) ([]geminiPart, error) {
+	parts, err := geminiPartsIn(raw, i)
+	if err != nil {
+		return nil, err
+	}
+	var out []geminiPart
+	for j, p := range parts {
+		switch p.Type {
+		case "text":
+			if p.Text != "" {
+				out = append(out, geminiPart{Text: p.Text})
+			}
+		case "image_url":
+			u := geminiImageURL(p.ImageURL)
+			if u == "" {
+				return nil, geminiBadRequest("messages[%d].content[%d]: image_url has no url", i, j)
+			}
+			part, err := geminiMediaPart(u)
+			if err != nil {
+				return nil, geminiBadRequest("messages[%d].content[%d]: %s", i, j, err)
+			}
+			out = append(out, part)
+		case "input_audio":
+			if p.InputAudio == nil || p.InputAudio.Data == "" || p.InputAudio.Format == "" {
+				return nil, geminiBadRequest("messages[%d].content[%d]: input_audio needs data and format", i, j)
+			}
+			out = append(out, geminiPart{InlineData: &geminiBlob{MimeType: "audio/" + p.InputAudio.Format, Data: p.InputAudio.Data}})
+		case "file":
+			if p.File == nil || p.File.FileData == "" {
+				// An OpenAI file_id means nothing to Gemini.
+				return nil, geminiBadRequest("messages[%d].content[%d]: only files given inline as file_data are supported", i, j)
+			}
+			mime, data, ok := geminiDataURL(p.File.FileData)
+			if !ok {
+				return nil, geminiBadRequest("messages[%d].content[%d]: file_data must be a base64 data: URL", i, j)
+			}
+			out = append(out, geminiPart{InlineData: &geminiBlob{MimeType: mime, Data: data}})
+		default:
+			return nil, geminiBadRequest("messages[%d].content[%d]: part type %q is not supported", i, j, p.Type)
+		}
+	}
+	return out, nil
+}
+
+// geminiImageURL reads image_url as {"url": ...} or, as some clients send
+// it, a bare string.
+func geminiImageURL(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var obj ImageURL
+	if json.Unmarshal(raw, &obj) == nil {
+		return obj.URL
+	}
+	return ""
+}
+
+// geminiMediaPart turns an image URL into a part: a data: URL becomes
+// inlineData; an http(s) or gs:// URL becomes fileData, which Gemini
+// fetches itself (Files API URIs, YouTube and public URLs); the gateway
+// never downloads anything. The MIME type of a URL is guessed from its
+// extension and left out when unknown (fileData.mimeType is optional).
+func geminiMediaPart(u string) (geminiPart, error) {
+	if strings.HasPrefix(u, "data:") {
+		mime, data, ok := geminiDataURL(u)
+		if !ok {
+			return geminiPart{}, fmt.Errorf("a data: URL must be base64 with a media type (data:image/png;base64,...)")
+		}
+		return geminiPart{InlineData: &geminiBlob{MimeType: mime, Data: data}}, nil
+	}
+	pu, err := url.Parse(u)
+	if err != nil || (pu.Scheme != "https" && pu.Scheme != "http" && pu.Scheme != "gs") || pu.Host == "" {
+		return geminiPart{}, fmt.Errorf("an image URL must be http(s), gs:// or a base64 data: URL")
+	}
+	return geminiPart{FileData: &geminiFileData{FileURI: u, MimeType: geminiMimeTypes[strings.ToLower(path.Ext(pu.Path))]}}, nil
+}
+
+// geminiMimeTypes are the media types Gemini takes, by file extension
+// (ai.google.dev/gemini-api/docs/image-understanding, document-processing).
+var geminiMimeTypes = map[string]string{
+	".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+	".heic": "image/heic", ".heif": "image/heif", ".gif": "image/gif", ".pdf": "application/pdf",
+}
+
+// geminiDataURL splits "data:<type>;base64,<data>".
+func geminiDataURL(u string) (mime, data string, ok bool) {
+	rest, ok := strings.CutPrefix(u, "data:")
+	if !ok {
+		return "", "", false
+	}
+	meta, data, ok := strings.Cut(rest, ",")
+	if !ok || data == "" || !strings.HasSuffix(meta, ";base64") {
+		return "", "", false
+	}
+	mime, _, _ = strings.Cut(meta, ";")
+	if !strings.Contains(mime, "/") {
+		return "", "", false
+	}
+	return mime, data, true
+}
+
+// geminiAssistantParts converts an assistant message: its text, then one
+// functionCall part per tool call, with the arguments parsed (Gemini wants
+// an object). The first call of a turn carries its thought signature, or the
+// documented placeholder when the client did not keep it.
+func geminiAssistantParts(m *geminiMessageIn, i int, names map[string]string) ([]geminiPart, error) {
+	parts, err := geminiPartsIn(m.Content, i)
+	if err != nil {
+		return nil, err
+	}
+	var out []geminiPart
+	for j, p := range parts {
+		text := p.Text
+		switch p.Type {
+		case "text":
+		case "refusal":
+			text = p.Refusal
+		default:
+			return nil, geminiBadRequest("messages[%d].content[%d]: part type %q is not supported in an assistant message", i, j, p.Type)
+		}
+		if text != "" {
+			out = append(out, geminiPart{Text: text})
+		}
+	}
+	for j, tc := range m.ToolCalls {
+		if tc.Function.Name == "" {
+			return nil, geminiBadRequest("messages[%d].tool_calls[%d]: the function has no name", i, j)
+		}
+		args := strings.TrimSpace(tc.Function.Arguments)
+		if args == "" {
+			args = "{}"
+		}
+		if args[0] != '{' || !json.Valid([]byte(args)) {
+			return nil, geminiBadRequest("messages[%d].tool_calls[%d]: the arguments must be a JSON object", i, j)
+		}
+		sig := ""
+		if tc.ExtraContent != nil {
+			sig = tc.ExtraContent.Google.ThoughtSignature
+		}
+		if sig == "" && j == 0 {
+			sig = geminiSkipSignature
+		}
+		out = append(out, geminiPart{
+			FunctionCall:     &geminiFunctionCall{Name: tc.Function.Name, Args: json.RawMessage(args)},
+			ThoughtSignature: sig,
+		})
+		if tc.ID != "" {
+			names[tc.ID] = tc.Function.Name
+		}
+	}
+	return out, nil
+}
+
+// geminiToolResult converts a tool message (or a legacy function message)
+// to a functionResponse part. Its name comes from the assistant's tool call
+// with the same id, else from the message's own name. The response must be
+// an object: a JSON object result goes as is, anything else as
+// {"content": "<text>"}.
+func geminiToolResult(m *geminiMessageIn, i int, names map[string]string) (geminiPart, error) {
+	name := names[m.ToolCallID]
+	if name == "" {
+		name = m.Name
+	}
+	if name == "" {
+		return geminiPart{}, geminiBadRequest("messages[%d]: tool_call_id %q does not match a tool call of an earlier assistant message", i, m.ToolCallID)
+	}
+	text, err := geminiTextOnly(m.Content, i)
+	if err != nil {
+		return geminiPart{}, err
+	}
+	resp := json.RawMessage(strings.TrimSpace(text))
+	if len(resp) == 0 || resp[0] != '{' || !json.Valid(resp) {
+		resp, _ = json.Marshal(map[string]string{"content": text})
+	}
+	return geminiPart{FunctionResponse: &geminiFunctionResponse{Name: name, Response: resp}}, nil
+}
+
+// geminiGeneration maps the sampling options to generationConfig.
+// Dropped: logprobs/top_logprobs, logit_bias, parallel_tool_calls, user,
+// service_tier, metadata, store.
+func geminiGeneration(in *geminiChatIn, model string) (*geminiGenerationConfig, error) {
+	gc := &geminiGenerationConfig{
+		Temperature: in.Temperature, TopP: in.TopP, TopK: in.TopK, Seed: in.Seed,
+		StopSequences: in.Stop,
+	}
+	if n := in.MaxOutputTokens(); n > 0 {
+		gc.MaxOutputTokens = n
+	}
+	if in.N != nil {
+		if *in.N < 1 {
+			return nil, geminiBadRequest("n must be at least 1")
+		}
+		if *in.N > 1 {
+			gc.CandidateCount = *in.N
+		}
+	}
+	// Penalties only when set to something: several Gemini models refuse
+	// the fields, and some clients send zeros by default.
+	if in.PresencePenalty != nil && *in.PresencePenalty != 0 {
+		gc.PresencePenalty = in.PresencePenalty
+	}
+	if in.FrequencyPenalty != nil && *in.FrequencyPenalty != 0 {
+		gc.FrequencyPenalty = in.FrequencyPenalty
+	}
+	if rf := in.ResponseFormat; rf != nil {
+		switch rf.Type {
+		case "", "text":
+		case "json_object":
+			gc.ResponseMimeType = "application/json"
+		case "json_schema":
+			gc.ResponseMimeType = "application/json"
+			// responseJsonSchema takes JSON Schema as is (Bifrost); the
+			// older responseSchema takes only an OpenAPI subset.
+			if rf.JSONSchema != nil {
+				if s := bytes.TrimSpace(rf.JSONSchema.Schema); len(s) > 0 && s[0] == '{' {
+					gc.ResponseJSONSchema = s
+				}
+			}
+		default:
+			return nil, geminiBadRequest("response_format type %q is not supported", rf.Type)
+		}
+	}
+	tc, err := geminiThinking(model, in.ReasoningEffort)
+	if err != nil {
+		return nil, err
+	}
+	gc.ThinkingConfig = tc
+	return gc, nil
+}
+
+// geminiThinking maps reasoning_effort to thinkingConfig: a token budget on
+// Gemini 2.5 (Google's OpenAI-compatible endpoint maps low/medium/high to
+// 1024/8192/24576 and none to 0; 2.5 Pro cannot turn thinking off, so its
+// floor of 128 stands in), thinkingLevel on Gemini 3 and later, nothing on
+// models without thinking (1.x, 2.0, Gemma). [unverified: which levels each
+// 3.x model accepts; Gemini answers 400 for one it does not.]
+func geminiThinking(model, effort string) (*geminiThinkingConfig, error) {
+	if effort == "" {
+		return nil, nil
+	}
+	level := effort
+	switch effort {
+	case "none":
+		level = "minimal"
+	case "xhigh":
+		level = "high"
+	case "minimal", "low", "medium", "high":
+	default:
+		return nil, geminiBadRequest("reasoning_effort %q is not supported (none, minimal, low, medium, high)", effort)
+	}
+	m := strings.ToLower(model)
+	switch {
+	case strings.HasPrefix(m, "gemini-1") || strings.HasPrefix(m, "gemini-2.0") || strings.HasPrefix(m, "gemma"):
+		return nil, nil
+	case strings.HasPrefix(m, "gemini-2.5"):
+		budget := map[string]int{"minimal": 0, "low": 1024, "medium": 8192, "high": 24576}[level]
+		if budget == 0 && strings.Contains(m, "pro") {
+			budget = 128
+		}
+		return &geminiThinkingConfig{ThinkingBudget: &budget}, nil
+	}
+	return &geminiThinkingConfig{ThinkingLevel: level}, nil
+}
+
+// geminiParameters turns a function's JSON schema into the OpenAPI subset
+// Gemini takes in functionDeclarations.parameters. A schema whose object has
+// no properties is left out: Gemini refuses "properties: should be
+// non-empty for OBJECT type".
+func geminiParameters(raw json.RawMessage) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // keep numbers as written
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("not valid JSON: %s", jsonMessage(err))
+	}
+	root, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("must be a JSON schema object")
+	}
+	s := geminiSchema{budget: 10000}
+	for _, k := range []string{"$defs", "definitions"} {
+		if d, ok := root[k].(map[string]any); ok {
+			if s.defs == nil {
+				s.defs = map[string]map[string]any{}
+			}
+			for name, def := range d {
+				if m, ok := def.(map[string]any); ok {
+					s.defs["#/"+k+"/"+name] = m
+				}
+			}
+		}
+	}
+	out := s.scrub(root, 0)
+	if _, ok := out["type"]; !ok {
+		out["type"] = "object"
+	}
+	if props, _ := out["properties"].(map[string]any); len(props) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(out)
+}
+
+// geminiSchema scrubs JSON schemas down to what Gemini's Schema accepts
+// (go-genai types.go Schema; LiteLLM and Bifrost strip the same). Kept:
+// type, format (string: enum, date-time; number: float, double, int32,
+// int64), title, description, nullable, enum (strings only), properties,
+// required (only names that are properties), items, anyOf, minItems,
+// maxItems, minLength, maxLength, pattern, minimum, maximum,
+// minProperties, maxProperties, default, example, propertyOrdering.
+// Rewritten: a type list ["x","null"] becomes type x + nullable; anyOf
+// [x, {"type":"null"}] becomes x + nullable; oneOf becomes anyOf; a
+// one-element allOf is merged; const (string) becomes a one-value enum;
+// $ref to #/$defs or #/definitions is inlined (depth 16). Dropped:
+// everything else, notably additionalProperties, $schema, $id, $defs,
+// definitions, strict, examples, exclusiveMinimum/Maximum, multipleOf,
+// uniqueItems, patternProperties, not, if/then/else, readOnly/writeOnly.
+type geminiSchema struct {
+	defs   map[string]map[string]any
+	budget int // nodes left, so a $ref graph cannot blow up
+}
+
+const geminiSchemaDepth = 16
+
+var geminiSchemaCopied = []string{"title", "description", "nullable", "minItems", "maxItems", "minLength", "maxLength",
+	"pattern", "minimum", "maximum", "minProperties", "maxProperties", "default", "example", "propertyOrdering"}
+
+func (s *geminiSchema) scrubAny(v any, depth int) map[string]any {
+	if m, ok := v.(map[string]any); ok {
+		return s.scrub(m, depth)
+	}
+	return map[string]any{}
+}
+
+func (s *geminiSchema) scrub(in map[string]any, depth int) map[string]any {
+	out := map[string]any{}
+	s.budget--
+	if depth > geminiSchemaDepth || s.budget < 0 {
+		return out
+	}
+	if ref, ok := in["$ref"].(string); ok {
+		if def, ok := s.defs[ref]; ok {
+			// The definition, with the referring schema's own keywords
+			// (a description, say) on top.
+			merged := make(map[string]any, len(def)+len(in))
+			for k, v := range def {
+				merged[k] = v
+			}
+			for k, v := range in {
+				if k != "$ref" {
+					merged[k] = v
+				}
+			}
+			return s.scrub(merged, depth+1)
+		}
+	}
+	if all, ok := in["allOf"].([]any); ok && len(all) == 1 {
+		for k, v := range s.scrubAny(all[0], depth+1) {
+			out[k] = v
+		}
+	}
+	switch t := in["type"].(type) {
+	case string:
+		out["type"] = t
+	case []any:
+		for _, x := range t {
+			if x == "null" {
+				out["nullable"] = true
+			} else if name, ok := x.(string); ok && out["type"] == nil {
+				out["type"] = name
+			}
+		}
+		if out["type"] == nil && out["nullable"] == true {
+			out["type"] = "null"
+			delete(out, "nullable")
+		}
+	}
+	for _, k := range geminiSchemaCopied {
+		if v, ok := in[k]; ok {
+			if k == "nullable" && out["nullable"] == true {
+				continue
+			}
+			out[k] = v
+		}
+	}
+	if props, ok := in["properties"].(map[string]any); ok {
+		scrubbed := make(map[string]any, len(props))
+		for name, p := range props {
+			scrubbed[name] = s.scrubAny(p, depth+1)
+		}
+		if len(scrubbed) > 0 {
+			out["properties"] = scrubbed
+		}
+	}
+	switch items := in["items"].(type) {
+	case map[string]any:
+		out["items"] = s.scrub(items, depth+1)
+	case []any: // a tuple: Gemini has one items schema
+		if len(items) > 0 {
+			out["items"] = s.scrubAny(items[0], depth+1)
+		}
+	}
+	var alts []any
+	for _, k := range []string{"anyOf", "oneOf"} {
+		if list, ok := in[k].([]any); ok {
+			for _, x := range list {
+				alts = append(alts, s.scrubAny(x, depth+1))
+			}
+		}
+	}
+	if len(alts) == 2 {
+		// Optional[x] as pydantic writes it: anyOf [x, {"type": "null"}].
+		for i, x := range alts {
+			if m := x.(map[string]any); len(m) == 1 && m["type"] == "null" {
+				for k, v := range alts[1-i].(map[string]any) {
+					if _, set := out[k]; !set {
+						out[k] = v
+					}
+				}
+				out["nullable"] = true
+				alts = nil
+				break
+			}
+		}
+	}
+	if len(alts) > 0 {
+		out["anyOf"] = alts
+	}
+	if enum, ok := in["enum"].([]any); ok && geminiAllStrings(enum) {
+		out["enum"] = enum
+	} else if c, ok := in["const"].(string); ok {
+		out["enum"] = []any{c}
+	}
+	if out["enum"] != nil && out["type"] == nil {
+		out["type"] = "string" // Gemini takes enums of strings only
+	}
+	if f, ok := in["format"].(string); ok {
+		switch out["type"] {
+		case "string":
+			if f == "enum" || f == "date-time" {
+				out["format"] = f
+			}
+		case "number", "integer":
+			if f == "float" || f == "double" || f == "int32" || f == "int64" {
+				out["format"] = f
+			}
+		}
+	}
+	if req, ok := in["required"].([]any); ok {
+		props, _ := out["properties"].(map[string]any)
+		var keep []any
+		for _, r := range req {
+			if name, ok := r.(string); ok && props[name] != nil {
+				keep = append(keep, name)
+			}
+		}
+		if len(keep) > 0 {
+			out["required"] = keep
+		}
+	}
+	return out
+}
+
+func geminiAllStrings(list []any) bool {
+	for _, x := range list {
+		if _, ok := x.(string); !ok {
+			return false
+		}
+	}
+	return len(list) > 0
+}
+
+// --- response and stream translation ---
+
+// Native answer types (GenerateContentResponse in go-genai types.go).
+type (
+	geminiResponseIn struct {
+		Candidates     []geminiCandidate `json:"candidates"`
+		PromptFeedback *struct {
+			BlockReason        string `json:"blockReason"`
+			BlockReasonMessage string `json:"blockReasonMessage"`
+		} `json:"promptFeedback"`
+		UsageMetadata json.RawMessage `json:"usageMetadata"`
+		ModelVersion  string          `json:"modelVersion"`
+		Error         json.RawMessage `json:"error"`
+	}
+	geminiCandidate struct {
+		Content      *geminiContent `json:"content"`
+		FinishReason string         `json:"finishReason"`
+		Index        *int           `json:"index"`
+	}
+)
+
+// OpenAI-shaped output. The shared ToolCall has no extra_content, where the
+// thought signature goes back to the client, so the adapter renders its own
+// completion and chunks (same fields, plus that one).
+type (
+	geminiToolCallOut struct {
+		Index        *int                `json:"index,omitempty"`
+		ID           string              `json:"id"`
+		Type         string              `json:"type"`
+		Function     FunctionCall        `json:"function"`
+		ExtraContent *geminiExtraContent `json:"extra_content,omitempty"`
+	}
+	geminiMessageOut struct {
+		Role      string              `json:"role"`
+		Content   *string             `json:"content"`
+		Refusal   *string             `json:"refusal,omitempty"`
+		ToolCalls []geminiToolCallOut `json:"tool_calls,omitempty"`
+	}
+	geminiChoiceOut struct {
+		Index        int              `json:"index"`
+		Message      geminiMessageOut `json:"message"`
+		FinishReason string           `json:"finish_reason"`
+	}
+	geminiCompletionOut struct {
+		ID      string            `json:"id"`
+		Object  string            `json:"object"`
+		Created int64             `json:"created"`
+		Model   string            `json:"model"`
+		Choices []geminiChoiceOut `json:"choices"`
+		Usage   map[string]any    `json:"usage"`
+	}
+	geminiDelta struct {
+		Role      string              `json:"role,omitempty"`
+		Content   *string             `json:"content,omitempty"`
+		Refusal   *string             `json:"refusal,omitempty"`
+		ToolCalls []geminiToolCallOut `json:"tool_calls,omitempty"`
+	}
+	geminiChunkChoice struct {
+		Index        int         `json:"index"`
+		Delta        geminiDelta `json:"delta"`
+		FinishReason *string     `json:"finish_reason"`
+	}
+	geminiChunk struct {
+		ID      string              `json:"id"`
+		Object  string              `json:"object"`
+		Created int64               `json:"created"`
+		Model   string              `json:"model"`
+		Choices []geminiChunkChoice `json:"choices"`
+	}
+)
+
+// geminiCallIDs names function calls that come without an id (AI Studio
+// usually sends none): "call_<response>_<n>", unique across the
+// conversation's turns and stable for one answer.
+type geminiCallIDs struct {
+	prefix string
+	n      int
+}
+
+func newGeminiCallIDs(callID string) *geminiCallIDs {
+	base := strings.TrimPrefix(callID, "chatcmpl-")
+	clean := len(base) <= 24
+	for i := 0; clean && i < len(base); i++ {
+		c := base[i]
+		clean = c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_'
+	}
+	if !clean {
+		h := fnv.New64a()
+		h.Write([]byte(base))
+		base = strconv.FormatUint(h.Sum64(), 16)
+	}
+	if base == "" {
+		return &geminiCallIDs{prefix: "call_"}
+	}
+	return &geminiCallIDs{prefix: "call_" + base + "_"}
+}
+
+func (g *geminiCallIDs) toolCall(fc *geminiFunctionCall, sig string) geminiToolCallOut {
+	id := fc.ID
+	if id == "" {
+		id = g.prefix + strconv.Itoa(g.n)
+	}
+	g.n++
+	args := "{}"
+	if a := bytes.TrimSpace(fc.Args); len(a) > 0 && !bytes.Equal(a, []byte("null")) {
+		var b bytes.Buffer
+		if json.Compact(&b, a) == nil {
+			args = b.String()
+		}
+	}
+	tc := geminiToolCallOut{ID: id, Type: "function", Function: FunctionCall{Name: fc.Name, Arguments: args}}
+	if sig != "" {
+		tc.ExtraContent = &geminiExtraContent{}
+		tc.ExtraContent.Google.ThoughtSignature = sig
+	}
+	return tc
+}
+
+// geminiParts reads a candidate's parts: the answer's text (thought
+// summaries are skipped) and its function calls. Other parts (inline
+// images, executable code and its results) are dropped.
+func geminiParts(c *geminiContent, ids *geminiCallIDs) (string, []geminiToolCallOut) {
+	if c == nil {
+		return "", nil
+	}
+	var text strings.Builder
+	var calls []geminiToolCallOut
+	for i := range c.Parts {
+		p := &c.Parts[i]
+		switch {
+		case p.FunctionCall != nil:
+			calls = append(calls, ids.toolCall(p.FunctionCall, p.ThoughtSignature))
+		case p.Thought:
+		default:
+			text.WriteString(p.Text)
+		}
+	}
+	return text.String(), calls
+}
+
+// geminiFinish maps finishReason (go-genai types.go FinishReason) to
+// OpenAI's: MAX_TOKENS → length; SAFETY, RECITATION, BLOCKLIST,
+// PROHIBITED_CONTENT, SPII, LANGUAGE, IMAGE_SAFETY, IMAGE_PROHIBITED_CONTENT,
+// IMAGE_RECITATION → content_filter; anything else (STOP, OTHER,
+// MALFORMED_FUNCTION_CALL, UNEXPECTED_TOOL_CALL, TOO_MANY_TOOL_CALLS, new
+// values) → stop, or tool_calls when the answer has function calls (Gemini
+// says STOP then; Bifrost rewrites it the same way). MALFORMED_FUNCTION_CALL
+// carries no call, so tool_calls would send a client looking for one.
+func geminiFinish(reason string, calls bool) string {
+	switch reason {
+	case "MAX_TOKENS":
+		return "length"
+	case "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "LANGUAGE",
+		"IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION":
+		return "content_filter"
+	}
+	if calls {
+		return "tool_calls"
+	}
+	return "stop"
+}
+
+// geminiUsage reads usageMetadata in OpenAI's terms (providers.md §12.3):
+// prompt = promptTokenCount (which includes cached content) +
+// toolUsePromptTokenCount (input the model read from its own tools, billed as
+// input); completion = candidatesTokenCount + thoughtsTokenCount (candidates
+// exclude thinking); total = totalTokenCount, else the sum; cached =
+// cachedContentTokenCount; reasoning = thoughtsTokenCount. Raw keeps
+// usageMetadata.
+func geminiUsage(raw json.RawMessage) Usage {
+	r := gjson.ParseBytes(raw)
+	if !r.IsObject() {
+		return Usage{}
+	}
+	u := Usage{
+		PromptTokens:     r.Get("promptTokenCount").Int() + r.Get("toolUsePromptTokenCount").Int(),
+		CompletionTokens: r.Get("candidatesTokenCount").Int() + r.Get("thoughtsTokenCount").Int(),
+		TotalTokens:      r.Get("totalTokenCount").Int(),
+		CachedTokens:     r.Get("cachedContentTokenCount").Int(),
+		ReasoningTokens:  r.Get("thoughtsTokenCount").Int(),
+		Raw:              json.RawMessage(r.Raw),
+	}
+	if u.TotalTokens == 0 {
+		u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	}
+	return u
+}
+
+// geminiBlocked is the refusal shown when Gemini blocked the prompt and
+// returned no candidate.
+func geminiBlocked(r *geminiResponseIn) string {
+	msg := "the provider blocked the prompt"
+	if pf := r.PromptFeedback; pf != nil {
+		if pf.BlockReason != "" {
+			msg += " (" + pf.BlockReason + ")"
+		}
+		if pf.BlockReasonMessage != "" {
+			msg += ": " + pf.BlockReasonMessage
+		}
+	}
+	return msg
+}
+
+func geminiCandidateIndex(c *geminiCandidate, pos int) int {
+	if c.Index != nil {
+		return *c.Index
+	}
+	return pos // proto3 JSON leaves out index 0
+}
+
+func geminiResponse(c *Call, body []byte) ([]byte, Usage, error) {
+	if c.Op == OpEmbeddings {
+		return geminiEmbeddingsResponse(c, body)
+	}
+	var r geminiResponseIn
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, Usage{}, fmt.Errorf("gemini answered with invalid JSON: %s", jsonMessage(err))
+	}
+	u := geminiUsage(r.UsageMetadata)
+	model := r.ModelVersion
+	if model == "" {
+		model = c.Model
+	}
+	out := geminiCompletionOut{ID: c.ID, Object: "chat.completion", Created: c.Created, Model: model,
+		Choices: []geminiChoiceOut{}, Usage: openAIUsageJSON(u)}
+	if len(r.Candidates) == 0 {
+		// No candidate at all: the prompt was blocked.
+		out.Choices = append(out.Choices, geminiChoiceOut{
+			Message:      geminiMessageOut{Role: "assistant", Refusal: Str(geminiBlocked(&r))},
+			FinishReason: "content_filter",
+		})
+	}
+	ids := newGeminiCallIDs(c.ID)
+	for i := range r.Candidates {
+		cand := &r.Candidates[i]
+		text, calls := geminiParts(cand.Content, ids)
+		msg := geminiMessageOut{Role: "assistant", ToolCalls: calls}
+		if text != "" || len(calls) == 0 {
+			msg.Content = &text
+		}
+		out.Choices = append(out.Choices, geminiChoiceOut{
+			Index: geminiCandidateIndex(cand, i), Message: msg,
+			FinishReason: geminiFinish(cand.FinishReason, len(calls) > 0),
+		})
+	}
+	b, err := json.Marshal(out)
+	return b, u, err
+}
+
+// geminiStream translates streamGenerateContent?alt=sse: each event is a
+// whole GenerateContentResponse. Each candidate becomes a choice: its role on
+// its first chunk, a content delta per event with text, its function calls as
+// complete tool-call deltas (Gemini sends them whole), and a finish chunk at
+// its finishReason. usageMetadata is taken from the latest event that has it.
+// Gemini sends no [DONE]: End adds it, after the usage chunk when the client
+// asked for one.
+type geminiStream struct {
+	c       *Call
+	model   string
+	ids     *geminiCallIDs
+	cands   map[int]*geminiCandState
+	usage   Usage
+	blocked bool
+}
+
+type geminiCandState struct {
+	finished bool
+	calls    int // tool-call deltas sent, the next one's index
+}
+
+func newGeminiStream(c *Call) StreamTranslator {
+	return &geminiStream{c: c, ids: newGeminiCallIDs(c.ID), cands: map[int]*geminiCandState{}}
+}
+
+func (s *geminiStream) chunk(dst []byte, index int, d geminiDelta, finish string) []byte {
+	ch := geminiChunk{ID: s.c.ID, Object: "chat.completion.chunk", Created: s.c.Created, Model: s.model,
+		Choices: []geminiChunkChoice{{Index: index, Delta: d}}}
+	if finish != "" {
+		ch.Choices[0].FinishReason = &finish
+	}
+	return appendEvent(dst, ch)
+}
+
+func (s *geminiStream) Event(dst []byte, ev Event) ([]byte, error) {
+	d := bytes.TrimSpace(ev.Data)
+	if len(d) == 0 || bytes.Equal(d, []byte("[DONE]")) {
+		return dst, nil
+	}
+	if d[0] == '[' {
+		// The array form, as Gemini writes errors (and streams without
+		// alt=sse).
+		var items []json.RawMessage
+		if err := json.Unmarshal(d, &items); err != nil {
+			return dst, geminiInvalidEvent
+		}
+		for _, it := range items {
+			var err error
+			if dst, err = s.event(dst, it); err != nil {
+				return dst, err
+			}
+		}
+		return dst, nil
+	}
+	return s.event(dst, d)
+}
+
+var geminiInvalidEvent = &StreamError{Class: ClassServer, Code: "upstream_stream_error", Message: "the provider sent an event that is not valid JSON"}
+
+func (s *geminiStream) event(dst []byte, d []byte) ([]byte, error) {
+	var r geminiResponseIn
+	if err := json.Unmarshal(d, &r); err != nil {
+		return dst, geminiInvalidEvent
+	}
+	if e := bytes.TrimSpace(r.Error); len(e) > 0 && !bytes.Equal(e, []byte("null")) {
+		return dst, geminiStreamError(d)
+	}
+	if s.model == "" {
+		s.model = r.ModelVersion
+		if s.model == "" {
+			s.model = s.c.Model
+		}
+	}
+	if len(r.UsageMetadata) > 0 {
+		if u := geminiUsage(r.UsageMetadata); u.Raw != nil {
+			s.usage = u
+		}
+	}
+	if len(r.Candidates) == 0 && r.PromptFeedback != nil && r.PromptFeedback.BlockReason != "" && len(s.cands) == 0 && !s.blocked {
+		s.blocked = true
+		dst = s.chunk(dst, 0, geminiDelta{Role: "assistant", Content: Str("")}, "")
+		dst = s.chunk(dst, 0, geminiDelta{Refusal: Str(geminiBlocked(&r))}, "")
+		return s.chunk(dst, 0, geminiDelta{}, "content_filter"), nil
+	}
+	for i := range r.Candidates {
+		cand := &r.Candidates[i]
+		idx := geminiCandidateIndex(cand, i)
+		st := s.cands[idx]
+		if st == nil {
+			st = &geminiCandState{}
+			s.cands[idx] = st
+			dst = s.chunk(dst, idx, geminiDelta{Role: "assistant", Content: Str("")}, "")
+		}
+		if st.finished {
+			continue // nothing may follow a choice's finish_reason
+		}
+		text, calls := geminiParts(cand.Content, s.ids)
+		if text != "" {
+			dst = s.chunk(dst, idx, geminiDelta{Content: &text}, "")
+		}
+		if len(calls) > 0 {
+			for j := range calls {
+				n := st.calls
+				calls[j].Index = &n
+				st.calls++
+			}
+			dst = s.chunk(dst, idx, geminiDelta{ToolCalls: calls}, "")
+		}
+		if cand.FinishReason != "" {
+			st.finished = true
+			dst = s.chunk(dst, idx, geminiDelta{}, geminiFinish(cand.FinishReason, st.calls > 0))
+		}
+	}
+	return dst, nil
+}
+
+// geminiStreamError turns an error event (the same object as an HTTP error
+// body) into a StreamError, classed as that HTTP status would be.
+func geminiStreamError(d []byte) *StreamError {
+	status := int(gjson.GetBytes(d, "error.code").Int())
+	if status < 400 || status > 599 {
+		status = 500
+	}
+	msg := ErrorMessage(d)
+	if msg == "" {
+		msg = "the provider reported an error in the stream"
+	}
+	return &StreamError{Class: ClassifyResponse(Gemini, status, nil, d), Code: "upstream_stream_error", Message: msg}
+}
+
+// End closes the stream. Gemini's stream simply stops after the last event,
+// so a stream is complete only when every choice it started has a
+// finishReason (or the prompt was blocked).
+func (s *geminiStream) End(dst []byte) ([]byte, error) {
+	complete := s.blocked || len(s.cands) > 0
+	for _, st := range s.cands {
+		complete = complete && st.finished
+	}
+	if !complete {
+		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_incomplete", Message: "the provider's stream ended before the answer was complete"}
+	}
+	if s.c.IncludeUsage {
+		dst = AppendUsageChunk(dst, s.c, s.model, s.usage)
+	}
+	return AppendDone(dst), nil
+}
+
+func (s *geminiStream) Usage() Usage { return s.usage }
+
+// --- embeddings ---
+
+// geminiEmbeddingsRequest translates an OpenAI embeddings body to
+// batchEmbedContents: one request per input string, dimensions as
+// outputDimensionality. Token-array inputs are refused.
+func geminiEmbeddingsRequest(body []byte, model string) ([]byte, error) {
+	var in struct {
+		Input      json.RawMessage `json:"input"`
+		Dimensions *int            `json:"dimensions"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, &RequestError{Message: "invalid embeddings request: " + jsonMessage(err)}
+	}
+	var texts []string
+	if json.Unmarshal(in.Input, &texts) != nil {
+		var s string
+		if json.Unmarshal(in.Input, &s) != nil {
+			return nil, geminiBadRequest("gemini embeddings take input as a string or an array of strings")
+		}
+		texts = []string{s}
+	}
+	if len(texts) == 0 {
+		return nil, geminiBadRequest("input is empty")
+	}
+	type embedRequest struct {
+		Model                string        `json:"model"`
+		Content              geminiContent `json:"content"`
+		OutputDimensionality *int          `json:"outputDimensionality,omitempty"`
+	}
+	reqs := make([]embedRequest, len(texts))
+	for i, t := range texts {
+		reqs[i] = embedRequest{Model: "models/" + model, Content: geminiContent{Parts: []geminiPart{{Text: t}}}, OutputDimensionality: in.Dimensions}
+	}
+	return json.Marshal(map[string]any{"requests": reqs})
+}
+
+// geminiEmbeddingsResponse renders {"embeddings":[{"values":[...]}]} as
+// OpenAI's list, as floats or, when the client asked for
+// encoding_format "base64", as base64 of little-endian float32s. Gemini's
+// batchEmbedContents reports no token usage [unverified: newer answers may
+// carry usageMetadata; it is read when present].
+func geminiEmbeddingsResponse(c *Call, body []byte) ([]byte, Usage, error) {
+	var r struct {
+		Embeddings []struct {
+			Values []json.Number `json:"values"`
+		} `json:"embeddings"`
+		UsageMetadata json.RawMessage `json:"usageMetadata"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, Usage{}, fmt.Errorf("gemini answered with invalid JSON: %s", jsonMessage(err))
+	}
+	b64 := gjson.GetBytes(c.Body, "encoding_format").String() == "base64"
+	type item struct {
+		Object    string `json:"object"`
+		Index     int    `json:"index"`
+		Embedding any    `json:"embedding"`
+	}
+	data := make([]item, len(r.Embeddings))
+	for i, e := range r.Embeddings {
+		vals := e.Values
+		if vals == nil {
+			vals = []json.Number{}
+		}
+		data[i] = item{Object: "embedding", Index: i, Embedding: vals}
+		if b64 {
+			buf := make([]byte, 4*len(vals))
+			for j, v := range vals {
+				f, _ := v.Float64()
+				binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(float32(f)))
+			}
+			data[i].Embedding = base64.StdEncoding.EncodeToString(buf)
+		}
+	}
+	u := geminiUsage(r.UsageMetadata)
+	u.CompletionTokens = 0
+	u.TotalTokens = u.PromptTokens
+	out, err := json.Marshal(map[string]any{"object": "list", "data": data, "model": c.Model,
+		"usage": map[string]any{"prompt_tokens": u.PromptTokens, "total_tokens": u.TotalTokens}})
+	return out, u, err
+}
+
+// --- error classes ---
+
+// geminiErrorObject returns the error object of a Gemini error body, which
+// is {"error": {...}} or, at times, an array of those (Bifrost
+// gemini/errors.go reads both).
+func geminiErrorObject(body []byte) gjson.Result {
+	r := gjson.ParseBytes(body)
+	if r.IsArray() {
+		r = r.Get("0")
+	}
+	return r.Get("error")
+}
+
+// classifyGemini adds Gemini's own classes (providers.md §4.6, §13):
+//   - a bad key is 400 INVALID_ARGUMENT with ErrorInfo reason API_KEY_INVALID
+//     ("API key not valid", "API key expired"): auth, not bad_request;
+//   - 400 FAILED_PRECONDITION (free tier not available in the caller's
+//     country, billing to enable): quota — no retry, another key may work;
+//   - 429 RESOURCE_EXHAUSTED says "You exceeded your current quota" for
+//     per-minute limits too, so the message alone decides nothing: a
+//     QuotaFailure on a per-day quota (quotaId ...PerDay...) or with a limit
+//     of 0 (the model is not in the key's tier) is quota; one with a
+//     RetryInfo is rate_limit; with neither, "exceeded your current quota"
+//     or "quota exceeded" is quota (the account is out until it is topped up
+//     or the day ends), anything else ("Resource has been exhausted (e.g.
+//     check quota)") rate_limit;
+//   - 503 UNAVAILABLE is overloaded, 403 PERMISSION_DENIED auth and 500
+//     server, as the common rules already say.
+func classifyGemini(status int, _ http.Header, body []byte) string {
+	e := geminiErrorObject(body)
+	rpc := e.Get("status").String()
+	msg := strings.ToLower(e.Get("message").String())
+	var reasons []string
+	var retryInfo, perDay, zeroLimit bool
+	e.Get("details").ForEach(func(_, d gjson.Result) bool {
+		typ := d.Get("@type").String()
+		if r := d.Get("reason").String(); r != "" {
+			reasons = append(reasons, r)
+		}
+		switch {
+		case strings.HasSuffix(typ, "google.rpc.RetryInfo"):
+			retryInfo = true
+		case strings.HasSuffix(typ, "google.rpc.QuotaFailure"):
+			d.Get("violations").ForEach(func(_, v gjson.Result) bool {
+				if strings.Contains(strings.ToLower(v.Get("quotaId").String()), "perday") {
+					perDay = true
+				}
+				if v.Get("quotaValue").String() == "0" {
+					zeroLimit = true
+				}
+				return true
+			})
+		}
+		return true
+	})
+	for _, r := range reasons {
+		if r == "API_KEY_INVALID" || r == "API_KEY_EXPIRED" {
+			return ClassAuth
+		}
+	}
+	if strings.Contains(msg, "api key not valid") || strings.Contains(msg, "api key expired") {
+		return ClassAuth
+	}
+	switch {
+	case status == 400 && rpc == "FAILED_PRECONDITION":
+		return ClassQuota
+	case status == 429:
+		switch {
+		case perDay || zeroLimit:
+			return ClassQuota
+		case retryInfo:
+			return ClassRateLimit
+		case strings.Contains(msg, "exceeded your current quota") || strings.Contains(msg, "quota exceeded"):
+			return ClassQuota
+		}
+		return ClassRateLimit
+	}
+	return ""
+}

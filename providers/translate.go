@@ -92,26 +92,42 @@ func (p *passthroughStream) Event(dst []byte, ev Event) ([]byte, error) {
 		p.done = true
 		return dst, nil
 	}
-	if len(ev.Name) > 0 && string(ev.Name) == "error" || gjson.GetBytes(d, "error").IsObject() {
+	// Cheap byte checks first: most chunks carry neither usage, nor an
+	// error, nor a finish reason, and are relayed without a JSON scan.
+	if string(ev.Name) == "error" || bytes.Contains(d, []byte(`"error"`)) && gjson.GetBytes(d, "error").IsObject() {
 		msg := ErrorMessage(d)
 		if msg == "" {
 			msg = "the provider reported an error in the stream"
 		}
 		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_error", Message: msg}
 	}
-	res := gjson.GetManyBytes(d, "usage", "choices", "choices.0.finish_reason")
-	if res[0].IsObject() {
-		p.usage = openAIUsage(res[0])
-		if p.dropUsageChunk && res[1].IsArray() && len(res[1].Array()) == 0 {
-			return dst, nil
+	if bytes.Contains(d, []byte(`"usage"`)) {
+		if u := gjson.GetBytes(d, "usage"); u.IsObject() {
+			p.usage = openAIUsage(u)
+			if p.dropUsageChunk {
+				if ch := gjson.GetBytes(d, "choices"); ch.IsArray() && isEmptyArray(ch.Raw) {
+					return dst, nil
+				}
+			}
 		}
 	}
-	if res[2].Type == gjson.String && res[2].Str != "" {
-		p.finished = true
+	if !p.finished && (bytes.Contains(d, []byte(`"finish_reason":"`)) || bytes.Contains(d, []byte(`"finish_reason": "`))) {
+		if fr := gjson.GetBytes(d, "choices.0.finish_reason"); fr.Type == gjson.String && fr.Str != "" {
+			p.finished = true
+		}
 	}
 	dst = append(dst, "data: "...)
 	dst = append(dst, d...)
 	return append(dst, "\n\n"...), nil
+}
+
+func isEmptyArray(raw string) bool {
+	for i := 1; i < len(raw)-1; i++ {
+		if c := raw[i]; c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	return len(raw) >= 2
 }
 
 func (p *passthroughStream) End(dst []byte) ([]byte, error) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -59,10 +60,20 @@ type Attempt struct {
 	DurationMS float64 `json:"duration_ms"`
 }
 
-// LogFilter selects request-log records, newest first.
+// LogFilter selects request-log records, newest first. Empty fields match
+// every record.
 type LogFilter struct {
-	AccountID string
-	KeyID     string
+	AccountID        string
+	KeyID            string
+	Provider         string
+	CredentialSource string
+	// Status matches one status exactly; 0 matches any.
+	Status int
+	// From and To bound the record's Time, To exclusive. Like paging and
+	// pruning, they rely on ids sorting by time (the gateway's ids start
+	// with the time in hex nanoseconds), so a range is a seek, not a scan
+	// of the whole log.
+	From, To time.Time
 	// Before is a cursor: only records with an id below it are returned.
 	Before string
 	// Limit caps the result; 0 means 100, and at most 1000 are returned.
@@ -74,7 +85,7 @@ const logQueue = 8192
 type logWriter struct {
 	s        *Store
 	ch       chan *LogRecord
-	flushReq chan chan struct{}
+	flushReq chan flushRequest
 	quit     chan struct{}
 	done     chan struct{}
 	once     sync.Once
@@ -82,12 +93,30 @@ type logWriter struct {
 	interval time.Duration
 	maxN     int
 	maxAge   time.Duration
+
+	usage          usageRollup
+	usageInterval  time.Duration
+	usageRetention time.Duration
+}
+
+type flushRequest struct {
+	ack chan struct{}
+	// usage also merges the usage rollups into bbolt.
+	usage bool
 }
 
 func startLogWriter(s *Store, o Options) *logWriter {
 	w := &logWriter{
-		s: s, ch: make(chan *LogRecord, logQueue), flushReq: make(chan chan struct{}), quit: make(chan struct{}), done: make(chan struct{}),
+		s: s, ch: make(chan *LogRecord, logQueue), flushReq: make(chan flushRequest), quit: make(chan struct{}), done: make(chan struct{}),
 		interval: o.LogFlushInterval, maxN: o.LogMaxRecords, maxAge: o.LogMaxAge,
+		usage:         usageRollup{pending: make(map[usageDims]*UsageCounters)},
+		usageInterval: o.UsageFlushInterval, usageRetention: o.UsageRetention,
+	}
+	if w.usageInterval <= 0 {
+		w.usageInterval = 10 * time.Second
+	}
+	if w.usageRetention <= 0 {
+		w.usageRetention = 2160 * time.Hour
 	}
 	if w.interval <= 0 {
 		w.interval = 250 * time.Millisecond
@@ -103,7 +132,9 @@ func startLogWriter(s *Store, o Options) *logWriter {
 }
 
 // Record queues rec for writing and returns at once; a request never waits
-// on bbolt. When the queue is full the record is dropped and counted.
+// on bbolt. When the queue is full the record is dropped and counted (and
+// is missing from the usage rollups too). The writer owns rec from here on:
+// the caller must not change it.
 func (s *Store) Record(rec *LogRecord) {
 	select {
 	case s.log.ch <- rec:
@@ -115,12 +146,17 @@ func (s *Store) Record(rec *LogRecord) {
 // DroppedLogRecords counts records dropped because the queue was full.
 func (s *Store) DroppedLogRecords() uint64 { return s.log.dropped.Load() }
 
-// FlushLog writes every record queued before the call, then returns.
-func (s *Store) FlushLog() {
-	ack := make(chan struct{})
+// FlushLog writes every record queued before the call, and merges the
+// usage rollups into bbolt, then returns.
+func (s *Store) FlushLog() { s.syncLog(true) }
+
+// syncLog waits until the writer has consumed (and written) every record
+// queued before the call; with usage, it also merges the usage rollups.
+func (s *Store) syncLog(usage bool) {
+	req := flushRequest{ack: make(chan struct{}), usage: usage}
 	select {
-	case s.log.flushReq <- ack:
-		<-ack
+	case s.log.flushReq <- req:
+		<-req.ack
 	case <-s.log.done:
 	}
 }
@@ -129,6 +165,8 @@ func (w *logWriter) run() {
 	defer close(w.done)
 	tick := time.NewTicker(w.interval)
 	defer tick.Stop()
+	usageTick := time.NewTicker(w.usageInterval)
+	defer usageTick.Stop()
 	var batch []*LogRecord
 	lastPrune := time.Time{}
 	flush := func() {
@@ -141,28 +179,41 @@ func (w *logWriter) run() {
 		w.s.persistClocks()
 		if time.Since(lastPrune) > 10*time.Second {
 			w.s.pruneLogs(w.maxN, w.maxAge)
+			w.s.pruneUsage(w.usageRetention)
 			lastPrune = time.Now()
 		}
 	}
 	for {
 		select {
 		case rec := <-w.ch:
-			batch = append(batch, rec)
+			batch = w.take(batch, rec)
 			if len(batch) >= 512 {
 				flush()
 			}
-		case ack := <-w.flushReq:
+		case req := <-w.flushReq:
 			batch = w.drain(batch)
 			flush()
-			close(ack)
+			if req.usage {
+				w.s.flushUsage()
+			}
+			close(req.ack)
 		case <-w.quit:
 			batch = w.drain(batch)
 			flush()
+			w.s.flushUsage()
 			return
 		case <-tick.C:
 			flush()
+		case <-usageTick.C:
+			w.s.flushUsage()
 		}
 	}
+}
+
+// take appends rec to the batch and counts it in the usage rollups.
+func (w *logWriter) take(batch []*LogRecord, rec *LogRecord) []*LogRecord {
+	w.usage.add(rec)
+	return append(batch, rec)
 }
 
 // drain appends every record already queued.
@@ -170,7 +221,7 @@ func (w *logWriter) drain(batch []*LogRecord) []*LogRecord {
 	for {
 		select {
 		case rec := <-w.ch:
-			batch = append(batch, rec)
+			batch = w.take(batch, rec)
 		default:
 			return batch
 		}
@@ -287,10 +338,28 @@ func (s *Store) Logs(f LogFilter) (recs []LogRecord, next string, err error) {
 	recs = []LogRecord{}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketLogs).Cursor()
-		var k, v []byte
+		// Start below upper (exclusive), or at the newest record.
+		var upper []byte
 		if f.Before != "" {
-			// Seek lands on the first key >= Before; step below it.
-			if k, _ = c.Seek([]byte(f.Before)); k == nil {
+			upper = []byte(f.Before)
+		}
+		if hint := timeIDHint(f.To); hint != nil && (upper == nil || bytes.Compare(hint, upper) < 0) {
+			// The gateway's ids start with their time in hex: the record
+			// at the hint is the first one at or after To, if its time
+			// says so. Then it and every newer id are out of range.
+			if k, v := c.Seek(hint); k != nil && (upper == nil || bytes.Compare(k, upper) < 0) {
+				var r struct {
+					Time time.Time `json:"time"`
+				}
+				if json.Unmarshal(v, &r) == nil && !r.Time.Before(f.To) {
+					upper = append([]byte(nil), k...)
+				}
+			}
+		}
+		var k, v []byte
+		if upper != nil {
+			// Seek lands on the first key >= upper; step below it.
+			if k, _ = c.Seek(upper); k == nil {
 				k, v = c.Last()
 			} else {
 				k, v = c.Prev()
@@ -303,7 +372,10 @@ func (s *Store) Logs(f LogFilter) (recs []LogRecord, next string, err error) {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
 			}
-			if (f.AccountID != "" && r.AccountID != f.AccountID) || (f.KeyID != "" && r.KeyID != f.KeyID) {
+			if !f.From.IsZero() && r.Time.Before(f.From) {
+				return nil // ids sort by time: every older id is older still
+			}
+			if !f.match(&r) {
 				continue
 			}
 			if len(recs) == f.Limit {
@@ -315,6 +387,24 @@ func (s *Store) Logs(f LogFilter) (recs []LogRecord, next string, err error) {
 		return nil
 	})
 	return recs, next, err
+}
+
+func (f *LogFilter) match(r *LogRecord) bool {
+	return (f.AccountID == "" || r.AccountID == f.AccountID) &&
+		(f.KeyID == "" || r.KeyID == f.KeyID) &&
+		(f.Provider == "" || r.Provider == f.Provider) &&
+		(f.CredentialSource == "" || r.CredentialSource == f.CredentialSource) &&
+		(f.Status == 0 || r.Status == f.Status) &&
+		(f.To.IsZero() || r.Time.Before(f.To))
+}
+
+// timeIDHint is the id prefix of a gateway request at t: its time in
+// nanoseconds as 16 hex digits. nil when t is unset or out of range.
+func timeIDHint(t time.Time) []byte {
+	if t.IsZero() || t.Year() < 1971 || t.Year() > 2261 {
+		return nil
+	}
+	return []byte(fmt.Sprintf("%016x", t.UnixNano()))
 }
 
 // Log returns one request-log record by id.

@@ -399,3 +399,137 @@ func TestIdleFlushDoesNotWrite(t *testing.T) {
 		t.Errorf("a moved clock took %d transactions to persist, want 1", after-before)
 	}
 }
+
+// filterRecs is the plain answer to f over recs (oldest first): matching
+// records, newest first.
+func filterRecs(recs []*LogRecord, f LogFilter) []string {
+	var out []string
+	for i := len(recs) - 1; i >= 0; i-- {
+		r := recs[i]
+		if (f.AccountID == "" || r.AccountID == f.AccountID) && (f.KeyID == "" || r.KeyID == f.KeyID) &&
+			(f.Provider == "" || r.Provider == f.Provider) && (f.CredentialSource == "" || r.CredentialSource == f.CredentialSource) &&
+			(f.Status == 0 || r.Status == f.Status) && (f.From.IsZero() || !r.Time.Before(f.From)) && (f.To.IsZero() || r.Time.Before(f.To)) {
+			out = append(out, r.ID)
+		}
+	}
+	return out
+}
+
+// pageAll walks every page of f with the given limit; between pages it
+// runs between (new traffic).
+func pageAll(t *testing.T, s *Store, f LogFilter, limit int, between func()) []string {
+	t.Helper()
+	f.Limit = limit
+	var got []string
+	for pages := 1; ; pages++ {
+		recs, next, err := s.Logs(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) > limit {
+			t.Fatalf("page of %d records, limit %d", len(recs), limit)
+		}
+		for _, r := range recs {
+			got = append(got, r.ID)
+		}
+		if between != nil {
+			between()
+		}
+		if next == "" {
+			return got
+		}
+		if len(recs) == 0 || next != recs[len(recs)-1].ID {
+			t.Fatalf("next = %q, want the last id of a non-empty page", next)
+		}
+		if pages > 200 {
+			t.Fatal("paging does not end")
+		}
+		f.Before = next
+	}
+}
+
+// Provider, credential source, status and a time range, alone and
+// together, with paging, for gateway-shaped ids (time in hex, so a range
+// seeks) and for other ids that sort by time too.
+func TestLogsFilterByProviderSourceStatusAndTime(t *testing.T) {
+	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	providers := []string{"openai", "anthropic", ""}
+	sources := []string{"byok", "platform", ""}
+	statuses := []int{200, 429, 200, 502}
+	for _, style := range []string{"gateway", "other"} {
+		t.Run(style, func(t *testing.T) {
+			s := openStore(t, dbPath(t), masterKey(1), quiet)
+			var all []*LogRecord
+			newRec := func(i int, at time.Time) *LogRecord {
+				r := logRec(i, []string{"acctA", "acctB"}[i%2], "k", at)
+				if style == "gateway" {
+					r.ID = fmt.Sprintf("%016x%08x", at.UnixNano(), i)
+				}
+				r.Provider, r.CredentialSource, r.Status = providers[i%3], sources[(i/2)%3], statuses[i%4]
+				return r
+			}
+			for i := 1; i <= 60; i++ { // a minute apart
+				r := newRec(i, base.Add(time.Duration(i)*time.Minute))
+				all = append(all, r)
+				s.Record(r)
+			}
+			s.FlushLog()
+
+			from, to := base.Add(15*time.Minute), base.Add(45*time.Minute+30*time.Second)
+			for _, f := range []LogFilter{
+				{Provider: "openai"},
+				{Provider: "anthropic", AccountID: "acctB"},
+				{CredentialSource: "platform"},
+				{Status: 429},
+				{Status: 404},
+				{From: from},
+				{To: to},
+				{From: from, To: to},
+				{From: from, To: to, Provider: "openai", Status: 200},
+				{From: from, To: to, CredentialSource: "byok", AccountID: "acctA"},
+				{From: base.Add(20 * time.Minute), To: base.Add(20 * time.Minute)}, // empty range
+				{From: base.Add(20 * time.Minute), To: base.Add(21 * time.Minute)}, // one record
+				{From: base.Add(time.Hour), To: base.Add(2 * time.Hour)},           // just the last one
+				{From: base.Add(-time.Hour), To: base.Add(time.Minute)},            // before the first
+				{To: base.Add(100 * time.Hour)},                                    // after the last
+			} {
+				want := filterRecs(all, f)
+				for _, limit := range []int{1, 4, 7, 100} {
+					if got := pageAll(t, s, f, limit, nil); strings.Join(got, ",") != strings.Join(want, ",") {
+						t.Errorf("%+v, pages of %d:\n got %v\nwant %v", f, limit, got, want)
+					}
+				}
+			}
+
+			// Paging a range while new traffic arrives, newer than the range
+			// and newer than every record: the walk is unchanged.
+			f := LogFilter{From: from, To: to, Provider: "openai"}
+			want := filterRecs(all, f)
+			n := 1000
+			got := pageAll(t, s, f, 2, func() {
+				for j := 0; j < 3; j++ {
+					s.Record(newRec(n, base.Add(time.Duration(n)*time.Minute)))
+					n++
+				}
+				s.FlushLog()
+			})
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("range under writes:\n got %v\nwant %v", got, want)
+			}
+			// An open-ended walk under writes sees the old records once.
+			f = LogFilter{From: from, Status: 200}
+			want = filterRecs(all, f)
+			if len(want) == 0 {
+				t.Fatal("no records to walk")
+			}
+			got = pageAll(t, s, LogFilter{From: from, Status: 200, Before: all[len(all)-1].ID + "~"}, 3, func() {
+				s.Record(newRec(n, base.Add(time.Duration(n)*time.Minute)))
+				n++
+				s.FlushLog()
+			})
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("open range under writes:\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+}

@@ -36,6 +36,7 @@ var (
 	bucketLogs     = []byte("logs")
 	bucketHealth   = []byte("byok_health")   // account \x00 provider -> healthRecord
 	bucketPolicies = []byte("byok_policies") // account \x00 provider -> Policy
+	bucketUsage    = []byte("usage")         // hour + dimensions -> UsageCounters (usage.go)
 )
 
 // Errors callers can test for with errors.Is.
@@ -60,6 +61,13 @@ type Options struct {
 	// LogFlushInterval is how often queued request-log records are written.
 	// Default: 250ms.
 	LogFlushInterval time.Duration
+	// UsageFlushInterval is how often the in-memory usage rollups are
+	// merged into bbolt; a crash loses at most this much usage. Close (and
+	// FlushLog) always merge them. Default: 10s.
+	UsageFlushInterval time.Duration
+	// UsageRetention bounds the usage rollups by age. Default: 2160h (90
+	// days).
+	UsageRetention time.Duration
 	// OldMasterKeys are earlier master keys that can still open records; new
 	// seals always use the current key. Open re-seals every record it finds
 	// under an old key with the current one, so after one successful Open an
@@ -112,7 +120,7 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	_ = os.Chmod(path, 0o600)
 	s := &Store{db: db, path: path, sealer: sl, lastUsed: make(map[string]*atomic.Int64), savedClocks: make(map[string]int64)}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs, bucketHealth, bucketPolicies} {
+		for _, b := range [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs, bucketHealth, bucketPolicies, bucketUsage} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -150,7 +158,8 @@ func (s *Store) Path() string { return s.path }
 // MasterKeyID is the id of the master key new credentials are sealed with.
 func (s *Store) MasterKeyID() string { return s.sealer.current }
 
-// Close flushes the request log and "last used" clocks and closes the file.
+// Close flushes the request log, usage rollups and "last used" clocks and
+// closes the file.
 func (s *Store) Close() error {
 	s.log.stop()
 	return s.db.Close()
@@ -286,7 +295,15 @@ func storeMax(c *atomic.Int64, v int64) {
 func (s *Store) Snapshot() *Snapshot { return s.snap.Load() }
 
 // HashAPIKey returns the SHA-256 of a presented API key.
-func HashAPIKey(key string) [32]byte { return sha256.Sum256([]byte(key)) }
+func HashAPIKey(key string) [32]byte {
+	// Copy through a stack buffer: []byte(key) would allocate on every
+	// request (keys are 46 bytes).
+	var buf [96]byte
+	if len(key) <= len(buf) {
+		return sha256.Sum256(append(buf[:0], key...))
+	}
+	return sha256.Sum256([]byte(key))
+}
 
 // LookupKey finds the API key whose SHA-256 is hash.
 func (sn *Snapshot) LookupKey(hash [32]byte) (*KeyEntry, bool) {

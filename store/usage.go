@@ -1,0 +1,526 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Usage rollups: per hour and per (account, key id, provider, model,
+// credential source), the counters of UsageCounters. The log writer
+// goroutine adds each record it consumes to an in-memory rollup (the request
+// path does no extra work: Record stays one non-blocking channel send), and
+// merges the rollup into the "usage" bucket every UsageFlushInterval, on
+// FlushLog and on Close. A clean shutdown loses nothing; a crash loses at most
+// one flush interval. Records Record drops because the queue is full are
+// counted neither in the log nor in the rollups (DroppedLogRecords counts
+// them).
+//
+// Bucket layout: key = hour (8-byte big-endian unix seconds) followed by the
+// five dimensions, each as a uvarint length and its bytes (account first, so
+// one account's rows within an hour share a prefix); value = the JSON of
+// UsageCounters. A time range is a cursor seek.
+
+// Usage dimensions, as named in UsageQuery.GroupBy and in a group's key.
+const (
+	DimCredentialSource = "credential_source"
+	DimProvider         = "provider"
+	DimModel            = "model"
+	DimKeyID            = "key_id"
+	DimAccount          = "account"
+)
+
+// UsageDimensions lists every dimension a usage query can group by.
+var UsageDimensions = []string{DimCredentialSource, DimProvider, DimModel, DimKeyID, DimAccount}
+
+// MaxUsageRange bounds the time range of one usage query.
+const MaxUsageRange = 366 * 24 * time.Hour
+
+// ErrInvalidQuery marks a query the store refuses (bad bucket, unknown
+// dimension, inverted or too long range). Its message says what to fix.
+var ErrInvalidQuery = errors.New("invalid query")
+
+// UsageCounters are the counters of one rollup.
+type UsageCounters struct {
+	Requests int64 `json:"requests"`
+	// Errors counts requests answered with a status >= 400 or an error code.
+	Errors           int64   `json:"errors"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	TotalTokens      int64   `json:"total_tokens"`
+	CachedTokens     int64   `json:"cached_tokens"`
+	ReasoningTokens  int64   `json:"reasoning_tokens"`
+	LatencyMSSum     float64 `json:"latency_ms_sum"`
+}
+
+func (c *UsageCounters) add(o *UsageCounters) {
+	c.Requests += o.Requests
+	c.Errors += o.Errors
+	c.PromptTokens += o.PromptTokens
+	c.CompletionTokens += o.CompletionTokens
+	c.TotalTokens += o.TotalTokens
+	c.CachedTokens += o.CachedTokens
+	c.ReasoningTokens += o.ReasoningTokens
+	c.LatencyMSSum += o.LatencyMSSum
+}
+
+func (c *UsageCounters) addRecord(r *LogRecord) {
+	c.Requests++
+	if r.Status >= 400 || r.ErrorCode != "" {
+		c.Errors++
+	}
+	c.PromptTokens += r.PromptTokens
+	c.CompletionTokens += r.CompletionTokens
+	c.TotalTokens += r.TotalTokens
+	c.CachedTokens += r.CachedTokens
+	c.ReasoningTokens += r.ReasoningTokens
+	c.LatencyMSSum += r.LatencyMS
+}
+
+// usageDims identifies one rollup row.
+type usageDims struct {
+	hour                                    int64 // unix seconds, a multiple of 3600
+	account, keyID, provider, model, source string
+}
+
+// maxDimLen bounds each dimension in a row's key (a model name comes from
+// the client and bbolt keys are at most 32 KiB).
+const maxDimLen = 256
+
+func clip(s string) string {
+	if len(s) <= maxDimLen {
+		return s
+	}
+	s = s[:maxDimLen]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func dimsOf(r *LogRecord) usageDims {
+	t := r.Time
+	if t.IsZero() || t.Unix() < 0 {
+		t = now() // no usable time on the record: count it now
+	}
+	model := r.UpstreamModel
+	if model == "" {
+		model = r.Model
+	}
+	return usageDims{
+		hour: hourOf(t.Unix()), account: clip(r.AccountID), keyID: clip(r.KeyID),
+		provider: clip(r.Provider), model: clip(model), source: clip(r.CredentialSource),
+	}
+}
+
+func hourOf(unix int64) int64 { return unix - unix%3600 }
+
+func (d usageDims) dim(name string) string {
+	switch name {
+	case DimCredentialSource:
+		return d.source
+	case DimProvider:
+		return d.provider
+	case DimModel:
+		return d.model
+	case DimKeyID:
+		return d.keyID
+	case DimAccount:
+		return d.account
+	}
+	return ""
+}
+
+func hourKey(hour int64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 64), uint64(hour))
+}
+
+func appendDim(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// accountPrefix is the key prefix of the account's rows in one hour.
+func accountPrefix(hour int64, account string) []byte {
+	return appendDim(hourKey(hour), account)
+}
+
+func (d usageDims) key() []byte {
+	b := accountPrefix(d.hour, d.account)
+	for _, s := range []string{d.keyID, d.provider, d.model, d.source} {
+		b = appendDim(b, s)
+	}
+	return b
+}
+
+func parseUsageKey(k []byte) (usageDims, bool) {
+	if len(k) < 8 {
+		return usageDims{}, false
+	}
+	d := usageDims{hour: int64(binary.BigEndian.Uint64(k))}
+	rest := k[8:]
+	for _, p := range []*string{&d.account, &d.keyID, &d.provider, &d.model, &d.source} {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < n {
+			return usageDims{}, false
+		}
+		*p = string(rest[w : w+int(n)])
+		rest = rest[w+int(n):]
+	}
+	return d, len(rest) == 0
+}
+
+// usageRollup holds the rollups not yet merged into bbolt. The log writer
+// goroutine is the only writer; queries read it under mu.
+type usageRollup struct {
+	mu      sync.Mutex
+	pending map[usageDims]*UsageCounters
+}
+
+// add counts one request. Called by the log writer goroutine only.
+func (u *usageRollup) add(r *LogRecord) {
+	d := dimsOf(r)
+	u.mu.Lock()
+	c := u.pending[d]
+	if c == nil {
+		c = new(UsageCounters)
+		u.pending[d] = c
+	}
+	c.addRecord(r)
+	u.mu.Unlock()
+}
+
+// flushUsage merges the pending rollups into the usage bucket. It holds the
+// rollup lock across the commit, so a concurrent query sees each request
+// exactly once: in memory before the commit, in bbolt after it. Only the
+// log writer goroutine adds to the rollup, so the lock never delays a
+// request. On failure the rollups stay pending for the next flush.
+func (s *Store) flushUsage() {
+	u := &s.log.usage
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.pending) == 0 {
+		return
+	}
+	type row struct {
+		k []byte
+		c *UsageCounters
+	}
+	rows := make([]row, 0, len(u.pending))
+	for d, c := range u.pending {
+		rows = append(rows, row{d.key(), c})
+	}
+	// bbolt inserts in key order fastest.
+	slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.k, b.k) })
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketUsage)
+		for _, r := range rows {
+			sum := *r.c
+			if old := b.Get(r.k); old != nil {
+				var oc UsageCounters
+				if err := json.Unmarshal(old, &oc); err != nil {
+					return err
+				}
+				sum.add(&oc)
+			}
+			if err := putJSON(b, r.k, sum); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		clear(u.pending)
+	}
+}
+
+// pruneUsage deletes the rollups of hours that ended before retention.
+func (s *Store) pruneUsage(retention time.Duration) {
+	cutoff := hourOf(now().Add(-retention).Unix())
+	_ = s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketUsage).Cursor()
+		deleted := 0
+		for k, _ := c.First(); k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < cutoff; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			deleted++
+		}
+		if deleted == 0 {
+			return errNothingPruned
+		}
+		return nil
+	})
+}
+
+// UsageQuery selects usage rollups.
+type UsageQuery struct {
+	// AccountID limits the answer to one account; "" means every account.
+	AccountID string
+	// From and To bound the time range, To exclusive. They are widened to
+	// whole buckets (From rounded down, To up). Default: To is now, From
+	// is 24 hours before To.
+	From, To time.Time
+	// Bucket is "hour" (default) or "day" (UTC days).
+	Bucket string
+	// GroupBy lists the dimensions to group by, among UsageDimensions;
+	// none gives one group per bucket.
+	GroupBy []string
+}
+
+// UsageResult answers a UsageQuery.
+type UsageResult struct {
+	Bucket  string    `json:"bucket"`
+	From    time.Time `json:"from"`
+	To      time.Time `json:"to"`
+	GroupBy []string  `json:"group_by"`
+	// Series has one entry per bucket with usage, oldest first.
+	Series []UsageBucket `json:"series"`
+	// Totals sums each group over the whole range.
+	Totals []UsageGroup `json:"totals"`
+	// Total sums everything.
+	Total UsageCounters `json:"total"`
+}
+
+// UsageBucket is one hour or day of a usage series.
+type UsageBucket struct {
+	Time   time.Time    `json:"time"`
+	Groups []UsageGroup `json:"groups"`
+}
+
+// UsageGroup is the counters of one group: Key maps each GroupBy dimension
+// to its value ("" for requests refused before a provider was chosen).
+type UsageGroup struct {
+	Key map[string]string `json:"key"`
+	UsageCounters
+}
+
+// normalize checks q, applies defaults and widens the range to whole buckets.
+func (q *UsageQuery) normalize() error {
+	switch q.Bucket {
+	case "":
+		q.Bucket = "hour"
+	case "hour", "day":
+	default:
+		return fmt.Errorf("%w: bucket must be hour or day", ErrInvalidQuery)
+	}
+	var dims []string
+	for _, g := range q.GroupBy {
+		if !slices.Contains(UsageDimensions, g) {
+			return fmt.Errorf("%w: unknown group_by dimension %q (use %s)", ErrInvalidQuery, clip(g), strings.Join(UsageDimensions, ", "))
+		}
+		if !slices.Contains(dims, g) {
+			dims = append(dims, g)
+		}
+	}
+	q.GroupBy = dims
+	if q.GroupBy == nil {
+		q.GroupBy = []string{}
+	}
+	if q.To.IsZero() {
+		q.To = now()
+	}
+	if q.From.IsZero() {
+		q.From = q.To.Add(-24 * time.Hour)
+	}
+	if !q.From.Before(q.To) {
+		return fmt.Errorf("%w: from must be before to", ErrInvalidQuery)
+	}
+	if q.To.Sub(q.From) > MaxUsageRange {
+		return fmt.Errorf("%w: the time range is longer than 366 days", ErrInvalidQuery)
+	}
+	size := q.bucketSeconds()
+	from, to := q.From.Unix(), q.To.Unix()
+	if q.To.Nanosecond() > 0 {
+		to++
+	}
+	from -= mod(from, size)
+	if r := mod(to, size); r != 0 {
+		to += size - r
+	}
+	q.From, q.To = time.Unix(from, 0).UTC(), time.Unix(to, 0).UTC()
+	return nil
+}
+
+func (q *UsageQuery) bucketSeconds() int64 {
+	if q.Bucket == "day" {
+		return 86400
+	}
+	return 3600
+}
+
+func mod(a, b int64) int64 {
+	r := a % b
+	if r < 0 {
+		r += b
+	}
+	return r
+}
+
+// Usage answers q from the flushed rollups and the ones still in memory, so
+// a request is visible as soon as the log writer has consumed its record.
+func (s *Store) Usage(q UsageQuery) (UsageResult, error) {
+	if err := q.normalize(); err != nil {
+		return UsageResult{}, err
+	}
+	from, to := q.From.Unix(), q.To.Unix()
+	match := func(d usageDims) bool {
+		return d.hour >= from && d.hour < to && (q.AccountID == "" || d.account == q.AccountID)
+	}
+
+	// Take the pending rollups and a read transaction under the rollup
+	// lock: flushUsage commits under it too, so each request is counted
+	// once, either here or in the transaction.
+	type row struct {
+		d usageDims
+		c UsageCounters
+	}
+	var rows []row
+	u := &s.log.usage
+	u.mu.Lock()
+	tx, err := s.db.Begin(false)
+	if err == nil {
+		for d, c := range u.pending {
+			if match(d) {
+				rows = append(rows, row{d, *c})
+			}
+		}
+	}
+	u.mu.Unlock()
+	if err != nil {
+		return UsageResult{}, err
+	}
+	defer tx.Rollback()
+
+	agg := newUsageAgg(q)
+	for _, r := range rows {
+		agg.add(r.d, &r.c)
+	}
+	c := tx.Bucket(bucketUsage).Cursor()
+	visit := func(k, v []byte) error {
+		d, ok := parseUsageKey(k)
+		if !ok || !match(d) {
+			return nil
+		}
+		var uc UsageCounters
+		if err := json.Unmarshal(v, &uc); err != nil {
+			return err
+		}
+		agg.add(d, &uc)
+		return nil
+	}
+	if q.AccountID == "" {
+		for k, v := c.Seek(hourKey(from)); k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < to; k, v = c.Next() {
+			if err := visit(k, v); err != nil {
+				return UsageResult{}, err
+			}
+		}
+	} else {
+		// Visit only the account's rows of each hour that has rows: seek
+		// to its prefix, read it, then jump to the next hour.
+		k, _ := c.Seek(hourKey(from))
+		for k != nil && len(k) >= 8 {
+			hour := int64(binary.BigEndian.Uint64(k))
+			if hour >= to {
+				break
+			}
+			prefix := accountPrefix(hour, q.AccountID)
+			var v []byte
+			for k, v = c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				if err := visit(k, v); err != nil {
+					return UsageResult{}, err
+				}
+			}
+			k, _ = c.Seek(hourKey(hour + 3600))
+		}
+	}
+	return agg.result(), nil
+}
+
+// usageAgg sums rows into buckets and groups.
+type usageAgg struct {
+	q       UsageQuery
+	size    int64
+	buckets map[int64]map[string]*UsageGroup
+	totals  map[string]*UsageGroup
+	total   UsageCounters
+}
+
+func newUsageAgg(q UsageQuery) *usageAgg {
+	return &usageAgg{q: q, size: q.bucketSeconds(), buckets: make(map[int64]map[string]*UsageGroup), totals: make(map[string]*UsageGroup)}
+}
+
+func (a *usageAgg) add(d usageDims, c *UsageCounters) {
+	vals := make([]string, len(a.q.GroupBy))
+	for i, g := range a.q.GroupBy {
+		vals[i] = d.dim(g)
+	}
+	// Lengths make the joined id unambiguous whatever the values hold.
+	var id strings.Builder
+	for _, v := range vals {
+		fmt.Fprintf(&id, "%d:%s", len(v), v)
+	}
+	group := func(m map[string]*UsageGroup) *UsageGroup {
+		g := m[id.String()]
+		if g == nil {
+			key := make(map[string]string, len(vals))
+			for i, dim := range a.q.GroupBy {
+				key[dim] = vals[i]
+			}
+			g = &UsageGroup{Key: key}
+			m[id.String()] = g
+		}
+		return g
+	}
+	t := d.hour - mod(d.hour, a.size)
+	b := a.buckets[t]
+	if b == nil {
+		b = make(map[string]*UsageGroup)
+		a.buckets[t] = b
+	}
+	group(b).add(c)
+	group(a.totals).add(c)
+	a.total.add(c)
+}
+
+func (a *usageAgg) sorted(m map[string]*UsageGroup) []UsageGroup {
+	out := make([]UsageGroup, 0, len(m))
+	for _, g := range m {
+		out = append(out, *g)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		for _, dim := range a.q.GroupBy {
+			if x, y := out[i].Key[dim], out[j].Key[dim]; x != y {
+				return x < y
+			}
+		}
+		return false
+	})
+	return out
+}
+
+func (a *usageAgg) result() UsageResult {
+	res := UsageResult{
+		Bucket: a.q.Bucket, From: a.q.From, To: a.q.To, GroupBy: a.q.GroupBy,
+		Series: make([]UsageBucket, 0, len(a.buckets)), Totals: a.sorted(a.totals), Total: a.total,
+	}
+	times := make([]int64, 0, len(a.buckets))
+	for t := range a.buckets {
+		times = append(times, t)
+	}
+	slices.Sort(times)
+	for _, t := range times {
+		res.Series = append(res.Series, UsageBucket{Time: time.Unix(t, 0).UTC(), Groups: a.sorted(a.buckets[t])})
+	}
+	return res
+}

@@ -47,6 +47,15 @@ type App struct {
 	// LogMaxAge bounds the request log by age. Default: 720h (30 days).
 	LogMaxAge caddy.Duration `json:"log_max_age,omitempty"`
 
+	// UsageFlushInterval is how often the in-memory usage rollups are
+	// written to the store; a crash loses at most this much, a clean stop
+	// nothing. Default: 10s.
+	UsageFlushInterval caddy.Duration `json:"usage_flush_interval,omitempty"`
+
+	// UsageRetention is how long hourly usage rollups are kept.
+	// Default: 2160h (90 days).
+	UsageRetention caddy.Duration `json:"usage_retention,omitempty"`
+
 	store   *store.Store
 	poolKey string
 	logger  *zap.Logger
@@ -118,8 +127,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 
 	v, _, err := stores.LoadOrNew(path, func() (caddy.Destructor, error) {
 		s, err := store.Open(path, key, store.Options{
-			LogMaxRecords: a.LogMaxRecords,
-			LogMaxAge:     time.Duration(a.LogMaxAge),
+			LogMaxRecords:      a.LogMaxRecords,
+			LogMaxAge:          time.Duration(a.LogMaxAge),
+			UsageFlushInterval: time.Duration(a.UsageFlushInterval),
+			UsageRetention:     time.Duration(a.UsageRetention),
 		})
 		if err != nil {
 			return nil, err

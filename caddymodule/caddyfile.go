@@ -382,6 +382,8 @@ func (pc *ProviderConfig) unmarshal(d *caddyfile.Dispenser) error {
 //			master_key      <key>       # e.g. {env.AGENT_ROUTER_MASTER_KEY}
 //			log_max_records <count>     # default 100000
 //			log_max_age     <duration>  # default 720h
+//			usage_flush_interval <duration>  # default 10s
+//			usage_retention      <duration>  # default 2160h
 //		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -406,7 +408,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		opt := d.Val()
 		switch opt {
-		case "store", "master_key", "log_max_records", "log_max_age":
+		case "store", "master_key", "log_max_records", "log_max_age", "usage_flush_interval", "usage_retention":
 		default:
 			return d.Errf("unrecognized agent_router global option: %s", opt)
 		}
@@ -428,6 +430,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("log_max_records: must be a positive number, got %q", v)
 			}
 			a.LogMaxRecords = n
+		case "usage_flush_interval", "usage_retention":
+			dur, err := caddy.ParseDuration(v)
+			if err != nil || dur <= 0 {
+				return d.Errf("%s: invalid duration %q", opt, v)
+			}
+			if opt == "usage_flush_interval" {
+				a.UsageFlushInterval = caddy.Duration(dur)
+			} else {
+				a.UsageRetention = caddy.Duration(dur)
+			}
 		case "log_max_age":
 			dur, err := caddy.ParseDuration(v)
 			if err != nil || dur <= 0 {

@@ -89,3 +89,17 @@ func TestRoutingCaddyfileErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestUsageGlobalOptions(t *testing.T) {
+	var a App
+	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("agent_router {\n\tusage_flush_interval 30s\n\tusage_retention 720h\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if a.UsageFlushInterval != caddy.Duration(30*time.Second) || a.UsageRetention != caddy.Duration(720*time.Hour) {
+		t.Errorf("got %v %v", a.UsageFlushInterval, a.UsageRetention)
+	}
+	var b App
+	if err := b.UnmarshalCaddyfile(caddyfile.NewTestDispenser("agent_router {\n\tusage_retention forever\n}")); err == nil || !strings.Contains(err.Error(), "usage_retention") {
+		t.Errorf("bad duration: %v", err)
+	}
+}

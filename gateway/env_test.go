@@ -141,7 +141,7 @@ type env struct {
 	dbPath string
 
 	openai, mistral, together, perplexity, azure, anthropic *fake
-	fakes                                        []*fake
+	fakes                                                   []*fake
 
 	platformOpenAI, platformTogether, platformPerplexity, platformAzure, platformAnthropic string
 

@@ -103,14 +103,19 @@ http://%s {
 
 	fmt.Println("starting", bin)
 	logFile, _ := os.Create(filepath.Join(dir, "caddy.log"))
-	cmd := exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
-	cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
-	if err := cmd.Start(); err != nil {
-		fatal("starting caddy: %v", err)
+	var exited chan error
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+		cmd.Env, cmd.Stdout, cmd.Stderr = env, logFile, logFile
+		if err := cmd.Start(); err != nil {
+			fatal("starting caddy: %v", err)
+		}
+		exited = make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		return cmd
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer cmd.Process.Kill()
+	cmd := start()
+	defer func() { cmd.Process.Kill() }()
 	waitUp := func() {
 		for i := 0; i < 100; i++ {
 			if resp, err := http.Get("http://" + adminAddr + "/config/"); err == nil {
@@ -200,15 +205,62 @@ http://%s {
 	fmt.Println("request log and secrets")
 	time.Sleep(500 * time.Millisecond)
 	code, _, b = call("GET", admin+"/logs?account=acme", "", "")
-	check(code == 200 && bytes.Count(b, []byte(`"credential_source":"byok"`)) == 4 && bytes.Count(b, []byte(`"credential_source":"platform"`)) == 2,
-		"request log has 4 byok and 2 platform records")
-	out, err = exec.Command(bin, "stop", "--address", adminAddr).CombinedOutput()
-	check(err == nil, "caddy stop: %v %s", err, out)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		check(false, "caddy did not exit after stop")
+	var page struct {
+		Records []struct {
+			CredentialSource string `json:"credential_source"`
+			Attempts         []any  `json:"attempts"`
+		} `json:"records"`
 	}
+	json.Unmarshal(b, &page)
+	sources := map[string]int{}
+	for _, r := range page.Records {
+		sources[r.CredentialSource] += len(r.Attempts)
+	}
+	check(code == 200 && len(page.Records) == 6 && sources["byok"] == 4 && sources["platform"] == 2,
+		"request log has 4 byok and 2 platform records, one attempt each: %v", sources)
+	stop := func() {
+		out, err := exec.Command(bin, "stop", "--address", adminAddr).CombinedOutput()
+		check(err == nil, "caddy stop: %v %s", err, out)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			check(false, "caddy did not exit after stop")
+		}
+	}
+	usage := func() (byok, platform, tokens int64) {
+		_, _, b := call("GET", admin+"/usage?account=acme&bucket=day&group_by=credential_source", "", "")
+		var res struct {
+			Totals []struct {
+				Key         map[string]string `json:"key"`
+				Requests    int64             `json:"requests"`
+				TotalTokens int64             `json:"total_tokens"`
+			} `json:"totals"`
+		}
+		json.Unmarshal(b, &res)
+		for _, t := range res.Totals {
+			tokens += t.TotalTokens
+			switch t.Key["credential_source"] {
+			case "byok":
+				byok = t.Requests
+			case "platform":
+				platform = t.Requests
+			}
+		}
+		return
+	}
+	b1, p1, t1 := usage()
+	check(b1 == 4 && p1 == 2 && t1 == 6*16, "usage before the restart: %d byok and %d platform requests, %d tokens", b1, p1, t1)
+	_, _, b = call("GET", "http://"+adminAddr+"/metrics", "", "")
+	check(bytes.Contains(b, []byte(`caddy_agent_router_requests_total{credential_source="byok",model="gpt-4o",provider="openai",status_class="2xx"} 4`)),
+		"/metrics counts the 4 byok requests")
+	stop()
+
+	fmt.Println("restart: the usage flushed at the clean stop is all there")
+	cmd = start()
+	waitUp()
+	b2, p2, t2 := usage()
+	check(b2 == b1 && p2 == p1 && t2 == t1, "usage after the restart: %d byok, %d platform, %d tokens", b2, p2, t2)
+	stop()
 	places := map[string][]byte{"responses": seen.Bytes()}
 	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {

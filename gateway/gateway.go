@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -438,20 +437,42 @@ func scrubString(s, key string) string { return string(providers.Scrub([]byte(s)
 
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 
-// relayed response headers: the content type and the provider's request id
-// and rate-limit state, which BYOK users need to see for their own contract.
+// relayed response headers: the provider's request id and rate-limit
+// state, which BYOK users need to see for their own contract. Values are
+// relayed only when they look like what they are (short tokens, numbers,
+// durations, dates), so nothing from the request can ride back in them.
 func copyResponseHeaders(dst, src http.Header) {
 	for k, v := range src {
+		if len(v) != 1 {
+			continue
+		}
 		switch {
 		case k == "Retry-After":
-			if len(v) == 1 && validRetryAfter(v[0]) {
+			if validRetryAfter(v[0]) {
 				dst[k] = v
 			}
-		case k == "Content-Type", k == "X-Request-Id", k == "Openai-Processing-Ms",
+		case k == "X-Request-Id", k == "Request-Id", k == "Openai-Processing-Ms",
 			strings.HasPrefix(k, "X-Ratelimit-"), strings.HasPrefix(k, "Anthropic-Ratelimit-"):
-			dst[k] = v
+			if validHeaderToken(v[0]) {
+				dst[k] = v
+			}
 		}
 	}
+}
+
+// validHeaderToken accepts short values of id, number, duration and date
+// characters.
+func validHeaderToken(v string) bool {
+	if v == "" || len(v) > 80 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.:+ TZ", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // validRetryAfter reports whether v is a Retry-After value: delay-seconds or
@@ -479,9 +500,6 @@ func isEventStream(h http.Header) bool {
 	return strings.HasPrefix(ct, "text/event-stream")
 }
 
-// writerOnly hides optional interfaces (io.ReaderFrom) so io.CopyBuffer uses
-// our buffer.
-type writerOnly struct{ io.Writer }
 
 // request ids: 16 hex digits of the start time in nanoseconds and 8 of a
 // process-wide counter, so they sort by time and never repeat in a process.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -210,21 +209,7 @@ func (h *Handler) checkRouting(lines nameLines) error {
 		}
 	}
 	_, err := routing.Compile(h.routingConfig(), func(model string) error {
-		if declared[model] || providers.IsKnownModel(model) {
-			return nil
-		}
-		if _, _, ok := providers.SplitProviderPrefix(model); ok {
-			return nil
-		}
-		if i := strings.IndexByte(model, '/'); i > 0 && !strings.Contains(model[:i], ".") {
-			if _, ok := providers.CatalogProvider(model); !ok {
-				return fmt.Errorf("unknown provider %q in model %q (supported: %s)", model[:i], model, strings.Join(providers.Names, ", "))
-			}
-		}
-		if _, ok := providers.CatalogProvider(model); ok {
-			return nil
-		}
-		return fmt.Errorf("no provider serves model %q: use a catalog name, a declared model or 'provider/model'", model)
+		return providers.CheckModel(model, func(m string) bool { return declared[m] })
 	})
 	var ce *routing.ConfigError
 	if errors.As(err, &ce) {

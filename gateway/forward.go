@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -482,15 +481,7 @@ func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reade
 	}
 }
 
-// errUnknownModel explains a routing target that resolves to no provider.
+// checkModel explains a routing target that resolves to no provider.
 func (g *Gateway) checkModel(model string) error {
-	if _, ok := g.resolve(model); ok {
-		return nil
-	}
-	if i := strings.IndexByte(model, '/'); i > 0 && !bytes.Contains([]byte(model[:i]), []byte(".")) {
-		if providers.Get(model[:i]) == nil {
-			return fmt.Errorf("unknown provider %q in model %q (supported: %s)", model[:i], model, strings.Join(providers.Names, ", "))
-		}
-	}
-	return fmt.Errorf("no provider serves model %q: use a catalog name, a declared model or 'provider/model'", model)
+	return providers.CheckModel(model, func(m string) bool { _, ok := g.declared[m]; return ok })
 }

@@ -500,7 +500,6 @@ func isEventStream(h http.Header) bool {
 	return strings.HasPrefix(ct, "text/event-stream")
 }
 
-
 // request ids: 16 hex digits of the start time in nanoseconds and 8 of a
 // process-wide counter, so they sort by time and never repeat in a process.
 var reqCounter atomic.Uint32

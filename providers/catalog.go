@@ -1,6 +1,9 @@
 package providers
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // The built-in catalog maps model names to providers (reference:
 // providers.md §11). It is data: extend the tables, not the code.
@@ -76,4 +79,23 @@ func CatalogProvider(model string) (string, bool) {
 func IsKnownModel(model string) bool {
 	_, ok := knownModels[model]
 	return ok
+}
+
+// CheckModel reports why no provider would serve model, or nil: declared
+// says whether the config declares the name. Routing uses it to check
+// aliases and route targets when the config loads.
+func CheckModel(model string, declared func(string) bool) error {
+	if declared(model) || IsKnownModel(model) {
+		return nil
+	}
+	if _, _, ok := SplitProviderPrefix(model); ok {
+		return nil
+	}
+	if _, ok := CatalogProvider(model); ok {
+		return nil
+	}
+	if i := strings.IndexByte(model, '/'); i > 0 && !strings.Contains(model[:i], ".") {
+		return fmt.Errorf("unknown provider %q in model %q (supported: %s)", model[:i], model, strings.Join(Names, ", "))
+	}
+	return fmt.Errorf("no provider serves model %q: use a catalog name, a declared model or 'provider/model'", model)
 }

@@ -77,7 +77,7 @@ func ClassifyTransport(err error) string {
 // OpenAI's error.message, Mistral's and Cohere's top-level message, or the
 // first 200 bytes of text.
 func ErrorMessage(body []byte) string {
-	for _, path := range []string{"error.message", "message", "error", "detail"} {
+	for _, path := range []string{"error.message", "message", "error", "detail", "0.error.message"} {
 		if r := gjson.GetBytes(body, path); r.Type == gjson.String && r.Str != "" {
 			return r.Str
 		}

@@ -874,6 +874,40 @@ func geminiAllStrings(list []any) bool {
 	return len(list) > 0
 }
 
+// geminiEmbeddingsRequest translates an OpenAI embeddings body to
+// batchEmbedContents: one request per input string, dimensions as
+// outputDimensionality. Token-array inputs are refused.
+func geminiEmbeddingsRequest(body []byte, model string) ([]byte, error) {
+	var in struct {
+		Input      json.RawMessage `json:"input"`
+		Dimensions *int            `json:"dimensions"`
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return nil, &RequestError{Message: "invalid embeddings request: " + jsonMessage(err)}
+	}
+	var texts []string
+	if json.Unmarshal(in.Input, &texts) != nil {
+		var s string
+		if json.Unmarshal(in.Input, &s) != nil {
+			return nil, geminiBadRequest("gemini embeddings take input as a string or an array of strings")
+		}
+		texts = []string{s}
+	}
+	if len(texts) == 0 {
+		return nil, geminiBadRequest("input is empty")
+	}
+	type embedRequest struct {
+		Model                string        `json:"model"`
+		Content              geminiContent `json:"content"`
+		OutputDimensionality *int          `json:"outputDimensionality,omitempty"`
+	}
+	reqs := make([]embedRequest, len(texts))
+	for i, t := range texts {
+		reqs[i] = embedRequest{Model: "models/" + model, Content: geminiContent{Parts: []geminiPart{{Text: t}}}, OutputDimensionality: in.Dimensions}
+	}
+	return json.Marshal(map[string]any{"requests": reqs})
+}
+
 // --- response and stream translation ---
 
 // Native answer types (GenerateContentResponse in go-genai types.go).
@@ -1123,6 +1157,59 @@ func geminiResponse(c *Call, body []byte) ([]byte, Usage, error) {
 	return b, u, err
 }
 
+// geminiEmbeddingsResponse renders {"embeddings":[{"values":[...]}]} as
+// OpenAI's list, as floats or, when the client asked for
+// encoding_format "base64", as base64 of little-endian float32s. Gemini's
+// batchEmbedContents reports no token usage [unverified: newer answers may
+// carry usageMetadata; it is read when present].
+func geminiEmbeddingsResponse(c *Call, body []byte) ([]byte, Usage, error) {
+	var r struct {
+		Embeddings []struct {
+			Values []json.Number `json:"values"`
+		} `json:"embeddings"`
+		UsageMetadata json.RawMessage `json:"usageMetadata"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, Usage{}, fmt.Errorf("gemini answered with invalid JSON: %s", jsonMessage(err))
+	}
+	b64 := gjson.GetBytes(c.Body, "encoding_format").String() == "base64"
+	type item struct {
+		Object    string `json:"object"`
+		Index     int    `json:"index"`
+		Embedding any    `json:"embedding"`
+	}
+	data := make([]item, len(r.Embeddings))
+	for i, e := range r.Embeddings {
+		vals := e.Values
+		if vals == nil {
+			vals = []json.Number{}
+		}
+		data[i] = item{Object: "embedding", Index: i, Embedding: vals}
+		if b64 {
+			buf := make([]byte, 4*len(vals))
+			for j, v := range vals {
+				f, _ := v.Float64()
+				binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(float32(f)))
+			}
+			data[i].Embedding = base64.StdEncoding.EncodeToString(buf)
+		}
+	}
+	u := geminiUsage(r.UsageMetadata)
+	u.CompletionTokens = 0
+	u.TotalTokens = u.PromptTokens
+	type usage struct {
+		PromptTokens int64 `json:"prompt_tokens"`
+		TotalTokens  int64 `json:"total_tokens"`
+	}
+	out, err := json.Marshal(struct {
+		Object string `json:"object"`
+		Data   []item `json:"data"`
+		Model  string `json:"model"`
+		Usage  usage  `json:"usage"`
+	}{"list", data, c.Model, usage{u.PromptTokens, u.TotalTokens}})
+	return out, u, err
+}
+
 // geminiStream translates streamGenerateContent?alt=sse: each event is a
 // whole GenerateContentResponse. Each candidate becomes a choice: its role on
 // its first chunk, a content delta per event with text, its function calls as
@@ -1167,7 +1254,7 @@ func (s *geminiStream) Event(dst []byte, ev Event) ([]byte, error) {
 		// alt=sse).
 		var items []json.RawMessage
 		if err := json.Unmarshal(d, &items); err != nil {
-			return dst, geminiInvalidEvent
+			return dst, geminiInvalidEvent()
 		}
 		for _, it := range items {
 			var err error
@@ -1180,12 +1267,14 @@ func (s *geminiStream) Event(dst []byte, ev Event) ([]byte, error) {
 	return s.event(dst, d)
 }
 
-var geminiInvalidEvent = &StreamError{Class: ClassServer, Code: "upstream_stream_error", Message: "the provider sent an event that is not valid JSON"}
+func geminiInvalidEvent() *StreamError {
+	return &StreamError{Class: ClassServer, Code: "upstream_stream_error", Message: "the provider sent an event that is not valid JSON"}
+}
 
 func (s *geminiStream) event(dst []byte, d []byte) ([]byte, error) {
 	var r geminiResponseIn
 	if err := json.Unmarshal(d, &r); err != nil {
-		return dst, geminiInvalidEvent
+		return dst, geminiInvalidEvent()
 	}
 	if e := bytes.TrimSpace(r.Error); len(e) > 0 && !bytes.Equal(e, []byte("null")) {
 		return dst, geminiStreamError(d)
@@ -1271,87 +1360,6 @@ func (s *geminiStream) End(dst []byte) ([]byte, error) {
 }
 
 func (s *geminiStream) Usage() Usage { return s.usage }
-
-// --- embeddings ---
-
-// geminiEmbeddingsRequest translates an OpenAI embeddings body to
-// batchEmbedContents: one request per input string, dimensions as
-// outputDimensionality. Token-array inputs are refused.
-func geminiEmbeddingsRequest(body []byte, model string) ([]byte, error) {
-	var in struct {
-		Input      json.RawMessage `json:"input"`
-		Dimensions *int            `json:"dimensions"`
-	}
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, &RequestError{Message: "invalid embeddings request: " + jsonMessage(err)}
-	}
-	var texts []string
-	if json.Unmarshal(in.Input, &texts) != nil {
-		var s string
-		if json.Unmarshal(in.Input, &s) != nil {
-			return nil, geminiBadRequest("gemini embeddings take input as a string or an array of strings")
-		}
-		texts = []string{s}
-	}
-	if len(texts) == 0 {
-		return nil, geminiBadRequest("input is empty")
-	}
-	type embedRequest struct {
-		Model                string        `json:"model"`
-		Content              geminiContent `json:"content"`
-		OutputDimensionality *int          `json:"outputDimensionality,omitempty"`
-	}
-	reqs := make([]embedRequest, len(texts))
-	for i, t := range texts {
-		reqs[i] = embedRequest{Model: "models/" + model, Content: geminiContent{Parts: []geminiPart{{Text: t}}}, OutputDimensionality: in.Dimensions}
-	}
-	return json.Marshal(map[string]any{"requests": reqs})
-}
-
-// geminiEmbeddingsResponse renders {"embeddings":[{"values":[...]}]} as
-// OpenAI's list, as floats or, when the client asked for
-// encoding_format "base64", as base64 of little-endian float32s. Gemini's
-// batchEmbedContents reports no token usage [unverified: newer answers may
-// carry usageMetadata; it is read when present].
-func geminiEmbeddingsResponse(c *Call, body []byte) ([]byte, Usage, error) {
-	var r struct {
-		Embeddings []struct {
-			Values []json.Number `json:"values"`
-		} `json:"embeddings"`
-		UsageMetadata json.RawMessage `json:"usageMetadata"`
-	}
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, Usage{}, fmt.Errorf("gemini answered with invalid JSON: %s", jsonMessage(err))
-	}
-	b64 := gjson.GetBytes(c.Body, "encoding_format").String() == "base64"
-	type item struct {
-		Object    string `json:"object"`
-		Index     int    `json:"index"`
-		Embedding any    `json:"embedding"`
-	}
-	data := make([]item, len(r.Embeddings))
-	for i, e := range r.Embeddings {
-		vals := e.Values
-		if vals == nil {
-			vals = []json.Number{}
-		}
-		data[i] = item{Object: "embedding", Index: i, Embedding: vals}
-		if b64 {
-			buf := make([]byte, 4*len(vals))
-			for j, v := range vals {
-				f, _ := v.Float64()
-				binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(float32(f)))
-			}
-			data[i].Embedding = base64.StdEncoding.EncodeToString(buf)
-		}
-	}
-	u := geminiUsage(r.UsageMetadata)
-	u.CompletionTokens = 0
-	u.TotalTokens = u.PromptTokens
-	out, err := json.Marshal(map[string]any{"object": "list", "data": data, "model": c.Model,
-		"usage": map[string]any{"prompt_tokens": u.PromptTokens, "total_tokens": u.TotalTokens}})
-	return out, u, err
-}
 
 // --- error classes ---
 

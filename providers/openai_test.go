@@ -174,3 +174,20 @@ func oaiIndex(b []byte, s string) int {
 	}
 	return -1
 }
+
+func TestPassthroughDropsUnaskedUsageOnFinishChunk(t *testing.T) {
+	finish := `{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}`
+	for _, incl := range []bool{false, true} {
+		tr := Get(Mistral).NewStream(&Call{Stream: true, IncludeUsage: incl})
+		out, err := tr.Event(nil, Event{Data: []byte(finish)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := oaiContains(out, `"usage"`); got != incl {
+			t.Errorf("include_usage=%v: usage relayed=%v: %s", incl, got, out)
+		}
+		if !oaiContains(out, `"finish_reason":"stop"`) || tr.Usage().TotalTokens != 5 {
+			t.Errorf("include_usage=%v: finish chunk or metering lost: %s %+v", incl, out, tr.Usage())
+		}
+	}
+}

@@ -108,6 +108,9 @@ func (p *passthroughStream) Event(dst []byte, ev Event) ([]byte, error) {
 				if ch := gjson.GetBytes(d, "choices"); ch.IsArray() && isEmptyArray(ch.Raw) {
 					return dst, nil
 				}
+				// Mistral and Perplexity put usage on the finish chunk
+				// unasked: the client did not ask, so it does not get it.
+				d = DeleteField(d, "usage")
 			}
 		}
 	}

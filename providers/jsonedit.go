@@ -13,8 +13,9 @@ import (
 // member locates a top-level member: the start of its key and the end of its
 // value. ok is false when body is not an object or has no such member.
 func member(body []byte, key string) (start, end int, value gjson.Result, ok bool) {
+	// Offsets into invalid JSON mean nothing: edit valid objects only.
 	root := gjson.ParseBytes(body)
-	if !root.IsObject() {
+	if !root.IsObject() || !gjson.ValidBytes(body) {
 		return 0, 0, gjson.Result{}, false
 	}
 	root.ForEach(func(k, v gjson.Result) bool {
@@ -33,6 +34,9 @@ func member(body []byte, key string) (start, end int, value gjson.Result, ok boo
 // SetField sets the top-level member key to the raw JSON value raw,
 // replacing it or inserting it first. body must be a JSON object.
 func SetField(body []byte, key string, raw []byte) []byte {
+	if !gjson.ValidBytes(body) {
+		return body
+	}
 	if _, _, v, ok := member(body, key); ok && v.Index > 0 {
 		out := make([]byte, 0, len(body)-len(v.Raw)+len(raw))
 		out = append(out, body[:v.Index]...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
@@ -190,4 +191,44 @@ func TestPassthroughDropsUnaskedUsageOnFinishChunk(t *testing.T) {
 			t.Errorf("include_usage=%v: finish chunk or metering lost: %s %+v", incl, out, tr.Usage())
 		}
 	}
+}
+
+// FuzzPassthroughStream feeds arbitrary event data through the OpenAI-shaped
+// stream translator: it must never panic, every event it emits must be a
+// "data: <JSON object or [DONE]>" block, and usage is never negative.
+func FuzzPassthroughStream(f *testing.F) {
+	f.Add(`{"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}`, `{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`, false)
+	f.Add(`{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":1}}`, `[DONE]`, true)
+	f.Add(`{"error":{"message":"x"}}`, ``, false)
+	f.Fuzz(func(t *testing.T, a, b string, incl bool) {
+		if strings.ContainsRune(a+b, '\r') {
+			return // the SSE reader ends lines at CR: event data never holds one
+		}
+		tr := Get(Mistral).NewStream(&Call{Stream: true, IncludeUsage: incl})
+		var out []byte
+		for _, d := range []string{a, b} {
+			var err error
+			if out, err = tr.Event(out, Event{Data: []byte(d)}); err != nil {
+				return
+			}
+		}
+		out, _ = tr.End(out)
+		// Read the output back as a client would: every payload must come
+		// back as it went in (or be [DONE]).
+		sr := NewSSEReader(strings.NewReader(string(out)))
+		for {
+			ev, err := sr.Next()
+			if err != nil {
+				break
+			}
+			if d := string(ev.Data); d != "[DONE]" && d != a && d != b && !gjson.Valid(d) {
+				t.Fatalf("relayed payload %q is neither an input nor JSON", d)
+			}
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if line != "" && !strings.HasPrefix(line, "data: ") {
+				t.Fatalf("not a data line: %q in %q", line, out)
+			}
+		}
+	})
 }

@@ -119,9 +119,24 @@ func (p *passthroughStream) Event(dst []byte, ev Event) ([]byte, error) {
 			p.finished = true
 		}
 	}
-	dst = append(dst, "data: "...)
-	dst = append(dst, d...)
-	return append(dst, "\n\n"...), nil
+	return appendData(dst, d), nil
+}
+
+// appendData frames d as one SSE event. A payload of several lines (the
+// reader joins multi-line data with "\n") keeps one "data:" line per line,
+// so the client reads back the same payload.
+func appendData(dst, d []byte) []byte {
+	for {
+		dst = append(dst, "data: "...)
+		i := bytes.IndexByte(d, '\n')
+		if i < 0 {
+			dst = append(dst, d...)
+			return append(dst, "\n\n"...)
+		}
+		dst = append(dst, d[:i]...)
+		dst = append(dst, '\n')
+		d = d[i+1:]
+	}
 }
 
 func isEmptyArray(raw string) bool {

@@ -235,16 +235,53 @@ func (w *logWriter) stop() {
 	<-w.done
 }
 
+// logFillPercent packs log pages full: record ids sort by time, so writes
+// append at the end and half-empty pages (bbolt's default split) would
+// double the file for nothing.
+const logFillPercent = 0.95
+
 func (s *Store) writeLogs(batch []*LogRecord) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogs)
+		b.FillPercent = logFillPercent
+		added := 0
 		for _, r := range batch {
-			if err := putJSON(b, []byte(r.ID), r); err != nil {
+			k := []byte(r.ID)
+			if b.Get(k) == nil {
+				added++
+			}
+			if err := putJSON(b, k, r); err != nil {
 				return err
 			}
 		}
-		return nil
+		return addLogCount(tx, added)
 	})
+}
+
+// The number of request-log records is kept in meta, updated in the
+// transactions that change it, so retention never walks the whole bucket
+// (bucket stats read every page, which drags the whole mmapped file into
+// memory).
+var metaLogCount = []byte("log_count")
+
+func logCount(tx *bolt.Tx) int {
+	if v := tx.Bucket(bucketMeta).Get(metaLogCount); len(v) == 8 {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	return tx.Bucket(bucketLogs).Stats().KeyN // a store from before the count: once
+}
+
+func addLogCount(tx *bolt.Tx, delta int) error {
+	if delta == 0 && tx.Bucket(bucketMeta).Get(metaLogCount) != nil {
+		return nil
+	}
+	n := logCount(tx) + delta
+	if n < 0 {
+		n = 0
+	}
+	var buf [8]byte
+	binary.BigEndian.PutUint64(buf[:], uint64(n))
+	return tx.Bucket(bucketMeta).Put(metaLogCount, buf[:])
 }
 
 // persistClocks writes the "last used" clocks that moved since the last call.
@@ -300,7 +337,7 @@ func (s *Store) pruneLogs(maxN int, maxAge time.Duration) {
 	cutoff := now().Add(-maxAge)
 	_ = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogs)
-		excess := b.Stats().KeyN - maxN
+		excess := logCount(tx) - maxN
 		deleted := 0
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.First() {
@@ -321,7 +358,7 @@ func (s *Store) pruneLogs(maxN int, maxAge time.Duration) {
 		if deleted == 0 {
 			return errNothingPruned
 		}
-		return nil
+		return addLogCount(tx, -deleted)
 	})
 }
 

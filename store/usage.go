@@ -224,6 +224,7 @@ func (s *Store) flushUsage() {
 	slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.k, b.k) })
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsage)
+		b.FillPercent = logFillPercent // keys start with the hour: appends
 		for _, r := range rows {
 			sum := *r.c
 			if old := b.Get(r.k); old != nil {

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -531,5 +533,40 @@ func TestLogsFilterByProviderSourceStatusAndTime(t *testing.T) {
 				t.Errorf("open range under writes:\n got %v\nwant %v", got, want)
 			}
 		})
+	}
+}
+
+// TestPruneLargeBacklog prunes more records than one batch, keeping the
+// newest, with the stored count in step with the bucket.
+func TestPruneLargeBacklog(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "ar.db"), bytes.Repeat([]byte{7}, 32), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := time.Now().UTC()
+	const total, keep = 2*pruneBatch + 1234, 1000
+	for i := 0; i < total; i++ {
+		s.Record(&LogRecord{ID: fmt.Sprintf("%016x%08x", at.UnixNano(), i), Time: at, AccountID: "a"})
+		if i%4000 == 3999 {
+			s.FlushLog()
+		}
+	}
+	s.FlushLog()
+	s.pruneLogs(keep, time.Hour)
+	var n, counted int
+	var first string
+	s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketLogs).Stats().KeyN
+		counted = logCount(tx)
+		k, _ := tx.Bucket(bucketLogs).Cursor().First()
+		first = string(k)
+		return nil
+	})
+	if n != keep || counted != keep {
+		t.Fatalf("after pruning %d records to %d: %d left, count says %d", total, keep, n, counted)
+	}
+	if want := fmt.Sprintf("%016x%08x", at.UnixNano(), total-keep); first != want {
+		t.Errorf("oldest kept %s, want %s", first, want)
 	}
 }

@@ -249,15 +249,18 @@ func (s *Store) flushUsage() {
 func (s *Store) pruneUsage(retention time.Duration) {
 	cutoff := hourOf(now().Add(-retention).Unix())
 	_ = s.db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketUsage).Cursor()
-		deleted := 0
-		for k, _ := c.First(); k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < cutoff; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
+		b := tx.Bucket(bucketUsage)
+		var doomed [][]byte // collected first: see pruneLogs
+		c := b.Cursor()
+		for k, _ := c.First(); k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < cutoff; k, _ = c.Next() {
+			doomed = append(doomed, append([]byte(nil), k...))
+		}
+		for _, k := range doomed {
+			if err := b.Delete(k); err != nil {
 				return err
 			}
-			deleted++
 		}
-		if deleted == 0 {
+		if len(doomed) == 0 {
 			return errNothingPruned
 		}
 		return nil

@@ -41,6 +41,14 @@ type App struct {
 	// master.key beside the store.
 	MasterKey string `json:"master_key,omitempty"`
 
+	// OldMasterKeys are earlier master keys, for rotating the master key:
+	// set master_key to the new key and list the old one here, then start
+	// Caddy (a restart, not a reload: the store stays open across
+	// reloads). Credentials sealed under an old key are re-sealed under the
+	// new one when the store opens, after which the old key can be removed.
+	// Placeholders are resolved at provision.
+	OldMasterKeys []string `json:"old_master_keys,omitempty"`
+
 	// LogMaxRecords bounds the request log by count. Default: 100000.
 	LogMaxRecords int `json:"log_max_records,omitempty"`
 
@@ -125,8 +133,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	var old [][]byte
+	for i, k := range a.OldMasterKeys {
+		b, err := store.ParseMasterKey(repl.ReplaceAll(k, ""))
+		if err != nil {
+			return fmt.Errorf("agent_router old_master_keys[%d]: %v", i, err)
+		}
+		old = append(old, b)
+	}
 	v, _, err := stores.LoadOrNew(path, func() (caddy.Destructor, error) {
 		s, err := store.Open(path, key, store.Options{
+			OldMasterKeys:      old,
 			LogMaxRecords:      a.LogMaxRecords,
 			LogMaxAge:          time.Duration(a.LogMaxAge),
 			UsageFlushInterval: time.Duration(a.UsageFlushInterval),

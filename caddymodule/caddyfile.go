@@ -365,6 +365,7 @@ func (pc *ProviderConfig) unmarshal(d *caddyfile.Dispenser) error {
 //		agent_router {
 //			store           <path>      # default {caddy data dir}/agent_router/agent_router.db
 //			master_key      <key>       # e.g. {env.AGENT_ROUTER_MASTER_KEY}
+//			old_master_key  <key>       # repeatable; for rotating master_key
 //			log_max_records <count>     # default 100000
 //			log_max_age     <duration>  # default 720h
 //			usage_flush_interval <duration>  # default 10s
@@ -393,7 +394,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		opt := d.Val()
 		switch opt {
-		case "store", "master_key", "log_max_records", "log_max_age", "usage_flush_interval", "usage_retention":
+		case "store", "master_key", "old_master_key", "log_max_records", "log_max_age", "usage_flush_interval", "usage_retention":
 		default:
 			return d.Errf("unrecognized agent_router global option: %s", opt)
 		}
@@ -407,6 +408,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch opt {
 		case "store":
 			a.Store = v
+		case "old_master_key":
+			a.OldMasterKeys = append(a.OldMasterKeys, v)
 		case "master_key":
 			a.MasterKey = v
 		case "log_max_records":

@@ -118,16 +118,6 @@ type antMetadata struct {
 	UserID string `json:"user_id"`
 }
 
-// antPart is a client content part, read here rather than with
-// ContentPart because it may carry Anthropic's cache_control.
-type antPart struct {
-	Type         string          `json:"type"`
-	Text         *string         `json:"text"`
-	Refusal      string          `json:"refusal"`
-	ImageURL     json.RawMessage `json:"image_url"`
-	CacheControl json.RawMessage `json:"cache_control"`
-}
-
 func buildAnthropic(ctx context.Context, c *Call) (*http.Request, error) {
 	if c.Op != OpChat {
 		return nil, &RequestError{Message: "anthropic does not serve " + c.Op.String()}
@@ -260,7 +250,10 @@ func anthropicTools(r *ChatRequest, body []byte, out *antRequest) error {
 		return nil
 	}
 	// parallel_tool_calls: false is Anthropic's inverse flag (LiteLLM
-	// _map_tool_choice); it does not apply to "none".
+	// _map_tool_choice); it does not apply to "none". Only a literal false
+	// under that exact key counts, so it is looked up in the body rather
+	// than decoded into ChatRequest (encoding/json would also match
+	// "Parallel_Tool_Calls" and take the last of repeated keys).
 	if p := gjson.GetBytes(body, "parallel_tool_calls"); p.Type == gjson.False && tc.Type != "none" {
 		tc.DisableParallelToolUse = true
 	}
@@ -276,9 +269,9 @@ func anthropicTools(r *ChatRequest, body []byte, out *antRequest) error {
 // alternate.
 func anthropicMessages(msgs []ChatMessage, out *antRequest) error {
 	for i, m := range msgs {
-		parts, err := antParts(m.Content)
+		parts, err := m.Parts()
 		if err != nil {
-			return &RequestError{Message: fmt.Sprintf("messages[%d]: %v", i, err)}
+			return &RequestError{Message: fmt.Sprintf("messages[%d]: content must be a string or an array of parts", i)}
 		}
 		var role string
 		var blocks []antBlock
@@ -367,33 +360,13 @@ func antToolResultsFirst(blocks []antBlock) {
 	}
 }
 
-// antParts reads message content: a string, an array of parts, or null.
-func antParts(content json.RawMessage) ([]antPart, error) {
-	c := bytes.TrimSpace(content)
-	if len(c) == 0 || bytes.Equal(c, []byte("null")) {
-		return nil, nil
-	}
-	if c[0] == '"' {
-		var s string
-		if err := json.Unmarshal(c, &s); err != nil {
-			return nil, fmt.Errorf("content is not a valid string")
-		}
-		return []antPart{{Type: "text", Text: &s}}, nil
-	}
-	var parts []antPart
-	if err := json.Unmarshal(c, &parts); err != nil {
-		return nil, fmt.Errorf("content must be a string or an array of parts")
-	}
-	return parts, nil
-}
-
 // antTextBlock turns a text part into a text block; empty text gives none
 // (Anthropic refuses empty text blocks).
-func antTextBlock(p antPart) (antBlock, bool) {
-	if p.Text == nil || *p.Text == "" {
+func antTextBlock(p ContentPart) (antBlock, bool) {
+	if p.Text == "" {
 		return antBlock{}, false
 	}
-	return antBlock{Type: "text", Text: *p.Text, CacheControl: antCacheControl(p.CacheControl)}, true
+	return antBlock{Type: "text", Text: p.Text, CacheControl: antCacheControl(p.CacheControl)}, true
 }
 
 func antCacheControl(raw json.RawMessage) json.RawMessage {
@@ -404,7 +377,7 @@ func antCacheControl(raw json.RawMessage) json.RawMessage {
 }
 
 // antUserBlocks translates the parts of a user (or tool) message.
-func antUserBlocks(parts []antPart) ([]antBlock, error) {
+func antUserBlocks(parts []ContentPart) ([]antBlock, error) {
 	var blocks []antBlock
 	for _, p := range parts {
 		switch p.Type {
@@ -427,17 +400,11 @@ func antUserBlocks(parts []antPart) ([]antBlock, error) {
 
 // antImage turns an image_url part into an image block: a data URL is sent
 // inline (a PDF as a document block), an http(s) URL by reference.
-func antImage(p antPart) (antBlock, error) {
-	var iu ImageURL
-	raw := bytes.TrimSpace(p.ImageURL)
-	if len(raw) > 0 && raw[0] == '"' { // some clients send the URL as a string
-		if err := json.Unmarshal(raw, &iu.URL); err != nil {
-			return antBlock{}, fmt.Errorf("image_url is not valid")
-		}
-	} else if err := json.Unmarshal(raw, &iu); err != nil {
+func antImage(p ContentPart) (antBlock, error) {
+	u, ok := p.URL()
+	if !ok {
 		return antBlock{}, fmt.Errorf("image_url must be an object with a url")
 	}
-	u := iu.URL
 	cc := antCacheControl(p.CacheControl)
 	if rest, ok := strings.CutPrefix(u, "data:"); ok {
 		meta, data, ok := strings.Cut(rest, ",")

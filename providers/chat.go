@@ -3,6 +3,7 @@ package providers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -27,6 +28,72 @@ type ChatRequest struct {
 	N                   *int            `json:"n,omitempty"`
 	Seed                *int64          `json:"seed,omitempty"`
 	User                string          `json:"user,omitempty"`
+
+	// Options only some providers take. An adapter that drops one must
+	// not refuse a request over its value, so decoding keeps them as sent:
+	// the adapters that read one decode it with Opt.Get, and
+	// response_format, which each provider reads its own way, stays raw.
+	TopK             Opt[*int]       `json:"top_k"`
+	FrequencyPenalty Opt[*float64]   `json:"frequency_penalty"`
+	PresencePenalty  Opt[*float64]   `json:"presence_penalty"`
+	ReasoningEffort  Opt[string]     `json:"reasoning_effort"`
+	ResponseFormat   json.RawMessage `json:"response_format,omitempty"`
+}
+
+// Opt is a request field that only some providers read. Decoding keeps
+// the client's JSON value and never fails on it, so a provider that drops
+// the field takes any value, as if ChatRequest had no such field; Get
+// decodes it as a T for a provider that reads it.
+type Opt[T any] struct {
+	raw json.RawMessage
+}
+
+// UnmarshalJSON keeps the value as sent.
+func (o *Opt[T]) UnmarshalJSON(b []byte) error {
+	o.raw = append(o.raw[:0], b...)
+	return nil
+}
+
+// MarshalJSON writes the value as sent (null when absent).
+func (o Opt[T]) MarshalJSON() ([]byte, error) {
+	if len(o.raw) == 0 {
+		return []byte("null"), nil
+	}
+	return o.raw, nil
+}
+
+// Get returns the value: the zero T when the field is absent or null. A
+// value that is not a T is a RequestError worded as decoding the whole body
+// would word it; field is the field's name in the body.
+func (o Opt[T]) Get(field string) (T, error) {
+	var v T
+	err := decodeField(field, o.raw, &v)
+	return v, err
+}
+
+// decodeField decodes raw, a value the request keeps undecoded, into v. A
+// value of the wrong type is a RequestError worded as decoding the whole
+// body would word it: field is raw's path in the body, as encoding/json
+// names it ("messages.tool_calls.extra_content"). Absent (empty) raw leaves
+// v as it is.
+func decodeField(field string, raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	err := json.Unmarshal(raw, v)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errorsAs(err, &te) {
+		at := *te
+		at.Field = field
+		if te.Field != "" {
+			at.Field += "." + te.Field
+		}
+		err = &at
+	}
+	return &RequestError{Message: "invalid chat completions request: " + jsonMessage(err)}
 }
 
 // StreamOptions is OpenAI's stream_options.
@@ -55,11 +122,29 @@ type ChatMessage struct {
 	ToolCallID string          `json:"tool_call_id,omitempty"`
 }
 
-// ContentPart is one element of an array content.
+// ContentPart is one element of an array content. ImageURL is kept raw:
+// clients send {"url": ...} or the bare URL string (see URL), and the
+// adapters differ in what they take. CacheControl is Anthropic's prompt
+// caching marker.
 type ContentPart struct {
-	Type     string    `json:"type"`
-	Text     string    `json:"text,omitempty"`
-	ImageURL *ImageURL `json:"image_url,omitempty"`
+	Type         string          `json:"type"`
+	Text         string          `json:"text,omitempty"`
+	Refusal      string          `json:"refusal,omitempty"`
+	ImageURL     json.RawMessage `json:"image_url,omitempty"`
+	CacheControl json.RawMessage `json:"cache_control,omitempty"`
+}
+
+// URL reads image_url given as {"url": ...} or, as some clients send it,
+// the bare URL string. ok is false when it is neither (or absent).
+func (p *ContentPart) URL() (url string, ok bool) {
+	if json.Unmarshal(p.ImageURL, &url) == nil {
+		return url, true
+	}
+	var obj ImageURL
+	if json.Unmarshal(p.ImageURL, &obj) == nil {
+		return obj.URL, true
+	}
+	return "", false
 }
 
 // ImageURL is an image part's URL: http(s) or a data: URL.
@@ -71,20 +156,32 @@ type ImageURL struct {
 // Parts returns the message content as parts: a string becomes one text
 // part; null or absent content gives none.
 func (m *ChatMessage) Parts() ([]ContentPart, error) {
-	c := bytes.TrimSpace(m.Content)
+	return decodeContent(m.Content, func(s string) ContentPart { return ContentPart{Type: "text", Text: s} })
+}
+
+// errContent is the error of content that is neither a string, an array of
+// parts, nor null.
+var errContent = errors.New("message content must be a string or an array of parts")
+
+// decodeContent reads message content as parts of type P, for an adapter
+// that reads parts into its own type: a string becomes the one part text(s);
+// null or absent content gives none. An array that does not decode as []P
+// is errContent.
+func decodeContent[P any](content json.RawMessage, text func(string) P) ([]P, error) {
+	c := bytes.TrimSpace(content)
 	if len(c) == 0 || bytes.Equal(c, []byte("null")) {
 		return nil, nil
 	}
 	if c[0] == '"' {
 		var s string
 		if err := json.Unmarshal(c, &s); err != nil {
-			return nil, err
+			return nil, errContent
 		}
-		return []ContentPart{{Type: "text", Text: s}}, nil
+		return []P{text(s)}, nil
 	}
-	var parts []ContentPart
+	var parts []P
 	if err := json.Unmarshal(c, &parts); err != nil {
-		return nil, fmt.Errorf("message content must be a string or an array of parts")
+		return nil, errContent
 	}
 	return parts, nil
 }
@@ -128,6 +225,11 @@ type ToolCall struct {
 	ID       string       `json:"id,omitempty"`
 	Type     string       `json:"type,omitempty"`
 	Function FunctionCall `json:"function"`
+	// ExtraContent is provider data on the call: Google's OpenAI-compatible
+	// endpoint puts Gemini's thought signature there, and clients send it
+	// back with the history. Kept raw; only the Gemini adapter reads or
+	// writes it.
+	ExtraContent json.RawMessage `json:"extra_content,omitempty"`
 }
 
 // FunctionCall names the function and carries its arguments as a JSON
@@ -245,14 +347,22 @@ type ResponseMessage struct {
 	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
 }
 
-// NewCompletion renders a chat.completion body for c.
+// NewCompletion renders a chat.completion body for c with one choice.
 func NewCompletion(c *Call, model string, msg ResponseMessage, finish string, u Usage) ([]byte, error) {
-	if msg.Role == "" {
-		msg.Role = "assistant"
+	return NewCompletionChoices(c, model, []CompletionItem{{Index: 0, Message: msg, FinishReason: finish}}, u)
+}
+
+// NewCompletionChoices renders a chat.completion body for c with the given
+// choices (n > 1); a message without a role is the assistant's.
+func NewCompletionChoices(c *Call, model string, choices []CompletionItem, u Usage) ([]byte, error) {
+	for i := range choices {
+		if choices[i].Message.Role == "" {
+			choices[i].Message.Role = "assistant"
+		}
 	}
 	return json.Marshal(ChatCompletion{
 		ID: c.ID, Object: "chat.completion", Created: c.Created, Model: model,
-		Choices: []CompletionItem{{Index: 0, Message: msg, FinishReason: finish}},
+		Choices: choices,
 		Usage:   openAIUsageJSON(u),
 	})
 }
@@ -261,6 +371,7 @@ func NewCompletion(c *Call, model string, msg ResponseMessage, finish string, u 
 type ChunkDelta struct {
 	Role      string     `json:"role,omitempty"`
 	Content   *string    `json:"content,omitempty"`
+	Refusal   *string    `json:"refusal,omitempty"`
 	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
 }
 
@@ -282,8 +393,13 @@ type chunk struct {
 // AppendChunk appends one chat.completion.chunk event with a single choice
 // (finish "" means none yet).
 func AppendChunk(dst []byte, c *Call, model string, delta ChunkDelta, finish string) []byte {
+	return AppendChoiceChunk(dst, c, model, 0, delta, finish)
+}
+
+// AppendChoiceChunk is AppendChunk for the choice at index (n > 1).
+func AppendChoiceChunk(dst []byte, c *Call, model string, index int, delta ChunkDelta, finish string) []byte {
 	ch := chunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: model,
-		Choices: []chunkChoice{{Index: 0, Delta: delta}}}
+		Choices: []chunkChoice{{Index: index, Delta: delta}}}
 	if finish != "" {
 		ch.Choices[0].FinishReason = &finish
 	}

@@ -72,19 +72,24 @@ type cohereMessage struct {
 	ToolCallID string          `json:"tool_call_id,omitempty"`
 }
 
-// cohereContentPart is a user content part: text or image_url.
+// cohereContentPart is a user content part: text or image_url. The
+// client's parts are read into it too, rather than into ContentPart: Cohere
+// takes image_url only as an object ({"url": ...}), so a part whose
+// image_url is a bare string, or an object of other types, makes the content
+// unreadable; members Cohere does not take (refusal, cache_control) are not
+// read at all.
 type cohereContentPart struct {
 	Type     string    `json:"type"`
 	Text     *string   `json:"text,omitempty"`
 	ImageURL *ImageURL `json:"image_url,omitempty"`
 }
 
-// cohereExtras are the OpenAI fields ChatRequest does not carry that Cohere
-// understands.
-type cohereExtras struct {
-	FrequencyPenalty *float64        `json:"frequency_penalty"`
-	PresencePenalty  *float64        `json:"presence_penalty"`
-	ResponseFormat   json.RawMessage `json:"response_format"`
+// text is the part's text, "" when it has none.
+func (p *cohereContentPart) text() string {
+	if p.Text == nil {
+		return ""
+	}
+	return *p.Text
 }
 
 func buildCohere(ctx context.Context, c *Call) (*http.Request, error) {
@@ -119,9 +124,13 @@ func cohereRequestBody(c *Call) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var extra cohereExtras
-	if err := json.Unmarshal(c.Body, &extra); err != nil {
-		return nil, &RequestError{Message: "invalid chat completions request: " + jsonMessage(err)}
+	frequency, err := req.FrequencyPenalty.Get("frequency_penalty")
+	if err != nil {
+		return nil, err
+	}
+	presence, err := req.PresencePenalty.Get("presence_penalty")
+	if err != nil {
+		return nil, err
 	}
 	if req.N != nil && *req.N > 1 {
 		return nil, cohereBad("cohere returns one choice: n must be 1")
@@ -133,8 +142,8 @@ func cohereRequestBody(c *Call) ([]byte, error) {
 		P:                req.TopP,
 		Seed:             req.Seed,
 		StopSequences:    req.Stop,
-		FrequencyPenalty: extra.FrequencyPenalty,
-		PresencePenalty:  extra.PresencePenalty,
+		FrequencyPenalty: frequency,
+		PresencePenalty:  presence,
 		Stream:           c.Stream,
 	}
 	// max_completion_tokens wins over the older max_tokens. Cohere needs
@@ -154,14 +163,14 @@ func cohereRequestBody(c *Call) ([]byte, error) {
 	if err := cohereTools(req, &out); err != nil {
 		return nil, err
 	}
-	if out.ResponseFormat, err = cohereResponseFormat(extra.ResponseFormat); err != nil {
+	if out.ResponseFormat, err = cohereResponseFormat(req.ResponseFormat); err != nil {
 		return nil, err
 	}
 	return json.Marshal(out)
 }
 
 func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
-	parts, err := m.Parts()
+	parts, err := decodeContent(m.Content, func(s string) cohereContentPart { return cohereContentPart{Type: "text", Text: &s} })
 	if err != nil {
 		return cohereMessage{}, cohereBad("messages[%d]: %v", i, err)
 	}
@@ -176,7 +185,7 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 			if b.Len() > 0 {
 				b.WriteByte('\n')
 			}
-			b.WriteString(p.Text)
+			b.WriteString(p.text())
 		}
 		return b.String(), nil
 	}
@@ -194,7 +203,7 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 			// A string (or null: an empty turn) stays a string.
 			s := ""
 			if len(parts) == 1 {
-				s = parts[0].Text
+				s = parts[0].text()
 			}
 			return cohereMessage{Role: "user", Content: str(s)}, nil
 		}
@@ -202,8 +211,7 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		for j, p := range parts {
 			switch p.Type {
 			case "text":
-				t := p.Text
-				out = append(out, cohereContentPart{Type: "text", Text: &t})
+				out = append(out, cohereContentPart{Type: "text", Text: Str(p.text())})
 			case "image_url":
 				if p.ImageURL == nil || p.ImageURL.URL == "" {
 					return cohereMessage{}, cohereBad("messages[%d].content[%d]: image_url needs a url", i, j)

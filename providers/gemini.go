@@ -184,56 +184,93 @@ func (g *geminiGenerationConfig) empty() bool {
 		g.FrequencyPenalty == nil && g.ResponseMimeType == "" && len(g.ResponseJSONSchema) == 0 && g.ThinkingConfig == nil
 }
 
-// The client's request, with what the shared ChatRequest does not read:
-// tool calls' extra_content (Google's own OpenAI-compatible endpoint carries
-// the thought signature there), the part types Gemini can take, and the
-// generation options it has a field for.
-type (
-	geminiChatIn struct {
-		ChatRequest
-		Messages         []geminiMessageIn `json:"messages"`
-		TopK             *int              `json:"top_k,omitempty"`
-		PresencePenalty  *float64          `json:"presence_penalty,omitempty"`
-		FrequencyPenalty *float64          `json:"frequency_penalty,omitempty"`
-		ResponseFormat   *struct {
-			Type       string `json:"type"`
-			JSONSchema *struct {
-				Schema json.RawMessage `json:"schema"`
-			} `json:"json_schema"`
-		} `json:"response_format,omitempty"`
-		ReasoningEffort string `json:"reasoning_effort,omitempty"`
+// geminiExtraContent is a tool call's extra_content as Google's
+// OpenAI-compatible endpoint writes it, with the call's thought signature;
+// clients that keep unknown fields (the OpenAI SDKs do) send it back with
+// the history.
+type geminiExtraContent struct {
+	Google struct {
+		ThoughtSignature string `json:"thought_signature,omitempty"`
+	} `json:"google"`
+}
+
+// geminiSignature reads a tool call's thought signature from its
+// extra_content; one that does not decode is refused as a malformed field
+// of the body is.
+func geminiSignature(tc *ToolCall) (string, error) {
+	var ec *geminiExtraContent
+	if err := decodeField("messages.tool_calls.extra_content", tc.ExtraContent, &ec); err != nil || ec == nil {
+		return "", err
 	}
-	geminiMessageIn struct {
-		ChatMessage
-		ToolCalls []geminiToolCallIn `json:"tool_calls,omitempty"`
+	return ec.Google.ThoughtSignature, nil
+}
+
+// geminiPartIn is a client content part with the two part types only
+// Gemini takes, audio and files. They stay out of ContentPart: the other
+// adapters refuse those parts without reading them, and would otherwise
+// refuse a message over a malformed input_audio or file member they never
+// use.
+type geminiPartIn struct {
+	ContentPart
+	InputAudio *struct {
+		Data   string `json:"data"`
+		Format string `json:"format"`
+	} `json:"input_audio"`
+	File *struct {
+		FileData string `json:"file_data"`
+		FileID   string `json:"file_id"`
+	} `json:"file"`
+}
+
+// geminiOptions are the request options only Gemini reads, decoded from
+// the Opt and raw fields ChatRequest keeps for them.
+type geminiOptions struct {
+	topK             *int
+	presencePenalty  *float64
+	frequencyPenalty *float64
+	responseFormat   *struct {
+		Type       string `json:"type"`
+		JSONSchema *struct {
+			Schema json.RawMessage `json:"schema"`
+		} `json:"json_schema"`
 	}
-	geminiToolCallIn struct {
-		ToolCall
-		ExtraContent *geminiExtraContent `json:"extra_content,omitempty"`
+	reasoningEffort string
+}
+
+// geminiDecodeChat reads the client's request. The fields only Gemini reads
+// (its options, the tool calls' thought signatures) are decoded before
+// anything else, so that a malformed one is refused first, as a malformed
+// field of ChatRequest is.
+func geminiDecodeChat(body []byte) (*ChatRequest, *geminiOptions, error) {
+	in, err := DecodeChatRequest(body)
+	if err != nil {
+		return nil, nil, err
 	}
-	// geminiExtraContent is where Google's OpenAI-compatible endpoint puts
-	// a tool call's thought signature; clients that keep unknown fields
-	// (the OpenAI SDKs do) send it back with the history.
-	geminiExtraContent struct {
-		Google struct {
-			ThoughtSignature string `json:"thought_signature,omitempty"`
-		} `json:"google"`
+	var o geminiOptions
+	if o.topK, err = in.TopK.Get("top_k"); err != nil {
+		return nil, nil, err
 	}
-	geminiPartIn struct {
-		Type       string          `json:"type"`
-		Text       string          `json:"text"`
-		Refusal    string          `json:"refusal"`
-		ImageURL   json.RawMessage `json:"image_url"`
-		InputAudio *struct {
-			Data   string `json:"data"`
-			Format string `json:"format"`
-		} `json:"input_audio"`
-		File *struct {
-			FileData string `json:"file_data"`
-			FileID   string `json:"file_id"`
-		} `json:"file"`
+	if o.presencePenalty, err = in.PresencePenalty.Get("presence_penalty"); err != nil {
+		return nil, nil, err
 	}
-)
+	if o.frequencyPenalty, err = in.FrequencyPenalty.Get("frequency_penalty"); err != nil {
+		return nil, nil, err
+	}
+	if err := decodeField("response_format", in.ResponseFormat, &o.responseFormat); err != nil {
+		return nil, nil, err
+	}
+	if o.reasoningEffort, err = in.ReasoningEffort.Get("reasoning_effort"); err != nil {
+		return nil, nil, err
+	}
+	for i := range in.Messages {
+		for j := range in.Messages[i].ToolCalls {
+			if _, err := geminiSignature(&in.Messages[i].ToolCalls[j]); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return in, &o, nil
+}
 
 func geminiBadRequest(format string, args ...any) error {
 	return &RequestError{Message: fmt.Sprintf(format, args...)}
@@ -242,9 +279,9 @@ func geminiBadRequest(format string, args ...any) error {
 // geminiChatRequest translates an OpenAI chat-completions body to a
 // generateContent body (providers.md §4.3, §12.5).
 func geminiChatRequest(body []byte, model string) ([]byte, error) {
-	var in geminiChatIn
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, &RequestError{Message: "invalid chat completions request: " + jsonMessage(err)}
+	in, opts, err := geminiDecodeChat(body)
+	if err != nil {
+		return nil, err
 	}
 	var out geminiRequest
 	var system []geminiPart
@@ -330,7 +367,7 @@ func geminiChatRequest(body []byte, model string) ([]byte, error) {
 		}
 	}
 
-	gc, err := geminiGeneration(&in, model)
+	gc, err := geminiGeneration(in, opts, model)
 	if err != nil {
 		return nil, err
 	}
@@ -358,19 +395,8 @@ func geminiAppendTurn(contents []geminiContent, role string, parts []geminiPart)
 // geminiPartsIn reads a message's content: a string, an array of parts, or
 // null.
 func geminiPartsIn(raw json.RawMessage, i int) ([]geminiPartIn, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil, nil
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, geminiBadRequest("messages[%d].content: %s", i, jsonMessage(err))
-		}
-		return []geminiPartIn{{Type: "text", Text: s}}, nil
-	}
-	var parts []geminiPartIn
-	if raw[0] != '[' || json.Unmarshal(raw, &parts) != nil {
+	parts, err := decodeContent(raw, func(s string) geminiPartIn { return geminiPartIn{ContentPart: ContentPart{Type: "text", Text: s}} })
+	if err != nil {
 		return nil, geminiBadRequest("messages[%d].content must be a string or an array of parts", i)
 	}
 	return parts, nil
@@ -411,7 +437,7 @@ func geminiUserParts(raw json.RawMessage, i int) ([]geminiPart, error) {
 				out = append(out, geminiPart{Text: p.Text})
 			}
 		case "image_url":
-			u := geminiImageURL(p.ImageURL)
+			u, _ := p.URL()
 			if u == "" {
 				return nil, geminiBadRequest("messages[%d].content[%d]: image_url has no url", i, j)
 			}
@@ -440,20 +466,6 @@ func geminiUserParts(raw json.RawMessage, i int) ([]geminiPart, error) {
 		}
 	}
 	return out, nil
-}
-
-// geminiImageURL reads image_url as {"url": ...} or, as some clients send
-// it, a bare string.
-func geminiImageURL(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var obj ImageURL
-	if json.Unmarshal(raw, &obj) == nil {
-		return obj.URL
-	}
-	return ""
 }
 
 // geminiMediaPart turns an image URL into a part: a data: URL becomes
@@ -504,7 +516,7 @@ func geminiDataURL(u string) (mime, data string, ok bool) {
 // functionCall part per tool call, with the arguments parsed (Gemini wants
 // an object). The first call of a turn carries its thought signature, or the
 // documented placeholder when the client did not keep it.
-func geminiAssistantParts(m *geminiMessageIn, i int, names map[string]string) ([]geminiPart, error) {
+func geminiAssistantParts(m *ChatMessage, i int, names map[string]string) ([]geminiPart, error) {
 	parts, err := geminiPartsIn(m.Content, i)
 	if err != nil {
 		return nil, err
@@ -523,7 +535,8 @@ func geminiAssistantParts(m *geminiMessageIn, i int, names map[string]string) ([
 			out = append(out, geminiPart{Text: text})
 		}
 	}
-	for j, tc := range m.ToolCalls {
+	for j := range m.ToolCalls {
+		tc := &m.ToolCalls[j]
 		if tc.Function.Name == "" {
 			return nil, geminiBadRequest("messages[%d].tool_calls[%d]: the function has no name", i, j)
 		}
@@ -534,10 +547,7 @@ func geminiAssistantParts(m *geminiMessageIn, i int, names map[string]string) ([
 		if args[0] != '{' || !json.Valid([]byte(args)) {
 			return nil, geminiBadRequest("messages[%d].tool_calls[%d]: the arguments must be a JSON object", i, j)
 		}
-		sig := ""
-		if tc.ExtraContent != nil {
-			sig = tc.ExtraContent.Google.ThoughtSignature
-		}
+		sig, _ := geminiSignature(tc) // checked by geminiDecodeChat
 		if sig == "" && j == 0 {
 			sig = geminiSkipSignature
 		}
@@ -557,7 +567,7 @@ func geminiAssistantParts(m *geminiMessageIn, i int, names map[string]string) ([
 // with the same id, else from the message's own name. The response must be
 // an object: a JSON object result goes as is, anything else as
 // {"content": "<text>"}.
-func geminiToolResult(m *geminiMessageIn, i int, names map[string]string) (geminiPart, error) {
+func geminiToolResult(m *ChatMessage, i int, names map[string]string) (geminiPart, error) {
 	name := names[m.ToolCallID]
 	if name == "" {
 		name = m.Name
@@ -579,9 +589,9 @@ func geminiToolResult(m *geminiMessageIn, i int, names map[string]string) (gemin
 // geminiGeneration maps the sampling options to generationConfig.
 // Dropped: logprobs/top_logprobs, logit_bias, parallel_tool_calls, user,
 // service_tier, metadata, store.
-func geminiGeneration(in *geminiChatIn, model string) (*geminiGenerationConfig, error) {
+func geminiGeneration(in *ChatRequest, o *geminiOptions, model string) (*geminiGenerationConfig, error) {
 	gc := &geminiGenerationConfig{
-		Temperature: in.Temperature, TopP: in.TopP, TopK: in.TopK, Seed: in.Seed,
+		Temperature: in.Temperature, TopP: in.TopP, TopK: o.topK, Seed: in.Seed,
 		StopSequences: in.Stop,
 	}
 	if n := in.MaxOutputTokens(); n > 0 {
@@ -597,13 +607,13 @@ func geminiGeneration(in *geminiChatIn, model string) (*geminiGenerationConfig, 
 	}
 	// Penalties only when set to something: several Gemini models refuse
 	// the fields, and some clients send zeros by default.
-	if in.PresencePenalty != nil && *in.PresencePenalty != 0 {
-		gc.PresencePenalty = in.PresencePenalty
+	if o.presencePenalty != nil && *o.presencePenalty != 0 {
+		gc.PresencePenalty = o.presencePenalty
 	}
-	if in.FrequencyPenalty != nil && *in.FrequencyPenalty != 0 {
-		gc.FrequencyPenalty = in.FrequencyPenalty
+	if o.frequencyPenalty != nil && *o.frequencyPenalty != 0 {
+		gc.FrequencyPenalty = o.frequencyPenalty
 	}
-	if rf := in.ResponseFormat; rf != nil {
+	if rf := o.responseFormat; rf != nil {
 		switch rf.Type {
 		case "", "text":
 		case "json_object":
@@ -621,7 +631,7 @@ func geminiGeneration(in *geminiChatIn, model string) (*geminiGenerationConfig, 
 			return nil, geminiBadRequest("response_format type %q is not supported", rf.Type)
 		}
 	}
-	tc, err := geminiThinking(model, in.ReasoningEffort)
+	tc, err := geminiThinking(model, o.reasoningEffort)
 	if err != nil {
 		return nil, err
 	}
@@ -929,56 +939,6 @@ type (
 	}
 )
 
-// OpenAI-shaped output. The shared ToolCall has no extra_content, where the
-// thought signature goes back to the client, so the adapter renders its own
-// completion and chunks (same fields, plus that one).
-type (
-	geminiToolCallOut struct {
-		Index        *int                `json:"index,omitempty"`
-		ID           string              `json:"id"`
-		Type         string              `json:"type"`
-		Function     FunctionCall        `json:"function"`
-		ExtraContent *geminiExtraContent `json:"extra_content,omitempty"`
-	}
-	geminiMessageOut struct {
-		Role      string              `json:"role"`
-		Content   *string             `json:"content"`
-		Refusal   *string             `json:"refusal,omitempty"`
-		ToolCalls []geminiToolCallOut `json:"tool_calls,omitempty"`
-	}
-	geminiChoiceOut struct {
-		Index        int              `json:"index"`
-		Message      geminiMessageOut `json:"message"`
-		FinishReason string           `json:"finish_reason"`
-	}
-	geminiCompletionOut struct {
-		ID      string            `json:"id"`
-		Object  string            `json:"object"`
-		Created int64             `json:"created"`
-		Model   string            `json:"model"`
-		Choices []geminiChoiceOut `json:"choices"`
-		Usage   map[string]any    `json:"usage"`
-	}
-	geminiDelta struct {
-		Role      string              `json:"role,omitempty"`
-		Content   *string             `json:"content,omitempty"`
-		Refusal   *string             `json:"refusal,omitempty"`
-		ToolCalls []geminiToolCallOut `json:"tool_calls,omitempty"`
-	}
-	geminiChunkChoice struct {
-		Index        int         `json:"index"`
-		Delta        geminiDelta `json:"delta"`
-		FinishReason *string     `json:"finish_reason"`
-	}
-	geminiChunk struct {
-		ID      string              `json:"id"`
-		Object  string              `json:"object"`
-		Created int64               `json:"created"`
-		Model   string              `json:"model"`
-		Choices []geminiChunkChoice `json:"choices"`
-	}
-)
-
 // geminiCallIDs names function calls that come without an id (AI Studio
 // usually sends none): "call_<response>_<n>", unique across the
 // conversation's turns and stable for one answer.
@@ -1005,7 +965,7 @@ func newGeminiCallIDs(callID string) *geminiCallIDs {
 	return &geminiCallIDs{prefix: "call_" + base + "_"}
 }
 
-func (g *geminiCallIDs) toolCall(fc *geminiFunctionCall, sig string) geminiToolCallOut {
+func (g *geminiCallIDs) toolCall(fc *geminiFunctionCall, sig string) ToolCall {
 	id := fc.ID
 	if id == "" {
 		id = g.prefix + strconv.Itoa(g.n)
@@ -1018,10 +978,11 @@ func (g *geminiCallIDs) toolCall(fc *geminiFunctionCall, sig string) geminiToolC
 			args = b.String()
 		}
 	}
-	tc := geminiToolCallOut{ID: id, Type: "function", Function: FunctionCall{Name: fc.Name, Arguments: args}}
+	tc := ToolCall{ID: id, Type: "function", Function: FunctionCall{Name: fc.Name, Arguments: args}}
 	if sig != "" {
-		tc.ExtraContent = &geminiExtraContent{}
-		tc.ExtraContent.Google.ThoughtSignature = sig
+		var ec geminiExtraContent
+		ec.Google.ThoughtSignature = sig
+		tc.ExtraContent, _ = json.Marshal(ec)
 	}
 	return tc
 }
@@ -1029,12 +990,12 @@ func (g *geminiCallIDs) toolCall(fc *geminiFunctionCall, sig string) geminiToolC
 // geminiParts reads a candidate's parts: the answer's text (thought
 // summaries are skipped) and its function calls. Other parts (inline
 // images, executable code and its results) are dropped.
-func geminiParts(c *geminiContent, ids *geminiCallIDs) (string, []geminiToolCallOut) {
+func geminiParts(c *geminiContent, ids *geminiCallIDs) (string, []ToolCall) {
 	if c == nil {
 		return "", nil
 	}
 	var text strings.Builder
-	var calls []geminiToolCallOut
+	var calls []ToolCall
 	for i := range c.Parts {
 		p := &c.Parts[i]
 		switch {
@@ -1131,12 +1092,11 @@ func geminiResponse(c *Call, body []byte) ([]byte, Usage, error) {
 	if model == "" {
 		model = c.Model
 	}
-	out := geminiCompletionOut{ID: c.ID, Object: "chat.completion", Created: c.Created, Model: model,
-		Choices: []geminiChoiceOut{}, Usage: openAIUsageJSON(u)}
+	var choices []CompletionItem
 	if len(r.Candidates) == 0 {
 		// No candidate at all: the prompt was blocked.
-		out.Choices = append(out.Choices, geminiChoiceOut{
-			Message:      geminiMessageOut{Role: "assistant", Refusal: Str(geminiBlocked(&r))},
+		choices = append(choices, CompletionItem{
+			Message:      ResponseMessage{Role: "assistant", Refusal: Str(geminiBlocked(&r))},
 			FinishReason: "content_filter",
 		})
 	}
@@ -1144,16 +1104,16 @@ func geminiResponse(c *Call, body []byte) ([]byte, Usage, error) {
 	for i := range r.Candidates {
 		cand := &r.Candidates[i]
 		text, calls := geminiParts(cand.Content, ids)
-		msg := geminiMessageOut{Role: "assistant", ToolCalls: calls}
+		msg := ResponseMessage{Role: "assistant", ToolCalls: calls}
 		if text != "" || len(calls) == 0 {
 			msg.Content = &text
 		}
-		out.Choices = append(out.Choices, geminiChoiceOut{
+		choices = append(choices, CompletionItem{
 			Index: geminiCandidateIndex(cand, i), Message: msg,
 			FinishReason: geminiFinish(cand.FinishReason, len(calls) > 0),
 		})
 	}
-	b, err := json.Marshal(out)
+	b, err := NewCompletionChoices(c, model, choices, u)
 	return b, u, err
 }
 
@@ -1235,13 +1195,8 @@ func newGeminiStream(c *Call) StreamTranslator {
 	return &geminiStream{c: c, ids: newGeminiCallIDs(c.ID), cands: map[int]*geminiCandState{}}
 }
 
-func (s *geminiStream) chunk(dst []byte, index int, d geminiDelta, finish string) []byte {
-	ch := geminiChunk{ID: s.c.ID, Object: "chat.completion.chunk", Created: s.c.Created, Model: s.model,
-		Choices: []geminiChunkChoice{{Index: index, Delta: d}}}
-	if finish != "" {
-		ch.Choices[0].FinishReason = &finish
-	}
-	return appendEvent(dst, ch)
+func (s *geminiStream) chunk(dst []byte, index int, d ChunkDelta, finish string) []byte {
+	return AppendChoiceChunk(dst, s.c, s.model, index, d, finish)
 }
 
 func (s *geminiStream) Event(dst []byte, ev Event) ([]byte, error) {
@@ -1292,9 +1247,9 @@ func (s *geminiStream) event(dst []byte, d []byte) ([]byte, error) {
 	}
 	if len(r.Candidates) == 0 && r.PromptFeedback != nil && r.PromptFeedback.BlockReason != "" && len(s.cands) == 0 && !s.blocked {
 		s.blocked = true
-		dst = s.chunk(dst, 0, geminiDelta{Role: "assistant", Content: Str("")}, "")
-		dst = s.chunk(dst, 0, geminiDelta{Refusal: Str(geminiBlocked(&r))}, "")
-		return s.chunk(dst, 0, geminiDelta{}, "content_filter"), nil
+		dst = s.chunk(dst, 0, ChunkDelta{Role: "assistant", Content: Str("")}, "")
+		dst = s.chunk(dst, 0, ChunkDelta{Refusal: Str(geminiBlocked(&r))}, "")
+		return s.chunk(dst, 0, ChunkDelta{}, "content_filter"), nil
 	}
 	for i := range r.Candidates {
 		cand := &r.Candidates[i]
@@ -1303,14 +1258,14 @@ func (s *geminiStream) event(dst []byte, d []byte) ([]byte, error) {
 		if st == nil {
 			st = &geminiCandState{}
 			s.cands[idx] = st
-			dst = s.chunk(dst, idx, geminiDelta{Role: "assistant", Content: Str("")}, "")
+			dst = s.chunk(dst, idx, ChunkDelta{Role: "assistant", Content: Str("")}, "")
 		}
 		if st.finished {
 			continue // nothing may follow a choice's finish_reason
 		}
 		text, calls := geminiParts(cand.Content, s.ids)
 		if text != "" {
-			dst = s.chunk(dst, idx, geminiDelta{Content: &text}, "")
+			dst = s.chunk(dst, idx, ChunkDelta{Content: &text}, "")
 		}
 		if len(calls) > 0 {
 			for j := range calls {
@@ -1318,11 +1273,11 @@ func (s *geminiStream) event(dst []byte, d []byte) ([]byte, error) {
 				calls[j].Index = &n
 				st.calls++
 			}
-			dst = s.chunk(dst, idx, geminiDelta{ToolCalls: calls}, "")
+			dst = s.chunk(dst, idx, ChunkDelta{ToolCalls: calls}, "")
 		}
 		if cand.FinishReason != "" {
 			st.finished = true
-			dst = s.chunk(dst, idx, geminiDelta{}, geminiFinish(cand.FinishReason, st.calls > 0))
+			dst = s.chunk(dst, idx, ChunkDelta{}, geminiFinish(cand.FinishReason, st.calls > 0))
 		}
 	}
 	return dst, nil

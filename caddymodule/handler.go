@@ -136,8 +136,10 @@ type RouteConfig struct {
 	// MaxAttempts caps the attempts of one request. Default: all targets.
 	MaxAttempts int `json:"max_attempts,omitempty"`
 
-	// Timeout is the deadline of one request across all its attempts.
-	// Default: none beyond the handler's own timeouts.
+	// Timeout bounds the wait for an answer across all the attempts of one
+	// request: until a provider's response headers arrive. It never cuts a
+	// stream that has begun. Default: none beyond the handler's own
+	// timeouts.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
+	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -132,6 +133,8 @@ type options struct {
 	headerTimeout time.Duration
 	// configure edits the provider configuration before the gateway is built.
 	configure func(e *env, p map[string]*gateway.ProviderConfig)
+	// routing is the gateway's aliases and routes.
+	routing routing.Config
 }
 
 type env struct {
@@ -217,7 +220,7 @@ func newEnv(t *testing.T, o options) *env {
 	e.observed = observed
 
 	g, err := gateway.New(gateway.Config{
-		Store: s, Providers: pcs, MaxBody: o.maxBody, ResponseHeaderTimeout: o.headerTimeout,
+		Store: s, Providers: pcs, MaxBody: o.maxBody, ResponseHeaderTimeout: o.headerTimeout, Routing: o.routing,
 		Logger: zap.New(zapcore.NewTee(jsonCore, obsCore)),
 	})
 	if err != nil {

@@ -134,12 +134,14 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 	span := trace.SpanFromContext(r.Context())
 	defer annotateRequestSpan(span, rec)
 	rec.Route = plan.Route
-	ctx := r.Context()
+	// A route's timeout bounds the wait for an answer across its attempts
+	// (until a provider's response headers arrive), not the length of an
+	// answer: a long stream that has begun is never cut by it.
+	var deadline time.Time
 	if plan.Deadline > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, plan.Deadline)
-		defer cancel()
+		deadline = time.Now().Add(plan.Deadline)
 	}
+	ctx := r.Context()
 	includeUsage := gjson.GetBytes(body, "stream_options.include_usage").Bool()
 	var last *failure
 	skipped := false // last comes from a skip, not an attempt
@@ -169,7 +171,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			skip(skipNotImplemented)
 			continue
 		}
-		if ctx.Err() != nil && r.Context().Err() == nil {
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
 			skip(skipDeadlineReached)
 			break
 		}
@@ -187,7 +189,15 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			cred.secret.Touch(now.UnixNano())
 		}
 		tried++
-		actx, aspan := startAttemptSpan(ctx, span, t.provider.Name, t.model, cred.source)
+		// Each attempt gets its own cancellation, which the route's
+		// deadline fires until the attempt's headers have arrived.
+		attemptCtx, cancelAttempt := context.WithCancel(ctx)
+		defer cancelAttempt() // plans have a handful of attempts at most
+		var deadlineTimer *time.Timer
+		if !deadline.IsZero() {
+			deadlineTimer = time.AfterFunc(time.Until(deadline), cancelAttempt)
+		}
+		actx, aspan := startAttemptSpan(attemptCtx, span, t.provider.Name, t.model, cred.source)
 		call := &providers.Call{
 			Op: op, Endpoint: cred.endpoint, Key: cred.key, Model: t.model, Body: body,
 			Stream: rec.Stream, IncludeUsage: includeUsage, DefaultMaxTokens: g.defaultMaxTokens,
@@ -215,6 +225,14 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 		}
 		resp, err := g.upstreams.forURL(req.URL).RoundTrip(req)
 		att.DurationMS = msSince(now)
+		if deadlineTimer != nil && !deadlineTimer.Stop() {
+			// The route's deadline fired: whatever arrived is too late, and
+			// the error is a timeout, not the cancellation it caused.
+			if err == nil {
+				resp.Body.Close()
+			}
+			err = context.DeadlineExceeded
+		}
 		if err != nil {
 			if r.Context().Err() != nil { // the client went away
 				att.ErrorClass = "client_closed_request"

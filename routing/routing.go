@@ -62,8 +62,9 @@ type Route struct {
 	RetryOn []string `json:"retry_on,omitempty"`
 	// MaxAttempts caps the attempts of one request. Default: all targets.
 	MaxAttempts int `json:"max_attempts,omitempty"`
-	// Timeout is the total deadline of one request across its attempts.
-	// Default: none beyond the handler's own timeouts.
+	// Timeout bounds the wait for an answer across the attempts of one
+	// request (until response headers arrive); a stream that has begun is
+	// not cut. Default: none beyond the handler's own timeouts.
 	Timeout time.Duration `json:"-"`
 }
 
@@ -89,7 +90,8 @@ type Plan struct {
 	Attempts []Attempt
 	// RetryOn holds the classes that move to the next attempt.
 	RetryOn map[string]bool
-	// Deadline bounds all attempts together; zero means none.
+	// Deadline bounds the wait for an answer across all attempts (not the
+	// length of a stream); zero means none.
 	Deadline time.Duration
 	// Route names the route that made the plan ("" for a plain model).
 	Route string

@@ -150,32 +150,7 @@ func newSDKEnv(t *testing.T) *sdkEnv {
 		fmt.Fprintf(&blocks, "\t\tprovider %s {\n\t\t\tapi_key {env.%s}\n\t\t\tbase_url %s\n\t\t\tmodel %s\n\t\t}\n",
 			p.name, envName, p.fake.BaseURL(), model)
 	}
-	cfg := fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 10s
-	skip_install_trust
-	default_bind 127.0.0.1
-	log {
-		output file %[1]s/caddy.log
-		level DEBUG
-	}
-	agent_router {
-		store %[1]s/ar.db
-		master_key {env.AR_SDK_MASTER_KEY}
-	}
-}
-
-http://localhost:9080 {
-	log {
-		output file %[1]s/access.log
-	}
-	agent_router {
-%[2]s	}
-	respond "not an agent router path" 404
-}
-`, e.dir, blocks.String())
+	cfg := testCaddyfile(e.dir, "AR_SDK_MASTER_KEY", blocks.String())
 	e.tester = caddytest.NewTester(t)
 	e.tester.InitServer(cfg, "caddyfile")
 

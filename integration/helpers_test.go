@@ -102,12 +102,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
-// config renders the Caddyfile for the current options.
-func (e *env) config() string {
-	extra := ""
-	if e.options.extraModel != "" {
-		extra = "\n\t\t\tmodel " + e.options.extraModel
-	}
+// testCaddyfile is the Caddyfile every integration test loads: caddytest's
+// fixed admin port, loopback only, DEBUG logs and an access log in dir (for
+// the secret searches), a store in dir sealed with the master key in the
+// environment variable masterKeyEnv, and the agent_router block's lines.
+func testCaddyfile(dir, masterKeyEnv, handler string) string {
 	return fmt.Sprintf(`{
 	admin localhost:2999
 	http_port 9080
@@ -121,7 +120,7 @@ func (e *env) config() string {
 	}
 	agent_router {
 		store %[1]s/ar.db
-		master_key {env.AR_TEST_MASTER_KEY}
+		master_key {env.%[2]s}
 	}
 }
 
@@ -130,25 +129,34 @@ http://localhost:9080 {
 		output file %[1]s/access.log
 	}
 	agent_router {
-		provider openai {
+%[3]s
+	}
+	respond "not an agent router path" 404
+}
+`, dir, masterKeyEnv, handler)
+}
+
+// config renders the Caddyfile for the current options.
+func (e *env) config() string {
+	extra := ""
+	if e.options.extraModel != "" {
+		extra = "\n\t\t\tmodel " + e.options.extraModel
+	}
+	return testCaddyfile(e.dir, "AR_TEST_MASTER_KEY", fmt.Sprintf(`		provider openai {
 			api_key {env.AR_TEST_OPENAI_KEY}
-			base_url %[2]s%[5]s
+			base_url %[1]s%[4]s
 		}
 		provider azure {
 			api_key {env.AR_TEST_AZURE_KEY}
-			base_url %[3]s
+			base_url %[2]s
 			model my-gpt deploy-1
 		}
 		provider mistral {
 			api_key {env.AR_TEST_MISTRAL_KEY}
-			base_url %[6]s
+			base_url %[5]s
 		}
-		max_body %[4]s
-%[7]s
-	}
-	respond "not an agent router path" 404
-}
-`, e.dir, e.openai.BaseURL(), e.azure.BaseURL(), e.options.maxBody, extra, e.mistral.BaseURL(), e.options.handler)
+		max_body %[3]s
+%[6]s`, e.openai.BaseURL(), e.azure.BaseURL(), e.options.maxBody, extra, e.mistral.BaseURL(), e.options.handler))
 }
 
 func (e *env) load() {

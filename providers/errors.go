@@ -41,6 +41,9 @@ func ClassifyResponse(provider string, status int, h http.Header, body []byte) s
 		}
 	}
 	switch {
+	case status == 403 && gjson.GetBytes(body, "error.code").String() == "unsupported_country_region_territory":
+		// OpenAI's region refusal is not about the key (error-code guide).
+		return ClassBadRequest
 	case status == 401 || status == 403:
 		return ClassAuth
 	case status == 402:

@@ -232,3 +232,13 @@ func FuzzPassthroughStream(f *testing.F) {
 		}
 	})
 }
+
+func TestRegionRefusalIsNotAKeyProblem(t *testing.T) {
+	body := []byte(`{"error":{"code":"unsupported_country_region_territory","message":"Country, region, or territory not supported","type":"request_forbidden"}}`)
+	if c := ClassifyResponse(OpenAI, 403, nil, body); c != ClassBadRequest {
+		t.Errorf("region refusal classed %q", c)
+	}
+	if c := ClassifyResponse(OpenAI, 403, nil, []byte(`{"error":{"message":"forbidden"}}`)); c != ClassAuth {
+		t.Errorf("plain 403 classed %q", c)
+	}
+}

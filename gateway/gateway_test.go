@@ -901,12 +901,19 @@ func TestUpstreamErrors(t *testing.T) {
 		r := e.chat(t, keys[0], "gpt-4o-mini")
 		expectError(t, r, 502, gateway.CodePlatformCredentialRejected, "platform", "openai")
 		e.openai.SetResponder(func(providertest.Record) providertest.Response {
-			return providertest.Response{Status: 403, Body: `{"error":{"message":"Project does not have access","type":"invalid_request_error","code":"unsupported_country_region_territory"}}`}
+			return providertest.Response{Status: 403, Body: `{"error":{"message":"Project does not have access","type":"invalid_request_error","code":"model_not_available_for_project"}}`}
 		})
 		defer e.openai.SetResponder(nil)
 		e.openai.AcceptOnly()
 		r = e.chat(t, keys[0], "gpt-4o-mini")
 		expectError(t, r, 502, gateway.CodePlatformCredentialRejected)
+
+		// A region refusal is not the key's fault: relayed as the 403 it is.
+		e.openai.SetResponder(func(providertest.Record) providertest.Response {
+			return providertest.Response{Status: 403, Body: `{"error":{"message":"Country, region, or territory not supported","type":"request_forbidden","code":"unsupported_country_region_territory"}}`}
+		})
+		r = e.chat(t, keys[0], "gpt-4o-mini")
+		expectError(t, r, 403, "unsupported_country_region_territory", "region")
 	})
 
 	t.Run("prefixless BYOK key echoed in full and in part", func(t *testing.T) {

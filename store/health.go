@@ -84,7 +84,13 @@ func (s *Store) MarkInvalid(c *Secret, at time.Time, reason string) {
 		return
 	}
 	c.health.reason.Store(&reason)
-	c.health.invalidAt.Store(at.UnixNano())
+	prev := c.health.invalidAt.Swap(at.UnixNano())
+	// A rejected key that keeps being used (a lone target: every request
+	// tries it) must not turn into a bbolt write per request: persist the
+	// first mark, and refresh it at most once a minute.
+	if prev != 0 && at.UnixNano()-prev < int64(time.Minute) {
+		return
+	}
 	go s.persistHealth(c.AccountID, c.Provider, healthRecord{Version: c.Version, InvalidAt: at.UTC(), Reason: reason})
 }
 

@@ -694,3 +694,35 @@ func TestDeletedCredentialDoesNotInheritLastUsed(t *testing.T) {
 		t.Fatalf("%d clocks survive the account's deletion", n)
 	}
 }
+
+// TestMarkInvalidPersistsOncePerMinute: a rejected key that keeps being
+// tried is marked in memory every time, but written at most once a minute.
+func TestMarkInvalidPersistsOncePerMinute(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ar.db")
+	key := bytes.Repeat([]byte{3}, 32)
+	s, err := Open(path, key, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.CreateAccount("acme", "")
+	s.PutCredential("acme", "openai", "sk-proj-"+strings.Repeat("h", 40), "m", Extras{})
+	c := s.Snapshot().Credential("acme", "openai")
+	first := time.Now().Add(-time.Second).Truncate(time.Millisecond)
+	s.MarkInvalid(c, first, "openai answered 401 (auth)")
+	time.Sleep(100 * time.Millisecond) // the first mark is written in the background
+	s.MarkInvalid(c, first.Add(10*time.Second), "openai answered 401 (auth)")
+	if since, _, invalid := c.Invalid(); !invalid || !since.Equal(first.Add(10*time.Second).UTC()) {
+		t.Fatalf("in memory: %v %v", since, invalid)
+	}
+	time.Sleep(100 * time.Millisecond)
+	s.Close()
+	s, err = Open(path, key, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	since, reason, invalid := s.CredentialHealth("acme", "openai")
+	if !invalid || !since.Equal(first.UTC()) || reason != "openai answered 401 (auth)" {
+		t.Fatalf("persisted: %v %q %v (want the first mark, %v)", since, reason, invalid, first.UTC())
+	}
+}

@@ -5,17 +5,33 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // transports keeps one tuned http.Transport per upstream host, so hosts do
-// not share (or starve) each other's connection pools.
+// not share (or starve) each other's connection pools. BYOK base URLs
+// (an Azure resource per customer) can add many hosts: past maxTransports,
+// transports unused for transportIdle are dropped.
 type transports struct {
 	mu            sync.RWMutex
-	byHost        map[string]*http.Transport
+	byHost        map[hostKey]*transportEntry
 	dialTimeout   time.Duration
 	headerTimeout time.Duration
 }
+
+// hostKey is a struct, not "scheme://host", so a lookup allocates nothing.
+type hostKey struct{ scheme, host string }
+
+type transportEntry struct {
+	tr   *http.Transport
+	used atomic.Int64 // unix seconds of the last use
+}
+
+const (
+	maxTransports = 256
+	transportIdle = 10 * time.Minute
+)
 
 func newTransports(dial, header time.Duration) *transports {
 	if dial <= 0 {
@@ -24,42 +40,64 @@ func newTransports(dial, header time.Duration) *transports {
 	if header <= 0 {
 		header = 5 * time.Minute
 	}
-	return &transports{byHost: make(map[string]*http.Transport), dialTimeout: dial, headerTimeout: header}
+	return &transports{byHost: make(map[hostKey]*transportEntry), dialTimeout: dial, headerTimeout: header}
 }
 
 func (t *transports) forURL(u *url.URL) *http.Transport {
-	key := u.Scheme + "://" + u.Host
+	key := hostKey{u.Scheme, u.Host}
+	now := time.Now().Unix()
 	t.mu.RLock()
-	tr := t.byHost[key]
+	e := t.byHost[key]
 	t.mu.RUnlock()
-	if tr != nil {
-		return tr
+	if e != nil {
+		if e.used.Load() != now {
+			e.used.Store(now)
+		}
+		return e.tr
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if tr = t.byHost[key]; tr == nil {
-		tr = &http.Transport{
-			Proxy:       http.ProxyFromEnvironment,
-			DialContext: (&net.Dialer{Timeout: t.dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-			// Caddy's default of 32 idle connections per host churns
-			// connections under load (reference/performance.md).
-			MaxIdleConns:          1024,
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: t.headerTimeout,
-			ExpectContinueTimeout: time.Second,
-			ForceAttemptHTTP2:     true,
-		}
-		t.byHost[key] = tr
+	if e = t.byHost[key]; e != nil {
+		e.used.Store(now)
+		return e.tr
 	}
+	if len(t.byHost) >= maxTransports {
+		t.evictIdle(now)
+	}
+	tr := &http.Transport{
+		Proxy:       http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{Timeout: t.dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		// Caddy's default of 32 idle connections per host churns
+		// connections under load (reference/performance.md).
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: t.headerTimeout,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	e = &transportEntry{tr: tr}
+	e.used.Store(now)
+	t.byHost[key] = e
 	return tr
+}
+
+// evictIdle drops transports unused for transportIdle. Requests still
+// using one keep it; only its idle connections are closed. Callers hold mu.
+func (t *transports) evictIdle(now int64) {
+	for k, e := range t.byHost {
+		if now-e.used.Load() > int64(transportIdle/time.Second) {
+			e.tr.CloseIdleConnections()
+			delete(t.byHost, k)
+		}
+	}
 }
 
 func (t *transports) close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, tr := range t.byHost {
-		tr.CloseIdleConnections()
+	for _, e := range t.byHost {
+		e.tr.CloseIdleConnections()
 	}
 }

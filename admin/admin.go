@@ -243,7 +243,7 @@ type BYOKStatus struct {
 
 func (a *API) status(s *store.Store, account, provider string, c *store.Credential) BYOKStatus {
 	st := BYOKStatus{Provider: provider, Status: "not_configured", Serves: "none"}
-	st.BYOKOnly = s.Policies(account)[provider].BYOKOnly
+	st.BYOKOnly = s.Snapshot().Policy(account, provider).BYOKOnly
 	if a.PlatformKey != nil && a.PlatformKey(provider) && !st.BYOKOnly {
 		st.Serves = "platform"
 	}

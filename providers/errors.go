@@ -25,11 +25,6 @@ const (
 	ClassConnect    = "connect"     // could not reach the provider
 )
 
-// Classify returns the error class of an upstream HTTP failure.
-func Classify(provider string, status int, body []byte) string {
-	return ClassifyResponse(provider, status, nil, body)
-}
-
 // ClassifyResponse returns the error class of an upstream HTTP failure,
 // with the provider's own rules first (Together's 403 that means "too many
 // tokens", Anthropic's spend-cap 429, Gemini's 400 API_KEY_INVALID), then the

@@ -113,13 +113,6 @@ func (p *Provider) NewCallRequest(ctx context.Context, c *Call) (*http.Request, 
 	return p.build(ctx, c)
 }
 
-// NewRequest builds the authenticated upstream request for op. model is the
-// upstream model name; body is the client's JSON body, whose model field is
-// rewritten when it differs.
-func (p *Provider) NewRequest(ctx context.Context, op Operation, ep Endpoint, key, model string, body []byte) (*http.Request, error) {
-	return p.NewCallRequest(ctx, &Call{Op: op, Endpoint: ep, Key: key, Model: model, Body: body})
-}
-
 // TranslateResponse turns a successful non-streamed answer into the body
 // the client receives, and reads its usage.
 func (p *Provider) TranslateResponse(c *Call, body []byte) ([]byte, Usage, error) {

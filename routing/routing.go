@@ -359,16 +359,6 @@ func (t *Table) Plan(model string, rnd func() float64) (Plan, bool) {
 	return Plan{Attempts: attempts, RetryOn: c.retryOn, Deadline: c.deadline, Route: c.name}, true
 }
 
-// IsLogical reports whether name is an alias or a route.
-func (t *Table) IsLogical(name string) bool {
-	if t == nil {
-		return false
-	}
-	_, a := t.aliases[name]
-	_, r := t.routes[name]
-	return a || r
-}
-
 // Names lists the aliases and routes, sorted.
 func (t *Table) Names() []string {
 	if t == nil {

@@ -143,18 +143,6 @@ func (s *Store) SetPolicy(account, provider string, p Policy) error {
 	})
 }
 
-// Policies returns the account's policies by provider.
-func (s *Store) Policies(account string) map[string]Policy {
-	sn := s.Snapshot()
-	out := make(map[string]Policy)
-	for k, p := range sn.policies {
-		if k.account == account {
-			out[k.provider] = p
-		}
-	}
-	return out
-}
-
 // CredentialHealth returns the health of the account's credential for
 // provider as the snapshot holds it.
 func (s *Store) CredentialHealth(account, provider string) (since time.Time, reason string, invalid bool) {

@@ -69,6 +69,9 @@ type LogFilter struct {
 	CredentialSource string
 	// Status matches one status exactly; 0 matches any.
 	Status int
+	// StatusClass matches a class of statuses (2 for 2xx, 4 for 4xx, 5
+	// for 5xx); 0 matches any.
+	StatusClass int
 	// From and To bound the record's Time, To exclusive. Like paging and
 	// pruning, they rely on ids sorting by time (the gateway's ids start
 	// with the time in hex nanoseconds), so a range is a seek, not a scan
@@ -419,7 +422,17 @@ func (s *Store) Logs(f LogFilter) (recs []LogRecord, next string, err error) {
 		} else {
 			k, v = c.Last()
 		}
+		needles := f.needles()
+	scan:
 		for ; k != nil; k, v = c.Prev() {
+			// A record that lacks one of the filter's exact field
+			// encodings cannot match: skip it without decoding, so a
+			// filter that matches little does not decode the whole log.
+			for _, n := range needles {
+				if !bytes.Contains(v, n) {
+					continue scan
+				}
+			}
 			var r LogRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
@@ -441,12 +454,32 @@ func (s *Store) Logs(f LogFilter) (recs []LogRecord, next string, err error) {
 	return recs, next, err
 }
 
+// needles are the encoded "field":"value" pairs a matching record's JSON
+// must contain (encoding/json writes them this way, escapes included).
+func (f *LogFilter) needles() [][]byte {
+	var out [][]byte
+	for _, p := range []struct{ field, value string }{
+		{"account", f.AccountID}, {"key_id", f.KeyID}, {"provider", f.Provider}, {"credential_source", f.CredentialSource},
+	} {
+		if p.value == "" {
+			continue
+		}
+		q, err := json.Marshal(p.value)
+		if err != nil {
+			continue
+		}
+		out = append(out, append([]byte(`"`+p.field+`":`), q...))
+	}
+	return out
+}
+
 func (f *LogFilter) match(r *LogRecord) bool {
 	return (f.AccountID == "" || r.AccountID == f.AccountID) &&
 		(f.KeyID == "" || r.KeyID == f.KeyID) &&
 		(f.Provider == "" || r.Provider == f.Provider) &&
 		(f.CredentialSource == "" || r.CredentialSource == f.CredentialSource) &&
 		(f.Status == 0 || r.Status == f.Status) &&
+		(f.StatusClass == 0 || r.Status/100 == f.StatusClass) &&
 		(f.To.IsZero() || r.Time.Before(f.To))
 }
 

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -31,6 +32,9 @@ type credential struct {
 	key      string
 	endpoint providers.Endpoint
 	secret   *store.Secret // BYOK only
+	// guarded: the endpoint is the tenant's own base URL, dialed only
+	// where the egress policy allows.
+	guarded bool
 }
 
 // Reasons a planned attempt is skipped without a call. They appear in the
@@ -62,13 +66,14 @@ func (g *Gateway) pickCredential(snap *store.Snapshot, account, provider string,
 			// The platform's organization and project never go with a
 			// customer's key; the customer's own extras do.
 			ep.Organization, ep.Project = sec.Extras.Organization, sec.Extras.Project
+			guarded := false
 			if sec.Extras.BaseURL != "" {
-				ep.BaseURL = sec.Extras.BaseURL
+				ep.BaseURL, guarded = sec.Extras.BaseURL, true
 			}
 			if sec.Extras.APIVersion != "" {
 				ep.APIVersion = sec.Extras.APIVersion
 			}
-			return credential{source: SourceBYOK, key: sec.Key(), endpoint: ep, secret: sec}, ""
+			return credential{source: SourceBYOK, key: sec.Key(), endpoint: ep, secret: sec, guarded: guarded}, ""
 		}
 		if pin == routing.PinBYOK {
 			return credential{}, skipNoBYOK
@@ -223,7 +228,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 				msg: "could not build the upstream request: " + scrubString(err.Error(), cred.key)})
 			return
 		}
-		resp, err := g.upstreams.forURL(req.URL).RoundTrip(req)
+		resp, err := g.upstreams.forURL(req.URL, cred.guarded).RoundTrip(req)
 		att.DurationMS = msSince(now)
 		if deadlineTimer != nil && !deadlineTimer.Stop() {
 			// The route's deadline fired: whatever arrived is too late, and
@@ -242,6 +247,13 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 				return
 			}
 			class := providers.ClassifyTransport(err)
+			blocked := egress.IsBlocked(err)
+			if blocked {
+				// The tenant's base URL leads somewhere the operator did
+				// not allow: a configuration error, never an outage to
+				// route around.
+				class = providers.ClassBadRequest
+			}
 			att.ErrorClass = class
 			rec.Attempts = append(rec.Attempts, att)
 			endAttemptSpan(aspan, span, &att)
@@ -251,7 +263,11 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 					zap.String("error", scrubString(err.Error(), cred.key)))
 			}
 			f := failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamUnreachable, msg: "could not reach " + t.provider.Name}
-			if class == providers.ClassTimeout {
+			switch {
+			case blocked:
+				f = failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeBYOKBaseURLBlocked,
+					msg: "the base_url registered with this account's " + t.provider.Name + " key leads to an address the gateway may not reach (a private, loopback or link-local address); register a public https endpoint"}
+			case class == providers.ClassTimeout:
 				f = failure{status: http.StatusGatewayTimeout, typ: typeAPI, code: CodeUpstreamTimeout, msg: t.provider.Name + " did not answer in time"}
 			}
 			last, skipped = &f, false

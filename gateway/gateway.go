@@ -20,6 +20,7 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -63,6 +64,9 @@ type Config struct {
 	// ResponseHeaderTimeout bounds the wait for a provider's response
 	// headers. Default: 5m (large non-streamed completions are slow).
 	ResponseHeaderTimeout time.Duration
+	// Egress decides where tenant-chosen BYOK base URLs may connect. Nil
+	// is the strict default: public addresses only.
+	Egress *egress.Policy
 	// Logger receives operational messages; never keys, prompts or bodies.
 	Logger *zap.Logger
 	// Routing holds the aliases and routes (fallback chains, splits).
@@ -113,7 +117,7 @@ func New(cfg Config) (*Gateway, error) {
 		declared:  make(map[string]target),
 		maxBody:   cfg.MaxBody,
 		logger:    cfg.Logger,
-		upstreams: newTransports(cfg.DialTimeout, cfg.ResponseHeaderTimeout),
+		upstreams: newTransports(cfg.DialTimeout, cfg.ResponseHeaderTimeout, cfg.Egress),
 	}
 	if g.maxBody <= 0 {
 		g.maxBody = 4 << 20

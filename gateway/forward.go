@@ -444,6 +444,9 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 	rec.CachedTokens, rec.ReasoningTokens, rec.UsageRaw = u.CachedTokens, u.ReasoningTokens, u.Raw
 }
 
+// maxPooledEventBuf is the largest event buffer returned to the pool.
+const maxPooledEventBuf = 64 << 10
+
 var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // relayEvents reads the upstream event stream, translates each event and
@@ -454,7 +457,13 @@ func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reade
 	rc := http.NewResponseController(w)
 	sr := providers.NewSSEReader(body)
 	bp := eventBufs.Get().(*[]byte)
-	defer func() { eventBufs.Put(bp) }()
+	defer func() {
+		// A buffer grown by one big event is left to the collector, not
+		// kept for every later stream.
+		if cap(*bp) <= maxPooledEventBuf {
+			eventBufs.Put(bp)
+		}
+	}()
 	out := (*bp)[:0]
 	pending := false
 	endWith := func(code, msg string) string {
@@ -469,6 +478,9 @@ func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reade
 		if err != nil {
 			if clientCtx.Err() != nil {
 				return "client_closed_request"
+			}
+			if errors.Is(err, providers.ErrEventTooLarge) {
+				return endWith("upstream_event_too_large", fmt.Sprintf("the provider sent a stream event larger than %d bytes", providers.MaxSSEEvent))
 			}
 			if !errors.Is(err, io.EOF) {
 				return endWith("upstream_stream_error", "the connection to the provider broke during the stream")

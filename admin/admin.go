@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
@@ -47,6 +48,16 @@ type API struct {
 	// PlatformKey reports whether a platform key is configured for a
 	// provider in the running config.
 	PlatformKey func(provider string) bool
+	// Egress returns the running config's policy for tenant-chosen base
+	// URLs; nil (or a nil result) is the strict default.
+	Egress func() *egress.Policy
+}
+
+func (a *API) egress() *egress.Policy {
+	if a.Egress == nil {
+		return nil
+	}
+	return a.Egress()
 }
 
 // ServeHTTP dispatches one admin request. It writes the response on success
@@ -299,7 +310,10 @@ func (a *API) getBYOK(w http.ResponseWriter, _ *http.Request, s *store.Store, pa
 	return writeJSON(w, http.StatusOK, a.status(s, parts[1], parts[3], c))
 }
 
-type byokIn struct {
+// BYOKInput registers or rotates an account's key for a provider: the body
+// of PUT /agent_router/accounts/{id}/byok/{provider}, and what the console's
+// form sends.
+type BYOKInput struct {
 	APIKey       *string `json:"api_key"`
 	BYOKOnly     *bool   `json:"byok_only"`
 	BaseURL      string  `json:"base_url"`
@@ -312,42 +326,59 @@ var azureVersion = regexp.MustCompile(`^(v1|preview|\d{4}-\d{2}-\d{2}(-preview)?
 
 func (a *API) putBYOK(w http.ResponseWriter, r *http.Request, s *store.Store, parts []string) error {
 	account, provider := parts[1], parts[3]
+	var in BYOKInput
 	if err := checkProvider(provider); err != nil {
 		return err
 	}
-	var in byokIn
 	if err := decode(r, &in); err != nil {
 		return err
 	}
+	c, err := SaveBYOK(s, a.egress(), account, provider, in)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, a.status(s, account, provider, &c))
+}
+
+// SaveBYOK checks and stores an account's key for a provider, with the same
+// rules wherever it comes from (the admin API, the console): the provider's
+// key format, no masked key sent back, extras that fit the provider and a
+// base URL the egress policy allows. Bad input is an *Error with status 400
+// (404 for an unknown account) whose message says what to fix and holds no
+// key material.
+func SaveBYOK(s *store.Store, pol *egress.Policy, account, provider string, in BYOKInput) (store.Credential, error) {
+	if err := checkProvider(provider); err != nil {
+		return store.Credential{}, err
+	}
 	if in.APIKey == nil {
-		return errorf(http.StatusBadRequest, "api_key is required: {\"api_key\": \"...\"}")
+		return store.Credential{}, errorf(http.StatusBadRequest, "api_key is required: {\"api_key\": \"...\"}")
 	}
 	key := providers.NormalizeKey(*in.APIKey)
 	if err := providers.CheckKey(provider, key); err != nil {
-		return &Error{http.StatusBadRequest, err}
+		return store.Credential{}, &Error{http.StatusBadRequest, err}
 	}
 	existing, err := s.Credentials(account)
 	if err != nil {
-		return storeErr(err)
+		return store.Credential{}, storeErr(err)
 	}
 	if old, ok := existing[provider]; ok && key == old.Masked {
-		return errorf(http.StatusBadRequest, "api_key equals the stored masked form; send the full key")
+		return store.Credential{}, errorf(http.StatusBadRequest, "api_key equals the stored masked form; send the full key")
 	}
 	extras := store.Extras{BaseURL: strings.TrimRight(strings.TrimSpace(in.BaseURL), "/"), APIVersion: strings.TrimSpace(in.APIVersion),
 		Organization: strings.TrimSpace(in.Organization), Project: strings.TrimSpace(in.Project)}
-	if err := checkExtras(provider, extras); err != nil {
-		return err
+	if err := CheckExtras(pol, provider, extras); err != nil {
+		return store.Credential{}, err
 	}
 	c, err := s.PutCredential(account, provider, key, providers.Mask(key), extras)
 	if err != nil {
-		return storeErr(err)
+		return store.Credential{}, storeErr(err)
 	}
 	if in.BYOKOnly != nil {
 		if err := s.SetPolicy(account, provider, store.Policy{BYOKOnly: *in.BYOKOnly}); err != nil {
-			return storeErr(err)
+			return c, storeErr(err)
 		}
 	}
-	return writeJSON(w, http.StatusOK, a.status(s, account, provider, &c))
+	return c, nil
 }
 
 type policyIn struct {
@@ -384,14 +415,15 @@ func (a *API) patchBYOK(w http.ResponseWriter, r *http.Request, s *store.Store, 
 	return writeJSON(w, http.StatusOK, a.status(s, account, provider, c))
 }
 
-func checkExtras(provider string, e store.Extras) error {
+// CheckExtras checks a credential's extras for provider: which fields the
+// provider takes, and a base URL the egress policy pol allows.
+func CheckExtras(pol *egress.Policy, provider string, e store.Extras) error {
 	if e.BaseURL != "" {
 		if provider != providers.OpenAI && provider != providers.Azure {
 			return errorf(http.StatusBadRequest, "base_url can be set only for openai and azure credentials")
 		}
-		u, err := url.Parse(e.BaseURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
-			return errorf(http.StatusBadRequest, "base_url must be an http(s) URL without credentials or query, like https://contoso.openai.azure.com")
+		if err := pol.CheckURL(e.BaseURL); err != nil {
+			return &Error{http.StatusBadRequest, err}
 		}
 	}
 	if provider == providers.Azure && e.BaseURL == "" {

@@ -201,16 +201,33 @@ func TestBYOKRejections(t *testing.T) {
 		{"empty body", "openai", ``, "", []string{"request body is empty"}},
 		{"array body", "openai", `[` + jsonStr(canary) + `]`, canary, []string{"JSON object"}},
 		{"azure without base_url", "azure", keyBody(azureKey), azureKey, []string{"azure credentials need base_url"}},
-		{"azure non-http base_url", "azure", `{"api_key":` + jsonStr(azureKey) + `,"base_url":"ftp://contoso.openai.azure.com"}`, azureKey, []string{"base_url must be an http(s) URL"}},
-		{"azure base_url without host", "azure", `{"api_key":` + jsonStr(azureKey) + `,"base_url":"contoso.openai.azure.com"}`, azureKey, []string{"base_url must be an http(s) URL"}},
-		{"azure base_url with credentials", "azure", `{"api_key":` + jsonStr(azureKey) + `,"base_url":"https://user:CANARYpw@contoso.openai.azure.com"}`, "CANARYpw", []string{"without credentials"}},
-		{"azure base_url with query", "azure", `{"api_key":` + jsonStr(azureKey) + `,"base_url":"https://contoso.openai.azure.com/?api-key=CANARYq"}`, "CANARYq", []string{"base_url must be"}},
+		{"azure non-http base_url", "azure", `{"api_key":` + jsonStr(azureKey) + `,"base_url":"ftp://contoso.openai.azure.com"}`, azureKey, []string{"base_url must be an https URL"}},
+		{"azure base_url without host", "azure", `{"api_key":` + jsonStr(azureKey) + `,"base_url":"contoso.openai.azure.com"}`, azureKey, []string{"base_url must be an absolute URL"}},
+		{"azure base_url with credentials", "azure", `{"api_key":` + jsonStr(azureKey) + `,"base_url":"https://user:CANARYpw@contoso.openai.azure.com"}`, "CANARYpw", []string{"must not carry credentials"}},
+		{"azure base_url with query", "azure", `{"api_key":` + jsonStr(azureKey) + `,"base_url":"https://contoso.openai.azure.com/?api-key=CANARYq"}`, "CANARYq", []string{"base_url must not have a query"}},
 		{"azure bad api_version", "azure", `{"api_key":` + jsonStr(azureKey) + `,"base_url":"https://contoso.openai.azure.com","api_version":"2024/10/21"}`, azureKey, []string{"api_version must look like"}},
 		{"azure word api_version", "azure", `{"api_key":` + jsonStr(azureKey) + `,"base_url":"https://contoso.openai.azure.com","api_version":"latest"}`, azureKey, []string{"api_version must look like"}},
 		{"api_version for openai", "openai", `{"api_key":` + jsonStr(canary) + `,"api_version":"2024-10-21"}`, canary, []string{"api_version can be set only for azure"}},
 		{"organization for mistral", "mistral", `{"api_key":` + jsonStr(mistralKey) + `,"organization":"org-1"}`, mistralKey, []string{"organization and project can be set only for openai"}},
 		{"project for azure", "azure", `{"api_key":` + jsonStr(azureKey) + `,"base_url":"https://contoso.openai.azure.com","project":"p"}`, azureKey, []string{"organization and project can be set only for openai"}},
 		{"base_url for cohere", "cohere", `{"api_key":` + jsonStr(cohereKey) + `,"base_url":"https://api.cohere.com"}`, cohereKey, []string{"base_url can be set only for openai and azure"}},
+		// Where a tenant's URL must not lead (issue: SSRF through base_url).
+		{"caddy admin with fragment", "azure", azureURL(azureKey, "http://127.0.0.1:2019/stop#"), azureKey, []string{"query or a fragment"}},
+		{"caddy admin over https", "azure", azureURL(azureKey, "https://127.0.0.1:2019/stop"), azureKey, []string{"loopback address", "byok_allow_hosts"}},
+		{"plain http", "openai", azureURL(canary, "http://api.example.com/v1"), canary, []string{"must use https", "byok_allow_http"}},
+		{"metadata service", "openai", azureURL(canary, "https://169.254.169.254/latest"), canary, []string{"link-local address"}},
+		{"ipv6 loopback", "azure", azureURL(azureKey, "https://[::1]:8080/internal"), azureKey, []string{"loopback address"}},
+		{"ipv4-mapped loopback", "azure", azureURL(azureKey, "https://[::ffff:127.0.0.1]/"), azureKey, []string{"loopback address"}},
+		{"private network", "azure", azureURL(azureKey, "https://10.1.2.3"), azureKey, []string{"private address"}},
+		{"private ipv6", "azure", azureURL(azureKey, "https://[fd00::1]"), azureKey, []string{"private address"}},
+		{"cgnat", "azure", azureURL(azureKey, "https://100.64.1.1"), azureKey, []string{"carrier-grade NAT"}},
+		{"unspecified", "azure", azureURL(azureKey, "https://0.0.0.0:2019"), azureKey, []string{"unspecified address"}},
+		{"multicast", "azure", azureURL(azureKey, "https://224.0.0.1"), azureKey, []string{"multicast address"}},
+		{"localhost by name", "azure", azureURL(azureKey, "https://localhost:2019"), azureKey, []string{"gateway's own machine"}},
+		{"single-label name", "azure", azureURL(azureKey, "https://intranet/"), azureKey, []string{"not a fully qualified"}},
+		{"empty fragment", "openai", azureURL(canary, "https://api.example.com/v1#"), canary, []string{"query or a fragment"}},
+		{"empty query", "openai", azureURL(canary, "https://api.example.com/v1?"), canary, []string{"query or a fragment"}},
+		{"backslash", "openai", azureURL(canary, `https://api.example.com\\@127.0.0.1/`), canary, []string{"backslashes"}},
 		{"base_url not a string", "openai", `{"api_key":` + jsonStr(canary) + `,"base_url":1}`, canary, []string{`"base_url"`, "string"}},
 	}
 	for _, c := range cases {
@@ -291,12 +308,12 @@ func TestBYOKExtrasAndNormalization(t *testing.T) {
 	}
 	// Other accepted api_version shapes, and no api_version at all.
 	for i, v := range []string{"v1", "preview", "2025-04-01-preview", ""} {
-		body := `{"api_key":` + jsonStr(azureKey) + `,"base_url":"http://localhost:8080/azure"`
+		body := `{"api_key":` + jsonStr(azureKey) + `,"base_url":"https://contoso-eu.openai.azure.com/azure"`
 		if v != "" {
 			body += `,"api_version":"` + v + `"`
 		}
 		h.ok("PUT", "/agent_router/accounts/acme/byok/azure", body+`}`, http.StatusOK, &st)
-		if st.APIVersion != v || st.BaseURL != "http://localhost:8080/azure" || st.Version != uint64(i+2) {
+		if st.APIVersion != v || st.BaseURL != "https://contoso-eu.openai.azure.com/azure" || st.Version != uint64(i+2) {
 			t.Errorf("azure api_version %q = %+v", v, st)
 		}
 	}
@@ -433,4 +450,9 @@ func TestBYOKPolicyAndHealth(t *testing.T) {
 	if st.Status != "active" || st.InvalidSince != nil {
 		t.Fatalf("after rotation: %+v", st)
 	}
+}
+
+// azureURL is a PUT body with a key and a base URL.
+func azureURL(key, baseURL string) string {
+	return `{"api_key":` + jsonStr(key) + `,"base_url":` + jsonStr(baseURL) + `}`
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -44,6 +45,12 @@ var api = &admin.API{
 			return a.platformKey(provider)
 		}
 		return false
+	},
+	Egress: func() *egress.Policy {
+		if a := active.Load(); a != nil {
+			return a.egress
+		}
+		return nil
 	},
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -64,6 +65,20 @@ type App struct {
 	// Default: 2160h (90 days).
 	UsageRetention caddy.Duration `json:"usage_retention,omitempty"`
 
+	// BYOKAllowHosts lets BYOK base URLs (set by accounts) reach these
+	// destinations even though they are not public: host names as written
+	// in the URL, IP addresses or CIDR prefixes. By default a BYOK base URL
+	// must resolve to public unicast addresses only, checked when it is
+	// saved and again at every connection (so DNS rebinding cannot aim it
+	// at Caddy's admin endpoint, a metadata service or the LAN). Platform
+	// base URLs in the config are trusted and not checked.
+	BYOKAllowHosts []string `json:"byok_allow_hosts,omitempty"`
+
+	// BYOKAllowHTTP accepts http:// BYOK base URLs. Off by default: over
+	// http the account's key would travel in clear text.
+	BYOKAllowHTTP bool `json:"byok_allow_http,omitempty"`
+
+	egress  *egress.Policy
 	store   *store.Store
 	poolKey string
 	logger  *zap.Logger
@@ -103,12 +118,21 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.handlers = &handlerSet{m: make(map[*Handler]struct{})}
 	repl := caddy.NewReplacer()
+	hosts := make([]string, len(a.BYOKAllowHosts))
+	for i, h := range a.BYOKAllowHosts {
+		hosts[i] = repl.ReplaceAll(h, "")
+	}
+	pol, err := egress.New(a.BYOKAllowHTTP, hosts)
+	if err != nil {
+		return fmt.Errorf("agent_router: %v", err)
+	}
+	a.egress = pol
 
 	path := repl.ReplaceAll(a.Store, "")
 	if path == "" {
 		path = filepath.Join(caddy.AppDataDir(), "agent_router", "agent_router.db")
 	}
-	path, err := filepath.Abs(path)
+	path, err = filepath.Abs(path)
 	if err != nil {
 		return fmt.Errorf("resolving store path: %v", err)
 	}

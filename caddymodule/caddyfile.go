@@ -370,6 +370,8 @@ func (pc *ProviderConfig) unmarshal(d *caddyfile.Dispenser) error {
 //			log_max_age     <duration>  # default 720h
 //			usage_flush_interval <duration>  # default 10s
 //			usage_retention      <duration>  # default 2160h
+//			byok_allow_hosts <host|ip|cidr>...  # repeatable; private BYOK base URLs allowed
+//			byok_allow_http                     # accept http:// BYOK base URLs
 //		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -394,6 +396,19 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		opt := d.Val()
 		switch opt {
+		case "byok_allow_hosts":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			a.BYOKAllowHosts = append(a.BYOKAllowHosts, d.Val())
+			a.BYOKAllowHosts = append(a.BYOKAllowHosts, d.RemainingArgs()...)
+			continue
+		case "byok_allow_http":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.BYOKAllowHTTP = true
+			continue
 		case "store", "master_key", "old_master_key", "log_max_records", "log_max_age", "usage_flush_interval", "usage_retention":
 		default:
 			return d.Errf("unrecognized agent_router global option: %s", opt)

@@ -369,6 +369,15 @@ func TestAppUnmarshalCaddyfile(t *testing.T) {
 			},
 		},
 		{
+			name: "byok egress allowances",
+			input: `agent_router {
+				byok_allow_hosts 10.0.0.0/8 azure.internal.example
+				byok_allow_hosts {env.AR_ALLOW}
+				byok_allow_http
+			}`,
+			want: App{BYOKAllowHosts: []string{"10.0.0.0/8", "azure.internal.example", "{env.AR_ALLOW}"}, BYOKAllowHTTP: true},
+		},
+		{
 			name:  "go duration",
 			input: "agent_router {\n log_max_age 36h30m\n}",
 			want:  App{LogMaxAge: caddy.Duration(36*time.Hour + 30*time.Minute)},
@@ -432,6 +441,16 @@ func TestAppUnmarshalCaddyfileErrors(t *testing.T) {
 			name:  "argument on the option",
 			input: `agent_router extra`,
 			want:  []string{"wrong argument count", "'extra'"},
+		},
+		{
+			name:  "byok_allow_hosts without a host",
+			input: "agent_router {\n byok_allow_hosts\n}",
+			want:  []string{"wrong argument count", "byok_allow_hosts"},
+		},
+		{
+			name:  "byok_allow_http with a value",
+			input: "agent_router {\n byok_allow_http yes\n}",
+			want:  []string{"wrong argument count", "'yes'"},
 		},
 		{
 			name:  "unknown option with a value",

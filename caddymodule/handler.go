@@ -217,6 +217,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		DialTimeout:           time.Duration(h.DialTimeout),
 		ResponseHeaderTimeout: time.Duration(h.ResponseHeaderTimeout),
 		Logger:                h.logger,
+		Egress:                h.app.egress,
 		Routing:               h.routingConfig(),
 		DefaultMaxTokens:      h.DefaultMaxTokens,
 		BYOKCooldown:          time.Duration(h.BYOKCooldown),

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -114,8 +115,11 @@ func statusClass(status int) string {
 // observe records a finished request in the metrics and in Caddy's access
 // log entry for it.
 func (h *Handler) observe(r *http.Request, rec *store.LogRecord) {
+	// Only names a provider accepted become label values (client-chosen
+	// names would grow the series without bound), and only valid UTF-8
+	// ones: Prometheus refuses anything else with a panic.
 	model := "-"
-	if rec.Status >= 200 && rec.Status < 300 && rec.UpstreamModel != "" && len(rec.UpstreamModel) <= 128 {
+	if rec.Status >= 200 && rec.Status < 300 && rec.UpstreamModel != "" && len(rec.UpstreamModel) <= 128 && utf8.ValidString(rec.UpstreamModel) {
 		model = rec.UpstreamModel
 	}
 	sc := statusClass(rec.Status)

@@ -30,6 +30,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
@@ -135,6 +136,9 @@ type options struct {
 	configure func(e *env, p map[string]*gateway.ProviderConfig)
 	// routing is the gateway's aliases and routes.
 	routing routing.Config
+	// egress is the policy for BYOK base URLs; nil allows http and
+	// 127.0.0.1, where the fakes listen (strict is tested on its own).
+	egress *egress.Policy
 }
 
 type env struct {
@@ -214,6 +218,12 @@ func newEnv(t *testing.T, o options) *env {
 		o.configure(e, pcs)
 	}
 
+	if o.egress == nil {
+		var err error
+		if o.egress, err = egress.New(true, []string{"127.0.0.1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	e.logBuf = &syncBuffer{}
 	jsonCore := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(e.logBuf), zapcore.DebugLevel)
 	obsCore, observed := observer.New(zapcore.DebugLevel)
@@ -221,7 +231,7 @@ func newEnv(t *testing.T, o options) *env {
 
 	g, err := gateway.New(gateway.Config{
 		Store: s, Providers: pcs, MaxBody: o.maxBody, ResponseHeaderTimeout: o.headerTimeout, Routing: o.routing,
-		Logger: zap.New(zapcore.NewTee(jsonCore, obsCore)),
+		Logger: zap.New(zapcore.NewTee(jsonCore, obsCore)), Egress: o.egress,
 	})
 	if err != nil {
 		t.Fatal(err)

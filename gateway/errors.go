@@ -25,6 +25,8 @@ const (
 	CodeUpstreamTimeout            = "upstream_timeout"
 	CodeUpstreamError              = "upstream_error"
 	CodeInternal                   = "internal_error"
+	CodeBYOKBaseURLBlocked         = "byok_base_url_blocked"
+	CodeUpstreamInvalid            = "upstream_invalid_response"
 )
 
 // OpenAI's error types.

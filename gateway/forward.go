@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -31,6 +32,9 @@ type credential struct {
 	key      string
 	endpoint providers.Endpoint
 	secret   *store.Secret // BYOK only
+	// guarded: the endpoint is the tenant's own base URL, dialed only
+	// where the egress policy allows.
+	guarded bool
 }
 
 // Reasons a planned attempt is skipped without a call. They appear in the
@@ -62,13 +66,14 @@ func (g *Gateway) pickCredential(snap *store.Snapshot, account, provider string,
 			// The platform's organization and project never go with a
 			// customer's key; the customer's own extras do.
 			ep.Organization, ep.Project = sec.Extras.Organization, sec.Extras.Project
+			guarded := false
 			if sec.Extras.BaseURL != "" {
-				ep.BaseURL = sec.Extras.BaseURL
+				ep.BaseURL, guarded = sec.Extras.BaseURL, true
 			}
 			if sec.Extras.APIVersion != "" {
 				ep.APIVersion = sec.Extras.APIVersion
 			}
-			return credential{source: SourceBYOK, key: sec.Key(), endpoint: ep, secret: sec}, ""
+			return credential{source: SourceBYOK, key: sec.Key(), endpoint: ep, secret: sec, guarded: guarded}, ""
 		}
 		if pin == routing.PinBYOK {
 			return credential{}, skipNoBYOK
@@ -223,7 +228,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 				msg: "could not build the upstream request: " + scrubString(err.Error(), cred.key)})
 			return
 		}
-		resp, err := g.upstreams.forURL(req.URL).RoundTrip(req)
+		resp, err := g.upstreams.forURL(req.URL, cred.guarded).RoundTrip(req)
 		att.DurationMS = msSince(now)
 		if deadlineTimer != nil && !deadlineTimer.Stop() {
 			// The route's deadline fired: whatever arrived is too late, and
@@ -242,6 +247,13 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 				return
 			}
 			class := providers.ClassifyTransport(err)
+			blocked := egress.IsBlocked(err)
+			if blocked {
+				// The tenant's base URL leads somewhere the operator did
+				// not allow: a configuration error, never an outage to
+				// route around.
+				class = providers.ClassBadRequest
+			}
 			att.ErrorClass = class
 			rec.Attempts = append(rec.Attempts, att)
 			endAttemptSpan(aspan, span, &att)
@@ -251,7 +263,11 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 					zap.String("error", scrubString(err.Error(), cred.key)))
 			}
 			f := failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamUnreachable, msg: "could not reach " + t.provider.Name}
-			if class == providers.ClassTimeout {
+			switch {
+			case blocked:
+				f = failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeBYOKBaseURLBlocked,
+					msg: "the base_url registered with this account's " + t.provider.Name + " key leads to an address the gateway may not reach (a private, loopback or link-local address); register a public https endpoint"}
+			case class == providers.ClassTimeout:
 				f = failure{status: http.StatusGatewayTimeout, typ: typeAPI, code: CodeUpstreamTimeout, msg: t.provider.Name + " did not answer in time"}
 			}
 			last, skipped = &f, false
@@ -428,6 +444,9 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 	rec.CachedTokens, rec.ReasoningTokens, rec.UsageRaw = u.CachedTokens, u.ReasoningTokens, u.Raw
 }
 
+// maxPooledEventBuf is the largest event buffer returned to the pool.
+const maxPooledEventBuf = 64 << 10
+
 var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // relayEvents reads the upstream event stream, translates each event and
@@ -438,7 +457,13 @@ func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reade
 	rc := http.NewResponseController(w)
 	sr := providers.NewSSEReader(body)
 	bp := eventBufs.Get().(*[]byte)
-	defer func() { eventBufs.Put(bp) }()
+	defer func() {
+		// A buffer grown by one big event is left to the collector, not
+		// kept for every later stream.
+		if cap(*bp) <= maxPooledEventBuf {
+			eventBufs.Put(bp)
+		}
+	}()
 	out := (*bp)[:0]
 	pending := false
 	endWith := func(code, msg string) string {
@@ -453,6 +478,9 @@ func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reade
 		if err != nil {
 			if clientCtx.Err() != nil {
 				return "client_closed_request"
+			}
+			if errors.Is(err, providers.ErrEventTooLarge) {
+				return endWith("upstream_event_too_large", fmt.Sprintf("the provider sent a stream event larger than %d bytes", providers.MaxSSEEvent))
 			}
 			if !errors.Is(err, io.EOF) {
 				return endWith("upstream_stream_error", "the connection to the provider broke during the stream")

@@ -20,6 +20,7 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -63,6 +64,9 @@ type Config struct {
 	// ResponseHeaderTimeout bounds the wait for a provider's response
 	// headers. Default: 5m (large non-streamed completions are slow).
 	ResponseHeaderTimeout time.Duration
+	// Egress decides where tenant-chosen BYOK base URLs may connect. Nil
+	// is the strict default: public addresses only.
+	Egress *egress.Policy
 	// Logger receives operational messages; never keys, prompts or bodies.
 	Logger *zap.Logger
 	// Routing holds the aliases and routes (fallback chains, splits).
@@ -113,7 +117,7 @@ func New(cfg Config) (*Gateway, error) {
 		declared:  make(map[string]target),
 		maxBody:   cfg.MaxBody,
 		logger:    cfg.Logger,
-		upstreams: newTransports(cfg.DialTimeout, cfg.ResponseHeaderTimeout),
+		upstreams: newTransports(cfg.DialTimeout, cfg.ResponseHeaderTimeout, cfg.Egress),
 	}
 	if g.maxBody <= 0 {
 		g.maxBody = 4 << 20
@@ -239,9 +243,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	rec := &store.LogRecord{ID: id, Time: start.UTC(), AccountID: entry.AccountID, KeyID: entry.KeyID}
 	defer func() {
+		if v := recover(); v != nil {
+			g.recovered(w, rec, v)
+		}
 		rec.LatencyMS = msSince(start)
 		if g.observe != nil {
-			g.observe(r, rec)
+			g.safeObserve(r, rec)
 		}
 		g.store.Record(rec) // the record is read-only from here on
 	}()
@@ -290,8 +297,12 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, snap *store.Sn
 		fail(http.StatusBadRequest, typeInvalidRequest, CodeInvalidJSON, "could not read the request body")
 		return
 	}
-	if !gjson.ValidBytes(body) || len(body) == 0 || body[firstNonSpace(body)] != '{' {
+	if len(body) == 0 || body[firstNonSpace(body)] != '{' {
 		fail(http.StatusBadRequest, typeInvalidRequest, CodeInvalidJSON, "request body must be a JSON object")
+		return
+	}
+	if err := providers.CheckRequestJSON(body); err != nil {
+		fail(http.StatusBadRequest, typeInvalidRequest, CodeInvalidJSON, err.Error())
 		return
 	}
 	if repeatsModel(body) {
@@ -364,6 +375,38 @@ func (g *Gateway) serveModels(w http.ResponseWriter, snap *store.Snapshot, accou
 	w.Header()["Content-Type"] = []string{"application/json"}
 	w.WriteHeader(http.StatusOK)
 	w.Write(b.Bytes())
+}
+
+// recovered answers a request whose handling panicked: a 500 in OpenAI's
+// envelope when nothing was sent yet, an error event when a stream had
+// begun. The panic is logged once with its type and stack, never its value
+// (which could hold request data or key material).
+func (g *Gateway) recovered(w http.ResponseWriter, rec *store.LogRecord, v any) {
+	g.logger.Error("recovered from a panic while serving a request",
+		zap.String("request_id", rec.ID), zap.String("panic_type", fmt.Sprintf("%T", v)), zap.StackSkip("stack", 2))
+	switch {
+	case rec.Status == 0:
+		rec.Status, rec.ErrorCode = http.StatusInternalServerError, CodeInternal
+		writeError(w, rec.Status, typeAPI, CodeInternal, "the gateway failed while serving this request; it has been logged as "+rec.ID)
+	case rec.Stream && rec.Status < 300:
+		rec.ErrorCode = CodeInternal
+		w.Write(providers.ErrorEvent(nil, typeAPI, CodeInternal, "the gateway failed during the stream"))
+		http.NewResponseController(w).Flush()
+	default:
+		rec.ErrorCode = CodeInternal
+	}
+}
+
+// safeObserve runs the observer (metrics, access-log fields) so that a
+// failure there cannot take the request or the process with it.
+func (g *Gateway) safeObserve(r *http.Request, rec *store.LogRecord) {
+	defer func() {
+		if v := recover(); v != nil {
+			g.logger.Error("recovered from a panic while recording a request's metrics",
+				zap.String("request_id", rec.ID), zap.String("panic_type", fmt.Sprintf("%T", v)), zap.StackSkip("stack", 2))
+		}
+	}()
+	g.observe(r, rec)
 }
 
 // --- helpers ---

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/egress"
 )
 
 // transports keeps one tuned http.Transport per upstream host, so hosts do
@@ -18,10 +20,17 @@ type transports struct {
 	byHost        map[hostKey]*transportEntry
 	dialTimeout   time.Duration
 	headerTimeout time.Duration
+	// egress guards connections to tenant-chosen URLs (BYOK base URLs).
+	egress *egress.Policy
 }
 
 // hostKey is a struct, not "scheme://host", so a lookup allocates nothing.
-type hostKey struct{ scheme, host string }
+// A tenant's URL (guarded) never shares a transport with the operator's
+// URL for the same host: only the guarded one checks where it connects.
+type hostKey struct {
+	scheme, host string
+	guarded      bool
+}
 
 type transportEntry struct {
 	tr   *http.Transport
@@ -33,18 +42,22 @@ const (
 	transportIdle = 10 * time.Minute
 )
 
-func newTransports(dial, header time.Duration) *transports {
+func newTransports(dial, header time.Duration, pol *egress.Policy) *transports {
 	if dial <= 0 {
 		dial = 10 * time.Second
 	}
 	if header <= 0 {
 		header = 5 * time.Minute
 	}
-	return &transports{byHost: make(map[hostKey]*transportEntry), dialTimeout: dial, headerTimeout: header}
+	return &transports{byHost: make(map[hostKey]*transportEntry), dialTimeout: dial, headerTimeout: header, egress: pol}
 }
 
-func (t *transports) forURL(u *url.URL) *http.Transport {
-	key := hostKey{u.Scheme, u.Host}
+// forURL returns the transport for u's host. guarded transports serve
+// tenant-chosen URLs: they dial only addresses the egress policy allows,
+// and never through an environment proxy (which would resolve the name
+// where the policy cannot see it).
+func (t *transports) forURL(u *url.URL, guarded bool) *http.Transport {
+	key := hostKey{u.Scheme, u.Host, guarded}
 	now := time.Now().Unix()
 	t.mu.RLock()
 	e := t.byHost[key]
@@ -64,9 +77,10 @@ func (t *transports) forURL(u *url.URL) *http.Transport {
 	if len(t.byHost) >= maxTransports {
 		t.evictIdle(now)
 	}
+	dialer := &net.Dialer{Timeout: t.dialTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:       http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{Timeout: t.dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: dialer.DialContext,
 		// Caddy's default of 32 idle connections per host churns
 		// connections under load (reference/performance.md).
 		MaxIdleConns:          1024,
@@ -76,6 +90,9 @@ func (t *transports) forURL(u *url.URL) *http.Transport {
 		ResponseHeaderTimeout: t.headerTimeout,
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
+	}
+	if guarded {
+		tr.Proxy, tr.DialContext = nil, t.egress.Dialer(dialer)
 	}
 	e = &transportEntry{tr: tr}
 	e.used.Store(now)

@@ -150,7 +150,7 @@ func newSDKEnv(t *testing.T) *sdkEnv {
 		fmt.Fprintf(&blocks, "\t\tprovider %s {\n\t\t\tapi_key {env.%s}\n\t\t\tbase_url %s\n\t\t\tmodel %s\n\t\t}\n",
 			p.name, envName, p.fake.BaseURL(), model)
 	}
-	cfg := testCaddyfile(e.dir, "AR_SDK_MASTER_KEY", blocks.String())
+	cfg := testCaddyfile(e.dir, "AR_SDK_MASTER_KEY", blocks.String(), loopbackEgress)
 	e.tester = caddytest.NewTester(t)
 	e.tester.InitServer(cfg, "caddyfile")
 

@@ -68,6 +68,9 @@ type envOptions struct {
 	// handler holds extra lines for the agent_router block (aliases,
 	// routes, timeouts).
 	handler string
+	// strictEgress leaves out loopbackEgress: BYOK base URLs get the
+	// default policy.
+	strictEgress bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -105,8 +108,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 // testCaddyfile is the Caddyfile every integration test loads: caddytest's
 // fixed admin port, loopback only, DEBUG logs and an access log in dir (for
 // the secret searches), a store in dir sealed with the master key in the
-// environment variable masterKeyEnv, and the agent_router block's lines.
-func testCaddyfile(dir, masterKeyEnv, handler string) string {
+// environment variable masterKeyEnv, the agent_router block's lines and the
+// global agent_router option's extra lines.
+func testCaddyfile(dir, masterKeyEnv, handler, global string) string {
 	return fmt.Sprintf(`{
 	admin localhost:2999
 	http_port 9080
@@ -121,6 +125,7 @@ func testCaddyfile(dir, masterKeyEnv, handler string) string {
 	agent_router {
 		store %[1]s/ar.db
 		master_key {env.%[2]s}
+%[4]s
 	}
 }
 
@@ -133,14 +138,22 @@ http://localhost:9080 {
 	}
 	respond "not an agent router path" 404
 }
-`, dir, masterKeyEnv, handler)
+`, dir, masterKeyEnv, handler, global)
 }
+
+// loopbackEgress lets BYOK base URLs reach the fake providers, which listen
+// on http://127.0.0.1 (by default a BYOK base URL must be public https).
+const loopbackEgress = "\t\tbyok_allow_http\n\t\tbyok_allow_hosts 127.0.0.1"
 
 // config renders the Caddyfile for the current options.
 func (e *env) config() string {
 	extra := ""
 	if e.options.extraModel != "" {
 		extra = "\n\t\t\tmodel " + e.options.extraModel
+	}
+	global := loopbackEgress
+	if e.options.strictEgress {
+		global = ""
 	}
 	return testCaddyfile(e.dir, "AR_TEST_MASTER_KEY", fmt.Sprintf(`		provider openai {
 			api_key {env.AR_TEST_OPENAI_KEY}
@@ -156,7 +169,7 @@ func (e *env) config() string {
 			base_url %[5]s
 		}
 		max_body %[3]s
-%[6]s`, e.openai.BaseURL(), e.azure.BaseURL(), e.options.maxBody, extra, e.mistral.BaseURL(), e.options.handler))
+%[6]s`, e.openai.BaseURL(), e.azure.BaseURL(), e.options.maxBody, extra, e.mistral.BaseURL(), e.options.handler), global)
 }
 
 func (e *env) load() {

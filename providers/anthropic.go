@@ -507,7 +507,7 @@ func antTokenCount(r gjson.Result) int64 {
 // anthropicResponse translates a Messages answer to a chat.completion. Its
 // id is the call's; Anthropic's msg_ id stays in the provider's own logs.
 func anthropicResponse(c *Call, body []byte) ([]byte, Usage, error) {
-	if !gjson.ValidBytes(body) {
+	if !ValidJSON(body) {
 		return nil, Usage{}, fmt.Errorf("anthropic answered with invalid JSON")
 	}
 	res := gjson.GetManyBytes(body, "type", "model", "content", "stop_reason", "usage")
@@ -583,7 +583,7 @@ func (s *anthropicStream) Event(dst []byte, ev Event) ([]byte, error) {
 	if s.done {
 		return dst, nil
 	}
-	if !gjson.ValidBytes(ev.Data) {
+	if !ValidJSON(ev.Data) {
 		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_invalid", Message: "the provider sent an invalid stream event"}
 	}
 	typ := gjson.GetBytes(ev.Data, "type").String()

@@ -344,7 +344,7 @@ func cohereResponseFormat(raw json.RawMessage) (json.RawMessage, error) {
 // citations}, usage}. The text parts are joined (after the tool_plan, as the
 // stream sends them); thinking parts and citations are dropped.
 func cohereResponse(c *Call, body []byte) ([]byte, Usage, error) {
-	if !gjson.ValidBytes(body) {
+	if !ValidJSON(body) {
 		return nil, Usage{}, fmt.Errorf("the provider answered with invalid JSON")
 	}
 	root := gjson.ParseBytes(body)
@@ -498,7 +498,7 @@ func (s *cohereStream) Event(dst []byte, ev Event) ([]byte, error) {
 	if bytes.Equal(data, []byte("[DONE]")) {
 		return dst, nil
 	}
-	if !gjson.ValidBytes(data) {
+	if !ValidJSON(data) {
 		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_invalid", Message: "the provider sent an event that is not JSON"}
 	}
 	r := gjson.ParseBytes(data)

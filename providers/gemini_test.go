@@ -926,7 +926,7 @@ func FuzzGeminiStream(f *testing.F) {
 		out, _, err := geminiRunStream(c, data)
 		if err != nil {
 			var se *StreamError
-			if !errors.As(err, &se) && !errors.Is(err, errLineTooLong) {
+			if !errors.As(err, &se) && !errors.Is(err, ErrEventTooLarge) {
 				t.Fatalf("error %v is not a StreamError", err)
 			}
 			if bytes.Contains(out, []byte("[DONE]")) {

@@ -15,7 +15,7 @@ import (
 func member(body []byte, key string) (start, end int, value gjson.Result, ok bool) {
 	// Offsets into invalid JSON mean nothing: edit valid objects only.
 	root := gjson.ParseBytes(body)
-	if !root.IsObject() || !gjson.ValidBytes(body) {
+	if !root.IsObject() || !ValidJSON(body) {
 		return 0, 0, gjson.Result{}, false
 	}
 	root.ForEach(func(k, v gjson.Result) bool {
@@ -34,7 +34,7 @@ func member(body []byte, key string) (start, end int, value gjson.Result, ok boo
 // SetField sets the top-level member key to the raw JSON value raw,
 // replacing it or inserting it first. body must be a JSON object.
 func SetField(body []byte, key string, raw []byte) []byte {
-	if !gjson.ValidBytes(body) {
+	if !ValidJSON(body) {
 		return body
 	}
 	if _, _, v, ok := member(body, key); ok && v.Index > 0 {

@@ -32,10 +32,14 @@ func NewSSEReader(r io.Reader) *SSEReader {
 	return &SSEReader{r: bufio.NewReaderSize(r, 16<<10)}
 }
 
-// MaxSSELine bounds one line of an event stream; a longer line is an error.
-const MaxSSELine = 8 << 20
+// MaxSSEEvent bounds one event of a stream: its data lines together, and so
+// any one line. Beyond it Next returns ErrEventTooLarge: an upstream cannot
+// make the gateway hold an unbounded event in memory.
+const MaxSSEEvent = 8 << 20
 
-var errLineTooLong = errors.New("event stream line too long")
+// ErrEventTooLarge is returned by Next for an event (or a line) longer than
+// MaxSSEEvent.
+var ErrEventTooLarge = errors.New("event stream event larger than 8 MiB")
 
 // Buffered reports how many bytes are read but not yet consumed, so a
 // relay can batch its flushes when events arrive together.
@@ -73,8 +77,8 @@ func (s *SSEReader) readLine() ([]byte, error) {
 			if i < 0 {
 				s.line = append(s.line, buf...)
 				s.r.Discard(len(buf))
-				if len(s.line) > MaxSSELine {
-					return nil, errLineTooLong
+				if len(s.line) > MaxSSEEvent {
+					return nil, ErrEventTooLarge
 				}
 				if _, err := s.r.Peek(1); err != nil {
 					if errors.Is(err, io.EOF) {
@@ -89,8 +93,8 @@ func (s *SSEReader) readLine() ([]byte, error) {
 			if buf[i] == '\r' {
 				s.pendingR = true
 			}
-			if len(s.line) > MaxSSELine {
-				return nil, errLineTooLong
+			if len(s.line) > MaxSSEEvent {
+				return nil, ErrEventTooLarge
 			}
 			return s.line, nil
 		}
@@ -129,6 +133,9 @@ func (s *SSEReader) Next() (Event, error) {
 		}
 		switch string(field) {
 		case "data":
+			if len(s.data)+1+len(value) > MaxSSEEvent {
+				return Event{}, ErrEventTooLarge
+			}
 			if s.hasData {
 				s.data = append(s.data, '\n')
 			}

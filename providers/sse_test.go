@@ -100,10 +100,23 @@ func TestSSEReader(t *testing.T) {
 	}
 }
 
-func TestSSEReaderLineLimit(t *testing.T) {
-	in := "data: " + strings.Repeat("x", MaxSSELine+10) + "\n\n"
-	if _, err := readAllEvents(t, strings.NewReader(in)); err == nil {
-		t.Fatal("a line over MaxSSELine was accepted")
+func TestSSEReaderLimits(t *testing.T) {
+	line := strings.Repeat("x", 1<<20)
+	for name, in := range map[string]string{
+		"one long line": "data: " + strings.Repeat("x", MaxSSEEvent+10) + "\n\n",
+		// Many lines, each short: they add up to one event.
+		"many lines": strings.Repeat("data: "+line+"\n", MaxSSEEvent>>20+1) + "\n",
+	} {
+		sr := NewSSEReader(strings.NewReader(in))
+		if _, err := sr.Next(); !errors.Is(err, ErrEventTooLarge) {
+			t.Errorf("%s: %v, want ErrEventTooLarge", name, err)
+		}
+	}
+	// Just under the bound is one event.
+	in := strings.Repeat("data: "+line+"\n", MaxSSEEvent>>20-1) + "\n"
+	ev, err := NewSSEReader(strings.NewReader(in)).Next()
+	if err != nil || len(ev.Data) != (MaxSSEEvent>>20-1)*(1<<20+1)-1 {
+		t.Errorf("an event under the bound: %d bytes, %v", len(ev.Data), err)
 	}
 }
 

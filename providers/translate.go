@@ -160,7 +160,7 @@ func (p *passthroughStream) Usage() Usage { return p.usage }
 // passthroughResponse reads usage from an OpenAI-shaped answer, which is
 // relayed unchanged.
 func passthroughResponse(_ *Call, body []byte) ([]byte, Usage, error) {
-	if !gjson.ValidBytes(body) {
+	if !ValidJSON(body) {
 		return nil, Usage{}, fmt.Errorf("the provider answered with invalid JSON")
 	}
 	return body, openAIUsage(gjson.GetBytes(body, "usage")), nil

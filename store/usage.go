@@ -108,14 +108,20 @@ func clip(s string) string {
 	return s
 }
 
+// UnresolvedModel is the usage model of requests no provider accepted.
+const UnresolvedModel = "-"
+
 func dimsOf(r *LogRecord) usageDims {
 	t := r.Time
 	if t.IsZero() || t.Unix() < 0 {
 		t = now() // no usable time on the record: count it now
 	}
-	model := r.UpstreamModel
-	if model == "" {
-		model = r.Model
+	// A model name is kept only when a provider accepted it (the same rule
+	// as the metrics): an unknown or rejected name is client data, and a
+	// row per invented name would grow the store without bound.
+	model := UnresolvedModel
+	if r.Status >= 200 && r.Status < 300 && r.UpstreamModel != "" {
+		model = r.UpstreamModel
 	}
 	return usageDims{
 		hour: hourOf(t.Unix()), account: clip(r.AccountID), keyID: clip(r.KeyID),

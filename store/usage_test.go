@@ -102,9 +102,9 @@ func wantUsage(recs []urec, q UsageQuery) UsageResult {
 		if u.at.Before(from) || !u.at.Before(to) || (q.AccountID != "" && u.account != q.AccountID) {
 			continue
 		}
-		model := u.upstream
-		if model == "" {
-			model = u.model
+		model := UnresolvedModel // no provider accepted the name
+		if u.status >= 200 && u.status < 300 && u.upstream != "" {
+			model = u.upstream
 		}
 		vals := map[string]string{DimAccount: u.account, DimKeyID: u.key, DimProvider: u.provider, DimModel: model, DimCredentialSource: u.source}
 		key := map[string]string{}
@@ -456,7 +456,7 @@ func TestUsageKeyRoundTrip(t *testing.T) {
 			t.Errorf("round trip of %+v = %+v, %v", d, got, ok)
 		}
 	}
-	d := dimsOf(&LogRecord{Time: uh0, Model: long})
+	d := dimsOf(&LogRecord{Time: uh0, Status: 200, UpstreamModel: long})
 	if len(d.model) > maxDimLen || !strings.HasPrefix(long, d.model) || len(d.model) < maxDimLen-1 {
 		t.Errorf("long model clipped to %d bytes", len(d.model))
 	}

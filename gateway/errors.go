@@ -25,6 +25,10 @@ const (
 	CodeUpstreamTimeout            = "upstream_timeout"
 	CodeUpstreamError              = "upstream_error"
 	CodeInternal                   = "internal_error"
+	// ServeAccount's refusals (the console's playground).
+	CodeAccountNotFound = "account_not_found"
+	CodeAPIKeyNotFound  = "api_key_not_found"
+	CodeProfileNotFound = "profile_not_found"
 )
 
 // OpenAI's error types.

@@ -45,6 +45,12 @@ var api = &admin.API{
 		}
 		return false
 	},
+	Profiles: func() []string {
+		if a := active.Load(); a != nil {
+			return a.profiles()
+		}
+		return nil
+	},
 }
 
 // Routes returns the admin routes.

@@ -58,17 +58,7 @@ func (g *Gateway) pickCredential(snap *store.Snapshot, account, provider string,
 			if since, _, invalid := sec.Invalid(); invalid && more && now.Sub(since) < g.cooldown {
 				return credential{}, skipInvalid
 			}
-			ep := pc.Endpoint
-			// The platform's organization and project never go with a
-			// customer's key; the customer's own extras do.
-			ep.Organization, ep.Project = sec.Extras.Organization, sec.Extras.Project
-			if sec.Extras.BaseURL != "" {
-				ep.BaseURL = sec.Extras.BaseURL
-			}
-			if sec.Extras.APIVersion != "" {
-				ep.APIVersion = sec.Extras.APIVersion
-			}
-			return credential{source: SourceBYOK, key: sec.Key(), endpoint: ep, secret: sec}, ""
+			return credential{source: SourceBYOK, key: sec.Key(), endpoint: byokEndpoint(pc, sec.Extras), secret: sec}, ""
 		}
 		if pin == routing.PinBYOK {
 			return credential{}, skipNoBYOK

@@ -51,6 +51,9 @@ type API struct {
 	// Egress returns the running config's policy for tenant-chosen base
 	// URLs; nil (or a nil result) is the strict default.
 	Egress func() *egress.Policy
+	// Profiles lists the routing profiles of the running config, for
+	// checking the profile an API key is bound to. nil: no profiles.
+	Profiles func() []string
 }
 
 func (a *API) egress() *egress.Policy {
@@ -91,7 +94,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "keys":
 		return a.route(w, r, map[string]handler{"GET": a.listKeys, "POST": a.createKey}, s, parts)
 	case len(parts) == 4 && parts[0] == "accounts" && parts[2] == "keys":
-		return a.route(w, r, map[string]handler{"DELETE": a.revokeKey}, s, parts)
+		return a.route(w, r, map[string]handler{"PATCH": a.patchKey, "DELETE": a.revokeKey}, s, parts)
 	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "byok":
 		return a.route(w, r, map[string]handler{"GET": a.listBYOK}, s, parts)
 	case len(parts) == 4 && parts[0] == "accounts" && parts[2] == "byok":
@@ -181,6 +184,31 @@ func (a *API) deleteAccount(w http.ResponseWriter, _ *http.Request, s *store.Sto
 
 type keyIn struct {
 	Name string `json:"name"`
+	// Profile binds the key to a routing profile of the running config.
+	Profile string `json:"profile"`
+}
+
+type keyPatch struct {
+	// Profile rebinds the key; "" unbinds it.
+	Profile *string `json:"profile"`
+}
+
+// checkProfile refuses a profile the running config does not declare.
+func (a *API) checkProfile(name string) error {
+	if name == "" {
+		return nil
+	}
+	var known []string
+	if a.Profiles != nil {
+		known = a.Profiles()
+	}
+	if !slices.Contains(known, name) {
+		if len(known) == 0 {
+			return errorf(http.StatusBadRequest, "unknown routing profile %q: the running config declares none (add 'profile <name> { ... }' to the agent_router handler)", clip(name))
+		}
+		return errorf(http.StatusBadRequest, "unknown routing profile %q (configured: %s)", clip(name), strings.Join(known, ", "))
+	}
+	return nil
 }
 
 type createdKey struct {
@@ -198,7 +226,10 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request, s *store.Store, 
 	if len(in.Name) > 200 {
 		return errorf(http.StatusBadRequest, "key name is longer than 200 characters")
 	}
-	plain, k, err := s.CreateAPIKey(parts[1], in.Name)
+	if err := a.checkProfile(in.Profile); err != nil {
+		return err
+	}
+	plain, k, err := s.CreateAPIKeyWithProfile(parts[1], in.Name, in.Profile)
 	if err != nil {
 		return storeErr(err)
 	}
@@ -212,6 +243,26 @@ func (a *API) listKeys(w http.ResponseWriter, _ *http.Request, s *store.Store, p
 		return storeErr(err)
 	}
 	return writeJSON(w, http.StatusOK, keys)
+}
+
+// patchKey changes an API key's routing profile: {"profile": "team"} binds
+// it, {"profile": ""} unbinds it. The next request with the key uses it.
+func (a *API) patchKey(w http.ResponseWriter, r *http.Request, s *store.Store, parts []string) error {
+	var in keyPatch
+	if err := decode(r, &in); err != nil {
+		return err
+	}
+	if in.Profile == nil {
+		return errorf(http.StatusBadRequest, "profile is required: {\"profile\": \"team\"} (\"\" unbinds)")
+	}
+	if err := a.checkProfile(*in.Profile); err != nil {
+		return err
+	}
+	k, err := s.SetAPIKeyProfile(parts[1], parts[3], *in.Profile)
+	if err != nil {
+		return storeErr(err)
+	}
+	return writeJSON(w, http.StatusOK, k)
 }
 
 func (a *API) revokeKey(w http.ResponseWriter, _ *http.Request, s *store.Store, parts []string) error {
@@ -485,7 +536,7 @@ type logPage struct {
 func (a *API) listLogs(w http.ResponseWriter, r *http.Request, s *store.Store, _ []string) error {
 	q := r.URL.Query()
 	f := store.LogFilter{AccountID: q.Get("account"), KeyID: q.Get("key_id"), Before: q.Get("before"),
-		Provider: q.Get("provider"), CredentialSource: q.Get("credential_source")}
+		Provider: q.Get("provider"), CredentialSource: q.Get("credential_source"), Source: q.Get("source")}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
@@ -498,6 +549,9 @@ func (a *API) listLogs(w http.ResponseWriter, r *http.Request, s *store.Store, _
 	}
 	if c := f.CredentialSource; c != "" && c != "byok" && c != "platform" {
 		return errorf(http.StatusBadRequest, "credential_source must be byok or platform")
+	}
+	if len(f.Source) > 64 {
+		return errorf(http.StatusBadRequest, "source is longer than 64 characters")
 	}
 	if st := q.Get("status"); st != "" {
 		n, err := strconv.Atoi(st)
@@ -659,7 +713,7 @@ func storeErr(err error) error {
 		return &Error{http.StatusNotFound, err}
 	case errors.Is(err, store.ErrExists):
 		return &Error{http.StatusConflict, err}
-	case errors.Is(err, store.ErrInvalidQuery):
+	case errors.Is(err, store.ErrInvalidQuery), errors.Is(err, store.ErrInvalidProfile):
 		return &Error{http.StatusBadRequest, err}
 	}
 	return err

@@ -52,6 +52,12 @@ var api = &admin.API{
 		}
 		return nil
 	},
+	Profiles: func() []string {
+		if a := active.Load(); a != nil {
+			return a.profiles()
+		}
+		return nil
+	},
 }
 
 // Routes returns the admin routes.

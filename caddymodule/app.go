@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,6 +240,21 @@ func (a *App) platformKey(provider string) bool {
 		}
 	}
 	return false
+}
+
+// profiles lists the routing profiles of this config's handlers, sorted
+// and without repeats, for the admin API's check of an API key's profile.
+func (a *App) profiles() []string {
+	a.handlers.mu.Lock()
+	defer a.handlers.mu.Unlock()
+	var out []string
+	for h := range a.handlers.m {
+		if h.gw != nil {
+			out = append(out, h.gw.Profiles()...)
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }
 
 // Interface guards

@@ -48,6 +48,7 @@ var anthropic = register(&Provider{
 	AuthHeader:     "X-Api-Key",
 	Implemented:    true,
 	build:          buildAnthropic,
+	test:           testAnthropic,
 	response:       anthropicResponse,
 	stream:         newAnthropicStream,
 	classify:       classifyAnthropic,

@@ -24,6 +24,7 @@ var azure = register(&Provider{
 	AuthHeader:  "Api-Key",
 	Implemented: true,
 	build:       buildAzure,
+	test:        testAzure,
 })
 
 var errAzureEndpoint = errors.New("azure needs a base_url (https://{resource}.openai.azure.com)")

@@ -37,6 +37,7 @@ var cohere = register(&Provider{
 	AuthHeader:     "Authorization",
 	Implemented:    true,
 	build:          buildCohere,
+	test:           testCohere,
 	response:       cohereResponse,
 	stream:         newCohereStream,
 	classify:       classifyCohere,

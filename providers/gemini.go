@@ -37,6 +37,7 @@ var gemini = register(&Provider{
 	AuthHeader:     "X-Goog-Api-Key",
 	Implemented:    true,
 	build:          buildGemini,
+	test:           testGemini,
 	response:       geminiResponse,
 	stream:         newGeminiStream,
 	classify:       classifyGemini,

@@ -19,6 +19,7 @@ var openAI = register(&Provider{
 	AuthHeader:     "Authorization",
 	Implemented:    true,
 	build:          buildOpenAI,
+	test:           testOpenAIShaped,
 })
 
 // paths of the OpenAI-shaped operations, relative to the base URL.

@@ -75,6 +75,9 @@ type Provider struct {
 
 	// build makes the authenticated upstream request for a call.
 	build func(ctx context.Context, c *Call) (*http.Request, error)
+	// test makes the key test's request: an authenticated list of models
+	// (see NewTestRequest).
+	test func(ctx context.Context, ep Endpoint, key string) (*http.Request, error)
 	// response translates a non-streamed answer to OpenAI's
 	// chat.completion (or embeddings) body and reads its usage. nil: the
 	// answer is OpenAI-shaped and relayed unchanged.

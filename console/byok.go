@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
@@ -42,7 +43,7 @@ type byokData struct {
 	Owner   bool
 	Error   string
 	Notice  string
-	Test    *TestResult
+	Test    *gateway.TestResult
 	CanTest bool
 	// Form values to show again after an error (never the key).
 	BaseURL, APIVersion string
@@ -154,8 +155,8 @@ func (h *Handler) byokPost(w http.ResponseWriter, r *request) {
 			action = "remove"
 			break
 		}
-		in := BYOKInput{APIKey: &key, BaseURL: d.BaseURL, APIVersion: d.APIVersion}
-		if _, err := h.cfg.SaveBYOK(r.account, provider, in); err != nil {
+		in := admin.BYOKInput{APIKey: &key, BaseURL: d.BaseURL, APIVersion: d.APIVersion}
+		if _, err := admin.SaveBYOK(h.cfg.Store, h.cfg.Egress(), r.account, provider, in); err != nil {
 			st, msg := h.userError(err)
 			d.Error = msg
 			h.renderBYOK(w, r, st, provider, d)
@@ -220,39 +221,13 @@ func (h *Handler) byokTest(w http.ResponseWriter, r *request, provider, key stri
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
-	res := h.cfg.Gateway.TestKey(ctx, provider, key, extras)
+	res := h.cfg.Gateway.TestCredential(ctx, provider, key, extras)
 	res.Message = string(providers.Scrub([]byte(res.Message), key))
-	if stored && res.Outcome == "ok" {
+	if stored && res.Outcome == providers.TestOK {
 		h.cfg.Store.MarkValid(secret)
 	}
 	d.Test = &res
 	h.renderBYOK(w, r, http.StatusOK, provider, d)
-}
-
-// storeSaveBYOK is the save used when the embedder gives none: the admin
-// API's key checks, then the store.
-func storeSaveBYOK(s *store.Store) func(account, provider string, in BYOKInput) (store.Credential, error) {
-	return func(account, provider string, in BYOKInput) (store.Credential, error) {
-		if in.APIKey == nil {
-			return store.Credential{}, &admin.Error{Status: http.StatusBadRequest, Err: errText("paste an API key")}
-		}
-		key := providers.NormalizeKey(*in.APIKey)
-		if err := providers.CheckKey(provider, key); err != nil {
-			return store.Credential{}, &admin.Error{Status: http.StatusBadRequest, Err: err}
-		}
-		creds, err := s.Credentials(account)
-		if err != nil {
-			return store.Credential{}, err
-		}
-		if old, ok := creds[provider]; ok && key == old.Masked {
-			return store.Credential{}, &admin.Error{Status: http.StatusBadRequest, Err: errText("this is the masked key; paste the full key")}
-		}
-		if provider == providers.Azure && in.BaseURL == "" {
-			return store.Credential{}, &admin.Error{Status: http.StatusBadRequest, Err: errText("azure credentials need the resource endpoint (https://{resource}.openai.azure.com)")}
-		}
-		return s.PutCredential(account, provider, key, providers.Mask(key),
-			store.Extras{BaseURL: strings.TrimRight(in.BaseURL, "/"), APIVersion: in.APIVersion})
-	}
 }
 
 type errText string

@@ -29,6 +29,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/egress"
+	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -47,63 +49,34 @@ const (
 	preCookie     = "ar_pre" // anti-forgery for the signed-out forms
 )
 
-// TestResult is the answer of a credential test: a cheap authenticated call
-// to the provider with a key.
-type TestResult struct {
-	// Outcome is "ok", "rejected" (the provider refused the key) or
-	// "unreachable".
-	Outcome string
-	// Status is the provider's HTTP status, 0 when none came.
-	Status int
-	// Message is a short explanation without key material.
-	Message   string
-	LatencyMS float64
-}
-
-// Gateway is what the console needs from the data plane.
+// Gateway is what the console needs from the data plane; *gateway.Gateway
+// is one.
 type Gateway interface {
-	// ServeChat serves r, an OpenAI chat-completions request, on behalf of
-	// account through the same pipeline as API traffic (routing, credential
-	// choice, attempts, request log and usage), logged as coming from the
-	// console. keyID, when set, names one of the account's API keys whose
-	// routing profile applies.
-	ServeChat(w http.ResponseWriter, r *http.Request, account, keyID string)
-	// Models lists the models the account can reach (with keyID's
-	// profile, if set), as /v1/models would.
-	Models(account, keyID string) []string
-	// TestKey makes a cheap authenticated call to provider with key.
-	TestKey(ctx context.Context, provider, key string, extras store.Extras) TestResult
-}
-
-// BYOKInput is a save from the BYOK form.
-type BYOKInput struct {
-	// APIKey is the pasted key; nil keeps the stored key.
-	APIKey                                     *string
-	BYOKOnly                                   *bool
-	BaseURL, APIVersion, Organization, Project string
+	// ServeAccount serves a chat-completions request on behalf of an
+	// account through the same pipeline as API traffic (routing,
+	// credential choice, attempts, request log and usage).
+	ServeAccount(w http.ResponseWriter, r *http.Request, acc gateway.AccountRequest)
+	// ModelsFor lists what /v1/models would answer for the account, with
+	// the routing profile's aliases and routes.
+	ModelsFor(account, profile string) []gateway.ModelInfo
+	// TestCredential makes a cheap authenticated call to provider with
+	// key, through the gateway's own transports.
+	TestCredential(ctx context.Context, provider, key string, extras store.Extras) gateway.TestResult
+	// Profiles lists the routing profiles of the running config.
+	Profiles() []string
 }
 
 // Config configures a Handler.
 type Config struct {
 	Store *store.Store
-	// Gateway serves the playground and credential tests; nil disables
-	// them.
+	// Gateway serves the playground and credential tests, and lists the
+	// routing profiles; nil disables them.
 	Gateway Gateway
-	// SaveBYOK registers or rotates a BYOK key with the same checks as the
-	// admin API. Errors that are *admin.Error with a 4xx status are shown
-	// to the user.
-	SaveBYOK func(account, provider string, in BYOKInput) (store.Credential, error)
+	// Egress returns the policy BYOK base URLs are checked against when
+	// saved (admin.SaveBYOK); nil or a nil result is the strict default.
+	Egress func() *egress.Policy
 	// PlatformKey reports whether the platform has a key for provider.
 	PlatformKey func(provider string) bool
-	// Profiles lists the routing profiles an API key can be bound to.
-	Profiles func() []string
-	// KeyProfile and SetKeyProfile read and change an API key's routing
-	// profile; nil when profiles are not supported.
-	KeyProfile    func(account, keyID string) string
-	SetKeyProfile func(account, keyID, profile string) error
-	// CreateKey issues an API key bound to profile ("" for none); nil uses
-	// the store without a profile.
-	CreateKey func(account, name, profile string) (string, store.APIKey, error)
 	// ClientIP returns the client's address for throttling. Default: the
 	// host of r.RemoteAddr.
 	ClientIP func(r *http.Request) string
@@ -153,12 +126,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.PlatformKey == nil {
 		cfg.PlatformKey = func(string) bool { return false }
 	}
-	if cfg.SaveBYOK == nil {
-		cfg.SaveBYOK = storeSaveBYOK(cfg.Store)
-	}
-	if cfg.CreateKey == nil {
-		s := cfg.Store
-		cfg.CreateKey = func(account, name, _ string) (string, store.APIKey, error) { return s.CreateAPIKey(account, name) }
+	if cfg.Egress == nil {
+		cfg.Egress = func() *egress.Policy { return nil }
 	}
 	p, err := parsePages()
 	if err != nil {

@@ -273,18 +273,7 @@ func TestBYOKPageAndCanary(t *testing.T) {
 }
 
 func TestKeysAndMembers(t *testing.T) {
-	profiles := map[string]string{}
-	f := newFixture(t, func(c *Config) {
-		c.Profiles = func() []string { return []string{"cheap", "eu"} }
-		c.KeyProfile = func(_, id string) string { return profiles[id] }
-		c.SetKeyProfile = func(_, id, p string) error { profiles[id] = p; return nil }
-		s := c.Store
-		c.CreateKey = func(a, n, p string) (string, store.APIKey, error) {
-			pl, k, err := s.CreateAPIKey(a, n)
-			profiles[k.ID] = p
-			return pl, k, err
-		}
-	})
+	f := newFixture(t, nil)
 	f.user("acme", "owner@acme.test", store.RoleOwner)
 	c := f.signedIn("owner@acme.test")
 	st, body := c.post("/console/keys", url.Values{"name": {"ci"}, "profile": {"cheap"}})
@@ -298,11 +287,14 @@ func TestKeysAndMembers(t *testing.T) {
 		t.Fatalf("unknown profile: %d", st)
 	}
 	keys, _ := f.s.APIKeys("acme")
-	if profiles[keys[0].ID] != "cheap" {
-		t.Fatalf("profile = %q", profiles[keys[0].ID])
+	if keys[0].Profile != "cheap" {
+		t.Fatalf("profile = %q", keys[0].Profile)
 	}
-	if st, _ := c.post("/console/keys/"+keys[0].ID+"/profile", url.Values{"profile": {"eu"}}); st != 200 || profiles[keys[0].ID] != "eu" {
-		t.Fatalf("change profile: %d %q", st, profiles[keys[0].ID])
+	if st, _ := c.post("/console/keys/"+keys[0].ID+"/profile", url.Values{"profile": {"eu"}}); st != 200 {
+		t.Fatalf("change profile: %d", st)
+	}
+	if keys, _ = f.s.APIKeys("acme"); keys[0].Profile != "eu" {
+		t.Fatalf("profile = %q, want eu", keys[0].Profile)
 	}
 	if st, _ := c.post("/console/keys/"+keys[0].ID+"/revoke", nil); st != 200 {
 		t.Fatalf("revoke: %d", st)
@@ -489,7 +481,7 @@ func TestUsagePageAndCSV(t *testing.T) {
 	t0 := time.Now().Add(-2 * time.Hour)
 	for i, src := range []string{"byok", "byok", "platform"} {
 		f.s.Record(&store.LogRecord{ID: fmt.Sprintf("%016x%08x", t0.UnixNano()+int64(i), i), Time: t0.UTC(), AccountID: "acme", KeyID: k.ID,
-			Model: "=cmd()", Provider: "openai", CredentialSource: src, Status: 200, TotalTokens: 10})
+			Model: "=cmd()", UpstreamModel: "=cmd()", Provider: "openai", CredentialSource: src, Status: 200, TotalTokens: 10})
 	}
 	f.s.FlushLog()
 	c := f.signedIn("owner@acme.test")
@@ -585,5 +577,112 @@ func TestBadInputNeverCrashes(t *testing.T) {
 			"base_url": {"javascript:alert(1)"}, "model": {long}, "message": {long}}); st >= 500 {
 			t.Errorf("POST %s: %d", p, st)
 		}
+	}
+}
+
+// TestPlaygroundAndKeyTest: the playground goes through the real gateway to
+// the fake provider with the account's BYOK key, records source console,
+// and shows provider, credential badge and attempts; Test answers ok or
+// rejected with the provider's status.
+func TestPlaygroundAndKeyTest(t *testing.T) {
+	f := newFixture(t, nil)
+	f.user("acme", "owner@acme.test", store.RoleOwner)
+	f.user("globex", "owner@globex.test", store.RoleOwner)
+	c := f.signedIn("owner@acme.test")
+	_, k, _ := f.s.CreateAPIKey("acme", "prod")
+	byok := "sk-proj-PLAYGROUNDbyok0123456789abcdefgh"
+
+	// Test what was pasted, before saving: the fake accepts only byok.
+	f.openai.AcceptOnly(byok, platformKey)
+	st, body := c.post("/console/byok/openai", url.Values{"action": {"test"}, "api_key": {"sk-proj-WRONGkey0123456789abcdefghij"}})
+	if st != 200 || !strings.Contains(body, "rejected by the provider") || !strings.Contains(body, "HTTP 401") || strings.Contains(body, "WRONGkey") {
+		t.Fatalf("test of a wrong key: %d %s", st, body)
+	}
+	st, body = c.post("/console/byok/openai", url.Values{"action": {"test"}, "api_key": {byok}})
+	if st != 200 || !strings.Contains(body, `class="test ok"`) {
+		t.Fatalf("test of a good key: %d %s", st, body)
+	}
+	if f.s.Snapshot().Credential("acme", "openai") != nil {
+		t.Fatal("testing saved the key")
+	}
+	c.post("/console/byok/openai", url.Values{"action": {"save"}, "api_key": {byok}})
+	// Test of the stored key (empty field) clears an invalid mark.
+	sec := f.s.Snapshot().Credential("acme", "openai")
+	f.s.MarkInvalid(sec, time.Now(), "401 auth")
+	if _, body := c.get("/console/byok/openai"); !strings.Contains(body, `data-status="invalid"`) || !strings.Contains(body, "401 auth") {
+		t.Fatal("invalid mark not shown")
+	}
+	st, body = c.post("/console/byok/openai", url.Values{"action": {"test"}, "api_key": {""}})
+	if st != 200 || !strings.Contains(body, `class="test ok"`) || strings.Contains(body, `data-status="invalid"`) {
+		t.Fatalf("test of the stored key: %d %s", st, body)
+	}
+
+	// Models the account can reach, with the key's profile.
+	if _, body := c.get("/console/playground"); !strings.Contains(body, `<option value="gpt-4o"`) {
+		t.Fatalf("model list: %s", body)
+	}
+
+	// Without script: the whole answer, and its details.
+	st, body = c.post("/console/playground", url.Values{"model": {"gpt-4o"}, "key": {k.ID}, "message": {"tag-plain"}})
+	if st != 200 || !strings.Contains(body, `data-source="byok"`) || !strings.Contains(body, `id="r-provider">openai<`) {
+		t.Fatalf("playground: %d %s", st, body)
+	}
+	last, _ := f.openai.Last()
+	if last.Credential != byok || !strings.Contains(string(last.Body), "tag-plain") {
+		t.Fatalf("the fake got credential %q", last.Credential)
+	}
+	// Streamed, as console.js asks.
+	req, _ := http.NewRequest("POST", f.srv.URL+"/console/playground/stream", strings.NewReader(url.Values{"model": {"gpt-4o"}, "message": {"tag-stream"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-CSRF-Token", c.csrf)
+	resp, err := c.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		sb.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	resp.Body.Close()
+	id := resp.Header.Get("X-Agent-Router-Request-Id")
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") || !strings.Contains(sb.String(), "data: ") || id == "" {
+		t.Fatalf("stream: %v %s", resp.Header, sb.String())
+	}
+	st, frag := c.get("/console/playground/result/" + id)
+	if st != 200 || !strings.Contains(frag, `data-source="byok"`) {
+		t.Fatalf("result: %d %s", st, frag)
+	}
+	rec, err := f.s.Log(id)
+	if err != nil || rec.Source != SourceConsole || rec.AccountID != "acme" {
+		t.Fatalf("log record: %+v %v", rec, err)
+	}
+	// Another account's user cannot read the result.
+	g := f.signedIn("owner@globex.test")
+	if st, _ := g.get("/console/playground/result/" + id); st != 404 {
+		t.Fatalf("other account's result: %d", st)
+	}
+	// A crafted stream request with acme's key id from globex: 404.
+	if st, _ := g.post("/console/playground/stream", url.Values{"model": {"gpt-4o"}, "key": {k.ID}, "message": {"x"}}); st != 404 {
+		t.Fatalf("other account's key in the playground: %d", st)
+	}
+	// globex has no BYOK key: the platform serves it and says so.
+	st, body = g.post("/console/playground", url.Values{"model": {"gpt-4o"}, "message": {"tag-globex"}})
+	if st != 200 || !strings.Contains(body, `data-source="platform"`) {
+		t.Fatalf("globex playground: %d %s", st, body)
+	}
+	if last, _ := f.openai.Last(); last.Credential != platformKey {
+		t.Fatal("globex was not served with the platform key")
+	}
+	// Bad input.
+	if st, _ := c.post("/console/playground", url.Values{"model": {""}, "message": {"x"}}); st != 400 {
+		t.Fatalf("no model: %d", st)
+	}
+	if st, _ := c.post("/console/playground", url.Values{"model": {"gpt-4o"}, "message": {" "}}); st != 400 {
+		t.Fatalf("no message: %d", st)
 	}
 }

@@ -13,6 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/egress"
+	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
+	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -21,12 +26,17 @@ const testPassword = "a long enough password"
 // fixture is a console over a real bbolt store, served on loopback, with two
 // accounts (acme and globex).
 type fixture struct {
-	t   *testing.T
-	s   *store.Store
-	h   *Handler
-	srv *httptest.Server
-	dir string
+	t      *testing.T
+	s      *store.Store
+	h      *Handler
+	srv    *httptest.Server
+	dir    string
+	openai *providertest.Server // the fake OpenAI: platform key platformKey
+	gw     *gateway.Gateway
 }
+
+// platformKey is the platform's OpenAI key in the fixture.
+const platformKey = "sk-platform-0123456789abcdefghijklmnop"
 
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	t.Helper()
@@ -43,7 +53,26 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 			t.Fatal(err)
 		}
 	}
-	cfg := Config{Store: s}
+	fake := providertest.NewOpenAI()
+	t.Cleanup(fake.Close)
+	pol, err := egress.New(true, []string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Config{Store: s, Egress: pol,
+		Providers: map[string]*gateway.ProviderConfig{
+			providers.OpenAI: {APIKey: platformKey, Endpoint: providers.Endpoint{BaseURL: fake.BaseURL()}},
+		},
+		Profiles: map[string]routing.Config{
+			"cheap": {Aliases: map[string]string{"fast": "gpt-4o-mini"}},
+			"eu":    {Aliases: map[string]string{"eu-chat": "gpt-4o"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gw.Close)
+	cfg := Config{Store: s, Gateway: gw, Egress: func() *egress.Policy { return pol }, PlatformKey: gw.PlatformKeyConfigured}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -53,7 +82,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &fixture{t: t, s: s, h: h, srv: srv, dir: dir}
+	return &fixture{t: t, s: s, h: h, srv: srv, dir: dir, openai: fake, gw: gw}
 }
 
 // user creates a user with testPassword.

@@ -9,13 +9,8 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
-type keyRow struct {
-	store.APIKey
-	Profile string
-}
-
 type keysData struct {
-	Keys     []keyRow
+	Keys     []store.APIKey
 	Profiles []string
 	Owner    bool
 	// Created is the plaintext of a key just created: shown once.
@@ -26,10 +21,10 @@ type keysData struct {
 }
 
 func (h *Handler) profiles() []string {
-	if h.cfg.Profiles == nil {
+	if h.cfg.Gateway == nil {
 		return nil
 	}
-	return h.cfg.Profiles()
+	return h.cfg.Gateway.Profiles()
 }
 
 func (h *Handler) keysData(r *request) (keysData, error) {
@@ -37,15 +32,7 @@ func (h *Handler) keysData(r *request) (keysData, error) {
 	if err != nil {
 		return keysData{}, err
 	}
-	d := keysData{Owner: r.isOwner, Profiles: h.profiles()}
-	for _, k := range keys {
-		row := keyRow{APIKey: k}
-		if h.cfg.KeyProfile != nil {
-			row.Profile = h.cfg.KeyProfile(r.account, k.ID)
-		}
-		d.Keys = append(d.Keys, row)
-	}
-	return d, nil
+	return keysData{Owner: r.isOwner, Profiles: h.profiles(), Keys: keys}, nil
 }
 
 func (h *Handler) keysPage(w http.ResponseWriter, r *request) {
@@ -82,7 +69,7 @@ func (h *Handler) keyCreate(w http.ResponseWriter, r *request) {
 		h.render(w, r.Request, http.StatusBadRequest, "keys", r, "API Keys", d)
 		return
 	}
-	plain, _, err := h.cfg.CreateKey(r.account, name, profile)
+	plain, _, err := h.cfg.Store.CreateAPIKeyWithProfile(r.account, name, profile)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
@@ -111,11 +98,11 @@ func (h *Handler) keyProfile(w http.ResponseWriter, r *request) {
 		return
 	}
 	profile := r.PostFormValue("profile")
-	if h.cfg.SetKeyProfile == nil || profile != "" && !slices.Contains(h.profiles(), profile) {
+	if profile != "" && !slices.Contains(h.profiles(), profile) {
 		h.fail(w, r.Request, http.StatusBadRequest, "Unknown routing profile.")
 		return
 	}
-	if err := h.cfg.SetKeyProfile(r.account, id, profile); err != nil {
+	if _, err := h.cfg.Store.SetAPIKeyProfile(r.account, id, profile); err != nil {
 		h.failReq(w, r, err)
 		return
 	}

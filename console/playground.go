@@ -8,6 +8,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -33,7 +34,15 @@ func (h *Handler) playgroundData(r *request, model, keyID string) (playgroundDat
 	}
 	d := playgroundData{Keys: keys, Model: model, KeyID: keyID, Enabled: h.cfg.Gateway != nil}
 	if d.Enabled {
-		d.Models = h.cfg.Gateway.Models(r.account, keyID)
+		profile := ""
+		for _, k := range keys {
+			if k.ID == keyID {
+				profile = k.Profile
+			}
+		}
+		for _, m := range h.cfg.Gateway.ModelsFor(r.account, profile) {
+			d.Models = append(d.Models, m.ID)
+		}
 	}
 	return d, nil
 }
@@ -86,6 +95,13 @@ func (h *Handler) chatRequest(r *request, body []byte) *http.Request {
 	return in
 }
 
+// SourceConsole marks the playground's requests in the request log.
+const SourceConsole = "console"
+
+func (h *Handler) accountRequest(r *request, keyID string) gateway.AccountRequest {
+	return gateway.AccountRequest{AccountID: r.account, KeyID: keyID, Source: SourceConsole}
+}
+
 // playgroundSend serves the form without script: the answer comes whole.
 func (h *Handler) playgroundSend(w http.ResponseWriter, r *request) {
 	model, keyID, msg, problem, status := h.chatInput(r)
@@ -105,7 +121,7 @@ func (h *Handler) playgroundSend(w http.ResponseWriter, r *request) {
 		return
 	}
 	rec := newBufferWriter()
-	h.cfg.Gateway.ServeChat(rec, h.chatRequest(r, chatBody(model, msg, false)), r.account, keyID)
+	h.cfg.Gateway.ServeAccount(rec, h.chatRequest(r, chatBody(model, msg, false)), h.accountRequest(r, keyID))
 	if rec.status/100 == 2 {
 		d.Answer = gjson.GetBytes(rec.buf.Bytes(), "choices.0.message.content").String()
 	} else {
@@ -134,7 +150,7 @@ func (h *Handler) playgroundStream(w http.ResponseWriter, r *request) {
 		w.Write([]byte(problem))
 		return
 	}
-	h.cfg.Gateway.ServeChat(w, h.chatRequest(r, chatBody(model, msg, true)), r.account, keyID)
+	h.cfg.Gateway.ServeAccount(w, h.chatRequest(r, chatBody(model, msg, true)), h.accountRequest(r, keyID))
 }
 
 // playgroundResult renders the details of one of the account's requests

@@ -186,7 +186,7 @@ func (h *Handler) usageCSV(w http.ResponseWriter, r *request) {
 // csvSafe keeps a client-chosen value (a model name) from being read as a
 // formula by a spreadsheet.
 func csvSafe(v string) string {
-	if v != "" && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r') {
+	if len(v) > 1 && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r') {
 		return "'" + v
 	}
 	return v

@@ -329,12 +329,19 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 		chromedp.WaitVisible(css("#log-filters")),
 		chromedp.SetValue(css("#f-key"), keyID),
 		chromedp.Click(css("#apply")),
-		chromedp.WaitVisible(css("details.logrow")),
 	)
-	loc := get(t, ctx, "location", chromedp.Location())
-	if !strings.Contains(loc, "key="+keyID) {
-		t.Fatalf("the filter is not in the URL: %s", loc)
+	// The unfiltered page has rows too: wait for the filtered one to load.
+	for i := 0; ; i++ {
+		loc := get(t, ctx, "location", chromedp.Location())
+		if strings.Contains(loc, "key="+keyID) {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("the filter is not in the URL: %s", loc)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+	do(t, ctx, "filtered rows", chromedp.WaitVisible(css("#log-filters")), chromedp.WaitVisible(css("details.logrow")))
 	if n := count(t, ctx, "details.logrow"); n != 1 {
 		t.Fatalf("%d rows for the key, want 1", n)
 	}

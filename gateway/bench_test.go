@@ -117,7 +117,7 @@ func BenchmarkRelayStreamEvent(b *testing.B) {
 	for b.Loop() {
 		r.Reset(stream)
 		w.Body.Reset()
-		if code := relayEvents(w, context.Background(), r, p.NewStream(call), ""); code != "" {
+		if code := relayEvents(w, context.Background(), r, p.NewStream(call), &credential{}); code != "" {
 			b.Fatal(code)
 		}
 	}

@@ -476,7 +476,17 @@ func firstNonSpace(b []byte) int {
 	return 0
 }
 
-func scrubString(s, key string) string { return string(providers.Scrub([]byte(s), key)) }
+// scrub removes from upstream text what the client must not see: the key
+// that served (and anything shaped like a key) and, when the platform's key
+// served, the platform's account ids (its OpenAI organization and project).
+// A BYOK tenant sees its own.
+func (c *credential) scrub(s string) string {
+	b := providers.Scrub([]byte(s), c.key)
+	if c.source == SourcePlatform {
+		b = providers.ScrubAccountIDs(b, c.endpoint.Organization, c.endpoint.Project)
+	}
+	return string(b)
+}
 
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 

@@ -39,7 +39,7 @@ func CheckRequestJSON(b []byte) error {
 var (
 	errTooDeep = fmt.Errorf("request body nests deeper than %d levels of arrays and objects", MaxJSONDepth)
 	errNotUTF8 = errors.New("request body is not valid UTF-8")
-	errNotJSON = errors.New("request body is not valid JSON")
+	errNotJSON = errors.New("request body must be a JSON object, and it is not valid JSON")
 )
 
 // shallow reports whether b nests at most MaxJSONDepth deep. Counting the

@@ -155,7 +155,7 @@ func BenchmarkHotPath(b *testing.B) {
 			for b.Loop() {
 				snap := s.Snapshot()
 				entry, ok := snap.LookupKey(store.HashAPIKey(key))
-				if !ok || repeatsModel(body) {
+				if !ok || providers.CheckRequestJSON(body) != nil || repeatsModel(body) {
 					b.Fatal("auth or body")
 				}
 				mr := gjson.GetBytes(body, "model")

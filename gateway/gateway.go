@@ -1,8 +1,16 @@
 // Package gateway is Agent Router's data plane: it authenticates an Agent
-// Router API key, reads the requested model, resolves its provider, picks the
-// account's BYOK credential or the platform key, forwards the request and
-// streams the answer back, and records one request-log entry. It does not
-// import Caddy; caddymodule mounts it.
+// Router API key, reads the requested model, resolves it through the key's
+// routing profile (if any) and the site's aliases and routes to a plan of
+// attempts, picks the account's BYOK credential or the platform key for
+// each, forwards the request and streams the answer back, and records one
+// request-log entry. It does not import Caddy; caddymodule mounts it.
+//
+// Besides ServeHTTP (API traffic), the console uses three entry points:
+// ServeAccount runs a chat request for an account without an API key
+// through the same pipeline (the playground; its records say their
+// source), ModelsFor lists what /v1/models would for an account and
+// profile, and TestCredential checks a provider key with a cheap
+// authenticated call through the gateway's own upstream transports.
 package gateway
 
 import (

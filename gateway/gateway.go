@@ -304,7 +304,8 @@ type AccountRequest struct {
 	// resolve the model through; it overrides the key's. An unknown name is
 	// refused (400 profile_not_found).
 	Profile string
-	// Source is recorded in the request log, e.g. "console".
+	// Source is recorded in the request log, e.g. "console" (at most 32
+	// bytes are kept).
 	Source string
 }
 
@@ -324,7 +325,7 @@ func (g *Gateway) ServeAccount(w http.ResponseWriter, r *http.Request, acc Accou
 		writeError(w, http.StatusNotFound, typeInvalidRequest, CodeAccountNotFound, "no such account")
 		return
 	}
-	c := caller{account: acc.AccountID, source: acc.Source, routes: g.routes}
+	c := caller{account: acc.AccountID, source: truncate(acc.Source, 32), routes: g.routes}
 	if acc.KeyID != "" {
 		entry, ok := snap.KeyByID(acc.KeyID)
 		if !ok || entry.AccountID != acc.AccountID {

@@ -62,6 +62,11 @@ func TestProfileBoundKey(t *testing.T) {
 	if rec.Profile != "team" || rec.Source != "" {
 		t.Errorf("record profile %q source %q", rec.Profile, rec.Source)
 	}
+	// Caddy's access log names the profile too.
+	waitFor(t, "the access-log entry", 5*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(e.dir, "access.log"))
+		return countLines(b, id, `"profile":"team"`) == 1
+	})
 	r = e.chat(team.Key, "smart", "team-smart", false)
 	if r.status != 200 || r.header.Get("X-Agent-Router-Provider") != "mistral" {
 		t.Errorf("team route: %d %s", r.status, r.body)

@@ -83,6 +83,12 @@ func newHarness(t *testing.T) *harness {
 // newHarnessPK is newHarness with the given PlatformKey function.
 func newHarnessPK(t *testing.T, platformKey func(string) bool) *harness {
 	t.Helper()
+	return newHarnessWith(t, func(api *admin.API) { api.PlatformKey = platformKey })
+}
+
+// newHarnessWith is newHarness with the API's functions set by configure.
+func newHarnessWith(t *testing.T, configure func(*admin.API)) *harness {
+	t.Helper()
 	key := make([]byte, store.MasterKeySize)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
@@ -94,7 +100,10 @@ func newHarnessPK(t *testing.T, platformKey func(string) bool) *harness {
 	}
 	api := &admin.API{
 		Store:       func() *store.Store { return s },
-		PlatformKey: platformKey,
+		PlatformKey: func(p string) bool { return p == "openai" },
+	}
+	if configure != nil {
+		configure(api)
 	}
 	srv := httptest.NewServer(caddyAdmin(api))
 	h := &harness{t: t, s: s, dbPath: dbPath, srv: srv, client: srv.Client()}
@@ -361,7 +370,7 @@ func TestAccounts(t *testing.T) {
 		{"PATCH", "/agent_router/accounts/acme", "GET, DELETE"},
 		{"POST", "/agent_router/accounts/acme", "GET, DELETE"},
 		{"PUT", "/agent_router/accounts/acme/keys", "GET, POST"},
-		{"GET", "/agent_router/accounts/acme/keys/key_0", "DELETE"},
+		{"GET", "/agent_router/accounts/acme/keys/key_0", "PATCH, DELETE"},
 		{"POST", "/agent_router/accounts/acme/byok", "GET"},
 		{"HEAD", "/agent_router/accounts/acme/byok/openai", "GET, POST, PUT, PATCH, DELETE"},
 		{"POST", "/agent_router/providers", "GET"},
@@ -438,6 +447,7 @@ type keyOut struct {
 	Account    string     `json:"account"`
 	Name       string     `json:"name"`
 	Prefix     string     `json:"prefix"`
+	Profile    *string    `json:"profile"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	Key        string     `json:"key"`

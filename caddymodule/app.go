@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
+	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -238,6 +241,40 @@ func (a *App) platformKey(provider string) bool {
 		}
 	}
 	return false
+}
+
+// testGateway picks the gateway that tests a key for provider: one whose
+// handler has a platform key for it (so its endpoint is the configured
+// one), else any; nil when no handler runs.
+func (a *App) testGateway(provider string) *gateway.Gateway {
+	a.handlers.mu.Lock()
+	defer a.handlers.mu.Unlock()
+	var fallback *gateway.Gateway
+	for h := range a.handlers.m {
+		if h.gw == nil {
+			continue
+		}
+		if h.gw.PlatformKeyConfigured(provider) {
+			return h.gw
+		}
+		fallback = h.gw
+	}
+	return fallback
+}
+
+// profiles lists the routing profiles of this config's handlers, sorted
+// and without repeats, for the admin API's check of an API key's profile.
+func (a *App) profiles() []string {
+	a.handlers.mu.Lock()
+	defer a.handlers.mu.Unlock()
+	var out []string
+	for h := range a.handlers.m {
+		if h.gw != nil {
+			out = append(out, h.gw.Profiles()...)
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }
 
 // Interface guards

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
+	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
 func init() {
@@ -51,6 +53,10 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //			max_attempts <n>
 //			timeout      <duration>
 //		}
+//		profile <name> {                     # a routing profile for the API keys bound to it
+//			alias <name> <model>             # same syntax as above; repeatable
+//			route <name> { ... }             # same syntax as above; repeatable
+//		}
 //		max_body                <size>       # default 4MiB
 //		dial_timeout            <duration>   # default 10s
 //		response_header_timeout <duration>   # default 5m
@@ -59,15 +65,20 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		metrics_per_account                  # add per-account metric series
 //	}
 //
-// provider may repeat, once per provider name; model, alias, route and to
-// may repeat. A model names a catalog model, a declared model,
-// "provider/model", an alias or a route.
+// provider may repeat, once per provider name; model, alias, route, profile
+// and to may repeat. A model names a catalog model, a declared model,
+// "provider/model", an alias or a route. Inside a profile, alias and route
+// targets may also name the handler's aliases and routes, and a profile's
+// alias or route may reuse (shadow) a handler name. An API key is bound to a
+// profile through the admin API (POST or PATCH
+// /agent_router/accounts/{id}/keys with {"profile": "<name>"}).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	var lines nameLines
+	profileLines := map[string]*nameLines{}
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "provider":
@@ -142,38 +153,89 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "alias":
-			args := d.RemainingArgs()
-			if len(args) != 2 {
-				return d.Errf("alias: want 'alias <name> <model>', got %d arguments", len(args))
-			}
-			if err := lines.claim(d, args[0]); err != nil {
+			if err := unmarshalAlias(d, &h.Aliases, &lines); err != nil {
 				return err
 			}
-			if h.Aliases == nil {
-				h.Aliases = make(map[string]string)
-			}
-			h.Aliases[args[0]] = args[1]
 		case "route":
+			if err := unmarshalRouteLine(d, &h.Routes, &lines); err != nil {
+				return err
+			}
+		case "profile":
 			args := d.RemainingArgs()
 			if len(args) != 1 {
-				return d.Errf("route: want 'route <name> { ... }'")
+				return d.Errf("profile: want 'profile <name> { alias ... route ... }'")
 			}
-			if err := lines.claim(d, args[0]); err != nil {
-				return err
+			name := args[0]
+			if err := store.ValidateProfileName(name); err != nil {
+				return d.Errf("profile %q: the name must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
 			}
-			rc, err := unmarshalRoute(d, args[0])
-			if err != nil {
-				return err
+			if _, dup := h.Profiles[name]; dup {
+				return d.Errf("profile %s is defined twice", name)
 			}
-			if h.Routes == nil {
-				h.Routes = make(map[string]*RouteConfig)
+			pl := &nameLines{}
+			p := &ProfileConfig{}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				switch d.Val() {
+				case "alias":
+					if err := unmarshalAlias(d, &p.Aliases, pl); err != nil {
+						return err
+					}
+				case "route":
+					if err := unmarshalRouteLine(d, &p.Routes, pl); err != nil {
+						return err
+					}
+				default:
+					return d.Errf("profile %s: unrecognized option %s (use alias or route)", name, d.Val())
+				}
 			}
-			h.Routes[args[0]] = rc
+			if h.Profiles == nil {
+				h.Profiles = make(map[string]*ProfileConfig)
+			}
+			h.Profiles[name], profileLines[name] = p, pl
 		default:
 			return d.Errf("unrecognized agent_router option: %s", d.Val())
 		}
 	}
-	return h.checkRouting(lines)
+	if err := h.checkRouting(lines); err != nil {
+		return err
+	}
+	return h.checkProfiles(profileLines)
+}
+
+// unmarshalAlias reads 'alias <name> <model>' into *aliases.
+func unmarshalAlias(d *caddyfile.Dispenser, aliases *map[string]string, lines *nameLines) error {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.Errf("alias: want 'alias <name> <model>', got %d arguments", len(args))
+	}
+	if err := lines.claim(d, args[0]); err != nil {
+		return err
+	}
+	if *aliases == nil {
+		*aliases = make(map[string]string)
+	}
+	(*aliases)[args[0]] = args[1]
+	return nil
+}
+
+// unmarshalRouteLine reads 'route <name> { ... }' into *routes.
+func unmarshalRouteLine(d *caddyfile.Dispenser, routes *map[string]*RouteConfig, lines *nameLines) error {
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		return d.Errf("route: want 'route <name> { ... }'")
+	}
+	if err := lines.claim(d, args[0]); err != nil {
+		return err
+	}
+	rc, err := unmarshalRoute(d, args[0])
+	if err != nil {
+		return err
+	}
+	if *routes == nil {
+		*routes = make(map[string]*RouteConfig)
+	}
+	(*routes)[args[0]] = rc
+	return nil
 }
 
 // nameLines remembers where each alias and route was defined, so routing
@@ -202,19 +264,57 @@ func (h *Handler) checkRouting(lines nameLines) error {
 	if len(h.Aliases) == 0 && len(h.Routes) == 0 {
 		return nil
 	}
+	return lines.locate(routing.Compile(h.routingConfig(), h.declaredCheck()))
+}
+
+// checkProfiles validates each profile laid over the handler's routing, as
+// the gateway compiles it.
+func (h *Handler) checkProfiles(lines map[string]*nameLines) error {
+	names := make([]string, 0, len(h.Profiles))
+	for name := range h.Profiles {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	profiles := h.profilesConfig()
+	for _, name := range names {
+		_, err := routing.Compile(routing.Overlay(h.routingConfig(), profiles[name]), h.declaredCheck())
+		if err == nil {
+			continue
+		}
+		// An error about a name the profile defines points at the
+		// profile's line; one about a handler name, at the handler's.
+		var ce *routing.ConfigError
+		if pl := lines[name]; pl != nil && errors.As(err, &ce) {
+			if line, ok := pl.lines[ce.Name]; ok {
+				return fmt.Errorf("profile %s: %s, at %s:%d", name, ce.Msg, pl.file, line)
+			}
+		}
+		return fmt.Errorf("profile %s: %w", name, err)
+	}
+	return nil
+}
+
+func (h *Handler) declaredCheck() func(string) error {
 	declared := make(map[string]bool)
 	for _, pc := range h.Providers {
+		if pc == nil {
+			continue
+		}
 		for m := range pc.Models {
 			declared[m] = true
 		}
 	}
-	_, err := routing.Compile(h.routingConfig(), func(model string) error {
+	return func(model string) error {
 		return providers.CheckModel(model, func(m string) bool { return declared[m] })
-	})
+	}
+}
+
+// locate adds the line of the alias or route a routing error is about.
+func (n *nameLines) locate(_ *routing.Table, err error) error {
 	var ce *routing.ConfigError
 	if errors.As(err, &ce) {
-		if line, ok := lines.lines[ce.Name]; ok {
-			return fmt.Errorf("%s, at %s:%d", ce.Msg, lines.file, line)
+		if line, ok := n.lines[ce.Name]; ok {
+			return fmt.Errorf("%s, at %s:%d", ce.Msg, n.file, line)
 		}
 	}
 	return err

@@ -62,6 +62,15 @@ type Handler struct {
 	// credential pin (auto, byok or platform).
 	Routes map[string]*RouteConfig `json:"routes,omitempty"`
 
+	// Profiles are named routing profiles: sets of aliases and routes that
+	// apply to the requests of API keys bound to them (an API key's
+	// "profile", set through the admin API). Such a request resolves its
+	// model through the profile's aliases and routes first, then the
+	// handler's, then plain models; a profile's name shadows a handler
+	// alias or route of the same name. A key bound to a profile that is no
+	// longer configured is served as if unbound (and logged once).
+	Profiles map[string]*ProfileConfig `json:"profiles,omitempty"`
+
 	// DefaultMaxTokens is sent to providers that require max_tokens
 	// (Anthropic) when the client gave none. Default: 4096.
 	DefaultMaxTokens int `json:"default_max_tokens,omitempty"`
@@ -143,9 +152,35 @@ type RouteConfig struct {
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 }
 
-func (h *Handler) routingConfig() routing.Config {
-	cfg := routing.Config{Aliases: h.Aliases, Routes: make(map[string]*routing.Route, len(h.Routes))}
-	for name, rc := range h.Routes {
+// ProfileConfig is one routing profile: aliases and routes with the same
+// meaning and syntax as the handler's own.
+type ProfileConfig struct {
+	// Aliases map a logical model name to a model, alias or route.
+	Aliases map[string]string `json:"aliases,omitempty"`
+	// Routes map a logical model name to a route.
+	Routes map[string]*RouteConfig `json:"routes,omitempty"`
+}
+
+func (h *Handler) routingConfig() routing.Config { return toRouting(h.Aliases, h.Routes) }
+
+// profilesConfig converts the profiles for the gateway.
+func (h *Handler) profilesConfig() map[string]routing.Config {
+	if len(h.Profiles) == 0 {
+		return nil
+	}
+	out := make(map[string]routing.Config, len(h.Profiles))
+	for name, p := range h.Profiles {
+		if p == nil {
+			p = &ProfileConfig{}
+		}
+		out[name] = toRouting(p.Aliases, p.Routes)
+	}
+	return out
+}
+
+func toRouting(aliases map[string]string, routes map[string]*RouteConfig) routing.Config {
+	cfg := routing.Config{Aliases: aliases, Routes: make(map[string]*routing.Route, len(routes))}
+	for name, rc := range routes {
 		if rc == nil {
 			cfg.Routes[name] = nil
 			continue
@@ -219,6 +254,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Logger:                h.logger,
 		Egress:                h.app.egress,
 		Routing:               h.routingConfig(),
+		Profiles:              h.profilesConfig(),
 		DefaultMaxTokens:      h.DefaultMaxTokens,
 		BYOKCooldown:          time.Duration(h.BYOKCooldown),
 		Observe:               h.observe,

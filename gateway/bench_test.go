@@ -21,6 +21,13 @@ import (
 )
 
 func benchGateway(b *testing.B) (*Gateway, *store.Store, string) {
+	g, s, key, _ := benchGatewayProfile(b)
+	return g, s, key
+}
+
+// benchGatewayProfile also returns a key bound to the routing profile "team",
+// which redefines "smart" and adds "team-fast".
+func benchGatewayProfile(b *testing.B) (*Gateway, *store.Store, string, string) {
 	b.Helper()
 	s, err := store.Open(filepath.Join(b.TempDir(), "ar.db"), make([]byte, store.MasterKeySize), store.Options{})
 	if err != nil {
@@ -31,6 +38,10 @@ func benchGateway(b *testing.B) (*Gateway, *store.Store, string) {
 		b.Fatal(err)
 	}
 	key, _, err := s.CreateAPIKey("acme", "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	teamKey, _, err := s.CreateAPIKeyWithProfile("acme", "bench-team", "team")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -46,11 +57,16 @@ func benchGateway(b *testing.B) (*Gateway, *store.Store, string) {
 			"smart":  {Targets: []routing.Target{{Model: "gpt-4o", Credential: routing.PinBYOK}, {Model: "gpt-4o", Credential: routing.PinPlatform}}},
 			"shared": {Strategy: routing.StrategySplit, Targets: []routing.Target{{Model: "gpt-4o-mini", Credential: routing.PinBYOK, Weight: 70}, {Model: "gpt-4o-mini", Credential: routing.PinPlatform, Weight: 30}}},
 		},
+	}, Profiles: map[string]routing.Config{
+		"team": {
+			Aliases: map[string]string{"team-fast": "fast"},
+			Routes:  map[string]*routing.Route{"smart": {Targets: []routing.Target{{Model: "gpt-4o-mini", Credential: routing.PinBYOK}, {Model: "gpt-4o", Credential: routing.PinPlatform}}}},
+		},
 	}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return g, s, key
+	return g, s, key, teamKey
 }
 
 func BenchmarkAPIKeyLookup(b *testing.B) {
@@ -135,7 +151,7 @@ func BenchmarkRoutePlan(b *testing.B) {
 		b.Run(model, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if p := g.plan(model); len(p.Attempts) == 0 {
+				if p := g.plan(g.routes, model); len(p.Attempts) == 0 {
 					b.Fatal("empty plan")
 				}
 			}
@@ -144,22 +160,32 @@ func BenchmarkRoutePlan(b *testing.B) {
 }
 
 // BenchmarkHotPath is everything the gateway does for a request before the
-// upstream call: authenticate, read model, plan, resolve, pick the
-// credential. Target (issue 6): under 2 µs and at most 5 allocations.
+// upstream call: authenticate, pick the key's routing table (its profile's
+// or the site's), read model, plan, resolve, pick the credential. Target
+// (issue 6): under 2 µs and at most 5 allocations.
 func BenchmarkHotPath(b *testing.B) {
-	g, s, key := benchGateway(b)
-	for _, model := range []string{"gpt-4o-mini", "smart"} {
-		body := []byte(`{"model":"` + model + `","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hi in five words."}],"temperature":0.2,"stream":true}`)
-		b.Run(model, func(b *testing.B) {
+	g, s, key, teamKey := benchGatewayProfile(b)
+	for _, c := range []struct{ name, key, model, profile string }{
+		{"gpt-4o-mini", key, "gpt-4o-mini", ""},
+		{"smart", key, "smart", ""},
+		{"profile/smart", teamKey, "smart", "team"},
+		{"profile/site-route", teamKey, "shared", "team"},
+	} {
+		body := []byte(`{"model":"` + c.model + `","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hi in five words."}],"temperature":0.2,"stream":true}`)
+		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				snap := s.Snapshot()
-				entry, ok := snap.LookupKey(store.HashAPIKey(key))
+				entry, ok := snap.LookupKey(store.HashAPIKey(c.key))
 				if !ok || providers.CheckRequestJSON(body) != nil || repeatsModel(body) {
 					b.Fatal("auth or body")
 				}
+				profile, routes := g.keyRoutes(entry)
+				if profile != c.profile {
+					b.Fatalf("profile %q, want %q", profile, c.profile)
+				}
 				mr := gjson.GetBytes(body, "model")
-				p := g.plan(mr.Str)
+				p := g.plan(routes, mr.Str)
 				t, ok := g.resolve(p.Attempts[0].Model)
 				if !ok {
 					b.Fatal("not resolved")

@@ -143,6 +143,8 @@ type options struct {
 	// egress is the policy for BYOK base URLs; nil allows http and
 	// 127.0.0.1, where the fakes listen (strict is tested on its own).
 	egress *egress.Policy
+	// profiles are the gateway's routing profiles.
+	profiles map[string]routing.Config
 }
 
 type env struct {
@@ -234,7 +236,7 @@ func newEnv(t *testing.T, o options) *env {
 	e.observed = observed
 
 	g, err := gateway.New(gateway.Config{
-		Store: s, Providers: pcs, MaxBody: o.maxBody, ResponseHeaderTimeout: o.headerTimeout, Routing: o.routing,
+		Store: s, Providers: pcs, MaxBody: o.maxBody, ResponseHeaderTimeout: o.headerTimeout, Routing: o.routing, Profiles: o.profiles,
 		Logger: zap.New(zapcore.NewTee(jsonCore, obsCore)), Egress: o.egress, Observe: o.observe,
 	})
 	if err != nil {
@@ -247,6 +249,14 @@ func newEnv(t *testing.T, o options) *env {
 		e.lastCL.Store(r.ContentLength)
 		if o.wrap != nil {
 			w = o.wrap(w)
+		}
+		if r.URL.Path == playgroundPath {
+			// The console's playground, as the console calls it: the
+			// account (and optional key and profile) come from the
+			// session, never from an Agent Router API key.
+			g.ServeAccount(w, r, gateway.AccountRequest{AccountID: r.Header.Get("X-Test-Account"),
+				KeyID: r.Header.Get("X-Test-Key-Id"), Profile: r.Header.Get("X-Test-Profile"), Source: "console"})
+			return
 		}
 		if g.Owns(r) {
 			g.ServeHTTP(w, r)
@@ -412,6 +422,24 @@ func (e *env) do(t testing.TB, method, path, key string, body io.Reader, mod ...
 func (e *env) post(t testing.TB, path, key, body string) *reply {
 	t.Helper()
 	return e.do(t, http.MethodPost, path, key, strings.NewReader(body))
+}
+
+// playgroundPath is where the test server calls ServeAccount.
+const playgroundPath = "/test/playground"
+
+// playground sends body through ServeAccount for account (and the optional
+// key id and profile).
+func (e *env) playground(t testing.TB, account, keyID, profile, body string) *reply {
+	t.Helper()
+	return e.do(t, http.MethodPost, playgroundPath, "", strings.NewReader(body), func(q *http.Request) {
+		q.Header.Set("X-Test-Account", account)
+		if keyID != "" {
+			q.Header.Set("X-Test-Key-Id", keyID)
+		}
+		if profile != "" {
+			q.Header.Set("X-Test-Profile", profile)
+		}
+	})
 }
 
 func chatBody(model string) string {

@@ -62,18 +62,10 @@ func (g *Gateway) pickCredential(snap *store.Snapshot, account, provider string,
 			if since, _, invalid := sec.Invalid(); invalid && more && now.Sub(since) < g.cooldown {
 				return credential{}, skipInvalid
 			}
-			ep := pc.Endpoint
-			// The platform's organization and project never go with a
-			// customer's key; the customer's own extras do.
-			ep.Organization, ep.Project = sec.Extras.Organization, sec.Extras.Project
-			guarded := false
-			if sec.Extras.BaseURL != "" {
-				ep.BaseURL, guarded = sec.Extras.BaseURL, true
-			}
-			if sec.Extras.APIVersion != "" {
-				ep.APIVersion = sec.Extras.APIVersion
-			}
-			return credential{source: SourceBYOK, key: sec.Key(), endpoint: ep, secret: sec, guarded: guarded}, ""
+			// A base URL of the customer's own is dialed only where the
+			// egress policy allows.
+			return credential{source: SourceBYOK, key: sec.Key(), endpoint: byokEndpoint(pc, sec.Extras), secret: sec,
+				guarded: sec.Extras.BaseURL != ""}, ""
 		}
 		if pin == routing.PinBYOK {
 			return credential{}, skipNoBYOK
@@ -122,9 +114,10 @@ func (g *Gateway) skipFailure(reason, provider, model string) failure {
 }
 
 // plan returns the attempts for a requested model: the routing table's plan
-// for an alias or route, else the model itself with the auto pin.
-func (g *Gateway) plan(model string) routing.Plan {
-	if p, ok := g.routes.Plan(model, rand.Float64); ok {
+// for an alias or route (routes is the caller's profile or the site's),
+// else the model itself with the auto pin.
+func (g *Gateway) plan(routes *routing.Table, model string) routing.Plan {
+	if p, ok := routes.Plan(model, rand.Float64); ok {
 		return p
 	}
 	return routing.Plan{Attempts: []routing.Attempt{{Model: model, Pin: routing.PinAuto}}}
@@ -134,8 +127,8 @@ func (g *Gateway) plan(model string) routing.Plan {
 // model, picks a credential and calls the provider; a failure the plan
 // retries moves to the next attempt, but only before the first byte has
 // gone to the client.
-func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *store.Snapshot, entry *store.KeyEntry, rec *store.LogRecord, op providers.Operation, body []byte, model string) {
-	plan := g.plan(model)
+func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *store.Snapshot, c *caller, rec *store.LogRecord, op providers.Operation, body []byte, model string) {
+	plan := g.plan(c.routes, model)
 	span := trace.SpanFromContext(r.Context())
 	defer annotateRequestSpan(span, rec)
 	rec.Route = plan.Route
@@ -181,7 +174,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			break
 		}
 		now := time.Now()
-		cred, reason := g.pickCredential(snap, entry.AccountID, t.provider.Name, at.Pin, more, now)
+		cred, reason := g.pickCredential(snap, c.account, t.provider.Name, at.Pin, more, now)
 		if reason != "" {
 			skip(reason)
 			continue

@@ -1,8 +1,16 @@
 // Package gateway is Agent Router's data plane: it authenticates an Agent
-// Router API key, reads the requested model, resolves its provider, picks the
-// account's BYOK credential or the platform key, forwards the request and
-// streams the answer back, and records one request-log entry. It does not
-// import Caddy; caddymodule mounts it.
+// Router API key, reads the requested model, resolves it through the key's
+// routing profile (if any) and the site's aliases and routes to a plan of
+// attempts, picks the account's BYOK credential or the platform key for
+// each, forwards the request and streams the answer back, and records one
+// request-log entry. It does not import Caddy; caddymodule mounts it.
+//
+// Besides ServeHTTP (API traffic), the console uses three entry points:
+// ServeAccount runs a chat request for an account without an API key
+// through the same pipeline (the playground; its records say their
+// source), ModelsFor lists what /v1/models would for an account and
+// profile, and TestCredential checks a provider key with a cheap
+// authenticated call through the gateway's own upstream transports.
 package gateway
 
 import (
@@ -13,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -71,6 +80,13 @@ type Config struct {
 	Logger *zap.Logger
 	// Routing holds the aliases and routes (fallback chains, splits).
 	Routing routing.Config
+	// Profiles are named sets of aliases and routes. A request whose API
+	// key is bound to a profile resolves its model through the profile's
+	// aliases and routes first, then Routing's, then plain models: each
+	// profile is compiled over Routing, its names shadowing the site's
+	// (a site route whose target is an alias the profile redefines follows
+	// the profile's).
+	Profiles map[string]routing.Config
 	// DefaultMaxTokens is sent to providers that require max_tokens
 	// (Anthropic) when the client gave none. Default: 4096.
 	DefaultMaxTokens int
@@ -92,6 +108,13 @@ type Gateway struct {
 	logger    *zap.Logger
 	upstreams *transports
 	routes    *routing.Table
+	// profiles are the compiled routing profiles (each over the site's
+	// aliases and routes), profileNames their sorted names.
+	profiles     map[string]*routing.Table
+	profileNames []string
+	// missingProfiles remembers the keys already reported as bound to a
+	// profile this config lacks (key id + NUL + profile).
+	missingProfiles sync.Map
 	// declaredNames are the declared models, sorted, for /v1/models.
 	declaredNames []string
 
@@ -171,6 +194,29 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g.routes = routes
+	g.profiles = make(map[string]*routing.Table, len(cfg.Profiles))
+	for name, pcfg := range cfg.Profiles {
+		if err := store.ValidateProfileName(name); err != nil || name == "" {
+			return nil, fmt.Errorf("routing profile %q: the name must be 1 to 64 letters, digits, '.', '_' or '-'", name)
+		}
+		for n := range pcfg.Aliases {
+			if _, declared := g.declared[n]; declared {
+				return nil, fmt.Errorf("profile %s: alias %q is also a declared model", name, n)
+			}
+		}
+		for n := range pcfg.Routes {
+			if _, declared := g.declared[n]; declared {
+				return nil, fmt.Errorf("profile %s: route %q is also a declared model", name, n)
+			}
+		}
+		t, err := routing.Compile(routing.Overlay(cfg.Routing, pcfg), g.checkModel)
+		if err != nil {
+			return nil, fmt.Errorf("profile %s: %w", name, err)
+		}
+		g.profiles[name] = t
+		g.profileNames = append(g.profileNames, name)
+	}
+	sort.Strings(g.profileNames)
 	for m := range g.declared {
 		g.declaredNames = append(g.declaredNames, m)
 	}
@@ -180,6 +226,9 @@ func New(cfg Config) (*Gateway, error) {
 
 // Close releases idle upstream connections.
 func (g *Gateway) Close() { g.upstreams.close() }
+
+// Profiles lists the routing profiles of this gateway's config, sorted.
+func (g *Gateway) Profiles() []string { return append([]string(nil), g.profileNames...) }
 
 // PlatformKeyConfigured reports whether the platform has a key for provider.
 func (g *Gateway) PlatformKeyConfigured(provider string) bool {
@@ -240,8 +289,103 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	entry.Touch(start.UnixNano())
+	c := caller{account: entry.AccountID, keyID: entry.KeyID}
+	c.profile, c.routes = g.keyRoutes(entry)
+	g.serve(w, r, snap, &c, start, id, r.URL.Path)
+}
 
-	rec := &store.LogRecord{ID: id, Time: start.UTC(), AccountID: entry.AccountID, KeyID: entry.KeyID}
+// AccountRequest says on whose behalf ServeAccount serves a request.
+type AccountRequest struct {
+	// AccountID is the account the request is made for and billed to. The
+	// caller has authorized it (the console: the session's account).
+	AccountID string
+	// KeyID optionally names one of the account's API keys (key_...): the
+	// request-log record is attributed to it and, unless Profile is set,
+	// its routing profile applies. The key itself is neither needed nor
+	// exposed.
+	KeyID string
+	// Profile optionally names a routing profile of the running config to
+	// resolve the model through; it overrides the key's. An unknown name is
+	// refused (400 profile_not_found).
+	Profile string
+	// Source is recorded in the request log, e.g. "console" (at most 32
+	// bytes are kept).
+	Source string
+}
+
+// ServeAccount serves a chat-completions request (the body in r, streamed
+// or not) for an account without an Agent Router API key, through the same
+// path as API traffic: routing plan, BYOK-or-platform credential, attempts,
+// relay, request log (with acc.Source), usage and metrics. The answer is
+// OpenAI's, with the same X-Agent-Router-* headers. An unknown account or a
+// key of another account is answered 404 (account_not_found /
+// api_key_not_found) and not logged, like a refused API key.
+func (g *Gateway) ServeAccount(w http.ResponseWriter, r *http.Request, acc AccountRequest) {
+	start := time.Now()
+	id := newRequestID(start)
+	w.Header()[HeaderRequestID] = []string{id}
+	snap := g.store.Snapshot()
+	if acc.AccountID == "" || !snap.HasAccount(acc.AccountID) {
+		writeError(w, http.StatusNotFound, typeInvalidRequest, CodeAccountNotFound, "no such account")
+		return
+	}
+	c := caller{account: acc.AccountID, source: truncate(acc.Source, 32), routes: g.routes}
+	if acc.KeyID != "" {
+		entry, ok := snap.KeyByID(acc.KeyID)
+		if !ok || entry.AccountID != acc.AccountID {
+			writeError(w, http.StatusNotFound, typeInvalidRequest, CodeAPIKeyNotFound, "no such API key in this account")
+			return
+		}
+		c.keyID = entry.KeyID
+		c.profile, c.routes = g.keyRoutes(entry)
+	}
+	if acc.Profile != "" {
+		t, ok := g.profiles[acc.Profile]
+		if !ok {
+			writeError(w, http.StatusBadRequest, typeInvalidRequest, CodeProfileNotFound,
+				fmt.Sprintf("no routing profile %q in the running config (profiles: %s)", truncate(acc.Profile, 64), strings.Join(g.profileNames, ", ")))
+			return
+		}
+		c.profile, c.routes = acc.Profile, t
+	}
+	g.serve(w, r, snap, &c, start, id, "/v1/chat/completions")
+}
+
+// caller is who a request is served for, once authenticated.
+type caller struct {
+	account, keyID string
+	// source is "" for API traffic, "console" for the playground.
+	source string
+	// profile is the routing profile applied ("" for none) and routes the
+	// compiled table to plan with: the profile's (which includes the
+	// site's aliases and routes) or the site's.
+	profile string
+	routes  *routing.Table
+}
+
+// keyRoutes returns the routing table for a key: its profile's, or the
+// site's when it has none or names one the running config lacks (a reload
+// removed it). The latter is logged once per key and profile, and the key
+// keeps working. A map lookup: no allocation, no store read.
+func (g *Gateway) keyRoutes(e *store.KeyEntry) (string, *routing.Table) {
+	if e.Profile == "" {
+		return "", g.routes
+	}
+	if t, ok := g.profiles[e.Profile]; ok {
+		return e.Profile, t
+	}
+	if _, warned := g.missingProfiles.LoadOrStore(e.KeyID+"\x00"+e.Profile, struct{}{}); !warned {
+		g.logger.Warn("api key is bound to a routing profile the running config does not have; serving it with the site's aliases and routes",
+			zap.String("key_id", e.KeyID), zap.String("account", e.AccountID), zap.String("profile", e.Profile),
+			zap.Strings("profiles", g.profileNames))
+	}
+	return "", g.routes
+}
+
+// serve runs the shared pipeline for an authenticated caller: one
+// request-log record, then the endpoint named by path.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, snap *store.Snapshot, c *caller, start time.Time, id, path string) {
+	rec := &store.LogRecord{ID: id, Time: start.UTC(), AccountID: c.account, KeyID: c.keyID, Profile: c.profile, Source: c.source}
 	defer func() {
 		if v := recover(); v != nil {
 			g.recovered(w, rec, v)
@@ -253,7 +397,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.store.Record(rec) // the record is read-only from here on
 	}()
 
-	switch r.URL.Path {
+	switch path {
 	case "/v1/models":
 		rec.Endpoint = "models"
 		if r.Method != http.MethodGet {
@@ -263,17 +407,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rec.Status = http.StatusOK
-		g.serveModels(w, snap, entry.AccountID)
+		g.serveModels(w, snap, c)
 		return
 	case "/v1/embeddings":
-		g.forward(w, r, snap, entry, rec, providers.OpEmbeddings)
+		g.forward(w, r, snap, c, rec, providers.OpEmbeddings)
 	default:
-		g.forward(w, r, snap, entry, rec, providers.OpChat)
+		g.forward(w, r, snap, c, rec, providers.OpChat)
 	}
 }
 
 // forward serves chat completions and embeddings.
-func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, snap *store.Snapshot, entry *store.KeyEntry, rec *store.LogRecord, op providers.Operation) {
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, snap *store.Snapshot, c *caller, rec *store.LogRecord, op providers.Operation) {
 	rec.Endpoint = op.String()
 	fail := func(status int, typ, code, msg string) {
 		rec.Status, rec.ErrorCode = status, code
@@ -327,26 +471,35 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, snap *store.Sn
 	rec.Model = mr.Str
 	rec.Stream = gjson.GetBytes(body, "stream").Bool()
 
-	g.serveAttempts(w, r, snap, entry, rec, op, body, mr.Str)
+	g.serveAttempts(w, r, snap, c, rec, op, body, mr.Str)
 }
 
-// serveModels lists the models this account can reach: for each provider
-// with a BYOK or platform key, its declared and example models.
-func (g *Gateway) serveModels(w http.ResponseWriter, snap *store.Snapshot, account string) {
-	var b bytes.Buffer
-	b.WriteString(`{"object":"list","data":[`)
-	first := true
-	add := func(id, owner string) {
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
-		b.WriteString(`{"id":`)
-		b.WriteString(strconv.Quote(id))
-		b.WriteString(`,"object":"model","created":0,"owned_by":`)
-		b.WriteString(strconv.Quote(owner))
-		b.WriteByte('}')
+// ModelInfo is one model an account can ask for.
+type ModelInfo struct {
+	// ID is the name to send as "model".
+	ID string `json:"id"`
+	// Provider serves the model; "" for an alias or a route, whose targets
+	// may span providers.
+	Provider string `json:"provider,omitempty"`
+	// OwnedBy is /v1/models' owned_by: the provider, or "agent_router" for
+	// an alias or a route.
+	OwnedBy string `json:"owned_by"`
+}
+
+// ModelsFor lists what GET /v1/models answers for the account: for each
+// provider it can reach with a BYOK or the platform key, the models declared
+// in the config and the catalog's examples; then every alias and route, the
+// named profile's included (an unknown or empty profile lists the site's).
+func (g *Gateway) ModelsFor(accountID, profile string) []ModelInfo {
+	routes := g.routes
+	if t, ok := g.profiles[profile]; ok {
+		routes = t
 	}
+	return g.modelsFor(g.store.Snapshot(), accountID, routes)
+}
+
+func (g *Gateway) modelsFor(snap *store.Snapshot, account string, routes *routing.Table) []ModelInfo {
+	var out []ModelInfo
 	for _, name := range providers.Names {
 		p := providers.Get(name)
 		if !p.Implemented {
@@ -359,17 +512,34 @@ func (g *Gateway) serveModels(w http.ResponseWriter, snap *store.Snapshot, accou
 		for _, m := range g.declaredNames {
 			if g.declared[m].provider.Name == name {
 				seen[m] = true
-				add(m, name)
+				out = append(out, ModelInfo{ID: m, Provider: name, OwnedBy: name})
 			}
 		}
 		for _, m := range providers.ExampleModels[name] {
 			if !seen[m] {
-				add(m, name)
+				out = append(out, ModelInfo{ID: m, Provider: name, OwnedBy: name})
 			}
 		}
 	}
-	for _, name := range g.routes.Names() {
-		add(name, "agent_router")
+	for _, name := range routes.Names() {
+		out = append(out, ModelInfo{ID: name, OwnedBy: "agent_router"})
+	}
+	return out
+}
+
+// serveModels answers GET /v1/models with ModelsFor's list.
+func (g *Gateway) serveModels(w http.ResponseWriter, snap *store.Snapshot, c *caller) {
+	var b bytes.Buffer
+	b.WriteString(`{"object":"list","data":[`)
+	for i, m := range g.modelsFor(snap, c.account, c.routes) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"id":`)
+		b.WriteString(strconv.Quote(m.ID))
+		b.WriteString(`,"object":"model","created":0,"owned_by":`)
+		b.WriteString(strconv.Quote(m.OwnedBy))
+		b.WriteByte('}')
 	}
 	b.WriteString("]}\n")
 	w.Header()["Content-Type"] = []string{"application/json"}

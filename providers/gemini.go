@@ -37,6 +37,7 @@ var gemini = register(&Provider{
 	AuthHeader:     "X-Goog-Api-Key",
 	Implemented:    true,
 	build:          buildGemini,
+	test:           testGemini,
 	response:       geminiResponse,
 	stream:         newGeminiStream,
 	classify:       classifyGemini,
@@ -1394,4 +1395,19 @@ func classifyGemini(status int, _ http.Header, body []byte) string {
 		return ClassRateLimit
 	}
 	return ""
+}
+
+// testGemini: GET /v1beta/models with x-goog-api-key (never ?key=, which
+// would put the key in URLs and logs).
+func testGemini(ctx context.Context, ep Endpoint, key string) (*http.Request, error) {
+	base := ep.BaseURL
+	if !strings.HasSuffix(base, "/v1beta") && !strings.HasSuffix(base, "/v1") {
+		base += "/" + geminiAPIVersion
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/models", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header["X-Goog-Api-Key"] = []string{key}
+	return req, nil
 }

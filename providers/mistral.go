@@ -20,6 +20,7 @@ var mistral = register(&Provider{
 	AuthHeader:     "Authorization",
 	Implemented:    true,
 	build:          buildMistral,
+	test:           testOpenAIShaped,
 })
 
 func buildMistral(ctx context.Context, c *Call) (*http.Request, error) {

@@ -9,4 +9,5 @@ var perplexity = register(&Provider{
 	AuthHeader:     "Authorization",
 	Implemented:    true,
 	build:          buildOpenAIShaped,
+	test:           testOpenAIShaped,
 })

@@ -4,7 +4,8 @@
 //
 // Each provider lives in its own file with the same pieces in the same order:
 // catalog entry and key rule, request build, response and stream translation,
-// error classes.
+// error classes, and last the key test's request (an authenticated list of
+// models; see NewTestRequest in keytest.go).
 package providers
 
 import (
@@ -75,6 +76,9 @@ type Provider struct {
 
 	// build makes the authenticated upstream request for a call.
 	build func(ctx context.Context, c *Call) (*http.Request, error)
+	// test makes the key test's request: an authenticated list of models
+	// (see NewTestRequest).
+	test func(ctx context.Context, ep Endpoint, key string) (*http.Request, error)
 	// response translates a non-streamed answer to OpenAI's
 	// chat.completion (or embeddings) body and reads its usage. nil: the
 	// answer is OpenAI-shaped and relayed unchanged.

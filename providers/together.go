@@ -11,6 +11,7 @@ var together = register(&Provider{
 	AuthHeader:     "Authorization",
 	Implemented:    true,
 	build:          buildOpenAIShaped,
+	test:           testOpenAIShaped,
 	classify:       classifyTogether,
 })
 

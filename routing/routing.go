@@ -77,6 +77,31 @@ type Config struct {
 	Routes map[string]*Route
 }
 
+// Overlay returns base with over's aliases and routes laid on top: a name
+// over defines replaces base's alias or route of that name (whichever kind
+// it was). Neither input is modified. A routing profile is compiled as
+// Overlay(site, profile), so its names resolve first and the site's still
+// resolve after them.
+func Overlay(base, over Config) Config {
+	out := Config{Aliases: make(map[string]string, len(base.Aliases)+len(over.Aliases)),
+		Routes: make(map[string]*Route, len(base.Routes)+len(over.Routes))}
+	for n, to := range base.Aliases {
+		out.Aliases[n] = to
+	}
+	for n, r := range base.Routes {
+		out.Routes[n] = r
+	}
+	for n, to := range over.Aliases {
+		delete(out.Routes, n)
+		out.Aliases[n] = to
+	}
+	for n, r := range over.Routes {
+		delete(out.Aliases, n)
+		out.Routes[n] = r
+	}
+	return out
+}
+
 // Attempt is one upstream try: a concrete model (never an alias or a
 // route) and the credential pin.
 type Attempt struct {

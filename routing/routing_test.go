@@ -128,3 +128,32 @@ func TestCompileErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestOverlay(t *testing.T) {
+	site := Config{
+		Aliases: map[string]string{"fast": "gpt-4o-mini", "a": "gpt-4o"},
+		Routes:  map[string]*Route{"smart": {Targets: []Target{{Model: "gpt-4o"}}}, "r": {Targets: []Target{{Model: "fast"}}}},
+	}
+	prof := Config{
+		Aliases: map[string]string{"smart": "claude-sonnet-4-5"},                                   // an alias replaces a route
+		Routes:  map[string]*Route{"a": {Targets: []Target{{Model: "fast", Credential: PinBYOK}}}}, // a route replaces an alias
+	}
+	o := Overlay(site, prof)
+	if len(site.Aliases) != 2 || len(site.Routes) != 2 || site.Aliases["a"] != "gpt-4o" {
+		t.Fatalf("Overlay modified its input: %+v", site)
+	}
+	if o.Aliases["smart"] != "claude-sonnet-4-5" || o.Routes["smart"] != nil || o.Aliases["a"] != "" || o.Routes["a"] == nil ||
+		o.Aliases["fast"] != "gpt-4o-mini" || o.Routes["r"] == nil {
+		t.Fatalf("overlay %+v", o)
+	}
+	tbl, err := Compile(o, func(string) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := tbl.Plan("a", nil); !ok || len(p.Attempts) != 1 || p.Attempts[0] != (Attempt{Model: "gpt-4o-mini", Pin: PinBYOK}) {
+		t.Errorf("plan a = %+v", p)
+	}
+	if p, ok := tbl.Plan("smart", nil); !ok || p.Attempts[0].Model != "claude-sonnet-4-5" {
+		t.Errorf("plan smart = %+v", p)
+	}
+}

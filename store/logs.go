@@ -43,9 +43,18 @@ type LogRecord struct {
 	UsageRaw json.RawMessage `json:"usage_raw,omitempty"`
 	// Route names the route that planned the request, if any.
 	Route string `json:"route,omitempty"`
+	// Profile names the routing profile the request resolved its model
+	// through (the API key's, or the one the console chose), if any.
+	Profile string `json:"profile,omitempty"`
+	// Source says where a request came from when it was not API traffic:
+	// "console" for the console's playground. Empty for API traffic.
+	Source string `json:"source,omitempty"`
 	// Attempts lists every upstream try, in order.
 	Attempts []Attempt `json:"attempts,omitempty"`
 }
+
+// SourceAPI selects API traffic in LogFilter.Source: records with no source.
+const SourceAPI = "api"
 
 // Attempt is one upstream try of a request.
 type Attempt struct {
@@ -67,6 +76,9 @@ type LogFilter struct {
 	KeyID            string
 	Provider         string
 	CredentialSource string
+	// Source matches the record's source: "api" selects API traffic
+	// (records without a source), any other value that source exactly.
+	Source string
 	// Status matches one status exactly; 0 matches any.
 	Status int
 	// From and To bound the record's Time, To exclusive. Like paging and
@@ -456,6 +468,7 @@ func (f *LogFilter) match(r *LogRecord) bool {
 		(f.KeyID == "" || r.KeyID == f.KeyID) &&
 		(f.Provider == "" || r.Provider == f.Provider) &&
 		(f.CredentialSource == "" || r.CredentialSource == f.CredentialSource) &&
+		(f.Source == "" || r.Source == f.Source || f.Source == SourceAPI && r.Source == "") &&
 		(f.Status == 0 || r.Status == f.Status) &&
 		(f.To.IsZero() || r.Time.Before(f.To))
 }

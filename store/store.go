@@ -179,10 +179,14 @@ type Account struct {
 // APIKey describes an Agent Router API key. The key itself is never stored:
 // only its SHA-256.
 type APIKey struct {
-	ID         string     `json:"id"`
-	AccountID  string     `json:"account"`
-	Name       string     `json:"name"`
-	Prefix     string     `json:"prefix"`
+	ID        string `json:"id"`
+	AccountID string `json:"account"`
+	Name      string `json:"name"`
+	Prefix    string `json:"prefix"`
+	// Profile names the routing profile the key is bound to ("" for
+	// none): its requests resolve model names through that profile's
+	// aliases and routes first. The profiles themselves live in the config.
+	Profile    string     `json:"profile"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 }
@@ -217,6 +221,7 @@ type keyRecord struct {
 	AccountID string    `json:"account"`
 	Name      string    `json:"name"`
 	Prefix    string    `json:"prefix"`
+	Profile   string    `json:"profile,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -238,6 +243,8 @@ type sealedRecord struct {
 // replaced, never modified, after each committed write.
 type Snapshot struct {
 	keys     map[[32]byte]*KeyEntry
+	keyIDs   map[string]*KeyEntry
+	accounts map[string]struct{}
 	creds    map[credKey]*Secret
 	policies map[credKey]Policy
 }
@@ -248,7 +255,9 @@ type credKey struct{ account, provider string }
 type KeyEntry struct {
 	KeyID     string
 	AccountID string
-	lastUsed  *atomic.Int64
+	// Profile is the routing profile the key is bound to, "" for none.
+	Profile  string
+	lastUsed *atomic.Int64
 }
 
 // Touch records that the key was used at t (nanoseconds since the epoch).
@@ -312,6 +321,19 @@ func (sn *Snapshot) LookupKey(hash [32]byte) (*KeyEntry, bool) {
 	return e, ok
 }
 
+// KeyByID finds an API key by its id (key_...), for callers that act for an
+// account without presenting the key (the console's playground).
+func (sn *Snapshot) KeyByID(id string) (*KeyEntry, bool) {
+	e, ok := sn.keyIDs[id]
+	return e, ok
+}
+
+// HasAccount reports whether the account exists.
+func (sn *Snapshot) HasAccount(id string) bool {
+	_, ok := sn.accounts[id]
+	return ok
+}
+
 // Credential returns the account's BYOK credential for provider, or nil.
 func (sn *Snapshot) Credential(account, provider string) *Secret {
 	return sn.creds[credKey{account, provider}]
@@ -363,8 +385,15 @@ func credClockID(account, provider string) string { return "byok\x00" + account 
 // rebuild reads the committed state and swaps in a new snapshot. Callers hold
 // wmu (or are in Open).
 func (s *Store) rebuild() error {
-	sn := &Snapshot{keys: make(map[[32]byte]*KeyEntry), creds: make(map[credKey]*Secret), policies: make(map[credKey]Policy)}
+	sn := &Snapshot{keys: make(map[[32]byte]*KeyEntry), keyIDs: make(map[string]*KeyEntry), accounts: make(map[string]struct{}),
+		creds: make(map[credKey]*Secret), policies: make(map[credKey]Policy)}
 	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketAccounts).ForEach(func(k, _ []byte) error {
+			sn.accounts[string(k)] = struct{}{}
+			return nil
+		}); err != nil {
+			return err
+		}
 		if err := tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
 			var r keyRecord
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -372,7 +401,8 @@ func (s *Store) rebuild() error {
 			}
 			var h [32]byte
 			copy(h[:], k)
-			sn.keys[h] = &KeyEntry{KeyID: r.ID, AccountID: r.AccountID, lastUsed: s.clock(keyClockID(r.ID))}
+			e := &KeyEntry{KeyID: r.ID, AccountID: r.AccountID, Profile: r.Profile, lastUsed: s.clock(keyClockID(r.ID))}
+			sn.keys[h], sn.keyIDs[r.ID] = e, e
 			return nil
 		}); err != nil {
 			return err
@@ -611,6 +641,16 @@ func (s *Store) DeleteAccount(id string) error {
 // CreateAPIKey issues a new API key for an account and returns its plaintext
 // (shown once) and its description. The key carries 256 bits of randomness.
 func (s *Store) CreateAPIKey(account, name string) (plaintext string, k APIKey, err error) {
+	return s.CreateAPIKeyWithProfile(account, name, "")
+}
+
+// CreateAPIKeyWithProfile is CreateAPIKey for a key bound to a routing
+// profile ("" for none). The store does not know which profiles the config
+// declares: callers check the name (admin does, against the running config).
+func (s *Store) CreateAPIKeyWithProfile(account, name, profile string) (plaintext string, k APIKey, err error) {
+	if err := ValidateProfileName(profile); err != nil {
+		return "", APIKey{}, err
+	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", APIKey{}, err
@@ -622,7 +662,7 @@ func (s *Store) CreateAPIKey(account, name string) (plaintext string, k APIKey, 
 	}
 	rec := keyRecord{
 		ID: "key_" + hex.EncodeToString(idb[:]), AccountID: account, Name: name,
-		Prefix: plaintext[:len(APIKeyPrefix)+6], CreatedAt: now().UTC(),
+		Prefix: plaintext[:len(APIKeyPrefix)+6], Profile: profile, CreatedAt: now().UTC(),
 	}
 	hash := HashAPIKey(plaintext)
 	err = s.update(func(tx *bolt.Tx) error {
@@ -641,7 +681,60 @@ func (s *Store) CreateAPIKey(account, name string) (plaintext string, k APIKey, 
 }
 
 func (s *Store) apiKey(r keyRecord) APIKey {
-	return APIKey{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Prefix: r.Prefix, CreatedAt: r.CreatedAt, LastUsedAt: s.lastUsedAt(keyClockID(r.ID))}
+	return APIKey{ID: r.ID, AccountID: r.AccountID, Name: r.Name, Prefix: r.Prefix, Profile: r.Profile,
+		CreatedAt: r.CreatedAt, LastUsedAt: s.lastUsedAt(keyClockID(r.ID))}
+}
+
+// ValidateProfileName checks the shape of a routing profile name: 1 to 64
+// letters, digits, '.', '_' or '-', starting with a letter or digit. ""
+// (no profile) is valid.
+func ValidateProfileName(name string) error {
+	if name == "" {
+		return nil
+	}
+	if len(name) > 64 {
+		return fmt.Errorf("profile name is longer than 64 characters: %w", ErrInvalidProfile)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')
+		if !ok {
+			return fmt.Errorf("profile name %q: use letters, digits, '.', '_' and '-', starting with a letter or digit: %w", name, ErrInvalidProfile)
+		}
+	}
+	return nil
+}
+
+// ErrInvalidProfile means a routing profile name is malformed.
+var ErrInvalidProfile = errors.New("invalid profile name")
+
+// SetAPIKeyProfile binds an account's API key to a routing profile, or
+// unbinds it with "". Requests that start after it returns use the new
+// binding.
+func (s *Store) SetAPIKeyProfile(account, keyID, profile string) (APIKey, error) {
+	if err := ValidateProfileName(profile); err != nil {
+		return APIKey{}, err
+	}
+	var rec keyRecord
+	err := s.update(func(tx *bolt.Tx) error {
+		hash := tx.Bucket(bucketKeyIDs).Get([]byte(keyID))
+		if hash == nil {
+			return fmt.Errorf("api key %q: %w", keyID, ErrNotFound)
+		}
+		keys := tx.Bucket(bucketKeys)
+		if err := json.Unmarshal(keys.Get(hash), &rec); err != nil {
+			return err
+		}
+		if rec.AccountID != account {
+			return fmt.Errorf("api key %q: %w", keyID, ErrNotFound)
+		}
+		rec.Profile = profile
+		return putJSON(keys, append([]byte(nil), hash...), rec)
+	})
+	if err != nil {
+		return APIKey{}, err
+	}
+	return s.apiKey(rec), nil
 }
 
 // APIKeys lists an account's API keys, oldest first.

@@ -131,7 +131,10 @@ func AnthropicToolUseStream(model, id, name string, fragments []string, u Anthro
 // AnthropicDefault is the Anthropic fake's answer when no responder is set:
 // "Hello from the fake", streamed in five pieces when asked, with
 // DefaultAnthropicUsage.
-func AnthropicDefault(rec Record, _ string) Response {
+func AnthropicDefault(rec Record, op string) Response {
+	if op == OpModels {
+		return Response{Body: `{"data":[{"type":"model","id":"claude-haiku-4-5","display_name":"Claude Haiku 4.5","created_at":"2025-10-01T00:00:00Z"}],"has_more":false,"first_id":"claude-haiku-4-5","last_id":"claude-haiku-4-5"}`}
+	}
 	if rec.Stream {
 		return Response{RawEvents: AnthropicStream(rec.Model, []string{"Hel", "lo", " from", " the", " fake"}, DefaultAnthropicUsage)}
 	}
@@ -150,6 +153,15 @@ func anthropicParse(r *http.Request, rec *Record) (string, *Response) {
 	rec.Model, rec.Stream = gjson.GetBytes(body, "model").String(), gjson.GetBytes(body, "stream").Bool()
 	if key := r.Header.Get("X-Api-Key"); key != "" {
 		rec.CredentialHeader, rec.Credential = "X-Api-Key", key
+	}
+	if r.URL.Path == "/v1/models" && r.Method == http.MethodGet {
+		if rec.Credential == "" {
+			return "", anthropicErrorResponse(401, "authentication_error", "x-api-key header is required")
+		}
+		if r.Header.Get("Anthropic-Version") == "" {
+			return "", anthropicErrorResponse(400, "invalid_request_error", "anthropic-version: header is required")
+		}
+		return OpModels, nil
 	}
 	if r.URL.Path != "/v1/messages" || r.Method != http.MethodPost {
 		return "", anthropicErrorResponse(404, "not_found_error", "Not Found")

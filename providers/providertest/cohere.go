@@ -24,6 +24,12 @@ func init() {
 			if auth != "" {
 				rec.CredentialHeader, rec.Credential = "Authorization", strings.TrimPrefix(auth, "Bearer ")
 			}
+			if r.Method == http.MethodGet && r.URL.Path == "/v1/models" {
+				if auth == "" {
+					return "", &Response{Status: 401, Body: CohereError("no api key supplied")}
+				}
+				return OpModels, nil
+			}
 			if r.Method != http.MethodPost || r.URL.Path != "/v2/chat" {
 				return "", &Response{Status: 404, Body: CohereError("Not Found")}
 			}
@@ -39,7 +45,10 @@ func init() {
 			// Cohere answers "invalid api token"; the fake adds the key.
 			return Response{Status: 401, Body: CohereError("invalid api token: " + key)}
 		},
-		Default: func(rec Record, _ string) Response {
+		Default: func(rec Record, op string) Response {
+			if op == OpModels {
+				return Response{Body: `{"models":[{"name":"command-a-03-2025","endpoints":["chat"]}]}`}
+			}
 			u := CohereTokens(11, 5)
 			if rec.Stream {
 				return Response{RawEvents: CohereStream([]string{"Hel", "lo", " from", " the", " fake"}, u)}

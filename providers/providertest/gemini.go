@@ -225,6 +225,9 @@ func GeminiEmbeddings(n int) string {
 // fixed text (or a five-event stream) naming the model it was asked for,
 // with DefaultGeminiUsage; embeddings get one vector per request.
 func GeminiDefault(rec Record, op string) Response {
+	if op == OpModels {
+		return Response{Body: `{"models":[{"name":"models/gemini-2.5-flash","displayName":"Gemini 2.5 Flash","supportedGenerationMethods":["generateContent"]}]}`}
+	}
 	if op == "embeddings" {
 		return Response{Body: GeminiEmbeddings(len(gjson.GetBytes(rec.Body, "requests").Array()))}
 	}
@@ -244,6 +247,13 @@ func geminiParse(r *http.Request, rec *Record) (string, *Response) {
 		rec.CredentialHeader, rec.Credential = "query", key
 	} else if key := r.Header.Get("X-Goog-Api-Key"); key != "" {
 		rec.CredentialHeader, rec.Credential = "X-Goog-Api-Key", key
+	}
+	if r.URL.Path == "/v1beta/models" && r.Method == http.MethodGet {
+		if rec.Credential == "" {
+			return "", geminiErrorResponse(403, "PERMISSION_DENIED",
+				"Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.")
+		}
+		return OpModels, nil
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/v1beta/models/")
 	i := strings.LastIndexByte(rest, ':')

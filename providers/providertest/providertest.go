@@ -244,6 +244,9 @@ func init() {
 			if auth := r.Header.Get("Authorization"); auth != "" {
 				rec.CredentialHeader, rec.Credential = "Authorization", strings.TrimPrefix(auth, "Bearer ")
 			}
+			if r.URL.Path == "/v1/models" && r.Method == http.MethodGet {
+				return listModelsOp(rec)
+			}
 			op, ok := openAIOp(strings.TrimPrefix(r.URL.Path, "/v1"))
 			if !ok {
 				return "", notFound
@@ -259,6 +262,15 @@ func init() {
 			rec.Model, rec.Stream = gjson.GetBytes(rec.Body, "model").String(), gjson.GetBytes(rec.Body, "stream").Bool()
 			rec.CredentialHeader, rec.Credential = "Api-Key", r.Header.Get("Api-Key")
 			path := ""
+			switch {
+			case r.Method == http.MethodGet && r.URL.Path == "/openai/models":
+				if r.URL.Query().Get("api-version") == "" {
+					return "", &Response{Status: 404, Body: `{"error":{"code":"404","message":"Resource not found"}}`}
+				}
+				return listModelsOp(rec)
+			case r.Method == http.MethodGet && r.URL.Path == "/openai/v1/models":
+				return listModelsOp(rec)
+			}
 			if rest, ok := strings.CutPrefix(r.URL.Path, "/openai/deployments/"); ok {
 				dep, tail, _ := strings.Cut(rest, "/")
 				rec.Model, path = dep, "/"+tail
@@ -282,6 +294,21 @@ func init() {
 	})
 }
 
+// OpModels is the operation of a list-models request (GET {base}/models and
+// each provider's equivalent), which key tests use. Like chat, it answers
+// 401 (or the provider's equivalent) to a key AcceptOnly does not list,
+// and records the key it got.
+const OpModels = "models"
+
+// listModelsOp names a list-models request; without a credential it is
+// refused as the providers refuse it.
+func listModelsOp(rec *Record) (string, *Response) {
+	if rec.Credential == "" {
+		return "", &Response{Status: 401, Body: `{"error":{"message":"You didn't provide an API key.","type":"invalid_request_error","code":null}}`}
+	}
+	return OpModels, nil
+}
+
 func (s *Server) record(rec Record) {
 	s.mu.Lock()
 	s.records = append(s.records, rec)
@@ -294,6 +321,9 @@ func (s *Server) record(rec Record) {
 // "chat" or "embeddings".
 func Default(rec Record, op string) Response {
 	model := rec.Model
+	if op == OpModels {
+		return Response{Body: `{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":1700000000,"owned_by":"system"}]}`}
+	}
 	if op == "embeddings" {
 		return Response{Body: fmt.Sprintf(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}],"model":%q,"usage":{"prompt_tokens":3,"total_tokens":3}}`, model)}
 	}

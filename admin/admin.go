@@ -7,6 +7,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +52,10 @@ type API struct {
 	// Egress returns the running config's policy for tenant-chosen base
 	// URLs; nil (or a nil result) is the strict default.
 	Egress func() *egress.Policy
+	// TestCredential makes a cheap authenticated call to a provider with a
+	// key (the running gateway's TestCredential). nil: the test route
+	// answers 503.
+	TestCredential func(ctx context.Context, provider, key string, extras store.Extras) providers.TestResult
 	// Profiles lists the routing profiles of the running config, for
 	// checking the profile an API key is bound to. nil: no profiles.
 	Profiles func() []string
@@ -105,6 +110,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return a.route(w, r, map[string]handler{"GET": a.listBYOK}, s, parts)
 	case len(parts) == 4 && parts[0] == "accounts" && parts[2] == "byok":
 		return a.route(w, r, map[string]handler{"GET": a.getBYOK, "POST": a.putBYOK, "PUT": a.putBYOK, "PATCH": a.patchBYOK, "DELETE": a.deleteBYOK}, s, parts)
+	case len(parts) == 5 && parts[0] == "accounts" && parts[2] == "byok" && parts[4] == "test":
+		return a.route(w, r, map[string]handler{"POST": a.testBYOK}, s, parts)
 	case len(parts) == 1 && parts[0] == "providers":
 		return a.route(w, r, map[string]handler{"GET": a.listProviders}, s, parts)
 	case len(parts) == 1 && parts[0] == "logs":
@@ -421,8 +428,7 @@ func SaveBYOK(s *store.Store, pol *egress.Policy, account, provider string, in B
 	if old, ok := existing[provider]; ok && key == old.Masked {
 		return store.Credential{}, errorf(http.StatusBadRequest, "api_key equals the stored masked form; send the full key")
 	}
-	extras := store.Extras{BaseURL: strings.TrimRight(strings.TrimSpace(in.BaseURL), "/"), APIVersion: strings.TrimSpace(in.APIVersion),
-		Organization: strings.TrimSpace(in.Organization), Project: strings.TrimSpace(in.Project)}
+	extras := normalizeExtras(in.BaseURL, in.APIVersion, in.Organization, in.Project)
 	if err := CheckExtras(pol, provider, extras); err != nil {
 		return store.Credential{}, err
 	}
@@ -470,6 +476,90 @@ func (a *API) patchBYOK(w http.ResponseWriter, r *http.Request, s *store.Store, 
 		c = &v
 	}
 	return writeJSON(w, http.StatusOK, a.status(s, account, provider, c))
+}
+
+func normalizeExtras(baseURL, apiVersion, organization, project string) store.Extras {
+	return store.Extras{BaseURL: strings.TrimRight(strings.TrimSpace(baseURL), "/"), APIVersion: strings.TrimSpace(apiVersion),
+		Organization: strings.TrimSpace(organization), Project: strings.TrimSpace(project)}
+}
+
+type testIn struct {
+	APIKey       *string `json:"api_key"`
+	BaseURL      string  `json:"base_url"`
+	APIVersion   string  `json:"api_version"`
+	Organization string  `json:"organization"`
+	Project      string  `json:"project"`
+}
+
+// TestOutcome is the answer of POST .../byok/{provider}/test.
+type TestOutcome struct {
+	Provider string `json:"provider"`
+	// Tested is "stored" (the account's registered key) or "pasted" (the
+	// key in the request body, not saved).
+	Tested string `json:"tested"`
+	providers.TestResult
+	// CredentialStatus is the stored key's status after the test: a
+	// success clears an invalid mark, a rejection sets one. Stored tests
+	// only.
+	CredentialStatus string `json:"credential_status,omitempty"`
+}
+
+// testBYOK checks a provider key with a cheap authenticated call through
+// the running gateway: the key in the body (with its extras, checked as
+// PUT checks them; nothing is saved), or, with no body, the account's
+// stored key, whose invalid mark a success clears and a rejection sets.
+func (a *API) testBYOK(w http.ResponseWriter, r *http.Request, s *store.Store, parts []string) error {
+	account, provider := parts[1], parts[3]
+	if err := checkProvider(provider); err != nil {
+		return err
+	}
+	if _, err := s.Account(account); err != nil {
+		return storeErr(err)
+	}
+	var in testIn
+	if err := decodeBody(r, &in, true); err != nil {
+		return err
+	}
+	if a.TestCredential == nil {
+		return errorf(http.StatusServiceUnavailable, "no agent_router handler is running to test keys with: add one to the config")
+	}
+	out := TestOutcome{Provider: provider}
+	if in.APIKey == nil {
+		if in.BaseURL != "" || in.APIVersion != "" || in.Organization != "" || in.Project != "" {
+			return errorf(http.StatusBadRequest, "base_url, api_version, organization and project go with a pasted api_key; send no body to test the stored key")
+		}
+		sec := s.Snapshot().Credential(account, provider)
+		if sec == nil {
+			return errorf(http.StatusNotFound, "account %q has no %s key registered: send {\"api_key\": \"...\"} to test a key before saving it", account, provider)
+		}
+		out.Tested = "stored"
+		out.TestResult = a.TestCredential(r.Context(), provider, sec.Key(), sec.Extras)
+		switch out.Outcome {
+		case providers.TestOK:
+			s.MarkValid(sec)
+		case providers.TestRejected:
+			s.MarkInvalid(sec, time.Now(), fmt.Sprintf("%s answered %d to a key test (%s)", provider, out.Status, providers.ClassAuth))
+		}
+		out.CredentialStatus = "active"
+		if _, _, invalid := sec.Invalid(); invalid {
+			out.CredentialStatus = "invalid"
+		}
+		return writeJSON(w, http.StatusOK, out)
+	}
+	key := providers.NormalizeKey(*in.APIKey)
+	if err := providers.CheckKey(provider, key); err != nil {
+		return &Error{http.StatusBadRequest, err}
+	}
+	if old := s.Snapshot().Credential(account, provider); old != nil && key == providers.Mask(old.Key()) {
+		return errorf(http.StatusBadRequest, "api_key equals the stored masked form; send the full key, or no body to test the stored key")
+	}
+	extras := normalizeExtras(in.BaseURL, in.APIVersion, in.Organization, in.Project)
+	if err := CheckExtras(a.egress(), provider, extras); err != nil {
+		return err
+	}
+	out.Tested = "pasted"
+	out.TestResult = a.TestCredential(r.Context(), provider, key, extras)
+	return writeJSON(w, http.StatusOK, out)
 }
 
 // CheckExtras checks a credential's extras for provider: which fields the

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -8,6 +9,8 @@ import (
 
 	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/egress"
+	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -52,12 +55,26 @@ var api = &admin.API{
 		}
 		return nil
 	},
+	TestCredential: testCredential,
 	Profiles: func() []string {
 		if a := active.Load(); a != nil {
 			return a.profiles()
 		}
 		return nil
 	},
+}
+
+// testCredential tests a key through a running handler's gateway, so the
+// call uses the gateway's upstream transports and configured endpoints.
+func testCredential(ctx context.Context, provider, key string, extras store.Extras) providers.TestResult {
+	var g *gateway.Gateway
+	if a := active.Load(); a != nil {
+		g = a.testGateway(provider)
+	}
+	if g == nil {
+		return providers.TestResult{Outcome: providers.TestError, Message: "no agent_router handler is running to test keys with: add one to the config"}
+	}
+	return g.TestCredential(ctx, provider, key, extras)
 }
 
 // Routes returns the admin routes.

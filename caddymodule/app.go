@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
+	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -240,6 +241,25 @@ func (a *App) platformKey(provider string) bool {
 		}
 	}
 	return false
+}
+
+// testGateway picks the gateway that tests a key for provider: one whose
+// handler has a platform key for it (so its endpoint is the configured
+// one), else any; nil when no handler runs.
+func (a *App) testGateway(provider string) *gateway.Gateway {
+	a.handlers.mu.Lock()
+	defer a.handlers.mu.Unlock()
+	var fallback *gateway.Gateway
+	for h := range a.handlers.m {
+		if h.gw == nil {
+			continue
+		}
+		if h.gw.PlatformKeyConfigured(provider) {
+			return h.gw
+		}
+		fallback = h.gw
+	}
+	return fallback
 }
 
 // profiles lists the routing profiles of this config's handlers, sorted

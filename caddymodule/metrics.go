@@ -169,6 +169,8 @@ func (h *Handler) observe(r *http.Request, rec *store.LogRecord) {
 			zap.Int64("prompt_tokens", rec.PromptTokens),
 			zap.Int64("completion_tokens", rec.CompletionTokens),
 			zap.String("error_code", rec.ErrorCode),
+			zap.String("profile", rec.Profile),
+			zap.String("source", rec.Source),
 		))
 	}
 }

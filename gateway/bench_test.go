@@ -133,7 +133,7 @@ func BenchmarkRelayStreamEvent(b *testing.B) {
 	for b.Loop() {
 		r.Reset(stream)
 		w.Body.Reset()
-		if code := relayEvents(w, context.Background(), r, p.NewStream(call), ""); code != "" {
+		if code := relayEvents(w, context.Background(), r, p.NewStream(call), &credential{}); code != "" {
 			b.Fatal(code)
 		}
 	}
@@ -177,7 +177,7 @@ func BenchmarkHotPath(b *testing.B) {
 			for b.Loop() {
 				snap := s.Snapshot()
 				entry, ok := snap.LookupKey(store.HashAPIKey(c.key))
-				if !ok || repeatsModel(body) {
+				if !ok || providers.CheckRequestJSON(body) != nil || repeatsModel(body) {
 					b.Fatal("auth or body")
 				}
 				profile, routes := g.keyRoutes(entry)

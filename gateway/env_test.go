@@ -136,6 +136,10 @@ type options struct {
 	configure func(e *env, p map[string]*gateway.ProviderConfig)
 	// routing is the gateway's aliases and routes.
 	routing routing.Config
+	// wrap, when set, wraps the gateway's ResponseWriter (to break it).
+	wrap func(http.ResponseWriter) http.ResponseWriter
+	// observe is the gateway's Observe hook.
+	observe func(*http.Request, *store.LogRecord)
 	// egress is the policy for BYOK base URLs; nil allows http and
 	// 127.0.0.1, where the fakes listen (strict is tested on its own).
 	egress *egress.Policy
@@ -233,7 +237,7 @@ func newEnv(t *testing.T, o options) *env {
 
 	g, err := gateway.New(gateway.Config{
 		Store: s, Providers: pcs, MaxBody: o.maxBody, ResponseHeaderTimeout: o.headerTimeout, Routing: o.routing, Profiles: o.profiles,
-		Logger: zap.New(zapcore.NewTee(jsonCore, obsCore)), Egress: o.egress,
+		Logger: zap.New(zapcore.NewTee(jsonCore, obsCore)), Egress: o.egress, Observe: o.observe,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -243,6 +247,9 @@ func newEnv(t *testing.T, o options) *env {
 		e.inflight.Add(1)
 		defer e.inflight.Add(-1)
 		e.lastCL.Store(r.ContentLength)
+		if o.wrap != nil {
+			w = o.wrap(w)
+		}
 		if r.URL.Path == playgroundPath {
 			// The console's playground, as the console calls it: the
 			// account (and optional key and profile) come from the

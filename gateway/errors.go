@@ -26,7 +26,6 @@ const (
 	CodeUpstreamError              = "upstream_error"
 	CodeInternal                   = "internal_error"
 	CodeBYOKBaseURLBlocked         = "byok_base_url_blocked"
-	CodeUpstreamInvalid            = "upstream_invalid_response"
 	// ServeAccount's refusals (the console's playground).
 	CodeAccountNotFound = "account_not_found"
 	CodeAPIKeyNotFound  = "api_key_not_found"

@@ -62,7 +62,10 @@ func (g *Gateway) pickCredential(snap *store.Snapshot, account, provider string,
 			if since, _, invalid := sec.Invalid(); invalid && more && now.Sub(since) < g.cooldown {
 				return credential{}, skipInvalid
 			}
-			return credential{source: SourceBYOK, key: sec.Key(), endpoint: byokEndpoint(pc, sec.Extras), secret: sec, guarded: sec.Extras.BaseURL != ""}, ""
+			// A base URL of the customer's own is dialed only where the
+			// egress policy allows.
+			return credential{source: SourceBYOK, key: sec.Key(), endpoint: byokEndpoint(pc, sec.Extras), secret: sec,
+				guarded: sec.Extras.BaseURL != ""}, ""
 		}
 		if pin == routing.PinBYOK {
 			return credential{}, skipNoBYOK
@@ -208,14 +211,14 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 				rec.Attempts = append(rec.Attempts, att)
 				endAttemptSpan(aspan, span, &att)
 				g.fail(w, rec, failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeUnsupportedRequest,
-					msg: t.provider.Name + ": " + scrubString(re.Message, cred.key)})
+					msg: t.provider.Name + ": " + cred.scrub(re.Message)})
 				return
 			}
 			att.ErrorClass = providers.ClassBadRequest
 			rec.Attempts = append(rec.Attempts, att)
 			endAttemptSpan(aspan, span, &att)
 			g.fail(w, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
-				msg: "could not build the upstream request: " + scrubString(err.Error(), cred.key)})
+				msg: "could not build the upstream request: " + cred.scrub(err.Error())})
 			return
 		}
 		resp, err := g.upstreams.forURL(req.URL, cred.guarded).RoundTrip(req)
@@ -250,7 +253,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			if c := g.logger.Check(zap.WarnLevel, "upstream request failed"); c != nil {
 				c.Write(zap.String("request_id", rec.ID), zap.String("provider", t.provider.Name),
 					zap.String("credential_source", cred.source), zap.String("class", class),
-					zap.String("error", scrubString(err.Error(), cred.key)))
+					zap.String("error", cred.scrub(err.Error())))
 			}
 			f := failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamUnreachable, msg: "could not reach " + t.provider.Name}
 			switch {
@@ -288,7 +291,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 		h[HeaderProvider] = []string{t.provider.Name}
 		h[HeaderCredential] = []string{cred.source}
 		h[HeaderAttempts] = []string{strconv.Itoa(tried)}
-		g.relay(w, r.Context(), resp, t.provider, call, rec)
+		g.relay(w, r.Context(), resp, t.provider, call, &cred, rec)
 		resp.Body.Close()
 		if n := len(rec.Attempts); n > 0 {
 			rec.Attempts[n-1].DurationMS = msSince(now)
@@ -330,7 +333,7 @@ func (g *Gateway) fail(w http.ResponseWriter, rec *store.LogRecord, f failure) {
 func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred credential, rec *store.LogRecord) (failure, string) {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	class := providers.ClassifyResponse(provider, resp.StatusCode, resp.Header, raw)
-	msg := scrubString(providers.ErrorMessage(raw), cred.key)
+	msg := cred.scrub(providers.ErrorMessage(raw))
 	f := failure{status: resp.StatusCode, typ: typeForStatus(resp.StatusCode), code: CodeUpstreamError}
 	// Upstream header values are relayed only in their documented shape:
 	// anything else could carry request data (a key) back to the client.
@@ -340,7 +343,7 @@ func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred cre
 	if v := resp.Header.Get("Retry-After-Ms"); validRetryAfterMs(v) {
 		f.retryAfterMs = v
 	}
-	if c := gjson.GetBytes(raw, "error.code"); c.Type == gjson.String && validErrorCode(c.Str) && scrubString(c.Str, cred.key) == c.Str {
+	if c := gjson.GetBytes(raw, "error.code"); c.Type == gjson.String && validErrorCode(c.Str) && cred.scrub(c.Str) == c.Str {
 		f.code = c.Str
 	}
 	if class == providers.ClassAuth {
@@ -385,7 +388,7 @@ const maxResponse = 32 << 20
 
 // relay sends a successful answer to the client: a stream event by event
 // through the provider's translator, or a whole body translated once.
-func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *http.Response, p *providers.Provider, call *providers.Call, rec *store.LogRecord) {
+func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *http.Response, p *providers.Provider, call *providers.Call, cred *credential, rec *store.LogRecord) {
 	h := w.Header()
 	copyResponseHeaders(h, resp.Header)
 	var u providers.Usage
@@ -398,7 +401,7 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 		w.WriteHeader(resp.StatusCode)
 		rec.TTFBMS = msSince(rec.Time)
 		tr := p.NewStream(call)
-		if code := relayEvents(w, clientCtx, resp.Body, tr, call.Key); code != "" {
+		if code := relayEvents(w, clientCtx, resp.Body, tr, cred); code != "" {
 			rec.ErrorCode = code
 			if n := len(rec.Attempts); n > 0 && code != "client_closed_request" {
 				rec.Attempts[n-1].ErrorClass = providers.ClassServer
@@ -420,7 +423,7 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 				return
 			}
 			g.fail(w, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
-				msg: "the answer from " + p.Name + " could not be read: " + scrubString(err.Error(), call.Key)})
+				msg: "the answer from " + p.Name + " could not be read: " + cred.scrub(err.Error())})
 			return
 		}
 		h["Content-Type"] = []string{"application/json"}
@@ -443,7 +446,7 @@ var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return 
 // writes it, flushing whenever no further upstream bytes are already
 // waiting (so bursts go out together, and nothing is held back). It returns
 // an error code when the stream did not finish normally.
-func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reader, tr providers.StreamTranslator, key string) string {
+func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reader, tr providers.StreamTranslator, cred *credential) string {
 	rc := http.NewResponseController(w)
 	sr := providers.NewSSEReader(body)
 	bp := eventBufs.Get().(*[]byte)
@@ -457,7 +460,12 @@ func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reade
 	out := (*bp)[:0]
 	pending := false
 	endWith := func(code, msg string) string {
-		out = providers.ErrorEvent(out[:0], typeAPI, code, scrubString(msg, key))
+		// A translator's code may come from the provider (Anthropic's
+		// error.type): it is relayed only in the shape of a code.
+		if !validErrorCode(code) || cred.scrub(code) != code {
+			code = "upstream_stream_error"
+		}
+		out = providers.ErrorEvent(out[:0], typeAPI, code, cred.scrub(msg))
 		w.Write(out)
 		rc.Flush()
 		*bp = out

@@ -1,8 +1,16 @@
 // Package gateway is Agent Router's data plane: it authenticates an Agent
-// Router API key, reads the requested model, resolves its provider, picks the
-// account's BYOK credential or the platform key, forwards the request and
-// streams the answer back, and records one request-log entry. It does not
-// import Caddy; caddymodule mounts it.
+// Router API key, reads the requested model, resolves it through the key's
+// routing profile (if any) and the site's aliases and routes to a plan of
+// attempts, picks the account's BYOK credential or the platform key for
+// each, forwards the request and streams the answer back, and records one
+// request-log entry. It does not import Caddy; caddymodule mounts it.
+//
+// Besides ServeHTTP (API traffic), the console uses three entry points:
+// ServeAccount runs a chat request for an account without an API key
+// through the same pipeline (the playground; its records say their
+// source), ModelsFor lists what /v1/models would for an account and
+// profile, and TestCredential checks a provider key with a cheap
+// authenticated call through the gateway's own upstream transports.
 package gateway
 
 import (
@@ -300,7 +308,8 @@ type AccountRequest struct {
 	// resolve the model through; it overrides the key's. An unknown name is
 	// refused (400 profile_not_found).
 	Profile string
-	// Source is recorded in the request log, e.g. "console".
+	// Source is recorded in the request log, e.g. "console" (at most 32
+	// bytes are kept).
 	Source string
 }
 
@@ -320,7 +329,7 @@ func (g *Gateway) ServeAccount(w http.ResponseWriter, r *http.Request, acc Accou
 		writeError(w, http.StatusNotFound, typeInvalidRequest, CodeAccountNotFound, "no such account")
 		return
 	}
-	c := caller{account: acc.AccountID, source: acc.Source, routes: g.routes}
+	c := caller{account: acc.AccountID, source: truncate(acc.Source, 32), routes: g.routes}
 	if acc.KeyID != "" {
 		entry, ok := snap.KeyByID(acc.KeyID)
 		if !ok || entry.AccountID != acc.AccountID {
@@ -637,7 +646,17 @@ func firstNonSpace(b []byte) int {
 	return 0
 }
 
-func scrubString(s, key string) string { return string(providers.Scrub([]byte(s), key)) }
+// scrub removes from upstream text what the client must not see: the key
+// that served (and anything shaped like a key) and, when the platform's key
+// served, the platform's account ids (its OpenAI organization and project).
+// A BYOK tenant sees its own.
+func (c *credential) scrub(s string) string {
+	b := providers.Scrub([]byte(s), c.key)
+	if c.source == SourcePlatform {
+		b = providers.ScrubAccountIDs(b, c.endpoint.Organization, c.endpoint.Project)
+	}
+	return string(b)
+}
 
 func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()) / 1000 }
 

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
@@ -39,21 +40,22 @@ func (g *Gateway) TestCredential(ctx context.Context, provider, key string, extr
 	defer cancel()
 	req, err := p.NewTestRequest(ctx, byokEndpoint(g.providers[provider], extras), key)
 	if err != nil {
-		return TestResult{Outcome: providers.TestError, Message: "could not build the test request: " + scrubString(err.Error(), key)}
+		return TestResult{Outcome: providers.TestError, Message: "could not build the test request: " + scrubKey(err.Error(), key)}
 	}
 	start := time.Now()
-	// A tenant-given base URL goes through the guarded transport, which
-	// dials public addresses only (egress policy), as requests with it do.
 	resp, err := g.upstreams.forURL(req.URL, extras.BaseURL != "").RoundTrip(req)
 	latency := msSince(start)
 	if err != nil {
 		class := providers.ClassifyTransport(err)
 		msg := "could not reach " + provider
-		if class == providers.ClassTimeout {
+		switch {
+		case egress.IsBlocked(err):
+			msg = "the base_url leads to an address the gateway may not reach (a private, loopback or link-local address)"
+		case class == providers.ClassTimeout:
 			msg = provider + " did not answer in time"
 		}
 		if c := g.logger.Check(zap.InfoLevel, "key test: provider unreachable"); c != nil {
-			c.Write(zap.String("provider", provider), zap.String("class", class), zap.String("error", scrubString(err.Error(), key)))
+			c.Write(zap.String("provider", provider), zap.String("class", class), zap.String("error", scrubKey(err.Error(), key)))
 		}
 		return TestResult{Outcome: providers.TestUnreachable, Message: msg, LatencyMS: latency}
 	}
@@ -65,7 +67,7 @@ func (g *Gateway) TestCredential(ctx context.Context, provider, key string, extr
 		return res
 	}
 	class := providers.ClassifyResponse(provider, resp.StatusCode, resp.Header, raw)
-	detail := scrubString(truncate(providers.ErrorMessage(raw), 300), key)
+	detail := scrubKey(truncate(providers.ErrorMessage(raw), 300), key)
 	if class == providers.ClassAuth {
 		res.Outcome = providers.TestRejected
 		res.Message = fmt.Sprintf("%s rejected the key (status %d): %s", provider, resp.StatusCode, detail)
@@ -83,6 +85,8 @@ func (g *Gateway) TestCredential(ctx context.Context, provider, key string, extr
 // byokEndpoint is the endpoint a customer key is sent to: the platform's for
 // the provider, with the key's own extras laid over it. The platform's
 // organization and project never go with a customer's key.
+func scrubKey(s, key string) string { return string(providers.Scrub([]byte(s), key)) }
+
 func byokEndpoint(pc *ProviderConfig, extras store.Extras) providers.Endpoint {
 	var ep providers.Endpoint
 	if pc != nil {

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,7 +11,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
@@ -132,13 +132,11 @@ func TestCredentialEndpointAndErrors(t *testing.T) {
 	defer platform.Close()
 	defer own.Close()
 	defer azure.Close()
-	// The fakes listen on loopback: let the guarded transport (tenant base
-	// URLs) reach it, as the gateway's other tests do.
-	pol, err := egress.New(true, []string{"127.0.0.1"})
+	loopback, err := egress.New(true, []string{"127.0.0.1"}) // where the fakes listen
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(gateway.Config{Store: s, Egress: pol, Providers: map[string]*gateway.ProviderConfig{
+	g, err := gateway.New(gateway.Config{Store: s, Egress: loopback, Providers: map[string]*gateway.ProviderConfig{
 		providers.OpenAI: {Endpoint: providers.Endpoint{BaseURL: platform.BaseURL(), Organization: "org-platform"}},
 	}})
 	if err != nil {
@@ -200,20 +198,22 @@ func TestCredentialEndpointAndErrors(t *testing.T) {
 	}
 }
 
-// A key test to a tenant-given base URL goes through the guarded transport:
-// under the default (strict) egress policy, a loopback base URL is never
-// dialed, so the console's Test cannot probe internal addresses.
-func TestCredentialBaseURLGuarded(t *testing.T) {
+// TestCredentialGuardedBaseURL: testing a key whose base URL leads to an
+// internal address (by default policy) never connects there.
+func TestCredentialGuardedBaseURL(t *testing.T) {
 	s := openStore(t)
-	internal := providertest.New("openai")
-	defer internal.Close()
-	g, err := gateway.New(gateway.Config{Store: s})
+	fake := providertest.New("openai")
+	defer fake.Close()
+	g, err := gateway.New(gateway.Config{Store: s}) // the strict default
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	r := g.TestCredential(context.Background(), providers.OpenAI, canaryOpenAI("guard"), store.Extras{BaseURL: internal.BaseURL()})
-	if r.Outcome == providers.TestOK || len(internal.Records()) != 0 {
-		t.Fatalf("%+v; the internal fake got %d requests", r, len(internal.Records()))
+	r := g.TestCredential(context.Background(), providers.OpenAI, canaryOpenAI("guard"), store.Extras{BaseURL: fake.BaseURL()})
+	if r.Outcome != providers.TestUnreachable || !strings.Contains(r.Message, "may not reach") {
+		t.Errorf("%+v", r)
+	}
+	if n := len(fake.Records()); n != 0 {
+		t.Errorf("the internal address got %d requests", n)
 	}
 }

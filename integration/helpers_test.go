@@ -175,6 +175,10 @@ func (e *env) config() string {
 func (e *env) load() {
 	e.t.Helper()
 	e.tester.InitServer(e.config(), "caddyfile")
+	// The old config's server closes its idle connections as it stops: a
+	// POST on one of them fails with EOF (and is not retried), so start
+	// afresh.
+	e.client.CloseIdleConnections()
 }
 
 // admin calls the admin API and decodes a JSON answer into out (if given).

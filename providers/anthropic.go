@@ -760,3 +760,21 @@ func classifyAnthropic(status int, h http.Header, body []byte) string {
 	}
 	return ""
 }
+
+// testAnthropic: GET /v1/models (a base URL ending in /v1 works too, as
+// for messages), x-api-key and anthropic-version.
+func testAnthropic(ctx context.Context, ep Endpoint, key string) (*http.Request, error) {
+	u := ep.BaseURL
+	if strings.HasSuffix(u, "/v1") {
+		u += "/models"
+	} else {
+		u += "/v1/models"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header["X-Api-Key"] = []string{key}
+	req.Header["Anthropic-Version"] = []string{AnthropicVersion}
+	return req, nil
+}

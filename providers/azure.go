@@ -56,3 +56,25 @@ func buildAzure(ctx context.Context, c *Call) (*http.Request, error) {
 	req.Header["Content-Type"] = []string{"application/json"}
 	return req, nil
 }
+
+// testAzure: the resource's model list, GET /openai/models?api-version=…
+// (classic) or /openai/v1/models (api_version v1), with the api-key header.
+func testAzure(ctx context.Context, ep Endpoint, key string) (*http.Request, error) {
+	if ep.BaseURL == "" {
+		return nil, errAzureEndpoint
+	}
+	version := ep.APIVersion
+	if version == "" {
+		version = DefaultAzureAPIVersion
+	}
+	u := ep.BaseURL + "/openai/models?api-version=" + url.QueryEscape(version)
+	if version == "v1" {
+		u = ep.BaseURL + "/openai/v1/models"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header["Api-Key"] = []string{key}
+	return req, nil
+}

@@ -636,3 +636,14 @@ func classifyCohere(status int, _ http.Header, body []byte) string {
 	}
 	return ""
 }
+
+// testCohere: GET /v1/models, Bearer.
+func testCohere(ctx context.Context, ep Endpoint, key string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep.BaseURL+"/v1/models", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header["Authorization"] = []string{"Bearer " + key}
+	req.Header["Accept"] = []string{"application/json"}
+	return req, nil
+}

@@ -95,6 +95,25 @@ func ErrorMessage(body []byte) string {
 // not keys.
 var keyPatterns = regexp.MustCompile(`(^|[^A-Za-z])(?:sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|AQ\.[0-9A-Za-z_\-.]{16,}|pplx-[A-Za-z0-9]{16,}|tgp_v1_[A-Za-z0-9_\-]{16,}|ar_[A-Za-z0-9_\-]{20,})`)
 
+// accountIDPatterns match OpenAI's organization, project and user ids
+// ("org-…", "proj_…", "user-…"; 24 characters in practice), which its error
+// texts name ("Rate limit reached … in organization org-…").
+var accountIDPatterns = regexp.MustCompile(`(^|[^A-Za-z0-9])(?:org|proj|user)[-_][A-Za-z0-9]{16,}`)
+
+// ScrubAccountIDs removes the ids of the provider account that served a
+// request from upstream text: the given ones (the configured organization
+// and project) and anything shaped like an OpenAI account id. The gateway
+// applies it when the platform's key served, so that no tenant learns the
+// platform's organization.
+func ScrubAccountIDs(b []byte, ids ...string) []byte {
+	for _, id := range ids {
+		if len(id) >= 4 {
+			b = bytes.ReplaceAll(b, []byte(id), []byte(Redacted))
+		}
+	}
+	return accountIDPatterns.ReplaceAll(b, []byte("${1}"+Redacted))
+}
+
 // Redacted replaces secrets in scrubbed text.
 const Redacted = "[REDACTED]"
 

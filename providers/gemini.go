@@ -1396,3 +1396,18 @@ func classifyGemini(status int, _ http.Header, body []byte) string {
 	}
 	return ""
 }
+
+// testGemini: GET /v1beta/models with x-goog-api-key (never ?key=, which
+// would put the key in URLs and logs).
+func testGemini(ctx context.Context, ep Endpoint, key string) (*http.Request, error) {
+	base := ep.BaseURL
+	if !strings.HasSuffix(base, "/v1beta") && !strings.HasSuffix(base, "/v1") {
+		base += "/" + geminiAPIVersion
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/models", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header["X-Goog-Api-Key"] = []string{key}
+	return req, nil
+}

@@ -39,7 +39,7 @@ func CheckRequestJSON(b []byte) error {
 var (
 	errTooDeep = fmt.Errorf("request body nests deeper than %d levels of arrays and objects", MaxJSONDepth)
 	errNotUTF8 = errors.New("request body is not valid UTF-8")
-	errNotJSON = errors.New("request body is not valid JSON")
+	errNotJSON = errors.New("request body must be a JSON object, and it is not valid JSON")
 )
 
 // shallow reports whether b nests at most MaxJSONDepth deep. Counting the
@@ -51,21 +51,27 @@ func shallow(b []byte) bool {
 	if bytes.Count(b, []byte{'['})+bytes.Count(b, []byte{'{'}) <= MaxJSONDepth {
 		return true
 	}
-	depth, inString := 0, false
+	depth := 0
 	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
+		switch b[i] {
 		case '"':
-			inString = true
+			// Jump to the closing quote: one not preceded by an odd run
+			// of backslashes. Strings are most of a body, and IndexByte
+			// crosses them many bytes at a time.
+			for {
+				j := bytes.IndexByte(b[i+1:], '"')
+				if j < 0 {
+					return true // unterminated: the validator refuses it
+				}
+				i += j + 1
+				n := 0
+				for k := i - 1; k >= 0 && b[k] == '\\'; k-- {
+					n++
+				}
+				if n%2 == 0 {
+					break
+				}
+			}
 		case '[', '{':
 			if depth++; depth > MaxJSONDepth {
 				return false

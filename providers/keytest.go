@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -54,87 +53,4 @@ func (p *Provider) NewTestRequest(ctx context.Context, ep Endpoint, key string) 
 	}
 	ep.BaseURL = strings.TrimRight(ep.BaseURL, "/")
 	return p.test(ctx, ep, key)
-}
-
-// testOpenAIShaped lists models the OpenAI way: GET {base}/models, Bearer,
-// and OpenAI's organization and project headers when set.
-func testOpenAIShaped(ctx context.Context, ep Endpoint, key string) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep.BaseURL+"/models", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header["Authorization"] = []string{"Bearer " + key}
-	if ep.Organization != "" {
-		req.Header["Openai-Organization"] = []string{ep.Organization}
-	}
-	if ep.Project != "" {
-		req.Header["Openai-Project"] = []string{ep.Project}
-	}
-	return req, nil
-}
-
-// testAnthropic: GET /v1/models (a base URL ending in /v1 works too, as
-// for messages), x-api-key and anthropic-version.
-func testAnthropic(ctx context.Context, ep Endpoint, key string) (*http.Request, error) {
-	u := ep.BaseURL
-	if strings.HasSuffix(u, "/v1") {
-		u += "/models"
-	} else {
-		u += "/v1/models"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header["X-Api-Key"] = []string{key}
-	req.Header["Anthropic-Version"] = []string{AnthropicVersion}
-	return req, nil
-}
-
-// testGemini: GET /v1beta/models with x-goog-api-key (never ?key=, which
-// would put the key in URLs and logs).
-func testGemini(ctx context.Context, ep Endpoint, key string) (*http.Request, error) {
-	base := ep.BaseURL
-	if !strings.HasSuffix(base, "/v1beta") && !strings.HasSuffix(base, "/v1") {
-		base += "/" + geminiAPIVersion
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/models", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header["X-Goog-Api-Key"] = []string{key}
-	return req, nil
-}
-
-// testCohere: GET /v1/models, Bearer.
-func testCohere(ctx context.Context, ep Endpoint, key string) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep.BaseURL+"/v1/models", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header["Authorization"] = []string{"Bearer " + key}
-	req.Header["Accept"] = []string{"application/json"}
-	return req, nil
-}
-
-// testAzure: the resource's model list, GET /openai/models?api-version=…
-// (classic) or /openai/v1/models (api_version v1), with the api-key header.
-func testAzure(ctx context.Context, ep Endpoint, key string) (*http.Request, error) {
-	if ep.BaseURL == "" {
-		return nil, errAzureEndpoint
-	}
-	version := ep.APIVersion
-	if version == "" {
-		version = DefaultAzureAPIVersion
-	}
-	u := ep.BaseURL + "/openai/models?api-version=" + url.QueryEscape(version)
-	if version == "v1" {
-		u = ep.BaseURL + "/openai/v1/models"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header["Api-Key"] = []string{key}
-	return req, nil
 }

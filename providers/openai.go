@@ -88,3 +88,20 @@ func newOpenAIShapedRequest(ctx context.Context, c *Call, body []byte) (*http.Re
 	}
 	return req, nil
 }
+
+// testOpenAIShaped lists models the OpenAI way: GET {base}/models, Bearer,
+// and OpenAI's organization and project headers when set.
+func testOpenAIShaped(ctx context.Context, ep Endpoint, key string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ep.BaseURL+"/models", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header["Authorization"] = []string{"Bearer " + key}
+	if ep.Organization != "" {
+		req.Header["Openai-Organization"] = []string{ep.Organization}
+	}
+	if ep.Project != "" {
+		req.Header["Openai-Project"] = []string{ep.Project}
+	}
+	return req, nil
+}

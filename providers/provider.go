@@ -4,7 +4,8 @@
 //
 // Each provider lives in its own file with the same pieces in the same order:
 // catalog entry and key rule, request build, response and stream translation,
-// error classes.
+// error classes, and last the key test's request (an authenticated list of
+// models; see NewTestRequest in keytest.go).
 package providers
 
 import (

@@ -59,6 +59,10 @@ type versionedHealth struct {
 type healthState struct {
 	healthMu sync.Mutex
 	healths  map[credKey]*versionedHealth
+	// healthWriteMu serialises persistHealth's read-then-write; Close
+	// waits for healthWG.
+	healthWriteMu sync.Mutex
+	healthWG      sync.WaitGroup
 }
 
 // Invalid reports whether the provider rejected this key, since when and
@@ -91,7 +95,7 @@ func (s *Store) MarkInvalid(c *Secret, at time.Time, reason string) {
 	if prev != 0 && at.UnixNano()-prev < int64(time.Minute) {
 		return
 	}
-	go s.persistHealth(c.AccountID, c.Provider, healthRecord{Version: c.Version, InvalidAt: at.UTC(), Reason: reason})
+	s.healthWG.Go(func() { s.persistHealth(c) })
 }
 
 // MarkValid clears an invalid mark after the key worked. It costs one atomic
@@ -101,14 +105,31 @@ func (s *Store) MarkValid(c *Secret) {
 		return
 	}
 	if c.health.invalidAt.Swap(0) != 0 {
-		go s.persistHealth(c.AccountID, c.Provider, healthRecord{Version: c.Version})
+		s.healthWG.Go(func() { s.persistHealth(c) })
 	}
 }
 
-func (s *Store) persistHealth(account, provider string, r healthRecord) {
+// persistHealth writes the credential's health as it is when the write
+// happens, not as it was when it was marked: marks made on different
+// goroutines may reach here in any order, and the last write (serialised by
+// healthWriteMu) always carries the latest state. A credential that was
+// rotated or removed in the meantime writes nothing.
+func (s *Store) persistHealth(c *Secret) {
+	s.healthWriteMu.Lock()
+	defer s.healthWriteMu.Unlock()
+	if cur := s.Snapshot().Credential(c.AccountID, c.Provider); cur == nil || cur.Version != c.Version {
+		return
+	}
+	r := healthRecord{Version: c.Version}
+	if at := c.health.invalidAt.Load(); at != 0 {
+		r.InvalidAt = time.Unix(0, at).UTC()
+		if reason := c.health.reason.Load(); reason != nil {
+			r.Reason = *reason
+		}
+	}
 	_ = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketHealth)
-		k := []byte(account + "\x00" + provider)
+		k := []byte(c.AccountID + "\x00" + c.Provider)
 		if r.InvalidAt.IsZero() {
 			return b.Delete(k)
 		}

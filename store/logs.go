@@ -305,13 +305,14 @@ func addLogCount(tx *bolt.Tx, delta int) error {
 func (s *Store) persistClocks() {
 	s.lastUsedMu.Lock()
 	type kv struct {
-		k string
-		v int64
+		k     string
+		v     int64
+		clock *atomic.Int64
 	}
 	var dirty []kv
 	for k, c := range s.lastUsed {
 		if v := c.Load(); v > s.savedClocks[k] {
-			dirty = append(dirty, kv{k, v})
+			dirty = append(dirty, kv{k, v, c})
 		}
 	}
 	s.lastUsedMu.Unlock()
@@ -322,6 +323,15 @@ func (s *Store) persistClocks() {
 		b := tx.Bucket(bucketLastUsed)
 		var buf [8]byte
 		for _, d := range dirty {
+			// A key or credential deleted since the clocks were read
+			// (forgetClocks, in a write transaction of its own) stays
+			// deleted: write only clocks that are still the live ones.
+			s.lastUsedMu.Lock()
+			live := s.lastUsed[d.k] == d.clock
+			s.lastUsedMu.Unlock()
+			if !live {
+				continue
+			}
 			if old := b.Get([]byte(d.k)); len(old) == 8 && int64(binary.BigEndian.Uint64(old)) >= d.v {
 				continue
 			}
@@ -335,7 +345,7 @@ func (s *Store) persistClocks() {
 	if err == nil {
 		s.lastUsedMu.Lock()
 		for _, d := range dirty {
-			if _, live := s.lastUsed[d.k]; live {
+			if s.lastUsed[d.k] == d.clock {
 				s.savedClocks[d.k] = d.v
 			}
 		}

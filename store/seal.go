@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,7 +115,7 @@ func ParseMasterKey(s string) ([]byte, error) {
 // new random one and writes it there with mode 0600. created reports whether
 // a new key was generated.
 func LoadOrCreateMasterKey(path string) (key []byte, created bool, err error) {
-	b, err := os.ReadFile(path)
+	b, err := readPrivateFile(path)
 	if err == nil {
 		key, err := ParseMasterKey(string(b))
 		if err != nil {
@@ -160,5 +161,44 @@ func LoadOrCreateMasterKey(path string) (key []byte, created bool, err error) {
 		}
 		return nil, false, fmt.Errorf("creating master key file: %v", err)
 	}
+	// The new name is durable only once its directory is: a crash after
+	// credentials were sealed must not lose the key that opens them.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return nil, false, fmt.Errorf("creating master key file: %v", err)
+	}
 	return key, true, nil
+}
+
+// readPrivateFile reads a secret file, refusing one that others can read
+// or write (as ssh does with private keys): a master key that leaked
+// through its file mode opens every sealed credential.
+func readPrivateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading master key file: %v", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("master key file %s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("master key file %s is accessible by other users (mode %04o): run chmod 600 %s, or set master_key", path, perm, path)
+	}
+	return io.ReadAll(io.LimitReader(f, 4<<10))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

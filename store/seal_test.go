@@ -412,6 +412,25 @@ func TestLoadOrCreateMasterKey(t *testing.T) {
 	if b, _ := os.ReadFile(bad); string(b) != "garbage\n" {
 		t.Fatal("a corrupt master key file was overwritten")
 	}
+
+	// A key file others can read (or write) is refused, with the fix.
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o602} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := LoadOrCreateMasterKey(path)
+		if err == nil || !strings.Contains(err.Error(), "chmod 600") || strings.Contains(err.Error(), string(b)) {
+			t.Errorf("mode %04o: %v, want a refusal that says chmod 600", mode, err)
+		}
+	}
+	os.Chmod(path, 0o400) // read-only for the owner is fine
+	if k, _, err := LoadOrCreateMasterKey(path); err != nil || !bytes.Equal(k, k1) {
+		t.Errorf("mode 0400: %v", err)
+	}
+	// A directory in its place is not a key file.
+	if _, _, err := LoadOrCreateMasterKey(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a directory as the key file: %v", err)
+	}
 }
 
 func TestStoreFileMode(t *testing.T) {

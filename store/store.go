@@ -163,6 +163,7 @@ func (s *Store) MasterKeyID() string { return s.sealer.current }
 // closes the file.
 func (s *Store) Close() error {
 	s.log.stop()
+	s.healthWG.Wait() // health marks still being written
 	return s.db.Close()
 }
 

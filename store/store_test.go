@@ -726,3 +726,96 @@ func TestMarkInvalidPersistsOncePerMinute(t *testing.T) {
 		t.Fatalf("persisted: %v %q %v (want the first mark, %v)", since, reason, invalid, first.UTC())
 	}
 }
+
+// TestHealthMarksPersistInOrder: marks made on many goroutines, in any
+// order, leave the store holding the last state: a key that recovered never
+// reloads as invalid, one that was last rejected never reloads as healthy.
+func TestHealthMarksPersistInOrder(t *testing.T) {
+	for _, endInvalid := range []bool{false, true} {
+		path := dbPath(t)
+		s, err := Open(path, masterKey(2), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustAccount(t, s, "acme")
+		if _, err := s.PutCredential("acme", "openai", canaryKey, "m", Extras{}); err != nil {
+			t.Fatal(err)
+		}
+		c := s.Snapshot().Credential("acme", "openai")
+		at := time.Now().Add(-time.Hour)
+		for i := 0; i < 200; i++ {
+			// Each mark an hour after the previous one, so every
+			// invalid mark is persisted (not rate-limited).
+			s.MarkInvalid(c, at.Add(time.Duration(i)*time.Hour), "openai answered 401 (auth)")
+			s.MarkValid(c)
+		}
+		if endInvalid {
+			s.MarkInvalid(c, at.Add(500*time.Hour), "openai answered 403 (auth)")
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = openStore(t, path, masterKey(2), Options{})
+		_, reason, invalid := s.CredentialHealth("acme", "openai")
+		if invalid != endInvalid || (endInvalid && reason != "openai answered 403 (auth)") {
+			t.Errorf("after %d marks ending invalid=%v, reloaded invalid=%v reason %q", 401, endInvalid, invalid, reason)
+		}
+	}
+}
+
+// TestHealthMarkOfRotatedKeyIsDropped: a rejection that arrives for a key
+// version already rotated away does not persist over the new version.
+func TestHealthMarkOfRotatedKeyIsDropped(t *testing.T) {
+	s, path := newStore(t)
+	mustAccount(t, s, "acme")
+	s.PutCredential("acme", "openai", canaryKey, "m", Extras{})
+	old := s.Snapshot().Credential("acme", "openai")
+	s.PutCredential("acme", "openai", canaryKey+"2", "m2", Extras{})
+	s.MarkInvalid(old, time.Now(), "openai answered 401 (auth)")
+	s.Close()
+	s = openStore(t, path, masterKey(1), Options{})
+	if _, _, invalid := s.CredentialHealth("acme", "openai"); invalid {
+		t.Error("the rotated-away key's rejection marked the new key invalid")
+	}
+}
+
+// TestPersistClocksAfterForget: a clock the persister read before its
+// credential was deleted is not written back after the deletion.
+func TestPersistClocksAfterForget(t *testing.T) {
+	s, _ := newStore(t)
+	mustAccount(t, s, "acme")
+	s.PutCredential("acme", "openai", canaryKey, "m", Extras{})
+	s.Snapshot().Credential("acme", "openai").Touch(time.Now().UnixNano())
+	id := credClockID("acme", "openai")
+
+	// A write transaction that, once released, forgets the clock (as
+	// DeleteCredential does); it holds bbolt's writer lock until then.
+	release, forgotten := make(chan struct{}), make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		forgotten <- s.db.Update(func(tx *bolt.Tx) error {
+			close(started)
+			<-release
+			return s.forgetClocks(tx, id)
+		})
+	}()
+	<-started
+	// The persister reads the dirty clock now, then waits for the lock.
+	persisted := make(chan struct{})
+	go func() { s.persistClocks(); close(persisted) }()
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	if err := <-forgotten; err != nil {
+		t.Fatal(err)
+	}
+	<-persisted
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketLastUsed).Get([]byte(id)); v != nil {
+			t.Errorf("the deleted credential's clock was written back")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

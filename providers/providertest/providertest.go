@@ -60,6 +60,9 @@ type Response struct {
 	// Hang keeps the connection open without answering until the client
 	// goes away.
 	Hang bool
+	// Custom, when set, writes the whole answer itself: for answers too
+	// big to hold in a string (a 48 MiB event).
+	Custom func(http.ResponseWriter)
 }
 
 // Responder decides the answer to a request.
@@ -381,6 +384,10 @@ func Write(w http.ResponseWriter, r *http.Request, resp Response) {
 		case <-r.Context().Done():
 			return
 		}
+	}
+	if resp.Custom != nil {
+		resp.Custom(w)
+		return
 	}
 	if resp.Hang {
 		<-r.Context().Done()

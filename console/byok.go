@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -214,17 +215,36 @@ func (h *Handler) byokTest(w http.ResponseWriter, r *request, provider, key stri
 			return
 		}
 		key, extras = secret.Key(), secret.Extras
-	} else if err := providers.CheckKey(provider, key); err != nil {
-		d.Error = err.Error()
-		h.renderBYOK(w, r, http.StatusBadRequest, provider, d)
-		return
+	} else {
+		// The admin API's checks: key format, and a base URL the egress
+		// policy allows (the test must not probe internal addresses).
+		err := providers.CheckKey(provider, key)
+		if err == nil {
+			err = admin.CheckExtras(h.cfg.Egress(), provider, extras)
+		}
+		if err != nil {
+			st, msg := h.userError(err)
+			if st >= 500 {
+				st, msg = http.StatusBadRequest, err.Error()
+			}
+			d.Error = msg
+			h.renderBYOK(w, r, st, provider, d)
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
 	res := h.cfg.Gateway.TestCredential(ctx, provider, key, extras)
 	res.Message = string(providers.Scrub([]byte(res.Message), key))
-	if stored && res.Outcome == providers.TestOK {
-		h.cfg.Store.MarkValid(secret)
+	// As the admin API's test does: for the stored key, a success clears
+	// its invalid mark and a rejection sets one.
+	if stored {
+		switch res.Outcome {
+		case providers.TestOK:
+			h.cfg.Store.MarkValid(secret)
+		case providers.TestRejected:
+			h.cfg.Store.MarkInvalid(secret, time.Now(), fmt.Sprintf("%s answered %d to a key test (%s)", provider, res.Status, providers.ClassAuth))
+		}
 	}
 	d.Test = &res
 	h.renderBYOK(w, r, http.StatusOK, provider, d)

@@ -686,3 +686,28 @@ func TestPlaygroundAndKeyTest(t *testing.T) {
 		t.Fatalf("no message: %d", st)
 	}
 }
+
+// TestKeyTestChecksLikeAdmin: a pasted base URL to an internal address is
+// refused before any connection; a rejected stored key is marked invalid.
+func TestKeyTestChecksLikeAdmin(t *testing.T) {
+	f := newFixture(t, nil)
+	f.user("acme", "owner@acme.test", store.RoleOwner)
+	c := f.signedIn("owner@acme.test")
+	st, body := c.post("/console/byok/azure", url.Values{"action": {"test"}, "api_key": {strings.Repeat("ab", 16)},
+		"base_url": {"http://169.254.169.254/openai"}, "api_version": {"2024-10-21"}})
+	if st != 400 || !strings.Contains(body, `id="byok-error"`) {
+		t.Fatalf("internal base URL: %d %s", st, body)
+	}
+	st, body = c.post("/console/byok/azure", url.Values{"action": {"save"}, "api_key": {strings.Repeat("ab", 16)},
+		"base_url": {"http://169.254.169.254/openai"}, "api_version": {"2024-10-21"}})
+	if st != 400 || f.s.Snapshot().Credential("acme", "azure") != nil {
+		t.Fatalf("saving an internal base URL: %d", st)
+	}
+	key := "sk-proj-STOREDkey0123456789abcdefghij"
+	c.post("/console/byok/openai", url.Values{"action": {"save"}, "api_key": {key}})
+	f.openai.AcceptOnly(platformKey) // the provider revokes the stored key
+	st, body = c.post("/console/byok/openai", url.Values{"action": {"test"}})
+	if st != 200 || !strings.Contains(body, "rejected by the provider") || !strings.Contains(body, `data-status="invalid"`) || strings.Contains(body, "STOREDkey") {
+		t.Fatalf("rejected stored key: %d %s", st, body)
+	}
+}

@@ -114,6 +114,9 @@ func (h *Handler) signinPage(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("done") == "setup" {
 		d.Notice = "Your password is set. Sign in with it."
 	}
+	if r.URL.Query().Get("done") == "password" {
+		d.Notice = "Your password is changed and every session has ended. Sign in with the new password."
+	}
 	if r.URL.Query().Get("done") == "signout" {
 		d.Notice = "You are signed out."
 	}
@@ -215,4 +218,38 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, Prefix+"/signin?done=setup", http.StatusSeeOther)
+}
+
+// changePassword sets the signed-in user's password. Every session of the
+// user ends, this one included: they sign in again with the new password.
+func (h *Handler) changePassword(w http.ResponseWriter, r *request) {
+	d, err := h.membersData(r)
+	if err != nil {
+		h.failReq(w, r, err)
+		return
+	}
+	pw := r.PostFormValue("new_password")
+	if pw != r.PostFormValue("new_password2") {
+		d.PasswordError = "The two new passwords differ."
+		h.render(w, r.Request, http.StatusBadRequest, "members", r, "Members", d)
+		return
+	}
+	ip := h.cfg.ClientIP(r.Request)
+	if h.throttle.blocked(ip, r.user.Email) {
+		d.PasswordError = "Too many attempts. Wait a few minutes and try again."
+		h.render(w, r.Request, http.StatusTooManyRequests, "members", r, "Members", d)
+		return
+	}
+	if err := h.cfg.Store.SetPassword(r.account, r.user.ID, r.PostFormValue("current_password"), pw); err != nil {
+		st, msg := h.userError(err)
+		if errors.Is(err, store.ErrBadCredentials) {
+			h.throttle.fail(ip, r.user.Email)
+			st, msg = http.StatusBadRequest, "The current password is wrong."
+		}
+		d.PasswordError = msg
+		h.render(w, r.Request, st, "members", r, "Members", d)
+		return
+	}
+	clearCookie(w, r.Request, sessionCookie)
+	http.Redirect(w, r.Request, Prefix+"/signin?done=password", http.StatusSeeOther)
 }

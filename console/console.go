@@ -204,6 +204,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST "+Prefix+"/members", h.auth(true, h.memberInvite))
 	m.HandleFunc("POST "+Prefix+"/members/{id}/role", h.auth(true, h.memberRole))
 	m.HandleFunc("POST "+Prefix+"/members/{id}/remove", h.auth(true, h.memberRemove))
+	m.HandleFunc("POST "+Prefix+"/password", h.auth(false, h.changePassword))
 
 	m.HandleFunc("GET "+Prefix+"/playground", h.auth(false, h.playgroundPage))
 	m.HandleFunc("POST "+Prefix+"/playground", h.auth(false, h.playgroundSend))

@@ -711,3 +711,27 @@ func TestKeyTestChecksLikeAdmin(t *testing.T) {
 		t.Fatalf("rejected stored key: %d %s", st, body)
 	}
 }
+
+func TestChangePasswordEndsSessions(t *testing.T) {
+	f := newFixture(t, nil)
+	f.user("acme", "owner@acme.test", store.RoleOwner)
+	c := f.signedIn("owner@acme.test")
+	other := f.signedIn("owner@acme.test") // another browser
+	newPw := "a brand new password"
+	if st, body := c.post("/console/password", url.Values{"current_password": {"wrong password!!"}, "new_password": {newPw}, "new_password2": {newPw}}); st != 400 || !strings.Contains(body, "current password is wrong") {
+		t.Fatalf("wrong current: %d", st)
+	}
+	if st, _ := c.post("/console/password", url.Values{"current_password": {testPassword}, "new_password": {"short"}, "new_password2": {"short"}}); st != 400 {
+		t.Fatalf("short: %d", st)
+	}
+	st, body := c.post("/console/password", url.Values{"current_password": {testPassword}, "new_password": {newPw}, "new_password2": {newPw}})
+	if st != 200 || !strings.Contains(body, "every session has ended") {
+		t.Fatalf("change: %d %s", st, body)
+	}
+	if _, body := other.get("/console/byok"); !strings.Contains(body, "<h1>Sign in</h1>") {
+		t.Fatal("the other session survived the password change")
+	}
+	if st, _ := f.client().signin("owner@acme.test", newPw); st != 200 {
+		t.Fatalf("sign in with the new password: %d", st)
+	}
+}

@@ -131,11 +131,13 @@ type membersData struct {
 	Link, LinkFor string
 	Expires       time.Time
 	Email, Role   string
+	PasswordError string
+	MinLength     int
 }
 
 func (h *Handler) membersData(r *request) (membersData, error) {
 	users, err := h.cfg.Store.Users(r.account)
-	return membersData{Users: users, Owner: r.isOwner, Me: r.user.ID, Role: store.RoleMember}, err
+	return membersData{Users: users, Owner: r.isOwner, Me: r.user.ID, Role: store.RoleMember, MinLength: store.MinPasswordLength}, err
 }
 
 func (h *Handler) membersPage(w http.ResponseWriter, r *request) {

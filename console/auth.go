@@ -153,6 +153,10 @@ func (h *Handler) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.throttle.clearEmail(email)
+	// Sessions whose browser never came back go now and then.
+	if _, err := h.cfg.Store.PruneSessions(h.cfg.SessionIdle, h.cfg.SessionMax); err != nil {
+		h.cfg.Logger.Error("pruning console sessions", zap.Error(err))
+	}
 	id, _, err := h.cfg.Store.CreateSession(u)
 	if err != nil {
 		st, msg := h.userError(err)

@@ -477,7 +477,7 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 	// Canary: the provider keys never reached a log or the store in clear.
 	for _, f := range []string{"caddy.log", "access.log", "ar.db"} {
 		raw, _ := os.ReadFile(filepath.Join(e.dir, f))
-		for _, secret := range []string{key1, key2, journeyPassword, session} {
+		for _, secret := range []string{key1, key2, journeyPassword, session, tokenField, apiKey} {
 			if strings.Contains(string(raw), secret) {
 				t.Errorf("%s holds a secret in plaintext (%d chars)", f, len(secret))
 			}

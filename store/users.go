@@ -594,3 +594,40 @@ func (s *Store) RevokeUserSessions(account, userID string) error {
 		return revokeWhere(tx, func(a, u string) bool { return a == account && u == userID })
 	})
 }
+
+// PruneSessions deletes the sessions idle for longer than idle or older than
+// absolute (sessions whose browser never came back), and the expired setup
+// tokens. It returns how many sessions went.
+func (s *Store) PruneSessions(idle, absolute time.Duration) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		t := now()
+		for _, name := range [][]byte{bucketSessions, bucketTokens} {
+			b := tx.Bucket(name)
+			var doomed [][]byte
+			b.ForEach(func(k, v []byte) error {
+				var r struct {
+					CreatedAt  time.Time `json:"created_at"`
+					LastSeenAt time.Time `json:"last_seen_at"`
+					ExpiresAt  time.Time `json:"expires_at"`
+				}
+				if json.Unmarshal(v, &r) != nil ||
+					!r.ExpiresAt.IsZero() && !t.Before(r.ExpiresAt) ||
+					r.ExpiresAt.IsZero() && (t.Sub(r.LastSeenAt) > idle || t.Sub(r.CreatedAt) > absolute) {
+					doomed = append(doomed, append([]byte(nil), k...))
+				}
+				return nil
+			})
+			for _, k := range doomed {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			if bytes.Equal(name, bucketSessions) {
+				n = len(doomed)
+			}
+		}
+		return nil
+	})
+	return n, err
+}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 const testPassword = "correct horse battery staple"
@@ -181,5 +183,33 @@ func TestUsersLifecycle(t *testing.T) {
 		if rawContains(t, path, secret) {
 			t.Errorf("the store file holds a secret in plaintext (%d chars)", len(secret))
 		}
+	}
+}
+
+func TestPruneSessions(t *testing.T) {
+	s, _ := newStore(t)
+	mustAccount(t, s, "acme")
+	u := setupUser(t, s, "acme", "o@acme.test", RoleOwner)
+	old, _, _ := s.CreateSession(u)
+	u2, _ := s.CreateUser("acme", "m@acme.test", RoleMember)
+	s.IssueSetupToken("acme", u2.ID, time.Hour)
+	defer func(o func() time.Time) { now = o }(now)
+	base := time.Now()
+	now = func() time.Time { return base.Add(2 * time.Hour) }
+	fresh, _, _ := s.CreateSession(u)
+	n, err := s.PruneSessions(time.Hour, 24*time.Hour)
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d, %v", n, err)
+	}
+	if _, _, err := s.SessionUser(old, 3*time.Hour, 24*time.Hour); !errors.Is(err, ErrNoSession) {
+		t.Fatal("the idle session survived")
+	}
+	if _, _, err := s.SessionUser(fresh, time.Hour, 24*time.Hour); err != nil {
+		t.Fatalf("the fresh session went: %v", err)
+	}
+	var tokens int
+	s.db.View(func(tx *bolt.Tx) error { tokens = tx.Bucket(bucketTokens).Stats().KeyN; return nil })
+	if tokens != 0 {
+		t.Fatalf("%d expired tokens left", tokens)
 	}
 }

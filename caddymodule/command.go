@@ -90,8 +90,9 @@ func cmdAddUser(fl caddycmd.Flags) (int, error) {
 	}
 	s, err := store.Open(path, key, store.Options{OpenTimeout: time.Second})
 	if errors.Is(err, store.ErrLocked) {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("%s is in use by a running Caddy (bbolt allows one process); create the user through its admin API instead:\n\n"+
-			"  curl -X POST localhost:2019/agent_router/accounts/%s/users -H 'Content-Type: application/json' -d '{\"email\": %q, \"role\": %q}'\n",
+		// One line: Caddy prints command errors through its logger.
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("%s is in use by a running Caddy (bbolt allows one process): create the user through its admin API instead, "+
+			"curl -X POST localhost:2019/agent_router/accounts/%s/users -d '{\"email\":%q,\"role\":%q}' (2019 is the default admin port)",
 			path, account, email, role)
 	}
 	if err != nil {

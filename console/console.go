@@ -241,9 +241,10 @@ func (h *Handler) auth(ownerOnly bool, next handlerFunc) http.HandlerFunc {
 				h.fail(w, r, http.StatusForbidden, "This request came from another site and was refused.")
 				return
 			}
+			// Forms are small: bound what a state change may send.
+			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 			tok := r.Header.Get("X-CSRF-Token")
 			if tok == "" {
-				r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 				tok = r.PostFormValue("csrf")
 			}
 			if subtle.ConstantTimeCompare([]byte(tok), []byte(req.csrf)) != 1 {

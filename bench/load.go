@@ -231,6 +231,25 @@ type closedResult struct {
 // previous one is answered, for warmup+dur; latencies of requests that start
 // after the warm-up and finish before the end are kept.
 func closedLoop(addr string, req []byte, conns int, begin, end time.Time) *closedResult {
+	return closedLoopWith(addr, conns, begin, end, func(c *client) error { return c.plain(req) })
+}
+
+// closedStreams is closedLoop for streams: each connection sends the next
+// stream as soon as the previous one reached [DONE] (unpaced: at
+// saturation, so the CPU each stream costs shows).
+func closedStreams(addr string, req []byte, conns int, begin, end time.Time) *closedResult {
+	return closedLoopWith(addr, conns, begin, end, func(c *client) error {
+		st, err := c.stream(req, time.Now(), nil, nil)
+		if err == nil && !st.done {
+			err = errNoDone
+		}
+		return err
+	})
+}
+
+var errNoDone = errors.New("stream ended without [DONE]")
+
+func closedLoopWith(addr string, conns int, begin, end time.Time, do func(*client) error) *closedResult {
 	res := &closedResult{begin: begin, end: end}
 	lats := make([][]time.Duration, conns)
 	var wg sync.WaitGroup
@@ -247,7 +266,7 @@ func closedLoop(addr string, req []byte, conns int, begin, end time.Time) *close
 				if !t0.Before(end) {
 					break
 				}
-				err := c.plain(req)
+				err := do(c)
 				t1 := time.Now()
 				if err != nil {
 					res.errs.add(err)

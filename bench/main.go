@@ -80,7 +80,7 @@ func parseFlags() *config {
 	flag.IntVar(&c.slowEvents, "slow-events", 8, "(d) content events per slow stream (held open (events-1) x interval)")
 	flag.DurationVar(&c.ramp, "ramp", time.Second, "(d) time over which the slow streams are opened")
 	flag.IntVar(&c.workers, "workers", 64, "connections of the open-loop generator (b, c)")
-	flag.StringVar(&c.phases, "phases", "a,b,c,d", "phases to run")
+	flag.StringVar(&c.phases, "phases", "a,s,b,c,d", "phases to run")
 	flag.IntVar(&c.portBase, "port-base", 17300, "loopback ports: +1 fake, +2 plain Caddy, +3 gateway, +12/+13 their admin APIs")
 	flag.StringVar(&c.outDir, "out", "bench/out", "directory for the table and profiles (relative to the repository root)")
 	flag.DurationVar(&c.profile, "profile", 0, "after the rounds, take CPU and allocation profiles of the gateway and plain Caddy under (a) for this long (e.g. 10s)")
@@ -296,6 +296,12 @@ func run(cfg *config) int {
 				pause()
 			}
 		}
+		if want["s"] {
+			for _, n := range order {
+				phaseS(cfg, res, targets[n], round)
+				pause()
+			}
+		}
 		if want["b"] {
 			for _, n := range order {
 				phaseB(cfg, res, targets[n], round)
@@ -421,6 +427,40 @@ func phaseA(cfg *config, res *results, t *target, round int) {
 	logf("  (a) %-8s %7.0f req/s  p50 %.2f  p90 %.2f  p99 %.2f ms  cpu %.0f µs/req  %s", t.name, rps,
 		ms(percentile(r.lat, 50)), ms(percentile(r.lat, 90)), ms(percentile(r.lat, 99)),
 		float64(used.Microseconds())/math.Max(1, float64(n)), r.errs.String())
+}
+
+// (s) unpaced streams at saturation: a closed loop of cfg.conns, each
+// sending its next stream when the previous one reached [DONE]. What a
+// stream costs the server (CPU, allocations) shows here, where (b)'s fixed
+// rate hides it.
+func phaseS(cfg *config, res *results, t *target, round int) {
+	m0, b0, memOK := memStats(t.vars)
+	begin := time.Now().Add(cfg.warmup)
+	end := begin.Add(cfg.duration)
+	cpu := make(chan time.Duration, 1)
+	go func() {
+		sleepUntil(begin)
+		c0 := cpuTime(t.proc.pid())
+		sleepUntil(end)
+		cpu <- cpuTime(t.proc.pid()) - c0
+	}()
+	r := closedStreams(t.addr, t.stream, cfg.conns, begin, end)
+	used := <-cpu
+	n := len(r.lat)
+	rps := float64(n) / cfg.duration.Seconds()
+	res.add("s.rps", t.name, round, rps)
+	res.add("s.p50", t.name, round, ms(percentile(r.lat, 50)))
+	res.add("s.p99", t.name, round, ms(percentile(r.lat, 99)))
+	if n > 0 {
+		res.add("s.cpu", t.name, round, float64(used.Microseconds())/float64(n))
+	}
+	if m1, b1, ok := memStats(t.vars); ok && memOK && r.all > 0 {
+		res.add("s.allocs", t.name, round, math.Round(float64(m1-m0)/float64(r.all)))
+		res.add("s.kb", t.name, round, float64(b1-b0)/float64(r.all)/1024)
+	}
+	res.addErrors("(s) streams", t.name, &r.errs)
+	logf("  (s) %-8s %7.0f streams/s  p50 %.2f  p99 %.2f ms  cpu %.0f µs/stream  %s", t.name, rps,
+		ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)), float64(used.Microseconds())/math.Max(1, float64(n)), r.errs.String())
 }
 
 // (b) unpaced streams at a fixed rate: time to the first event and to [DONE].

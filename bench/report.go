@@ -139,6 +139,12 @@ var rows = []row{
 	{"(a)", "a.upconns", "upstream connections opened", uCount, false},
 	{"(a)", "a.allocs", "server allocations per request", uCount, false},
 	{"(a)", "a.kb", "server bytes allocated per request, kB", uCount, false},
+	{"(s)", "s.rps", "streams/s at saturation (closed loop)", uRate, false},
+	{"(s)", "s.p50", "stream to [DONE] p50, ms", uMS, false},
+	{"(s)", "s.p99", "stream to [DONE] p99, ms", uMS, false},
+	{"(s)", "s.cpu", "server CPU per stream, µs", uUS, false},
+	{"(s)", "s.allocs", "server allocations per stream", uCount, false},
+	{"(s)", "s.kb", "server bytes allocated per stream, kB", uCount, false},
 	{"(b)", "b.ttfb50", "time to first event p50, ms", uMS, false},
 	{"(b)", "b.ttfb99", "time to first event p99, ms", uMS, false},
 	{"(b)", "b.total50", "total time to [DONE] p50, ms", uMS, false},
@@ -283,6 +289,18 @@ func (r *results) verdicts() []string {
 			line += fmt.Sprintf(", %.1f %% short", (1-s.med)*100)
 		}
 		out = append(out, line)
+	}
+	if have("s.rps") {
+		s := summarize(r.paired("s.rps", tGateway, tCaddy, ratio))
+		out = append(out, fmt.Sprintf("(s) streams/s ≥ 1.0 × plain Caddy: %.2f × (rounds %.2f–%.2f) — %s", s.med, s.min, s.max, mark(s.med >= 1.0)))
+	}
+	if have("s.cpu") {
+		s := summarize(r.paired("s.cpu", tGateway, tCaddy, ratio))
+		out = append(out, fmt.Sprintf("(s) CPU per stream ≤ 1.0 × plain Caddy: %.2f × (rounds %.2f–%.2f) — %s", s.med, s.min, s.max, mark(s.med <= 1.0)))
+	}
+	if have("s.allocs") {
+		s := summarize(r.paired("s.allocs", tGateway, tCaddy, diff))
+		out = append(out, fmt.Sprintf("(s) allocations per stream ≤ plain Caddy's: %+.0f (rounds %+.0f to %+.0f) — %s", s.med, s.min, s.max, mark(s.med <= 0)))
 	}
 	if have("a.p99") {
 		s := summarize(r.paired("a.p99", tGateway, tCaddy, ratio))

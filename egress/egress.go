@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -36,9 +37,10 @@ type Policy struct {
 	// net.DefaultResolver.
 	Resolver *net.Resolver
 
+	once     sync.Once
+	err      error
 	names    map[string]bool
 	prefixes []netip.Prefix
-	compiled bool
 }
 
 // New compiles a policy, refusing allow-list entries that are neither a
@@ -48,10 +50,18 @@ func New(allowHTTP bool, allowHosts []string) (*Policy, error) {
 	return p, p.compile()
 }
 
+// compile reads AllowHosts once; a policy built as a struct literal is
+// compiled on first use (entries that are not hosts, addresses or prefixes
+// are then ignored: New reports them).
 func (p *Policy) compile() error {
-	if p == nil || p.compiled {
+	if p == nil {
 		return nil
 	}
+	p.once.Do(func() { p.err = p.parseAllowHosts() })
+	return p.err
+}
+
+func (p *Policy) parseAllowHosts() error {
 	p.names = make(map[string]bool)
 	for _, h := range p.AllowHosts {
 		h = strings.TrimSpace(h)
@@ -76,7 +86,6 @@ func (p *Policy) compile() error {
 			p.names[strings.ToLower(strings.TrimSuffix(h, "."))] = true
 		}
 	}
-	p.compiled = true
 	return nil
 }
 

@@ -403,6 +403,9 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 		t.Fatalf("usage: %d byok, %d platform", byok, platform)
 	}
 	shot(t, ctx, "usage")
+	// A config reload keeps the session: it lives in the store.
+	e.load()
+	do(t, ctx, "after a reload", chromedp.Navigate(siteURL+"/console/byok"), chromedp.WaitVisible(css("#providers")))
 	do(t, ctx, "members", chromedp.Navigate(siteURL+"/console/members"), chromedp.WaitVisible(css("#members")))
 	shot(t, ctx, "members")
 

@@ -13,6 +13,11 @@ import (
 // logPageSize is the number of records on a Request Logs page.
 const logPageSize = 50
 
+// logScanBudget bounds the records one page reads, so a filter that
+// matches little cannot make a page read the whole log (100,000 records
+// and more): the page then says so and "Older" searches on.
+const logScanBudget = 20000
+
 // ranges are the time ranges the filters and the usage page offer.
 var ranges = []struct{ Value, Label string }{
 	{"1h", "Last hour"}, {"24h", "Last 24 hours"}, {"7d", "Last 7 days"}, {"30d", "Last 30 days"}, {"", "All time"},
@@ -63,6 +68,9 @@ type logsData struct {
 	Newest    template.URL
 	First     bool
 	Error     string
+	// Partial: the page stopped at its read budget before it was full.
+	Partial bool
+	Budget  int
 }
 
 func (h *Handler) logsPage(w http.ResponseWriter, r *request) {
@@ -73,7 +81,7 @@ func (h *Handler) logsPage(w http.ResponseWriter, r *request) {
 		h.failReq(w, r, err)
 		return
 	}
-	d := logsData{Filters: f, Keys: keys, Ranges: ranges, First: q.Get("before") == "", Newest: template.URL(Prefix + "/logs?" + f.Query(""))}
+	d := logsData{Filters: f, Keys: keys, Ranges: ranges, First: q.Get("before") == "", Newest: template.URL(Prefix + "/logs?" + f.Query("")), Budget: logScanBudget}
 	for _, n := range providers.Names {
 		d.Providers = append(d.Providers, providerInfos[n])
 	}
@@ -81,7 +89,7 @@ func (h *Handler) logsPage(w http.ResponseWriter, r *request) {
 	for _, k := range keys {
 		names[k.ID] = k.Name
 	}
-	lf := store.LogFilter{AccountID: r.account, Before: q.Get("before"), Limit: logPageSize}
+	lf := store.LogFilter{AccountID: r.account, Before: q.Get("before"), Limit: logPageSize, MaxScan: logScanBudget}
 	status := http.StatusOK
 	if f.Key != "" {
 		if _, ok := names[f.Key]; !ok {
@@ -127,6 +135,7 @@ func (h *Handler) logsPage(w http.ResponseWriter, r *request) {
 		}
 		if next != "" {
 			d.Next = template.URL(Prefix + "/logs?" + f.Query(next))
+			d.Partial = len(recs) < logPageSize
 		}
 	}
 	h.render(w, r.Request, status, "logs", r, "Request Logs", d)

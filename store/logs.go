@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tidwall/gjson"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -93,6 +94,11 @@ type LogFilter struct {
 	Before string
 	// Limit caps the result; 0 means 100, and at most 1000 are returned.
 	Limit int
+	// MaxScan, when positive, bounds how many records one call reads: a
+	// filter that matches little then returns fewer than Limit records
+	// (maybe none) and a cursor to go on searching, instead of reading the
+	// whole log at once.
+	MaxScan int
 }
 
 const logQueue = 8192
@@ -444,16 +450,27 @@ func (s *Store) Logs(f LogFilter) (recs []LogRecord, next string, err error) {
 		} else {
 			k, v = c.Last()
 		}
-		needles := f.needles()
-	scan:
+		pre := f.prefilter()
+		from := timeIDHint(f.From)
+		scanned := 0
+		var last []byte
 		for ; k != nil; k, v = c.Prev() {
-			// A record that lacks one of the filter's exact field
-			// encodings cannot match: skip it without decoding, so a
-			// filter that matches little does not decode the whole log.
-			for _, n := range needles {
-				if !bytes.Contains(v, n) {
-					continue scan
+			if f.MaxScan > 0 && scanned == f.MaxScan && last != nil {
+				// Out of budget: the next page resumes below the last
+				// record read.
+				next = string(last)
+				return nil
+			}
+			scanned++
+			last = k
+			// A record whose filtered fields differ cannot match: skip it
+			// without decoding it, so a filter that matches little does
+			// not decode the whole log.
+			if !pre(v) {
+				if from != nil && len(k) >= len(from) && isHex(k[:len(from)]) && bytes.Compare(k[:len(from)], from) < 0 {
+					return nil // a gateway id older than From: so is every id below it
 				}
+				continue
 			}
 			var r LogRecord
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -476,23 +493,34 @@ func (s *Store) Logs(f LogFilter) (recs []LogRecord, next string, err error) {
 	return recs, next, err
 }
 
-// needles are the encoded "field":"value" pairs a matching record's JSON
-// must contain (encoding/json writes them this way, escapes included).
-func (f *LogFilter) needles() [][]byte {
-	var out [][]byte
-	for _, p := range []struct{ field, value string }{
-		{"account", f.AccountID}, {"key_id", f.KeyID}, {"provider", f.Provider}, {"credential_source", f.CredentialSource},
-	} {
-		if p.value == "" {
-			continue
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
 		}
-		q, err := json.Marshal(p.value)
-		if err != nil {
-			continue
-		}
-		out = append(out, append([]byte(`"`+p.field+`":`), q...))
 	}
-	return out
+	return true
+}
+
+// prefilter returns a cheap test of a record's raw JSON against the
+// filter's string fields: gjson reads just those fields, which sit near the
+// start of a record.
+func (f *LogFilter) prefilter() func(v []byte) bool {
+	type field struct{ path, value string }
+	var fields []field
+	for _, p := range []field{{"account", f.AccountID}, {"key_id", f.KeyID}, {"provider", f.Provider}, {"credential_source", f.CredentialSource}} {
+		if p.value != "" {
+			fields = append(fields, p)
+		}
+	}
+	return func(v []byte) bool {
+		for _, p := range fields {
+			if gjson.GetBytes(v, p.path).String() != p.value {
+				return false
+			}
+		}
+		return true
+	}
 }
 
 func (f *LogFilter) match(r *LogRecord) bool {

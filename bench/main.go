@@ -47,11 +47,13 @@ type config struct {
 	ramp         time.Duration
 	workers      int
 	phases       string
-	portBase     int
-	outDir       string
-	profile      time.Duration
-	nice         int
-	prefill      int
+	// profileStreams profiles under (s)'s load instead of (a)'s.
+	profileStreams bool
+	portBase       int
+	outDir         string
+	profile        time.Duration
+	nice           int
+	prefill        int
 }
 
 func main() {
@@ -81,6 +83,7 @@ func parseFlags() *config {
 	flag.DurationVar(&c.ramp, "ramp", time.Second, "(d) time over which the slow streams are opened")
 	flag.IntVar(&c.workers, "workers", 64, "connections of the open-loop generator (b, c)")
 	flag.StringVar(&c.phases, "phases", "a,s,b,c,d", "phases to run")
+	flag.BoolVar(&c.profileStreams, "profile-streams", false, "with -profile: profile under (s)'s closed loop of streams instead of (a)'s")
 	flag.IntVar(&c.portBase, "port-base", 17300, "loopback ports: +1 fake, +2 plain Caddy, +3 gateway, +12/+13 their admin APIs")
 	flag.StringVar(&c.outDir, "out", "bench/out", "directory for the table and profiles (relative to the repository root)")
 	flag.DurationVar(&c.profile, "profile", 0, "after the rounds, take CPU and allocation profiles of the gateway and plain Caddy under (a) for this long (e.g. 10s)")

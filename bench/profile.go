@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// takeProfiles drives (a)'s closed loop at each proxy in turn while taking a
+// takeProfiles drives (a)'s closed loop (or (s)'s, with -profile-streams) at each proxy in turn while taking a
 // CPU profile from Caddy's admin endpoint (/debug/pprof/profile), and diffs
 // the cumulative allocation profile (/debug/pprof/allocs) from before to
 // after. It writes the profiles and `go tool pprof -top` of each to outDir
@@ -22,7 +22,11 @@ func takeProfiles(cfg *config, caddyBin string, ts []*target, outDir, stamp stri
 		secs = 1
 	}
 	var note strings.Builder
-	fmt.Fprintf(&note, "Profiles under (a)'s load (%d connections, %ds each), written to %s:\n", cfg.conns, secs, outDir)
+	load := "(a)"
+	if cfg.profileStreams {
+		load = "(s)"
+	}
+	fmt.Fprintf(&note, "Profiles under %s's load (%d connections, %ds each), written to %s:\n", load, cfg.conns, secs, outDir)
 	for _, t := range ts {
 		base := filepath.Join(outDir, stamp+"-"+t.name)
 		logf("profiling %s for %ds", t.name, secs)
@@ -33,7 +37,13 @@ func takeProfiles(cfg *config, caddyBin string, ts []*target, outDir, stamp stri
 		begin := time.Now().Add(500 * time.Millisecond)
 		end := begin.Add(time.Duration(secs)*time.Second + time.Second)
 		done := make(chan *closedResult, 1)
-		go func() { done <- closedLoop(t.addr, t.plain, cfg.conns, begin, end) }()
+		go func() {
+			if cfg.profileStreams {
+				done <- closedStreams(t.addr, t.stream, cfg.conns, begin, end)
+			} else {
+				done <- closedLoop(t.addr, t.plain, cfg.conns, begin, end)
+			}
+		}()
 		sleepUntil(begin)
 		cpuErr := fetch(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", t.admin, secs), base+"-cpu.pprof", time.Duration(secs+30)*time.Second)
 		r := <-done

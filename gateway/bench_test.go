@@ -87,7 +87,7 @@ func BenchmarkModelParse(b *testing.B) {
 		b.Run(model, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if repeatsModel(body) {
+				if repeatedMember(body) != "" {
 					b.Fatal("repeated model")
 				}
 				mr := gjson.GetBytes(body, "model")
@@ -177,7 +177,7 @@ func BenchmarkHotPath(b *testing.B) {
 			for b.Loop() {
 				snap := s.Snapshot()
 				entry, ok := snap.LookupKey(store.HashAPIKey(c.key))
-				if !ok || providers.CheckRequestJSON(body) != nil || repeatsModel(body) {
+				if !ok || providers.CheckRequestJSON(body) != nil || repeatedMember(body) != "" {
 					b.Fatal("auth or body")
 				}
 				profile, routes := g.keyRoutes(entry)

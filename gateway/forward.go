@@ -448,7 +448,8 @@ var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return 
 // an error code when the stream did not finish normally.
 func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reader, tr providers.StreamTranslator, cred *credential) string {
 	rc := http.NewResponseController(w)
-	sr := providers.NewSSEReader(body)
+	sr := providers.AcquireSSEReader(body)
+	defer sr.Release()
 	bp := eventBufs.Get().(*[]byte)
 	defer func() {
 		// A buffer grown by one big event is left to the collector, not

@@ -449,10 +449,10 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, snap *store.Sn
 		fail(http.StatusBadRequest, typeInvalidRequest, CodeInvalidJSON, err.Error())
 		return
 	}
-	if repeatsModel(body) {
-		// Providers' decoders take the last one; routing and the log would
-		// see the first.
-		fail(http.StatusBadRequest, typeInvalidRequest, CodeInvalidJSON, `request body names "model" more than once`)
+	if name := repeatedMember(body); name != "" {
+		// Providers' decoders take the last one; routing, metering and the
+		// log would see the first.
+		fail(http.StatusBadRequest, typeInvalidRequest, CodeInvalidJSON, `request body names "`+name+`" more than once`)
 		return
 	}
 	mr := gjson.GetBytes(body, "model")
@@ -585,23 +585,35 @@ func (g *Gateway) safeObserve(r *http.Request, rec *store.LogRecord) {
 // Face repository ids, Azure deployments, fine-tune ids) are far shorter.
 const maxModelLen = 256
 
-// repeatsModel reports whether the JSON object body has more than one
-// top-level "model" member, counting escaped spellings as a provider's JSON
-// decoder does. Two byte scans clear almost every body: a second member needs
-// a second literal "model" or a \u escape of one of its letters (U+0064 to
-// U+006F, all spelled \u006X).
-func repeatsModel(body []byte) bool {
-	if bytes.Count(body, []byte(`"model"`)) < 2 && !bytes.Contains(body, []byte(`\u006`)) {
-		return false
+// readMembers are the top-level members the gateway itself reads: routing
+// by "model", metering by "stream" and "stream_options" (a stream that
+// asked for no usage chunk is made to ask for one).
+var readMembers = [...]string{"model", "stream", "stream_options"}
+
+// repeatedMember returns a member of readMembers that the JSON object body
+// names more than once (counting escaped spellings, as a provider's decoder
+// does), or "". Providers read the last copy and gjson the first, so a
+// repeat would let a client route, log or meter one request as another.
+// Two byte scans clear almost every body: a repeat needs a second literal
+// "model" or "stream… key, or a \u00 escape.
+func repeatedMember(body []byte) string {
+	if !bytes.Contains(body, []byte(`\u00`)) && bytes.Count(body, []byte(`"model"`)) < 2 && bytes.Count(body, []byte(`"stream`)) < 2 {
+		return ""
 	}
-	n := 0
+	var n [len(readMembers)]int
+	repeated := ""
 	gjson.GetBytes(body, "@keys").ForEach(func(_, k gjson.Result) bool {
-		if k.String() == "model" {
-			n++
+		for i, m := range readMembers {
+			if k.String() == m {
+				if n[i]++; n[i] > 1 {
+					repeated = m
+					return false
+				}
+			}
 		}
-		return n < 2
+		return true
 	})
-	return n > 1
+	return repeated
 }
 
 // truncate cuts s to at most n bytes without splitting a UTF-8 sequence.

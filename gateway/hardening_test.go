@@ -325,3 +325,25 @@ func TestBYOKBaseURLGuardedAtDial(t *testing.T) {
 	e.s.DeleteCredential("acme", providers.OpenAI)
 	expectOK(t, e.chat(t, keys[0], "gpt-4o-mini"), providers.OpenAI, gateway.SourcePlatform)
 }
+
+// TestRepeatedMembersCannotHideUsage: a body that names stream_options (or
+// stream, or model) twice is refused: providers' decoders read the last
+// copy and the gateway the first, so it could otherwise keep the provider
+// from sending the usage the gateway meters by.
+func TestRepeatedMembersCannotHideUsage(t *testing.T) {
+	e := newEnv(t, options{})
+	keys, _ := e.account(t, "acme", 1)
+	for _, body := range []string{
+		`{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":false}}`,
+		`{"model":"gpt-4o-mini","stream":false,"messages":[],"stream":true}`,
+		`{"model":"gpt-4o-mini","stream":true,"\u0073tream_options":{"include_usage":true},"stream_options":{"include_usage":false}}`,
+	} {
+		r := e.post(t, "/v1/chat/completions", keys[0], body)
+		expectError(t, r, 400, gateway.CodeInvalidJSON, "more than once")
+	}
+	e.expectNoUpstream(t)
+	// The edits providers make remove every copy of what they set, too.
+	if got := string(providers.SetField([]byte(`{"a":1,"stream_options":{},"stream_options":{"include_usage":false}}`), "stream_options", []byte(`{"include_usage":true}`))); strings.Count(got, "stream_options") != 1 || !strings.Contains(got, `"stream_options":{"include_usage":true}`) {
+		t.Errorf("SetField left %s", got)
+	}
+}

@@ -11,19 +11,24 @@ import (
 	"unicode/utf8"
 )
 
-func TestRepeatsModel(t *testing.T) {
-	for body, want := range map[string]bool{
-		`{"model":"a"}`:                                      false,
-		`{"model":"a","model":"b"}`:                          true,
-		`{"model":"a","mod\u0065l":"b"}`:                     true,
-		`{"\u006d\u006F\u0064\u0065\u006c":"a","model":"b"}`: true,
-		`{"mod\u0065l":"a"}`:                                 false,
-		`{"model":"a","x":{"model":"b"},"role":"model"}`:     false,
-		`{"model":"a","content":"\u0064\u006f"}`:             false,
-		`{"model":"a","content":"say \"model\""}`:            false,
+func TestRepeatedMember(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"model":"a"}`:                                                              "",
+		`{"model":"a","model":"b"}`:                                                  "model",
+		`{"model":"a","mod\u0065l":"b"}`:                                             "model",
+		`{"\u006d\u006F\u0064\u0065\u006c":"a","model":"b"}`:                         "model",
+		`{"mod\u0065l":"a"}`:                                                         "",
+		`{"model":"a","x":{"model":"b"},"role":"model"}`:                             "",
+		`{"model":"a","content":"\u0064\u006f"}`:                                     "",
+		`{"model":"a","content":"say \"model\""}`:                                    "",
+		`{"model":"a","stream":true,"stream_options":{"include_usage":true}}`:        "",
+		`{"model":"a","stream":true,"stream":false}`:                                 "stream",
+		`{"stream_options":{},"model":"a","stream_options":{"include_usage":false}}`: "stream_options",
+		`{"model":"a","\u0073tream_options":{},"stream_options":{}}`:                 "stream_options",
+		`{"model":"a","stream":true,"x":{"stream":1,"stream_options":2}}`:            "",
 	} {
-		if got := repeatsModel([]byte(body)); got != want {
-			t.Errorf("repeatsModel(%s) = %v", body, got)
+		if got := repeatedMember([]byte(body)); got != want {
+			t.Errorf("repeatedMember(%s) = %q, want %q", body, got, want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"bytes"
 	"encoding/json"
 
 	"github.com/tidwall/gjson"
@@ -31,12 +32,46 @@ func member(body []byte, key string) (start, end int, value gjson.Result, ok boo
 	return
 }
 
+// repeated reports whether the object body may have key more than once
+// (JSON allows it; decoders take the last, gjson the first). Two byte scans
+// clear almost every body: a second member needs a second literal "key" or
+// a \u escape.
+func repeated(body []byte, key string) bool {
+	if bytes.Count(body, []byte(`"`+key+`"`)) < 2 && !bytes.Contains(body, []byte(`\u`)) {
+		return false
+	}
+	n := 0
+	gjson.ParseBytes(body).ForEach(func(k, _ gjson.Result) bool {
+		if k.Str == key {
+			n++
+		}
+		return n < 2
+	})
+	return n > 1
+}
+
+// dedupe removes all but one member named key, so that an edit of it is
+// what every decoder reads (a client must not keep the provider reading a
+// stream_options the gateway did not set).
+func dedupe(body []byte, key string) []byte {
+	for repeated(body, key) {
+		next := deleteFirst(body, key)
+		if len(next) == len(body) {
+			break
+		}
+		body = next
+	}
+	return body
+}
+
 // SetField sets the top-level member key to the raw JSON value raw,
-// replacing it or inserting it first. body must be a JSON object.
+// replacing it (every copy of it) or inserting it first. body must be a
+// JSON object.
 func SetField(body []byte, key string, raw []byte) []byte {
 	if !ValidJSON(body) {
 		return body
 	}
+	body = dedupe(body, key)
 	if _, _, v, ok := member(body, key); ok && v.Index > 0 {
 		out := make([]byte, 0, len(body)-len(v.Raw)+len(raw))
 		out = append(out, body[:v.Index]...)
@@ -59,14 +94,20 @@ func SetField(body []byte, key string, raw []byte) []byte {
 	out = append(out, k...)
 	out = append(out, ':')
 	out = append(out, raw...)
-	if len(gjson.ParseBytes(body).Map()) > 0 {
-		out = append(out, ',')
+	if j := open + 1 + firstNonSpace(body[open+1:]); j < len(body) && body[j] != '}' {
+		out = append(out, ',') // the object has members: separate the new one
 	}
 	return append(out, body[open+1:]...)
 }
 
-// DeleteField removes the top-level member key, with its separating comma.
+// DeleteField removes the top-level member key (every copy of it), with
+// its separating comma.
 func DeleteField(body []byte, key string) []byte {
+	return deleteFirst(dedupe(body, key), key)
+}
+
+// deleteFirst removes the first top-level member named key.
+func deleteFirst(body []byte, key string) []byte {
 	start, end, _, ok := member(body, key)
 	if !ok {
 		return body
@@ -105,6 +146,16 @@ func RenameField(body []byte, from, to string) []byte {
 		return body
 	}
 	return SetField(body, to, raw)
+}
+
+// firstNonSpace is the index of the first byte of b that is not JSON
+// whitespace (len(b) if none).
+func firstNonSpace(b []byte) int {
+	i := 0
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

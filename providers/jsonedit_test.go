@@ -5,8 +5,6 @@ import (
 	"reflect"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/tidwall/gjson"
 )
 
 func decodeMap(t testing.TB, b []byte) map[string]any {
@@ -82,20 +80,8 @@ func FuzzJSONEdits(f *testing.F) {
 			t.Fatalf("SetField(%q, %q) = %v", in, key, got)
 		}
 		got = decodeMap(t, DeleteField([]byte(in), key))
-		if _, still := got[key]; still && countKey(in, key) == 1 {
+		if _, still := got[key]; still {
 			t.Fatalf("DeleteField(%q, %q) = %v", in, key, got)
 		}
 	})
-}
-
-// countKey counts the top-level members named key (JSON allows duplicates).
-func countKey(in, key string) int {
-	n := 0
-	gjson.Parse(in).ForEach(func(k, _ gjson.Result) bool {
-		if k.Str == key {
-			n++
-		}
-		return true
-	})
-	return n
 }

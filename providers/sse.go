@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync"
 )
 
 // Event is one server-sent event. Name and Data alias the reader's buffers
@@ -29,7 +30,37 @@ type SSEReader struct {
 
 // NewSSEReader reads events from r.
 func NewSSEReader(r io.Reader) *SSEReader {
-	return &SSEReader{r: bufio.NewReaderSize(r, 16<<10)}
+	return &SSEReader{r: bufio.NewReaderSize(r, sseBufSize)}
+}
+
+const (
+	sseBufSize = 16 << 10
+	// maxPooledSSE is the largest line or event buffer a pooled reader
+	// keeps: one that grew past it for a big event goes to the collector.
+	maxPooledSSE = 64 << 10
+)
+
+var sseReaders = sync.Pool{New: func() any { return &SSEReader{r: bufio.NewReaderSize(nil, sseBufSize)} }}
+
+// AcquireSSEReader is NewSSEReader from a pool: a relay reads thousands of
+// streams a second, and a fresh 16 KiB buffer for each is most of what a
+// stream allocates. Call Release when done; events read before it must not
+// be used after it.
+func AcquireSSEReader(r io.Reader) *SSEReader {
+	s := sseReaders.Get().(*SSEReader)
+	s.r.Reset(r)
+	return s
+}
+
+// Release returns a reader from AcquireSSEReader to the pool.
+func (s *SSEReader) Release() {
+	s.r.Reset(nil)
+	if cap(s.line) > maxPooledSSE || cap(s.data) > maxPooledSSE || cap(s.name) > maxPooledSSE {
+		return
+	}
+	s.name, s.data, s.line = s.name[:0], s.data[:0], s.line[:0]
+	s.hasData, s.pendingR = false, false
+	sseReaders.Put(s)
 }
 
 // MaxSSEEvent bounds one event of a stream: its data lines together, and so
@@ -73,7 +104,7 @@ func (s *SSEReader) readLine() ([]byte, error) {
 		s.line = append(s.line, b)
 		for {
 			buf, _ := s.r.Peek(s.r.Buffered())
-			i := bytes.IndexAny(buf, "\r\n")
+			i := lineEnd(buf)
 			if i < 0 {
 				s.line = append(s.line, buf...)
 				s.r.Discard(len(buf))
@@ -99,6 +130,20 @@ func (s *SSEReader) readLine() ([]byte, error) {
 			return s.line, nil
 		}
 	}
+}
+
+// lineEnd is bytes.IndexAny(buf, "\r\n") in two vectorised scans (IndexAny
+// tests byte by byte): the first LF, or a CR before it.
+func lineEnd(buf []byte) int {
+	i := bytes.IndexByte(buf, '\n')
+	before := buf
+	if i >= 0 {
+		before = buf[:i]
+	}
+	if j := bytes.IndexByte(before, '\r'); j >= 0 {
+		return j
+	}
+	return i
 }
 
 // Next returns the next event with data, skipping comments and empty

@@ -94,14 +94,17 @@ func (p *passthroughStream) Event(dst []byte, ev Event) ([]byte, error) {
 	}
 	// Cheap byte checks first: most chunks carry neither usage, nor an
 	// error, nor a finish reason, and are relayed without a JSON scan.
-	if string(ev.Name) == "error" || bytes.Contains(d, []byte(`"error"`)) && gjson.GetBytes(d, "error").IsObject() {
+	// The needles start after the quote: '"' is on every other byte of
+	// JSON, and bytes.Index falls back to comparing at every position when
+	// the first byte keeps matching; a letter lets it skip ahead.
+	if string(ev.Name) == "error" || bytes.Contains(d, []byte(`error"`)) && gjson.GetBytes(d, "error").IsObject() {
 		msg := ErrorMessage(d)
 		if msg == "" {
 			msg = "the provider reported an error in the stream"
 		}
 		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_error", Message: msg}
 	}
-	if bytes.Contains(d, []byte(`"usage"`)) {
+	if bytes.Contains(d, []byte(`usage"`)) {
 		if u := gjson.GetBytes(d, "usage"); u.IsObject() {
 			p.usage = openAIUsage(u)
 			if p.dropUsageChunk {
@@ -114,12 +117,31 @@ func (p *passthroughStream) Event(dst []byte, ev Event) ([]byte, error) {
 			}
 		}
 	}
-	if !p.finished && (bytes.Contains(d, []byte(`"finish_reason":"`)) || bytes.Contains(d, []byte(`"finish_reason": "`))) {
+	if !p.finished && finishReasonSet(d) {
 		if fr := gjson.GetBytes(d, "choices.0.finish_reason"); fr.Type == gjson.String && fr.Str != "" {
 			p.finished = true
 		}
 	}
 	return appendData(dst, d), nil
+}
+
+// finishReasonSet reports whether d may carry a finish_reason string (not
+// null): a byte check before the JSON look-up.
+func finishReasonSet(d []byte) bool {
+	for {
+		i := bytes.Index(d, []byte(`finish_reason"`))
+		if i < 0 {
+			return false
+		}
+		d = d[i+len(`finish_reason"`):]
+		j := 0
+		for j < len(d) && (d[j] == ' ' || d[j] == ':' || d[j] == '\t' || d[j] == '\n' || d[j] == '\r') {
+			j++
+		}
+		if j < len(d) && d[j] == '"' {
+			return true
+		}
+	}
 }
 
 // appendData frames d as one SSE event. A payload of several lines (the

@@ -3,7 +3,10 @@ package console
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -733,5 +736,51 @@ func TestChangePasswordEndsSessions(t *testing.T) {
 	}
 	if st, _ := f.client().signin("owner@acme.test", newPw); st != 200 {
 		t.Fatalf("sign in with the new password: %d", st)
+	}
+}
+
+// Over HTTPS the session cookie is Secure, and an http:// Origin (a
+// downgraded page) is refused.
+func TestHTTPSCookieAndOrigin(t *testing.T) {
+	f := newFixture(t, nil)
+	f.user("acme", "owner@acme.test", store.RoleOwner)
+	tls := httptest.NewTLSServer(f.h)
+	defer tls.Close()
+	jar, _ := cookiejar.New(nil)
+	hc := tls.Client()
+	hc.Jar = jar
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := hc.Get(tls.URL + "/console/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	pre := csrfField.FindSubmatch(b)[1]
+	resp, err = hc.PostForm(tls.URL+"/console/signin", url.Values{"email": {"owner@acme.test"}, "password": {testPassword}, "csrf": {string(pre)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	sc := strings.Join(resp.Header.Values("Set-Cookie"), "\n")
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(sc, sessionCookie+"=") || !strings.Contains(sc, "; Secure") {
+		t.Fatalf("sign-in over HTTPS: %d %s", resp.StatusCode, sc)
+	}
+	var sid string
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			sid = c.Value
+		}
+	}
+	req, _ := http.NewRequest("POST", tls.URL+"/console/keys", strings.NewReader(url.Values{"name": {"x"}, "csrf": {csrfToken(sid)}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", strings.Replace(tls.URL, "https://", "http://", 1))
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("http Origin on an https console: %d", resp.StatusCode)
 	}
 }

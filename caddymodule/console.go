@@ -33,6 +33,10 @@ type ConsoleConfig struct {
 	InviteTTL caddy.Duration `json:"invite_ttl,omitempty"`
 }
 
+// signinThrottle persists the consoles' sign-in throttling through config
+// reloads (a reload must not hand out fresh attempts).
+var signinThrottle = console.NewThrottle()
+
 // provisionConsole builds the console over the handler's gateway.
 func (h *Handler) provisionConsole() error {
 	if h.Console == nil {
@@ -48,6 +52,7 @@ func (h *Handler) provisionConsole() error {
 		SessionIdle: time.Duration(h.Console.SessionIdle),
 		SessionMax:  time.Duration(h.Console.SessionMax),
 		InviteTTL:   time.Duration(h.Console.InviteTTL),
+		Throttle:    signinThrottle,
 		Logger:      h.logger.Named("console"),
 	})
 	if err != nil {

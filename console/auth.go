@@ -28,14 +28,18 @@ const (
 	maxThrottled     = 10000 // entries kept; the oldest go first
 )
 
-type throttle struct {
+// Throttle counts failed sign-ins per client IP and per email. Share one
+// between the consoles of a process (and across config reloads) so that a
+// reload does not hand out fresh attempts.
+type Throttle struct {
 	mu    sync.Mutex
 	fails map[string][]time.Time
 }
 
-func newThrottle() *throttle { return &throttle{fails: make(map[string][]time.Time)} }
+// NewThrottle returns an empty sign-in throttle.
+func NewThrottle() *Throttle { return &Throttle{fails: make(map[string][]time.Time)} }
 
-func (t *throttle) recent(key string, at time.Time) []time.Time {
+func (t *Throttle) recent(key string, at time.Time) []time.Time {
 	f := t.fails[key]
 	i := 0
 	for i < len(f) && at.Sub(f[i]) > throttleWindow {
@@ -51,14 +55,14 @@ func (t *throttle) recent(key string, at time.Time) []time.Time {
 }
 
 // blocked reports whether ip or email is over its limit.
-func (t *throttle) blocked(ip, email string) bool {
+func (t *Throttle) blocked(ip, email string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	at := now()
 	return len(t.recent("ip\x00"+ip, at)) >= maxFailsPerIP || email != "" && len(t.recent("email\x00"+email, at)) >= maxFailsPerEmail
 }
 
-func (t *throttle) fail(ip, email string) {
+func (t *Throttle) fail(ip, email string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	at := now()
@@ -78,7 +82,7 @@ func (t *throttle) fail(ip, email string) {
 	}
 }
 
-func (t *throttle) clearEmail(email string) {
+func (t *Throttle) clearEmail(email string) {
 	t.mu.Lock()
 	delete(t.fails, "email\x00"+email)
 	t.mu.Unlock()

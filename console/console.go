@@ -85,7 +85,9 @@ type Config struct {
 	SessionIdle, SessionMax time.Duration
 	// InviteTTL is how long a setup link works. Default: 72h.
 	InviteTTL time.Duration
-	Logger    *zap.Logger
+	// Throttle counts failed sign-ins; nil gives the handler its own.
+	Throttle *Throttle
+	Logger   *zap.Logger
 }
 
 // Handler serves the console.
@@ -93,7 +95,7 @@ type Handler struct {
 	cfg      Config
 	pages    *pages
 	static   http.Handler
-	throttle *throttle
+	throttle *Throttle
 	mux      *http.ServeMux
 }
 
@@ -134,7 +136,10 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	sub, _ := fs.Sub(staticFS, "static")
-	h := &Handler{cfg: cfg, pages: p, throttle: newThrottle(), mux: http.NewServeMux()}
+	if cfg.Throttle == nil {
+		cfg.Throttle = NewThrottle()
+	}
+	h := &Handler{cfg: cfg, pages: p, throttle: cfg.Throttle, mux: http.NewServeMux()}
 	h.static = http.StripPrefix(Prefix+"/static/", http.FileServerFS(sub))
 	h.routes()
 	return h, nil

@@ -15,8 +15,15 @@ import (
 // maxMessage bounds a playground message.
 const maxMessage = 32 << 10
 
+// modelGroup is the playground's models of one provider ("" for aliases
+// and routes, which may span providers).
+type modelGroup struct {
+	Label  string
+	Models []string
+}
+
 type playgroundData struct {
-	Models  []string
+	Models  []modelGroup
 	Keys    []store.APIKey
 	Model   string
 	KeyID   string
@@ -40,8 +47,19 @@ func (h *Handler) playgroundData(r *request, model, keyID string) (playgroundDat
 				profile = k.Profile
 			}
 		}
+		idx := map[string]int{}
 		for _, m := range h.cfg.Gateway.ModelsFor(r.account, profile) {
-			d.Models = append(d.Models, m.ID)
+			label := "Aliases and routes"
+			if m.Provider != "" {
+				label = providerInfos[m.Provider].Title
+			}
+			i, ok := idx[label]
+			if !ok {
+				i = len(d.Models)
+				idx[label] = i
+				d.Models = append(d.Models, modelGroup{Label: label})
+			}
+			d.Models[i].Models = append(d.Models[i].Models, m.ID)
 		}
 	}
 	return d, nil

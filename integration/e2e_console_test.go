@@ -213,7 +213,7 @@ func sendPlayground(t *testing.T, ctx context.Context, keyID, model, msg string)
 }
 
 func TestConsoleJourneyInBrowser(t *testing.T) {
-	e := newEnv(t, envOptions{handler: "\t\tconsole"})
+	e := newEnv(t, envOptions{handler: "\t\tconsole\n\t\tprofile cheap {\n\t\t\talias fast gpt-4o-mini\n\t\t}"})
 	ctx, cancel := browser(t)
 	defer cancel()
 
@@ -298,6 +298,7 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 	do(t, ctx, "create an API key",
 		chromedp.Navigate(siteURL+"/console/keys"),
 		chromedp.SendKeys(css("#key-name"), "journey"),
+		chromedp.SetValue(css("#key-profile"), "cheap"),
 		chromedp.Click(css(`#key-create button[type="submit"]`)),
 		chromedp.WaitVisible(css("#new-key")),
 	)
@@ -306,9 +307,12 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 		t.Fatalf("new key %q", apiKey)
 	}
 	shot(t, ctx, "keys")
-	var keys []struct{ ID, Name string }
+	var keys []struct{ ID, Name, Profile string }
 	e.mustAdmin("GET", "/agent_router/accounts/acme/keys", nil, 200, &keys)
 	keyID := keys[0].ID
+	if keys[0].Profile != "cheap" {
+		t.Fatalf("the key's profile is %q, want cheap", keys[0].Profile)
+	}
 
 	// Playground: the fake gets the BYOK key; the badge says BYOK.
 	answer, cred := sendPlayground(t, ctx, keyID, "gpt-4o", "journey-tag-1")
@@ -317,6 +321,10 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 	}
 	if r := recordFor(t, e.openai, "journey-tag-1"); r.Credential != key1 {
 		t.Fatal("the fake did not get the BYOK key")
+	}
+	// The key's profile adds its alias to the models the playground offers.
+	if n := count(t, ctx, `#model option[value="fast"]`); n != 1 {
+		t.Fatal("the profile's alias is not offered")
 	}
 	if p := text(t, ctx, "#r-provider"); p != "openai" {
 		t.Fatalf("provider %q", p)

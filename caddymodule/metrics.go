@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
@@ -155,22 +156,36 @@ func (h *Handler) observe(r *http.Request, rec *store.LogRecord) {
 	}
 
 	// Caddy's access log entry for this request gets the gateway's fields
-	// (when access logs are on), under one "agent_router" object.
-	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Set(zap.Dict("agent_router",
-			zap.String("request_id", rec.ID),
-			zap.String("account", rec.AccountID),
-			zap.String("key_id", rec.KeyID),
-			zap.String("provider", rec.Provider),
-			zap.String("model", rec.Model),
-			zap.String("upstream_model", rec.UpstreamModel),
-			zap.String("credential_source", rec.CredentialSource),
-			zap.Int("attempts", len(rec.Attempts)),
-			zap.Int64("prompt_tokens", rec.PromptTokens),
-			zap.Int64("completion_tokens", rec.CompletionTokens),
-			zap.String("error_code", rec.ErrorCode),
-			zap.String("profile", rec.Profile),
-			zap.String("source", rec.Source),
-		))
+	// (when access logs are on), under one "agent_router" object: the
+	// record itself marshals them, so a request whose server logs nothing
+	// pays for nothing, and one that does pays no copy.
+	if srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); srv != nil && srv.Logs == nil {
+		return
 	}
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Set(zap.Object("agent_router", (*accessFields)(rec)))
+	}
+}
+
+// accessFields is a finished request's record as access-log fields. The
+// record is read-only once observed, so the access log may read it after
+// the handler returned.
+type accessFields store.LogRecord
+
+// MarshalLogObject implements zapcore.ObjectMarshaler.
+func (f *accessFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("request_id", f.ID)
+	enc.AddString("account", f.AccountID)
+	enc.AddString("key_id", f.KeyID)
+	enc.AddString("provider", f.Provider)
+	enc.AddString("model", f.Model)
+	enc.AddString("upstream_model", f.UpstreamModel)
+	enc.AddString("credential_source", f.CredentialSource)
+	enc.AddInt("attempts", len(f.Attempts))
+	enc.AddInt64("prompt_tokens", f.PromptTokens)
+	enc.AddInt64("completion_tokens", f.CompletionTokens)
+	enc.AddString("error_code", f.ErrorCode)
+	enc.AddString("profile", f.Profile)
+	enc.AddString("source", f.Source)
+	return nil
 }

@@ -187,12 +187,16 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			cred.secret.Touch(now.UnixNano())
 		}
 		tried++
-		// Each attempt gets its own cancellation, which the route's
-		// deadline fires until the attempt's headers have arrived.
-		attemptCtx, cancelAttempt := context.WithCancel(ctx)
-		defer cancelAttempt() // plans have a handful of attempts at most
+		// Under a route's deadline each attempt gets its own cancellation,
+		// which the deadline fires until the attempt's headers have
+		// arrived. Without one the request's own context serves (the
+		// client going away cancels the attempt): no context or timer.
+		attemptCtx := ctx
 		var deadlineTimer *time.Timer
 		if !deadline.IsZero() {
+			var cancelAttempt context.CancelFunc
+			attemptCtx, cancelAttempt = context.WithCancel(ctx)
+			defer cancelAttempt() // plans have a handful of attempts at most
 			deadlineTimer = time.AfterFunc(time.Until(deadline), cancelAttempt)
 		}
 		actx, aspan := startAttemptSpan(attemptCtx, span, t.provider.Name, t.model, cred.source)

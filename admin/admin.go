@@ -100,6 +100,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return a.route(w, r, map[string]handler{"GET": a.listKeys, "POST": a.createKey}, s, parts)
 	case len(parts) == 4 && parts[0] == "accounts" && parts[2] == "keys":
 		return a.route(w, r, map[string]handler{"PATCH": a.patchKey, "DELETE": a.revokeKey}, s, parts)
+	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "users":
+		return a.route(w, r, map[string]handler{"GET": a.listUsers, "POST": a.createUser}, s, parts)
+	case len(parts) == 4 && parts[0] == "accounts" && parts[2] == "users":
+		return a.route(w, r, map[string]handler{"DELETE": a.deleteUser}, s, parts)
+	case len(parts) == 5 && parts[0] == "accounts" && parts[2] == "users" && parts[4] == "setup":
+		return a.route(w, r, map[string]handler{"POST": a.resetUser}, s, parts)
 	case len(parts) == 3 && parts[0] == "accounts" && parts[2] == "byok":
 		return a.route(w, r, map[string]handler{"GET": a.listBYOK}, s, parts)
 	case len(parts) == 4 && parts[0] == "accounts" && parts[2] == "byok":

@@ -63,6 +63,11 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		default_max_tokens      <n>          # default 4096 (for providers that need max_tokens)
 //		byok_cooldown           <duration>   # default 5m
 //		metrics_per_account                  # add per-account metric series
+//		console [{                           # serve the Agent Router Console under /console/
+//			session_idle <duration>          # default 12h
+//			session_max  <duration>          # default 168h
+//			invite_ttl   <duration>          # default 72h
+//		}]
 //	}
 //
 // provider may repeat, once per provider name; model, alias, route, profile
@@ -140,6 +145,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.MetricsPerAccount = true
+		case "console":
+			if h.Console != nil {
+				return d.Errf("console is configured twice")
+			}
+			h.Console = new(ConsoleConfig)
+			if err := h.Console.unmarshal(d); err != nil {
+				return err
+			}
 		case "default_max_tokens":
 			if !d.NextArg() {
 				return d.ArgErr()

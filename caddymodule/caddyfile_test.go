@@ -31,6 +31,22 @@ func TestHandlerUnmarshalCaddyfile(t *testing.T) {
 			want:  Handler{},
 		},
 		{
+			name:  "console, bare",
+			input: "agent_router {\n console\n}",
+			want:  Handler{Console: &ConsoleConfig{}},
+		},
+		{
+			name: "console with options",
+			input: `agent_router {
+				console {
+					session_idle 30m
+					session_max  24h
+					invite_ttl   1h
+				}
+			}`,
+			want: Handler{Console: &ConsoleConfig{SessionIdle: caddy.Duration(30 * time.Minute), SessionMax: caddy.Duration(24 * time.Hour), InviteTTL: caddy.Duration(time.Hour)}},
+		},
+		{
 			name: "provider without a block",
 			input: `agent_router {
 				provider anthropic
@@ -164,6 +180,21 @@ func TestHandlerUnmarshalCaddyfileErrors(t *testing.T) {
 		// every string must appear in the error message
 		want []string
 	}{
+		{
+			name:  "console twice",
+			input: "agent_router {\n console\n console\n}",
+			want:  []string{"console is configured twice"},
+		},
+		{
+			name:  "console unknown option",
+			input: "agent_router {\n console {\n sessions 1h\n }\n}",
+			want:  []string{"console: unrecognized option sessions"},
+		},
+		{
+			name:  "console bad duration",
+			input: "agent_router {\n console {\n session_idle soon\n }\n}",
+			want:  []string{`console session_idle: invalid duration "soon"`},
+		},
 		{
 			name:  "argument on the directive",
 			input: `agent_router extra`,

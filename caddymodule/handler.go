@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/console"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
@@ -62,6 +63,10 @@ type Handler struct {
 	// credential pin (auto, byok or platform).
 	Routes map[string]*RouteConfig `json:"routes,omitempty"`
 
+	// Console, when present, serves the Agent Router Console under
+	// /console/ on this site (see ConsoleConfig). JSON: "console": {}.
+	Console *ConsoleConfig `json:"console,omitempty"`
+
 	// Profiles are named routing profiles: sets of aliases and routes that
 	// apply to the requests of API keys bound to them (an API key's
 	// "profile", set through the admin API). Such a request resolves its
@@ -86,9 +91,10 @@ type Handler struct {
 	// grows with the number of accounts.
 	MetricsPerAccount bool `json:"metrics_per_account,omitempty"`
 
-	gw     *gateway.Gateway
-	app    *App
-	logger *zap.Logger
+	gw      *gateway.Gateway
+	console *console.Handler
+	app     *App
+	logger  *zap.Logger
 }
 
 // ProviderConfig is the platform's configuration of one provider.
@@ -262,6 +268,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := h.provisionConsole(); err != nil {
+		return err
+	}
 	if err := registerMetrics(ctx, h.MetricsPerAccount); err != nil {
 		return err
 	}
@@ -288,8 +297,13 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// ServeHTTP serves the data-plane paths and passes the rest on.
+// ServeHTTP serves the data-plane paths (and, with console, /console/) and
+// passes the rest on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.console != nil && console.Owns(r) {
+		h.console.ServeHTTP(w, r)
+		return nil
+	}
 	if !h.gw.Owns(r) {
 		return next.ServeHTTP(w, r)
 	}

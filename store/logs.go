@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tidwall/gjson"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -81,6 +82,9 @@ type LogFilter struct {
 	Source string
 	// Status matches one status exactly; 0 matches any.
 	Status int
+	// StatusClass matches a class of statuses (2 for 2xx, 4 for 4xx, 5
+	// for 5xx); 0 matches any.
+	StatusClass int
 	// From and To bound the record's Time, To exclusive. Like paging and
 	// pruning, they rely on ids sorting by time (the gateway's ids start
 	// with the time in hex nanoseconds), so a range is a seek, not a scan
@@ -90,6 +94,11 @@ type LogFilter struct {
 	Before string
 	// Limit caps the result; 0 means 100, and at most 1000 are returned.
 	Limit int
+	// MaxScan, when positive, bounds how many records one call reads: a
+	// filter that matches little then returns fewer than Limit records
+	// (maybe none) and a cursor to go on searching, instead of reading the
+	// whole log at once.
+	MaxScan int
 }
 
 const logQueue = 8192
@@ -441,7 +450,28 @@ func (s *Store) Logs(f LogFilter) (recs []LogRecord, next string, err error) {
 		} else {
 			k, v = c.Last()
 		}
+		pre := f.prefilter()
+		from := timeIDHint(f.From)
+		scanned := 0
+		var last []byte
 		for ; k != nil; k, v = c.Prev() {
+			if f.MaxScan > 0 && scanned == f.MaxScan && last != nil {
+				// Out of budget: the next page resumes below the last
+				// record read.
+				next = string(last)
+				return nil
+			}
+			scanned++
+			last = k
+			// A record whose filtered fields differ cannot match: skip it
+			// without decoding it, so a filter that matches little does
+			// not decode the whole log.
+			if !pre(v) {
+				if from != nil && len(k) >= len(from) && isHex(k[:len(from)]) && bytes.Compare(k[:len(from)], from) < 0 {
+					return nil // a gateway id older than From: so is every id below it
+				}
+				continue
+			}
 			var r LogRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
@@ -463,6 +493,36 @@ func (s *Store) Logs(f LogFilter) (recs []LogRecord, next string, err error) {
 	return recs, next, err
 }
 
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// prefilter returns a cheap test of a record's raw JSON against the
+// filter's string fields: gjson reads just those fields, which sit near the
+// start of a record.
+func (f *LogFilter) prefilter() func(v []byte) bool {
+	type field struct{ path, value string }
+	var fields []field
+	for _, p := range []field{{"account", f.AccountID}, {"key_id", f.KeyID}, {"provider", f.Provider}, {"credential_source", f.CredentialSource}} {
+		if p.value != "" {
+			fields = append(fields, p)
+		}
+	}
+	return func(v []byte) bool {
+		for _, p := range fields {
+			if gjson.GetBytes(v, p.path).String() != p.value {
+				return false
+			}
+		}
+		return true
+	}
+}
+
 func (f *LogFilter) match(r *LogRecord) bool {
 	return (f.AccountID == "" || r.AccountID == f.AccountID) &&
 		(f.KeyID == "" || r.KeyID == f.KeyID) &&
@@ -470,6 +530,7 @@ func (f *LogFilter) match(r *LogRecord) bool {
 		(f.CredentialSource == "" || r.CredentialSource == f.CredentialSource) &&
 		(f.Source == "" || r.Source == f.Source || f.Source == SourceAPI && r.Source == "") &&
 		(f.Status == 0 || r.Status == f.Status) &&
+		(f.StatusClass == 0 || r.Status/100 == f.StatusClass) &&
 		(f.To.IsZero() || r.Time.Before(f.To))
 }
 

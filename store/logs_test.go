@@ -570,3 +570,46 @@ func TestPruneLargeBacklog(t *testing.T) {
 		t.Errorf("oldest kept %s, want %s", first, want)
 	}
 }
+
+// MaxScan bounds one call's reading; its cursor resumes the search where it
+// stopped, so walking the pages finds every match exactly once. A filter
+// with From stops at the first gateway id older than From, matching or not.
+func TestLogsMaxScanAndFromStop(t *testing.T) {
+	s, _ := newStore(t)
+	base := time.Now().Add(-time.Hour).UTC()
+	gwID := func(at time.Time, i int) string { return fmt.Sprintf("%016x%08x", at.UnixNano(), i) }
+	for i := 0; i < 100; i++ {
+		at := base.Add(time.Duration(i) * time.Second)
+		r := logRec(i, "acme", "k", at)
+		r.ID = gwID(at, i)
+		if i%25 == 0 {
+			r.Provider = "anthropic"
+		}
+		s.Record(r)
+	}
+	s.FlushLog()
+	var found []string
+	before, calls := "", 0
+	for {
+		recs, next, err := s.Logs(LogFilter{AccountID: "acme", Provider: "anthropic", Before: before, MaxScan: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls++
+		for _, r := range recs {
+			found = append(found, r.ID)
+		}
+		if next == "" {
+			break
+		}
+		before = next
+	}
+	if len(found) != 4 || calls < 10 {
+		t.Fatalf("found %d matches in %d calls", len(found), calls)
+	}
+	// From: the 30 newest seconds hold one anthropic record (i=75).
+	recs, next, err := s.Logs(LogFilter{AccountID: "acme", Provider: "anthropic", From: base.Add(70 * time.Second)})
+	if err != nil || len(recs) != 1 || next != "" {
+		t.Fatalf("From: %d records, next %q, %v", len(recs), next, err)
+	}
+}

@@ -120,7 +120,8 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	_ = os.Chmod(path, 0o600)
 	s := &Store{db: db, path: path, sealer: sl, lastUsed: make(map[string]*atomic.Int64), savedClocks: make(map[string]int64)}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs, bucketHealth, bucketPolicies, bucketUsage} {
+		for _, b := range [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs, bucketHealth, bucketPolicies, bucketUsage,
+			bucketUsers, bucketEmails, bucketTokens, bucketSessions} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -631,6 +632,9 @@ func (s *Store) DeleteAccount(id string) error {
 			if err := deletePrefix(tx.Bucket(b), prefix); err != nil {
 				return err
 			}
+		}
+		if err := deleteAccountUsers(tx, id); err != nil {
+			return err
 		}
 		return s.forgetClocks(tx, clocks...)
 	})

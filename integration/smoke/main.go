@@ -2,8 +2,10 @@
 // xcaddy.sh built: a fake OpenAI on loopback, the real ./caddy process, the
 // admin API over HTTP, a plain and a streamed chat with the platform key and
 // then with a BYOK key, a `caddy reload`, a second process on the same store
-// (which must fail with a clear "locked" error), and a search for the canary
-// keys in everything the process wrote.
+// (which must fail with a clear "locked" error), the console's sign-in page,
+// `caddy agent-router add-user` (pointed to the admin API while Caddy runs, a
+// setup link once it is stopped), and a search for the canary keys in
+// everything the process wrote.
 //
 //	go run ./integration/smoke -caddy ./caddy
 package main
@@ -91,6 +93,7 @@ http://%s {
 			base_url %s
 		}
 		max_body %s
+		console
 	}
 }
 `, adminAddr, dir, siteAddr, fake.BaseURL(), maxBody)
@@ -202,6 +205,21 @@ http://%s {
 		check(false, "second process did not fail within 20s")
 	}
 
+	fmt.Println("console and add-user while running")
+	code, hdr, b := call("GET", "http://"+siteAddr+"/console/signin", "", "")
+	check(code == 200 && bytes.Contains(b, []byte("<h1>Sign in</h1>")) && strings.Contains(hdr.Get("Content-Security-Policy"), "default-src 'self'"),
+		"the console's sign-in page is served with its CSP: %d", code)
+	addUser := func(email string) ([]byte, int) {
+		c := exec.Command(bin, "agent-router", "add-user", "--store", filepath.Join(dir, "ar.db"), "--account", "acme", "--email", email, "--role", "owner",
+			"--site", "http://"+siteAddr)
+		c.Env = env
+		out, _ := c.CombinedOutput()
+		return out, c.ProcessState.ExitCode()
+	}
+	out, exit := addUser("locked@acme.test")
+	check(exit != 0 && bytes.Contains(out, []byte("running Caddy")) && bytes.Contains(out, []byte("/agent_router/accounts/acme/users")),
+		"add-user on a running store points to the admin API: %s", lastLine(out))
+
 	fmt.Println("request log and secrets")
 	time.Sleep(500 * time.Millisecond)
 	code, _, b = call("GET", admin+"/logs?account=acme", "", "")
@@ -261,6 +279,8 @@ http://%s {
 	b2, p2, t2 := usage()
 	check(b2 == b1 && p2 == p1 && t2 == t1, "usage after the restart: %d byok, %d platform, %d tokens", b2, p2, t2)
 	stop()
+	out, exit = addUser("owner@acme.test")
+	check(exit == 0 && bytes.Contains(out, []byte("http://"+siteAddr+"/console/setup#")), "add-user on the stopped store prints a setup link: %s", lastLine(out))
 	places := map[string][]byte{"responses": seen.Bytes()}
 	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() {

@@ -1,0 +1,117 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/store"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "agent-router",
+		Usage: "add-user --account <id> --email <address> [--role owner|member] [--create-account] [--store <path>] [--master-key <key>] [--site <url>]",
+		Short: "Manages Agent Router console users in the store",
+		Long: `
+agent-router add-user creates a console user and prints a one-time setup
+link where the user sets a password. It opens the store file directly, so
+it works while Caddy is stopped; while Caddy runs, the file is locked and the
+command says so: use the admin API instead,
+
+    curl -X POST localhost:2019/agent_router/accounts/acme/users \
+         -H 'Content-Type: application/json' \
+         -d '{"email": "dev@acme.example", "role": "owner"}'
+
+--store and --master-key default to the agent_router app's defaults (the
+store under Caddy's data directory, the master.key file beside it);
+--master-key also reads AGENT_ROUTER_MASTER_KEY. --site is the console's
+origin, printed in front of the setup path.
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			add := &cobra.Command{
+				Use:   "add-user --account <id> --email <address> [--role owner|member]",
+				Short: "Creates a console user and prints its one-time setup link",
+				Args:  cobra.NoArgs,
+			}
+			add.Flags().String("account", "", "Account id the user belongs to (required)")
+			add.Flags().String("email", "", "The user's email address (required)")
+			add.Flags().String("role", store.RoleOwner, "owner or member")
+			add.Flags().Bool("create-account", false, "Create the account if it does not exist")
+			add.Flags().String("store", "", "Path of the store file (default: the agent_router app's)")
+			add.Flags().String("master-key", "", "Master key of the store (default: $AGENT_ROUTER_MASTER_KEY, else master.key beside the store)")
+			add.Flags().String("site", "http://localhost:8080", "Origin of the site that serves the console")
+			add.RunE = caddycmd.WrapCommandFuncForCobra(cmdAddUser)
+			cmd.AddCommand(add)
+		},
+	})
+}
+
+func cmdAddUser(fl caddycmd.Flags) (int, error) {
+	account, email, role := fl.String("account"), fl.String("email"), fl.String("role")
+	if account == "" || email == "" {
+		return caddy.ExitCodeFailedStartup, errors.New("--account and --email are required")
+	}
+	if !store.ValidRole(role) {
+		return caddy.ExitCodeFailedStartup, errors.New("--role must be owner or member")
+	}
+	path := fl.String("store")
+	if path == "" {
+		path = filepath.Join(caddy.AppDataDir(), "agent_router", "agent_router.db")
+	}
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	mk := fl.String("master-key")
+	if mk == "" {
+		mk = os.Getenv("AGENT_ROUTER_MASTER_KEY")
+	}
+	var key []byte
+	if mk != "" {
+		if key, err = store.ParseMasterKey(mk); err != nil {
+			return caddy.ExitCodeFailedStartup, fmt.Errorf("master key: %v", err)
+		}
+	} else {
+		if err := mkdirPrivate(filepath.Dir(path)); err != nil {
+			return caddy.ExitCodeFailedStartup, fmt.Errorf("creating store directory: %v", err)
+		}
+		if key, _, err = store.LoadOrCreateMasterKey(filepath.Join(filepath.Dir(path), "master.key")); err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+	}
+	s, err := store.Open(path, key, store.Options{OpenTimeout: time.Second})
+	if errors.Is(err, store.ErrLocked) {
+		// One line: Caddy prints command errors through its logger.
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("%s is in use by a running Caddy (bbolt allows one process): create the user through its admin API instead, "+
+			"curl -X POST localhost:2019/agent_router/accounts/%s/users -d '{\"email\":%q,\"role\":%q}' (2019 is the default admin port)",
+			path, account, email, role)
+	}
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	defer s.Close()
+	if _, err := s.Account(account); errors.Is(err, store.ErrNotFound) {
+		if !fl.Bool("create-account") {
+			return caddy.ExitCodeFailedStartup, fmt.Errorf("account %q does not exist (add --create-account to create it)", account)
+		}
+		if _, err := s.CreateAccount(account, account); err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+	}
+	u, setup, exp, err := admin.CreateUser(s, account, email, role)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	fmt.Printf("created %s %s in account %s\nsetup link (works once, until %s):\n  %s%s\n",
+		u.Role, u.Email, u.AccountID, exp.Format(time.RFC3339), strings.TrimRight(fl.String("site"), "/"), setup)
+	return 0, nil
+}

@@ -1,0 +1,64 @@
+package caddymodule
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/pflag"
+
+	"github.com/agentrouter/caddy-agentrouter/store"
+)
+
+func addUserFlags(t *testing.T, args ...string) caddycmd.Flags {
+	t.Helper()
+	fs := pflag.NewFlagSet("add-user", pflag.ContinueOnError)
+	fs.String("account", "", "")
+	fs.String("email", "", "")
+	fs.String("role", store.RoleOwner, "")
+	fs.Bool("create-account", false, "")
+	fs.String("store", "", "")
+	fs.String("master-key", "", "")
+	fs.String("site", "http://localhost:8080", "")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return caddycmd.Flags{FlagSet: fs}
+}
+
+func TestAddUserCommand(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ar.db")
+	mk := make([]byte, 32)
+	rand.Read(mk)
+	key := base64.StdEncoding.EncodeToString(mk)
+	base := []string{"--store", path, "--master-key", key}
+
+	if _, err := cmdAddUser(addUserFlags(t, append(base, "--account", "acme", "--email", "o@acme.test")...)); err == nil || !strings.Contains(err.Error(), "--create-account") {
+		t.Fatalf("missing account: %v", err)
+	}
+	if _, err := cmdAddUser(addUserFlags(t, append(base, "--account", "acme", "--email", "o@acme.test", "--role", "root")...)); err == nil {
+		t.Fatal("bad role accepted")
+	}
+	if code, err := cmdAddUser(addUserFlags(t, append(base, "--account", "acme", "--create-account", "--email", "o@acme.test")...)); err != nil || code != 0 {
+		t.Fatalf("add-user: %d %v", code, err)
+	}
+	// While the store is open (Caddy running), the command points to the
+	// admin API.
+	s, err := store.Open(path, mk, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	users, _ := s.Users("acme")
+	if len(users) != 1 || users[0].Email != "o@acme.test" || users[0].Role != store.RoleOwner {
+		t.Fatalf("users %+v", users)
+	}
+	_, err = cmdAddUser(addUserFlags(t, append(base, "--account", "acme", "--email", "m@acme.test", "--role", "member")...))
+	if err == nil || !strings.Contains(err.Error(), "running Caddy") || !strings.Contains(err.Error(), "/agent_router/accounts/acme/users") {
+		t.Fatalf("locked store: %v", err)
+	}
+	s.Close()
+}

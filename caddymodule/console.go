@@ -1,0 +1,110 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/agentrouter/caddy-agentrouter/console"
+	"github.com/agentrouter/caddy-agentrouter/egress"
+)
+
+// ConsoleConfig turns on the Agent Router Console under /console/ on the
+// handler's site: account members sign in (users are created with the
+// admin API, POST /agent_router/accounts/{id}/users, or `caddy agent-router
+// add-user`) and manage their BYOK keys, API keys and members, use the
+// playground, and read request logs and usage. The handler must see the
+// /console/ paths (do not put it behind a matcher that excludes them).
+// Over HTTPS the session cookie is Secure.
+type ConsoleConfig struct {
+	// SessionIdle ends a session after this long without a request.
+	// Default: 12h.
+	SessionIdle caddy.Duration `json:"session_idle,omitempty"`
+	// SessionMax ends a session this long after sign-in, however busy.
+	// Default: 168h (7 days).
+	SessionMax caddy.Duration `json:"session_max,omitempty"`
+	// InviteTTL is how long a setup link (first owner or an invited
+	// member) works. Default: 72h.
+	InviteTTL caddy.Duration `json:"invite_ttl,omitempty"`
+}
+
+// signinThrottle persists the consoles' sign-in throttling through config
+// reloads (a reload must not hand out fresh attempts).
+var signinThrottle = console.NewThrottle()
+
+// provisionConsole builds the console over the handler's gateway.
+func (h *Handler) provisionConsole() error {
+	if h.Console == nil {
+		return nil
+	}
+	app := h.app
+	c, err := console.New(console.Config{
+		Store:       app.store,
+		Gateway:     h.gw,
+		Egress:      func() *egress.Policy { return app.egress },
+		PlatformKey: h.gw.PlatformKeyConfigured,
+		ClientIP:    clientIP,
+		SessionIdle: time.Duration(h.Console.SessionIdle),
+		SessionMax:  time.Duration(h.Console.SessionMax),
+		InviteTTL:   time.Duration(h.Console.InviteTTL),
+		Throttle:    signinThrottle,
+		Logger:      h.logger.Named("console"),
+	})
+	if err != nil {
+		return fmt.Errorf("setting up the console: %v", err)
+	}
+	h.console = c
+	return nil
+}
+
+// clientIP is Caddy's idea of the client address (trusted_proxies
+// applied), for the console's sign-in throttle.
+func clientIP(r *http.Request) string {
+	if v, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && v != "" {
+		return v
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// unmarshalConsole reads `console` or `console { ... }`.
+func (c *ConsoleConfig) unmarshal(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		switch opt {
+		case "session_idle", "session_max", "invite_ttl":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return d.Errf("console %s: invalid duration %q", opt, d.Val())
+			}
+			switch opt {
+			case "session_idle":
+				c.SessionIdle = caddy.Duration(dur)
+			case "session_max":
+				c.SessionMax = caddy.Duration(dur)
+			default:
+				c.InviteTTL = caddy.Duration(dur)
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("console: unrecognized option %s (use session_idle, session_max or invite_ttl)", opt)
+		}
+	}
+	return nil
+}

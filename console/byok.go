@@ -1,0 +1,255 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/store"
+)
+
+// providerInfo is how the console presents a provider.
+type providerInfo struct {
+	Name, Title, Hint string
+}
+
+var providerInfos = map[string]providerInfo{
+	providers.OpenAI:     {providers.OpenAI, "OpenAI", "OpenAI keys begin with sk- (sk-proj-…, sk-svcacct-…)."},
+	providers.Anthropic:  {providers.Anthropic, "Anthropic", "Anthropic keys begin with sk-ant- (sk-ant-api03-…)."},
+	providers.Gemini:     {providers.Gemini, "Google (Gemini)", "Gemini API keys from Google AI Studio begin with AIza or AQ."},
+	providers.Azure:      {providers.Azure, "Azure OpenAI", "The 32-character key of your Azure OpenAI resource, with its endpoint below."},
+	providers.Mistral:    {providers.Mistral, "Mistral", "A 32-character key from console.mistral.ai."},
+	providers.Together:   {providers.Together, "Together", "Together keys begin with tgp_v1_ (older ones are 64 hex characters)."},
+	providers.Perplexity: {providers.Perplexity, "Perplexity", "Perplexity keys begin with pplx-."},
+	providers.Cohere:     {providers.Cohere, "Cohere", "A 40-character key from dashboard.cohere.com."},
+}
+
+// card is one provider on the BYOK page.
+type card struct {
+	providerInfo
+	Status admin.BYOKStatus
+	// Label is Active, Invalid or Not configured.
+	Label, Class string
+	Open         bool
+}
+
+type byokData struct {
+	Cards   []card
+	Open    *card
+	Owner   bool
+	Error   string
+	Notice  string
+	Test    *gateway.TestResult
+	CanTest bool
+	// Form values to show again after an error (never the key).
+	BaseURL, APIVersion string
+}
+
+func (h *Handler) cards(account, open string) ([]card, error) {
+	creds, err := h.cfg.Store.Credentials(account)
+	if err != nil {
+		return nil, err
+	}
+	snap := h.cfg.Store.Snapshot()
+	out := make([]card, 0, len(providers.Names))
+	for _, name := range providers.Names {
+		st := admin.BYOKStatus{Provider: name, Status: "not_configured", Serves: "none"}
+		st.BYOKOnly = snap.Policy(account, name).BYOKOnly
+		if h.cfg.PlatformKey(name) && !st.BYOKOnly {
+			st.Serves = "platform"
+		}
+		if c, ok := creds[name]; ok {
+			t := c.UpdatedAt
+			st.Status, st.Serves = "active", "byok"
+			st.Masked, st.Fingerprint, st.Version = c.Masked, c.Fingerprint, c.Version
+			st.BaseURL, st.APIVersion = c.Extras.BaseURL, c.Extras.APIVersion
+			st.UpdatedAt, st.LastUsedAt = &t, c.LastUsedAt
+			if since, reason, invalid := h.cfg.Store.CredentialHealth(account, name); invalid {
+				st.Status, st.InvalidSince, st.InvalidReason = "invalid", &since, reason
+			}
+		}
+		c := card{providerInfo: providerInfos[name], Status: st, Open: name == open}
+		switch st.Status {
+		case "active":
+			c.Label, c.Class = "Active", "ok"
+		case "invalid":
+			c.Label, c.Class = "Invalid", "bad"
+		default:
+			c.Label, c.Class = "Not configured", "off"
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (h *Handler) byokPage(w http.ResponseWriter, r *request) {
+	h.renderBYOK(w, r, http.StatusOK, r.PathValue("provider"), byokData{Notice: noticeText(r.URL.Query().Get("done"))})
+}
+
+func noticeText(code string) string {
+	switch code {
+	case "saved":
+		return "Saved. The next request to this provider uses the new key."
+	case "removed":
+		return "Removed. The next request to this provider uses the platform key, if there is one."
+	case "policy":
+		return "Policy saved."
+	}
+	return ""
+}
+
+func (h *Handler) renderBYOK(w http.ResponseWriter, r *request, status int, open string, d byokData) {
+	if open != "" && providers.Get(open) == nil {
+		h.notFound(w, r.Request)
+		return
+	}
+	cards, err := h.cards(r.account, open)
+	if err != nil {
+		h.failReq(w, r, err)
+		return
+	}
+	d.Cards, d.Owner, d.CanTest = cards, r.isOwner, h.cfg.Gateway != nil
+	for i := range cards {
+		if cards[i].Open {
+			d.Open = &cards[i]
+		}
+	}
+	if d.Open != nil && d.BaseURL == "" && d.APIVersion == "" {
+		d.BaseURL, d.APIVersion = d.Open.Status.BaseURL, d.Open.Status.APIVersion
+	}
+	title := "Bring Your Own Key"
+	if d.Open != nil {
+		title = d.Open.Title + " · " + title
+	}
+	h.render(w, r.Request, status, "byok", r, title, d)
+}
+
+// byokPost handles the provider form: action save (register or rotate; an
+// empty key removes, as the guide says), remove, test, or policy.
+func (h *Handler) byokPost(w http.ResponseWriter, r *request) {
+	provider := r.PathValue("provider")
+	if providers.Get(provider) == nil {
+		h.notFound(w, r.Request)
+		return
+	}
+	key := r.PostFormValue("api_key")
+	d := byokData{BaseURL: strings.TrimSpace(r.PostFormValue("base_url")), APIVersion: strings.TrimSpace(r.PostFormValue("api_version"))}
+	action := r.PostFormValue("action")
+	switch action {
+	case "save":
+		if strings.TrimSpace(key) == "" {
+			creds, err := h.cfg.Store.Credentials(r.account)
+			if err != nil {
+				h.failReq(w, r, err)
+				return
+			}
+			if _, ok := creds[provider]; !ok {
+				d.Error = "Paste an API key to save."
+				h.renderBYOK(w, r, http.StatusBadRequest, provider, d)
+				return
+			}
+			action = "remove"
+			break
+		}
+		in := admin.BYOKInput{APIKey: &key, BaseURL: d.BaseURL, APIVersion: d.APIVersion}
+		if _, err := admin.SaveBYOK(h.cfg.Store, h.cfg.Egress(), r.account, provider, in); err != nil {
+			st, msg := h.userError(err)
+			d.Error = msg
+			h.renderBYOK(w, r, st, provider, d)
+			return
+		}
+		http.Redirect(w, r.Request, Prefix+"/byok/"+provider+"?done=saved", http.StatusSeeOther)
+		return
+	case "remove":
+	case "test":
+		h.byokTest(w, r, provider, key, d)
+		return
+	case "policy":
+		on := r.PostFormValue("byok_only") == "on"
+		if err := h.cfg.Store.SetPolicy(r.account, provider, store.Policy{BYOKOnly: on}); err != nil {
+			h.failReq(w, r, err)
+			return
+		}
+		http.Redirect(w, r.Request, Prefix+"/byok/"+provider+"?done=policy", http.StatusSeeOther)
+		return
+	default:
+		d.Error = "Unknown action."
+		h.renderBYOK(w, r, http.StatusBadRequest, provider, d)
+		return
+	}
+	// remove
+	if err := h.cfg.Store.DeleteCredential(r.account, provider); err != nil {
+		st, msg := h.userError(err)
+		if st == http.StatusNotFound {
+			msg = "There is no key to remove."
+		}
+		d.Error = msg
+		h.renderBYOK(w, r, st, provider, d)
+		return
+	}
+	http.Redirect(w, r.Request, Prefix+"/byok/"+provider+"?done=removed", http.StatusSeeOther)
+}
+
+// byokTest tests the pasted key, or the stored one when the field is empty.
+// A successful test of the stored key clears its invalid mark.
+func (h *Handler) byokTest(w http.ResponseWriter, r *request, provider, key string, d byokData) {
+	if h.cfg.Gateway == nil {
+		d.Error = "Testing is not available on this server."
+		h.renderBYOK(w, r, http.StatusServiceUnavailable, provider, d)
+		return
+	}
+	extras := store.Extras{BaseURL: strings.TrimRight(d.BaseURL, "/"), APIVersion: d.APIVersion}
+	key = providers.NormalizeKey(key)
+	stored := key == ""
+	var secret *store.Secret
+	if stored {
+		secret = h.cfg.Store.Snapshot().Credential(r.account, provider)
+		if secret == nil {
+			d.Error = "Paste a key to test, or save one first."
+			h.renderBYOK(w, r, http.StatusBadRequest, provider, d)
+			return
+		}
+		key, extras = secret.Key(), secret.Extras
+	} else {
+		// The admin API's checks: key format, and a base URL the egress
+		// policy allows (the test must not probe internal addresses).
+		err := providers.CheckKey(provider, key)
+		if err == nil {
+			err = admin.CheckExtras(h.cfg.Egress(), provider, extras)
+		}
+		if err != nil {
+			st, msg := h.userError(err)
+			if st >= 500 {
+				st, msg = http.StatusBadRequest, err.Error()
+			}
+			d.Error = msg
+			h.renderBYOK(w, r, st, provider, d)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	defer cancel()
+	res := h.cfg.Gateway.TestCredential(ctx, provider, key, extras)
+	res.Message = string(providers.Scrub([]byte(res.Message), key))
+	// As the admin API's test does: for the stored key, a success clears
+	// its invalid mark and a rejection sets one.
+	if stored {
+		switch res.Outcome {
+		case providers.TestOK:
+			h.cfg.Store.MarkValid(secret)
+		case providers.TestRejected:
+			h.cfg.Store.MarkInvalid(secret, time.Now(), fmt.Sprintf("%s answered %d to a key test (%s)", provider, res.Status, providers.ClassAuth))
+		}
+	}
+	d.Test = &res
+	h.renderBYOK(w, r, http.StatusOK, provider, d)
+}
+
+type errText string
+
+func (e errText) Error() string { return string(e) }

@@ -1,0 +1,193 @@
+package console
+
+import (
+	"encoding/csv"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/store"
+)
+
+// usageRanges are the ranges of the Usage page, with their default bucket.
+var usageRanges = []struct{ Value, Label, Bucket string }{
+	{"24h", "Last 24 hours", "hour"}, {"7d", "Last 7 days", "day"}, {"30d", "Last 30 days", "day"}, {"90d", "Last 90 days", "day"},
+}
+
+type usageRow struct {
+	Time                       time.Time
+	BYOK, Platform             int64
+	BYOKTokens, PlatformTokens int64
+	Errors                     int64
+	// Bar geometry for the chart (SVG units).
+	X, W, YB, HB, YP, HP float64
+}
+
+type breakdown struct {
+	Title string
+	Dim   string
+	Rows  []store.UsageGroup
+	Names map[string]string
+}
+
+type usageData struct {
+	Range, Bucket string
+	Ranges        []struct{ Value, Label, Bucket string }
+	Rows          []usageRow
+	Total         store.UsageCounters
+	BYOK          int64
+	Platform      int64
+	Breakdowns    []breakdown
+	Max           int64
+	Error         string
+	CSV           template.URL
+}
+
+func (h *Handler) usageQuery(r *request) (store.UsageQuery, string, string, error) {
+	q := r.URL.Query()
+	rng, bucket := q.Get("range"), q.Get("bucket")
+	if rng == "" {
+		rng = "24h"
+	}
+	def := ""
+	for _, u := range usageRanges {
+		if u.Value == rng {
+			def = u.Bucket
+		}
+	}
+	if def == "" {
+		return store.UsageQuery{}, rng, bucket, errText("Unknown time range.")
+	}
+	if bucket == "" {
+		bucket = def
+	}
+	if bucket != "hour" && bucket != "day" {
+		return store.UsageQuery{}, rng, bucket, errText("Bucket must be hour or day.")
+	}
+	days := map[string]int{"24h": 1, "7d": 7, "30d": 30, "90d": 90}[rng]
+	to := now()
+	return store.UsageQuery{AccountID: r.account, From: to.Add(-time.Duration(days) * 24 * time.Hour), To: to, Bucket: bucket,
+		GroupBy: []string{store.DimCredentialSource}}, rng, bucket, nil
+}
+
+func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
+	uq, rng, bucket, err := h.usageQuery(r)
+	d := usageData{Range: rng, Bucket: bucket, Ranges: usageRanges}
+	if err != nil {
+		d.Error = err.Error()
+		h.render(w, r.Request, http.StatusBadRequest, "usage", r, "Usage", d)
+		return
+	}
+	d.CSV = template.URL(Prefix + "/usage.csv?range=" + url.QueryEscape(rng) + "&bucket=" + url.QueryEscape(bucket))
+	res, err := h.cfg.Store.Usage(uq)
+	if err != nil {
+		h.failReq(w, r, err)
+		return
+	}
+	d.Total = res.Total
+	for _, b := range res.Series {
+		row := usageRow{Time: b.Time}
+		for _, g := range b.Groups {
+			switch g.Key[store.DimCredentialSource] {
+			case "byok":
+				row.BYOK += g.Requests
+				row.BYOKTokens += g.TotalTokens
+			default:
+				row.Platform += g.Requests
+				row.PlatformTokens += g.TotalTokens
+			}
+			row.Errors += g.Errors
+		}
+		d.BYOK += row.BYOK
+		d.Platform += row.Platform
+		if row.BYOK+row.Platform > d.Max {
+			d.Max = row.BYOK + row.Platform
+		}
+		d.Rows = append(d.Rows, row)
+	}
+	layoutBars(d.Rows, d.Max)
+	keys, err := h.cfg.Store.APIKeys(r.account)
+	if err != nil {
+		h.failReq(w, r, err)
+		return
+	}
+	keyNames := map[string]string{"": "(console / none)"}
+	for _, k := range keys {
+		keyNames[k.ID] = k.Name
+	}
+	for _, b := range []struct{ title, dim string }{{"By provider", store.DimProvider}, {"By model", store.DimModel}, {"By API key", store.DimKeyID}} {
+		q := uq
+		q.GroupBy = []string{b.dim}
+		res, err := h.cfg.Store.Usage(q)
+		if err != nil {
+			h.failReq(w, r, err)
+			return
+		}
+		rows := res.Totals
+		sort.SliceStable(rows, func(i, j int) bool { return rows[i].Requests > rows[j].Requests })
+		bd := breakdown{Title: b.title, Dim: b.dim, Rows: rows}
+		if b.dim == store.DimKeyID {
+			bd.Names = keyNames
+		}
+		d.Breakdowns = append(d.Breakdowns, bd)
+	}
+	h.render(w, r.Request, http.StatusOK, "usage", r, "Usage", d)
+}
+
+// layoutBars places the stacked bars in a 1000×200 chart.
+func layoutBars(rows []usageRow, max int64) {
+	if len(rows) == 0 || max == 0 {
+		return
+	}
+	slot := 1000.0 / float64(len(rows))
+	for i := range rows {
+		r := &rows[i]
+		r.X, r.W = float64(i)*slot+slot*0.1, slot*0.8
+		r.HB = 190 * float64(r.BYOK) / float64(max)
+		r.HP = 190 * float64(r.Platform) / float64(max)
+		r.YB = 200 - r.HB
+		r.YP = r.YB - r.HP
+	}
+}
+
+// usageCSV downloads the range's usage, one row per bucket, credential
+// source, provider, model and API key.
+func (h *Handler) usageCSV(w http.ResponseWriter, r *request) {
+	uq, _, _, err := h.usageQuery(r)
+	if err != nil {
+		h.fail(w, r.Request, http.StatusBadRequest, err.Error())
+		return
+	}
+	uq.GroupBy = []string{store.DimCredentialSource, store.DimProvider, store.DimModel, store.DimKeyID}
+	res, err := h.cfg.Store.Usage(uq)
+	if err != nil {
+		h.failReq(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="usage-%s-%s.csv"`, r.account, now().UTC().Format("20060102")))
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"time", "credential_source", "provider", "model", "key_id", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens"})
+	for _, b := range res.Series {
+		for _, g := range b.Groups {
+			cw.Write([]string{b.Time.UTC().Format(time.RFC3339), csvSafe(g.Key[store.DimCredentialSource]), csvSafe(g.Key[store.DimProvider]),
+				csvSafe(g.Key[store.DimModel]), csvSafe(g.Key[store.DimKeyID]),
+				strconv.FormatInt(g.Requests, 10), strconv.FormatInt(g.Errors, 10), strconv.FormatInt(g.PromptTokens, 10),
+				strconv.FormatInt(g.CompletionTokens, 10), strconv.FormatInt(g.TotalTokens, 10)})
+		}
+	}
+	cw.Flush()
+}
+
+// csvSafe keeps a client-chosen value (a model name) from being read as a
+// formula by a spreadsheet.
+func csvSafe(v string) string {
+	if len(v) > 1 && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r') {
+		return "'" + v
+	}
+	return v
+}

@@ -117,11 +117,19 @@ func TestHostileClientThroughCaddy(t *testing.T) {
 			Requests int64             `json:"requests"`
 		} `json:"totals"`
 	}
-	e.mustAdmin("GET", "/agent_router/usage?group_by=model", nil, 200, &usage)
+	// Records reach the usage rollups through the request log's writer:
+	// wait until all 1,005 are counted.
 	models := map[string]int64{}
-	for _, g := range usage.Totals {
-		models[g.Key["model"]] += g.Requests
-	}
+	waitFor(t, "usage to count every request", 10*time.Second, func() bool {
+		e.mustAdmin("GET", "/agent_router/usage?group_by=model", nil, 200, &usage)
+		clear(models)
+		var n int64
+		for _, g := range usage.Totals {
+			models[g.Key["model"]] += g.Requests
+			n += g.Requests
+		}
+		return n >= 1005
+	})
 	if len(models) != 2 || models["-"] != 1004 || models["gpt-4o-mini"] != 1 {
 		t.Errorf("usage by model: %v, want - (1004: 3 deep bodies, 1 invalid UTF-8, 1,000 invented names) and gpt-4o-mini (1)", models)
 	}

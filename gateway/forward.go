@@ -444,42 +444,84 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 // maxPooledEventBuf is the largest event buffer returned to the pool.
 const maxPooledEventBuf = 64 << 10
 
-var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+// errClientGone is what a streamRelay's Read returns once writing to the
+// client has failed: the relay stops reading from the provider.
+var errClientGone = errors.New("the client connection is gone")
+
+// streamRelay is the state of one relayed stream, pooled: the translated
+// events not yet written, and the upstream body it reads through.
+//
+// Flushing follows the upstream's own batching, as Caddy's reverse_proxy
+// does by writing what one read returned: events translated from bytes
+// already read are collected in out and written and flushed together, in
+// one Write and one Flush, just before the relay would wait for the
+// provider again (Read) — never later, so no event is held back while the
+// gateway waits, and never per event when the provider sent several in one
+// segment (each Write and Flush costs a deadline update and a syscall).
+type streamRelay struct {
+	body io.Reader
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	out  []byte
+	werr error
+}
+
+var streamRelays = sync.Pool{New: func() any { return &streamRelay{out: make([]byte, 0, 4<<10)} }}
+
+// Read writes and flushes what is pending, then reads from the provider.
+func (s *streamRelay) Read(p []byte) (int, error) {
+	if len(s.out) > 0 && !s.send() {
+		return 0, errClientGone
+	}
+	return s.body.Read(p)
+}
+
+// send writes and flushes the pending events; false when the client is
+// gone.
+func (s *streamRelay) send() bool {
+	if s.werr != nil {
+		return false
+	}
+	if len(s.out) > 0 {
+		_, s.werr = s.w.Write(s.out)
+		s.out = s.out[:0]
+	}
+	if s.werr == nil {
+		s.werr = s.rc.Flush()
+	}
+	return s.werr == nil
+}
 
 // relayEvents reads the upstream event stream, translates each event and
-// writes it, flushing whenever no further upstream bytes are already
-// waiting (so bursts go out together, and nothing is held back). It returns
-// an error code when the stream did not finish normally.
+// writes it (see streamRelay for when), and returns the error code the
+// stream ended with ("" when it completed).
 func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reader, tr providers.StreamTranslator, cred *credential) string {
-	rc := http.NewResponseController(w)
-	sr := providers.AcquireSSEReader(body)
-	defer sr.Release()
-	bp := eventBufs.Get().(*[]byte)
+	s := streamRelays.Get().(*streamRelay)
+	s.body, s.w, s.rc, s.out, s.werr = body, w, http.NewResponseController(w), s.out[:0], nil
+	sr := providers.AcquireSSEReader(s)
 	defer func() {
+		sr.Release()
+		s.body, s.w, s.rc, s.werr = nil, nil, nil, nil
 		// A buffer grown by one big event is left to the collector, not
 		// kept for every later stream.
-		if cap(*bp) <= maxPooledEventBuf {
-			eventBufs.Put(bp)
+		if cap(s.out) <= maxPooledEventBuf {
+			streamRelays.Put(s)
 		}
 	}()
-	out := (*bp)[:0]
-	pending := false
 	endWith := func(code, msg string) string {
 		// A translator's code may come from the provider (Anthropic's
 		// error.type): it is relayed only in the shape of a code.
 		if !validErrorCode(code) || cred.scrub(code) != code {
 			code = "upstream_stream_error"
 		}
-		out = providers.ErrorEvent(out[:0], typeAPI, code, cred.scrub(msg))
-		w.Write(out)
-		rc.Flush()
-		*bp = out
+		s.out = providers.ErrorEvent(s.out, typeAPI, code, cred.scrub(msg))
+		s.send()
 		return code
 	}
 	for {
 		ev, err := sr.Next()
 		if err != nil {
-			if clientCtx.Err() != nil {
+			if errors.Is(err, errClientGone) || clientCtx.Err() != nil {
 				return "client_closed_request"
 			}
 			if errors.Is(err, providers.ErrEventTooLarge) {
@@ -489,43 +531,24 @@ func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reade
 				return endWith("upstream_stream_error", "the connection to the provider broke during the stream")
 			}
 			var serr error
-			out, serr = tr.End(out[:0])
-			if len(out) > 0 {
-				w.Write(out)
-			}
+			s.out, serr = tr.End(s.out)
 			var se *providers.StreamError
 			if errors.As(serr, &se) {
 				return endWith(se.Code, se.Message)
 			}
-			rc.Flush()
-			*bp = out
+			if !s.send() {
+				return "client_closed_request"
+			}
 			return ""
 		}
 		var serr error
-		out, serr = tr.Event(out[:0], ev)
-		if len(out) > 0 {
-			if _, werr := w.Write(out); werr != nil {
-				*bp = out
-				return "client_closed_request"
-			}
-			pending = true
-		}
+		s.out, serr = tr.Event(s.out, ev)
 		if serr != nil {
 			var se *providers.StreamError
 			if !errors.As(serr, &se) {
 				se = &providers.StreamError{Code: "upstream_stream_error", Message: serr.Error()}
 			}
-			if pending {
-				rc.Flush()
-			}
 			return endWith(se.Code, se.Message)
-		}
-		if pending && sr.Buffered() == 0 {
-			if rc.Flush() != nil {
-				*bp = out
-				return "client_closed_request"
-			}
-			pending = false
 		}
 	}
 }

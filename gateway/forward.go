@@ -413,11 +413,10 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 		}
 		u = tr.Usage()
 	} else {
-		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+		rb := acquireAnswerBuf(resp.ContentLength)
+		defer releaseAnswerBuf(rb)
+		raw, err := readAnswer(rb, resp.Body)
 		var out []byte
-		if err == nil && len(raw) > maxResponse {
-			err = fmt.Errorf("the answer is larger than %d bytes", maxResponse)
-		}
 		if err == nil {
 			out, u, err = p.TranslateResponse(call, raw)
 		}
@@ -439,6 +438,54 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 	}
 	rec.PromptTokens, rec.CompletionTokens, rec.TotalTokens = u.PromptTokens, u.CompletionTokens, u.TotalTokens
 	rec.CachedTokens, rec.ReasoningTokens, rec.UsageRaw = u.CachedTokens, u.ReasoningTokens, u.Raw
+}
+
+// answerBufs pools the buffers whole answers are read into: a response
+// read with io.ReadAll grows a fresh buffer (several copies) per request,
+// which was the gateway's largest allocation on non-streamed requests.
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// maxPooledAnswerBuf is the largest answer buffer returned to the pool.
+const maxPooledAnswerBuf = 256 << 10
+
+// acquireAnswerBuf returns a pooled buffer with room for an answer of
+// size bytes (and one more, so reading it whole needs no growth to see
+// EOF) when the provider announced it.
+func acquireAnswerBuf(size int64) *[]byte {
+	bp := answerBufs.Get().(*[]byte)
+	if size > 0 && size < maxResponse && int64(cap(*bp)) <= size {
+		*bp = make([]byte, 0, size+1)
+	}
+	return bp
+}
+
+func releaseAnswerBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledAnswerBuf {
+		*bp = (*bp)[:0]
+		answerBufs.Put(bp)
+	}
+}
+
+// readAnswer reads body whole into *bp, at most maxResponse bytes.
+func readAnswer(bp *[]byte, body io.Reader) ([]byte, error) {
+	b := (*bp)[:0]
+	for {
+		if len(b) > maxResponse {
+			return nil, fmt.Errorf("the answer is larger than %d bytes", maxResponse)
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := body.Read(b[len(b):min(cap(b), maxResponse+1)])
+		b = b[:len(b)+n]
+		*bp = b
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return b, nil
+			}
+			return b, err
+		}
+	}
 }
 
 // maxPooledEventBuf is the largest event buffer returned to the pool.

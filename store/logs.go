@@ -266,12 +266,17 @@ func (s *Store) writeLogs(batch []*LogRecord) error {
 		b := tx.Bucket(bucketLogs)
 		b.FillPercent = logFillPercent
 		added := 0
+		// One buffer for the batch's encoded records: bbolt keeps the
+		// values it is given until the commit, so none is reused.
+		enc := make([]byte, 0, 640*len(batch))
 		for _, r := range batch {
 			k := []byte(r.ID)
 			if b.Get(k) == nil {
 				added++
 			}
-			if err := putJSON(b, k, r); err != nil {
+			start := len(enc)
+			enc = r.appendJSON(enc)
+			if err := b.Put(k, enc[start:len(enc):len(enc)]); err != nil {
 				return err
 			}
 		}

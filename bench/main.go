@@ -82,7 +82,7 @@ func parseFlags() *config {
 	flag.IntVar(&c.slowEvents, "slow-events", 8, "(d) content events per slow stream (held open (events-1) x interval)")
 	flag.DurationVar(&c.ramp, "ramp", time.Second, "(d) time over which the slow streams are opened")
 	flag.IntVar(&c.workers, "workers", 64, "connections of the open-loop generator (b, c)")
-	flag.StringVar(&c.phases, "phases", "a,s,b,c,d", "phases to run")
+	flag.StringVar(&c.phases, "phases", "a,s,m,b,c,d", "phases to run")
 	flag.BoolVar(&c.profileStreams, "profile-streams", false, "with -profile: profile under (s)'s closed loop of streams instead of (a)'s")
 	flag.IntVar(&c.portBase, "port-base", 17300, "loopback ports: +1 fake, +2 plain Caddy, +3 gateway, +12/+13 their admin APIs")
 	flag.StringVar(&c.outDir, "out", "bench/out", "directory for the table and profiles (relative to the repository root)")

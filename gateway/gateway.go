@@ -291,9 +291,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	door := doorFor(r.URL.Path)
 
 	// 1. Authenticate. Anthropic's SDKs and Claude Code send the key as
-	// x-api-key or as a Bearer token: the Messages door takes either.
+	// x-api-key or as a Bearer token: the Messages door takes either, and
+	// so does /v1/models (Claude Code's model discovery).
 	token, ok := bearer(r.Header.Get("Authorization"))
-	if !ok && door != nil && door.API == "messages" {
+	if !ok && (door != nil && door.API == "messages" || r.URL.Path == "/v1/models") {
 		token = strings.TrimSpace(r.Header.Get("X-Api-Key"))
 		ok = token != ""
 	}
@@ -600,7 +601,11 @@ func (g *Gateway) recovered(w http.ResponseWriter, door *providers.Door, rec *st
 		writeDoorError(w, door, rec.Status, typeAPI, CodeInternal, "the gateway failed while serving this request; it has been logged as "+rec.ID)
 	case rec.Stream && rec.Status < 300:
 		rec.ErrorCode = CodeInternal
-		w.Write(providers.ErrorEvent(nil, typeAPI, CodeInternal, "the gateway failed during the stream"))
+		if door != nil {
+			w.Write(door.ErrorEvent(nil, CodeInternal, "the gateway failed during the stream"))
+		} else {
+			w.Write(providers.ErrorEvent(nil, typeAPI, CodeInternal, "the gateway failed during the stream"))
+		}
 		http.NewResponseController(w).Flush()
 	default:
 		rec.ErrorCode = CodeInternal

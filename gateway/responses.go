@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/providers"
@@ -22,6 +23,9 @@ import (
 func (g *Gateway) rememberResponse(call *providers.Call, provider string, cred *credential, rec *store.LogRecord) {
 	if call.Door != providers.ResponsesDoor || !call.Native || call.ResponseID == "" {
 		return
+	}
+	if gjson.GetBytes(call.Body, "store").Type == gjson.False {
+		return // the provider keeps nothing to come back for
 	}
 	err := g.store.PutResponse(call.ResponseID, store.ResponseOwner{AccountID: rec.AccountID, Provider: provider,
 		CredentialSource: cred.source, Created: time.Now().UTC()})
@@ -43,6 +47,11 @@ func (g *Gateway) serveStoredResponse(w http.ResponseWriter, r *http.Request, sn
 	rest := strings.TrimPrefix(r.URL.Path, "/v1/responses/")
 	id, sub, _ := strings.Cut(rest, "/")
 	switch {
+	case id == "input_tokens" || id == "compact" || sub == "cancel":
+		rec.Endpoint = "responses"
+		fail(failure{status: http.StatusNotFound, typ: typeInvalidRequest, code: CodeNotFound,
+			msg: "/v1/responses/" + rest + " is not served by the gateway (it serves create, retrieve, delete and input_items)"})
+		return
 	case sub == "" && r.Method == http.MethodGet:
 		rec.Endpoint = "responses.get"
 	case sub == "" && r.Method == http.MethodDelete:

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,21 +32,25 @@ type fdEnv struct {
 	e         *env
 	openai    *providertest.Server
 	anthropic *providertest.Server
+	azure     *providertest.Server
 	keys      map[string]string // provider key by "openai/byok", "anthropic/platform", ...
 	ar        map[string]string // Agent Router key by account role
 }
 
 func newFrontDoorEnv(t *testing.T) *fdEnv {
 	t.Helper()
-	fe := &fdEnv{openai: providertest.New("openai"), anthropic: providertest.New("anthropic"),
+	fe := &fdEnv{openai: providertest.New("openai"), anthropic: providertest.New("anthropic"), azure: providertest.New("azure"),
 		keys: map[string]string{
 			"openai/platform":    "sk-proj-FDplatform" + randomAlnum(40),
 			"openai/byok":        "sk-proj-FDbyok" + randomAlnum(40),
 			"anthropic/platform": "sk-ant-api03-FDplatform" + randomAlnum(80) + "AA",
 			"anthropic/byok":     "sk-ant-api03-FDbyok" + randomAlnum(84) + "AA",
+			"azure/platform":     "FDazure" + randomHex(25),
 		}}
 	t.Cleanup(fe.openai.Close)
 	t.Cleanup(fe.anthropic.Close)
+	t.Cleanup(fe.azure.Close)
+	t.Setenv("AR_FD_AZURE_KEY", fe.keys["azure/platform"])
 	e := &env{t: t, dir: t.TempDir(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	fe.e = e
@@ -62,8 +65,14 @@ func newFrontDoorEnv(t *testing.T) *fdEnv {
 			api_key {env.AR_FD_ANTHROPIC_KEY}
 			base_url %s
 		}
+		provider azure {
+			api_key {env.AR_FD_AZURE_KEY}
+			base_url %s
+			api_version v1
+			model fd-azure fd-deploy
+		}
 		alias claude-alias claude-haiku-4-5
-`, fe.openai.BaseURL(), fe.anthropic.BaseURL())
+`, fe.openai.BaseURL(), fe.anthropic.BaseURL(), fe.azure.BaseURL())
 	e.tester = caddytest.NewTester(t)
 	e.tester.InitServer(testCaddyfile(e.dir, "AR_FD_MASTER_KEY", handler, loopbackEgress), "caddyfile")
 	for _, a := range []string{"fd-byok", "fd-platform", "fd-other"} {
@@ -111,6 +120,9 @@ func TestFrontDoors(t *testing.T) {
 		t.Run("responses/anthropic/"+cred, func(t *testing.T) { fe.responsesTranslated(t, cred) })
 	}
 	t.Run("messages/claude_code_passthrough", fe.claudeCodePassthrough)
+	t.Run("messages/stream_error", fe.messagesStreamError)
+	t.Run("messages/raw_auth", fe.rawAuth)
+	t.Run("responses/azure_v1", fe.responsesAzure)
 	t.Run("messages/errors", fe.messagesErrors)
 	t.Run("responses/isolation", fe.responsesIsolation)
 	t.Run("logs", fe.checkLogs)
@@ -351,6 +363,94 @@ func (fe *fdEnv) claudeCodePassthrough(t *testing.T) {
 		if rec.Credential != fe.keys["anthropic/byok"] || rec.Header.Get("Authorization") != "" {
 			t.Errorf("%s: wrong credential upstream", how)
 		}
+	}
+}
+
+// An error event after the 200 ends the stream as an Anthropic error event,
+// which the SDK raises.
+func (fe *fdEnv) messagesStreamError(t *testing.T) {
+	fe.anthropic.SetResponder(func(rec providertest.Record) providertest.Response {
+		ev := providertest.AnthropicStream(rec.Model, []string{"Hel"}, providertest.DefaultAnthropicUsage)[:4]
+		return providertest.Response{RawEvents: append(ev, providertest.AnthropicErrorEvent("overloaded_error", "Overloaded"))}
+	})
+	defer fe.anthropic.SetResponder(nil)
+	client := antClient(fe.ar["platform"])
+	stream := client.Messages.NewStreaming(fdCtx(t), anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 10,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}})
+	n := 0
+	for stream.Next() {
+		n++
+	}
+	err := stream.Err()
+	if err == nil || !strings.Contains(err.Error(), "overloaded_error") || n == 0 {
+		t.Errorf("after %d events: %v, want an overloaded_error", n, err)
+	}
+}
+
+// Without a key, each door answers in its own envelope; x-api-key works on
+// /v1/messages and /v1/models only.
+func (fe *fdEnv) rawAuth(t *testing.T) {
+	do := func(method, path, header, value, body string) (int, []byte) {
+		req, _ := http.NewRequest(method, siteURL+path, strings.NewReader(body))
+		if header != "" {
+			req.Header.Set(header, value)
+		}
+		resp, err := fe.e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	code, b := do("POST", "/v1/messages", "", "", `{}`)
+	if code != 401 || gjson.GetBytes(b, "type").String() != "error" || gjson.GetBytes(b, "error.type").String() != "authentication_error" {
+		t.Errorf("/v1/messages without a key: %d %s", code, b)
+	}
+	code, b = do("POST", "/v1/responses", "", "", `{}`)
+	if code != 401 || gjson.GetBytes(b, "error.code").String() != "missing_api_key" {
+		t.Errorf("/v1/responses without a key: %d %s", code, b)
+	}
+	code, b = do("GET", "/v1/models", "X-Api-Key", fe.ar["byok"], "")
+	if code != 200 || !strings.Contains(string(b), "claude-") {
+		t.Errorf("/v1/models with x-api-key: %d %s", code, b)
+	}
+	code, _ = do("POST", "/v1/chat/completions", "X-Api-Key", fe.ar["byok"], `{"model":"gpt-4o-mini","messages":[]}`)
+	if code != 401 {
+		t.Errorf("chat completions took x-api-key: %d", code)
+	}
+	code, b = do("POST", "/v1/messages", "X-Api-Key", fe.ar["byok"], `{"model":"claude-haiku-4-5","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`)
+	if code != 200 || gjson.GetBytes(b, "type").String() != "message" {
+		t.Errorf("/v1/messages with x-api-key: %d %s", code, b)
+	}
+	code, b = do("POST", "/v1/responses/compact", "Authorization", "Bearer "+fe.ar["byok"], `{}`)
+	if code != 404 || !strings.Contains(string(b), "not served") {
+		t.Errorf("/v1/responses/compact: %d %s", code, b)
+	}
+}
+
+// Azure's v1 API passes the Responses API through too, with its api-key
+// header and the deployment as the model.
+func (fe *fdEnv) responsesAzure(t *testing.T) {
+	client := oaClient(fe.ar["platform"])
+	resp, err := client.Responses.New(fdCtx(t), responses.ResponseNewParams{Model: "fd-azure",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hello?")}})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	rec := lastRecord(t, fe.azure)
+	if resp.OutputText() != "Hello from the fake" || rec.Path != "/openai/v1/responses" || rec.CredentialHeader != "Api-Key" ||
+		rec.Credential != fe.keys["azure/platform"] || rec.Model != "fd-deploy" {
+		t.Fatalf("azure: %q; the fake got %s, model %s, header %s", resp.OutputText(), rec.Path, rec.Model, rec.CredentialHeader)
+	}
+	got, err := client.Responses.Get(fdCtx(t), resp.ID, responses.ResponseGetParams{})
+	if err != nil || got.ID != resp.ID || lastRecord(t, fe.azure).Path != "/openai/v1/responses/"+resp.ID {
+		t.Fatalf("retrieve through azure: %v", err)
+	}
+	stream := client.Responses.NewStreaming(fdCtx(t), responses.ResponseNewParams{Model: "fd-azure",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Stream hello?")}})
+	if text, _ := fdReadResponses(t, stream); text != "Hello from the fake" {
+		t.Errorf("azure stream: %q", text)
 	}
 }
 
@@ -634,5 +734,4 @@ func (fe *fdEnv) canary(t *testing.T) {
 			}
 		}
 	}
-	_ = json.Valid
 }

@@ -47,8 +47,10 @@ type Door struct {
 	// chatStream turns chat.completion.chunk events (inner's output) into
 	// the door's events.
 	chatStream func(c *Call, inner StreamTranslator) StreamTranslator
-	// errorBody renders the door's error envelope.
-	errorBody func(status int, code, msg string) []byte
+	// errorBody renders the door's error envelope, errorEvent the event
+	// that ends a failed stream.
+	errorBody  func(status int, code, msg string) []byte
+	errorEvent func(dst []byte, code, msg string) []byte
 }
 
 // Native reports whether a call to p with endpoint ep passes through
@@ -58,6 +60,11 @@ func (d *Door) Native(p *Provider, ep Endpoint) bool { return d.native != nil &&
 // ErrorBody renders a gateway error (status, the gateway's code, a message
 // free of secrets) in the door's own envelope.
 func (d *Door) ErrorBody(status int, code, msg string) []byte { return d.errorBody(status, code, msg) }
+
+// ErrorEvent appends the event that ends a failed stream in the door's
+// dialect (for failures outside a stream translator, such as a recovered
+// panic).
+func (d *Door) ErrorEvent(dst []byte, code, msg string) []byte { return d.errorEvent(dst, code, msg) }
 
 // newRequest is NewCallRequest for a call through a door: c.Native says
 // which way it went.

@@ -43,6 +43,7 @@ var MessagesDoor = &Door{
 	fromChat:       chatToMessages,
 	chatStream:     func(c *Call, inner StreamTranslator) StreamTranslator { return newMessagesStream(c, inner) },
 	errorBody:      AnthropicErrorBody,
+	errorEvent:     anthropicErrorEvent,
 }
 
 // CountTokensDoor is POST /v1/messages/count_tokens: forwarded to Anthropic
@@ -58,6 +59,7 @@ var CountTokensDoor = &Door{
 	nativeResponse: countTokensResponse,
 	nativeStream:   func(*Call) StreamTranslator { return &messagesRelay{} },
 	errorBody:      AnthropicErrorBody,
+	errorEvent:     anthropicErrorEvent,
 }
 
 func nativeAnthropic(p *Provider, _ Endpoint) bool { return p.Name == Anthropic }

@@ -43,6 +43,9 @@ var ResponsesDoor = &Door{
 	fromChat:       chatToResponse,
 	chatStream:     func(c *Call, inner StreamTranslator) StreamTranslator { return newResponsesStream(c, inner) },
 	errorBody:      OpenAIErrorBody,
+	errorEvent: func(dst []byte, code, msg string) []byte {
+		return appendJSONEvent(dst, "error", map[string]any{"type": "error", "code": code, "message": msg, "param": nil})
+	},
 }
 
 func nativeResponses(p *Provider, ep Endpoint) bool {

@@ -494,7 +494,15 @@ func msgToChat(i int, m msgMessage) ([]ChatMessage, error) {
 				if err != nil {
 					return nil, err
 				}
-				// Tool results go first, as tool messages (frontdoors.md §2.1).
+				// Tool results go first, as tool messages (frontdoors.md §2.1);
+				// several results for one call are one message (a chat API
+				// refuses two answers to one call: litellm#16711).
+				if n := len(out); n > 0 && out[n-1].Role == "tool" && out[n-1].ToolCallID == b.ToolUseID {
+					var prev string
+					json.Unmarshal(out[n-1].Content, &prev)
+					out[n-1].Content = rawString(prev + "\n" + text)
+					continue
+				}
 				out = append(out, ChatMessage{Role: "tool", ToolCallID: b.ToolUseID, Content: rawString(text)})
 			case "thinking", "redacted_thinking":
 				// Signatures mean nothing to other providers: dropped.
@@ -620,12 +628,12 @@ func chatToMessages(c *Call, chat []byte) ([]byte, error) {
 	if t := res[1].Get("content"); t.Type == gjson.String && t.Str != "" {
 		content = append(content, map[string]any{"type": "text", "text": t.Str})
 	}
-	for _, tc := range res[1].Get("tool_calls").Array() {
+	for i, tc := range res[1].Get("tool_calls").Array() {
 		input := json.RawMessage(`{}`)
 		if a := tc.Get("function.arguments").String(); a != "" && json.Valid([]byte(a)) && strings.HasPrefix(strings.TrimSpace(a), "{") {
 			input = json.RawMessage(a)
 		}
-		content = append(content, map[string]any{"type": "tool_use", "id": antToolID(tc.Get("id").String()),
+		content = append(content, map[string]any{"type": "tool_use", "id": messagesToolID(c, tc.Get("id").String(), i),
 			"name": tc.Get("function.name").String(), "input": input})
 	}
 	u := openAIUsage(res[3])
@@ -633,6 +641,16 @@ func chatToMessages(c *Call, chat []byte) ([]byte, error) {
 		"id": c.ID, "type": "message", "role": "assistant", "model": model, "content": content,
 		"stop_reason": messagesStopReason(res[2].String()), "stop_sequence": nil, "usage": messagesUsage(u),
 	})
+}
+
+// messagesToolID is a tool_use id for a chat tool call: its own, made to
+// fit Anthropic's ^[a-zA-Z0-9_-]+$, or one minted from the answer's id when
+// the provider gave none.
+func messagesToolID(c *Call, id string, i int) string {
+	if id == "" {
+		return fmt.Sprintf("toolu_%s_%d", antToolID(c.ID), i)
+	}
+	return antToolID(id)
 }
 
 // --- translation: chat chunks → Messages events ---
@@ -698,7 +716,7 @@ func (s *messagesStream) convert(dst, b []byte) []byte {
 				block = s.next
 				s.tools[i] = block
 				dst = appendJSONEvent(dst, "content_block_start", map[string]any{"type": "content_block_start", "index": block,
-					"content_block": map[string]any{"type": "tool_use", "id": antToolID(tc.Get("id").String()),
+					"content_block": map[string]any{"type": "tool_use", "id": messagesToolID(s.c, tc.Get("id").String(), int(i)),
 						"name": tc.Get("function.name").String(), "input": map[string]any{}}})
 				s.open = "tool_use"
 			}

@@ -572,11 +572,20 @@ func chatToResponse(c *Call, chat []byte) ([]byte, error) {
 			args = "{}"
 		}
 		output = append(output, respCallItem(fmt.Sprintf("fc_%s_%d", strings.TrimPrefix(c.ID, "resp_"), i),
-			tc.Get("id").String(), tc.Get("function.name").String(), args, "completed"))
+			respCallID(c, tc.Get("id").String(), i), tc.Get("function.name").String(), args, "completed"))
 	}
 	u := openAIUsage(res[3])
 	status, incomplete := respStatus(res[2].String())
 	return json.Marshal(newResponseObject(c, model, status, incomplete, output, &u))
+}
+
+// respCallID is a function call's call_id: the provider's tool call id, or
+// one minted from the response's id when it gave none.
+func respCallID(c *Call, id string, i int) string {
+	if id == "" {
+		return fmt.Sprintf("call_%s_%d", strings.TrimPrefix(c.ID, "resp_"), i)
+	}
+	return id
 }
 
 // --- translation: chat chunks → Responses events ---
@@ -670,7 +679,7 @@ func (s *responsesStream) convert(dst, b []byte) []byte {
 			call := s.tools[i]
 			if call == nil {
 				call = &respStreamCall{index: s.next, id: fmt.Sprintf("fc_%s_%d", strings.TrimPrefix(s.c.ID, "resp_"), i),
-					callID: tc.Get("id").String(), name: tc.Get("function.name").String()}
+					callID: respCallID(s.c, tc.Get("id").String(), int(i)), name: tc.Get("function.name").String()}
 				s.next++
 				s.tools[i] = call
 				dst = s.emit(dst, "response.output_item.added", map[string]any{"output_index": call.index,

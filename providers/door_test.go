@@ -237,3 +237,27 @@ func TestMessagesRelay(t *testing.T) {
 		t.Error("a stream without message_stop ended cleanly")
 	}
 }
+
+// Several tool results for one call become one tool message; a tool call
+// without an id gets one.
+func TestMessagesToolIDs(t *testing.T) {
+	out, err := MessagesToChatBody([]byte(`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[
+		{"type":"tool_result","tool_use_id":"t1","content":"a"},{"type":"tool_result","tool_use_id":"t1","content":"b"},
+		{"type":"tool_result","tool_use_id":"t2","content":"c"}]}]}`), "openai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := gjson.ParseBytes(out); r.Get("messages.#").Int() != 2 || r.Get("messages.0.content").String() != "a\nb" {
+		t.Errorf("merged tool results: %s", out)
+	}
+	c := &Call{Model: "m", ID: "msg_abc"}
+	msg, err := chatToMessages(c, []byte(`{"choices":[{"message":{"tool_calls":[{"function":{"name":"ls","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`))
+	if err != nil || gjson.GetBytes(msg, "content.0.id").String() != "toolu_msg_abc_0" {
+		t.Errorf("minted tool_use id: %s %v", msg, err)
+	}
+	c = &Call{Model: "m", ID: "resp_abc"}
+	resp, err := chatToResponse(c, []byte(`{"choices":[{"message":{"tool_calls":[{"function":{"name":"ls","arguments":""}}]},"finish_reason":"tool_calls"}]}`))
+	if err != nil || gjson.GetBytes(resp, "output.0.call_id").String() != "call_abc_0" || gjson.GetBytes(resp, "output.0.arguments").String() != "{}" {
+		t.Errorf("minted call_id: %s %v", resp, err)
+	}
+}

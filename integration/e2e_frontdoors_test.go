@@ -301,6 +301,44 @@ func (fe *fdEnv) messagesTranslated(t *testing.T, cred string) {
 	defer fe.openai.SetResponder(nil)
 	fe.toolRoundTrip(t, client, "gpt-4o-mini", fe.openai)
 
+	// A streamed tool call: the arguments arrive as input_json_delta
+	// fragments the SDK puts together.
+	fe.openai.SetResponder(func(rec providertest.Record) providertest.Response {
+		chunk := func(delta map[string]any, finish any) string {
+			return sdkJSON(map[string]any{"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, "model": rec.Model,
+				"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}})
+		}
+		call := func(fn map[string]any, id string) map[string]any {
+			tc := map[string]any{"index": 0, "function": fn}
+			if id != "" {
+				tc["id"], tc["type"] = id, "function"
+			}
+			return map[string]any{"tool_calls": []any{tc}}
+		}
+		return providertest.Response{Events: []string{
+			chunk(map[string]any{"role": "assistant", "content": nil}, nil),
+			chunk(call(map[string]any{"name": "get_weather", "arguments": ""}, "call_FDs1"), nil),
+			chunk(call(map[string]any{"arguments": `{"city":`}, ""), nil),
+			chunk(call(map[string]any{"arguments": `"Paris"}`}, ""), nil),
+			chunk(map[string]any{}, "tool_calls"),
+			providertest.UsageChunk(rec.Model, 20, 7), "[DONE]"}}
+	})
+	stream = client.Messages.NewStreaming(fdCtx(t), anthropic.MessageNewParams{Model: "gpt-4o-mini", MaxTokens: 100,
+		Tools: []anthropic.ToolUnionParam{weatherTool()}, Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Weather?"))}})
+	var tacc anthropic.Message
+	for stream.Next() {
+		if err := tacc.Accumulate(stream.Current()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatalf("streamed tool call: %v", err)
+	}
+	if len(tacc.Content) != 1 || tacc.Content[0].Type != "tool_use" || tacc.Content[0].ID != "call_FDs1" ||
+		!jsonEqual(string(tacc.Content[0].Input), `{"city":"Paris"}`) || tacc.StopReason != "tool_use" || tacc.Usage.OutputTokens != 7 {
+		t.Errorf("streamed tool call = %+v, stop %s, usage %+v", tacc.Content, tacc.StopReason, tacc.Usage)
+	}
+
 	// count_tokens has no honest answer for OpenAI models.
 	_, err = client.Messages.CountTokens(fdCtx(t), anthropic.MessageCountTokensParams{Model: "gpt-4o-mini",
 		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("count?"))}})

@@ -28,9 +28,12 @@ import (
 // rest of the turn; is_error prefixes "Error: "), tool_choice,
 // stop_sequences, max_tokens, temperature, top_p, metadata.user_id (as
 // user). Dropped: cache_control, thinking and redacted_thinking blocks, the
-// thinking and top_k options. Refused with a 400 that names them: server
-// tools (web search, bash, text editor, computer, MCP...), document blocks,
-// images inside tool results, context_management, container, mcp_servers.
+// thinking, output_config and top_k options, and context_management
+// (Anthropic's server-side context editing, which Claude Code sends on most
+// requests: without it the whole history simply goes to the model).
+// Refused with a 400 that names them: server tools (web search, bash, text
+// editor, computer, MCP...), document blocks, images inside tool results,
+// container, mcp_servers.
 var MessagesDoor = &Door{
 	API:            "messages",
 	Path:           "/v1/messages",
@@ -251,9 +254,8 @@ type msgRequest struct {
 	Metadata      *struct {
 		UserID string `json:"user_id"`
 	} `json:"metadata"`
-	ContextManagement json.RawMessage `json:"context_management"`
-	Container         json.RawMessage `json:"container"`
-	MCPServers        json.RawMessage `json:"mcp_servers"`
+	Container  json.RawMessage `json:"container"`
+	MCPServers json.RawMessage `json:"mcp_servers"`
 }
 
 type msgMessage struct {
@@ -352,7 +354,7 @@ func messagesToChatReq(r *msgRequest, target string) (*chatBody, error) {
 	for _, f := range []struct {
 		name string
 		raw  json.RawMessage
-	}{{"context_management", r.ContextManagement}, {"container", r.Container}, {"mcp_servers", r.MCPServers}} {
+	}{{"container", r.Container}, {"mcp_servers", r.MCPServers}} {
 		if len(f.raw) > 0 && string(f.raw) != "null" {
 			return nil, reqErr("%s cannot be translated for %s models (it is an Anthropic feature); remove it or use a Claude model", f.name, target)
 		}

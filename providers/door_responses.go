@@ -26,8 +26,10 @@ import (
 // input_image and output_text parts; function_call and
 // function_call_output; reasoning items are dropped), instructions,
 // function tools and tool_choice, parallel_tool_calls, text.format
-// (json_schema, json_object), reasoning.effort, max_output_tokens,
-// temperature, top_p. Refused with a 400 naming the feature and the
+// (json_schema, json_object), reasoning.effort (for Gemini; dropped
+// elsewhere), max_output_tokens, temperature, top_p. Ignored: store,
+// include, prompt_cache_key, service_tier, metadata, text.verbosity and the
+// like, which change nothing the translated answer can carry. Refused with a 400 naming the feature and the
 // provider: previous_response_id, conversation, background, prompt,
 // built-in tools (web_search, file_search, code_interpreter, ...), custom
 // tools and item types other than the above.
@@ -319,8 +321,14 @@ func responsesToChatBody(body []byte, target string) (*chatBody, error) {
 	if r.Stream {
 		out.StreamOptions = &StreamOptions{IncludeUsage: true}
 	}
-	if r.Reasoning != nil && r.Reasoning.Effort != "" {
+	if r.Reasoning != nil && r.Reasoning.Effort != "" && target == Gemini {
+		// Only Gemini's adapter reads reasoning_effort (as a thinking
+		// budget); OpenAI-shaped hosts may refuse a field they lack, and
+		// Anthropic's adapter drops it. Gemini knows none to high.
 		out.ReasoningEffort = r.Reasoning.Effort
+		if out.ReasoningEffort == "xhigh" {
+			out.ReasoningEffort = "high"
+		}
 	}
 	if r.Instructions != "" {
 		out.Messages = append(out.Messages, ChatMessage{Role: "system", Content: rawString(r.Instructions)})

@@ -159,7 +159,7 @@ func TestMessagesToChat(t *testing.T) {
 	for _, bad := range []struct{ body, says string }{
 		{`{"model":"m","max_tokens":5,"messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"}]}`, "web_search"},
 		{`{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"document","source":{}}]}]}`, "document"},
-		{`{"model":"m","max_tokens":5,"messages":[],"context_management":{"edits":[]}}`, "context_management"},
+		{`{"model":"m","max_tokens":5,"messages":[],"mcp_servers":[{"type":"url","url":"https://x"}]}`, "mcp_servers"},
 		{`{"model":"m","messages":"no"}`, "invalid messages request"},
 	} {
 		_, err := MessagesToChatBody([]byte(bad.body), "openai")
@@ -183,7 +183,7 @@ func TestResponsesToChat(t *testing.T) {
 	{"type":"reasoning","id":"rs_1","summary":[]},
 	{"type":"function_call","call_id":"c1","name":"ls","arguments":"{}"},{"type":"function_call","call_id":"c2","name":"ls","arguments":""},
 	{"type":"function_call_output","call_id":"c1","output":"a"},{"type":"function_call_output","call_id":"c2","output":[{"type":"input_text","text":"b"}]}]}`
-	out, err := ResponsesToChatBody([]byte(body), "anthropic")
+	out, err := ResponsesToChatBody([]byte(body), "gemini")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func (d *Door) newRequest(ctx context.Context, p *Provider, c *Call) (*http.Requ
 		return nil, err
 	}
 	// The adapter reads the chat body; the stream is always metered.
-	c.Body, c.Op, c.IncludeUsage = chat, OpChat, true
+	c.DoorBody, c.Body, c.Op, c.IncludeUsage = c.Body, chat, OpChat, true
 	return p.build(ctx, c)
 }
 

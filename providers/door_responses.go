@@ -24,15 +24,17 @@ import (
 // Other models get the stateless subset, translated to chat completions
 // and back: input as a string or items (messages with input_text,
 // input_image and output_text parts; function_call and
-// function_call_output; reasoning items are dropped), instructions,
-// function tools and tool_choice, parallel_tool_calls, text.format
+// function_call_output; custom_tool_call and its output; reasoning items
+// are dropped), instructions, function tools and tool_choice, custom
+// (free-form) tools as functions of one string whose calls come back as
+// custom_tool_call items, parallel_tool_calls, text.format
 // (json_schema, json_object), reasoning.effort (for Gemini; dropped
 // elsewhere), max_output_tokens, temperature, top_p. Ignored: store,
 // include, prompt_cache_key, service_tier, metadata, text.verbosity and the
 // like, which change nothing the translated answer can carry. Refused with a 400 naming the feature and the
 // provider: previous_response_id, conversation, background, prompt,
-// built-in tools (web_search, file_search, code_interpreter, ...), custom
-// tools and item types other than the above.
+// built-in tools (web_search, file_search, code_interpreter, ...) and item
+// types other than the above.
 var ResponsesDoor = &Door{
 	API:            "responses",
 	Path:           "/v1/responses",
@@ -267,6 +269,7 @@ type respItem struct {
 	CallID  string          `json:"call_id"`
 	Name    string          `json:"name"`
 	Args    string          `json:"arguments"`
+	Input   string          `json:"input"`
 	Output  json.RawMessage `json:"output"`
 }
 
@@ -357,11 +360,19 @@ func responsesToChatBody(body []byte, target string) (*chatBody, error) {
 		}
 	}
 	for _, t := range r.Tools {
-		if t.Type != "function" {
-			return nil, reqErr("the %s tool is not available for %s models through the gateway (only function tools are)", t.Type, target)
+		if t.Type != "function" && t.Type != "custom" {
+			return nil, reqErr("the %s tool is not available for %s models through the gateway (only function and custom tools are)", t.Type, target)
 		}
 		if t.Name == "" {
 			return nil, reqErr("every function tool needs a name")
+		}
+		if t.Type == "custom" {
+			// A free-form tool (Codex's apply_patch) becomes a function of
+			// one string, input; its calls are mapped back to
+			// custom_tool_call items (frontdoors.md §3.8).
+			out.Tools = append(out.Tools, Tool{Type: "function", Function: ToolFunction{Name: t.Name, Description: t.Description,
+				Parameters: customToolParams}})
+			continue
 		}
 		out.Tools = append(out.Tools, Tool{Type: "function", Function: ToolFunction{Name: t.Name, Description: t.Description,
 			Parameters: t.Parameters, Strict: t.Strict}})
@@ -374,7 +385,7 @@ func responsesToChatBody(body []byte, target string) (*chatBody, error) {
 				Type string `json:"type"`
 				Name string `json:"name"`
 			}
-			if json.Unmarshal(tc, &obj) != nil || obj.Type != "function" || obj.Name == "" {
+			if json.Unmarshal(tc, &obj) != nil || obj.Type != "function" && obj.Type != "custom" || obj.Name == "" {
 				return nil, reqErr("tool_choice must be auto, none, required or {\"type\":\"function\",\"name\":...} for %s models", target)
 			}
 			out.ToolChoice, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": obj.Name}})
@@ -426,8 +437,12 @@ func respItemToChat(msgs []ChatMessage, i int, it respItem, target string) ([]Ch
 			return nil, err
 		}
 		return append(msgs, ChatMessage{Role: role, Content: content}), nil
-	case "function_call":
+	case "function_call", "custom_tool_call":
 		args := it.Args
+		if typ == "custom_tool_call" {
+			b, _ := json.Marshal(map[string]string{"input": it.Input})
+			args = string(b)
+		}
 		if strings.TrimSpace(args) == "" {
 			args = "{}"
 		}
@@ -438,7 +453,7 @@ func respItemToChat(msgs []ChatMessage, i int, it respItem, target string) ([]Ch
 			return msgs, nil
 		}
 		return append(msgs, ChatMessage{Role: "assistant", ToolCalls: []ToolCall{tc}}), nil
-	case "function_call_output":
+	case "function_call_output", "custom_tool_call_output":
 		out := bytes.TrimSpace(it.Output)
 		var text string
 		if len(out) > 0 && out[0] == '"' {
@@ -560,6 +575,36 @@ func respMessageItem(id, text, status string) map[string]any {
 	return map[string]any{"id": id, "type": "message", "role": "assistant", "status": status, "content": content}
 }
 
+// customToolParams is the parameters schema of a custom tool offered as a
+// function.
+var customToolParams = json.RawMessage(`{"type":"object","properties":{"input":{"type":"string","description":"The tool's raw input"}},"required":["input"]}`)
+
+// customTools names the request's custom tools, whose calls are answered
+// as custom_tool_call items.
+func customTools(body []byte) map[string]bool {
+	var m map[string]bool
+	for _, t := range gjson.GetBytes(body, "tools").Array() {
+		if t.Get("type").String() == "custom" {
+			if m == nil {
+				m = map[string]bool{}
+			}
+			m[t.Get("name").String()] = true
+		}
+	}
+	return m
+}
+
+// respToolItem is a finished tool call's output item: a custom_tool_call
+// (with the input the function's one argument carried) for custom tools, a
+// function_call otherwise.
+func respToolItem(custom map[string]bool, id, callID, name, args string) map[string]any {
+	if custom[name] {
+		return map[string]any{"id": id, "type": "custom_tool_call", "call_id": callID, "name": name,
+			"input": gjson.Get(args, "input").String(), "status": "completed"}
+	}
+	return respCallItem(id, callID, name, args, "completed")
+}
+
 func respCallItem(id, callID, name, args, status string) map[string]any {
 	return map[string]any{"id": id, "type": "function_call", "call_id": callID, "name": name, "arguments": args, "status": status}
 }
@@ -571,6 +616,7 @@ func chatToResponse(c *Call, chat []byte) ([]byte, error) {
 		model = c.Model
 	}
 	output := []any{}
+	custom := customTools(c.DoorBody)
 	if t := res[1].Get("content"); t.Type == gjson.String && t.Str != "" {
 		output = append(output, respMessageItem("msg_"+strings.TrimPrefix(c.ID, "resp_"), t.Str, "completed"))
 	}
@@ -579,8 +625,8 @@ func chatToResponse(c *Call, chat []byte) ([]byte, error) {
 		if args == "" {
 			args = "{}"
 		}
-		output = append(output, respCallItem(fmt.Sprintf("fc_%s_%d", strings.TrimPrefix(c.ID, "resp_"), i),
-			respCallID(c, tc.Get("id").String(), i), tc.Get("function.name").String(), args, "completed"))
+		output = append(output, respToolItem(custom, fmt.Sprintf("fc_%s_%d", strings.TrimPrefix(c.ID, "resp_"), i),
+			respCallID(c, tc.Get("id").String(), i), tc.Get("function.name").String(), args))
 	}
 	u := openAIUsage(res[3])
 	status, incomplete := respStatus(res[2].String())
@@ -617,6 +663,7 @@ type responsesStream struct {
 	next    int // the next output_index
 	text    *respStreamText
 	tools   map[int64]*respStreamCall
+	custom  map[string]bool // the request's custom tools
 	finish  string
 }
 
@@ -633,7 +680,7 @@ type respStreamCall struct {
 }
 
 func newResponsesStream(c *Call, inner StreamTranslator) *responsesStream {
-	return &responsesStream{c: c, inner: inner, model: c.Model, tools: map[int64]*respStreamCall{}}
+	return &responsesStream{c: c, inner: inner, model: c.Model, tools: map[int64]*respStreamCall{}, custom: customTools(c.DoorBody)}
 }
 
 func (s *responsesStream) emit(dst []byte, typ string, fields map[string]any) []byte {
@@ -690,11 +737,18 @@ func (s *responsesStream) convert(dst, b []byte) []byte {
 					callID: respCallID(s.c, tc.Get("id").String(), int(i)), name: tc.Get("function.name").String()}
 				s.next++
 				s.tools[i] = call
-				dst = s.emit(dst, "response.output_item.added", map[string]any{"output_index": call.index,
-					"item": respCallItem(call.id, call.callID, call.name, "", "in_progress")})
+				added := respCallItem(call.id, call.callID, call.name, "", "in_progress")
+				if s.custom[call.name] {
+					added = map[string]any{"id": call.id, "type": "custom_tool_call", "call_id": call.callID, "name": call.name,
+						"input": "", "status": "in_progress"}
+				}
+				dst = s.emit(dst, "response.output_item.added", map[string]any{"output_index": call.index, "item": added})
 			}
 			if a := tc.Get("function.arguments").Str; a != "" {
 				call.args.WriteString(a)
+				if s.custom[call.name] {
+					continue // the input is whole only once the arguments are: output_item.done carries it
+				}
 				dst = s.emit(dst, "response.function_call_arguments.delta", map[string]any{"item_id": call.id,
 					"output_index": call.index, "delta": a})
 			}
@@ -736,9 +790,11 @@ func (s *responsesStream) End(dst []byte) ([]byte, error) {
 		if args == "" {
 			args = "{}"
 		}
-		dst = s.emit(dst, "response.function_call_arguments.done", map[string]any{"item_id": c.id, "output_index": c.index,
-			"arguments": args, "name": c.name})
-		item := respCallItem(c.id, c.callID, c.name, args, "completed")
+		if !s.custom[c.name] {
+			dst = s.emit(dst, "response.function_call_arguments.done", map[string]any{"item_id": c.id, "output_index": c.index,
+				"arguments": args, "name": c.name})
+		}
+		item := respToolItem(s.custom, c.id, c.callID, c.name, args)
 		dst = s.emit(dst, "response.output_item.done", map[string]any{"output_index": c.index, "item": item})
 		items = append(items, respOutputItem{c.index, item})
 	}

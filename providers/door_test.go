@@ -261,3 +261,42 @@ func TestMessagesToolIDs(t *testing.T) {
 		t.Errorf("minted call_id: %s %v", resp, err)
 	}
 }
+
+// Codex's free-form tools (apply_patch) become functions of one string and
+// their calls come back as custom_tool_call items, streamed or not.
+func TestResponsesCustomTools(t *testing.T) {
+	body := []byte(`{"model":"m","tools":[{"type":"custom","name":"apply_patch","description":"patch"},{"type":"function","name":"ls","parameters":{}}],
+	"input":[{"type":"custom_tool_call","call_id":"c0","name":"apply_patch","input":"*** Begin Patch"},{"type":"custom_tool_call_output","call_id":"c0","output":"done"}]}`)
+	out, err := ResponsesToChatBody(body, "anthropic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gjson.ParseBytes(out)
+	if r.Get("tools.0.function.parameters.required.0").String() != "input" ||
+		r.Get("messages.0.tool_calls.0.function.arguments").String() != `{"input":"*** Begin Patch"}` ||
+		r.Get("messages.1.role").String() != "tool" || r.Get("messages.1.content").String() != "done" {
+		t.Fatalf("custom tool translation: %s", out)
+	}
+	c := &Call{Model: "m", ID: "resp_1", DoorBody: body, IncludeUsage: true}
+	resp, err := chatToResponse(c, []byte(`{"choices":[{"message":{"tool_calls":[{"id":"call_9","function":{"name":"apply_patch","arguments":"{\"input\":\"*** Begin Patch\\n\"}"}},{"id":"call_8","function":{"name":"ls","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`))
+	if err != nil || gjson.GetBytes(resp, "output.0.type").String() != "custom_tool_call" || gjson.GetBytes(resp, "output.0.input").String() != "*** Begin Patch\n" ||
+		gjson.GetBytes(resp, "output.1.type").String() != "function_call" {
+		t.Errorf("custom tool call answer: %s %v", resp, err)
+	}
+	stream := runStream(t, newResponsesStream(c, newPassthroughStream(c)), chatChunks(
+		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_9","function":{"name":"apply_patch","arguments":"{\"input\":"}}]}}]}`,
+		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"x\"}"}}]},"finish_reason":"tool_calls"}]}`,
+		`[DONE]`))
+	var done string
+	for _, ev := range sseEvents(t, stream) {
+		if strings.HasPrefix(ev[0], "response.function_call_arguments") {
+			t.Errorf("a custom tool's call streamed %s", ev[0])
+		}
+		if ev[0] == "response.output_item.done" {
+			done = ev[1]
+		}
+	}
+	if gjson.Get(done, "item.type").String() != "custom_tool_call" || gjson.Get(done, "item.input").String() != "x" {
+		t.Errorf("output_item.done = %s", done)
+	}
+}

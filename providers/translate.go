@@ -40,6 +40,9 @@ type Call struct {
 	// Native is set by NewCallRequest for a call through a door: true when
 	// the provider speaks the door's shape and the body passes through.
 	Native bool
+	// DoorBody is the client's own body when a door translated it (Body is
+	// then the chat-completions body the adapter reads).
+	DoorBody []byte
 	// ResponseID is the id of the response a Responses passthrough
 	// created, read from the answer (or its stream) as it is relayed.
 	ResponseID string

@@ -27,14 +27,14 @@ import (
 // function_call_output; custom_tool_call and its output; reasoning items
 // are dropped), instructions, function tools and tool_choice, custom
 // (free-form) tools as functions of one string whose calls come back as
-// custom_tool_call items, parallel_tool_calls, text.format
-// (json_schema, json_object), reasoning.effort (for Gemini; dropped
-// elsewhere), max_output_tokens, temperature, top_p. Ignored: store,
-// include, prompt_cache_key, service_tier, metadata, text.verbosity and the
-// like, which change nothing the translated answer can carry. Refused with a 400 naming the feature and the
-// provider: previous_response_id, conversation, background, prompt,
-// built-in tools (web_search, file_search, code_interpreter, ...) and item
-// types other than the above.
+// custom_tool_call items, parallel_tool_calls, text.format (json_schema,
+// json_object), reasoning.effort (for Gemini; dropped elsewhere),
+// max_output_tokens, temperature, top_p. Ignored: store, include,
+// prompt_cache_key, service_tier, metadata, text.verbosity and the like,
+// which change nothing the translated answer can carry. Refused with a 400
+// naming the feature and the provider: previous_response_id, conversation,
+// background, prompt, built-in tools (web_search, file_search,
+// code_interpreter, ...) and item types other than the above.
 var ResponsesDoor = &Door{
 	API:            "responses",
 	Path:           "/v1/responses",

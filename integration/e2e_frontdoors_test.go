@@ -540,6 +540,10 @@ func (fe *fdEnv) messagesErrors(t *testing.T) {
 	defer fe.anthropic.AcceptOnly()
 	_, err = client.Messages.New(fdCtx(t), params("claude-haiku-4-5"))
 	check("byok rejected", err, 502, "api_error", "byok_credential_rejected")
+	var ae *anthropic.Error
+	if errors.As(err, &ae) && strings.Contains(ae.RawJSON(), fe.keys["anthropic/byok"]) {
+		t.Error("the rejected key came back in the error (the fake echoes it)")
+	}
 }
 
 // --- /v1/responses against OpenAI: passthrough, stored responses ---

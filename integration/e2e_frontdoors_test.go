@@ -33,23 +33,27 @@ type fdEnv struct {
 	openai    *providertest.Server
 	anthropic *providertest.Server
 	azure     *providertest.Server
+	gemini    *providertest.Server
 	keys      map[string]string // provider key by "openai/byok", "anthropic/platform", ...
 	ar        map[string]string // Agent Router key by account role
 }
 
 func newFrontDoorEnv(t *testing.T) *fdEnv {
 	t.Helper()
-	fe := &fdEnv{openai: providertest.New("openai"), anthropic: providertest.New("anthropic"), azure: providertest.New("azure"),
+	fe := &fdEnv{openai: providertest.New("openai"), anthropic: providertest.New("anthropic"), azure: providertest.New("azure"), gemini: providertest.New("gemini"),
 		keys: map[string]string{
 			"openai/platform":    "sk-proj-FDplatform" + randomAlnum(40),
 			"openai/byok":        "sk-proj-FDbyok" + randomAlnum(40),
 			"anthropic/platform": "sk-ant-api03-FDplatform" + randomAlnum(80) + "AA",
 			"anthropic/byok":     "sk-ant-api03-FDbyok" + randomAlnum(84) + "AA",
 			"azure/platform":     "FDazure" + randomHex(25),
+			"gemini/platform":    "AIzaFDplatform" + randomAlnum(25),
 		}}
 	t.Cleanup(fe.openai.Close)
 	t.Cleanup(fe.anthropic.Close)
 	t.Cleanup(fe.azure.Close)
+	t.Cleanup(fe.gemini.Close)
+	t.Setenv("AR_FD_GEMINI_KEY", fe.keys["gemini/platform"])
 	t.Setenv("AR_FD_AZURE_KEY", fe.keys["azure/platform"])
 	e := &env{t: t, dir: t.TempDir(),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
@@ -71,8 +75,12 @@ func newFrontDoorEnv(t *testing.T) *fdEnv {
 			api_version v1
 			model fd-azure fd-deploy
 		}
+		provider gemini {
+			api_key {env.AR_FD_GEMINI_KEY}
+			base_url %s
+		}
 		alias claude-alias claude-haiku-4-5
-`, fe.openai.BaseURL(), fe.anthropic.BaseURL(), fe.azure.BaseURL())
+`, fe.openai.BaseURL(), fe.anthropic.BaseURL(), fe.azure.BaseURL(), fe.gemini.BaseURL())
 	e.tester = caddytest.NewTester(t)
 	e.tester.InitServer(testCaddyfile(e.dir, "AR_FD_MASTER_KEY", handler, loopbackEgress), "caddyfile")
 	for _, a := range []string{"fd-byok", "fd-platform", "fd-other"} {
@@ -123,6 +131,7 @@ func TestFrontDoors(t *testing.T) {
 	t.Run("messages/stream_error", fe.messagesStreamError)
 	t.Run("messages/raw_auth", fe.rawAuth)
 	t.Run("responses/azure_v1", fe.responsesAzure)
+	t.Run("gemini", fe.geminiTranslated)
 	t.Run("messages/errors", fe.messagesErrors)
 	t.Run("responses/isolation", fe.responsesIsolation)
 	t.Run("logs", fe.checkLogs)
@@ -489,6 +498,37 @@ func (fe *fdEnv) responsesAzure(t *testing.T) {
 		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Stream hello?")}})
 	if text, _ := fdReadResponses(t, stream); text != "Hello from the fake" {
 		t.Errorf("azure stream: %q", text)
+	}
+}
+
+// Both doors reach a third adapter (Gemini's native API) by translation.
+func (fe *fdEnv) geminiTranslated(t *testing.T) {
+	ac := antClient(fe.ar["platform"])
+	params := anthropic.MessageNewParams{Model: "gemini-2.5-flash", MaxTokens: 100,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Hello?"))}}
+	msg, err := ac.Messages.New(fdCtx(t), params)
+	if err != nil || len(msg.Content) != 1 || msg.Content[0].Text != "Hello from the fake" {
+		t.Fatalf("messages → gemini: %v %+v", err, msg)
+	}
+	stream := ac.Messages.NewStreaming(fdCtx(t), params)
+	var acc anthropic.Message
+	for stream.Next() {
+		if err := acc.Accumulate(stream.Current()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.Err(); err != nil || len(acc.Content) != 1 || acc.Content[0].Text != "Hello from the fake" {
+		t.Fatalf("messages stream → gemini: %v %+v", err, acc.Content)
+	}
+	oc := oaClient(fe.ar["platform"])
+	resp, err := oc.Responses.New(fdCtx(t), responses.ResponseNewParams{Model: "gemini-2.5-flash",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hello?")}})
+	if err != nil || resp.OutputText() != "Hello from the fake" {
+		t.Fatalf("responses → gemini: %v %+v", err, resp)
+	}
+	rec := lastRecord(t, fe.gemini)
+	if rec.Credential != fe.keys["gemini/platform"] || !strings.Contains(rec.Path, "gemini-2.5-flash") {
+		t.Errorf("the gemini fake got %s with the right key: %v", rec.Path, rec.Credential == fe.keys["gemini/platform"])
 	}
 }
 

@@ -5,6 +5,14 @@
 // each, forwards the request and streams the answer back, and records one
 // request-log entry. It does not import Caddy; caddymodule mounts it.
 //
+// Besides OpenAI's chat completions and embeddings it serves two front
+// doors through the same pipeline (providers.Door): Anthropic's Messages
+// API (/v1/messages, /v1/messages/count_tokens; the key also as x-api-key,
+// errors in Anthropic's envelope) and OpenAI's Responses API
+// (/v1/responses, and GET/DELETE of stored responses for the account that
+// created them, responses.go). Each passes through to a provider that
+// speaks its shape and is translated to chat completions for the others.
+//
 // Besides ServeHTTP (API traffic), the console uses three entry points:
 // ServeAccount runs a chat request for an account without an API key
 // through the same pipeline (the playground; its records say their

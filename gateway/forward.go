@@ -88,6 +88,9 @@ type failure struct {
 	status                   int
 	typ, code, msg           string
 	retryAfter, retryAfterMs string
+	// raw, when set, is the upstream's own error body (scrubbed), relayed
+	// as is: a front door's passthrough.
+	raw []byte
 }
 
 func (g *Gateway) skipFailure(reason, provider, model string) failure {
@@ -148,7 +151,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 		more := i < len(plan.Attempts)-1
 		t, ok := g.resolve(at.Model)
 		if !ok { // plain models only: routes are checked at provision
-			g.fail(w, rec, failure{status: http.StatusNotFound, typ: typeInvalidRequest, code: CodeModelNotFound,
+			g.fail(w, c.door, rec, failure{status: http.StatusNotFound, typ: typeInvalidRequest, code: CodeModelNotFound,
 				msg: fmt.Sprintf("the model %q is not known to this gateway: use a catalog name, a model declared in the config, an alias or route, or 'provider/model' with one of %s", at.Model, strings.Join(providers.Names, ", "))})
 			return
 		}
@@ -205,6 +208,9 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			Stream: rec.Stream, IncludeUsage: includeUsage, DefaultMaxTokens: g.defaultMaxTokens,
 			ID: "chatcmpl-" + rec.ID, Created: rec.Time.Unix(),
 		}
+		if c.door != nil {
+			call.Door, call.Header, call.ID = c.door, r.Header, c.door.IDPrefix+rec.ID
+		}
 		req, err := t.provider.NewCallRequest(actx, call)
 		if err != nil {
 			var re *providers.RequestError
@@ -214,14 +220,14 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 				att.ErrorClass = providers.ClassBadRequest
 				rec.Attempts = append(rec.Attempts, att)
 				endAttemptSpan(aspan, span, &att)
-				g.fail(w, rec, failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeUnsupportedRequest,
+				g.fail(w, c.door, rec, failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeUnsupportedRequest,
 					msg: t.provider.Name + ": " + cred.scrub(re.Message)})
 				return
 			}
 			att.ErrorClass = providers.ClassBadRequest
 			rec.Attempts = append(rec.Attempts, att)
 			endAttemptSpan(aspan, span, &att)
-			g.fail(w, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
+			g.fail(w, c.door, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
 				msg: "could not build the upstream request: " + cred.scrub(err.Error())})
 			return
 		}
@@ -276,6 +282,13 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 		if resp.StatusCode >= 400 {
 			f, class := g.upstreamFailure(resp, t.provider.Name, cred, rec)
 			resp.Body.Close()
+			if call.Native && class != providers.ClassAuth && f.raw != nil {
+				// The client speaks the provider's own API: it gets the
+				// provider's own error body (scrubbed), status and all.
+				f.status = resp.StatusCode
+			} else {
+				f.raw = nil
+			}
 			att.Status, att.ErrorClass = resp.StatusCode, class
 			rec.Attempts = append(rec.Attempts, att)
 			endAttemptSpan(aspan, span, &att)
@@ -315,10 +328,10 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 	if rec.CredentialSource != "" {
 		w.Header()[HeaderCredential] = []string{rec.CredentialSource}
 	}
-	g.fail(w, rec, *last)
+	g.fail(w, c.door, rec, *last)
 }
 
-func (g *Gateway) fail(w http.ResponseWriter, rec *store.LogRecord, f failure) {
+func (g *Gateway) fail(w http.ResponseWriter, door *providers.Door, rec *store.LogRecord, f failure) {
 	if f.retryAfter != "" {
 		w.Header().Set("Retry-After", f.retryAfter)
 	}
@@ -326,7 +339,17 @@ func (g *Gateway) fail(w http.ResponseWriter, rec *store.LogRecord, f failure) {
 		w.Header().Set("Retry-After-Ms", f.retryAfterMs)
 	}
 	rec.Status, rec.ErrorCode = f.status, f.code
-	writeError(w, f.status, f.typ, f.code, f.msg)
+	if f.raw != nil {
+		// A passthrough's upstream error, relayed as the provider worded
+		// it (scrubbed): clients such as Claude Code recover by its words.
+		h := w.Header()
+		h["Content-Type"] = []string{"application/json"}
+		h.Del("Content-Length")
+		w.WriteHeader(f.status)
+		w.Write(f.raw)
+		return
+	}
+	writeDoorError(w, door, f.status, f.typ, f.code, f.msg)
 }
 
 // upstreamFailure reads an upstream error answer and decides what the client
@@ -339,6 +362,9 @@ func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred cre
 	class := providers.ClassifyResponse(provider, resp.StatusCode, resp.Header, raw)
 	msg := cred.scrub(providers.ErrorMessage(raw))
 	f := failure{status: resp.StatusCode, typ: typeForStatus(resp.StatusCode), code: CodeUpstreamError}
+	if providers.ValidJSON(raw) {
+		f.raw = []byte(cred.scrub(string(raw)))
+	}
 	// Upstream header values are relayed only in their documented shape:
 	// anything else could carry request data (a key) back to the client.
 	if v := resp.Header.Get("Retry-After"); validRetryAfter(v) {
@@ -412,6 +438,7 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 			}
 		}
 		u = tr.Usage()
+		g.rememberResponse(call, p.Name, cred, rec)
 	} else {
 		rb := acquireAnswerBuf(resp.ContentLength)
 		defer releaseAnswerBuf(rb)
@@ -420,12 +447,15 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 		if err == nil {
 			out, u, err = p.TranslateResponse(call, raw)
 		}
+		if err == nil {
+			g.rememberResponse(call, p.Name, cred, rec)
+		}
 		if err != nil {
 			if clientCtx.Err() != nil {
 				rec.Status, rec.ErrorCode = 499, "client_closed_request"
 				return
 			}
-			g.fail(w, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
+			g.fail(w, call.Door, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
 				msg: "the answer from " + p.Name + " could not be read: " + cred.scrub(err.Error())})
 			return
 		}
@@ -561,7 +591,11 @@ func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reade
 		if !validErrorCode(code) || cred.scrub(code) != code {
 			code = "upstream_stream_error"
 		}
-		s.out = providers.ErrorEvent(s.out, typeAPI, code, cred.scrub(msg))
+		if ee, ok := tr.(providers.ErrorEventer); ok {
+			s.out = ee.ErrorEvent(s.out, code, cred.scrub(msg))
+		} else {
+			s.out = providers.ErrorEvent(s.out, typeAPI, code, cred.scrub(msg))
+		}
 		s.send()
 		return code
 	}

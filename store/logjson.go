@@ -57,6 +57,7 @@ func (r *LogRecord) appendJSON(b []byte) []byte {
 	b = appendOptString(b, `,"route":`, r.Route)
 	b = appendOptString(b, `,"profile":`, r.Profile)
 	b = appendOptString(b, `,"source":`, r.Source)
+	b = appendOptString(b, `,"api":`, r.API)
 	if len(r.Attempts) > 0 {
 		b = append(b, `,"attempts":[`...)
 		for i := range r.Attempts {

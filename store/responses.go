@@ -1,0 +1,135 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Response ownership: OpenAI keeps a created response (store defaults to
+// true) and serves it again at GET/DELETE /v1/responses/{id} and
+// …/{id}/input_items. The gateway remembers who created each response that
+// passed through it, so such a request goes to the same provider with the
+// same kind of credential, and an account can never read or delete another
+// account's response: an id it does not own is answered 404, exactly like
+// an unknown one.
+//
+// Self-contained: one bucket, created on first use, read and written only
+// here, pruned by the log writer with the other retention work.
+
+// bucketResponses maps a response id to its ResponseOwner (JSON).
+var bucketResponses = []byte("responses")
+
+// ResponseRetention is how long a response's ownership is remembered:
+// OpenAI keeps stored responses for 30 days.
+const ResponseRetention = 30 * 24 * time.Hour
+
+// maxResponseIDLen bounds the ids remembered and looked up.
+const maxResponseIDLen = 256
+
+// ResponseOwner says who created a stored response, and where.
+type ResponseOwner struct {
+	AccountID string `json:"account"`
+	// Provider is the provider that holds the response ("openai",
+	// "azure") and CredentialSource the kind of credential that created it
+	// ("byok" or "platform"), which later requests for it use again.
+	Provider         string    `json:"provider"`
+	CredentialSource string    `json:"credential_source"`
+	Created          time.Time `json:"created"`
+}
+
+// ErrResponseNotFound is returned for a response id that is unknown, too
+// old, or owned by another account.
+var ErrResponseNotFound = errors.New("no such response")
+
+// PutResponse remembers that owner created the response id.
+func (s *Store) PutResponse(id string, owner ResponseOwner) error {
+	if id == "" || len(id) > maxResponseIDLen {
+		return errors.New("response id must be 1 to 256 bytes")
+	}
+	if owner.Created.IsZero() {
+		owner.Created = now().UTC()
+	}
+	buf, err := json.Marshal(owner)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketResponses)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(id), buf)
+	})
+}
+
+// ResponseFor returns the owner of response id when it is account's, and
+// ErrResponseNotFound otherwise (unknown, expired, or another account's).
+func (s *Store) ResponseFor(account, id string) (ResponseOwner, error) {
+	var o ResponseOwner
+	if id == "" || len(id) > maxResponseIDLen {
+		return o, ErrResponseNotFound
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketResponses)
+		if b == nil {
+			return ErrResponseNotFound
+		}
+		v := b.Get([]byte(id))
+		if v == nil {
+			return ErrResponseNotFound
+		}
+		return json.Unmarshal(v, &o)
+	})
+	if err != nil {
+		return ResponseOwner{}, err
+	}
+	if o.AccountID != account || now().Sub(o.Created) > ResponseRetention {
+		return ResponseOwner{}, ErrResponseNotFound
+	}
+	return o, nil
+}
+
+// ForgetResponse drops response id (after its owner deleted it).
+func (s *Store) ForgetResponse(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketResponses)
+		if b == nil {
+			return nil
+		}
+		return b.Delete([]byte(id))
+	})
+}
+
+// pruneResponses forgets responses older than retention.
+func (s *Store) pruneResponses(retention time.Duration) {
+	cutoff := now().Add(-retention)
+	_ = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketResponses)
+		if b == nil {
+			return errNothingPruned
+		}
+		var doomed [][]byte // collected first: see pruneLogs
+		err := b.ForEach(func(k, v []byte) error {
+			var o ResponseOwner
+			if json.Unmarshal(v, &o) != nil || o.Created.Before(cutoff) {
+				doomed = append(doomed, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range doomed {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		if len(doomed) == 0 {
+			return errNothingPruned
+		}
+		return nil
+	})
+}

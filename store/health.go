@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Credential health: a provider's refusal of an account's BYOK key (401/403)
@@ -29,7 +27,7 @@ type healthRecord struct {
 
 // healthOf returns the shared health of (account, provider) at version,
 // loading a persisted mark the first time. Called from rebuild.
-func (s *Store) healthOf(tx *bolt.Tx, ck credKey, version uint64) *health {
+func (s *Store) healthOf(tx kvTx, ck credKey, version uint64) *health {
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
 	if s.healths == nil {
@@ -127,7 +125,7 @@ func (s *Store) persistHealth(c *Secret) {
 			r.Reason = *reason
 		}
 	}
-	_ = s.db.Update(func(tx *bolt.Tx) error {
+	_ = s.kv.update(func(tx kvTx) error {
 		b := tx.Bucket(bucketHealth)
 		k := []byte(c.AccountID + "\x00" + c.Provider)
 		if r.InvalidAt.IsZero() {
@@ -152,7 +150,7 @@ func (sn *Snapshot) Policy(account, provider string) Policy {
 // SetPolicy stores the account's policy for provider; it takes effect for
 // requests that start after it returns.
 func (s *Store) SetPolicy(account, provider string, p Policy) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}

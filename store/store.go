@@ -105,6 +105,31 @@ type Store struct {
 // Open opens (or creates) the bbolt file at path with mode 0600 and loads
 // the snapshot. masterKey seals and opens BYOK credentials.
 func Open(path string, masterKey []byte, opts Options) (*Store, error) {
+	s, err := openLocal(path, masterKey, opts)
+	if err != nil {
+		return nil, err
+	}
+	err = s.kv.update(func(tx kvTx) error {
+		if err := s.checkMasterKey(tx); err != nil {
+			return err
+		}
+		_, err := s.resealOld(tx, 0)
+		return err
+	})
+	if err == nil {
+		err = s.rebuild()
+	}
+	if err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("loading store %s: %w", path, err)
+	}
+	s.log = startLogWriter(s, opts)
+	return s, nil
+}
+
+// openLocal opens the bbolt file, creates its buckets and loads the "last
+// used" clocks.
+func openLocal(path string, masterKey []byte, opts Options) (*Store, error) {
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = 2 * time.Second
 	}
@@ -129,22 +154,12 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 				return err
 			}
 		}
-		if err := s.checkMasterKey(boltTx{tx}); err != nil {
-			return err
-		}
-		if _, err := s.resealOld(boltTx{tx}, 0); err != nil {
-			return err
-		}
 		return s.loadClocks(tx)
 	})
-	if err == nil {
-		err = s.rebuild()
-	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("loading store %s: %w", path, err)
 	}
-	s.log = startLogWriter(s, opts)
 	return s, nil
 }
 
@@ -177,6 +192,9 @@ func (s *Store) MasterKeyID() string { return s.sealer.current }
 func (s *Store) Close() error {
 	s.log.stop()
 	s.healthWG.Wait() // health marks still being written
+	if s.fleet != nil {
+		s.fleet.close()
+	}
 	return s.db.Close()
 }
 
@@ -403,6 +421,7 @@ func (s *Store) rebuild() error {
 	defer s.rebuildMu.Unlock()
 	sn := &Snapshot{keys: make(map[[32]byte]*KeyEntry), keyIDs: make(map[string]*KeyEntry), accounts: make(map[string]struct{}),
 		creds: make(map[credKey]*Secret), policies: make(map[credKey]Policy)}
+	var unopenable int64
 	err := s.kv.view(func(tx kvTx) error {
 		if err := tx.Bucket(bucketAccounts).ForEach(func(k, _ []byte) error {
 			sn.accounts[string(k)] = struct{}{}
@@ -433,6 +452,13 @@ func (s *Store) rebuild() error {
 				return err
 			}
 			pt, err := s.sealer.open(r.MasterKeyID, string(account), string(provider), r.Nonce, r.Ciphertext)
+			if err != nil && s.fleet != nil {
+				// Another instance sealed it under a key this one does
+				// not have (a master-key rotation in progress): serve
+				// the rest, and say so in the fleet status.
+				unopenable++
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -459,6 +485,9 @@ func (s *Store) rebuild() error {
 	if err != nil {
 		return err
 	}
+	if s.fleet != nil {
+		s.fleet.unopenable.Store(unopenable)
+	}
 	s.snap.Store(sn)
 	return nil
 }
@@ -472,9 +501,21 @@ var ErrWrongMasterKey = errors.New("wrong master key")
 // credentials under a key the old ones do not open with.
 func (s *Store) checkMasterKey(tx kvTx) error {
 	meta := tx.Bucket(bucketMeta)
+	if s.fleet != nil {
+		// The sealed canary says it best: every instance needs the
+		// fleet's key.
+		if err := s.checkCanary(tx); err != nil {
+			return err
+		}
+	}
 	if recorded := meta.Get([]byte("master_key_id")); recorded != nil {
 		if _, ok := s.sealer.aeads[string(recorded)]; !ok {
 			return fmt.Errorf("%w: the store was sealed under master key id %s, but the configured key has id %s", ErrWrongMasterKey, recorded, s.sealer.current)
+		}
+	}
+	if s.fleet != nil {
+		if string(meta.Get([]byte("master_key_id"))) == s.sealer.current {
+			return nil // no write: every instance opening would touch etcd
 		}
 	}
 	return meta.Put([]byte("master_key_id"), []byte(s.sealer.current))

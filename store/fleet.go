@@ -361,9 +361,13 @@ func (f *fleetKV) watchOnce() watchEnd {
 				// stuck (etcd-io/etcd#12534). Recreate it.
 				return watchBroken
 			}
-			rctx, rcancel := context.WithTimeout(ctx, f.opts.WatchdogInterval)
-			_ = f.cli.RequestProgress(rctx)
-			rcancel()
+			// Asynchronously: on a hung member the call blocks, and the
+			// loop must keep draining the watch meanwhile.
+			go func() {
+				rctx, rcancel := context.WithTimeout(ctx, f.opts.WatchdogInterval)
+				_ = f.cli.RequestProgress(rctx)
+				rcancel()
+			}()
 		case resp, ok := <-wch:
 			if !ok {
 				if progressed {

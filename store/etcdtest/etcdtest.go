@@ -7,6 +7,7 @@ package etcdtest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -29,11 +30,14 @@ type Cluster struct {
 type member struct {
 	name       string
 	dir        string
-	client     url.URL
+	client     url.URL // what clients dial: the forwarder
+	listen     url.URL // where the member listens for clients
 	peer       url.URL
+	fwd        *forwarder
 	cluster    string
 	etcd       *embed.Etcd
 	everServed bool
+	closing    chan struct{} // closed when a killed member's listeners are closed
 }
 
 // Start starts an n-member cluster and waits until it serves; it is
@@ -42,8 +46,9 @@ func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	var initial []string
+	urls := freeURLs(t, 3*n)
 	for i := 0; i < n; i++ {
-		m := &member{name: fmt.Sprintf("m%d", i), dir: t.TempDir(), client: freeURL(t), peer: freeURL(t)}
+		m := &member{name: fmt.Sprintf("m%d", i), dir: t.TempDir(), client: urls[3*i], listen: urls[3*i+1], peer: urls[3*i+2]}
 		c.members = append(c.members, m)
 		initial = append(initial, m.name+"="+m.peer.String())
 	}
@@ -64,20 +69,26 @@ func Start(t testing.TB, n int) *Cluster {
 	return c
 }
 
-func freeURL(t testing.TB) url.URL {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// freeURLs returns n distinct free loopback addresses (held open together
+// while they are picked, so none repeats).
+func freeURLs(t testing.TB, n int) []url.URL {
+	var out []url.URL
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out = append(out, url.URL{Scheme: "http", Host: l.Addr().String()})
 	}
-	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}
+	return out
 }
 
 func (m *member) start() error {
 	cfg := embed.NewConfig()
 	cfg.Name = m.name
 	cfg.Dir = m.dir
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{m.client}, []url.URL{m.client}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{m.listen}, []url.URL{m.client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{m.peer}, []url.URL{m.peer}
 	cfg.InitialCluster = m.cluster
 	cfg.InitialClusterToken = "agentrouter-test"
@@ -96,8 +107,89 @@ func (m *member) start() error {
 		e.Close()
 		return fmt.Errorf("etcd member %s did not become ready", m.name)
 	}
-	m.etcd, m.everServed = e, true
+	fwd, err := forward(m.client.Host, m.listen.Host)
+	if err != nil {
+		e.Close()
+		return err
+	}
+	m.etcd, m.everServed, m.fwd = e, true, fwd
 	return nil
+}
+
+// forwarder relays a member's client port, so that Kill can cut its
+// connections as a dead process would (the embedded server drains them for
+// seconds).
+type forwarder struct {
+	l     net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	done  bool
+}
+
+func forward(from, to string) (*forwarder, error) {
+	var l net.Listener
+	var err error
+	for try := 0; try < 50; try++ {
+		if l, err = net.Listen("tcp", from); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f := &forwarder{l: l, conns: make(map[net.Conn]struct{})}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go f.relay(c, to)
+		}
+	}()
+	return f, nil
+}
+
+func (f *forwarder) track(cs ...net.Conn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		return false
+	}
+	for _, c := range cs {
+		f.conns[c] = struct{}{}
+	}
+	return true
+}
+
+func (f *forwarder) relay(c net.Conn, to string) {
+	u, err := net.Dial("tcp", to)
+	if err != nil {
+		c.Close()
+		return
+	}
+	if !f.track(c, u) {
+		c.Close()
+		u.Close()
+		return
+	}
+	go func() { io.Copy(u, c); u.Close(); c.Close() }()
+	io.Copy(c, u)
+	c.Close()
+	u.Close()
+}
+
+func (f *forwarder) close() {
+	f.mu.Lock()
+	f.done = true
+	conns := f.conns
+	f.conns = nil
+	f.mu.Unlock()
+	f.l.Close()
+	for c := range conns {
+		c.Close()
+	}
 }
 
 // Endpoints are the client URLs of every member.
@@ -162,7 +254,30 @@ func (c *Cluster) Stop(i int) {
 	m.etcd = nil
 	c.mu.Unlock()
 	if e != nil {
+		m.fwd.close()
 		e.Close()
+	}
+}
+
+// Kill stops member i abruptly: the raft node halts without handing over
+// leadership, as when its process dies; then its listeners close.
+func (c *Cluster) Kill(i int) {
+	c.mu.Lock()
+	m := c.members[i]
+	e := m.etcd
+	m.etcd = nil
+	c.mu.Unlock()
+	if e != nil {
+		// Cut every client connection at once (what clients see when
+		// the process dies), and halt raft without handing over
+		// leadership.
+		m.fwd.close()
+		e.Server.HardStop()
+		// Closing the listeners waits for gRPC streams to drain (seconds):
+		// do it in the background; Restart waits for it.
+		done := make(chan struct{})
+		m.closing = done
+		go func() { e.Close(); close(done) }()
 	}
 }
 
@@ -174,6 +289,10 @@ func (c *Cluster) Restart(i int) error {
 	c.mu.Unlock()
 	if running {
 		return nil
+	}
+	if m.closing != nil {
+		<-m.closing
+		m.closing = nil
 	}
 	// Retry briefly: the old listeners' ports may take a moment to free.
 	var err error

@@ -56,7 +56,7 @@ var bucketMembers = []byte("members")
 
 // ErrUnavailable means the shared store (etcd) could not be reached or has
 // no quorum: reads are served from the last snapshot, writes are refused.
-var ErrUnavailable = errors.New("the fleet store (etcd) is unavailable; the gateway keeps serving from its last snapshot, but changes cannot be saved until etcd is reachable again")
+var ErrUnavailable = errors.New("the fleet store (etcd) is unavailable")
 
 // FleetOptions configure OpenFleet.
 type FleetOptions struct {
@@ -165,6 +165,7 @@ func OpenFleet(path string, masterKey []byte, opts Options, fo FleetOptions) (*S
 		return nil, err
 	}
 	f := newFleetKV(s.db, fo)
+	fo = f.opts
 	s.kv, s.fleet = f, f
 	f.onChange = s.rebuild
 	fail := func(err error) (*Store, error) {
@@ -174,7 +175,7 @@ func OpenFleet(path string, masterKey []byte, opts Options, fo FleetOptions) (*S
 		return nil, err
 	}
 	if err := f.load(); err != nil {
-		return fail(fmt.Errorf("reading the fleet store (etcd prefix %s): %w", f.prefix, err))
+		return fail(fmt.Errorf("%w: could not read prefix %s within %v (%v): check the endpoints, TLS settings and credentials", ErrUnavailable, f.prefix, fo.LoadTimeout, err))
 	}
 	if err := s.kv.update(s.checkMasterKey); err != nil {
 		return fail(fmt.Errorf("fleet store: %w", err))
@@ -232,7 +233,7 @@ func (f *fleetKV) load() error {
 	defer cancel()
 	resp, err := f.cli.Get(ctx, f.prefix, clientv3.WithPrefix())
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return err
 	}
 	m := make(map[string]map[string]mirrorEntry)
 	for _, kv := range resp.Kvs {
@@ -576,7 +577,7 @@ func (t *fleetTx) commit() (int64, error) {
 	defer cancel()
 	resp, err := f.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return 0, fmt.Errorf("%w: the change was not saved (the gateway keeps serving from its last snapshot; retry once etcd is reachable): %v", ErrUnavailable, err)
 	}
 	if !resp.Succeeded {
 		return resp.Header.Revision, errConflict

@@ -120,6 +120,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return a.route(w, r, map[string]handler{"GET": a.getLog}, s, parts)
 	case len(parts) == 1 && parts[0] == "usage":
 		return a.route(w, r, map[string]handler{"GET": a.usage}, s, parts)
+	case len(parts) == 1 && parts[0] == "fleet":
+		return a.route(w, r, map[string]handler{"GET": a.fleetStatus}, s, parts)
+	case len(parts) == 3 && parts[0] == "fleet" && parts[1] == "local" && parts[2] == "logs":
+		return a.route(w, r, map[string]handler{"POST": a.localLogsRoute}, s, parts)
+	case len(parts) == 3 && parts[0] == "fleet" && parts[1] == "local" && parts[2] == "usage":
+		return a.route(w, r, map[string]handler{"POST": a.localUsageRoute}, s, parts)
 	}
 	return errorf(http.StatusNotFound, "no such route: %s", r.URL.Path)
 }
@@ -138,7 +144,13 @@ func (a *API) route(w http.ResponseWriter, r *http.Request, methods map[string]h
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return errorf(http.StatusMethodNotAllowed, "method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))
 	}
-	return h(w, r, s, parts)
+	err := h(w, r, s, parts)
+	var ae *Error
+	if errors.Is(err, store.ErrUnavailable) && !errors.As(err, &ae) {
+		// Fleet mode, etcd unreachable: the write was not saved.
+		return &Error{http.StatusServiceUnavailable, err}
+	}
+	return err
 }
 
 // --- accounts ---
@@ -627,6 +639,9 @@ type logPage struct {
 	Records []store.LogRecord `json:"records"`
 	// Next is the cursor for the following (older) page: pass it as before.
 	Next string `json:"next,omitempty"`
+	// Missing lists the fleet members that did not answer (fleet mode):
+	// their records are not in this page.
+	Missing []MemberError `json:"missing,omitempty"`
 }
 
 func (a *API) listLogs(w http.ResponseWriter, r *http.Request, s *store.Store, _ []string) error {
@@ -663,11 +678,11 @@ func (a *API) listLogs(w http.ResponseWriter, r *http.Request, s *store.Store, _
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return errorf(http.StatusBadRequest, "from must be before to")
 	}
-	recs, next, err := s.Logs(f)
+	recs, next, missing, err := FleetLogs(r.Context(), s, f)
 	if err != nil {
 		return storeErr(err)
 	}
-	return writeJSON(w, http.StatusOK, logPage{Records: recs, Next: next})
+	return writeJSON(w, http.StatusOK, logPage{Records: recs, Next: next, Missing: missing})
 }
 
 func (a *API) getLog(w http.ResponseWriter, _ *http.Request, s *store.Store, parts []string) error {
@@ -703,11 +718,16 @@ func (a *API) usage(w http.ResponseWriter, r *http.Request, s *store.Store, _ []
 	}
 	// The store fills in what is missing (to: now; from: 24 hours before
 	// to) and checks the range.
-	res, err := s.Usage(uq)
+	res, missing, err := FleetUsage(r.Context(), s, uq)
 	if err != nil {
 		return storeErr(err)
 	}
-	return writeJSON(w, http.StatusOK, res)
+	return writeJSON(w, http.StatusOK, struct {
+		store.UsageResult
+		// Missing lists the fleet members that did not answer: their
+		// usage is not in the sums.
+		Missing []MemberError `json:"missing,omitempty"`
+	}{res, missing})
 }
 
 // timeRange reads the from and to query parameters: RFC 3339 timestamps,
@@ -811,6 +831,8 @@ func storeErr(err error) error {
 		return &Error{http.StatusConflict, err}
 	case errors.Is(err, store.ErrInvalidQuery), errors.Is(err, store.ErrInvalidProfile):
 		return &Error{http.StatusBadRequest, err}
+	case errors.Is(err, store.ErrUnavailable):
+		return &Error{http.StatusServiceUnavailable, err}
 	}
 	return err
 }

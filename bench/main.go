@@ -82,7 +82,7 @@ func parseFlags() *config {
 	flag.IntVar(&c.slowEvents, "slow-events", 8, "(d) content events per slow stream (held open (events-1) x interval)")
 	flag.DurationVar(&c.ramp, "ramp", time.Second, "(d) time over which the slow streams are opened")
 	flag.IntVar(&c.workers, "workers", 64, "connections of the open-loop generator (b, c)")
-	flag.StringVar(&c.phases, "phases", "a,s,m,b,c,d", "phases to run")
+	flag.StringVar(&c.phases, "phases", "a,s,m,b,c,d", "phases to run (f, fleet mode on an embedded etcd, runs only when listed)")
 	flag.BoolVar(&c.profileStreams, "profile-streams", false, "with -profile: profile under (s)'s closed loop of streams instead of (a)'s")
 	flag.IntVar(&c.portBase, "port-base", 17300, "loopback ports: +1 fake, +2 plain Caddy, +3 gateway, +12/+13 their admin APIs")
 	flag.StringVar(&c.outDir, "out", "bench/out", "directory for the table and profiles (relative to the repository root)")
@@ -289,6 +289,16 @@ func run(cfg *config) int {
 	for _, p := range strings.Split(cfg.phases, ",") {
 		want[strings.TrimSpace(p)] = true
 	}
+	var fleet *fleetBench
+	if want["f"] {
+		logf("starting the fleet: one etcd, two gateways")
+		var err error
+		fleet, err = startFleet(cfg, caddyBin, dir, addr("fake"), global, plainBody)
+		defer fleet.stop()
+		if err != nil {
+			die("fleet phase: %v", err)
+		}
+	}
 	loadBefore := loadavg()
 	names := []string{tDirect, tCaddy, tGateway}
 	pause := func() { time.Sleep(300 * time.Millisecond) }
@@ -339,6 +349,12 @@ func run(cfg *config) int {
 				}
 			}
 		}
+		if fleet != nil {
+			for _, t := range []*target{targets[tGateway], fleet.targets[0], fleet.targets[1]} {
+				fleet.phaseF(cfg, t)
+				pause()
+			}
+		}
 		for _, p := range []*proc{fake, caddyProc, gwProc} {
 			if p.exited() {
 				die("%s exited during the run: %v\n%s", p.name, p.err, p.tail(20))
@@ -378,6 +394,9 @@ func run(cfg *config) int {
 	out.WriteString("\nTargets (gateway against plain Caddy, medians of the rounds):\n")
 	for _, v := range res.verdicts() {
 		out.WriteString("- " + v + "\n")
+	}
+	if fleet != nil {
+		out.WriteString(fleet.report([]string{tGateway, "fleet-1", "fleet-2"}))
 	}
 	if profNote != "" {
 		out.WriteString("\n" + profNote)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
@@ -35,8 +36,15 @@ func init() {
 // store, since sealed credentials cannot be opened without it.
 type App struct {
 	// Store is the path of the bbolt file. Default:
-	// {caddy data dir}/agent_router/agent_router.db
+	// {caddy data dir}/agent_router/agent_router.db. In fleet mode (Etcd
+	// set) it holds this instance's request log, usage and "last used"
+	// clocks only.
 	Store string `json:"store,omitempty"`
+
+	// Etcd, when set, switches on fleet mode: the shared records live in
+	// etcd, so that several instances serve the same accounts, API keys
+	// and credentials. See EtcdConfig.
+	Etcd *EtcdConfig `json:"etcd,omitempty"`
 
 	// MasterKey seals BYOK credentials: 32 bytes, base64 or hex. Keep it out
 	// of the config with a placeholder such as {env.AGENT_ROUTER_MASTER_KEY};
@@ -108,9 +116,19 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // old and new configs overlap, and bbolt's file lock allows one opener.
 var stores = caddy.NewUsagePool()
 
-type pooledStore struct{ *store.Store }
+type pooledStore struct {
+	*store.Store
+	etcd    *clientv3.Client // fleet mode: the client, closed after the store
+	etcdSig string           // the settings it was opened with
+}
 
-func (p pooledStore) Destruct() error { return p.Store.Close() }
+func (p pooledStore) Destruct() error {
+	err := p.Store.Close()
+	if p.etcd != nil {
+		p.etcd.Close()
+	}
+	return err
+}
 
 // active is the running app, for the admin API (whose modules are not tied
 // to the app's lifecycle).
@@ -168,25 +186,47 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		old = append(old, b)
 	}
+	var etcdCfg EtcdConfig
+	if a.Etcd != nil {
+		if etcdCfg, err = a.Etcd.resolved(repl); err != nil {
+			return fmt.Errorf("agent_router: %v", err)
+		}
+	}
 	v, _, err := stores.LoadOrNew(path, func() (caddy.Destructor, error) {
-		s, err := store.Open(path, key, store.Options{
+		opts := store.Options{
 			OldMasterKeys:      old,
 			LogMaxRecords:      a.LogMaxRecords,
 			LogMaxAge:          time.Duration(a.LogMaxAge),
 			UsageFlushInterval: time.Duration(a.UsageFlushInterval),
 			UsageRetention:     time.Duration(a.UsageRetention),
-		})
+		}
+		if a.Etcd != nil {
+			s, cli, err := etcdCfg.openFleet(path, key, opts, a.logger.Named("etcd"))
+			if err != nil {
+				return nil, err
+			}
+			st := s.Fleet()
+			a.logger.Info("opened store in fleet mode", zap.String("path", path), zap.Strings("etcd", etcdCfg.Endpoints),
+				zap.String("prefix", st.Prefix), zap.String("instance", st.InstanceID), zap.Int64("revision", st.Revision),
+				zap.String("master_key_id", s.MasterKeyID()))
+			return pooledStore{Store: s, etcd: cli, etcdSig: etcdCfg.signature()}, nil
+		}
+		s, err := store.Open(path, key, opts)
 		if err != nil {
 			return nil, err
 		}
 		a.logger.Info("opened store", zap.String("path", path), zap.String("master_key_id", s.MasterKeyID()))
-		return pooledStore{s}, nil
+		return pooledStore{Store: s}, nil
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return fmt.Errorf("agent_router: %v", err)
 		}
 		return fmt.Errorf("agent_router: opening store: %v", err)
+	}
+	if ps := v.(pooledStore); ps.etcdSig != "" != (a.Etcd != nil) || a.Etcd != nil && ps.etcdSig != etcdCfg.signature() {
+		stores.Delete(path)
+		return fmt.Errorf("agent_router: the store etcd settings changed; restart Caddy to apply them (the store stays open across reloads)")
 	}
 	a.poolKey, a.store = path, v.(pooledStore).Store
 	if a.store.MasterKeyID() != store.KeyID(key) {

@@ -477,6 +477,9 @@ func (pc *ProviderConfig) unmarshal(d *caddyfile.Dispenser) error {
 //	{
 //		agent_router {
 //			store           <path>      # default {caddy data dir}/agent_router/agent_router.db
+//			store etcd {                # fleet mode: shared records in etcd (see unmarshalEtcd)
+//				endpoints https://10.0.0.1:2379 https://10.0.0.2:2379 https://10.0.0.3:2379
+//			}
 //			master_key      <key>       # e.g. {env.AGENT_ROUTER_MASTER_KEY}
 //			old_master_key  <key>       # repeatable; for rotating master_key
 //			log_max_records <count>     # default 100000
@@ -516,13 +519,33 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			a.BYOKAllowHosts = append(a.BYOKAllowHosts, d.Val())
 			a.BYOKAllowHosts = append(a.BYOKAllowHosts, d.RemainingArgs()...)
 			continue
+		case "store":
+			// "store <path>" (the local file) or "store etcd { ... }"
+			// (fleet mode; the local file keeps the request log).
+			args := d.RemainingArgs()
+			if len(args) != 1 {
+				return d.ArgErr()
+			}
+			if args[0] != "etcd" {
+				a.Store = args[0]
+				continue
+			}
+			if a.Etcd != nil {
+				return d.Err("store etcd is given twice")
+			}
+			ec, err := unmarshalEtcd(d)
+			if err != nil {
+				return err
+			}
+			a.Etcd = ec
+			continue
 		case "byok_allow_http":
 			if d.NextArg() {
 				return d.ArgErr()
 			}
 			a.BYOKAllowHTTP = true
 			continue
-		case "store", "master_key", "old_master_key", "log_max_records", "log_max_age", "usage_flush_interval", "usage_retention":
+		case "master_key", "old_master_key", "log_max_records", "log_max_age", "usage_flush_interval", "usage_retention":
 		default:
 			return d.Errf("unrecognized agent_router global option: %s", opt)
 		}
@@ -534,8 +557,6 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 		switch opt {
-		case "store":
-			a.Store = v
 		case "old_master_key":
 			a.OldMasterKeys = append(a.OldMasterKeys, v)
 		case "master_key":

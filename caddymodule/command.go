@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -19,7 +21,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "agent-router",
-		Usage: "add-user --account <id> --email <address> [--role owner|member] [--create-account] [--store <path>] [--master-key <key>] [--site <url>]",
+		Usage: "add-user --account <id> --email <address> [--role owner|member] [--create-account] [--store <path>] [--master-key <key>] [--site <url>] | migrate --from <bbolt file> --to etcd --endpoints <url>,... [--prefix <prefix>]",
 		Short: "Manages Agent Router console users in the store",
 		Long: `
 agent-router add-user creates a console user and prints a one-time setup
@@ -35,6 +37,16 @@ command says so: use the admin API instead,
 store under Caddy's data directory, the master.key file beside it);
 --master-key also reads AGENT_ROUTER_MASTER_KEY. --site is the console's
 origin, printed in front of the setup path.
+
+agent-router migrate copies a single-node store's shared records (accounts,
+API keys, sealed BYOK credentials, policies, credential health, console
+users and sessions) into etcd for fleet mode, in bounded batches. Records
+already in etcd are kept, so re-running it is safe. Stop the single-node
+Caddy first; the master key must be the fleet's. The request log and usage
+stay in the file (use it as one instance's store to keep them).
+
+    caddy agent-router migrate --from /var/lib/caddy/agent_router.db \
+         --to etcd --endpoints https://10.0.0.1:2379,https://10.0.0.2:2379
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			add := &cobra.Command{
@@ -51,6 +63,25 @@ origin, printed in front of the setup path.
 			add.Flags().String("site", "http://localhost:8080", "Origin of the site that serves the console")
 			add.RunE = caddycmd.WrapCommandFuncForCobra(cmdAddUser)
 			cmd.AddCommand(add)
+
+			mig := &cobra.Command{
+				Use:   "migrate --from <bbolt file> --to etcd --endpoints <url>,...",
+				Short: "Copies a single-node store's shared records into etcd for fleet mode (safe to re-run)",
+				Args:  cobra.NoArgs,
+			}
+			mig.Flags().String("from", "", "Path of the single-node store file (required)")
+			mig.Flags().String("to", "etcd", "Destination: etcd")
+			mig.Flags().String("endpoints", "", "Comma-separated etcd client URLs (required)")
+			mig.Flags().String("prefix", store.DefaultFleetPrefix, "Key prefix of the fleet's records")
+			mig.Flags().String("master-key", "", "Master key of the store (default: $AGENT_ROUTER_MASTER_KEY, else master.key beside the store)")
+			mig.Flags().String("username", "", "etcd user (password from $ETCD_PASSWORD)")
+			mig.Flags().String("ca", "", "CA bundle to verify etcd's TLS certificate with")
+			mig.Flags().String("cert", "", "Client certificate for etcd")
+			mig.Flags().String("key", "", "Client certificate key for etcd")
+			mig.Flags().Int("batch", 100, "Records per etcd transaction (at most 120)")
+			mig.Flags().Duration("dial-timeout", 5*time.Second, "Timeout for reaching etcd")
+			mig.RunE = caddycmd.WrapCommandFuncForCobra(cmdMigrate)
+			cmd.AddCommand(mig)
 		},
 	})
 }
@@ -113,5 +144,64 @@ func cmdAddUser(fl caddycmd.Flags) (int, error) {
 	}
 	fmt.Printf("created %s %s in account %s\nsetup link (works once, until %s):\n  %s%s\n",
 		u.Role, u.Email, u.AccountID, exp.Format(time.RFC3339), strings.TrimRight(fl.String("site"), "/"), setup)
+	return 0, nil
+}
+
+func cmdMigrate(fl caddycmd.Flags) (int, error) {
+	from, to := fl.String("from"), fl.String("to")
+	if from == "" || fl.String("endpoints") == "" {
+		return caddy.ExitCodeFailedStartup, errors.New("--from and --endpoints are required")
+	}
+	if to != "etcd" {
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("--to must be etcd, got %q", to)
+	}
+	path, err := filepath.Abs(from)
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("--from: %v", err)
+	}
+	mk := fl.String("master-key")
+	if mk == "" {
+		mk = os.Getenv("AGENT_ROUTER_MASTER_KEY")
+	}
+	var key []byte
+	if mk != "" {
+		if key, err = store.ParseMasterKey(mk); err != nil {
+			return caddy.ExitCodeFailedStartup, fmt.Errorf("master key: %v", err)
+		}
+	} else {
+		kp := filepath.Join(filepath.Dir(path), "master.key")
+		if _, err := os.Stat(kp); err != nil {
+			return caddy.ExitCodeFailedStartup, fmt.Errorf("no --master-key, no $AGENT_ROUTER_MASTER_KEY and no %s", kp)
+		}
+		if key, _, err = store.LoadOrCreateMasterKey(kp); err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+	}
+	ec := EtcdConfig{Endpoints: strings.Split(fl.String("endpoints"), ","), Prefix: fl.String("prefix"),
+		Username: fl.String("username"), Password: os.Getenv("ETCD_PASSWORD"), DialTimeout: caddy.Duration(fl.Duration("dial-timeout"))}
+	if fl.String("ca") != "" || fl.String("cert") != "" {
+		ec.TLS = &EtcdTLS{CA: fl.String("ca"), Cert: fl.String("cert"), Key: fl.String("key")}
+	}
+	ec, err = ec.resolved(caddy.NewReplacer())
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	cli, err := ec.client(zap.NewNop())
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	defer cli.Close()
+	n, err := store.MigrateToFleet(context.Background(), path, key, store.Options{OpenTimeout: time.Second},
+		store.FleetOptions{Client: cli, Prefix: ec.Prefix, LoadTimeout: time.Duration(ec.DialTimeout)}, fl.Int("batch"))
+	if errors.Is(err, store.ErrLocked) {
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("%s is in use by a running Caddy: stop it before migrating", path)
+	}
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, fmt.Errorf("migrate: %v (%d records were copied; re-running is safe)", err, n)
+	}
+	fmt.Printf("copied %d records from %s to etcd %s (prefix %s); records already there were kept\n", n, path, strings.Join(ec.Endpoints, ","), ec.Prefix)
 	return 0, nil
 }

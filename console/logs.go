@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
@@ -120,15 +121,16 @@ func (h *Handler) logsPage(w http.ResponseWriter, r *request) {
 		d.Error, status = "Unknown time range.", http.StatusBadRequest
 	}
 	lf.From = from
-	if len(lf.Before) > 64 {
+	if len(lf.Before) > 2048 { // fleet-wide cursors carry one cursor per member
 		d.Error, status = "Bad page cursor.", http.StatusBadRequest
 	}
 	if d.Error == "" {
-		recs, next, err := h.cfg.Store.Logs(lf)
+		recs, next, missing, err := admin.FleetLogs(r.Request.Context(), h.cfg.Store, lf)
 		if err != nil {
 			h.failReq(w, r, err)
 			return
 		}
+		d.Error = missingNote(missing)
 		d.Rows = make([]logRow, len(recs))
 		for i, rec := range recs {
 			d.Rows[i] = logRow{LogRecord: rec, KeyName: names[rec.KeyID]}

@@ -8,8 +8,10 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -83,7 +85,7 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 		return
 	}
 	d.CSV = template.URL(Prefix + "/usage.csv?range=" + url.QueryEscape(rng) + "&bucket=" + url.QueryEscape(bucket))
-	res, err := h.cfg.Store.Usage(uq)
+	res, _, err := admin.FleetUsage(r.Request.Context(), h.cfg.Store, uq)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
@@ -122,7 +124,7 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 	for _, b := range []struct{ title, dim string }{{"By provider", store.DimProvider}, {"By model", store.DimModel}, {"By API key", store.DimKeyID}} {
 		q := uq
 		q.GroupBy = []string{b.dim}
-		res, err := h.cfg.Store.Usage(q)
+		res, _, err := admin.FleetUsage(r.Request.Context(), h.cfg.Store, q)
 		if err != nil {
 			h.failReq(w, r, err)
 			return
@@ -163,7 +165,7 @@ func (h *Handler) usageCSV(w http.ResponseWriter, r *request) {
 		return
 	}
 	uq.GroupBy = []string{store.DimCredentialSource, store.DimProvider, store.DimModel, store.DimKeyID}
-	res, err := h.cfg.Store.Usage(uq)
+	res, _, err := admin.FleetUsage(r.Request.Context(), h.cfg.Store, uq)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
@@ -190,4 +192,17 @@ func csvSafe(v string) string {
 		return "'" + v
 	}
 	return v
+}
+
+// missingNote says which fleet members did not answer a fleet-wide read
+// ("" when all did).
+func missingNote(missing []admin.MemberError) string {
+	if len(missing) == 0 {
+		return ""
+	}
+	ids := make([]string, len(missing))
+	for i, m := range missing {
+		ids[i] = m.Member
+	}
+	return "Some gateway instances did not answer, so their requests are missing here: " + strings.Join(ids, ", ") + "."
 }

@@ -71,6 +71,10 @@ type envOptions struct {
 	// strictEgress leaves out loopbackEgress: BYOK base URLs get the
 	// default policy.
 	strictEgress bool
+	// global holds extra lines for the global agent_router option.
+	global string
+	// masterKey is the store's master key (default: a random one).
+	masterKey []byte
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -99,7 +103,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	t.Setenv("AR_TEST_OPENAI_KEY", o.platformKey)
 	t.Setenv("AR_TEST_AZURE_KEY", o.azureKey)
-	t.Setenv("AR_TEST_MASTER_KEY", base64.StdEncoding.EncodeToString(randomBytes(32)))
+	if o.masterKey == nil {
+		o.masterKey = randomBytes(32)
+	}
+	t.Setenv("AR_TEST_MASTER_KEY", base64.StdEncoding.EncodeToString(o.masterKey))
 	e.tester = caddytest.NewTester(t)
 	e.load()
 	return e
@@ -154,6 +161,9 @@ func (e *env) config() string {
 	global := loopbackEgress
 	if e.options.strictEgress {
 		global = ""
+	}
+	if e.options.global != "" {
+		global += "\n" + e.options.global
 	}
 	return testCaddyfile(e.dir, "AR_TEST_MASTER_KEY", fmt.Sprintf(`		provider openai {
 			api_key {env.AR_TEST_OPENAI_KEY}

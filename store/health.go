@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Credential health: a provider's refusal of an account's BYOK key (401/403)
@@ -29,19 +27,35 @@ type healthRecord struct {
 
 // healthOf returns the shared health of (account, provider) at version,
 // loading a persisted mark the first time. Called from rebuild.
-func (s *Store) healthOf(tx *bolt.Tx, ck credKey, version uint64) *health {
+func (s *Store) healthOf(tx kvTx, ck credKey, version uint64) *health {
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
 	if s.healths == nil {
 		s.healths = make(map[credKey]*versionedHealth)
 	}
+	var r healthRecord
+	marked := false
+	if v := tx.Bucket(bucketHealth).Get([]byte(ck.account + "\x00" + ck.provider)); v != nil &&
+		json.Unmarshal(v, &r) == nil && r.Version == version && !r.InvalidAt.IsZero() {
+		marked = true
+	}
 	if vh, ok := s.healths[ck]; ok && vh.version == version {
+		if s.fleet != nil {
+			// Follow the marks other instances wrote, and their
+			// clearing, except for a local mark not yet persisted.
+			at := vh.h.invalidAt.Load()
+			if marked && r.InvalidAt.UnixNano() > at {
+				reason := r.Reason
+				vh.h.reason.Store(&reason)
+				vh.h.invalidAt.Store(r.InvalidAt.UnixNano())
+			} else if !marked && at != 0 && now().UnixNano()-at > int64(5*time.Second) {
+				vh.h.invalidAt.CompareAndSwap(at, 0)
+			}
+		}
 		return vh.h
 	}
 	h := new(health)
-	var r healthRecord
-	if v := tx.Bucket(bucketHealth).Get([]byte(ck.account + "\x00" + ck.provider)); v != nil &&
-		json.Unmarshal(v, &r) == nil && r.Version == version && !r.InvalidAt.IsZero() {
+	if marked {
 		h.invalidAt.Store(r.InvalidAt.UnixNano())
 		reason := r.Reason
 		h.reason.Store(&reason)
@@ -127,10 +141,20 @@ func (s *Store) persistHealth(c *Secret) {
 			r.Reason = *reason
 		}
 	}
-	_ = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketHealth)
+	_ = s.kv.update(func(tx kvTx) error {
 		k := []byte(c.AccountID + "\x00" + c.Provider)
+		// Reading the credential makes the fleet backend write only if
+		// its revision is still the one that failed: a mark never lands
+		// on a key rotated meanwhile on another instance.
+		var cur sealedRecord
+		if v := tx.Bucket(bucketBYOK).Get(k); v == nil || json.Unmarshal(v, &cur) != nil || cur.Version != c.Version {
+			return nil
+		}
+		b := tx.Bucket(bucketHealth)
 		if r.InvalidAt.IsZero() {
+			if b.Get(k) == nil {
+				return nil
+			}
 			return b.Delete(k)
 		}
 		return putJSON(b, k, r)
@@ -152,7 +176,7 @@ func (sn *Snapshot) Policy(account, provider string) Policy {
 // SetPolicy stores the account's policy for provider; it takes effect for
 // requests that start after it returns.
 func (s *Store) SetPolicy(account, provider string, p Policy) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}

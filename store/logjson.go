@@ -16,6 +16,7 @@ import (
 func (r *LogRecord) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, r.ID)
+	b = appendOptString(b, `,"instance":`, r.Instance)
 	b = append(b, `,"time":`...)
 	b = appendJSONTime(b, r.Time)
 	b = append(b, `,"account":`...)

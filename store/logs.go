@@ -17,7 +17,10 @@ import (
 // LogRecord is one request-log entry. It never holds a key, a prompt or a
 // completion.
 type LogRecord struct {
-	ID                    string    `json:"id"`
+	ID string `json:"id"`
+	// Instance is the fleet member that served the request, set on
+	// fleet-wide reads only (not stored).
+	Instance              string    `json:"instance,omitempty"`
 	Time                  time.Time `json:"time"`
 	AccountID             string    `json:"account"`
 	KeyID                 string    `json:"key_id"`

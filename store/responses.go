@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Response ownership: OpenAI keeps a created response (store defaults to
@@ -16,8 +14,10 @@ import (
 // account's response: an id it does not own is answered 404, exactly like
 // an unknown one.
 //
-// Self-contained: one bucket, created on first use, read and written only
-// here, pruned by the log writer with the other retention work.
+// One bucket, read and written only here through the KV seam (so in fleet
+// mode it is shared through etcd like the other account records: any
+// instance can serve a retrieve), pruned by the log writer with the other
+// retention work.
 
 // bucketResponses maps a response id to its ResponseOwner (JSON).
 var bucketResponses = []byte("responses")
@@ -56,12 +56,8 @@ func (s *Store) PutResponse(id string, owner ResponseOwner) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketResponses)
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(id), buf)
+	return s.kv.update(func(tx kvTx) error {
+		return tx.Bucket(bucketResponses).Put([]byte(id), buf)
 	})
 }
 
@@ -72,12 +68,8 @@ func (s *Store) ResponseFor(account, id string) (ResponseOwner, error) {
 	if id == "" || len(id) > maxResponseIDLen {
 		return o, ErrResponseNotFound
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketResponses)
-		if b == nil {
-			return ErrResponseNotFound
-		}
-		v := b.Get([]byte(id))
+	err := s.kv.view(func(tx kvTx) error {
+		v := tx.Bucket(bucketResponses).Get([]byte(id))
 		if v == nil {
 			return ErrResponseNotFound
 		}
@@ -94,42 +86,40 @@ func (s *Store) ResponseFor(account, id string) (ResponseOwner, error) {
 
 // ForgetResponse drops response id (after its owner deleted it).
 func (s *Store) ForgetResponse(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketResponses)
-		if b == nil {
-			return nil
-		}
-		return b.Delete([]byte(id))
+	return s.kv.update(func(tx kvTx) error {
+		return tx.Bucket(bucketResponses).Delete([]byte(id))
 	})
 }
 
-// pruneResponses forgets responses older than retention.
+// pruneResponses forgets responses older than retention, in batches small
+// enough for one etcd transaction in fleet mode.
 func (s *Store) pruneResponses(retention time.Duration) {
 	cutoff := now().Add(-retention)
-	_ = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketResponses)
-		if b == nil {
-			return errNothingPruned
-		}
-		var doomed [][]byte // collected first: see pruneLogs
-		err := b.ForEach(func(k, v []byte) error {
+	var doomed [][]byte
+	_ = s.kv.view(func(tx kvTx) error {
+		return tx.Bucket(bucketResponses).ForEach(func(k, v []byte) error {
 			var o ResponseOwner
 			if json.Unmarshal(v, &o) != nil || o.Created.Before(cutoff) {
 				doomed = append(doomed, append([]byte(nil), k...))
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
-		for _, k := range doomed {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		if len(doomed) == 0 {
-			return errNothingPruned
-		}
-		return nil
 	})
+	for len(doomed) > 0 {
+		n := min(len(doomed), 100)
+		batch := doomed[:n]
+		doomed = doomed[n:]
+		err := s.kv.update(func(tx kvTx) error {
+			b := tx.Bucket(bucketResponses)
+			for _, k := range batch {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return
+		}
+	}
 }

@@ -78,12 +78,16 @@ type Options struct {
 // Store is the persistent state of one bbolt file. It is safe for concurrent
 // use. Writes are serialised; reads on the hot path go to Snapshot().
 type Store struct {
-	db     *bolt.DB
+	db *bolt.DB // the local file: request log, usage, clocks (and, single-node, everything)
+	// kv holds the shared records: boltKV over db, or the etcd fleet backend.
+	kv     kvBackend
+	fleet  *fleetKV // nil in single-node mode
 	path   string
 	sealer *sealer
 
-	wmu  sync.Mutex // serialises write+rebuild so snapshots are swapped in commit order
-	snap atomic.Pointer[Snapshot]
+	wmu       sync.Mutex // serialises write+rebuild so snapshots are swapped in commit order
+	rebuildMu sync.Mutex // serialises snapshot rebuilds (the fleet watcher rebuilds too)
+	snap      atomic.Pointer[Snapshot]
 
 	// lastUsed holds the in-memory "last used" clocks of keys and credentials,
 	// shared by every snapshot and persisted by the log writer.
@@ -101,6 +105,31 @@ type Store struct {
 // Open opens (or creates) the bbolt file at path with mode 0600 and loads
 // the snapshot. masterKey seals and opens BYOK credentials.
 func Open(path string, masterKey []byte, opts Options) (*Store, error) {
+	s, err := openLocal(path, masterKey, opts)
+	if err != nil {
+		return nil, err
+	}
+	err = s.kv.update(func(tx kvTx) error {
+		if err := s.checkMasterKey(tx); err != nil {
+			return err
+		}
+		_, err := s.resealOld(tx, 0)
+		return err
+	})
+	if err == nil {
+		err = s.rebuild()
+	}
+	if err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("loading store %s: %w", path, err)
+	}
+	s.log = startLogWriter(s, opts)
+	return s, nil
+}
+
+// openLocal opens the bbolt file, creates its buckets and loads the "last
+// used" clocks.
+func openLocal(path string, masterKey []byte, opts Options) (*Store, error) {
 	if opts.OpenTimeout <= 0 {
 		opts.OpenTimeout = 2 * time.Second
 	}
@@ -118,39 +147,38 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	// bbolt creates the file with the given mode, but an existing file keeps
 	// whatever it had: tighten it.
 	_ = os.Chmod(path, 0o600)
-	s := &Store{db: db, path: path, sealer: sl, lastUsed: make(map[string]*atomic.Int64), savedClocks: make(map[string]int64)}
+	s := &Store{db: db, kv: boltKV{db}, path: path, sealer: sl, lastUsed: make(map[string]*atomic.Int64), savedClocks: make(map[string]int64)}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs, bucketHealth, bucketPolicies, bucketUsage,
-			bucketUsers, bucketEmails, bucketTokens, bucketSessions} {
+		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		if err := s.checkMasterKey(tx); err != nil {
-			return err
-		}
-		if err := s.resealOld(tx); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketLastUsed).ForEach(func(k, v []byte) error {
-			if len(v) == 8 {
-				c := new(atomic.Int64)
-				c.Store(int64(binary.BigEndian.Uint64(v)))
-				s.lastUsed[string(k)] = c
-				s.savedClocks[string(k)] = c.Load()
-			}
-			return nil
-		})
+		return s.loadClocks(tx)
 	})
-	if err == nil {
-		err = s.rebuild()
-	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("loading store %s: %w", path, err)
 	}
-	s.log = startLogWriter(s, opts)
 	return s, nil
+}
+
+// allBuckets are the buckets of the bbolt file (in fleet mode, the shared
+// ones are empty there and live in etcd).
+var allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs, bucketHealth, bucketPolicies, bucketUsage,
+	bucketUsers, bucketEmails, bucketTokens, bucketSessions, bucketResponses}
+
+// loadClocks reads the persisted "last used" clocks.
+func (s *Store) loadClocks(tx *bolt.Tx) error {
+	return tx.Bucket(bucketLastUsed).ForEach(func(k, v []byte) error {
+		if len(v) == 8 {
+			c := new(atomic.Int64)
+			c.Store(int64(binary.BigEndian.Uint64(v)))
+			s.lastUsed[string(k)] = c
+			s.savedClocks[string(k)] = c.Load()
+		}
+		return nil
+	})
 }
 
 // Path returns the file the store was opened from.
@@ -164,6 +192,9 @@ func (s *Store) MasterKeyID() string { return s.sealer.current }
 func (s *Store) Close() error {
 	s.log.stop()
 	s.healthWG.Wait() // health marks still being written
+	if s.fleet != nil {
+		s.fleet.close()
+	}
 	return s.db.Close()
 }
 
@@ -364,7 +395,7 @@ func (s *Store) lastUsedAt(id string) *time.Time {
 
 // forgetClocks drops "last used" clocks of deleted keys and credentials, in
 // memory and in tx, so a re-created credential does not inherit them.
-func (s *Store) forgetClocks(tx *bolt.Tx, ids ...string) error {
+func (s *Store) forgetClocks(tx kvTx, ids ...string) error {
 	s.lastUsedMu.Lock()
 	for _, id := range ids {
 		delete(s.lastUsed, id)
@@ -386,9 +417,12 @@ func credClockID(account, provider string) string { return "byok\x00" + account 
 // rebuild reads the committed state and swaps in a new snapshot. Callers hold
 // wmu (or are in Open).
 func (s *Store) rebuild() error {
+	s.rebuildMu.Lock()
+	defer s.rebuildMu.Unlock()
 	sn := &Snapshot{keys: make(map[[32]byte]*KeyEntry), keyIDs: make(map[string]*KeyEntry), accounts: make(map[string]struct{}),
 		creds: make(map[credKey]*Secret), policies: make(map[credKey]Policy)}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	var unopenable int64
+	err := s.kv.view(func(tx kvTx) error {
 		if err := tx.Bucket(bucketAccounts).ForEach(func(k, _ []byte) error {
 			sn.accounts[string(k)] = struct{}{}
 			return nil
@@ -418,6 +452,13 @@ func (s *Store) rebuild() error {
 				return err
 			}
 			pt, err := s.sealer.open(r.MasterKeyID, string(account), string(provider), r.Nonce, r.Ciphertext)
+			if err != nil && s.fleet != nil {
+				// Another instance sealed it under a key this one does
+				// not have (a master-key rotation in progress): serve
+				// the rest, and say so in the fleet status.
+				unopenable++
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -444,6 +485,9 @@ func (s *Store) rebuild() error {
 	if err != nil {
 		return err
 	}
+	if s.fleet != nil {
+		s.fleet.unopenable.Store(unopenable)
+	}
 	s.snap.Store(sn)
 	return nil
 }
@@ -455,11 +499,23 @@ var ErrWrongMasterKey = errors.New("wrong master key")
 // was last sealed under (recorded in meta), so a wrong key is refused at
 // once, even before any credential exists, instead of sealing new
 // credentials under a key the old ones do not open with.
-func (s *Store) checkMasterKey(tx *bolt.Tx) error {
+func (s *Store) checkMasterKey(tx kvTx) error {
 	meta := tx.Bucket(bucketMeta)
+	if s.fleet != nil {
+		// The sealed canary says it best: every instance needs the
+		// fleet's key.
+		if err := s.checkCanary(tx); err != nil {
+			return err
+		}
+	}
 	if recorded := meta.Get([]byte("master_key_id")); recorded != nil {
 		if _, ok := s.sealer.aeads[string(recorded)]; !ok {
 			return fmt.Errorf("%w: the store was sealed under master key id %s, but the configured key has id %s", ErrWrongMasterKey, recorded, s.sealer.current)
+		}
+	}
+	if s.fleet != nil {
+		if string(meta.Get([]byte("master_key_id"))) == s.sealer.current {
+			return nil // no write: every instance opening would touch etcd
 		}
 	}
 	return meta.Put([]byte("master_key_id"), []byte(s.sealer.current))
@@ -468,12 +524,18 @@ func (s *Store) checkMasterKey(tx *bolt.Tx) error {
 // resealOld re-seals, under the current master key, every credential sealed
 // under one of OldMasterKeys, so that master-key rotation completes and the
 // old key can be retired. The provider key is unchanged, so its version is
-// too. A record no configured key opens fails the whole transaction.
-func (s *Store) resealOld(tx *bolt.Tx) error {
+// too. A record no configured key opens fails the whole transaction. max > 0
+// re-seals at most max records (the fleet backend batches the pass so that
+// each etcd transaction stays small); it returns how many it re-sealed.
+func (s *Store) resealOld(tx kvTx, max int) (int, error) {
 	b := tx.Bucket(bucketBYOK)
 	type update struct{ k, v []byte }
 	var updates []update
+	errEnough := errors.New("enough")
 	err := b.ForEach(func(k, v []byte) error {
+		if max > 0 && len(updates) >= max {
+			return errEnough
+		}
 		account, provider, ok := bytes.Cut(k, []byte{0})
 		if !ok {
 			return nil
@@ -501,23 +563,23 @@ func (s *Store) resealOld(tx *bolt.Tx) error {
 		updates = append(updates, update{append([]byte(nil), k...), buf})
 		return nil
 	})
-	if err != nil {
-		return err
+	if err != nil && err != errEnough {
+		return 0, err
 	}
 	for _, u := range updates {
 		if err := b.Put(u.k, u.v); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return len(updates), nil
 }
 
 // update commits fn and then swaps the snapshot, so the change is visible to
 // every request that starts after update returns.
-func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+func (s *Store) update(fn func(tx kvTx) error) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := s.db.Update(fn); err != nil {
+	if err := s.kv.update(fn); err != nil {
 		return err
 	}
 	return s.rebuild()
@@ -541,7 +603,7 @@ func (s *Store) CreateAccount(id, name string) (Account, error) {
 		return Account{}, err
 	}
 	a := Account{ID: id, Name: name, CreatedAt: now().UTC()}
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kvTx) error {
 		b := tx.Bucket(bucketAccounts)
 		if b.Get([]byte(id)) != nil {
 			return fmt.Errorf("account %q: %w", id, ErrExists)
@@ -554,7 +616,7 @@ func (s *Store) CreateAccount(id, name string) (Account, error) {
 // Account returns one account.
 func (s *Store) Account(id string) (Account, error) {
 	var a Account
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.kv.view(func(tx kvTx) error {
 		v := tx.Bucket(bucketAccounts).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("account %q: %w", id, ErrNotFound)
@@ -567,7 +629,7 @@ func (s *Store) Account(id string) (Account, error) {
 // Accounts lists every account, ordered by id.
 func (s *Store) Accounts() ([]Account, error) {
 	out := []Account{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.kv.view(func(tx kvTx) error {
 		return tx.Bucket(bucketAccounts).ForEach(func(_, v []byte) error {
 			var a Account
 			if err := json.Unmarshal(v, &a); err != nil {
@@ -584,7 +646,7 @@ func (s *Store) Accounts() ([]Account, error) {
 // with immediate effect. Its request-log records stay until retention drops
 // them.
 func (s *Store) DeleteAccount(id string) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(id)) == nil {
 			return fmt.Errorf("account %q: %w", id, ErrNotFound)
 		}
@@ -669,7 +731,7 @@ func (s *Store) CreateAPIKeyWithProfile(account, name, profile string) (plaintex
 		Prefix: plaintext[:len(APIKeyPrefix)+6], Profile: profile, CreatedAt: now().UTC(),
 	}
 	hash := HashAPIKey(plaintext)
-	err = s.update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}
@@ -720,7 +782,7 @@ func (s *Store) SetAPIKeyProfile(account, keyID, profile string) (APIKey, error)
 		return APIKey{}, err
 	}
 	var rec keyRecord
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kvTx) error {
 		hash := tx.Bucket(bucketKeyIDs).Get([]byte(keyID))
 		if hash == nil {
 			return fmt.Errorf("api key %q: %w", keyID, ErrNotFound)
@@ -744,7 +806,7 @@ func (s *Store) SetAPIKeyProfile(account, keyID, profile string) (APIKey, error)
 // APIKeys lists an account's API keys, oldest first.
 func (s *Store) APIKeys(account string) ([]APIKey, error) {
 	out := []APIKey{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.kv.view(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}
@@ -771,7 +833,7 @@ func (s *Store) APIKeys(account string) ([]APIKey, error) {
 // RevokeAPIKey deletes an account's API key; requests that start after it
 // returns are refused.
 func (s *Store) RevokeAPIKey(account, keyID string) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx kvTx) error {
 		ids := tx.Bucket(bucketKeyIDs)
 		hash := ids.Get([]byte(keyID))
 		if hash == nil {
@@ -809,7 +871,7 @@ func Fingerprint(key string) string {
 // caller's display form of the key.
 func (s *Store) PutCredential(account, provider, key, masked string, extras Extras) (Credential, error) {
 	var out sealedRecord
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}
@@ -861,7 +923,7 @@ func (s *Store) credential(account, provider string, r sealedRecord) Credential 
 // secrets.
 func (s *Store) Credentials(account string) (map[string]Credential, error) {
 	out := make(map[string]Credential)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.kv.view(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}
@@ -883,7 +945,7 @@ func (s *Store) Credentials(account string) (map[string]Credential, error) {
 // DeleteCredential removes the account's credential for provider; the next
 // request uses the platform key.
 func (s *Store) DeleteCredential(account, provider string) error {
-	return s.update(func(tx *bolt.Tx) error {
+	return s.update(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}
@@ -904,7 +966,7 @@ func (s *Store) DeleteCredential(account, provider string) error {
 // --- helpers ---
 
 // deletePrefix deletes every key of b that starts with prefix.
-func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+func deletePrefix(b kvBucket, prefix []byte) error {
 	var doomed [][]byte
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
@@ -921,7 +983,7 @@ func deletePrefix(b *bolt.Bucket, prefix []byte) error {
 // now is the store's clock; tests may replace it.
 var now = time.Now
 
-func putJSON(b *bolt.Bucket, k []byte, v any) error {
+func putJSON(b interface{ Put(k, v []byte) error }, k []byte, v any) error {
 	buf, err := json.Marshal(v)
 	if err != nil {
 		return err

@@ -796,7 +796,7 @@ func TestPersistClocksAfterForget(t *testing.T) {
 		forgotten <- s.db.Update(func(tx *bolt.Tx) error {
 			close(started)
 			<-release
-			return s.forgetClocks(tx, id)
+			return s.forgetClocks(boltTx{tx}, id)
 		})
 	}()
 	<-started

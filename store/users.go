@@ -15,7 +15,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -161,7 +160,7 @@ func (s *Store) CreateUser(account, email, role string) (User, error) {
 		return User{}, err
 	}
 	rec := userRecord{ID: "usr_" + hex.EncodeToString(idb[:]), AccountID: account, Email: email, Role: role, CreatedAt: now().UTC()}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.kv.update(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}
@@ -182,7 +181,7 @@ func (s *Store) CreateUser(account, email, role string) (User, error) {
 // Users lists an account's users, oldest first.
 func (s *Store) Users(account string) ([]User, error) {
 	out := []User{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.kv.view(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}
@@ -209,7 +208,7 @@ func sortUsers(u []User) {
 	}
 }
 
-func getUser(tx *bolt.Tx, account, id string) (userRecord, error) {
+func getUser(tx kvTx, account, id string) (userRecord, error) {
 	var r userRecord
 	v := tx.Bucket(bucketUsers).Get(userKey(account, id))
 	if v == nil {
@@ -223,7 +222,7 @@ func getUser(tx *bolt.Tx, account, id string) (userRecord, error) {
 // ErrNotFound.
 func (s *Store) User(account, id string) (User, error) {
 	var u User
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.kv.view(func(tx kvTx) error {
 		r, err := getUser(tx, account, id)
 		u = r.user()
 		return err
@@ -231,7 +230,7 @@ func (s *Store) User(account, id string) (User, error) {
 	return u, err
 }
 
-func owners(tx *bolt.Tx, account string) int {
+func owners(tx kvTx, account string) int {
 	n := 0
 	prefix := []byte(account + "\x00")
 	c := tx.Bucket(bucketUsers).Cursor()
@@ -250,7 +249,7 @@ func (s *Store) SetUserRole(account, id, role string) (User, error) {
 		return User{}, fmt.Errorf("%w: role must be owner or member", ErrInvalidInput)
 	}
 	var out User
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.kv.update(func(tx kvTx) error {
 		r, err := getUser(tx, account, id)
 		if err != nil {
 			return err
@@ -268,7 +267,7 @@ func (s *Store) SetUserRole(account, id, role string) (User, error) {
 // DeleteUser removes a user with its sessions and setup tokens. The last
 // owner of an account with other users cannot be removed.
 func (s *Store) DeleteUser(account, id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.kv.update(func(tx kvTx) error {
 		r, err := getUser(tx, account, id)
 		if err != nil {
 			return err
@@ -288,7 +287,7 @@ func (s *Store) DeleteUser(account, id string) error {
 	})
 }
 
-func countUsers(tx *bolt.Tx, account string) (int, error) {
+func countUsers(tx kvTx, account string) (int, error) {
 	n := 0
 	prefix := []byte(account + "\x00")
 	c := tx.Bucket(bucketUsers).Cursor()
@@ -300,7 +299,7 @@ func countUsers(tx *bolt.Tx, account string) (int, error) {
 
 // revokeWhere deletes the sessions and setup tokens whose (account, user)
 // match.
-func revokeWhere(tx *bolt.Tx, match func(account, user string) bool) error {
+func revokeWhere(tx kvTx, match func(account, user string) bool) error {
 	for _, name := range [][]byte{bucketSessions, bucketTokens} {
 		b := tx.Bucket(name)
 		var doomed [][]byte
@@ -327,7 +326,7 @@ func revokeWhere(tx *bolt.Tx, match func(account, user string) bool) error {
 
 // deleteAccountUsers removes an account's users, sessions and tokens (from
 // DeleteAccount).
-func deleteAccountUsers(tx *bolt.Tx, account string) error {
+func deleteAccountUsers(tx kvTx, account string) error {
 	prefix := []byte(account + "\x00")
 	users := tx.Bucket(bucketUsers)
 	var doomed [][]byte
@@ -357,7 +356,7 @@ func (s *Store) IssueSetupToken(account, userID string, ttl time.Duration) (toke
 		return "", time.Time{}, err
 	}
 	expires = now().Add(ttl).UTC()
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.kv.update(func(tx kvTx) error {
 		if _, err := getUser(tx, account, userID); err != nil {
 			return err
 		}
@@ -413,7 +412,7 @@ func (s *Store) RedeemSetupToken(token, password string) (User, error) {
 		return User{}, err
 	}
 	var out User
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.kv.update(func(tx kvTx) error {
 		b := tx.Bucket(bucketTokens)
 		v := b.Get(tokenHash(token))
 		var t tokenRecord
@@ -451,7 +450,7 @@ func (s *Store) SetPassword(account, id, current, password string) error {
 	if err := CheckPasswordRules(password); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.kv.update(func(tx kvTx) error {
 		r, err := getUser(tx, account, id)
 		if err != nil {
 			return err
@@ -492,7 +491,7 @@ func (s *Store) Authenticate(email, password string) (User, error) {
 	var r userRecord
 	found := false
 	if err == nil {
-		s.db.View(func(tx *bolt.Tx) error {
+		s.kv.view(func(tx kvTx) error {
 			ref := tx.Bucket(bucketEmails).Get([]byte(email))
 			if ref == nil {
 				return nil
@@ -522,7 +521,7 @@ func (s *Store) CreateSession(u User) (id string, sess Session, err error) {
 	}
 	t := now().UTC()
 	sess = Session{AccountID: u.AccountID, UserID: u.ID, CreatedAt: t, LastSeenAt: t}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.kv.update(func(tx kvTx) error {
 		if _, err := getUser(tx, u.AccountID, u.ID); err != nil {
 			return err
 		}
@@ -546,7 +545,7 @@ func (s *Store) SessionUser(id string, idle, absolute time.Duration) (Session, U
 	var sess Session
 	var u User
 	var expired, stale bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.kv.view(func(tx kvTx) error {
 		v := tx.Bucket(bucketSessions).Get(h)
 		if v == nil || json.Unmarshal(v, &sess) != nil {
 			return ErrNoSession
@@ -566,14 +565,14 @@ func (s *Store) SessionUser(id string, idle, absolute time.Duration) (Session, U
 		return nil
 	})
 	if expired {
-		_ = s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSessions).Delete(h) })
+		_ = s.kv.update(func(tx kvTx) error { return tx.Bucket(bucketSessions).Delete(h) })
 	}
 	if err != nil {
 		return Session{}, User{}, err
 	}
 	if stale {
 		sess.LastSeenAt = now().UTC()
-		_ = s.db.Update(func(tx *bolt.Tx) error {
+		_ = s.kv.update(func(tx kvTx) error {
 			if tx.Bucket(bucketSessions).Get(h) == nil {
 				return nil // revoked meanwhile
 			}
@@ -585,12 +584,12 @@ func (s *Store) SessionUser(id string, idle, absolute time.Duration) (Session, U
 
 // RevokeSession deletes one session (sign-out).
 func (s *Store) RevokeSession(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSessions).Delete(tokenHash(id)) })
+	return s.kv.update(func(tx kvTx) error { return tx.Bucket(bucketSessions).Delete(tokenHash(id)) })
 }
 
 // RevokeUserSessions deletes every session of a user.
 func (s *Store) RevokeUserSessions(account, userID string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.kv.update(func(tx kvTx) error {
 		return revokeWhere(tx, func(a, u string) bool { return a == account && u == userID })
 	})
 }
@@ -600,7 +599,7 @@ func (s *Store) RevokeUserSessions(account, userID string) error {
 // tokens. It returns how many sessions went.
 func (s *Store) PruneSessions(idle, absolute time.Duration) (int, error) {
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.kv.update(func(tx kvTx) error {
 		t := now()
 		for _, name := range [][]byte{bucketSessions, bucketTokens} {
 			b := tx.Bucket(name)

@@ -1,0 +1,95 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/base64"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/pflag"
+
+	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+)
+
+func TestFleetBadEndpointFailsProvisioningQuickly(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xA}, 32))
+	start := time.Now()
+	err := provisionApp(t, &App{Store: filepath.Join(t.TempDir(), "ar.db"), MasterKey: key,
+		Etcd: &EtcdConfig{Endpoints: []string{"http://127.0.0.1:1"}, DialTimeout: caddy.Duration(time.Second)}})
+	if err == nil || !strings.Contains(err.Error(), "etcd at http://127.0.0.1:1") || !strings.Contains(err.Error(), "unavailable") {
+		t.Fatalf("unreachable etcd: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if err := provisionApp(t, &App{MasterKey: key, Etcd: &EtcdConfig{Endpoints: []string{"10.0.0.1:2379"}}}); err == nil || !strings.Contains(err.Error(), "http(s)://") {
+		t.Fatalf("endpoint without scheme: %v", err)
+	}
+}
+
+func migrateFlags(t *testing.T, args ...string) caddycmd.Flags {
+	fs := pflag.NewFlagSet("migrate", pflag.ContinueOnError)
+	fs.String("from", "", "")
+	fs.String("to", "etcd", "")
+	fs.String("endpoints", "", "")
+	fs.String("prefix", store.DefaultFleetPrefix, "")
+	fs.String("master-key", "", "")
+	fs.String("username", "", "")
+	fs.String("ca", "", "")
+	fs.String("cert", "", "")
+	fs.String("key", "", "")
+	fs.Int("batch", 100, "")
+	fs.Duration("dial-timeout", 5*time.Second, "")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return caddycmd.Flags{FlagSet: fs}
+}
+
+// TestFleetMigrateThenServe: a single-node store migrated with the command
+// (twice: re-running is safe) is served by an app in fleet mode.
+func TestFleetMigrateThenServe(t *testing.T) {
+	mk := bytes.Repeat([]byte{0xC}, 32)
+	key := base64.StdEncoding.EncodeToString(mk)
+	src := filepath.Join(t.TempDir(), "single.db")
+	s, err := store.Open(src, mk, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.CreateAccount("acme", "Acme")
+	secret := "sk-proj-migrated" + strings.Repeat("m", 40)
+	if _, err := s.PutCredential("acme", "openai", secret, "m", store.Extras{}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	c := etcdtest.Start(t, 1)
+	args := []string{"--from", src, "--endpoints", c.Endpoint(0), "--master-key", key, "--prefix", "/ar-test/"}
+	for run := 0; run < 2; run++ {
+		if code, err := cmdMigrate(migrateFlags(t, args...)); err != nil || code != 0 {
+			t.Fatalf("migrate run %d: %d %v", run, code, err)
+		}
+	}
+	if _, err := cmdMigrate(migrateFlags(t, "--from", src, "--endpoints", c.Endpoint(0), "--to", "postgres")); err == nil {
+		t.Fatal("--to postgres accepted")
+	}
+
+	a := &App{Store: filepath.Join(t.TempDir(), "local.db"), MasterKey: key,
+		Etcd: &EtcdConfig{Endpoints: []string{c.Endpoint(0)}, Prefix: "/ar-test/", InstanceID: "gw-1"}}
+	if err := provisionApp(t, a); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Cleanup()
+	if cr := a.store.Snapshot().Credential("acme", "openai"); cr == nil || cr.Key() != secret {
+		t.Fatal("the migrated credential is not served")
+	}
+	if st := a.store.Fleet(); !st.Enabled || st.InstanceID != "gw-1" || st.Prefix != "/ar-test/" {
+		t.Fatalf("fleet status %+v", st)
+	}
+}

@@ -1,0 +1,234 @@
+package integration
+
+// Fleet mode with a real Caddy: one Caddy (configured with store etcd { })
+// and two more gateway instances run in-process from the gateway, store and
+// admin packages (caddytest runs one Caddy per test binary), all on one
+// real 3-member etcd cluster (store/etcdtest, in-process).
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/egress"
+	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+)
+
+// fleetPeer is an in-process gateway instance with its own admin API.
+type fleetPeer struct {
+	id          string
+	s           *store.Store
+	site, admin *httptest.Server
+}
+
+func startFleetPeer(t *testing.T, id string, endpoints []string, master []byte, openaiURL string) *fleetPeer {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	p := &fleetPeer{id: id}
+	api := &admin.API{Store: func() *store.Store { return p.s }}
+	p.admin = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := api.ServeHTTP(w, r); err != nil {
+			status := http.StatusInternalServerError
+			var ae *admin.Error
+			if errors.As(err, &ae) {
+				status = ae.Status
+			}
+			http.Error(w, err.Error(), status)
+		}
+	}))
+	t.Cleanup(p.admin.Close)
+	p.s, err = store.OpenFleet(filepath.Join(t.TempDir(), "ar.db"), master, store.Options{}, store.FleetOptions{
+		Client: cli, InstanceID: id, AdminAddress: strings.TrimPrefix(p.admin.URL, "http://")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.s.Close() })
+	pol, _ := egress.New(true, []string{"127.0.0.1"})
+	g, err := gateway.New(gateway.Config{Store: p.s, Logger: zap.NewNop(), Egress: pol,
+		Providers: map[string]*gateway.ProviderConfig{providers.OpenAI: {Endpoint: providers.Endpoint{BaseURL: openaiURL}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	p.site = httptest.NewServer(g)
+	t.Cleanup(p.site.Close)
+	return p
+}
+
+func (p *fleetPeer) chat(t *testing.T, apiKey, tag string) int {
+	t.Helper()
+	body := fmt.Sprintf(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":%q}]}`, tag)
+	req, _ := http.NewRequest("POST", p.site.URL+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestFleetWithCaddy(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	master := randomBytes(32)
+	e := newEnv(t, envOptions{global: fmt.Sprintf(`		store etcd {
+			endpoints %s
+			instance_id caddy
+			admin_address localhost:2999
+			dial_timeout 5s
+		}`, strings.Join(c.Endpoints(), " ")), masterKey: master})
+	a := startFleetPeer(t, "peer-a", c.Endpoints(), master, e.openai.BaseURL())
+	b := startFleetPeer(t, "peer-b", c.Endpoints(), master, e.openai.BaseURL())
+
+	// Written through Caddy's admin API, served by the peers.
+	e.createAccount("acme")
+	k := e.createKey("acme", "ci")
+	byok1 := "sk-fleet-one-" + randomAlnum(32)
+	e.putBYOK("acme", "openai", map[string]string{"api_key": byok1})
+	waitFor(t, "the peers serve the account's key", 2*time.Second, func() bool {
+		c := b.s.Snapshot().Credential("acme", "openai")
+		return c != nil && c.Key() == byok1 && a.s.Snapshot().Credential("acme", "openai") != nil
+	})
+	if st := a.chat(t, k.Key, "via-a-1"); st != 200 {
+		t.Fatalf("peer a: %d", st)
+	}
+	if got := recordFor(t, e.openai, "via-a-1").Credential; got != byok1 {
+		t.Fatalf("peer a used %q", got)
+	}
+
+	// Rotated on a peer, served by Caddy.
+	byok2 := "sk-fleet-two-" + randomAlnum(32)
+	if _, err := a.s.PutCredential("acme", "openai", byok2, "sk-...", store.Extras{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := 0; ; i++ {
+		tag := fmt.Sprintf("via-caddy-%d", i)
+		if r := e.chat(k.Key, "gpt-4o-mini", tag, false); r.status != 200 {
+			t.Fatalf("caddy: %d %s", r.status, r.body)
+		}
+		if recordFor(t, e.openai, tag).Credential == byok2 {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatal("the rotation did not reach Caddy within 1s")
+		}
+	}
+	t.Logf("rotation on a peer served by Caddy after %v", time.Since(start))
+	b.chat(t, k.Key, "via-b-1")
+
+	// Logs and usage read on Caddy include the peers' requests.
+	var page struct {
+		Records []struct {
+			ID       string `json:"id"`
+			Instance string `json:"instance"`
+		} `json:"records"`
+		Next    string              `json:"next"`
+		Missing []admin.MemberError `json:"missing"`
+	}
+	waitFor(t, "fleet-wide logs on Caddy", 5*time.Second, func() bool {
+		a.s.FlushLog()
+		b.s.FlushLog()
+		e.mustAdmin("GET", "/agent_router/logs?account=acme", nil, 200, &page)
+		seen := map[string]bool{}
+		for _, r := range page.Records {
+			seen[r.Instance] = true
+		}
+		return seen["caddy"] && seen["peer-a"] && seen["peer-b"] && len(page.Missing) == 0
+	})
+	total := len(page.Records)
+	// Paging with the fleet-wide cursor returns the same records.
+	var paged int
+	cursor := ""
+	for pages := 0; pages < 100; pages++ {
+		var p2 struct {
+			Records []json.RawMessage `json:"records"`
+			Next    string            `json:"next"`
+		}
+		e.mustAdmin("GET", "/agent_router/logs?account=acme&limit=1&before="+cursor, nil, 200, &p2)
+		paged += len(p2.Records)
+		if p2.Next == "" {
+			break
+		}
+		cursor = p2.Next
+	}
+	if paged != total {
+		t.Fatalf("paging one by one gave %d records, one page %d", paged, total)
+	}
+	var usage struct {
+		Total   store.UsageCounters `json:"total"`
+		Missing []admin.MemberError `json:"missing"`
+	}
+	waitFor(t, "fleet-wide usage on Caddy", 15*time.Second, func() bool {
+		e.mustAdmin("GET", "/agent_router/usage?account=acme", nil, 200, &usage)
+		return usage.Total.Requests == int64(total)
+	})
+	t.Logf("fleet-wide: %d log records from 3 instances, usage %d requests", total, usage.Total.Requests)
+
+	// A member that does not answer is reported.
+	b.admin.Close()
+	e.mustAdmin("GET", "/agent_router/logs?account=acme", nil, 200, &page)
+	if len(page.Missing) != 1 || page.Missing[0].Member != "peer-b" {
+		t.Fatalf("missing: %+v", page.Missing)
+	}
+
+	// etcd down: the data plane serves, admin writes answer 503, and
+	// they work again once etcd is back.
+	c.StopAll()
+	if r := e.chat(k.Key, "gpt-4o-mini", "while-down", false); r.status != 200 {
+		t.Fatalf("data plane while etcd is down: %d %s", r.status, r.body)
+	}
+	code, body := e.admin("PUT", "/agent_router/accounts/acme/byok/openai", map[string]string{"api_key": "sk-fleet-three-" + randomAlnum(32)}, nil)
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "etcd") {
+		t.Fatalf("admin write while etcd is down: %d %s", code, body)
+	}
+	t.Logf("admin write while etcd is down: %d %s", code, strings.TrimSpace(string(body)))
+	if err := c.RestartAll(); err != nil {
+		t.Fatal(err)
+	}
+	byok3 := "sk-fleet-four-" + randomAlnum(32)
+	waitFor(t, "admin writes resume", 30*time.Second, func() bool {
+		code, _ := e.admin("PUT", "/agent_router/accounts/acme/byok/openai", map[string]string{"api_key": byok3}, nil)
+		return code == 200
+	})
+	waitFor(t, "peer serves the key written after recovery", 5*time.Second, func() bool {
+		c := a.s.Snapshot().Credential("acme", "openai")
+		return c != nil && c.Key() == byok3
+	})
+
+	// The canary: no plaintext provider key in etcd's data directories.
+	for i := 0; i < c.Size(); i++ {
+		filepath.WalkDir(c.DataDir(i), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			raw, _ := os.ReadFile(p)
+			for _, key := range []string{byok1, byok2, byok3} {
+				if strings.Contains(string(raw), key) {
+					t.Errorf("plaintext provider key in etcd file %s", p)
+				}
+			}
+			return nil
+		})
+	}
+}

@@ -1,0 +1,308 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+)
+
+// openFleet opens a fleet-mode store on cli, closed when the test ends.
+func openFleet(t *testing.T, cli *clientv3.Client, id string, key []byte) *Store {
+	t.Helper()
+	s, err := OpenFleet(dbPath(t), key, Options{}, FleetOptions{Client: cli, InstanceID: id, AdminAddress: id + ":2019",
+		WatchdogInterval: 500 * time.Millisecond, MemberTTL: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("OpenFleet(%s): %v", id, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// clientOf returns a client of the given endpoints only.
+func clientOf(t *testing.T, endpoints ...string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second,
+		DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestFleetSharesRecordsAndRefusesAnotherMasterKey(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, clientOf(t, c.Endpoint(1)), "b", masterKey(1))
+
+	mustAccount(t, a, "acme")
+	key, k, err := a.CreateAPIKeyWithProfile("acme", "ci", "fast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.PutCredential("acme", "openai", canaryKey, "sk-...ylJ", Extras{}); err != nil {
+		t.Fatal(err)
+	}
+	// The writer's own snapshot has the write when the call returns.
+	if e, ok := a.Snapshot().LookupKey(HashAPIKey(key)); !ok || e.Profile != "fast" {
+		t.Fatalf("writer's snapshot lacks the key: %v %v", e, ok)
+	}
+	if a.Snapshot().Credential("acme", "openai") == nil {
+		t.Fatal("writer's snapshot lacks the credential")
+	}
+	d := waitFor(t, 2*time.Second, "the other instance sees the credential", func() bool {
+		c := b.Snapshot().Credential("acme", "openai")
+		return c != nil && c.Key() == canaryKey
+	})
+	t.Logf("propagation to the other instance: %v", d)
+	if e, ok := b.Snapshot().LookupKey(HashAPIKey(key)); !ok || e.KeyID != k.ID {
+		t.Fatal("other instance lacks the API key")
+	}
+	if err := b.RevokeAPIKey("acme", k.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "revocation reaches the first instance", func() bool {
+		_, ok := a.Snapshot().LookupKey(HashAPIKey(key))
+		return !ok
+	})
+
+	// Console users and sessions are shared: a session made on a is valid on b.
+	u, err := a.CreateUser("acme", "dev@acme.example", RoleOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, _, err := a.CreateSession(User{ID: u.ID, AccountID: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "session visible on b", func() bool {
+		_, _, err := b.SessionUser(sid, time.Hour, time.Hour)
+		return err == nil
+	})
+
+	// Members register under a lease.
+	waitFor(t, 3*time.Second, "both members registered", func() bool { return len(a.Members()) == 2 })
+
+	// A third instance with another master key refuses to start.
+	_, err = OpenFleet(dbPath(t), masterKey(2), Options{}, FleetOptions{Client: clientOf(t, c.Endpoint(2)), InstanceID: "c"})
+	if !errors.Is(err, ErrWrongMasterKey) || !strings.Contains(err.Error(), "same master key") {
+		t.Fatalf("another master key: %v", err)
+	}
+	t.Logf("another master key: %v", err)
+
+	// The canary: no plaintext provider key in any member's data directory.
+	for i := 0; i < c.Size(); i++ {
+		filepath.WalkDir(c.DataDir(i), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && rawContains(t, p, canaryFragment) {
+				t.Errorf("plaintext key in etcd data file %s", p)
+			}
+			return nil
+		})
+	}
+}
+
+func TestFleetCompactionPastAWatcherReloads(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
+	// b talks to member 2 only; stopping it leaves b's watch behind.
+	bcli := clientOf(t, c.Endpoint(2))
+	b := openFleet(t, bcli, "b", masterKey(1))
+	mustAccount(t, a, "acme")
+	if _, err := a.PutCredential("acme", "openai", "sk-old-1", "", Extras{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "b sees v1", func() bool { return b.Snapshot().Credential("acme", "openai") != nil })
+	reloads := b.Fleet().Reloads
+
+	c.Stop(2)
+	for i := 2; i <= 6; i++ {
+		if _, err := a.PutCredential("acme", "openai", fmt.Sprintf("sk-new-%d", i), "", Extras{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustAccount(t, a, "globex")
+	c.Compact(t, clientOf(t, c.Endpoint(0)))
+	if got := b.Snapshot().Credential("acme", "openai").Key(); got != "sk-old-1" {
+		t.Fatalf("b moved without etcd: %s", got)
+	}
+	if err := c.Restart(2); err != nil {
+		t.Fatal(err)
+	}
+	d := waitFor(t, 15*time.Second, "b reloads after the compaction", func() bool {
+		cr := b.Snapshot().Credential("acme", "openai")
+		return cr != nil && cr.Key() == "sk-new-6" && b.Snapshot().HasAccount("globex")
+	})
+	if b.Fleet().Reloads <= reloads {
+		t.Fatalf("b caught up without a reload: %+v", b.Fleet())
+	}
+	t.Logf("b caught up %v after its member returned, with a full reload (%+v)", d, b.Fleet())
+}
+
+func TestFleetEtcdDownServesSnapshotRefusesWrites(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a := openFleet(t, c.Client(t), "a", masterKey(1))
+	mustAccount(t, a, "acme")
+	if _, err := a.PutCredential("acme", "openai", "sk-before", "", Extras{}); err != nil {
+		t.Fatal(err)
+	}
+	c.StopAll()
+	// Reads and the snapshot keep working.
+	if a.Snapshot().Credential("acme", "openai").Key() != "sk-before" {
+		t.Fatal("snapshot lost")
+	}
+	if _, err := a.Credentials("acme"); err != nil {
+		t.Fatalf("read while etcd is down: %v", err)
+	}
+	start := time.Now()
+	_, err := a.PutCredential("acme", "openai", canaryKey, "", Extras{})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("write while etcd is down: %v", err)
+	}
+	if strings.Contains(err.Error(), canaryFragment) {
+		t.Fatal("error leaks the key")
+	}
+	t.Logf("write refused after %v: %v", time.Since(start), err)
+	if err := c.RestartAll(); err != nil {
+		t.Fatal(err)
+	}
+	var err2 error
+	waitFor(t, 20*time.Second, "writes resume", func() bool {
+		_, err2 = a.PutCredential("acme", "openai", "sk-after", "", Extras{})
+		return err2 == nil
+	})
+	if a.Snapshot().Credential("acme", "openai").Key() != "sk-after" {
+		t.Fatal("write after recovery not in the snapshot")
+	}
+}
+
+func TestFleetHealthMarkSkipsARotatedKey(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := openFleet(t, c.Client(t), "a", masterKey(1))
+	b := openFleet(t, c.Client(t), "b", masterKey(1))
+	mustAccount(t, a, "acme")
+	if _, err := a.PutCredential("acme", "openai", "sk-v1", "", Extras{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "b sees v1", func() bool { return b.Snapshot().Credential("acme", "openai") != nil })
+	old := b.Snapshot().Credential("acme", "openai")
+	// a rotates; b, still holding v1, reports v1 rejected: the mark must
+	// not land on v2.
+	if _, err := a.PutCredential("acme", "openai", "sk-v2", "", Extras{}); err != nil {
+		t.Fatal(err)
+	}
+	b.persistHealth(old)
+	old.health.invalidAt.Store(time.Now().UnixNano())
+	b.persistHealth(old)
+	waitFor(t, 2*time.Second, "b sees v2", func() bool { return b.Snapshot().Credential("acme", "openai").Version == 2 })
+	if _, _, bad := a.CredentialHealth("acme", "openai"); bad {
+		t.Fatal("a mark for v1 landed on v2")
+	}
+	// A mark on the current version reaches the other instance.
+	cur := b.Snapshot().Credential("acme", "openai")
+	b.MarkInvalid(cur, time.Now(), "401 invalid_api_key")
+	waitFor(t, 2*time.Second, "the mark reaches a", func() bool { _, _, bad := a.CredentialHealth("acme", "openai"); return bad })
+}
+
+func TestFleetMigrateIsIdempotent(t *testing.T) {
+	src, path := newStore(t)
+	mustAccount(t, src, "acme")
+	key, _, err := src.CreateAPIKey("acme", "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.PutCredential("acme", "openai", canaryKey, "", Extras{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 120; i++ {
+		mustAccount(t, src, fmt.Sprintf("bulk-%03d", i))
+	}
+	src.Close()
+	c := etcdtest.Start(t, 1)
+	cli := c.Client(t)
+	for run := 0; run < 2; run++ {
+		n, err := MigrateToFleet(context.Background(), path, masterKey(1), Options{}, FleetOptions{Client: cli, InstanceID: "migrate"}, 50)
+		if err != nil {
+			t.Fatalf("migrate run %d: %v", run, err)
+		}
+		t.Logf("migrate run %d copied %d records", run, n)
+	}
+	f := openFleet(t, cli, "a", masterKey(1))
+	if _, ok := f.Snapshot().LookupKey(HashAPIKey(key)); !ok {
+		t.Fatal("migrated API key missing")
+	}
+	if f.Snapshot().Credential("acme", "openai").Key() != canaryKey {
+		t.Fatal("migrated credential missing")
+	}
+	if len(f.Snapshot().accounts) != 121 {
+		t.Fatalf("accounts: %d", len(f.Snapshot().accounts))
+	}
+	// Another master key cannot migrate into this fleet.
+	if _, err := MigrateToFleet(context.Background(), path, masterKey(2), Options{}, FleetOptions{Client: cli}, 50); err == nil {
+		t.Fatal("migrate with the wrong key succeeded")
+	}
+}
+
+func TestFleetResponseOwnershipShared(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, clientOf(t, c.Endpoint(0)), "b", masterKey(1))
+
+	// Created through instance a, retrieved through instance b.
+	if err := a.PutResponse("resp_1", ResponseOwner{AccountID: "acme", Provider: "openai", CredentialSource: "byok"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "instance b knows the response's owner", func() bool {
+		o, err := b.ResponseFor("acme", "resp_1")
+		return err == nil && o.Provider == "openai" && o.CredentialSource == "byok"
+	})
+	if _, err := b.ResponseFor("globex", "resp_1"); !errors.Is(err, ErrResponseNotFound) {
+		t.Fatalf("another account: %v", err)
+	}
+
+	// More expired owners than one etcd transaction may delete.
+	old := time.Now().Add(-ResponseRetention - time.Hour)
+	for i := 0; i < 150; i++ {
+		if err := a.PutResponse(fmt.Sprintf("resp_old_%03d", i), ResponseOwner{AccountID: "acme", Provider: "openai", Created: old}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.pruneResponses(ResponseRetention)
+	waitFor(t, 2*time.Second, "the prune reaches instance a", func() bool {
+		n := 0
+		a.kv.view(func(tx kvTx) error {
+			return tx.Bucket(bucketResponses).ForEach(func(k, v []byte) error { n++; return nil })
+		})
+		return n == 1
+	})
+
+	if err := b.ForgetResponse("resp_1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "instance a forgets the deleted response", func() bool {
+		_, err := a.ResponseFor("acme", "resp_1")
+		return errors.Is(err, ErrResponseNotFound)
+	})
+}

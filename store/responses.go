@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"time"
@@ -29,6 +30,14 @@ const ResponseRetention = 30 * 24 * time.Hour
 // maxResponseIDLen bounds the ids remembered and looked up.
 const maxResponseIDLen = 256
 
+// responsesPrunedKey holds when the bucket was last pruned (8 bytes, unix
+// seconds): pruning walks the whole bucket, so it runs at most once per
+// responsesPruneEvery, however often the log writer asks. No response id
+// starts with a NUL byte.
+var responsesPrunedKey = []byte("\x00pruned")
+
+const responsesPruneEvery = time.Hour
+
 // ResponseOwner says who created a stored response, and where.
 type ResponseOwner struct {
 	AccountID string `json:"account"`
@@ -46,8 +55,8 @@ var ErrResponseNotFound = errors.New("no such response")
 
 // PutResponse remembers that owner created the response id.
 func (s *Store) PutResponse(id string, owner ResponseOwner) error {
-	if id == "" || len(id) > maxResponseIDLen {
-		return errors.New("response id must be 1 to 256 bytes")
+	if id == "" || len(id) > maxResponseIDLen || id[0] == 0 {
+		return errors.New("response id must be 1 to 256 bytes, not starting with NUL")
 	}
 	if owner.Created.IsZero() {
 		owner.Created = now().UTC()
@@ -69,7 +78,7 @@ func (s *Store) PutResponse(id string, owner ResponseOwner) error {
 // ErrResponseNotFound otherwise (unknown, expired, or another account's).
 func (s *Store) ResponseFor(account, id string) (ResponseOwner, error) {
 	var o ResponseOwner
-	if id == "" || len(id) > maxResponseIDLen {
+	if id == "" || len(id) > maxResponseIDLen || id[0] == 0 {
 		return o, ErrResponseNotFound
 	}
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -94,6 +103,9 @@ func (s *Store) ResponseFor(account, id string) (ResponseOwner, error) {
 
 // ForgetResponse drops response id (after its owner deleted it).
 func (s *Store) ForgetResponse(id string) error {
+	if id == "" || id[0] == 0 {
+		return nil
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketResponses)
 		if b == nil {
@@ -103,9 +115,22 @@ func (s *Store) ForgetResponse(id string) error {
 	})
 }
 
-// pruneResponses forgets responses older than retention.
+// pruneResponses forgets responses older than retention, at most once per
+// responsesPruneEvery.
 func (s *Store) pruneResponses(retention time.Duration) {
-	cutoff := now().Add(-retention)
+	t := now()
+	cutoff := t.Add(-retention)
+	due := false
+	s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketResponses); b != nil {
+			last := b.Get(responsesPrunedKey)
+			due = len(last) != 8 || t.Sub(time.Unix(int64(binary.BigEndian.Uint64(last)), 0)) >= responsesPruneEvery
+		}
+		return nil
+	})
+	if !due {
+		return
+	}
 	_ = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketResponses)
 		if b == nil {
@@ -113,6 +138,9 @@ func (s *Store) pruneResponses(retention time.Duration) {
 		}
 		var doomed [][]byte // collected first: see pruneLogs
 		err := b.ForEach(func(k, v []byte) error {
+			if len(k) > 0 && k[0] == 0 {
+				return nil // bookkeeping
+			}
 			var o ResponseOwner
 			if json.Unmarshal(v, &o) != nil || o.Created.Before(cutoff) {
 				doomed = append(doomed, append([]byte(nil), k...))
@@ -127,9 +155,6 @@ func (s *Store) pruneResponses(retention time.Duration) {
 				return err
 			}
 		}
-		if len(doomed) == 0 {
-			return errNothingPruned
-		}
-		return nil
+		return b.Put(responsesPrunedKey, binary.BigEndian.AppendUint64(nil, uint64(t.Unix())))
 	})
 }

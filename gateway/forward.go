@@ -481,6 +481,11 @@ var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return 
 // waiting (so bursts go out together, and nothing is held back). It returns
 // an error code when the stream did not finish normally.
 func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reader, tr providers.StreamTranslator, cred *credential) string {
+	if k, ok := tr.(providers.Keepaliver); ok {
+		kw := startKeepalive(w, k.KeepaliveEvent())
+		defer kw.stop()
+		w = kw
+	}
 	rc := http.NewResponseController(w)
 	sr := providers.AcquireSSEReader(body)
 	defer sr.Release()

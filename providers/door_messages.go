@@ -781,6 +781,9 @@ func (s *messagesStream) End(dst []byte) ([]byte, error) {
 
 func (s *messagesStream) Usage() Usage { return s.inner.Usage() }
 
+// KeepaliveEvent implements Keepaliver.
+func (s *messagesStream) KeepaliveEvent() []byte { return keepaliveComment }
+
 func (s *messagesStream) ErrorEvent(dst []byte, code, msg string) []byte {
 	return anthropicErrorEvent(dst, code, msg)
 }

@@ -431,7 +431,15 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 		w.WriteHeader(resp.StatusCode)
 		rec.TTFBMS = msSince(rec.Time)
 		tr := p.NewStream(call)
-		if code := relayEvents(w, clientCtx, resp.Body, tr, cred); code != "" {
+		code := relayEvents(w, clientCtx, resp.Body, tr, cred)
+		if f, ok := tr.(providers.StreamFailer); ok && code == "" {
+			// The provider's own failure event went to the client as sent;
+			// its code is recorded in the shape of a code, as endWith does.
+			if code = f.FailureCode(); code != "" && (!validErrorCode(code) || cred.scrub(code) != code) {
+				code = "upstream_stream_error"
+			}
+		}
+		if code != "" {
 			rec.ErrorCode = code
 			if n := len(rec.Attempts); n > 0 && code != "client_closed_request" {
 				rec.Attempts[n-1].ErrorClass = providers.ClassServer

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -1309,5 +1310,32 @@ func TestOversizedModelName(t *testing.T) {
 	expectOK(t, e.chat(t, keys[0], long), providers.OpenAI, gateway.SourcePlatform)
 	if rec, _ := e.openai.Last(); rec.Model != long || len(e.openai.Records()) != 1 {
 		t.Errorf("fake got %d requests", len(e.openai.Records()))
+	}
+}
+
+// A Responses stream the provider ends with its own response.failed event
+// reaches the client as sent, and the request log says it failed.
+func TestResponsesPassthroughFailureRecorded(t *testing.T) {
+	e := newEnv(t, options{})
+	keys, _ := e.account(t, "acme", 1)
+	for _, tc := range []struct{ code, want string }{
+		{"server_error", "server_error"},
+		{"", "upstream_stream_error"},
+		{"not a code {", "upstream_stream_error"},
+	} {
+		failed := fmt.Sprintf(`{"type":"response.failed","sequence_number":1,"response":{"id":"resp_f","status":"failed","error":{"code":%q,"message":"boom"}}}`, tc.code)
+		e.openai.handle(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_f\"}}\n\n")
+			fmt.Fprintf(w, "event: response.failed\ndata: %s\n\n", failed)
+		})
+		r := e.post(t, "/v1/responses", keys[0], `{"model":"gpt-4o-mini","input":"hi","stream":true}`)
+		if r.status != 200 || !bytes.Contains(r.body, []byte("data: "+failed+"\n\n")) || bytes.Count(r.body, []byte("response.failed")) != 2 {
+			t.Fatalf("code %q: %s", tc.code, r)
+		}
+		if rec := e.record(t, r.id); rec.ErrorCode != tc.want || rec.API != "responses" {
+			t.Errorf("code %q: record error_code %q api %q, want %q", tc.code, rec.ErrorCode, rec.API, tc.want)
+		}
 	}
 }

@@ -138,6 +138,14 @@ type Keepaliver interface {
 
 var keepaliveComment = []byte(": ping\n\n")
 
+// StreamFailer is implemented by translators that relay a provider's own
+// failure events as sent (a Responses stream's response.failed or error):
+// FailureCode is the code the stream failed with, "" when it did not, so
+// the request log says so although the client got the provider's bytes.
+type StreamFailer interface {
+	FailureCode() string
+}
+
 // chatFrames calls f with the payload of each "data:" event in b, an SSE
 // byte stream as the chat translators write it ("data: {...}\n\n").
 func chatFrames(b []byte, f func(data []byte)) {

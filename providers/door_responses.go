@@ -173,6 +173,9 @@ type responsesRelay struct {
 	usage Usage
 	seq   int64
 	done  bool
+	// failed is the code of the provider's response.failed or error
+	// event, relayed as sent (see StreamFailer).
+	failed string
 }
 
 func (s *responsesRelay) Event(dst []byte, ev Event) ([]byte, error) {
@@ -192,6 +195,13 @@ func (s *responsesRelay) Event(dst []byte, ev Event) ([]byte, error) {
 			s.c.ResponseID = res[0].Str
 		}
 		s.usage = responsesUsage(res[1])
+		if name == "response.failed" && s.failed == "" {
+			s.failed = failureCode(gjson.GetBytes(ev.Data, "response.error.code").Str)
+		}
+	case "error":
+		if s.failed == "" {
+			s.failed = failureCode(gjson.GetBytes(ev.Data, "code").Str)
+		}
 	}
 	if n := gjson.GetBytes(ev.Data, "sequence_number"); n.Type == gjson.Number {
 		s.seq = n.Int()
@@ -210,6 +220,17 @@ func (s *responsesRelay) End(dst []byte) ([]byte, error) {
 }
 
 func (s *responsesRelay) Usage() Usage { return s.usage }
+
+func (s *responsesRelay) FailureCode() string { return s.failed }
+
+// failureCode is a provider's failure code, or a generic one when it gave
+// none.
+func failureCode(code string) string {
+	if code == "" {
+		return "upstream_stream_error"
+	}
+	return code
+}
 
 func (s *responsesRelay) ErrorEvent(dst []byte, code, msg string) []byte {
 	return responsesErrorEvents(dst, s.c, s.seq+1, code, msg)

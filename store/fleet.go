@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,6 +176,10 @@ func OpenFleet(path string, masterKey []byte, opts Options, fo FleetOptions) (*S
 	if err := f.load(); err != nil {
 		return fail(fmt.Errorf("%w: could not read prefix %s within %v (%v): check the endpoints, TLS settings and credentials", ErrUnavailable, f.prefix, fo.LoadTimeout, err))
 	}
+	// Watch from here on: the writes below wait for the snapshot to reach
+	// their revision.
+	f.wg.Add(1)
+	go f.watch()
 	if err := s.kv.update(s.checkMasterKey); err != nil {
 		return fail(fmt.Errorf("fleet store: %w", err))
 	}
@@ -195,8 +198,6 @@ func OpenFleet(path string, masterKey []byte, opts Options, fo FleetOptions) (*S
 	if err := s.rebuild(); err != nil {
 		return fail(fmt.Errorf("fleet store: %w", err))
 	}
-	f.wg.Add(1)
-	go f.watch()
 	if !fo.NoRegistration {
 		f.startMember()
 	}
@@ -480,6 +481,9 @@ func (f *fleetKV) update(fn func(tx kvTx) error) error {
 			// Another instance wrote what fn read: catch up and retry.
 			f.waitRev(rev, f.opts.SyncTimeout)
 			continue
+		}
+		if errors.Is(err, errConflict) {
+			err = errors.New("the change conflicted with concurrent changes on other instances too many times; try again")
 		}
 		if err != nil {
 			t.rollbackLocal()
@@ -773,9 +777,4 @@ func (s *Store) checkCanary(tx kvTx) error {
 		return err
 	}
 	return putJSON(meta, fleetCanary, canaryRecord{kid, nonce, ct})
-}
-
-// sharedBucket reports whether name lives in etcd in fleet mode.
-func sharedBucket(name string) bool {
-	return !localBuckets[name] && !strings.Contains(name, "/")
 }

@@ -264,3 +264,62 @@ func TestFleetMigrateIsIdempotent(t *testing.T) {
 		t.Fatal("migrate with the wrong key succeeded")
 	}
 }
+
+func TestFleetMasterKeyRotationAndBigChanges(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := c.Client(t)
+	a, err := OpenFleet(dbPath(t), masterKey(1), Options{}, FleetOptions{Client: cli, InstanceID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 60; i++ {
+		id := fmt.Sprintf("acct-%02d", i)
+		mustAccount(t, a, id)
+		if _, err := a.PutCredential(id, "openai", fmt.Sprintf("sk-rot-%02d", i), "", Extras{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	// Restarted with the new key and the old one: the re-seal pass (in
+	// batches) converts every record.
+	b, err := OpenFleet(dbPath(t), masterKey(2), Options{OldMasterKeys: [][]byte{masterKey(1)}}, FleetOptions{Client: cli, InstanceID: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	// The new key alone opens everything; the old key alone is refused.
+	n := openFleet(t, cli, "c", masterKey(2))
+	if got := n.Snapshot().Credential("acct-59", "openai"); got == nil || got.Key() != "sk-rot-59" {
+		t.Fatal("credential lost in the rotation")
+	}
+	if st := n.Fleet(); st.Unopenable != 0 {
+		t.Fatalf("unopenable after the rotation: %+v", st)
+	}
+	if _, err := OpenFleet(dbPath(t), masterKey(1), Options{}, FleetOptions{Client: cli, InstanceID: "d"}); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("the retired key: %v", err)
+	}
+
+	// More expired sessions than one etcd transaction may delete.
+	mustAccount(t, n, "big")
+	u, err := n.CreateUser("big", "o@big.example", RoleOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 130; i++ {
+		if _, _, err := n.CreateSession(User{ID: u.ID, AccountID: "big"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruned, err := n.PruneSessions(-time.Second, time.Hour)
+	if err != nil || pruned != 130 {
+		t.Fatalf("pruned %d: %v", pruned, err)
+	}
+	// Deleting an account reaches the other instances.
+	o := openFleet(t, cli, "e", masterKey(2))
+	if err := n.DeleteAccount("acct-00"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "the deletion reaches e", func() bool {
+		return !o.Snapshot().HasAccount("acct-00") && o.Snapshot().Credential("acct-00", "openai") == nil
+	})
+}

@@ -121,7 +121,35 @@ type fleetKV struct {
 	lastErr    atomic.Pointer[string]
 
 	member memberState
+
+	// opened caches the credentials the last rebuild opened (only the
+	// rebuild, under Store.rebuildMu, touches it).
+	opened map[credKey]openedSecret
 }
+
+type openedSecret struct {
+	kid, nonce, ct string
+	key            []byte
+}
+
+// open opens a sealed record, from the last rebuild's cache when the record
+// is unchanged, and records it in next.
+func (f *fleetKV) open(sl *sealer, ck credKey, r *sealedRecord, next map[credKey]openedSecret) ([]byte, error) {
+	if o, ok := f.opened[ck]; ok && o.kid == r.MasterKeyID && o.nonce == string(r.Nonce) && o.ct == string(r.Ciphertext) {
+		next[ck] = o
+		return o.key, nil
+	}
+	pt, err := sl.open(r.MasterKeyID, ck.account, ck.provider, r.Nonce, r.Ciphertext)
+	if err == nil {
+		next[ck] = openedSecret{r.MasterKeyID, string(r.Nonce), string(r.Ciphertext), pt}
+	}
+	return pt, err
+}
+
+// snapshotBuckets are the buckets the request-path snapshot is built from;
+// a watch burst that touches none of them (sessions, users, members)
+// advances the revision without a rebuild.
+var snapshotBuckets = map[string]bool{"accounts": true, "keys": true, "byok": true, "byok_health": true, "byok_policies": true}
 
 func newFleetKV(local *bolt.DB, fo FleetOptions) *fleetKV {
 	if fo.Prefix == "" {
@@ -419,12 +447,14 @@ func (f *fleetKV) apply(events []*clientv3.Event) {
 		nb[b] = m
 	}
 	var rev int64
+	rebuild := false
 	for _, ev := range events {
 		b, k, ok := f.split(ev.Kv.Key)
 		rev = max(rev, ev.Kv.ModRevision)
 		if !ok {
 			continue
 		}
+		rebuild = rebuild || snapshotBuckets[b]
 		if !copied[b] {
 			m := make(map[string]mirrorEntry, len(nb[b])+1)
 			for kk, e := range nb[b] {
@@ -444,6 +474,10 @@ func (f *fleetKV) apply(events []*clientv3.Event) {
 	}
 	rev = f.rev
 	f.mu.Unlock()
+	if !rebuild {
+		f.advance(rev)
+		return
+	}
 	_ = f.changed(rev)
 }
 

@@ -141,3 +141,20 @@ func TestStats(t *testing.T) {
 		}
 	}
 }
+
+// The fake's Messages stream ends with message_stop, which the client takes
+// as the end of a stream, and its deltas carry the fake's timestamp.
+func TestFakeMessagesStream(t *testing.T) {
+	_, addr := newTestFake(t)
+	req := buildRequestTo("/v1/messages", addr, "ar_test", `{"model":"claude-haiku-4-5","stream":true,"max_tokens":5,"messages":[]}`)
+	c := &client{addr: addr, deadline: time.Now().Add(10 * time.Second)}
+	defer c.close()
+	var ev eventLog
+	st, err := c.stream(req, time.Now(), &ev, nil)
+	if err != nil || !st.done || st.events != streamEvents+5 {
+		t.Fatalf("messages stream: %+v %v, want %d events and message_stop", st, err, streamEvents+5)
+	}
+	if len(ev.delays) != streamEvents {
+		t.Errorf("%d stamped events, want %d", len(ev.delays), streamEvents)
+	}
+}

@@ -132,6 +132,9 @@ func runFake(args []string) {
 func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/v1/chat/completions":
+	case "/v1/messages":
+		f.serveMessages(w, r)
+		return
 	case "/debug/vars":
 		f.vars.ServeHTTP(w, r)
 		return
@@ -249,4 +252,58 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// Anthropic's Messages stream, for phase (m): message_start, one text
+// block of streamEvents text_delta events (each stamped like the chat
+// chunks, in the message id's place), message_delta and message_stop; every
+// event is "event:" + "data:" and flushed on its own, as Anthropic sends.
+const (
+	msgStart = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_BENCH0fixed0answer00000000\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-haiku-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":19,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":1}}}\n\n" +
+		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+	msgDeltaPrefix = `event: content_block_delta` + "\n" + `data: {"type":"content_block_delta","index":0,"system_fingerprint":"fp_`
+	msgDeltaSuffix = `","delta":{"type":"text_delta","text":" token"}}` + "\n\n"
+	msgEnd         = "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n" +
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\n" +
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+	// msgStopPayload is how a client knows a Messages stream is complete.
+	msgStopPayload = `{"type":"message_stop"}`
+)
+
+func (f *fake) serveMessages(w http.ResponseWriter, r *http.Request) {
+	b := bodyBufs.Get().(*bytes.Buffer)
+	b.Reset()
+	_, err := b.ReadFrom(r.Body)
+	bodyBufs.Put(b)
+	if err != nil {
+		http.Error(w, "could not read the body", http.StatusBadRequest)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = ctSSE
+	h["Cache-Control"] = noCache
+	h["Request-Id"] = []string{"req_0123456789abcdef01234567"}
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	flush := func() {
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	w.Write([]byte(msgStart))
+	flush()
+	bp := chunkBufs.Get().(*[]byte)
+	defer chunkBufs.Put(bp)
+	for i := 0; i < streamEvents; i++ {
+		buf := append((*bp)[:0], msgDeltaPrefix...)
+		buf = appendStamp(buf, time.Now().UnixNano())
+		buf = append(buf, msgDeltaSuffix...)
+		*bp = buf
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		flush()
+	}
+	w.Write([]byte(msgEnd))
+	flush()
 }

@@ -21,8 +21,13 @@ import (
 
 // buildRequest returns the bytes of one POST /v1/chat/completions.
 func buildRequest(hostport, auth, body string) []byte {
+	return buildRequestTo("/v1/chat/completions", hostport, auth, body)
+}
+
+// buildRequestTo is buildRequest for another path (/v1/messages).
+func buildRequestTo(path, hostport, auth, body string) []byte {
 	var b bytes.Buffer
-	b.WriteString("POST /v1/chat/completions HTTP/1.1\r\nHost: ")
+	b.WriteString("POST " + path + " HTTP/1.1\r\nHost: ")
 	b.WriteString(hostport)
 	b.WriteString("\r\nUser-Agent: agent-router-bench\r\nContent-Type: application/json\r\n")
 	if auth != "" {
@@ -157,7 +162,7 @@ func (c *client) stream(req []byte, start time.Time, ev *eventLog, opened func()
 			}
 			st.events++
 			payload := line[6:]
-			if bytes.HasPrefix(payload, []byte("[DONE]")) {
+			if bytes.HasPrefix(payload, []byte("[DONE]")) || bytes.HasPrefix(payload, []byte(msgStopPayload)) {
 				st.done = true
 				st.total = now.Sub(start)
 			} else if ev != nil {

@@ -82,7 +82,7 @@ func parseFlags() *config {
 	flag.IntVar(&c.slowEvents, "slow-events", 8, "(d) content events per slow stream (held open (events-1) x interval)")
 	flag.DurationVar(&c.ramp, "ramp", time.Second, "(d) time over which the slow streams are opened")
 	flag.IntVar(&c.workers, "workers", 64, "connections of the open-loop generator (b, c)")
-	flag.StringVar(&c.phases, "phases", "a,s,b,c,d", "phases to run (f, fleet mode on an embedded etcd, runs only when listed)")
+	flag.StringVar(&c.phases, "phases", "a,s,m,b,c,d", "phases to run (f, fleet mode on an embedded etcd, runs only when listed)")
 	flag.BoolVar(&c.profileStreams, "profile-streams", false, "with -profile: profile under (s)'s closed loop of streams instead of (a)'s")
 	flag.IntVar(&c.portBase, "port-base", 17300, "loopback ports: +1 fake, +2 plain Caddy, +3 gateway, +12/+13 their admin APIs")
 	flag.StringVar(&c.outDir, "out", "bench/out", "directory for the table and profiles (relative to the repository root)")
@@ -124,8 +124,9 @@ type target struct {
 	fakeAddr string // the fake upstream (its /debug/vars counts connections)
 	store    string // the gateway's bbolt file; "" for the others
 
-	// pre-built requests: non-streamed, streamed, paced and slow streams
-	plain, stream, paced, slow []byte
+	// pre-built requests: non-streamed, streamed, paced and slow streams,
+	// and an Anthropic Messages stream (phase m)
+	plain, stream, paced, slow, messages []byte
 }
 
 // prefillNote describes the gateway's state before the rounds, for the header.
@@ -203,7 +204,7 @@ func run(cfg *config) int {
 	}
 	plainCfg := fmt.Sprintf("{\n%s}\n\nhttp://:%d {\n\treverse_proxy %s {\n\t\ttransport http {\n\t\t\tkeepalive_idle_conns_per_host 256\n\t\t}\n\t}\n}\n",
 		global(addr("caddy admin")), ports["caddy"], addr("fake"))
-	gatewayCfg := fmt.Sprintf("{\n%s\tagent_router {\n\t\tstore %s\n\t}\n}\n\nhttp://:%d {\n\tagent_router {\n\t\tprovider openai {\n\t\t\tbase_url http://%s/v1\n\t\t}\n\t}\n}\n",
+	gatewayCfg := fmt.Sprintf("{\n%s\tagent_router {\n\t\tstore %s\n\t}\n}\n\nhttp://:%d {\n\tagent_router {\n\t\tprovider openai {\n\t\t\tbase_url http://%[4]s/v1\n\t\t}\n\t\tprovider anthropic {\n\t\t\tbase_url http://%[4]s\n\t\t}\n\t}\n}\n",
 		global(addr("gateway admin")), filepath.Join(dir, "gateway", "agent_router.db"), ports["gateway"], addr("fake"))
 	startCaddy := func(name, cfgText, admin string) *proc {
 		home := filepath.Join(dir, name)
@@ -236,14 +237,17 @@ func run(cfg *config) int {
 	}
 
 	const plainBody = `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"temperature":0.2}`
+	// What Claude Code sends, in short: the gateway passes it through.
+	const messagesBody = `{"model":"claude-haiku-4-5","max_tokens":1024,"stream":true,"system":[{"type":"text","text":"You are a helpful assistant.","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":[{"type":"text","text":"Say hello in one short sentence."}]}]}`
 	const streamBody = `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"temperature":0.2}`
 	mk := func(name, a string, p *proc, admin, vars string) *target {
 		host := a
 		return &target{name: name, addr: a, proc: p, admin: admin, vars: vars, fakeAddr: addr("fake"),
-			plain:  buildRequest(host, apiKey, plainBody),
-			stream: buildRequest(host, apiKey, streamBody),
-			paced:  buildRequest(host, apiKey, strings.Replace(streamBody, `"stream":true`, `"stream":true,`+markerPaced, 1)),
-			slow:   buildRequest(host, apiKey, strings.Replace(streamBody, `"stream":true`, `"stream":true,`+markerSlow, 1)),
+			plain:    buildRequest(host, apiKey, plainBody),
+			stream:   buildRequest(host, apiKey, streamBody),
+			paced:    buildRequest(host, apiKey, strings.Replace(streamBody, `"stream":true`, `"stream":true,`+markerPaced, 1)),
+			slow:     buildRequest(host, apiKey, strings.Replace(streamBody, `"stream":true`, `"stream":true,`+markerSlow, 1)),
+			messages: buildRequestTo("/v1/messages", host, apiKey, messagesBody),
 		}
 	}
 	targets := map[string]*target{
@@ -312,6 +316,12 @@ func run(cfg *config) int {
 		if want["s"] {
 			for _, n := range order {
 				phaseS(cfg, res, targets[n], round)
+				pause()
+			}
+		}
+		if want["m"] {
+			for _, n := range order {
+				phaseM(cfg, res, targets[n], round)
 				pause()
 			}
 		}
@@ -485,6 +495,40 @@ func phaseS(cfg *config, res *results, t *target, round int) {
 		ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)), float64(used.Microseconds())/math.Max(1, float64(n)), r.errs.String())
 }
 
+// (m) unpaced Anthropic Messages streams at saturation, as (s): POST
+// /v1/messages passed through to an Anthropic-shaped upstream (the gateway
+// relays each event as sent and reads its usage), so its cost per stream
+// compares with (s)'s chat passthrough.
+func phaseM(cfg *config, res *results, t *target, round int) {
+	m0, b0, memOK := memStats(t.vars)
+	begin := time.Now().Add(cfg.warmup)
+	end := begin.Add(cfg.duration)
+	cpu := make(chan time.Duration, 1)
+	go func() {
+		sleepUntil(begin)
+		c0 := cpuTime(t.proc.pid())
+		sleepUntil(end)
+		cpu <- cpuTime(t.proc.pid()) - c0
+	}()
+	r := closedStreams(t.addr, t.messages, cfg.conns, begin, end)
+	used := <-cpu
+	n := len(r.lat)
+	rps := float64(n) / cfg.duration.Seconds()
+	res.add("m.rps", t.name, round, rps)
+	res.add("m.p50", t.name, round, ms(percentile(r.lat, 50)))
+	res.add("m.p99", t.name, round, ms(percentile(r.lat, 99)))
+	if n > 0 {
+		res.add("m.cpu", t.name, round, float64(used.Microseconds())/float64(n))
+	}
+	if m1, b1, ok := memStats(t.vars); ok && memOK && r.all > 0 {
+		res.add("m.allocs", t.name, round, math.Round(float64(m1-m0)/float64(r.all)))
+		res.add("m.kb", t.name, round, float64(b1-b0)/float64(r.all)/1024)
+	}
+	res.addErrors("(m) messages streams", t.name, &r.errs)
+	logf("  (m) %-8s %7.0f streams/s  p50 %.2f  p99 %.2f ms  cpu %.0f µs/stream  %s", t.name, rps,
+		ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)), float64(used.Microseconds())/math.Max(1, float64(n)), r.errs.String())
+}
+
 // (b) unpaced streams at a fixed rate: time to the first event and to [DONE].
 func phaseB(cfg *config, res *results, t *target, round int) {
 	r := openLoop(t.addr, t.stream, cfg.streamRate, cfg.workers, openWarmup(cfg), cfg.duration, true, false)
@@ -623,6 +667,10 @@ func setupAccount(admin string) (string, error) {
 	code, b, err = adminCall("PUT", admin+"/accounts/bench/byok/openai", `{"api_key":"sk-proj-benchBYOKkey0123456789abcdefABCDEF"}`)
 	if err != nil || code != http.StatusOK {
 		return "", fmt.Errorf("PUT /accounts/bench/byok/openai: %d %s %v", code, b, err)
+	}
+	code, b, err = adminCall("PUT", admin+"/accounts/bench/byok/anthropic", `{"api_key":"sk-ant-api03-benchBYOKkey0123456789abcdefABCDEF0123456789abcdefABCDEF0123456789abcdefABCDEF0123456789AA"}`)
+	if err != nil || code != http.StatusOK {
+		return "", fmt.Errorf("PUT /accounts/bench/byok/anthropic: %d %s %v", code, b, err)
 	}
 	return k.Key, nil
 }

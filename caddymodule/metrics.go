@@ -46,11 +46,11 @@ func initMetrics() {
 			return prometheus.Opts{Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: name, Help: help}
 		}
 		metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_total",
-			"Gateway requests by provider, served model, credential source (byok or platform) and status class.")),
-			[]string{"provider", "model", "credential_source", "status_class"})
+			"Gateway requests by provider, served model, credential source (byok or platform), status class and front door (api: chat, embeddings, messages, responses).")),
+			[]string{"provider", "model", "credential_source", "status_class", "api"})
 		metrics.tokens = prometheus.NewCounterVec(prometheus.CounterOpts(opts("tokens_total",
-			"Tokens reported by providers, by provider, model, credential source and type (prompt or completion).")),
-			[]string{"provider", "model", "credential_source", "type"})
+			"Tokens reported by providers, by provider, model, credential source, type (prompt or completion) and front door (api).")),
+			[]string{"provider", "model", "credential_source", "type", "api"})
 		buckets := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
 		metrics.upstreamDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 			Name: "upstream_duration_seconds", Help: "Duration of each upstream attempt, to the end of the answer.", Buckets: buckets},
@@ -124,10 +124,11 @@ func (h *Handler) observe(r *http.Request, rec *store.LogRecord) {
 		model = rec.UpstreamModel
 	}
 	sc := statusClass(rec.Status)
-	metrics.requests.WithLabelValues(rec.Provider, model, rec.CredentialSource, sc).Inc()
+	api := store.APIOf(rec) // one of four values the gateway sets
+	metrics.requests.WithLabelValues(rec.Provider, model, rec.CredentialSource, sc, api).Inc()
 	if rec.PromptTokens > 0 || rec.CompletionTokens > 0 {
-		metrics.tokens.WithLabelValues(rec.Provider, model, rec.CredentialSource, "prompt").Add(float64(rec.PromptTokens))
-		metrics.tokens.WithLabelValues(rec.Provider, model, rec.CredentialSource, "completion").Add(float64(rec.CompletionTokens))
+		metrics.tokens.WithLabelValues(rec.Provider, model, rec.CredentialSource, "prompt", api).Add(float64(rec.PromptTokens))
+		metrics.tokens.WithLabelValues(rec.Provider, model, rec.CredentialSource, "completion", api).Add(float64(rec.CompletionTokens))
 	}
 	if rec.TTFBMS > 0 {
 		metrics.ttfb.WithLabelValues(rec.Provider, rec.CredentialSource).Observe(rec.TTFBMS / 1000)
@@ -187,5 +188,6 @@ func (f *accessFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("error_code", f.ErrorCode)
 	enc.AddString("profile", f.Profile)
 	enc.AddString("source", f.Source)
+	enc.AddString("api", store.APIOf((*store.LogRecord)(f)))
 	return nil
 }

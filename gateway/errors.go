@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/agentrouter/caddy-agentrouter/providers"
 )
 
 // Error codes the gateway itself answers with, in OpenAI's error envelope
@@ -30,6 +32,9 @@ const (
 	CodeAccountNotFound = "account_not_found"
 	CodeAPIKeyNotFound  = "api_key_not_found"
 	CodeProfileNotFound = "profile_not_found"
+	// The Responses door's stored responses.
+	CodeNotFound         = "not_found"
+	CodeResponseNotFound = "response_not_found"
 )
 
 // OpenAI's error types.
@@ -61,6 +66,21 @@ func writeError(w http.ResponseWriter, status int, typ, code, msg string) {
 	h.Del("Content-Length")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// writeDoorError answers in the envelope of the client's front door:
+// OpenAI's for chat completions, embeddings and Responses, Anthropic's for
+// Messages.
+func writeDoorError(w http.ResponseWriter, door *providers.Door, status int, typ, code, msg string) {
+	if door == nil {
+		writeError(w, status, typ, code, msg)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	w.Write(door.ErrorBody(status, code, msg))
 }
 
 // typeForStatus picks OpenAI's error type for a relayed upstream status.

@@ -88,6 +88,9 @@ type failure struct {
 	status                   int
 	typ, code, msg           string
 	retryAfter, retryAfterMs string
+	// raw, when set, is the upstream's own error body (scrubbed), relayed
+	// as is: a front door's passthrough.
+	raw []byte
 }
 
 func (g *Gateway) skipFailure(reason, provider, model string) failure {
@@ -148,7 +151,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 		more := i < len(plan.Attempts)-1
 		t, ok := g.resolve(at.Model)
 		if !ok { // plain models only: routes are checked at provision
-			g.fail(w, rec, failure{status: http.StatusNotFound, typ: typeInvalidRequest, code: CodeModelNotFound,
+			g.fail(w, c.door, rec, failure{status: http.StatusNotFound, typ: typeInvalidRequest, code: CodeModelNotFound,
 				msg: fmt.Sprintf("the model %q is not known to this gateway: use a catalog name, a model declared in the config, an alias or route, or 'provider/model' with one of %s", at.Model, strings.Join(providers.Names, ", "))})
 			return
 		}
@@ -205,6 +208,9 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			Stream: rec.Stream, IncludeUsage: includeUsage, DefaultMaxTokens: g.defaultMaxTokens,
 			ID: "chatcmpl-" + rec.ID, Created: rec.Time.Unix(),
 		}
+		if c.door != nil {
+			call.Door, call.Header, call.ID = c.door, r.Header, c.door.IDPrefix+rec.ID
+		}
 		req, err := t.provider.NewCallRequest(actx, call)
 		if err != nil {
 			var re *providers.RequestError
@@ -214,14 +220,14 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 				att.ErrorClass = providers.ClassBadRequest
 				rec.Attempts = append(rec.Attempts, att)
 				endAttemptSpan(aspan, span, &att)
-				g.fail(w, rec, failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeUnsupportedRequest,
+				g.fail(w, c.door, rec, failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeUnsupportedRequest,
 					msg: t.provider.Name + ": " + cred.scrub(re.Message)})
 				return
 			}
 			att.ErrorClass = providers.ClassBadRequest
 			rec.Attempts = append(rec.Attempts, att)
 			endAttemptSpan(aspan, span, &att)
-			g.fail(w, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
+			g.fail(w, c.door, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
 				msg: "could not build the upstream request: " + cred.scrub(err.Error())})
 			return
 		}
@@ -276,6 +282,13 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 		if resp.StatusCode >= 400 {
 			f, class := g.upstreamFailure(resp, t.provider.Name, cred, rec)
 			resp.Body.Close()
+			if call.Native && class != providers.ClassAuth && f.raw != nil {
+				// The client speaks the provider's own API: it gets the
+				// provider's own error body (scrubbed), status and all.
+				f.status = resp.StatusCode
+			} else {
+				f.raw = nil
+			}
 			att.Status, att.ErrorClass = resp.StatusCode, class
 			rec.Attempts = append(rec.Attempts, att)
 			endAttemptSpan(aspan, span, &att)
@@ -315,10 +328,10 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 	if rec.CredentialSource != "" {
 		w.Header()[HeaderCredential] = []string{rec.CredentialSource}
 	}
-	g.fail(w, rec, *last)
+	g.fail(w, c.door, rec, *last)
 }
 
-func (g *Gateway) fail(w http.ResponseWriter, rec *store.LogRecord, f failure) {
+func (g *Gateway) fail(w http.ResponseWriter, door *providers.Door, rec *store.LogRecord, f failure) {
 	if f.retryAfter != "" {
 		w.Header().Set("Retry-After", f.retryAfter)
 	}
@@ -326,7 +339,17 @@ func (g *Gateway) fail(w http.ResponseWriter, rec *store.LogRecord, f failure) {
 		w.Header().Set("Retry-After-Ms", f.retryAfterMs)
 	}
 	rec.Status, rec.ErrorCode = f.status, f.code
-	writeError(w, f.status, f.typ, f.code, f.msg)
+	if f.raw != nil {
+		// A passthrough's upstream error, relayed as the provider worded
+		// it (scrubbed): clients such as Claude Code recover by its words.
+		h := w.Header()
+		h["Content-Type"] = []string{"application/json"}
+		h.Del("Content-Length")
+		w.WriteHeader(f.status)
+		w.Write(f.raw)
+		return
+	}
+	writeDoorError(w, door, f.status, f.typ, f.code, f.msg)
 }
 
 // upstreamFailure reads an upstream error answer and decides what the client
@@ -339,6 +362,9 @@ func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred cre
 	class := providers.ClassifyResponse(provider, resp.StatusCode, resp.Header, raw)
 	msg := cred.scrub(providers.ErrorMessage(raw))
 	f := failure{status: resp.StatusCode, typ: typeForStatus(resp.StatusCode), code: CodeUpstreamError}
+	if providers.ValidJSON(raw) {
+		f.raw = []byte(cred.scrub(string(raw)))
+	}
 	// Upstream header values are relayed only in their documented shape:
 	// anything else could carry request data (a key) back to the client.
 	if v := resp.Header.Get("Retry-After"); validRetryAfter(v) {
@@ -412,21 +438,24 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 			}
 		}
 		u = tr.Usage()
+		g.rememberResponse(call, p.Name, cred, rec)
 	} else {
-		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+		rb := acquireAnswerBuf(resp.ContentLength)
+		defer releaseAnswerBuf(rb)
+		raw, err := readAnswer(rb, resp.Body)
 		var out []byte
-		if err == nil && len(raw) > maxResponse {
-			err = fmt.Errorf("the answer is larger than %d bytes", maxResponse)
-		}
 		if err == nil {
 			out, u, err = p.TranslateResponse(call, raw)
+		}
+		if err == nil {
+			g.rememberResponse(call, p.Name, cred, rec)
 		}
 		if err != nil {
 			if clientCtx.Err() != nil {
 				rec.Status, rec.ErrorCode = 499, "client_closed_request"
 				return
 			}
-			g.fail(w, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
+			g.fail(w, call.Door, rec, failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError,
 				msg: "the answer from " + p.Name + " could not be read: " + cred.scrub(err.Error())})
 			return
 		}
@@ -441,45 +470,139 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 	rec.CachedTokens, rec.ReasoningTokens, rec.UsageRaw = u.CachedTokens, u.ReasoningTokens, u.Raw
 }
 
+// answerBufs pools the buffers whole answers are read into: a response
+// read with io.ReadAll grows a fresh buffer (several copies) per request,
+// which was the gateway's largest allocation on non-streamed requests.
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// maxPooledAnswerBuf is the largest answer buffer returned to the pool.
+const maxPooledAnswerBuf = 256 << 10
+
+// acquireAnswerBuf returns a pooled buffer with room for an answer of
+// size bytes (and one more, so reading it whole needs no growth to see
+// EOF) when the provider announced it.
+func acquireAnswerBuf(size int64) *[]byte {
+	bp := answerBufs.Get().(*[]byte)
+	if size > 0 && size < maxResponse && int64(cap(*bp)) <= size {
+		*bp = make([]byte, 0, size+1)
+	}
+	return bp
+}
+
+func releaseAnswerBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledAnswerBuf {
+		*bp = (*bp)[:0]
+		answerBufs.Put(bp)
+	}
+}
+
+// readAnswer reads body whole into *bp, at most maxResponse bytes.
+func readAnswer(bp *[]byte, body io.Reader) ([]byte, error) {
+	b := (*bp)[:0]
+	for {
+		if len(b) > maxResponse {
+			return nil, fmt.Errorf("the answer is larger than %d bytes", maxResponse)
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := body.Read(b[len(b):min(cap(b), maxResponse+1)])
+		b = b[:len(b)+n]
+		*bp = b
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return b, nil
+			}
+			return b, err
+		}
+	}
+}
+
 // maxPooledEventBuf is the largest event buffer returned to the pool.
 const maxPooledEventBuf = 64 << 10
 
-var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+// errClientGone is what a streamRelay's Read returns once writing to the
+// client has failed: the relay stops reading from the provider.
+var errClientGone = errors.New("the client connection is gone")
+
+// streamRelay is the state of one relayed stream, pooled: the translated
+// events not yet written, and the upstream body it reads through.
+//
+// Flushing follows the upstream's own batching, as Caddy's reverse_proxy
+// does by writing what one read returned: events translated from bytes
+// already read are collected in out and written and flushed together, in
+// one Write and one Flush, just before the relay would wait for the
+// provider again (Read) — never later, so no event is held back while the
+// gateway waits, and never per event when the provider sent several in one
+// segment (each Write and Flush costs a deadline update and a syscall).
+type streamRelay struct {
+	body io.Reader
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	out  []byte
+	werr error
+}
+
+var streamRelays = sync.Pool{New: func() any { return &streamRelay{out: make([]byte, 0, 4<<10)} }}
+
+// Read writes and flushes what is pending, then reads from the provider.
+func (s *streamRelay) Read(p []byte) (int, error) {
+	if len(s.out) > 0 && !s.send() {
+		return 0, errClientGone
+	}
+	return s.body.Read(p)
+}
+
+// send writes and flushes the pending events; false when the client is
+// gone.
+func (s *streamRelay) send() bool {
+	if s.werr != nil {
+		return false
+	}
+	if len(s.out) > 0 {
+		_, s.werr = s.w.Write(s.out)
+		s.out = s.out[:0]
+	}
+	if s.werr == nil {
+		s.werr = s.rc.Flush()
+	}
+	return s.werr == nil
+}
 
 // relayEvents reads the upstream event stream, translates each event and
-// writes it, flushing whenever no further upstream bytes are already
-// waiting (so bursts go out together, and nothing is held back). It returns
-// an error code when the stream did not finish normally.
+// writes it (see streamRelay for when), and returns the error code the
+// stream ended with ("" when it completed).
 func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reader, tr providers.StreamTranslator, cred *credential) string {
-	rc := http.NewResponseController(w)
-	sr := providers.AcquireSSEReader(body)
-	defer sr.Release()
-	bp := eventBufs.Get().(*[]byte)
+	s := streamRelays.Get().(*streamRelay)
+	s.body, s.w, s.rc, s.out, s.werr = body, w, http.NewResponseController(w), s.out[:0], nil
+	sr := providers.AcquireSSEReader(s)
 	defer func() {
+		sr.Release()
+		s.body, s.w, s.rc, s.werr = nil, nil, nil, nil
 		// A buffer grown by one big event is left to the collector, not
 		// kept for every later stream.
-		if cap(*bp) <= maxPooledEventBuf {
-			eventBufs.Put(bp)
+		if cap(s.out) <= maxPooledEventBuf {
+			streamRelays.Put(s)
 		}
 	}()
-	out := (*bp)[:0]
-	pending := false
 	endWith := func(code, msg string) string {
 		// A translator's code may come from the provider (Anthropic's
 		// error.type): it is relayed only in the shape of a code.
 		if !validErrorCode(code) || cred.scrub(code) != code {
 			code = "upstream_stream_error"
 		}
-		out = providers.ErrorEvent(out[:0], typeAPI, code, cred.scrub(msg))
-		w.Write(out)
-		rc.Flush()
-		*bp = out
+		if ee, ok := tr.(providers.ErrorEventer); ok {
+			s.out = ee.ErrorEvent(s.out, code, cred.scrub(msg))
+		} else {
+			s.out = providers.ErrorEvent(s.out, typeAPI, code, cred.scrub(msg))
+		}
+		s.send()
 		return code
 	}
 	for {
 		ev, err := sr.Next()
 		if err != nil {
-			if clientCtx.Err() != nil {
+			if errors.Is(err, errClientGone) || clientCtx.Err() != nil {
 				return "client_closed_request"
 			}
 			if errors.Is(err, providers.ErrEventTooLarge) {
@@ -489,43 +612,24 @@ func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reade
 				return endWith("upstream_stream_error", "the connection to the provider broke during the stream")
 			}
 			var serr error
-			out, serr = tr.End(out[:0])
-			if len(out) > 0 {
-				w.Write(out)
-			}
+			s.out, serr = tr.End(s.out)
 			var se *providers.StreamError
 			if errors.As(serr, &se) {
 				return endWith(se.Code, se.Message)
 			}
-			rc.Flush()
-			*bp = out
+			if !s.send() {
+				return "client_closed_request"
+			}
 			return ""
 		}
 		var serr error
-		out, serr = tr.Event(out[:0], ev)
-		if len(out) > 0 {
-			if _, werr := w.Write(out); werr != nil {
-				*bp = out
-				return "client_closed_request"
-			}
-			pending = true
-		}
+		s.out, serr = tr.Event(s.out, ev)
 		if serr != nil {
 			var se *providers.StreamError
 			if !errors.As(serr, &se) {
 				se = &providers.StreamError{Code: "upstream_stream_error", Message: serr.Error()}
 			}
-			if pending {
-				rc.Flush()
-			}
 			return endWith(se.Code, se.Message)
-		}
-		if pending && sr.Buffered() == 0 {
-			if rc.Flush() != nil {
-				*bp = out
-				return "client_closed_request"
-			}
-			pending = false
 		}
 	}
 }

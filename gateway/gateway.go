@@ -5,6 +5,14 @@
 // each, forwards the request and streams the answer back, and records one
 // request-log entry. It does not import Caddy; caddymodule mounts it.
 //
+// Besides OpenAI's chat completions and embeddings it serves two front
+// doors through the same pipeline (providers.Door): Anthropic's Messages
+// API (/v1/messages, /v1/messages/count_tokens; the key also as x-api-key,
+// errors in Anthropic's envelope) and OpenAI's Responses API
+// (/v1/responses, and GET/DELETE of stored responses for the account that
+// created them, responses.go). Each passes through to a provider that
+// speaks its shape and is translated to chat completions for the others.
+//
 // Besides ServeHTTP (API traffic), the console uses three entry points:
 // ServeAccount runs a chat request for an account without an API key
 // through the same pipeline (the playground; its records say their
@@ -240,10 +248,24 @@ func (g *Gateway) PlatformKeyConfigured(provider string) bool {
 // the next handler.
 func (g *Gateway) Owns(r *http.Request) bool {
 	switch r.URL.Path {
-	case "/v1/chat/completions", "/v1/embeddings", "/v1/models":
+	case "/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/messages", "/v1/messages/count_tokens", "/v1/responses":
 		return true
 	}
-	return false
+	return strings.HasPrefix(r.URL.Path, "/v1/responses/")
+}
+
+// doorFor returns the front door of a path: nil for chat completions,
+// embeddings and models (OpenAI's own shapes).
+func doorFor(path string) *providers.Door {
+	switch {
+	case path == "/v1/messages":
+		return providers.MessagesDoor
+	case path == "/v1/messages/count_tokens":
+		return providers.CountTokensDoor
+	case path == "/v1/responses" || strings.HasPrefix(path, "/v1/responses/"):
+		return providers.ResponsesDoor
+	}
+	return nil
 }
 
 // resolve maps a requested model to a provider and upstream model name:
@@ -274,22 +296,34 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := newRequestID(start)
 	w.Header()[HeaderRequestID] = []string{id}
 
-	// 1. Authenticate.
+	door := doorFor(r.URL.Path)
+
+	// 1. Authenticate. Anthropic's SDKs and Claude Code send the key as
+	// x-api-key or as a Bearer token: the Messages door takes either, and
+	// so does /v1/models (Claude Code's model discovery).
 	token, ok := bearer(r.Header.Get("Authorization"))
+	if !ok && (door != nil && door.API == "messages" || r.URL.Path == "/v1/models") {
+		token = strings.TrimSpace(r.Header.Get("X-Api-Key"))
+		ok = token != ""
+	}
 	if !ok {
-		writeError(w, http.StatusUnauthorized, typeInvalidRequest, CodeMissingAPIKey,
-			"missing Agent Router API key: send it as 'Authorization: Bearer ar_...'")
+		how := "'Authorization: Bearer ar_...'"
+		if door != nil && door.API == "messages" {
+			how = "'x-api-key: ar_...' or 'Authorization: Bearer ar_...'"
+		}
+		writeDoorError(w, door, http.StatusUnauthorized, typeInvalidRequest, CodeMissingAPIKey,
+			"missing Agent Router API key: send it as "+how)
 		return
 	}
 	snap := g.store.Snapshot()
 	entry, ok := snap.LookupKey(store.HashAPIKey(token))
 	if !ok {
-		writeError(w, http.StatusUnauthorized, typeInvalidRequest, CodeInvalidAPIKey,
+		writeDoorError(w, door, http.StatusUnauthorized, typeInvalidRequest, CodeInvalidAPIKey,
 			"invalid Agent Router API key: it is unknown or has been revoked")
 		return
 	}
 	entry.Touch(start.UnixNano())
-	c := caller{account: entry.AccountID, keyID: entry.KeyID}
+	c := caller{account: entry.AccountID, keyID: entry.KeyID, door: door}
 	c.profile, c.routes = g.keyRoutes(entry)
 	g.serve(w, r, snap, &c, start, id, r.URL.Path)
 }
@@ -361,6 +395,9 @@ type caller struct {
 	// site's aliases and routes) or the site's.
 	profile string
 	routes  *routing.Table
+	// door is the front door the request came in by (nil: OpenAI's chat
+	// completions, embeddings or models).
+	door *providers.Door
 }
 
 // keyRoutes returns the routing table for a key: its profile's, or the
@@ -388,7 +425,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, snap *store.Snap
 	rec := &store.LogRecord{ID: id, Time: start.UTC(), AccountID: c.account, KeyID: c.keyID, Profile: c.profile, Source: c.source}
 	defer func() {
 		if v := recover(); v != nil {
-			g.recovered(w, rec, v)
+			g.recovered(w, c.door, rec, v)
 		}
 		rec.LatencyMS = msSince(start)
 		if g.observe != nil {
@@ -411,17 +448,29 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, snap *store.Snap
 		return
 	case "/v1/embeddings":
 		g.forward(w, r, snap, c, rec, providers.OpEmbeddings)
+	case "/v1/messages", "/v1/messages/count_tokens", "/v1/responses":
+		g.forward(w, r, snap, c, rec, providers.OpChat)
 	default:
+		if strings.HasPrefix(path, "/v1/responses/") {
+			g.serveStoredResponse(w, r, snap, c, rec)
+			return
+		}
 		g.forward(w, r, snap, c, rec, providers.OpChat)
 	}
 }
 
 // forward serves chat completions and embeddings.
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, snap *store.Snapshot, c *caller, rec *store.LogRecord, op providers.Operation) {
-	rec.Endpoint = op.String()
+	rec.Endpoint, rec.API = op.String(), "chat"
+	if op == providers.OpEmbeddings {
+		rec.API = "embeddings"
+	}
+	if c.door != nil {
+		rec.API, rec.Endpoint = c.door.API, strings.TrimPrefix(strings.ReplaceAll(r.URL.Path, "/", "."), ".v1.")
+	}
 	fail := func(status int, typ, code, msg string) {
 		rec.Status, rec.ErrorCode = status, code
-		writeError(w, status, typ, code, msg)
+		writeDoorError(w, c.door, status, typ, code, msg)
 	}
 	if r.Method != http.MethodPost {
 		w.Header()["Allow"] = []string{"POST"}
@@ -551,16 +600,20 @@ func (g *Gateway) serveModels(w http.ResponseWriter, snap *store.Snapshot, c *ca
 // envelope when nothing was sent yet, an error event when a stream had
 // begun. The panic is logged once with its type and stack, never its value
 // (which could hold request data or key material).
-func (g *Gateway) recovered(w http.ResponseWriter, rec *store.LogRecord, v any) {
+func (g *Gateway) recovered(w http.ResponseWriter, door *providers.Door, rec *store.LogRecord, v any) {
 	g.logger.Error("recovered from a panic while serving a request",
 		zap.String("request_id", rec.ID), zap.String("panic_type", fmt.Sprintf("%T", v)), zap.StackSkip("stack", 2))
 	switch {
 	case rec.Status == 0:
 		rec.Status, rec.ErrorCode = http.StatusInternalServerError, CodeInternal
-		writeError(w, rec.Status, typeAPI, CodeInternal, "the gateway failed while serving this request; it has been logged as "+rec.ID)
+		writeDoorError(w, door, rec.Status, typeAPI, CodeInternal, "the gateway failed while serving this request; it has been logged as "+rec.ID)
 	case rec.Stream && rec.Status < 300:
 		rec.ErrorCode = CodeInternal
-		w.Write(providers.ErrorEvent(nil, typeAPI, CodeInternal, "the gateway failed during the stream"))
+		if door != nil {
+			w.Write(door.ErrorEvent(nil, CodeInternal, "the gateway failed during the stream"))
+		} else {
+			w.Write(providers.ErrorEvent(nil, typeAPI, CodeInternal, "the gateway failed during the stream"))
+		}
 		http.NewResponseController(w).Flush()
 	default:
 		rec.ErrorCode = CodeInternal

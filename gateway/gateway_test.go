@@ -684,6 +684,14 @@ func TestStreamRelay(t *testing.T) {
 // Each event must reach the client before the provider sends the next one:
 // the fake sends event i+1 only after the test has read event i.
 func TestStreamEventsFlushedOneByOne(t *testing.T) {
+	t.Run("whole events", func(t *testing.T) { testStreamEventsFlushed(t, false) })
+	// The provider's write ends in the middle of the next event: the
+	// gateway must not wait for that event's end before sending the one
+	// it already has.
+	t.Run("next event begun", func(t *testing.T) { testStreamEventsFlushed(t, true) })
+}
+
+func testStreamEventsFlushed(t *testing.T, split bool) {
 	e := newEnv(t, options{})
 	keys, _ := e.account(t, "acme", 1)
 	const n = 20
@@ -696,7 +704,16 @@ func TestStreamEventsFlushedOneByOne(t *testing.T) {
 		w.WriteHeader(200)
 		f := w.(http.Flusher)
 		for i := 0; i < n; i++ {
-			fmt.Fprintf(w, "data: {\"i\":%d}\n\n", i)
+			switch {
+			case !split:
+				fmt.Fprintf(w, "data: {\"i\":%d}\n\n", i)
+			case i == 0:
+				fmt.Fprint(w, "data: {\"i\":0}\n\ndata: {\"i\"")
+			case i < n-1:
+				fmt.Fprintf(w, ":%d}\n\ndata: {\"i\"", i)
+			default:
+				fmt.Fprintf(w, ":%d}\n\n", i)
+			}
 			f.Flush()
 			select {
 			case got := <-ack:

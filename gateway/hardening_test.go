@@ -99,19 +99,21 @@ func TestInvalidUTF8Refused(t *testing.T) {
 	expectOK(t, r, providers.OpenAI, gateway.SourcePlatform)
 }
 
-// panicFlusher breaks the first Flush of a stream.
+// panicFlusher breaks the first Write of a stream's events.
 type panicFlusher struct {
 	http.ResponseWriter
 	panicked bool
 }
 
-func (p *panicFlusher) Flush() {
+func (p *panicFlusher) Write(b []byte) (int, error) {
 	if !p.panicked {
 		p.panicked = true
 		panic(fmt.Errorf("broken writer %s", "sk-proj-CANARYpanic"+strings.Repeat("x", 20)))
 	}
-	p.ResponseWriter.(http.Flusher).Flush()
+	return p.ResponseWriter.Write(b)
 }
+
+func (p *panicFlusher) Flush() { p.ResponseWriter.(http.Flusher).Flush() }
 
 func TestPanicRecovered(t *testing.T) {
 	// A panicking observer (metrics) costs neither the answer nor the record.

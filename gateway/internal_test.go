@@ -4,6 +4,7 @@ package gateway
 // HTTP in gateway_test.go.
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -65,5 +66,36 @@ func TestValidRetryAfter(t *testing.T) {
 		if got := validRetryAfterMs(v); got != want {
 			t.Errorf("validRetryAfterMs(%q) = %v", v, got)
 		}
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func TestReadAnswerBounded(t *testing.T) {
+	for _, tc := range []struct {
+		size int64
+		hint int64
+		ok   bool
+	}{
+		{0, 0, true}, {10, 10, true}, {100 << 10, -1, true}, {100 << 10, 100 << 10, true},
+		{maxResponse, -1, true}, {maxResponse + 1, -1, false}, {maxResponse + 1, maxResponse + 1, false},
+	} {
+		bp := acquireAnswerBuf(tc.hint)
+		b, err := readAnswer(bp, io.LimitReader(zeros{}, tc.size))
+		if tc.ok && (err != nil || int64(len(b)) != tc.size) {
+			t.Errorf("size %d: %d bytes, %v", tc.size, len(b), err)
+		}
+		if !tc.ok && err == nil {
+			t.Errorf("size %d: read whole, want an error", tc.size)
+		}
+		if tc.hint > 0 && tc.hint < maxResponse && cap(*bp) <= int(tc.hint) {
+			t.Errorf("hint %d: cap %d", tc.hint, cap(*bp))
+		}
+		releaseAnswerBuf(bp)
 	}
 }

@@ -114,12 +114,18 @@ func (p *Provider) NewCallRequest(ctx context.Context, c *Call) (*http.Request, 
 		c.Endpoint.BaseURL = p.DefaultBaseURL
 	}
 	c.Endpoint.BaseURL = strings.TrimRight(c.Endpoint.BaseURL, "/")
+	if c.Door != nil {
+		return c.Door.newRequest(ctx, p, c)
+	}
 	return p.build(ctx, c)
 }
 
 // TranslateResponse turns a successful non-streamed answer into the body
 // the client receives, and reads its usage.
 func (p *Provider) TranslateResponse(c *Call, body []byte) ([]byte, Usage, error) {
+	if c.Door != nil {
+		return c.Door.translateResponse(p, c, body)
+	}
 	if p.response == nil {
 		return passthroughResponse(c, body)
 	}
@@ -128,6 +134,9 @@ func (p *Provider) TranslateResponse(c *Call, body []byte) ([]byte, Usage, error
 
 // NewStream returns the translator for a streamed answer.
 func (p *Provider) NewStream(c *Call) StreamTranslator {
+	if c.Door != nil {
+		return c.Door.newStream(p, c)
+	}
 	if p.stream == nil {
 		return newPassthroughStream(c)
 	}

@@ -34,7 +34,7 @@ func NewSSEReader(r io.Reader) *SSEReader {
 }
 
 const (
-	sseBufSize = 16 << 10
+	sseBufSize = 8 << 10
 	// maxPooledSSE is the largest line or event buffer a pooled reader
 	// keeps: one that grew past it for a big event goes to the collector.
 	maxPooledSSE = 64 << 10
@@ -43,7 +43,7 @@ const (
 var sseReaders = sync.Pool{New: func() any { return &SSEReader{r: bufio.NewReaderSize(nil, sseBufSize)} }}
 
 // AcquireSSEReader is NewSSEReader from a pool: a relay reads thousands of
-// streams a second, and a fresh 16 KiB buffer for each is most of what a
+// streams a second, and a fresh read buffer for each is most of what a
 // stream allocates. Call Release when done; events read before it must not
 // be used after it.
 func AcquireSSEReader(r io.Reader) *SSEReader {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/tidwall/gjson"
 )
@@ -31,6 +32,20 @@ type Call struct {
 	// ("chatcmpl-..."), stable across one response.
 	ID      string
 	Created int64
+	// Door is the front door the client came in by (nil: chat completions
+	// or embeddings), and Header the client's request headers, which a
+	// door's passthrough reads (anthropic-version, anthropic-beta).
+	Door   *Door
+	Header http.Header
+	// Native is set by NewCallRequest for a call through a door: true when
+	// the provider speaks the door's shape and the body passes through.
+	Native bool
+	// DoorBody is the client's own body when a door translated it (Body is
+	// then the chat-completions body the adapter reads).
+	DoorBody []byte
+	// ResponseID is the id of the response a Responses passthrough
+	// created, read from the answer (or its stream) as it is relayed.
+	ResponseID string
 }
 
 // StreamTranslator turns a provider's event stream into OpenAI

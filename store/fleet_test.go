@@ -323,3 +323,45 @@ func TestFleetMasterKeyRotationAndBigChanges(t *testing.T) {
 		return !o.Snapshot().HasAccount("acct-00") && o.Snapshot().Credential("acct-00", "openai") == nil
 	})
 }
+
+func TestFleetResponseOwnershipShared(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, clientOf(t, c.Endpoint(0)), "b", masterKey(1))
+
+	// Created through instance a, retrieved through instance b.
+	if err := a.PutResponse("resp_1", ResponseOwner{AccountID: "acme", Provider: "openai", CredentialSource: "byok"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "instance b knows the response's owner", func() bool {
+		o, err := b.ResponseFor("acme", "resp_1")
+		return err == nil && o.Provider == "openai" && o.CredentialSource == "byok"
+	})
+	if _, err := b.ResponseFor("globex", "resp_1"); !errors.Is(err, ErrResponseNotFound) {
+		t.Fatalf("another account: %v", err)
+	}
+
+	// More expired owners than one etcd transaction may delete.
+	old := time.Now().Add(-ResponseRetention - time.Hour)
+	for i := 0; i < 150; i++ {
+		if err := a.PutResponse(fmt.Sprintf("resp_old_%03d", i), ResponseOwner{AccountID: "acme", Provider: "openai", Created: old}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.pruneResponses(ResponseRetention)
+	waitFor(t, 2*time.Second, "the prune reaches instance a", func() bool {
+		n := 0
+		a.kv.view(func(tx kvTx) error {
+			return tx.Bucket(bucketResponses).ForEach(func(k, v []byte) error { n++; return nil })
+		})
+		return n == 1
+	})
+
+	if err := b.ForgetResponse("resp_1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "instance a forgets the deleted response", func() bool {
+		_, err := a.ResponseFor("acme", "resp_1")
+		return errors.Is(err, ErrResponseNotFound)
+	})
+}

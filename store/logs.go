@@ -53,8 +53,25 @@ type LogRecord struct {
 	// Source says where a request came from when it was not API traffic:
 	// "console" for the console's playground. Empty for API traffic.
 	Source string `json:"source,omitempty"`
+	// API is the front door the request came in by: "chat",
+	// "embeddings", "messages" (Anthropic's Messages API) or "responses"
+	// (OpenAI's Responses API). Records written before front doors have
+	// none; APIOf reads them as their endpoint says.
+	API string `json:"api,omitempty"`
 	// Attempts lists every upstream try, in order.
 	Attempts []Attempt `json:"attempts,omitempty"`
+}
+
+// APIOf returns the record's front door, reading older records (without
+// API) from their endpoint: "embeddings", or "chat".
+func APIOf(r *LogRecord) string {
+	switch {
+	case r.API != "":
+		return r.API
+	case r.Endpoint == "embeddings":
+		return "embeddings"
+	}
+	return "chat"
 }
 
 // SourceAPI selects API traffic in LogFilter.Source: records with no source.
@@ -204,6 +221,7 @@ func (w *logWriter) run() {
 		if time.Since(lastPrune) > 10*time.Second {
 			w.s.pruneLogs(w.maxN, w.maxAge)
 			w.s.pruneUsage(w.usageRetention)
+			w.s.pruneResponses(ResponseRetention)
 			lastPrune = time.Now()
 		}
 	}
@@ -269,12 +287,17 @@ func (s *Store) writeLogs(batch []*LogRecord) error {
 		b := tx.Bucket(bucketLogs)
 		b.FillPercent = logFillPercent
 		added := 0
+		// One buffer for the batch's encoded records: bbolt keeps the
+		// values it is given until the commit, so none is reused.
+		enc := make([]byte, 0, 640*len(batch))
 		for _, r := range batch {
 			k := []byte(r.ID)
 			if b.Get(k) == nil {
 				added++
 			}
-			if err := putJSON(b, k, r); err != nil {
+			start := len(enc)
+			enc = r.appendJSON(enc)
+			if err := b.Put(k, enc[start:len(enc):len(enc)]); err != nil {
 				return err
 			}
 		}

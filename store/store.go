@@ -166,7 +166,7 @@ func openLocal(path string, masterKey []byte, opts Options) (*Store, error) {
 // allBuckets are the buckets of the bbolt file (in fleet mode, the shared
 // ones are empty there and live in etcd).
 var allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs, bucketHealth, bucketPolicies, bucketUsage,
-	bucketUsers, bucketEmails, bucketTokens, bucketSessions}
+	bucketUsers, bucketEmails, bucketTokens, bucketSessions, bucketResponses}
 
 // loadClocks reads the persisted "last used" clocks.
 func (s *Store) loadClocks(tx *bolt.Tx) error {

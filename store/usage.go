@@ -28,8 +28,10 @@ import (
 //
 // Bucket layout: key = hour (8-byte big-endian unix seconds) followed by the
 // five dimensions, each as a uvarint length and its bytes (account first, so
-// one account's rows within an hour share a prefix); value = the JSON of
-// UsageCounters. A time range is a cursor seek.
+// one account's rows within an hour share a prefix), and for front doors
+// other than chat completions a sixth, the api (rows written before front
+// doors, and chat rows, have none); value = the JSON of UsageCounters. A
+// time range is a cursor seek.
 
 // Usage dimensions, as named in UsageQuery.GroupBy and in a group's key.
 const (
@@ -38,10 +40,13 @@ const (
 	DimModel            = "model"
 	DimKeyID            = "key_id"
 	DimAccount          = "account"
+	// DimAPI is the front door: "chat", "embeddings", "messages",
+	// "responses" (LogRecord.API).
+	DimAPI = "api"
 )
 
 // UsageDimensions lists every dimension a usage query can group by.
-var UsageDimensions = []string{DimCredentialSource, DimProvider, DimModel, DimKeyID, DimAccount}
+var UsageDimensions = []string{DimCredentialSource, DimProvider, DimModel, DimKeyID, DimAccount, DimAPI}
 
 // MaxUsageRange bounds the time range of one usage query.
 const MaxUsageRange = 366 * 24 * time.Hour
@@ -91,6 +96,9 @@ func (c *UsageCounters) addRecord(r *LogRecord) {
 type usageDims struct {
 	hour                                    int64 // unix seconds, a multiple of 3600
 	account, keyID, provider, model, source string
+	// api is the front door; "" for chat completions, so chat rows keep
+	// the key they had before front doors (five dimensions).
+	api string
 }
 
 // maxDimLen bounds each dimension in a row's key (a model name comes from
@@ -126,7 +134,17 @@ func dimsOf(r *LogRecord) usageDims {
 	return usageDims{
 		hour: hourOf(t.Unix()), account: clip(r.AccountID), keyID: clip(r.KeyID),
 		provider: clip(r.Provider), model: clip(model), source: clip(r.CredentialSource),
+		api: usageAPI(r),
 	}
+}
+
+// usageAPI is a record's front door as its rollup key holds it: "" for
+// chat completions.
+func usageAPI(r *LogRecord) string {
+	if api := APIOf(r); api != "chat" {
+		return clip(api)
+	}
+	return ""
 }
 
 func hourOf(unix int64) int64 { return unix - unix%3600 }
@@ -143,6 +161,11 @@ func (d usageDims) dim(name string) string {
 		return d.keyID
 	case DimAccount:
 		return d.account
+	case DimAPI:
+		if d.api == "" {
+			return "chat"
+		}
+		return d.api
 	}
 	return ""
 }
@@ -166,6 +189,9 @@ func (d usageDims) key() []byte {
 	for _, s := range []string{d.keyID, d.provider, d.model, d.source} {
 		b = appendDim(b, s)
 	}
+	if d.api != "" {
+		b = appendDim(b, d.api)
+	}
 	return b
 }
 
@@ -181,6 +207,14 @@ func parseUsageKey(k []byte) (usageDims, bool) {
 			return usageDims{}, false
 		}
 		*p = string(rest[w : w+int(n)])
+		rest = rest[w+int(n):]
+	}
+	if len(rest) > 0 { // a sixth dimension: the front door (none: chat)
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || uint64(len(rest)-w) < n {
+			return usageDims{}, false
+		}
+		d.api = string(rest[w : w+int(n)])
 		rest = rest[w+int(n):]
 	}
 	return d, len(rest) == 0

@@ -132,6 +132,10 @@ func AnthropicToolUseStream(model, id, name string, fragments []string, u Anthro
 // "Hello from the fake", streamed in five pieces when asked, with
 // DefaultAnthropicUsage.
 func AnthropicDefault(rec Record, op string) Response {
+	if op == OpCountTokens {
+		// A count the tests can recognise: the body's length in bytes / 10.
+		return Response{Body: fmt.Sprintf(`{"input_tokens":%d}`, len(rec.Body)/10)}
+	}
 	if op == OpModels {
 		return Response{Body: `{"data":[{"type":"model","id":"claude-haiku-4-5","display_name":"Claude Haiku 4.5","created_at":"2025-10-01T00:00:00Z"}],"has_more":false,"first_id":"claude-haiku-4-5","last_id":"claude-haiku-4-5"}`}
 	}
@@ -140,6 +144,10 @@ func AnthropicDefault(rec Record, op string) Response {
 	}
 	return Response{Body: AnthropicMessage(rec.Model, "Hello from the fake", DefaultAnthropicUsage)}
 }
+
+// OpCountTokens is the operation of POST /v1/messages/count_tokens; the
+// fake answers {"input_tokens": <body length / 10>}.
+const OpCountTokens = "count_tokens"
 
 func anthropicErrorResponse(status int, typ, message string) *Response {
 	return &Response{Status: status, Body: AnthropicError(typ, message)}
@@ -162,6 +170,18 @@ func anthropicParse(r *http.Request, rec *Record) (string, *Response) {
 			return "", anthropicErrorResponse(400, "invalid_request_error", "anthropic-version: header is required")
 		}
 		return OpModels, nil
+	}
+	if r.URL.Path == "/v1/messages/count_tokens" && r.Method == http.MethodPost {
+		if rec.Credential == "" {
+			return "", anthropicErrorResponse(401, "authentication_error", "x-api-key header is required")
+		}
+		if r.Header.Get("Anthropic-Version") == "" {
+			return "", anthropicErrorResponse(400, "invalid_request_error", "anthropic-version: header is required")
+		}
+		if rec.Model == "" {
+			return "", anthropicErrorResponse(400, "invalid_request_error", "model: Field required")
+		}
+		return OpCountTokens, nil
 	}
 	if r.URL.Path != "/v1/messages" || r.Method != http.MethodPost {
 		return "", anthropicErrorResponse(404, "not_found_error", "Not Found")

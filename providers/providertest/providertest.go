@@ -78,6 +78,9 @@ type Server struct {
 	records   []Record
 	responder Responder
 	validKeys map[string]bool
+	// stored and respCount are the Responses API's state (responses.go).
+	stored    map[string]*storedResponse
+	respCount int
 }
 
 // NewOpenAI starts a fake OpenAI-shaped provider (OpenAI, Mistral, Together,
@@ -213,9 +216,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var resp Response
-	if responder != nil {
+	switch {
+	case responder != nil:
 		resp = responder(rec)
-	} else {
+	case strings.HasPrefix(op, OpResponses):
+		resp = s.responses(rec, op)
+	default:
 		resp = k.Default(rec, op)
 	}
 	Write(w, r, resp)
@@ -246,6 +252,9 @@ func init() {
 			}
 			if r.URL.Path == "/v1/models" && r.Method == http.MethodGet {
 				return listModelsOp(rec)
+			}
+			if op := responsesOp(r.Method, strings.TrimPrefix(r.URL.Path, "/v1")); op != "" {
+				return op, nil
 			}
 			op, ok := openAIOp(strings.TrimPrefix(r.URL.Path, "/v1"))
 			if !ok {
@@ -279,6 +288,9 @@ func init() {
 				}
 			} else if rest, ok := strings.CutPrefix(r.URL.Path, "/openai/v1"); ok {
 				path = rest
+				if op := responsesOp(r.Method, rest); op != "" {
+					return op, nil
+				}
 			}
 			op, ok := openAIOp(path)
 			if !ok {

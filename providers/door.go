@@ -1,0 +1,166 @@
+package providers
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// A Door is a front door: an API shape the gateway serves besides OpenAI's
+// chat completions (reference/frontdoors.md). Every door joins the same
+// pipeline (authentication, routing plan, credential choice, attempts,
+// relay, record); what differs is decided here, per resolved provider:
+//
+//   - passthrough, when the provider speaks the door's shape natively
+//     (Anthropic behind /v1/messages; OpenAI and Azure's v1 API behind
+//     /v1/responses): the body goes upstream as bytes with only "model"
+//     rewritten, and the answer comes back as bytes, usage read on the way;
+//   - translation otherwise: the door's request becomes a chat-completions
+//     request for the provider's own adapter, and the adapter's OpenAI
+//     answer (or chunk stream) becomes the door's answer (or event stream).
+//
+// A Door also words the gateway's own errors in the door's envelope.
+type Door struct {
+	// API names the door in logs, usage and metrics: "messages",
+	// "responses".
+	API string
+	// Path is the endpoint's path, for messages ("/v1/messages").
+	Path string
+	// IDPrefix starts the ids of translated answers ("msg_", "resp_"); the
+	// gateway's request id follows.
+	IDPrefix string
+
+	// native reports whether p (with endpoint ep) serves this door's shape.
+	native func(p *Provider, ep Endpoint) bool
+	// nativeBuild makes the passthrough request.
+	nativeBuild func(ctx context.Context, p *Provider, c *Call) (*http.Request, error)
+	// nativeResponse reads usage from a passthrough answer (relayed as is).
+	nativeResponse func(c *Call, body []byte) ([]byte, Usage, error)
+	// nativeStream relays a passthrough stream event by event.
+	nativeStream func(c *Call) StreamTranslator
+	// toChat translates the door's request (c.Body) into a chat
+	// completions body; a *RequestError for what cannot be expressed.
+	toChat func(p *Provider, c *Call) ([]byte, error)
+	// fromChat translates a chat.completion into the door's answer.
+	fromChat func(c *Call, chat []byte) ([]byte, error)
+	// chatStream turns chat.completion.chunk events (inner's output) into
+	// the door's events.
+	chatStream func(c *Call, inner StreamTranslator) StreamTranslator
+	// errorBody renders the door's error envelope, errorEvent the event
+	// that ends a failed stream.
+	errorBody  func(status int, code, msg string) []byte
+	errorEvent func(dst []byte, code, msg string) []byte
+}
+
+// Native reports whether a call to p with endpoint ep passes through
+// (true) or is translated (false).
+func (d *Door) Native(p *Provider, ep Endpoint) bool { return d.native != nil && d.native(p, ep) }
+
+// ErrorBody renders a gateway error (status, the gateway's code, a message
+// free of secrets) in the door's own envelope.
+func (d *Door) ErrorBody(status int, code, msg string) []byte { return d.errorBody(status, code, msg) }
+
+// ErrorEvent appends the event that ends a failed stream in the door's
+// dialect (for failures outside a stream translator, such as a recovered
+// panic).
+func (d *Door) ErrorEvent(dst []byte, code, msg string) []byte { return d.errorEvent(dst, code, msg) }
+
+// newRequest is NewCallRequest for a call through a door: c.Native says
+// which way it went.
+func (d *Door) newRequest(ctx context.Context, p *Provider, c *Call) (*http.Request, error) {
+	if d.Native(p, c.Endpoint) {
+		c.Native = true
+		return d.nativeBuild(ctx, p, c)
+	}
+	c.Native = false
+	if d.toChat == nil {
+		return nil, &RequestError{Message: d.API + " is not available for " + p.Name + " models"}
+	}
+	chat, err := d.toChat(p, c)
+	if err != nil {
+		return nil, err
+	}
+	// The adapter reads the chat body; the stream is always metered.
+	c.DoorBody, c.Body, c.Op, c.IncludeUsage = c.Body, chat, OpChat, true
+	return p.build(ctx, c)
+}
+
+func (d *Door) translateResponse(p *Provider, c *Call, body []byte) ([]byte, Usage, error) {
+	if c.Native {
+		return d.nativeResponse(c, body)
+	}
+	var chat []byte
+	var u Usage
+	var err error
+	if p.response == nil {
+		chat, u, err = passthroughResponse(c, body)
+	} else {
+		chat, u, err = p.response(c, body)
+	}
+	if err != nil {
+		return nil, u, err
+	}
+	out, err := d.fromChat(c, chat)
+	return out, u, err
+}
+
+func (d *Door) newStream(p *Provider, c *Call) StreamTranslator {
+	if c.Native {
+		return d.nativeStream(c)
+	}
+	var inner StreamTranslator
+	if p.stream == nil {
+		inner = newPassthroughStream(c)
+	} else {
+		inner = p.stream(c)
+	}
+	return d.chatStream(c, inner)
+}
+
+// ErrorEventer is implemented by stream translators whose client speaks
+// another event dialect than OpenAI's: the gateway asks them to word the
+// error that ends a stream.
+type ErrorEventer interface {
+	ErrorEvent(dst []byte, code, message string) []byte
+}
+
+// chatFrames calls f with the payload of each "data:" event in b, an SSE
+// byte stream as the chat translators write it ("data: {...}\n\n").
+func chatFrames(b []byte, f func(data []byte)) {
+	for len(b) > 0 {
+		i := strings.Index(string(b), "\n\n")
+		frame := b
+		if i >= 0 {
+			frame, b = b[:i], b[i+2:]
+		} else {
+			b = nil
+		}
+		var data []byte
+		for _, line := range strings.Split(string(frame), "\n") {
+			if rest, ok := strings.CutPrefix(line, "data:"); ok {
+				if len(data) > 0 {
+					data = append(data, '\n')
+				}
+				data = append(data, strings.TrimPrefix(rest, " ")...)
+			}
+		}
+		if len(data) > 0 {
+			f(data)
+		}
+	}
+}
+
+// appendNamedEvent frames one named SSE event: "event: name\ndata: d\n\n".
+func appendNamedEvent(dst []byte, name string, d []byte) []byte {
+	dst = append(dst, "event: "...)
+	dst = append(dst, name...)
+	dst = append(dst, '\n')
+	return appendData(dst, d)
+}
+
+// appendJSONEvent frames v, marshalled, as a named event.
+func appendJSONEvent(dst []byte, name string, v any) []byte {
+	b, _ := json.Marshal(v)
+	return appendNamedEvent(dst, name, b)
+}

@@ -1,0 +1,235 @@
+package store
+
+import (
+	"encoding/json"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// appendJSON appends r as encoding/json would marshal it, byte for byte
+// (TestLogRecordJSONMatchesEncodingJSON and FuzzLogRecordJSON hold it to
+// that), without reflection: the log writer encodes every request's record,
+// and json.Marshal was most of its cost. A field added to LogRecord or
+// Attempt must be added here; the tests fail until it is.
+func (r *LogRecord) appendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, r.ID)
+	b = appendOptString(b, `,"instance":`, r.Instance)
+	b = append(b, `,"time":`...)
+	b = appendJSONTime(b, r.Time)
+	b = append(b, `,"account":`...)
+	b = appendJSONString(b, r.AccountID)
+	b = append(b, `,"key_id":`...)
+	b = appendJSONString(b, r.KeyID)
+	b = append(b, `,"endpoint":`...)
+	b = appendJSONString(b, r.Endpoint)
+	b = append(b, `,"model":`...)
+	b = appendJSONString(b, r.Model)
+	b = appendOptString(b, `,"provider":`, r.Provider)
+	b = appendOptString(b, `,"upstream_model":`, r.UpstreamModel)
+	b = appendOptString(b, `,"credential_source":`, r.CredentialSource)
+	if r.CredentialVersion != 0 {
+		b = append(b, `,"credential_version":`...)
+		b = strconv.AppendUint(b, r.CredentialVersion, 10)
+	}
+	b = appendOptString(b, `,"credential_fingerprint":`, r.CredentialFingerprint)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = appendOptString(b, `,"error_code":`, r.ErrorCode)
+	b = append(b, `,"stream":`...)
+	b = strconv.AppendBool(b, r.Stream)
+	b = append(b, `,"latency_ms":`...)
+	b = appendJSONFloat(b, r.LatencyMS)
+	if r.TTFBMS != 0 {
+		b = append(b, `,"ttfb_ms":`...)
+		b = appendJSONFloat(b, r.TTFBMS)
+	}
+	b = appendOptInt(b, `,"prompt_tokens":`, r.PromptTokens)
+	b = appendOptInt(b, `,"completion_tokens":`, r.CompletionTokens)
+	b = appendOptInt(b, `,"total_tokens":`, r.TotalTokens)
+	b = appendOptInt(b, `,"cached_tokens":`, r.CachedTokens)
+	b = appendOptInt(b, `,"reasoning_tokens":`, r.ReasoningTokens)
+	if len(r.UsageRaw) > 0 {
+		b = append(b, `,"usage_raw":`...)
+		b = appendCompactJSON(b, r.UsageRaw)
+	}
+	b = appendOptString(b, `,"route":`, r.Route)
+	b = appendOptString(b, `,"profile":`, r.Profile)
+	b = appendOptString(b, `,"source":`, r.Source)
+	b = appendOptString(b, `,"api":`, r.API)
+	if len(r.Attempts) > 0 {
+		b = append(b, `,"attempts":[`...)
+		for i := range r.Attempts {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			a := &r.Attempts[i]
+			b = append(b, `{"provider":`...)
+			b = appendJSONString(b, a.Provider)
+			b = append(b, `,"model":`...)
+			b = appendJSONString(b, a.Model)
+			b = appendOptString(b, `,"credential_source":`, a.CredentialSource)
+			if a.Status != 0 {
+				b = append(b, `,"status":`...)
+				b = strconv.AppendInt(b, int64(a.Status), 10)
+			}
+			b = appendOptString(b, `,"error_class":`, a.ErrorClass)
+			b = appendOptString(b, `,"skipped":`, a.Skipped)
+			b = append(b, `,"duration_ms":`...)
+			b = appendJSONFloat(b, a.DurationMS)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
+func appendOptString(b []byte, key, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return appendJSONString(append(b, key...), v)
+}
+
+func appendOptInt(b []byte, key string, v int64) []byte {
+	if v == 0 {
+		return b
+	}
+	return strconv.AppendInt(append(b, key...), v, 10)
+}
+
+// appendJSONTime is time.Time's MarshalJSON (RFC 3339 with nanoseconds).
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+// appendJSONFloat formats f as encoding/json does (ES6 number formatting).
+// NaN and infinities, which encoding/json refuses, are written as 0: a log
+// record is never dropped for a duration.
+func appendJSONFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, '0')
+	}
+	abs := math.Abs(f)
+	fmt := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		fmt = 'e'
+	}
+	b = strconv.AppendFloat(b, f, fmt, -1, 64)
+	if fmt == 'e' {
+		// clean up e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString quotes s as encoding/json does by default: HTML-safe
+// (<, >, & escaped), invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029
+// escaped.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= ' ' && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendCompactJSON appends raw JSON as encoding/json marshals a
+// json.RawMessage: compacted, with <, > and & inside strings escaped. Bytes
+// that are not JSON (the provider's usage object is checked before it gets
+// here) are written as null rather than corrupting the record.
+func appendCompactJSON(b []byte, raw []byte) []byte {
+	if !json.Valid(raw) {
+		return append(b, "null"...)
+	}
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if inString {
+			switch c {
+			case '\\':
+				b = append(b, c)
+				if i+1 < len(raw) {
+					i++
+					b = append(b, raw[i])
+				}
+				continue
+			case '"':
+				inString = false
+			case '<', '>', '&':
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+				continue
+			case 0xE2:
+				// U+2028 and U+2029 (E2 80 A8/A9) are escaped too.
+				if i+2 < len(raw) && raw[i+1] == 0x80 && raw[i+2]&^1 == 0xA8 {
+					b = append(b, '\\', 'u', '2', '0', '2', hexDigits[raw[i+2]&0xF])
+					i += 2
+					continue
+				}
+			}
+			b = append(b, c)
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '"':
+			inString = true
+		}
+		b = append(b, c)
+	}
+	return b
+}

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Response ownership: OpenAI keeps a created response (store defaults to
+// true) and serves it again at GET/DELETE /v1/responses/{id} and
+// …/{id}/input_items. The gateway remembers who created each response that
+// passed through it, so such a request goes to the same provider with the
+// same kind of credential, and an account can never read or delete another
+// account's response: an id it does not own is answered 404, exactly like
+// an unknown one.
+//
+// One bucket, read and written only here through the KV seam (so in fleet
+// mode it is shared through etcd like the other account records: any
+// instance can serve a retrieve), pruned by the log writer with the other
+// retention work.
+
+// bucketResponses maps a response id to its ResponseOwner (JSON).
+var bucketResponses = []byte("responses")
+
+// ResponseRetention is how long a response's ownership is remembered:
+// OpenAI keeps stored responses for 30 days.
+const ResponseRetention = 30 * 24 * time.Hour
+
+// maxResponseIDLen bounds the ids remembered and looked up.
+const maxResponseIDLen = 256
+
+// ResponseOwner says who created a stored response, and where.
+type ResponseOwner struct {
+	AccountID string `json:"account"`
+	// Provider is the provider that holds the response ("openai",
+	// "azure") and CredentialSource the kind of credential that created it
+	// ("byok" or "platform"), which later requests for it use again.
+	Provider         string    `json:"provider"`
+	CredentialSource string    `json:"credential_source"`
+	Created          time.Time `json:"created"`
+}
+
+// ErrResponseNotFound is returned for a response id that is unknown, too
+// old, or owned by another account.
+var ErrResponseNotFound = errors.New("no such response")
+
+// PutResponse remembers that owner created the response id.
+func (s *Store) PutResponse(id string, owner ResponseOwner) error {
+	if id == "" || len(id) > maxResponseIDLen {
+		return errors.New("response id must be 1 to 256 bytes")
+	}
+	if owner.Created.IsZero() {
+		owner.Created = now().UTC()
+	}
+	buf, err := json.Marshal(owner)
+	if err != nil {
+		return err
+	}
+	return s.kv.update(func(tx kvTx) error {
+		return tx.Bucket(bucketResponses).Put([]byte(id), buf)
+	})
+}
+
+// ResponseFor returns the owner of response id when it is account's, and
+// ErrResponseNotFound otherwise (unknown, expired, or another account's).
+func (s *Store) ResponseFor(account, id string) (ResponseOwner, error) {
+	var o ResponseOwner
+	if id == "" || len(id) > maxResponseIDLen {
+		return o, ErrResponseNotFound
+	}
+	err := s.kv.view(func(tx kvTx) error {
+		v := tx.Bucket(bucketResponses).Get([]byte(id))
+		if v == nil {
+			return ErrResponseNotFound
+		}
+		return json.Unmarshal(v, &o)
+	})
+	if err != nil {
+		return ResponseOwner{}, err
+	}
+	if o.AccountID != account || now().Sub(o.Created) > ResponseRetention {
+		return ResponseOwner{}, ErrResponseNotFound
+	}
+	return o, nil
+}
+
+// ForgetResponse drops response id (after its owner deleted it).
+func (s *Store) ForgetResponse(id string) error {
+	return s.kv.update(func(tx kvTx) error {
+		return tx.Bucket(bucketResponses).Delete([]byte(id))
+	})
+}
+
+// pruneResponses forgets responses older than retention, in batches small
+// enough for one etcd transaction in fleet mode.
+func (s *Store) pruneResponses(retention time.Duration) {
+	cutoff := now().Add(-retention)
+	var doomed [][]byte
+	_ = s.kv.view(func(tx kvTx) error {
+		return tx.Bucket(bucketResponses).ForEach(func(k, v []byte) error {
+			var o ResponseOwner
+			if json.Unmarshal(v, &o) != nil || o.Created.Before(cutoff) {
+				doomed = append(doomed, append([]byte(nil), k...))
+			}
+			return nil
+		})
+	})
+	for len(doomed) > 0 {
+		n := min(len(doomed), 100)
+		batch := doomed[:n]
+		doomed = doomed[n:]
+		err := s.kv.update(func(tx kvTx) error {
+			b := tx.Bucket(bucketResponses)
+			for _, k := range batch {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// A response is remembered for its account only, forgotten on delete, and
+// pruned after the retention.
+func TestResponseOwnership(t *testing.T) {
+	s := openStore(t, dbPath(t), masterKey(1), usageQuiet)
+	if _, err := s.ResponseFor("acme", "resp_1"); !errors.Is(err, ErrResponseNotFound) {
+		t.Fatalf("unknown response before any was stored: %v", err)
+	}
+	owner := ResponseOwner{AccountID: "acme", Provider: "openai", CredentialSource: "byok"}
+	if err := s.PutResponse("resp_1", owner); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ResponseFor("acme", "resp_1")
+	if err != nil || got.Provider != "openai" || got.CredentialSource != "byok" || got.Created.IsZero() {
+		t.Fatalf("owner's look-up = %+v, %v", got, err)
+	}
+	if _, err := s.ResponseFor("globex", "resp_1"); !errors.Is(err, ErrResponseNotFound) {
+		t.Errorf("another account's look-up: %v", err)
+	}
+	if err := s.ForgetResponse("resp_1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ResponseFor("acme", "resp_1"); !errors.Is(err, ErrResponseNotFound) {
+		t.Errorf("look-up after forgetting: %v", err)
+	}
+
+	old := owner
+	old.Created = time.Now().Add(-ResponseRetention - time.Hour)
+	if err := s.PutResponse("resp_old", old); err != nil {
+		t.Fatal(err)
+	}
+	s.PutResponse("resp_new", owner)
+	if _, err := s.ResponseFor("acme", "resp_old"); !errors.Is(err, ErrResponseNotFound) {
+		t.Errorf("an expired response is still served: %v", err)
+	}
+	s.pruneResponses(ResponseRetention)
+	if _, err := s.ResponseFor("acme", "resp_new"); err != nil {
+		t.Errorf("pruning dropped a fresh response: %v", err)
+	}
+	if err := s.PutResponse("", owner); err == nil {
+		t.Error("an empty id was stored")
+	}
+}
+
+// Usage rollups carry the front door; chat rows keep their old key.
+func TestUsageAPIDimension(t *testing.T) {
+	s := openStore(t, dbPath(t), masterKey(1), usageQuiet)
+	for _, api := range []string{"", "chat", "messages", "messages", "responses", "embeddings"} {
+		rec := &LogRecord{Time: uh0, AccountID: "acme", Provider: "anthropic", UpstreamModel: "claude", Status: 200,
+			PromptTokens: 10, CompletionTokens: 1, TotalTokens: 11, API: api}
+		if api == "embeddings" {
+			rec.API, rec.Endpoint = "", "embeddings"
+		}
+		s.Record(rec)
+	}
+	s.FlushLog()
+	res := mustUsage(t, s, UsageQuery{From: uh0, To: uh0.Add(time.Hour), GroupBy: []string{DimAPI}})
+	got := map[string]int64{}
+	for _, g := range res.Totals {
+		got[g.Key[DimAPI]] = g.Requests
+	}
+	want := map[string]int64{"chat": 2, "messages": 2, "responses": 1, "embeddings": 1}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("api %s: %d requests, want %d (all: %v)", k, got[k], v, got)
+		}
+	}
+	if d := dimsOf(&LogRecord{API: "chat"}); d.api != "" || len(d.key()) != len(usageDims{model: UnresolvedModel}.key()) {
+		t.Error("a chat row's key has a sixth dimension")
+	}
+	d := usageDims{hour: 3600, account: "a", api: "responses"}
+	if back, ok := parseUsageKey(d.key()); !ok || back != d {
+		t.Errorf("round trip of %+v = %+v", d, back)
+	}
+}

@@ -116,9 +116,12 @@ type fleetKV struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	reloads    atomic.Int64 // full reloads (start, compaction)
-	unopenable atomic.Int64 // sealed records this instance's keys could not open
-	lastErr    atomic.Pointer[string]
+	reloads atomic.Int64 // full reloads (start, compaction)
+	// quickDownUntil (unix nanoseconds): request-path writes fail at once
+	// until then (updateQuick).
+	quickDownUntil atomic.Int64
+	unopenable     atomic.Int64 // sealed records this instance's keys could not open
+	lastErr        atomic.Pointer[string]
 
 	member memberState
 
@@ -497,6 +500,38 @@ var errConflict = errors.New("conflict")
 const maxTxnOps = 128
 
 func (f *fleetKV) update(fn func(tx kvTx) error) error {
+	return f.updateWithin(fn, f.opts.WriteTimeout, f.opts.SyncTimeout)
+}
+
+// quickWindow is how long writes made from the request path fail at once
+// after one found etcd unavailable.
+const quickWindow = 2 * time.Second
+
+// updateQuick is update for writes made from the request path (response
+// ownership): bounded to a second, and failing at once for quickWindow
+// after etcd was found unavailable, so that an etcd outage never adds
+// seconds to the requests the data plane keeps serving.
+func (f *fleetKV) updateQuick(fn func(tx kvTx) error) error {
+	if time.Now().UnixNano() < f.quickDownUntil.Load() {
+		return fmt.Errorf("%w: skipped (etcd was unreachable moments ago)", ErrUnavailable)
+	}
+	err := f.updateWithin(fn, min(f.opts.WriteTimeout, time.Second), min(f.opts.SyncTimeout, 500*time.Millisecond))
+	if errors.Is(err, ErrUnavailable) {
+		f.quickDownUntil.Store(time.Now().Add(quickWindow).UnixNano())
+	}
+	return err
+}
+
+// updateQuick is kv.update for writes made from the request path: in fleet
+// mode bounded to a second and failing fast during an etcd outage.
+func (s *Store) updateQuick(fn func(tx kvTx) error) error {
+	if s.fleet == nil {
+		return s.kv.update(fn)
+	}
+	return s.fleet.updateQuick(fn)
+}
+
+func (f *fleetKV) updateWithin(fn func(tx kvTx) error, writeTimeout, syncTimeout time.Duration) error {
 	for attempt := 0; ; attempt++ {
 		f.mu.RLock()
 		t := &fleetTx{f: f, buckets: f.buckets, rev: f.rev, write: true, reads: make(map[string]int64), ranged: make(map[string]bool)}
@@ -509,11 +544,11 @@ func (f *fleetKV) update(fn func(tx kvTx) error) error {
 		if len(t.writes) == 0 {
 			return t.commitLocal()
 		}
-		rev, err := t.commit()
+		rev, err := t.commit(writeTimeout)
 		if errors.Is(err, errConflict) && attempt < 20 {
 			t.rollbackLocal()
 			// Another instance wrote what fn read: catch up and retry.
-			f.waitRev(rev, f.opts.SyncTimeout)
+			f.waitRev(rev, syncTimeout)
 			continue
 		}
 		if errors.Is(err, errConflict) {
@@ -526,7 +561,7 @@ func (f *fleetKV) update(fn func(tx kvTx) error) error {
 		if err := t.commitLocal(); err != nil {
 			return err
 		}
-		f.waitRev(rev, f.opts.SyncTimeout)
+		f.waitRev(rev, syncTimeout)
 		return nil
 	}
 }
@@ -584,7 +619,7 @@ func (t *fleetTx) commitLocal() error {
 }
 
 // commit writes the buffered changes if nothing fn read changed since rev.
-func (t *fleetTx) commit() (int64, error) {
+func (t *fleetTx) commit(timeout time.Duration) (int64, error) {
 	f := t.f
 	var ops []clientv3.Op
 	for b, m := range t.writes {
@@ -611,7 +646,7 @@ func (t *fleetTx) commit() (int64, error) {
 	if len(ops) > maxTxnOps {
 		return 0, fmt.Errorf("a change of %d records is too large for one etcd transaction (limit %d)", len(ops), maxTxnOps)
 	}
-	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(f.ctx), f.opts.WriteTimeout)
+	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(f.ctx), timeout)
 	defer cancel()
 	resp, err := f.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {

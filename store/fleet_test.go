@@ -365,3 +365,32 @@ func TestFleetResponseOwnershipShared(t *testing.T) {
 		return errors.Is(err, ErrResponseNotFound)
 	})
 }
+
+// TestFleetRequestPathWritesFailFastWhenEtcdIsDown: remembering a
+// response's owner (done on the request path) costs at most about a second
+// when etcd is down, then nothing for a while.
+func TestFleetRequestPathWritesFailFastWhenEtcdIsDown(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := openFleet(t, c.Client(t), "a", masterKey(1))
+	if err := a.PutResponse("resp_up", ResponseOwner{AccountID: "acme", Provider: "openai", CredentialSource: "byok"}); err != nil {
+		t.Fatal(err)
+	}
+	c.StopAll()
+	start := time.Now()
+	if err := a.PutResponse("resp_down_1", ResponseOwner{AccountID: "acme", Provider: "openai"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("first write while down: %v", err)
+	}
+	first := time.Since(start)
+	start = time.Now()
+	if err := a.PutResponse("resp_down_2", ResponseOwner{AccountID: "acme", Provider: "openai"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("second write while down: %v", err)
+	}
+	second := time.Since(start)
+	t.Logf("request-path writes while etcd is down: first %v, next %v", first, second)
+	if first > 1500*time.Millisecond || second > 50*time.Millisecond {
+		t.Fatalf("too slow: %v, %v", first, second)
+	}
+	if _, err := a.ResponseFor("acme", "resp_up"); err != nil {
+		t.Fatalf("reads while down: %v", err)
+	}
+}

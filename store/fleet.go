@@ -78,8 +78,8 @@ type FleetOptions struct {
 	// reach its revision. Default: 2s.
 	SyncTimeout time.Duration
 	// WatchdogInterval is how often the watch is asked for a progress
-	// notification; a watch silent for three intervals is recreated.
-	// Default: 2s.
+	// notification; a watch silent for three intervals is recreated (a
+	// member that lost quorum, or a stuck stream). Default: 1s.
 	WatchdogInterval time.Duration
 	// NoRegistration skips the member registration (for tools such as
 	// the migrate command, which are not gateway instances).
@@ -168,7 +168,7 @@ func newFleetKV(local *bolt.DB, fo FleetOptions) *fleetKV {
 		fo.SyncTimeout = 2 * time.Second
 	}
 	if fo.WatchdogInterval <= 0 {
-		fo.WatchdogInterval = 2 * time.Second
+		fo.WatchdogInterval = time.Second
 	}
 	if fo.MemberTTL <= 0 {
 		fo.MemberTTL = 10 * time.Second

@@ -619,43 +619,83 @@ func (t *fleetTx) commitLocal() error {
 }
 
 // commit writes the buffered changes if nothing fn read changed since rev.
+//
+// A change of more records than one etcd transaction takes (128 operations
+// by default) is committed in chunks when it only deletes (deleting an
+// account with many keys, pruning): every chunk carries the compares of
+// what fn read and has not been deleted yet, and the records of the
+// accounts bucket go last, so an account disappears only with its last
+// dependants; a conflict in a later chunk retries fn, which then deletes
+// what is left.
 func (t *fleetTx) commit(timeout time.Duration) (int64, error) {
 	f := t.f
-	var ops []clientv3.Op
+	type op struct {
+		key string
+		op  clientv3.Op
+		del bool
+	}
+	var ops, last []op
+	deletesOnly := true
 	for b, m := range t.writes {
 		for k, w := range m {
+			key := f.key(b, []byte(k))
+			o := op{key: key, del: w.del}
 			if w.del {
-				ops = append(ops, clientv3.OpDelete(f.key(b, []byte(k))))
+				o.op = clientv3.OpDelete(key)
 			} else {
-				ops = append(ops, clientv3.OpPut(f.key(b, []byte(k)), string(w.v)))
+				o.op, deletesOnly = clientv3.OpPut(key, string(w.v)), false
+			}
+			if b == string(bucketAccounts) {
+				last = append(last, o)
+			} else {
+				ops = append(ops, o)
 			}
 		}
 	}
-	var cmps []clientv3.Cmp
-	for b := range t.ranged {
-		// No key of the bucket changed or appeared after rev.
-		start := f.key(b, nil)
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(start), "<", t.rev+1).WithRange(clientv3.GetPrefixRangeEnd(start)))
-	}
-	for k, mod := range t.reads {
-		if len(cmps) >= maxTxnOps {
-			break // the bucket ranges above still guard what was scanned
-		}
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", mod))
-	}
-	if len(ops) > maxTxnOps {
+	sort.Slice(ops, func(i, j int) bool { return ops[i].key < ops[j].key })
+	ops = append(ops, last...)
+	if len(ops) > maxTxnOps && !deletesOnly {
 		return 0, fmt.Errorf("a change of %d records is too large for one etcd transaction (limit %d)", len(ops), maxTxnOps)
 	}
-	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(f.ctx), timeout)
-	defer cancel()
-	resp, err := f.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
-	if err != nil {
-		return 0, fmt.Errorf("%w: the change was not saved (the gateway keeps serving from its last snapshot; retry once etcd is reachable): %v", ErrUnavailable, err)
+	done := make(map[string]bool) // deleted by an earlier chunk
+	var rev int64
+	for len(ops) > 0 {
+		n := min(len(ops), maxTxnOps)
+		chunk := ops[:n]
+		ops = ops[n:]
+		var cmps []clientv3.Cmp
+		for b := range t.ranged {
+			// No key of the bucket changed or appeared after rev.
+			start := f.key(b, nil)
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(start), "<", t.rev+1).WithRange(clientv3.GetPrefixRangeEnd(start)))
+		}
+		for k, mod := range t.reads {
+			if len(cmps) >= maxTxnOps {
+				break // the bucket ranges above still guard what was scanned
+			}
+			if !done[k] {
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", mod))
+			}
+		}
+		then := make([]clientv3.Op, len(chunk))
+		for i, o := range chunk {
+			then[i] = o.op
+		}
+		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(f.ctx), timeout)
+		resp, err := f.cli.Txn(ctx).If(cmps...).Then(then...).Commit()
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("%w: the change was not saved (the gateway keeps serving from its last snapshot; retry once etcd is reachable): %v", ErrUnavailable, err)
+		}
+		rev = resp.Header.Revision
+		if !resp.Succeeded {
+			return rev, errConflict
+		}
+		for _, o := range chunk {
+			done[o.key] = true
+		}
 	}
-	if !resp.Succeeded {
-		return resp.Header.Revision, errConflict
-	}
-	return resp.Header.Revision, nil
+	return rev, nil
 }
 
 type kvItem struct{ k, v []byte }

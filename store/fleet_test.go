@@ -322,6 +322,30 @@ func TestFleetMasterKeyRotationAndBigChanges(t *testing.T) {
 	waitFor(t, 2*time.Second, "the deletion reaches e", func() bool {
 		return !o.Snapshot().HasAccount("acct-00") && o.Snapshot().Credential("acct-00", "openai") == nil
 	})
+
+	// An account with more keys than one etcd transaction can delete.
+	var keys []string
+	for i := 0; i < 80; i++ {
+		k, _, err := n.CreateAPIKey("big", fmt.Sprintf("k%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	if err := n.DeleteAccount("big"); err != nil {
+		t.Fatalf("deleting an account with 80 keys: %v", err)
+	}
+	waitFor(t, 2*time.Second, "every key of the deleted account is refused on e", func() bool {
+		for _, k := range keys {
+			if _, ok := o.Snapshot().LookupKey(HashAPIKey(k)); ok {
+				return false
+			}
+		}
+		return !o.Snapshot().HasAccount("big")
+	})
+	if users, err := o.Users("big"); err == nil && len(users) > 0 {
+		t.Fatalf("users of the deleted account remain: %+v", users)
+	}
 }
 
 func TestFleetResponseOwnershipShared(t *testing.T) {

@@ -508,7 +508,7 @@ func (f *fleetKV) update(fn func(tx kvTx) error) error {
 const quickWindow = 2 * time.Second
 
 // updateQuick is update for writes made from the request path (response
-// ownership): bounded to a second, and failing at once for quickWindow
+// ownership, a session's last-seen time): bounded to a second, and failing at once for quickWindow
 // after etcd was found unavailable, so that an etcd outage never adds
 // seconds to the requests the data plane keeps serving.
 func (f *fleetKV) updateQuick(fn func(tx kvTx) error) error {

@@ -568,14 +568,14 @@ func (s *Store) SessionUser(id string, idle, absolute time.Duration) (Session, U
 		return nil
 	})
 	if expired {
-		_ = s.kv.update(func(tx kvTx) error { return tx.Bucket(bucketSessions).Delete(h) })
+		_ = s.updateQuick(func(tx kvTx) error { return tx.Bucket(bucketSessions).Delete(h) })
 	}
 	if err != nil {
 		return Session{}, User{}, err
 	}
 	if stale {
 		sess.LastSeenAt = now().UTC()
-		_ = s.kv.update(func(tx kvTx) error {
+		_ = s.updateQuick(func(tx kvTx) error {
 			if tx.Bucket(bucketSessions).Get(h) == nil {
 				return nil // revoked meanwhile
 			}

@@ -19,6 +19,8 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -35,20 +37,44 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// buildCaddy builds cmd/caddy into a temp dir.
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+	buildDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// buildCaddy builds cmd/caddy once per test binary.
 func buildCaddy(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "caddy")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	cmd := exec.Command(gobin, "build", "-tags", "nobadger,nomysql,nopgx", "-o", bin, "./cmd/caddy")
-	cmd.Dir = filepath.Join("..", "..")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTOOLCHAIN=local")
-	start := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building cmd/caddy: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "agentrouter-fleetprocs-")
+		if buildErr != nil {
+			return
+		}
+		builtBin = filepath.Join(buildDir, "caddy")
+		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-tags", "nobadger,nomysql,nopgx", "-o", builtBin, "./cmd/caddy")
+		cmd.Dir = filepath.Join("..", "..")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTOOLCHAIN=local")
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building cmd/caddy: %v\n%s", err, out)
+			return
+		}
+		t.Logf("built cmd/caddy in %v", time.Since(start).Round(time.Second))
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	t.Logf("built cmd/caddy in %v", time.Since(start).Round(time.Second))
-	return bin
+	return builtBin
 }
 
 type instance struct {
@@ -257,5 +283,93 @@ func TestThreeCaddyProcessesRotation(t *testing.T) {
 			t.Fatalf("fleet-wide logs: instances %v, missing %v", seen, page.Missing)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestThreeCaddyProcessesLeaderLoss: bounded load through three Caddy
+// processes (3 × 50 req/s for 20 s); the etcd leader is killed at 5 s, a
+// key rotated at 8 s, the member restarted at 15 s. No data-plane request
+// may fail, and the rotation must reach every process.
+func TestThreeCaddyProcessesLeaderLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("20 s of load")
+	}
+	bin := buildCaddy(t)
+	c := etcdtest.Start(t, 3)
+	fake := tagFake(t)
+	var ins []*instance
+	for i := 0; i < 3; i++ {
+		ins = append(ins, start(t, bin, fmt.Sprintf("caddy-%d", i), c.Endpoints(), fake.URL))
+	}
+	ins[0].adminCall(t, "POST", "/accounts", map[string]string{"id": "acme"}, nil)
+	var k struct{ Key string }
+	if st := ins[0].adminCall(t, "POST", "/accounts/acme/keys", map[string]string{"name": "ci"}, &k); st != 201 {
+		t.Fatalf("create key: %d", st)
+	}
+	if st := ins[0].adminCall(t, "PUT", "/accounts/acme/byok/openai", map[string]string{"api_key": "sk-fleet-v0-" + strings.Repeat("0", 32)}, nil); st != 200 {
+		t.Fatalf("first key: %d", st)
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	const rate, dur = 50, 20 * time.Second
+	var sent, failed atomic.Int64
+	var firstErr atomic.Pointer[string]
+	begin := time.Now()
+	var wg sync.WaitGroup
+	for _, in := range ins {
+		wg.Go(func() {
+			tick := time.NewTicker(time.Second / rate)
+			defer tick.Stop()
+			for time.Since(begin) < dur {
+				<-tick.C
+				sent.Add(1)
+				if _, err := in.ask(k.Key); err != nil {
+					failed.Add(1)
+					msg := in.name + ": " + err.Error()
+					firstErr.CompareAndSwap(nil, &msg)
+				}
+			}
+		})
+	}
+	time.Sleep(time.Until(begin.Add(5 * time.Second)))
+	leader := c.Leader()
+	c.Kill(leader)
+	t.Logf("killed the etcd leader (member %d) at %v", leader, time.Since(begin).Round(time.Millisecond))
+	time.Sleep(time.Until(begin.Add(8 * time.Second)))
+	rot := time.Now()
+	tries := 0
+	for {
+		tries++
+		if st := ins[1].adminCall(t, "PUT", "/accounts/acme/byok/openai", map[string]string{"api_key": "sk-fleet-v1-" + strings.Repeat("1", 32)}, nil); st == 200 {
+			break
+		} else if st != 503 || time.Since(rot) > 15*time.Second {
+			t.Fatalf("admin write after the leader loss: %d", st)
+		}
+	}
+	t.Logf("rotation accepted %v after the first attempt (%d attempts)", time.Since(rot).Round(time.Millisecond), tries)
+	written := time.Now()
+	for _, in := range ins {
+		for {
+			if got, err := in.ask(k.Key); err == nil && got == "v1" {
+				break
+			}
+			if time.Since(written) > 5*time.Second {
+				t.Fatalf("%s does not serve the rotated key", in.name)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t.Logf("the rotation reached every process %v after it was accepted", time.Since(written).Round(time.Millisecond))
+	time.Sleep(time.Until(begin.Add(15 * time.Second)))
+	if err := c.Restart(leader); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if st := ins[2].adminCall(t, "PUT", "/accounts/acme/byok/openai", map[string]string{"api_key": "sk-fleet-v2-" + strings.Repeat("2", 32)}, nil); st != 200 {
+		t.Fatalf("admin write after the restart: %d", st)
+	}
+	t.Logf("load: %d requests through 3 Caddy processes over %v, %d failed", sent.Load(), dur, failed.Load())
+	if failed.Load() != 0 {
+		t.Fatalf("%d data-plane requests failed; first: %s", failed.Load(), *firstErr.Load())
 	}
 }

@@ -466,33 +466,7 @@ func phaseA(cfg *config, res *results, t *target, round int) {
 // stream costs the server (CPU, allocations) shows here, where (b)'s fixed
 // rate hides it.
 func phaseS(cfg *config, res *results, t *target, round int) {
-	m0, b0, memOK := memStats(t.vars)
-	begin := time.Now().Add(cfg.warmup)
-	end := begin.Add(cfg.duration)
-	cpu := make(chan time.Duration, 1)
-	go func() {
-		sleepUntil(begin)
-		c0 := cpuTime(t.proc.pid())
-		sleepUntil(end)
-		cpu <- cpuTime(t.proc.pid()) - c0
-	}()
-	r := closedStreams(t.addr, t.stream, cfg.conns, begin, end)
-	used := <-cpu
-	n := len(r.lat)
-	rps := float64(n) / cfg.duration.Seconds()
-	res.add("s.rps", t.name, round, rps)
-	res.add("s.p50", t.name, round, ms(percentile(r.lat, 50)))
-	res.add("s.p99", t.name, round, ms(percentile(r.lat, 99)))
-	if n > 0 {
-		res.add("s.cpu", t.name, round, float64(used.Microseconds())/float64(n))
-	}
-	if m1, b1, ok := memStats(t.vars); ok && memOK && r.all > 0 {
-		res.add("s.allocs", t.name, round, math.Round(float64(m1-m0)/float64(r.all)))
-		res.add("s.kb", t.name, round, float64(b1-b0)/float64(r.all)/1024)
-	}
-	res.addErrors("(s) streams", t.name, &r.errs)
-	logf("  (s) %-8s %7.0f streams/s  p50 %.2f  p99 %.2f ms  cpu %.0f µs/stream  %s", t.name, rps,
-		ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)), float64(used.Microseconds())/math.Max(1, float64(n)), r.errs.String())
+	closedStreamPhase(cfg, res, t, round, "s", "(s) streams", t.stream)
 }
 
 // (m) unpaced Anthropic Messages streams at saturation, as (s): POST
@@ -500,6 +474,12 @@ func phaseS(cfg *config, res *results, t *target, round int) {
 // relays each event as sent and reads its usage), so its cost per stream
 // compares with (s)'s chat passthrough.
 func phaseM(cfg *config, res *results, t *target, round int) {
+	closedStreamPhase(cfg, res, t, round, "m", "(m) messages streams", t.messages)
+}
+
+// closedStreamPhase runs a closed loop of streams built by stream and
+// records its results under the phase's key.
+func closedStreamPhase(cfg *config, res *results, t *target, round int, key, label string, stream []byte) {
 	m0, b0, memOK := memStats(t.vars)
 	begin := time.Now().Add(cfg.warmup)
 	end := begin.Add(cfg.duration)
@@ -510,22 +490,22 @@ func phaseM(cfg *config, res *results, t *target, round int) {
 		sleepUntil(end)
 		cpu <- cpuTime(t.proc.pid()) - c0
 	}()
-	r := closedStreams(t.addr, t.messages, cfg.conns, begin, end)
+	r := closedStreams(t.addr, stream, cfg.conns, begin, end)
 	used := <-cpu
 	n := len(r.lat)
 	rps := float64(n) / cfg.duration.Seconds()
-	res.add("m.rps", t.name, round, rps)
-	res.add("m.p50", t.name, round, ms(percentile(r.lat, 50)))
-	res.add("m.p99", t.name, round, ms(percentile(r.lat, 99)))
+	res.add(key+".rps", t.name, round, rps)
+	res.add(key+".p50", t.name, round, ms(percentile(r.lat, 50)))
+	res.add(key+".p99", t.name, round, ms(percentile(r.lat, 99)))
 	if n > 0 {
-		res.add("m.cpu", t.name, round, float64(used.Microseconds())/float64(n))
+		res.add(key+".cpu", t.name, round, float64(used.Microseconds())/float64(n))
 	}
 	if m1, b1, ok := memStats(t.vars); ok && memOK && r.all > 0 {
-		res.add("m.allocs", t.name, round, math.Round(float64(m1-m0)/float64(r.all)))
-		res.add("m.kb", t.name, round, float64(b1-b0)/float64(r.all)/1024)
+		res.add(key+".allocs", t.name, round, math.Round(float64(m1-m0)/float64(r.all)))
+		res.add(key+".kb", t.name, round, float64(b1-b0)/float64(r.all)/1024)
 	}
-	res.addErrors("(m) messages streams", t.name, &r.errs)
-	logf("  (m) %-8s %7.0f streams/s  p50 %.2f  p99 %.2f ms  cpu %.0f µs/stream  %s", t.name, rps,
+	res.addErrors(label, t.name, &r.errs)
+	logf("  (%s) %-8s %7.0f streams/s  p50 %.2f  p99 %.2f ms  cpu %.0f µs/stream  %s", key, t.name, rps,
 		ms(percentile(r.lat, 50)), ms(percentile(r.lat, 99)), float64(used.Microseconds())/math.Max(1, float64(n)), r.errs.String())
 }
 

@@ -573,6 +573,11 @@ func (s *streamRelay) send() bool {
 // writes it (see streamRelay for when), and returns the error code the
 // stream ended with ("" when it completed).
 func relayEvents(w http.ResponseWriter, clientCtx context.Context, body io.Reader, tr providers.StreamTranslator, cred *credential) string {
+	if k, ok := tr.(providers.Keepaliver); ok {
+		kw := startKeepalive(w, k.KeepaliveEvent())
+		defer kw.stop()
+		w = kw
+	}
 	s := streamRelays.Get().(*streamRelay)
 	s.body, s.w, s.rc, s.out, s.werr = body, w, http.NewResponseController(w), s.out[:0], nil
 	sr := providers.AcquireSSEReader(s)

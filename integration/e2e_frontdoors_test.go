@@ -80,6 +80,10 @@ func newFrontDoorEnv(t *testing.T) *fdEnv {
 			base_url %s
 		}
 		alias claude-alias claude-haiku-4-5
+		route claude-or-gpt {
+			to claude-haiku-4-5
+			to gpt-4o-mini
+		}
 `, fe.openai.BaseURL(), fe.anthropic.BaseURL(), fe.azure.BaseURL(), fe.gemini.BaseURL())
 	e.tester = caddytest.NewTester(t)
 	e.tester.InitServer(testCaddyfile(e.dir, "AR_FD_MASTER_KEY", handler, loopbackEgress), "caddyfile")
@@ -132,6 +136,7 @@ func TestFrontDoors(t *testing.T) {
 	t.Run("messages/raw_auth", fe.rawAuth)
 	t.Run("responses/azure_v1", fe.responsesAzure)
 	t.Run("gemini", fe.geminiTranslated)
+	t.Run("messages/fallback", fe.messagesFallback)
 	t.Run("messages/errors", fe.messagesErrors)
 	t.Run("responses/isolation", fe.responsesIsolation)
 	t.Run("logs", fe.checkLogs)
@@ -529,6 +534,29 @@ func (fe *fdEnv) geminiTranslated(t *testing.T) {
 	rec := lastRecord(t, fe.gemini)
 	if rec.Credential != fe.keys["gemini/platform"] || !strings.Contains(rec.Path, "gemini-2.5-flash") {
 		t.Errorf("the gemini fake got %s with the right key: %v", rec.Path, rec.Credential == fe.keys["gemini/platform"])
+	}
+}
+
+// A route falls back from Anthropic (passthrough) to OpenAI (translated)
+// within one Messages request, before the first byte; the record has both
+// attempts.
+func (fe *fdEnv) messagesFallback(t *testing.T) {
+	fe.anthropic.SetResponder(func(providertest.Record) providertest.Response {
+		return providertest.Response{Status: 529, Body: providertest.AnthropicError("overloaded_error", "Overloaded")}
+	})
+	defer fe.anthropic.SetResponder(nil)
+	client := antClient(fe.ar["platform"])
+	var raw *http.Response
+	msg, err := client.Messages.New(fdCtx(t), anthropic.MessageNewParams{Model: "claude-or-gpt", MaxTokens: 10,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("fallback?"))}}, antoption.WithResponseInto(&raw))
+	if err != nil || len(msg.Content) != 1 || msg.Content[0].Text != "Hello from the fake" {
+		t.Fatalf("fallback: %v %+v", err, msg)
+	}
+	if raw.Header.Get("X-Agent-Router-Provider") != "openai" || raw.Header.Get("X-Agent-Router-Attempts") != "2" {
+		t.Errorf("headers: provider %q, attempts %q", raw.Header.Get("X-Agent-Router-Provider"), raw.Header.Get("X-Agent-Router-Attempts"))
+	}
+	if rec := lastRecord(t, fe.openai); rec.Path != "/v1/chat/completions" || !strings.Contains(string(rec.Body), "fallback?") {
+		t.Errorf("the OpenAI fake got %s %s", rec.Path, rec.Body)
 	}
 }
 

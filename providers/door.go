@@ -125,6 +125,19 @@ type ErrorEventer interface {
 	ErrorEvent(dst []byte, code, message string) []byte
 }
 
+// Keepaliver is implemented by stream translators whose upstream may be
+// silent for long (a translated door: the provider's model thinking before
+// its first token): the gateway writes KeepaliveEvent whenever nothing
+// else went to the client for a while, so proxies and clients do not give
+// up on an idle connection (frontdoors.md §1.6). It is an SSE comment, which
+// every client ignores, and it must not depend on the translator's state
+// (it is written from another goroutine).
+type Keepaliver interface {
+	KeepaliveEvent() []byte
+}
+
+var keepaliveComment = []byte(": ping\n\n")
+
 // chatFrames calls f with the payload of each "data:" event in b, an SSE
 // byte stream as the chat translators write it ("data: {...}\n\n").
 func chatFrames(b []byte, f func(data []byte)) {

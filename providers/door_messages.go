@@ -27,8 +27,9 @@ import (
 // tool_result (a user turn's tool results become tool messages before the
 // rest of the turn; is_error prefixes "Error: "), tool_choice,
 // stop_sequences, max_tokens, temperature, top_p, metadata.user_id (as
-// user). Dropped: cache_control, thinking and redacted_thinking blocks, the
-// thinking, output_config and top_k options, and context_management
+// user), thinking as Gemini's reasoning_effort. Dropped: cache_control,
+// thinking and redacted_thinking blocks, thinking for other targets, the
+// output_config and top_k options, and context_management
 // (Anthropic's server-side context editing, which Claude Code sends on most
 // requests: without it the whole history simply goes to the model).
 // Refused with a 400 that names them: server tools (web search, bash, text
@@ -254,6 +255,10 @@ type msgRequest struct {
 	Metadata      *struct {
 		UserID string `json:"user_id"`
 	} `json:"metadata"`
+	Thinking *struct {
+		Type         string `json:"type"`
+		BudgetTokens int    `json:"budget_tokens"`
+	} `json:"thinking"`
 	Container  json.RawMessage `json:"container"`
 	MCPServers json.RawMessage `json:"mcp_servers"`
 }
@@ -366,6 +371,25 @@ func messagesToChatReq(r *msgRequest, target string) (*chatBody, error) {
 	}
 	if r.Metadata != nil {
 		out.User = r.Metadata.UserID
+	}
+	if r.Thinking != nil && target == Gemini {
+		// Gemini's adapter turns reasoning_effort into a thinking budget
+		// (the bands of ccat3z/caddy-llm, frontdoors.md §2.1); other
+		// targets drop thinking.
+		switch b := r.Thinking.BudgetTokens; {
+		case r.Thinking.Type == "disabled":
+			out.ReasoningEffort = "none"
+		case r.Thinking.Type != "enabled":
+			out.ReasoningEffort = "medium" // adaptive
+		case b <= 512:
+			out.ReasoningEffort = "minimal"
+		case b <= 1024:
+			out.ReasoningEffort = "low"
+		case b <= 8192:
+			out.ReasoningEffort = "medium"
+		default:
+			out.ReasoningEffort = "high"
+		}
 	}
 	// system: a string or text blocks, joined with blank lines.
 	if sys, err := msgSystemText(r.System); err != nil {
@@ -780,6 +804,9 @@ func (s *messagesStream) End(dst []byte) ([]byte, error) {
 }
 
 func (s *messagesStream) Usage() Usage { return s.inner.Usage() }
+
+// KeepaliveEvent implements Keepaliver.
+func (s *messagesStream) KeepaliveEvent() []byte { return keepaliveComment }
 
 func (s *messagesStream) ErrorEvent(dst []byte, code, msg string) []byte {
 	return anthropicErrorEvent(dst, code, msg)

@@ -814,6 +814,9 @@ func (s *responsesStream) End(dst []byte) ([]byte, error) {
 
 func (s *responsesStream) Usage() Usage { return s.inner.Usage() }
 
+// KeepaliveEvent implements Keepaliver.
+func (s *responsesStream) KeepaliveEvent() []byte { return keepaliveComment }
+
 func (s *responsesStream) ErrorEvent(dst []byte, code, msg string) []byte {
 	return responsesErrorEvents(dst, s.c, s.seq, code, msg)
 }

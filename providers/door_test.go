@@ -238,6 +238,16 @@ func TestMessagesRelay(t *testing.T) {
 	}
 }
 
+func TestMessagesThinkingForGemini(t *testing.T) {
+	body := []byte(`{"model":"m","max_tokens":5,"thinking":{"type":"enabled","budget_tokens":4000},"messages":[{"role":"user","content":"hi"}]}`)
+	for target, want := range map[string]string{"gemini": "medium", "openai": ""} {
+		out, err := MessagesToChatBody(body, target)
+		if got := gjson.GetBytes(out, "reasoning_effort").String(); err != nil || got != want {
+			t.Errorf("%s: reasoning_effort %q, want %q (%v)", target, got, want, err)
+		}
+	}
+}
+
 // Several tool results for one call become one tool message; a tool call
 // without an id gets one.
 func TestMessagesToolIDs(t *testing.T) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"time"
@@ -29,6 +30,14 @@ const ResponseRetention = 30 * 24 * time.Hour
 // maxResponseIDLen bounds the ids remembered and looked up.
 const maxResponseIDLen = 256
 
+// responsesPrunedKey holds when the bucket was last pruned (8 bytes, unix
+// seconds): pruning walks the whole bucket, so it runs at most once per
+// responsesPruneEvery, however often the log writer asks. No response id
+// starts with a NUL byte.
+var responsesPrunedKey = []byte("\x00pruned")
+
+const responsesPruneEvery = time.Hour
+
 // ResponseOwner says who created a stored response, and where.
 type ResponseOwner struct {
 	AccountID string `json:"account"`
@@ -46,8 +55,8 @@ var ErrResponseNotFound = errors.New("no such response")
 
 // PutResponse remembers that owner created the response id.
 func (s *Store) PutResponse(id string, owner ResponseOwner) error {
-	if id == "" || len(id) > maxResponseIDLen {
-		return errors.New("response id must be 1 to 256 bytes")
+	if id == "" || len(id) > maxResponseIDLen || id[0] == 0 {
+		return errors.New("response id must be 1 to 256 bytes, not starting with NUL")
 	}
 	if owner.Created.IsZero() {
 		owner.Created = now().UTC()
@@ -65,7 +74,7 @@ func (s *Store) PutResponse(id string, owner ResponseOwner) error {
 // ErrResponseNotFound otherwise (unknown, expired, or another account's).
 func (s *Store) ResponseFor(account, id string) (ResponseOwner, error) {
 	var o ResponseOwner
-	if id == "" || len(id) > maxResponseIDLen {
+	if id == "" || len(id) > maxResponseIDLen || id[0] == 0 {
 		return o, ErrResponseNotFound
 	}
 	err := s.kv.view(func(tx kvTx) error {
@@ -86,18 +95,33 @@ func (s *Store) ResponseFor(account, id string) (ResponseOwner, error) {
 
 // ForgetResponse drops response id (after its owner deleted it).
 func (s *Store) ForgetResponse(id string) error {
+	if id == "" || id[0] == 0 {
+		return nil
+	}
 	return s.kv.update(func(tx kvTx) error {
 		return tx.Bucket(bucketResponses).Delete([]byte(id))
 	})
 }
 
-// pruneResponses forgets responses older than retention, in batches small
-// enough for one etcd transaction in fleet mode.
+// pruneResponses forgets responses older than retention, at most once per
+// responsesPruneEvery, in batches small enough for one etcd transaction in
+// fleet mode.
 func (s *Store) pruneResponses(retention time.Duration) {
-	cutoff := now().Add(-retention)
+	t := now()
+	cutoff := t.Add(-retention)
+	due := false
 	var doomed [][]byte
 	_ = s.kv.view(func(tx kvTx) error {
-		return tx.Bucket(bucketResponses).ForEach(func(k, v []byte) error {
+		b := tx.Bucket(bucketResponses)
+		last := b.Get(responsesPrunedKey)
+		due = len(last) != 8 || t.Sub(time.Unix(int64(binary.BigEndian.Uint64(last)), 0)) >= responsesPruneEvery
+		if !due {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			if len(k) > 0 && k[0] == 0 {
+				return nil // bookkeeping
+			}
 			var o ResponseOwner
 			if json.Unmarshal(v, &o) != nil || o.Created.Before(cutoff) {
 				doomed = append(doomed, append([]byte(nil), k...))
@@ -105,6 +129,9 @@ func (s *Store) pruneResponses(retention time.Duration) {
 			return nil
 		})
 	})
+	if !due {
+		return
+	}
 	for len(doomed) > 0 {
 		n := min(len(doomed), 100)
 		batch := doomed[:n]
@@ -122,4 +149,7 @@ func (s *Store) pruneResponses(retention time.Duration) {
 			return
 		}
 	}
+	_ = s.kv.update(func(tx kvTx) error {
+		return tx.Bucket(bucketResponses).Put(responsesPrunedKey, binary.BigEndian.AppendUint64(nil, uint64(t.Unix())))
+	})
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // A response is remembered for its account only, forgotten on delete, and
@@ -43,6 +45,28 @@ func TestResponseOwnership(t *testing.T) {
 	s.pruneResponses(ResponseRetention)
 	if _, err := s.ResponseFor("acme", "resp_new"); err != nil {
 		t.Errorf("pruning dropped a fresh response: %v", err)
+	}
+	count := func() int {
+		n := 0
+		s.db.View(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketResponses).ForEach(func(k, _ []byte) error {
+				if k[0] != 0 {
+					n++
+				}
+				return nil
+			})
+		})
+		return n
+	}
+	if n := count(); n != 1 {
+		t.Errorf("%d responses left after pruning, want 1", n)
+	}
+	// Pruning again within the hour walks nothing: an expired entry stays
+	// (and is not served) until the next prune.
+	s.PutResponse("resp_old2", old)
+	s.pruneResponses(ResponseRetention)
+	if n := count(); n != 2 {
+		t.Errorf("%d responses after a second prune within the hour, want 2", n)
 	}
 	if err := s.PutResponse("", owner); err == nil {
 		t.Error("an empty id was stored")

@@ -36,7 +36,9 @@ command says so: use the admin API instead,
 --store and --master-key default to the agent_router app's defaults (the
 store under Caddy's data directory, the master.key file beside it);
 --master-key also reads AGENT_ROUTER_MASTER_KEY. --site is the console's
-origin, printed in front of the setup path.
+origin, printed in front of the setup path. In fleet mode, pass the etcd
+--endpoints (and --prefix, TLS flags, --username with $ETCD_PASSWORD): the
+user is written to etcd, which works whether or not the gateways run.
 
 agent-router migrate copies a single-node store's shared records (accounts,
 API keys, sealed BYOK credentials, policies, credential health, console
@@ -61,6 +63,13 @@ stay in the file (use it as one instance's store to keep them).
 			add.Flags().String("store", "", "Path of the store file (default: the agent_router app's)")
 			add.Flags().String("master-key", "", "Master key of the store (default: $AGENT_ROUTER_MASTER_KEY, else master.key beside the store)")
 			add.Flags().String("site", "http://localhost:8080", "Origin of the site that serves the console")
+			add.Flags().String("endpoints", "", "Fleet mode: comma-separated etcd client URLs; the user is written to etcd (password from $ETCD_PASSWORD)")
+			add.Flags().String("prefix", store.DefaultFleetPrefix, "Fleet mode: key prefix of the fleet's records")
+			add.Flags().String("username", "", "Fleet mode: etcd user")
+			add.Flags().String("ca", "", "Fleet mode: CA bundle to verify etcd's TLS certificate with")
+			add.Flags().String("cert", "", "Fleet mode: client certificate for etcd")
+			add.Flags().String("key", "", "Fleet mode: client certificate key for etcd")
+			add.Flags().Duration("dial-timeout", 5*time.Second, "Fleet mode: timeout for reaching etcd")
 			add.RunE = caddycmd.WrapCommandFuncForCobra(cmdAddUser)
 			cmd.AddCommand(add)
 
@@ -106,6 +115,9 @@ func cmdAddUser(fl caddycmd.Flags) (int, error) {
 	if mk == "" {
 		mk = os.Getenv("AGENT_ROUTER_MASTER_KEY")
 	}
+	if mk == "" && fl.String("endpoints") != "" {
+		return caddy.ExitCodeFailedStartup, errors.New("fleet mode: give the fleet's master key with --master-key or $AGENT_ROUTER_MASTER_KEY")
+	}
 	var key []byte
 	if mk != "" {
 		if key, err = store.ParseMasterKey(mk); err != nil {
@@ -119,7 +131,19 @@ func cmdAddUser(fl caddycmd.Flags) (int, error) {
 			return caddy.ExitCodeFailedStartup, err
 		}
 	}
-	s, err := store.Open(path, key, store.Options{OpenTimeout: time.Second})
+	var s *store.Store
+	if fl.String("endpoints") != "" {
+		// Fleet mode: users live in etcd; a throwaway local file holds
+		// what this command never writes (request log, usage).
+		var cleanup func()
+		s, cleanup, err = openFleetForCommand(fl, key)
+		if err != nil {
+			return caddy.ExitCodeFailedStartup, err
+		}
+		defer cleanup()
+	} else {
+		s, err = store.Open(path, key, store.Options{OpenTimeout: time.Second})
+	}
 	if errors.Is(err, store.ErrLocked) {
 		// One line: Caddy prints command errors through its logger.
 		return caddy.ExitCodeFailedStartup, fmt.Errorf("%s is in use by a running Caddy (bbolt allows one process): create the user through its admin API instead, "+
@@ -180,12 +204,7 @@ func cmdMigrate(fl caddycmd.Flags) (int, error) {
 			return caddy.ExitCodeFailedStartup, err
 		}
 	}
-	ec := EtcdConfig{Endpoints: strings.Split(fl.String("endpoints"), ","), Prefix: fl.String("prefix"),
-		Username: fl.String("username"), Password: os.Getenv("ETCD_PASSWORD"), DialTimeout: caddy.Duration(fl.Duration("dial-timeout"))}
-	if fl.String("ca") != "" || fl.String("cert") != "" {
-		ec.TLS = &EtcdTLS{CA: fl.String("ca"), Cert: fl.String("cert"), Key: fl.String("key")}
-	}
-	ec, err = ec.resolved(caddy.NewReplacer())
+	ec, err := etcdFromFlags(fl)
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
@@ -204,4 +223,44 @@ func cmdMigrate(fl caddycmd.Flags) (int, error) {
 	}
 	fmt.Printf("copied %d records from %s to etcd %s (prefix %s); records already there were kept\n", n, path, strings.Join(ec.Endpoints, ","), ec.Prefix)
 	return 0, nil
+}
+
+// etcdFromFlags is the etcd configuration of a command's --endpoints,
+// --prefix, --username, --ca, --cert and --key flags ($ETCD_PASSWORD).
+func etcdFromFlags(fl caddycmd.Flags) (EtcdConfig, error) {
+	ec := EtcdConfig{Endpoints: strings.Split(fl.String("endpoints"), ","), Prefix: fl.String("prefix"),
+		Username: fl.String("username"), Password: os.Getenv("ETCD_PASSWORD")}
+	if d := fl.Duration("dial-timeout"); d > 0 {
+		ec.DialTimeout = caddy.Duration(d)
+	}
+	if fl.String("ca") != "" || fl.String("cert") != "" {
+		ec.TLS = &EtcdTLS{CA: fl.String("ca"), Cert: fl.String("cert"), Key: fl.String("key")}
+	}
+	return ec.resolved(caddy.NewReplacer())
+}
+
+// openFleetForCommand opens the fleet's records for a command, with a
+// temporary local file and without registering as a member.
+func openFleetForCommand(fl caddycmd.Flags, key []byte) (*store.Store, func(), error) {
+	ec, err := etcdFromFlags(fl)
+	if err != nil {
+		return nil, nil, err
+	}
+	cli, err := ec.client(zap.NewNop())
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "agentrouter-cmd-")
+	if err != nil {
+		cli.Close()
+		return nil, nil, err
+	}
+	s, err := store.OpenFleet(filepath.Join(dir, "local.db"), key, store.Options{}, store.FleetOptions{
+		Client: cli, Prefix: ec.Prefix, LoadTimeout: time.Duration(ec.DialTimeout), NoRegistration: true})
+	if err != nil {
+		cli.Close()
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("etcd at %s: %w", strings.Join(ec.Endpoints, ","), err)
+	}
+	return s, func() { s.Close(); cli.Close(); os.RemoveAll(dir) }, nil
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/pflag"
@@ -23,6 +24,13 @@ func addUserFlags(t *testing.T, args ...string) caddycmd.Flags {
 	fs.String("store", "", "")
 	fs.String("master-key", "", "")
 	fs.String("site", "http://localhost:8080", "")
+	fs.String("endpoints", "", "")
+	fs.String("prefix", store.DefaultFleetPrefix, "")
+	fs.String("username", "", "")
+	fs.String("ca", "", "")
+	fs.String("cert", "", "")
+	fs.String("key", "", "")
+	fs.Duration("dial-timeout", 5*time.Second, "")
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}

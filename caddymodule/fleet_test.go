@@ -92,4 +92,24 @@ func TestFleetMigrateThenServe(t *testing.T) {
 	if st := a.store.Fleet(); !st.Enabled || st.InstanceID != "gw-1" || st.Prefix != "/ar-test/" {
 		t.Fatalf("fleet status %+v", st)
 	}
+
+	// add-user in fleet mode writes to etcd, and the running app sees it.
+	if code, err := cmdAddUser(addUserFlags(t, "--endpoints", c.Endpoint(0), "--prefix", "/ar-test/", "--master-key", key,
+		"--account", "acme", "--email", "owner@acme.test")); err != nil || code != 0 {
+		t.Fatalf("add-user in fleet mode: %d %v", code, err)
+	}
+	waitUsers := time.Now()
+	for {
+		users, _ := a.store.Users("acme")
+		if len(users) == 1 && users[0].Email == "owner@acme.test" {
+			break
+		}
+		if time.Since(waitUsers) > 2*time.Second {
+			t.Fatalf("the user added in etcd is not seen: %+v", users)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := cmdAddUser(addUserFlags(t, "--endpoints", c.Endpoint(0), "--account", "acme", "--email", "x@acme.test")); err == nil || !strings.Contains(err.Error(), "master key") {
+		t.Fatalf("fleet add-user without a master key: %v", err)
+	}
 }

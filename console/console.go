@@ -327,6 +327,10 @@ func (h *Handler) userError(err error) (int, string) {
 		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), store.ErrInvalidInput.Error()+": ")
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLastOwner), errors.Is(err, store.ErrInvalidToken):
 		return http.StatusConflict, err.Error()
+	case errors.Is(err, store.ErrUnavailable):
+		// Fleet mode with etcd unreachable: nothing was saved.
+		h.cfg.Logger.Warn("console write refused: the fleet store is unavailable", zap.Error(err))
+		return http.StatusServiceUnavailable, "The change could not be saved: the shared store is unreachable right now. Try again in a moment."
 	}
 	h.cfg.Logger.Error("console request failed", zap.Error(err))
 	return http.StatusInternalServerError, "Something went wrong on our side; it has been logged."

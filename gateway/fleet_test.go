@@ -278,3 +278,32 @@ func TestFleetLeaderLossUnderLoad(t *testing.T) {
 		t.Logf("note: the load generator sent fewer requests than planned (busy machine)")
 	}
 }
+
+// TestFleetFrozenMember: the leader hangs (raft halted, client connections
+// open and unanswered, as in a partition). Watches on it go silent; the
+// watchdog recreates them on a live member, so a rotation still reaches
+// every instance, within the watchdog's bound rather than milliseconds.
+func TestFleetFrozenMember(t *testing.T) {
+	c, ins, apiKey := setupFleet(t)
+	leader := c.Leader()
+	c.Freeze(leader)
+	start := time.Now()
+	var err error
+	for {
+		if _, err = ins[0].s.PutCredential("acme", providers.OpenAI, fleetKey(1), "sk-...", store.Extras{}); err == nil {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("writes did not resume: %v", err)
+		}
+	}
+	written := time.Since(start)
+	var worst time.Duration
+	for _, in := range ins {
+		worst = max(worst, waitServes(t, in, apiKey, "v1", 10*time.Second))
+	}
+	t.Logf("leader frozen: the rotation was written after %v and served by every instance %v later (watchdog: 500 ms ticks, silent after 1.5 s)", written.Round(time.Millisecond), worst.Round(time.Millisecond))
+	if err := c.Restart(leader); err != nil {
+		t.Fatal(err)
+	}
+}

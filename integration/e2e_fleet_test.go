@@ -109,6 +109,8 @@ func TestFleetWithCaddy(t *testing.T) {
 		c := b.s.Snapshot().Credential("acme", "openai")
 		return c != nil && c.Key() == byok1 && a.s.Snapshot().Credential("acme", "openai") != nil
 	})
+	sent := 0 // data-plane requests, for the fleet-wide counts below
+	sent++
 	if st := a.chat(t, k.Key, "via-a-1"); st != 200 {
 		t.Fatalf("peer a: %d", st)
 	}
@@ -124,6 +126,7 @@ func TestFleetWithCaddy(t *testing.T) {
 	start := time.Now()
 	for i := 0; ; i++ {
 		tag := fmt.Sprintf("via-caddy-%d", i)
+		sent++
 		if r := e.chat(k.Key, "gpt-4o-mini", tag, false); r.status != 200 {
 			t.Fatalf("caddy: %d %s", r.status, r.body)
 		}
@@ -135,7 +138,32 @@ func TestFleetWithCaddy(t *testing.T) {
 		}
 	}
 	t.Logf("rotation on a peer served by Caddy after %v", time.Since(start))
-	b.chat(t, k.Key, "via-b-1")
+
+	// A config reload keeps the store, its etcd client and watch (one per
+	// process): Caddy still follows rotations and stays one member.
+	e.load()
+	byok2b := "sk-fleet-two-b-" + randomAlnum(32)
+	if _, err := b.s.PutCredential("acme", "openai", byok2b, "sk-...", store.Extras{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Caddy serves the rotation after the reload", 2*time.Second, func() bool {
+		tag := "after-reload-" + randomAlnum(8)
+		sent++
+		r := e.chat(k.Key, "gpt-4o-mini", tag, false)
+		return r.status == 200 && recordFor(t, e.openai, tag).Credential == byok2b
+	})
+	var fleetSt struct {
+		Members []store.Member `json:"members"`
+	}
+	e.mustAdmin("GET", "/agent_router/fleet", nil, 200, &fleetSt)
+	if len(fleetSt.Members) != 3 {
+		t.Fatalf("members after the reload: %+v", fleetSt.Members)
+	}
+	byok2 = byok2b
+	sent++
+	if st := b.chat(t, k.Key, "via-b-1"); st != 200 {
+		t.Fatalf("peer b: %d", st)
+	}
 
 	// Logs and usage read on Caddy include the peers' requests.
 	var page struct {
@@ -154,7 +182,7 @@ func TestFleetWithCaddy(t *testing.T) {
 		for _, r := range page.Records {
 			seen[r.Instance] = true
 		}
-		return seen["caddy"] && seen["peer-a"] && seen["peer-b"] && len(page.Missing) == 0
+		return seen["caddy"] && seen["peer-a"] && seen["peer-b"] && len(page.Missing) == 0 && len(page.Records) == sent
 	})
 	total := len(page.Records)
 	// Paging with the fleet-wide cursor returns the same records.

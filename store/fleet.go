@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,8 +78,8 @@ type FleetOptions struct {
 	// reach its revision. Default: 2s.
 	SyncTimeout time.Duration
 	// WatchdogInterval is how often the watch is asked for a progress
-	// notification; a watch silent for three intervals is recreated.
-	// Default: 2s.
+	// notification; a watch silent for three intervals is recreated (a
+	// member that lost quorum, or a stuck stream). Default: 1s.
 	WatchdogInterval time.Duration
 	// NoRegistration skips the member registration (for tools such as
 	// the migrate command, which are not gateway instances).
@@ -117,12 +116,43 @@ type fleetKV struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	reloads    atomic.Int64 // full reloads (start, compaction)
-	unopenable atomic.Int64 // sealed records this instance's keys could not open
-	lastErr    atomic.Pointer[string]
+	reloads atomic.Int64 // full reloads (start, compaction)
+	// quickDownUntil (unix nanoseconds): request-path writes fail at once
+	// until then (updateQuick).
+	quickDownUntil atomic.Int64
+	unopenable     atomic.Int64 // sealed records this instance's keys could not open
+	lastErr        atomic.Pointer[string]
 
 	member memberState
+
+	// opened caches the credentials the last rebuild opened (only the
+	// rebuild, under Store.rebuildMu, touches it).
+	opened map[credKey]openedSecret
 }
+
+type openedSecret struct {
+	kid, nonce, ct string
+	key            []byte
+}
+
+// open opens a sealed record, from the last rebuild's cache when the record
+// is unchanged, and records it in next.
+func (f *fleetKV) open(sl *sealer, ck credKey, r *sealedRecord, next map[credKey]openedSecret) ([]byte, error) {
+	if o, ok := f.opened[ck]; ok && o.kid == r.MasterKeyID && o.nonce == string(r.Nonce) && o.ct == string(r.Ciphertext) {
+		next[ck] = o
+		return o.key, nil
+	}
+	pt, err := sl.open(r.MasterKeyID, ck.account, ck.provider, r.Nonce, r.Ciphertext)
+	if err == nil {
+		next[ck] = openedSecret{r.MasterKeyID, string(r.Nonce), string(r.Ciphertext), pt}
+	}
+	return pt, err
+}
+
+// snapshotBuckets are the buckets the request-path snapshot is built from;
+// a watch burst that touches none of them (sessions, users, members)
+// advances the revision without a rebuild.
+var snapshotBuckets = map[string]bool{"accounts": true, "keys": true, "byok": true, "byok_health": true, "byok_policies": true}
 
 func newFleetKV(local *bolt.DB, fo FleetOptions) *fleetKV {
 	if fo.Prefix == "" {
@@ -138,7 +168,7 @@ func newFleetKV(local *bolt.DB, fo FleetOptions) *fleetKV {
 		fo.SyncTimeout = 2 * time.Second
 	}
 	if fo.WatchdogInterval <= 0 {
-		fo.WatchdogInterval = 2 * time.Second
+		fo.WatchdogInterval = time.Second
 	}
 	if fo.MemberTTL <= 0 {
 		fo.MemberTTL = 10 * time.Second
@@ -177,6 +207,10 @@ func OpenFleet(path string, masterKey []byte, opts Options, fo FleetOptions) (*S
 	if err := f.load(); err != nil {
 		return fail(fmt.Errorf("%w: could not read prefix %s within %v (%v): check the endpoints, TLS settings and credentials", ErrUnavailable, f.prefix, fo.LoadTimeout, err))
 	}
+	// Watch from here on: the writes below wait for the snapshot to reach
+	// their revision.
+	f.wg.Add(1)
+	go f.watch()
 	if err := s.kv.update(s.checkMasterKey); err != nil {
 		return fail(fmt.Errorf("fleet store: %w", err))
 	}
@@ -195,8 +229,6 @@ func OpenFleet(path string, masterKey []byte, opts Options, fo FleetOptions) (*S
 	if err := s.rebuild(); err != nil {
 		return fail(fmt.Errorf("fleet store: %w", err))
 	}
-	f.wg.Add(1)
-	go f.watch()
 	if !fo.NoRegistration {
 		f.startMember()
 	}
@@ -418,12 +450,14 @@ func (f *fleetKV) apply(events []*clientv3.Event) {
 		nb[b] = m
 	}
 	var rev int64
+	rebuild := false
 	for _, ev := range events {
 		b, k, ok := f.split(ev.Kv.Key)
 		rev = max(rev, ev.Kv.ModRevision)
 		if !ok {
 			continue
 		}
+		rebuild = rebuild || snapshotBuckets[b]
 		if !copied[b] {
 			m := make(map[string]mirrorEntry, len(nb[b])+1)
 			for kk, e := range nb[b] {
@@ -443,6 +477,10 @@ func (f *fleetKV) apply(events []*clientv3.Event) {
 	}
 	rev = f.rev
 	f.mu.Unlock()
+	if !rebuild {
+		f.advance(rev)
+		return
+	}
 	_ = f.changed(rev)
 }
 
@@ -462,6 +500,38 @@ var errConflict = errors.New("conflict")
 const maxTxnOps = 128
 
 func (f *fleetKV) update(fn func(tx kvTx) error) error {
+	return f.updateWithin(fn, f.opts.WriteTimeout, f.opts.SyncTimeout)
+}
+
+// quickWindow is how long writes made from the request path fail at once
+// after one found etcd unavailable.
+const quickWindow = 2 * time.Second
+
+// updateQuick is update for writes made from the request path (response
+// ownership, a session's last-seen time): bounded to a second, and failing at once for quickWindow
+// after etcd was found unavailable, so that an etcd outage never adds
+// seconds to the requests the data plane keeps serving.
+func (f *fleetKV) updateQuick(fn func(tx kvTx) error) error {
+	if time.Now().UnixNano() < f.quickDownUntil.Load() {
+		return fmt.Errorf("%w: skipped (etcd was unreachable moments ago)", ErrUnavailable)
+	}
+	err := f.updateWithin(fn, min(f.opts.WriteTimeout, time.Second), min(f.opts.SyncTimeout, 500*time.Millisecond))
+	if errors.Is(err, ErrUnavailable) {
+		f.quickDownUntil.Store(time.Now().Add(quickWindow).UnixNano())
+	}
+	return err
+}
+
+// updateQuick is kv.update for writes made from the request path: in fleet
+// mode bounded to a second and failing fast during an etcd outage.
+func (s *Store) updateQuick(fn func(tx kvTx) error) error {
+	if s.fleet == nil {
+		return s.kv.update(fn)
+	}
+	return s.fleet.updateQuick(fn)
+}
+
+func (f *fleetKV) updateWithin(fn func(tx kvTx) error, writeTimeout, syncTimeout time.Duration) error {
 	for attempt := 0; ; attempt++ {
 		f.mu.RLock()
 		t := &fleetTx{f: f, buckets: f.buckets, rev: f.rev, write: true, reads: make(map[string]int64), ranged: make(map[string]bool)}
@@ -474,12 +544,15 @@ func (f *fleetKV) update(fn func(tx kvTx) error) error {
 		if len(t.writes) == 0 {
 			return t.commitLocal()
 		}
-		rev, err := t.commit()
+		rev, err := t.commit(writeTimeout)
 		if errors.Is(err, errConflict) && attempt < 20 {
 			t.rollbackLocal()
 			// Another instance wrote what fn read: catch up and retry.
-			f.waitRev(rev, f.opts.SyncTimeout)
+			f.waitRev(rev, syncTimeout)
 			continue
+		}
+		if errors.Is(err, errConflict) {
+			err = errors.New("the change conflicted with concurrent changes on other instances too many times; try again")
 		}
 		if err != nil {
 			t.rollbackLocal()
@@ -488,7 +561,7 @@ func (f *fleetKV) update(fn func(tx kvTx) error) error {
 		if err := t.commitLocal(); err != nil {
 			return err
 		}
-		f.waitRev(rev, f.opts.SyncTimeout)
+		f.waitRev(rev, syncTimeout)
 		return nil
 	}
 }
@@ -546,43 +619,83 @@ func (t *fleetTx) commitLocal() error {
 }
 
 // commit writes the buffered changes if nothing fn read changed since rev.
-func (t *fleetTx) commit() (int64, error) {
+//
+// A change of more records than one etcd transaction takes (128 operations
+// by default) is committed in chunks when it only deletes (deleting an
+// account with many keys, pruning): every chunk carries the compares of
+// what fn read and has not been deleted yet, and the records of the
+// accounts bucket go last, so an account disappears only with its last
+// dependants; a conflict in a later chunk retries fn, which then deletes
+// what is left.
+func (t *fleetTx) commit(timeout time.Duration) (int64, error) {
 	f := t.f
-	var ops []clientv3.Op
+	type op struct {
+		key string
+		op  clientv3.Op
+		del bool
+	}
+	var ops, last []op
+	deletesOnly := true
 	for b, m := range t.writes {
 		for k, w := range m {
+			key := f.key(b, []byte(k))
+			o := op{key: key, del: w.del}
 			if w.del {
-				ops = append(ops, clientv3.OpDelete(f.key(b, []byte(k))))
+				o.op = clientv3.OpDelete(key)
 			} else {
-				ops = append(ops, clientv3.OpPut(f.key(b, []byte(k)), string(w.v)))
+				o.op, deletesOnly = clientv3.OpPut(key, string(w.v)), false
+			}
+			if b == string(bucketAccounts) {
+				last = append(last, o)
+			} else {
+				ops = append(ops, o)
 			}
 		}
 	}
-	var cmps []clientv3.Cmp
-	for b := range t.ranged {
-		// No key of the bucket changed or appeared after rev.
-		start := f.key(b, nil)
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(start), "<", t.rev+1).WithRange(clientv3.GetPrefixRangeEnd(start)))
-	}
-	for k, mod := range t.reads {
-		if len(cmps) >= maxTxnOps {
-			break // the bucket ranges above still guard what was scanned
-		}
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", mod))
-	}
-	if len(ops) > maxTxnOps {
+	sort.Slice(ops, func(i, j int) bool { return ops[i].key < ops[j].key })
+	ops = append(ops, last...)
+	if len(ops) > maxTxnOps && !deletesOnly {
 		return 0, fmt.Errorf("a change of %d records is too large for one etcd transaction (limit %d)", len(ops), maxTxnOps)
 	}
-	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(f.ctx), f.opts.WriteTimeout)
-	defer cancel()
-	resp, err := f.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
-	if err != nil {
-		return 0, fmt.Errorf("%w: the change was not saved (the gateway keeps serving from its last snapshot; retry once etcd is reachable): %v", ErrUnavailable, err)
+	done := make(map[string]bool) // deleted by an earlier chunk
+	var rev int64
+	for len(ops) > 0 {
+		n := min(len(ops), maxTxnOps)
+		chunk := ops[:n]
+		ops = ops[n:]
+		var cmps []clientv3.Cmp
+		for b := range t.ranged {
+			// No key of the bucket changed or appeared after rev.
+			start := f.key(b, nil)
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(start), "<", t.rev+1).WithRange(clientv3.GetPrefixRangeEnd(start)))
+		}
+		for k, mod := range t.reads {
+			if len(cmps) >= maxTxnOps {
+				break // the bucket ranges above still guard what was scanned
+			}
+			if !done[k] {
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", mod))
+			}
+		}
+		then := make([]clientv3.Op, len(chunk))
+		for i, o := range chunk {
+			then[i] = o.op
+		}
+		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(f.ctx), timeout)
+		resp, err := f.cli.Txn(ctx).If(cmps...).Then(then...).Commit()
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("%w: the change was not saved (the gateway keeps serving from its last snapshot; retry once etcd is reachable): %v", ErrUnavailable, err)
+		}
+		rev = resp.Header.Revision
+		if !resp.Succeeded {
+			return rev, errConflict
+		}
+		for _, o := range chunk {
+			done[o.key] = true
+		}
 	}
-	if !resp.Succeeded {
-		return resp.Header.Revision, errConflict
-	}
-	return resp.Header.Revision, nil
+	return rev, nil
 }
 
 type kvItem struct{ k, v []byte }
@@ -773,9 +886,4 @@ func (s *Store) checkCanary(tx kvTx) error {
 		return err
 	}
 	return putJSON(meta, fleetCanary, canaryRecord{kid, nonce, ct})
-}
-
-// sharedBucket reports whether name lives in etcd in fleet mode.
-func sharedBucket(name string) bool {
-	return !localBuckets[name] && !strings.Contains(name, "/")
 }

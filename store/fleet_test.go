@@ -265,6 +265,89 @@ func TestFleetMigrateIsIdempotent(t *testing.T) {
 	}
 }
 
+func TestFleetMasterKeyRotationAndBigChanges(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	cli := c.Client(t)
+	a, err := OpenFleet(dbPath(t), masterKey(1), Options{}, FleetOptions{Client: cli, InstanceID: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 60; i++ {
+		id := fmt.Sprintf("acct-%02d", i)
+		mustAccount(t, a, id)
+		if _, err := a.PutCredential(id, "openai", fmt.Sprintf("sk-rot-%02d", i), "", Extras{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	// Restarted with the new key and the old one: the re-seal pass (in
+	// batches) converts every record.
+	b, err := OpenFleet(dbPath(t), masterKey(2), Options{OldMasterKeys: [][]byte{masterKey(1)}}, FleetOptions{Client: cli, InstanceID: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	// The new key alone opens everything; the old key alone is refused.
+	n := openFleet(t, cli, "c", masterKey(2))
+	if got := n.Snapshot().Credential("acct-59", "openai"); got == nil || got.Key() != "sk-rot-59" {
+		t.Fatal("credential lost in the rotation")
+	}
+	if st := n.Fleet(); st.Unopenable != 0 {
+		t.Fatalf("unopenable after the rotation: %+v", st)
+	}
+	if _, err := OpenFleet(dbPath(t), masterKey(1), Options{}, FleetOptions{Client: cli, InstanceID: "d"}); !errors.Is(err, ErrWrongMasterKey) {
+		t.Fatalf("the retired key: %v", err)
+	}
+
+	// More expired sessions than one etcd transaction may delete.
+	mustAccount(t, n, "big")
+	u, err := n.CreateUser("big", "o@big.example", RoleOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 130; i++ {
+		if _, _, err := n.CreateSession(User{ID: u.ID, AccountID: "big"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruned, err := n.PruneSessions(-time.Second, time.Hour)
+	if err != nil || pruned != 130 {
+		t.Fatalf("pruned %d: %v", pruned, err)
+	}
+	// Deleting an account reaches the other instances.
+	o := openFleet(t, cli, "e", masterKey(2))
+	if err := n.DeleteAccount("acct-00"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, "the deletion reaches e", func() bool {
+		return !o.Snapshot().HasAccount("acct-00") && o.Snapshot().Credential("acct-00", "openai") == nil
+	})
+
+	// An account with more keys than one etcd transaction can delete.
+	var keys []string
+	for i := 0; i < 80; i++ {
+		k, _, err := n.CreateAPIKey("big", fmt.Sprintf("k%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	if err := n.DeleteAccount("big"); err != nil {
+		t.Fatalf("deleting an account with 80 keys: %v", err)
+	}
+	waitFor(t, 2*time.Second, "every key of the deleted account is refused on e", func() bool {
+		for _, k := range keys {
+			if _, ok := o.Snapshot().LookupKey(HashAPIKey(k)); ok {
+				return false
+			}
+		}
+		return !o.Snapshot().HasAccount("big")
+	})
+	if users, err := o.Users("big"); err == nil && len(users) > 0 {
+		t.Fatalf("users of the deleted account remain: %+v", users)
+	}
+}
+
 func TestFleetResponseOwnershipShared(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
@@ -315,4 +398,33 @@ func TestFleetResponseOwnershipShared(t *testing.T) {
 		_, err := a.ResponseFor("acme", "resp_1")
 		return errors.Is(err, ErrResponseNotFound)
 	})
+}
+
+// TestFleetRequestPathWritesFailFastWhenEtcdIsDown: remembering a
+// response's owner (done on the request path) costs at most about a second
+// when etcd is down, then nothing for a while.
+func TestFleetRequestPathWritesFailFastWhenEtcdIsDown(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := openFleet(t, c.Client(t), "a", masterKey(1))
+	if err := a.PutResponse("resp_up", ResponseOwner{AccountID: "acme", Provider: "openai", CredentialSource: "byok"}); err != nil {
+		t.Fatal(err)
+	}
+	c.StopAll()
+	start := time.Now()
+	if err := a.PutResponse("resp_down_1", ResponseOwner{AccountID: "acme", Provider: "openai"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("first write while down: %v", err)
+	}
+	first := time.Since(start)
+	start = time.Now()
+	if err := a.PutResponse("resp_down_2", ResponseOwner{AccountID: "acme", Provider: "openai"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("second write while down: %v", err)
+	}
+	second := time.Since(start)
+	t.Logf("request-path writes while etcd is down: first %v, next %v", first, second)
+	if first > 1500*time.Millisecond || second > 50*time.Millisecond {
+		t.Fatalf("too slow: %v, %v", first, second)
+	}
+	if _, err := a.ResponseFor("acme", "resp_up"); err != nil {
+		t.Fatalf("reads while down: %v", err)
+	}
 }

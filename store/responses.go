@@ -65,7 +65,7 @@ func (s *Store) PutResponse(id string, owner ResponseOwner) error {
 	if err != nil {
 		return err
 	}
-	return s.kv.update(func(tx kvTx) error {
+	return s.updateQuick(func(tx kvTx) error {
 		return tx.Bucket(bucketResponses).Put([]byte(id), buf)
 	})
 }

@@ -422,6 +422,10 @@ func (s *Store) rebuild() error {
 	sn := &Snapshot{keys: make(map[[32]byte]*KeyEntry), keyIDs: make(map[string]*KeyEntry), accounts: make(map[string]struct{}),
 		creds: make(map[credKey]*Secret), policies: make(map[credKey]Policy)}
 	var unopenable int64
+	var opened map[credKey]openedSecret
+	if s.fleet != nil {
+		opened = make(map[credKey]openedSecret)
+	}
 	err := s.kv.view(func(tx kvTx) error {
 		if err := tx.Bucket(bucketAccounts).ForEach(func(k, _ []byte) error {
 			sn.accounts[string(k)] = struct{}{}
@@ -451,7 +455,16 @@ func (s *Store) rebuild() error {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
 			}
-			pt, err := s.sealer.open(r.MasterKeyID, string(account), string(provider), r.Nonce, r.Ciphertext)
+			ck := credKey{string(account), string(provider)}
+			var pt []byte
+			var err error
+			if s.fleet != nil {
+				// Fleet mode rebuilds on every watch burst: open only
+				// what changed.
+				pt, err = s.fleet.open(s.sealer, ck, &r, opened)
+			} else {
+				pt, err = s.sealer.open(r.MasterKeyID, string(account), string(provider), r.Nonce, r.Ciphertext)
+			}
 			if err != nil && s.fleet != nil {
 				// Another instance sealed it under a key this one does
 				// not have (a master-key rotation in progress): serve
@@ -462,7 +475,6 @@ func (s *Store) rebuild() error {
 			if err != nil {
 				return err
 			}
-			ck := credKey{string(account), string(provider)}
 			sn.creds[ck] = &Secret{
 				AccountID: ck.account, Provider: ck.provider, Version: r.Version,
 				Fingerprint: r.Fingerprint, Extras: r.Extras, key: string(pt),
@@ -487,6 +499,7 @@ func (s *Store) rebuild() error {
 	}
 	if s.fleet != nil {
 		s.fleet.unopenable.Store(unopenable)
+		s.fleet.opened = opened
 	}
 	s.snap.Store(sn)
 	return nil

@@ -476,6 +476,9 @@ func (r *userRecord) verify(password string) bool {
 	return subtle.ConstantTimeCompare(h, r.Hash) == 1
 }
 
+// errStopScan ends a ForEach early.
+var errStopScan = errors.New("stop")
+
 // dummyUser is hashed against when an email is unknown, so that an unknown
 // email takes as long as a wrong password.
 var dummyUser = func() userRecord {
@@ -565,14 +568,14 @@ func (s *Store) SessionUser(id string, idle, absolute time.Duration) (Session, U
 		return nil
 	})
 	if expired {
-		_ = s.kv.update(func(tx kvTx) error { return tx.Bucket(bucketSessions).Delete(h) })
+		_ = s.updateQuick(func(tx kvTx) error { return tx.Bucket(bucketSessions).Delete(h) })
 	}
 	if err != nil {
 		return Session{}, User{}, err
 	}
 	if stale {
 		sess.LastSeenAt = now().UTC()
-		_ = s.kv.update(func(tx kvTx) error {
+		_ = s.updateQuick(func(tx kvTx) error {
 			if tx.Bucket(bucketSessions).Get(h) == nil {
 				return nil // revoked meanwhile
 			}
@@ -598,6 +601,22 @@ func (s *Store) RevokeUserSessions(account, userID string) error {
 // absolute (sessions whose browser never came back), and the expired setup
 // tokens. It returns how many sessions went.
 func (s *Store) PruneSessions(idle, absolute time.Duration) (int, error) {
+	if s.fleet == nil {
+		return s.pruneSessions(idle, absolute, 0)
+	}
+	// Fleet mode: in etcd-sized transactions.
+	total := 0
+	for {
+		n, err := s.pruneSessions(idle, absolute, 50)
+		total += n
+		if err != nil || n < 50 {
+			return total, err
+		}
+	}
+}
+
+// pruneSessions deletes at most max (0: all) sessions and as many tokens.
+func (s *Store) pruneSessions(idle, absolute time.Duration, max int) (int, error) {
 	n := 0
 	err := s.kv.update(func(tx kvTx) error {
 		t := now()
@@ -614,6 +633,9 @@ func (s *Store) PruneSessions(idle, absolute time.Duration) (int, error) {
 					!r.ExpiresAt.IsZero() && !t.Before(r.ExpiresAt) ||
 					r.ExpiresAt.IsZero() && (t.Sub(r.LastSeenAt) > idle || t.Sub(r.CreatedAt) > absolute) {
 					doomed = append(doomed, append([]byte(nil), k...))
+				}
+				if max > 0 && len(doomed) >= max {
+					return errStopScan
 				}
 				return nil
 			})

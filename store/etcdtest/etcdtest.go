@@ -281,6 +281,29 @@ func (c *Cluster) Kill(i int) {
 	}
 }
 
+// Freeze halts member i's raft node but leaves its client connections open
+// and unanswered, as a member cut off from its peers by a partition, or a
+// hung process, looks to its clients. Restart brings it back.
+func (c *Cluster) Freeze(i int) {
+	c.mu.Lock()
+	m := c.members[i]
+	e := m.etcd
+	m.etcd = nil
+	c.mu.Unlock()
+	if e != nil {
+		e.Server.HardStop()
+		done := make(chan struct{})
+		m.closing = done
+		go func() {
+			// Keep the connections hanging for a while before closing.
+			time.Sleep(10 * time.Second)
+			m.fwd.close()
+			e.Close()
+			close(done)
+		}()
+	}
+}
+
 // Restart starts a stopped member i again on the same ports and data.
 func (c *Cluster) Restart(i int) error {
 	m := c.members[i]

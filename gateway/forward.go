@@ -486,12 +486,17 @@ var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return
 // maxPooledAnswerBuf is the largest answer buffer returned to the pool.
 const maxPooledAnswerBuf = 256 << 10
 
+// maxAnswerPresize bounds what an announced Content-Length reserves before
+// the bytes arrive: a provider (or a tenant's base URL) claiming 30 MB
+// and sending nothing must not cost 30 MB; a larger answer grows as read.
+const maxAnswerPresize = 1 << 20
+
 // acquireAnswerBuf returns a pooled buffer with room for an answer of
 // size bytes (and one more, so reading it whole needs no growth to see
 // EOF) when the provider announced it.
 func acquireAnswerBuf(size int64) *[]byte {
 	bp := answerBufs.Get().(*[]byte)
-	if size > 0 && size < maxResponse && int64(cap(*bp)) <= size {
+	if size > 0 && size < maxAnswerPresize && int64(cap(*bp)) <= size {
 		*bp = make([]byte, 0, size+1)
 	}
 	return bp

@@ -85,6 +85,12 @@ func TestReadAnswerBounded(t *testing.T) {
 		{0, 0, true}, {10, 10, true}, {100 << 10, -1, true}, {100 << 10, 100 << 10, true},
 		{maxResponse, -1, true}, {maxResponse + 1, -1, false}, {maxResponse + 1, maxResponse + 1, false},
 	} {
+		if tc.hint >= maxAnswerPresize {
+			// An announced size beyond the presize bound reserves nothing.
+			if bp := acquireAnswerBuf(tc.hint); cap(*bp) >= maxAnswerPresize {
+				t.Errorf("hint %d reserved %d bytes", tc.hint, cap(*bp))
+			}
+		}
 		bp := acquireAnswerBuf(tc.hint)
 		b, err := readAnswer(bp, io.LimitReader(zeros{}, tc.size))
 		if tc.ok && (err != nil || int64(len(b)) != tc.size) {
@@ -93,7 +99,7 @@ func TestReadAnswerBounded(t *testing.T) {
 		if !tc.ok && err == nil {
 			t.Errorf("size %d: read whole, want an error", tc.size)
 		}
-		if tc.hint > 0 && tc.hint < maxResponse && cap(*bp) <= int(tc.hint) {
+		if tc.hint > 0 && tc.hint < maxAnswerPresize && cap(*bp) <= int(tc.hint) {
 			t.Errorf("hint %d: cap %d", tc.hint, cap(*bp))
 		}
 		releaseAnswerBuf(bp)

@@ -500,7 +500,27 @@ var errConflict = errors.New("conflict")
 const maxTxnOps = 128
 
 func (f *fleetKV) update(fn func(tx kvTx) error) error {
+	if err := f.catchUp(f.opts.WriteTimeout); err != nil {
+		return err
+	}
 	return f.updateWithin(fn, f.opts.WriteTimeout, f.opts.SyncTimeout)
+}
+
+// catchUp waits until the mirror holds every write the fleet committed
+// before the call (one quorum read for etcd's current revision, then the
+// watch). A write transaction decides on what it reads from the mirror
+// ("account not found"), so without it an admin call that a load balancer
+// sends to this instance right after a write on another could act on the
+// state before that write.
+func (f *fleetKV) catchUp(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(f.ctx), timeout)
+	resp, err := f.cli.Get(ctx, f.prefix, clientv3.WithCountOnly())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%w: the change was not saved (the gateway keeps serving from its last snapshot; retry once etcd is reachable): %v", ErrUnavailable, err)
+	}
+	f.waitRev(resp.Header.Revision, f.opts.SyncTimeout)
+	return nil
 }
 
 // quickWindow is how long writes made from the request path fail at once

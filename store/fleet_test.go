@@ -428,3 +428,19 @@ func TestFleetRequestPathWritesFailFastWhenEtcdIsDown(t *testing.T) {
 		t.Fatalf("reads while down: %v", err)
 	}
 }
+
+// An admin write on one instance right after a write on another acts on
+// the fleet's state, not on a mirror a watch event behind: a load balancer
+// may send the two calls to different instances.
+func TestFleetWriteSeesTheOtherInstancesWrite(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, clientOf(t, c.Endpoint(1)), "b", masterKey(1))
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("acct%02d", i)
+		mustAccount(t, a, id)
+		if _, _, err := b.CreateAPIKeyWithProfile(id, "ci", ""); err != nil {
+			t.Fatalf("key for %s created on the other instance right after the account: %v", id, err)
+		}
+	}
+}

@@ -243,7 +243,7 @@ func mergeUsage(shape store.UsageResult, results []store.UsageResult) store.Usag
 			m[k] = cur
 			*order = append(*order, k)
 		}
-		addCounters(&cur.UsageCounters, &g.UsageCounters)
+		cur.UsageCounters.Add(&g.UsageCounters)
 	}
 	for _, r := range results {
 		for _, b := range r.Series {
@@ -259,7 +259,7 @@ func mergeUsage(shape store.UsageResult, results []store.UsageResult) store.Usag
 		for _, g := range r.Totals {
 			add(totals, &totalOrder, g)
 		}
-		addCounters(&out.Total, &r.Total)
+		out.Total.Add(&r.Total)
 	}
 	for _, sr := range byTime {
 		b := store.UsageBucket{Time: sr.t}
@@ -288,17 +288,6 @@ func groupKey(k map[string]string) string {
 		b.WriteString(d + "=" + k[d] + "\x00")
 	}
 	return b.String()
-}
-
-func addCounters(c, o *store.UsageCounters) {
-	c.Requests += o.Requests
-	c.Errors += o.Errors
-	c.PromptTokens += o.PromptTokens
-	c.CompletionTokens += o.CompletionTokens
-	c.TotalTokens += o.TotalTokens
-	c.CachedTokens += o.CachedTokens
-	c.ReasoningTokens += o.ReasoningTokens
-	c.LatencyMSSum += o.LatencyMSSum
 }
 
 // --- routes ---

@@ -68,7 +68,8 @@ type UsageCounters struct {
 	LatencyMSSum     float64 `json:"latency_ms_sum"`
 }
 
-func (c *UsageCounters) add(o *UsageCounters) {
+// Add adds o's counts to c (the admin API sums members' usage with it).
+func (c *UsageCounters) Add(o *UsageCounters) {
 	c.Requests += o.Requests
 	c.Errors += o.Errors
 	c.PromptTokens += o.PromptTokens
@@ -272,7 +273,7 @@ func (s *Store) flushUsage() {
 				if err := json.Unmarshal(old, &oc); err != nil {
 					return err
 				}
-				sum.add(&oc)
+				sum.Add(&oc)
 			}
 			if err := putJSON(b, r.k, sum); err != nil {
 				return err
@@ -532,9 +533,9 @@ func (a *usageAgg) add(d usageDims, c *UsageCounters) {
 		b = make(map[string]*UsageGroup)
 		a.buckets[t] = b
 	}
-	group(b).add(c)
-	group(a.totals).add(c)
-	a.total.add(c)
+	group(b).Add(c)
+	group(a.totals).Add(c)
+	a.total.Add(c)
 }
 
 func (a *usageAgg) sorted(m map[string]*UsageGroup) []UsageGroup {

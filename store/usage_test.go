@@ -130,9 +130,9 @@ func wantUsage(recs []urec, q UsageQuery) UsageResult {
 				a = &acc{key: key}
 				m[strings.Join(id, "\x00")] = a
 			}
-			a.c.add(&c)
+			a.c.Add(&c)
 		}
-		res.Total.add(&c)
+		res.Total.Add(&c)
 	}
 	groups := func(m map[string]*acc) []UsageGroup {
 		var ids []string
@@ -180,8 +180,8 @@ func checkTotals(t *testing.T, res UsageResult) {
 			if sums[id(g.Key)] == nil {
 				sums[id(g.Key)] = new(UsageCounters)
 			}
-			sums[id(g.Key)].add(&g.UsageCounters)
-			all.add(&g.UsageCounters)
+			sums[id(g.Key)].Add(&g.UsageCounters)
+			all.Add(&g.UsageCounters)
 		}
 	}
 	if len(sums) != len(res.Totals) {
@@ -268,7 +268,7 @@ func TestUsageRollups(t *testing.T) {
 	acme := mustUsage(t, s, UsageQuery{AccountID: "acme", From: uh0, To: uh2.Add(time.Hour)})
 	globex := mustUsage(t, s, UsageQuery{AccountID: "globex", From: uh0, To: uh2.Add(time.Hour)})
 	sum := acme.Total
-	sum.add(&globex.Total)
+	sum.Add(&globex.Total)
 	if sum != want {
 		t.Errorf("acme + globex = %+v, want %+v", sum, want)
 	}

@@ -269,7 +269,7 @@ http://%s {
 	b1, p1, t1 := usage()
 	check(b1 == 4 && p1 == 2 && t1 == 6*16, "usage before the restart: %d byok and %d platform requests, %d tokens", b1, p1, t1)
 	_, _, b = call("GET", "http://"+adminAddr+"/metrics", "", "")
-	check(bytes.Contains(b, []byte(`caddy_agent_router_requests_total{credential_source="byok",model="gpt-4o",provider="openai",status_class="2xx"} 4`)),
+	check(bytes.Contains(b, []byte(`caddy_agent_router_requests_total{api="chat",credential_source="byok",model="gpt-4o",provider="openai",status_class="2xx"} 4`)),
 		"/metrics counts the 4 byok requests")
 	stop()
 

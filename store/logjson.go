@@ -1,11 +1,13 @@
 package store
 
 import (
-	"encoding/json"
+	"bytes"
 	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 )
 
 // appendJSON appends r as encoding/json would marshal it, byte for byte
@@ -187,12 +189,19 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// maxRawBrackets bounds the brackets of a raw value appendCompactJSON
+// writes: a provider's usage object nests two or three deep, and the
+// validator below recurses, so a hostile upstream's deep "usage" must not
+// reach it.
+const maxRawBrackets = 64
+
 // appendCompactJSON appends raw JSON as encoding/json marshals a
 // json.RawMessage: compacted, with <, > and & inside strings escaped. Bytes
-// that are not JSON (the provider's usage object is checked before it gets
-// here) are written as null rather than corrupting the record.
+// that are not JSON, or more than maxRawBrackets brackets, are written as
+// null rather than corrupting the record. (gjson's validator: several
+// times faster than encoding/json's, which was 3 % of the gateway's CPU.)
 func appendCompactJSON(b []byte, raw []byte) []byte {
-	if !json.Valid(raw) {
+	if bytes.Count(raw, []byte{'['})+bytes.Count(raw, []byte{'{'}) > maxRawBrackets || !gjson.ValidBytes(raw) {
 		return append(b, "null"...)
 	}
 	inString := false

@@ -287,13 +287,18 @@ func (s *Store) writeLogs(batch []*LogRecord) error {
 		b := tx.Bucket(bucketLogs)
 		b.FillPercent = logFillPercent
 		added := 0
-		// One buffer for the batch's encoded records: bbolt keeps the
-		// values it is given until the commit, so none is reused.
-		enc := make([]byte, 0, 640*len(batch))
+		// The batch's encoded records go into 64 KiB chunks: bbolt keeps
+		// the values it is given until the commit, so none is reused, and
+		// a new chunk (not a grown copy of the old one) starts when one is
+		// nearly full.
+		var enc []byte
 		for _, r := range batch {
 			k := []byte(r.ID)
 			if b.Get(k) == nil {
 				added++
+			}
+			if cap(enc)-len(enc) < 4<<10 {
+				enc = make([]byte, 0, 64<<10)
 			}
 			start := len(enc)
 			enc = r.appendJSON(enc)

@@ -137,7 +137,12 @@ func openLocal(path string, masterKey []byte, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.OpenTimeout})
+	// The free-page list is not written at every commit (as etcd runs
+	// bbolt): the request log is appended and pruned all the time, its
+	// list runs to thousands of pages, and rewriting it was a large part
+	// of each of the log writer's commits. bbolt rebuilds it by scanning
+	// the file when it opens one. The map form makes allocation cheap.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.OpenTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s is held by another process (is Caddy already running? use 'caddy reload' to change its config)", ErrLocked, path)
 	}

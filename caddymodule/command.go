@@ -63,13 +63,7 @@ stay in the file (use it as one instance's store to keep them).
 			add.Flags().String("store", "", "Path of the store file (default: the agent_router app's)")
 			add.Flags().String("master-key", "", "Master key of the store (default: $AGENT_ROUTER_MASTER_KEY, else master.key beside the store)")
 			add.Flags().String("site", "http://localhost:8080", "Origin of the site that serves the console")
-			add.Flags().String("endpoints", "", "Fleet mode: comma-separated etcd client URLs; the user is written to etcd (password from $ETCD_PASSWORD)")
-			add.Flags().String("prefix", store.DefaultFleetPrefix, "Fleet mode: key prefix of the fleet's records")
-			add.Flags().String("username", "", "Fleet mode: etcd user")
-			add.Flags().String("ca", "", "Fleet mode: CA bundle to verify etcd's TLS certificate with")
-			add.Flags().String("cert", "", "Fleet mode: client certificate for etcd")
-			add.Flags().String("key", "", "Fleet mode: client certificate key for etcd")
-			add.Flags().Duration("dial-timeout", 5*time.Second, "Fleet mode: timeout for reaching etcd")
+			etcdFlags(add, "Fleet mode: ", "comma-separated etcd client URLs; the user is written to etcd (password from $ETCD_PASSWORD)")
 			add.RunE = caddycmd.WrapCommandFuncForCobra(cmdAddUser)
 			cmd.AddCommand(add)
 
@@ -80,15 +74,9 @@ stay in the file (use it as one instance's store to keep them).
 			}
 			mig.Flags().String("from", "", "Path of the single-node store file (required)")
 			mig.Flags().String("to", "etcd", "Destination: etcd")
-			mig.Flags().String("endpoints", "", "Comma-separated etcd client URLs (required)")
-			mig.Flags().String("prefix", store.DefaultFleetPrefix, "Key prefix of the fleet's records")
 			mig.Flags().String("master-key", "", "Master key of the store (default: $AGENT_ROUTER_MASTER_KEY, else master.key beside the store)")
-			mig.Flags().String("username", "", "etcd user (password from $ETCD_PASSWORD)")
-			mig.Flags().String("ca", "", "CA bundle to verify etcd's TLS certificate with")
-			mig.Flags().String("cert", "", "Client certificate for etcd")
-			mig.Flags().String("key", "", "Client certificate key for etcd")
+			etcdFlags(mig, "", "comma-separated etcd client URLs (required; password from $ETCD_PASSWORD)")
 			mig.Flags().Int("batch", 100, "Records per etcd transaction (at most 120)")
-			mig.Flags().Duration("dial-timeout", 5*time.Second, "Timeout for reaching etcd")
 			mig.RunE = caddycmd.WrapCommandFuncForCobra(cmdMigrate)
 			cmd.AddCommand(mig)
 		},
@@ -263,4 +251,16 @@ func openFleetForCommand(fl caddycmd.Flags, key []byte) (*store.Store, func(), e
 		return nil, nil, fmt.Errorf("etcd at %s: %w", strings.Join(ec.Endpoints, ","), err)
 	}
 	return s, func() { s.Close(); cli.Close(); os.RemoveAll(dir) }, nil
+}
+
+// etcdFlags adds the flags that reach a fleet's etcd to c, each help text
+// led by lead.
+func etcdFlags(c *cobra.Command, lead, endpoints string) {
+	c.Flags().String("endpoints", "", lead+endpoints)
+	c.Flags().String("prefix", store.DefaultFleetPrefix, lead+"key prefix of the fleet's records")
+	c.Flags().String("username", "", lead+"etcd user")
+	c.Flags().String("ca", "", lead+"CA bundle to verify etcd's TLS certificate with")
+	c.Flags().String("cert", "", lead+"client certificate for etcd")
+	c.Flags().String("key", "", lead+"client certificate key for etcd")
+	c.Flags().Duration("dial-timeout", 5*time.Second, lead+"timeout for reaching etcd")
 }

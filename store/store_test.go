@@ -417,7 +417,10 @@ func TestCredentials(t *testing.T) {
 	}
 
 	s.Close()
-	if rawContains(t, path, canaryFragment) || rawContains(t, path, "mistralkey0123") || rawContains(t, path, "ROT2") {
+	// The masked form ("sk-proj-…ROT2") is stored in the clear by design, and
+	// bbolt does not zero freed pages, so its last four characters may linger;
+	// the key itself — any run longer than the masked suffix — must not.
+	if rawContains(t, path, canaryFragment) || rawContains(t, path, "mistralkey0123") || rawContains(t, path, rotated[len(rotated)-12:]) {
 		t.Fatal("a provider key is in the store file in plaintext")
 	}
 	s2 := openStore(t, path, masterKey(1), Options{})

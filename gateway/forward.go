@@ -468,7 +468,9 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 			return
 		}
 		h["Content-Type"] = []string{"application/json"}
-		h["Content-Length"] = []string{strconv.Itoa(len(out))}
+		if len(out) >= autoContentLength {
+			h["Content-Length"] = []string{strconv.Itoa(len(out))}
+		}
 		rec.Status = resp.StatusCode
 		w.WriteHeader(resp.StatusCode)
 		rec.TTFBMS = msSince(rec.Time)
@@ -477,6 +479,16 @@ func (g *Gateway) relay(w http.ResponseWriter, clientCtx context.Context, resp *
 	rec.PromptTokens, rec.CompletionTokens, rec.TotalTokens = u.PromptTokens, u.CompletionTokens, u.TotalTokens
 	rec.CachedTokens, rec.ReasoningTokens, rec.UsageRaw = u.CachedTokens, u.ReasoningTokens, u.Raw
 }
+
+// autoContentLength is the answer size from which relay sets
+// Content-Length itself. A smaller answer is written whole before the
+// handler returns, into the server's response buffer (2 KiB in net/http
+// for HTTP/1.1, 4 KiB for HTTP/2), and the server then sends the exact
+// Content-Length on its own without a header-map entry: with the
+// provider's rate-limit headers relayed, that one entry more made the
+// response header map outgrow its table (and the copy net/http takes of
+// it at WriteHeader double) on every small answer.
+const autoContentLength = 2 << 10
 
 // answerBufs pools the buffers whole answers are read into: a response
 // read with io.ReadAll grows a fresh buffer (several copies) per request,

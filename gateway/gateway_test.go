@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1315,6 +1316,41 @@ func TestOversizedModelName(t *testing.T) {
 
 // A Responses stream the provider ends with its own response.failed event
 // reaches the client as sent, and the request log says it failed.
+// TestAnswerContentLength: a whole answer reaches the client with its exact
+// Content-Length, never chunked, whether small (the server sets the length)
+// or large (relay sets it).
+func TestAnswerContentLength(t *testing.T) {
+	e := newEnv(t, options{})
+	keys, _ := e.account(t, "acme", 1)
+	for _, size := range []int{0, 100, 2000, 2100, 5000, 200 << 10} {
+		content := strings.Repeat("x", size)
+		e.openai.handle(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`, content)
+		})
+		resp, err := e.srv.Client().Do(func() *http.Request {
+			req, _ := http.NewRequest("POST", e.srv.URL+"/v1/chat/completions", strings.NewReader(chatBody("gpt-4o-mini")))
+			req.Header.Set("Authorization", "Bearer "+keys[0])
+			return req
+		}())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("size %d: %d %v", size, resp.StatusCode, err)
+		}
+		if resp.ContentLength != int64(len(b)) || len(resp.TransferEncoding) != 0 || resp.Header.Get("Content-Length") != strconv.Itoa(len(b)) {
+			t.Errorf("size %d: Content-Length %d (header %q), transfer encoding %v, body %d bytes", size, resp.ContentLength, resp.Header.Get("Content-Length"), resp.TransferEncoding, len(b))
+		}
+		if got := gjson.GetBytes(b, "choices.0.message.content").String(); got != content {
+			t.Errorf("size %d: content of %d bytes came back", size, len(got))
+		}
+	}
+}
+
 func TestResponsesPassthroughFailureRecorded(t *testing.T) {
 	e := newEnv(t, options{})
 	keys, _ := e.account(t, "acme", 1)

@@ -519,7 +519,11 @@ func (f *fleetKV) catchUp(timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("%w: the change was not saved (the gateway keeps serving from its last snapshot; retry once etcd is reachable): %v", ErrUnavailable, err)
 	}
-	f.waitRev(resp.Header.Revision, f.opts.SyncTimeout)
+	if !f.waitRev(resp.Header.Revision, f.opts.SyncTimeout) {
+		// Deciding on a mirror known to be behind is the mistake catchUp
+		// exists to prevent: refuse rather than answer "not found".
+		return fmt.Errorf("%w: the change was not saved: this instance's copy of the fleet's records did not reach etcd's revision %d within %s (retry shortly)", ErrUnavailable, resp.Header.Revision, f.opts.SyncTimeout)
+	}
 	return nil
 }
 

@@ -444,3 +444,40 @@ func TestFleetWriteSeesTheOtherInstancesWrite(t *testing.T) {
 		}
 	}
 }
+
+// An instance whose watch cannot deliver (here: its mirror held locked, as
+// a stalled watch would leave it) refuses an admin write with
+// ErrUnavailable instead of deciding on state it knows is behind — the
+// account created on the other instance would otherwise be "not found".
+func TestFleetWriteRefusedWhileMirrorIsBehind(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, clientOf(t, c.Endpoint(1)), "b", masterKey(1))
+	fb := b.kv.(*fleetKV)
+	fb.mu.Lock()
+	locked := true
+	defer func() {
+		if locked {
+			fb.mu.Unlock()
+		}
+	}()
+	mustAccount(t, a, "late")
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := b.CreateAPIKeyWithProfile("late", "ci", "")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "not saved") {
+			t.Fatalf("write on an instance behind the fleet: %v, want ErrUnavailable", err)
+		}
+	case <-time.After(fb.opts.SyncTimeout + 10*time.Second):
+		t.Fatal("the write neither failed nor finished")
+	}
+	fb.mu.Unlock()
+	locked = false
+	if _, _, err := b.CreateAPIKeyWithProfile("late", "ci", ""); err != nil {
+		t.Fatalf("after the mirror caught up: %v", err)
+	}
+}

@@ -8,6 +8,7 @@
 #                        so tests are built without -trimpath)
 #
 # Extra arguments after run/test are passed on (e.g. ./xcaddy.sh test -run TestX ./store/).
+# test adds ./... unless a package is named, so ./xcaddy.sh test -count=1 tests everything.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -41,6 +42,40 @@ build() {
 	"$XCADDY" build "$CADDY_VERSION" --with "$MODULE@v0.0.0=$PWD" --output ./caddy
 }
 
+# test_args sets TEST_ARGS to the go test arguments with ./... added when
+# none of them names a package: an argument that is neither a flag nor the
+# value of a flag that takes one. ./... goes before -args (everything after
+# -args belongs to the test binary).
+test_args() {
+	local skip=0 a f i=0
+	TEST_ARGS=("$@")
+	for a in "$@"; do
+		if [ "$skip" = 1 ]; then
+			skip=0
+			i=$((i + 1))
+			continue
+		fi
+		f="$a"
+		case "$f" in --?*) f="${f#-}" ;; esac
+		case "$f" in
+		-args)
+			TEST_ARGS=("${@:1:i}" ./... "${@:i+1}")
+			return
+			;;
+		-*=*) ;;
+		-run | -skip | -bench | -benchtime | -count | -cpu | -timeout | -parallel | -list | -fuzz | -fuzztime | \
+			-fuzzminimizetime | -shuffle | -coverprofile | -covermode | -coverpkg | -cpuprofile | -memprofile | \
+			-memprofilerate | -blockprofile | -blockprofilerate | -mutexprofile | -mutexprofilefraction | -outputdir | \
+			-trace | -o | -exec | -tags | -p | -ldflags | -gcflags | -asmflags | -mod | -modfile | -pkgdir | -toolexec | \
+			-vet | -C | -overlay | -pgo) skip=1 ;;
+		-*) ;;
+		*) return ;;
+		esac
+		i=$((i + 1))
+	done
+	TEST_ARGS+=(./...)
+}
+
 cmd="${1:-build}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -52,8 +87,8 @@ run)
 	exec ./caddy run --config Caddyfile --adapter caddyfile "$@"
 	;;
 test)
-	if [ $# -eq 0 ]; then set -- ./...; fi
-	exec go test -tags "$BUILD_TAGS" "$@"
+	test_args "$@"
+	exec go test -tags "$BUILD_TAGS" "${TEST_ARGS[@]}"
 	;;
 *)
 	echo "usage: $0 [build|run|test] [args...]" >&2

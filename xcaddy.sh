@@ -6,6 +6,8 @@
 #   ./xcaddy.sh test     run the whole test suite: go test ./... with CGO off and
 #                        xcaddy's build tags (caddytest needs full source paths,
 #                        so tests are built without -trimpath)
+#   ./xcaddy.sh etcd     build ./etcd, the etcd server of the version in go.mod,
+#                        for fleet mode (examples/fleet-local.sh uses it)
 #
 # Extra arguments after run/test are passed on (e.g. ./xcaddy.sh test -run TestX ./store/).
 # test adds ./... unless a package is named, so ./xcaddy.sh test -count=1 tests everything.
@@ -90,8 +92,16 @@ test)
 	test_args "$@"
 	exec go test -tags "$BUILD_TAGS" "${TEST_ARGS[@]}"
 	;;
+etcd)
+	# etcd's own module cannot be installed with go install (its go.mod has
+	# replace directives) and distributions ship old versions; this module
+	# requires the server at the version fleet mode is tested with, so it
+	# builds it from the module cache.
+	go build -o ./etcd go.etcd.io/etcd/server/v3
+	./etcd --version | head -1
+	;;
 *)
-	echo "usage: $0 [build|run|test] [args...]" >&2
+	echo "usage: $0 [build|run|test|etcd] [args...]" >&2
 	exit 2
 	;;
 esac

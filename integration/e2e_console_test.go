@@ -445,6 +445,17 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 	if byok < 2 || platform < 1 {
 		t.Fatalf("usage: %d byok, %d platform", byok, platform)
 	}
+	// The chart: a bar slot for each of the 24 hours, whose tooltips add up
+	// to the totals.
+	if n := count(t, ctx, "svg.chart g.bucket"); n != 24 {
+		t.Fatalf("the chart has %d buckets, want 24", n)
+	}
+	sums := get(t, ctx, "the chart's tooltips", chromedp.Evaluate[[]int](`Array.from(document.querySelectorAll("svg.chart g.bucket > title")).
+		map(t => /BYOK ([0-9,]+), Platform ([0-9,]+)/.exec(t.textContent)).
+		reduce((s, m) => [s[0] + parseInt(m[1].replace(/,/g, "")), s[1] + parseInt(m[2].replace(/,/g, ""))], [0, 0])`))
+	if len(sums) != 2 || sums[0] != byok || sums[1] != platform {
+		t.Fatalf("the chart's tooltips add up to %v, the totals are %d BYOK and %d platform", sums, byok, platform)
+	}
 	shot(t, ctx, "usage")
 	// A config reload keeps the session: it lives in the store.
 	e.load()

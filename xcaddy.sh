@@ -6,10 +6,13 @@
 #   ./xcaddy.sh test     run the whole test suite: go test ./... with CGO off and
 #                        xcaddy's build tags (caddytest needs full source paths,
 #                        so tests are built without -trimpath)
+#   ./xcaddy.sh demo     build, then run the console demo offline: fake providers
+#                        for all eight providers on loopback, Caddy with the
+#                        console, an account and a setup link (examples/console-demo)
 #   ./xcaddy.sh etcd     build ./etcd, the etcd server of the version in go.mod,
 #                        for fleet mode (examples/fleet-local.sh uses it)
 #
-# Extra arguments after run/test are passed on (e.g. ./xcaddy.sh test -run TestX ./store/).
+# Extra arguments after run/test/demo are passed on (e.g. ./xcaddy.sh test -run TestX ./store/).
 # test adds ./... unless a package is named, so ./xcaddy.sh test -count=1 tests everything.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -92,6 +95,10 @@ test)
 	test_args "$@"
 	exec go test -tags "$BUILD_TAGS" "${TEST_ARGS[@]}"
 	;;
+demo)
+	build
+	exec go run -tags "$BUILD_TAGS" ./examples/console-demo -caddy ./caddy "$@"
+	;;
 etcd)
 	# etcd's own module cannot be installed with go install (its go.mod has
 	# replace directives) and distributions ship old versions; this module
@@ -101,7 +108,7 @@ etcd)
 	./etcd --version | head -1
 	;;
 *)
-	echo "usage: $0 [build|run|test|etcd] [args...]" >&2
+	echo "usage: $0 [build|run|test|demo|etcd] [args...]" >&2
 	exit 2
 	;;
 esac

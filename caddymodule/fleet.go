@@ -168,7 +168,7 @@ func (c EtcdConfig) openFleet(path string, key []byte, opts store.Options, logge
 	}
 	s, err := store.OpenFleet(path, key, opts, store.FleetOptions{
 		Client: cli, Prefix: c.Prefix, InstanceID: c.InstanceID, AdminAddress: c.AdminAddress,
-		LoadTimeout: time.Duration(c.DialTimeout),
+		LoadTimeout: time.Duration(c.DialTimeout), Logger: logger,
 	})
 	if err != nil {
 		cli.Close()

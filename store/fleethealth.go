@@ -179,11 +179,12 @@ func (f *fleetKV) probe() {
 			cc.ResetConnectBackoff()
 		}
 	}
-	// Quick checks during an outage; a suspicion gets a write's patience
-	// before it declares one.
+	// Quick checks during an outage (back to back when they time out: a
+	// probe that started just before etcd came back costs at most this
+	// much); a suspicion gets a write's patience before it declares one.
 	timeout := f.opts.WriteTimeout
 	if up, _ := f.reachable(); !up {
-		timeout = min(timeout, 2*probeInterval)
+		timeout = min(timeout, probeInterval)
 	}
 	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(f.ctx), timeout)
 	_, err := f.cli.Get(ctx, f.prefix+"meta/", clientv3.WithCountOnly())

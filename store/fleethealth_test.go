@@ -119,8 +119,8 @@ func TestFleetEtcdOutageIsSaid(t *testing.T) {
 	}
 	back := waitFor(t, 5*time.Second, "etcd is seen again", func() bool { return *a.Fleet().EtcdReachable })
 	t.Logf("etcd seen again %v after it was ready", back.Round(time.Millisecond))
-	if back > time.Second {
-		t.Fatalf("recovery noticed after %v, want within a second", back)
+	if back > 1500*time.Millisecond {
+		t.Fatalf("recovery noticed after %v, want about a second at most", back)
 	}
 	up := logs.FilterMessageSnippet("etcd is reachable again").All()
 	if len(up) != 1 || up[0].ContextMap()["writes_refused"] != int64(3) {

@@ -364,6 +364,11 @@ func TestFleetResponseOwnershipShared(t *testing.T) {
 	if _, err := b.ResponseFor("globex", "resp_1"); !errors.Is(err, ErrResponseNotFound) {
 		t.Fatalf("another account: %v", err)
 	}
+	// Insert-only across instances too: b, which already sees a's record,
+	// cannot hand the id to another account.
+	if err := b.PutResponse("resp_1", ResponseOwner{AccountID: "globex", Provider: "openai"}); !errors.Is(err, ErrResponseTaken) {
+		t.Errorf("another account's put through instance b: %v, want ErrResponseTaken", err)
+	}
 
 	// More expired owners than one etcd transaction may delete.
 	old := time.Now().Add(-ResponseRetention - time.Hour)
@@ -398,6 +403,7 @@ func TestFleetResponseOwnershipShared(t *testing.T) {
 		_, err := a.ResponseFor("acme", "resp_1")
 		return errors.Is(err, ErrResponseNotFound)
 	})
+	checkResponseOwnershipInsertOnly(t, b)
 }
 
 // TestFleetRequestPathWritesFailFastWhenEtcdIsDown: remembering a

@@ -67,9 +67,9 @@ type FleetOptions struct {
 	// InstanceID names this instance under members/. Default: the host
 	// name and the process id.
 	InstanceID string
-	// AdminAddress is where other members reach this instance's admin API
-	// for fleet-wide logs and usage ("" for none).
-	AdminAddress string
+	// PeerAddress is where other members reach this instance's peer
+	// listener for fleet-wide logs and usage ("" for none).
+	PeerAddress string
 	// LoadTimeout bounds the first read of the prefix. Default: 5s.
 	LoadTimeout time.Duration
 	// WriteTimeout bounds one etcd write. Default: 3s.

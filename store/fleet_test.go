@@ -19,7 +19,7 @@ import (
 // openFleet opens a fleet-mode store on cli, closed when the test ends.
 func openFleet(t *testing.T, cli *clientv3.Client, id string, key []byte) *Store {
 	t.Helper()
-	s, err := OpenFleet(dbPath(t), key, Options{}, FleetOptions{Client: cli, InstanceID: id, AdminAddress: id + ":2019",
+	s, err := OpenFleet(dbPath(t), key, Options{}, FleetOptions{Client: cli, InstanceID: id, PeerAddress: id + ":7444",
 		WatchdogInterval: 500 * time.Millisecond, MemberTTL: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("OpenFleet(%s): %v", id, err)

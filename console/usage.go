@@ -111,8 +111,10 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 	d.Total = res.Total
 	step := bucketStep(bucket)
 	chart := barChart{Label: "Requests per " + bucket + " (UTC), BYOK stacked under platform", Unit: "requests",
-		Series: []chartSeries{{"BYOK", "byok"}, {"Platform", "platform"}}, From: res.From, Step: step}
-	chart.Values = make([][]float64, buckets(res.From, res.To, step))
+		Series: []chartSeries{{"BYOK", "byok"}, {"Platform", "platform"}}, From: uq.From, Step: step}
+	// The range is the query's (whole buckets, usageQuery), whatever the
+	// members answered.
+	chart.Values = make([][]float64, buckets(uq.From, uq.To, step))
 	for i := range chart.Values {
 		chart.Values[i] = make([]float64, 2)
 	}
@@ -131,7 +133,7 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 		}
 		d.BYOK += row.BYOK
 		d.Platform += row.Platform
-		if i := int(b.Time.Sub(res.From) / step); i >= 0 && i < len(chart.Values) {
+		if i := int(b.Time.Sub(uq.From) / step); i >= 0 && i < len(chart.Values) {
 			chart.Values[i][0] += float64(row.BYOK)
 			chart.Values[i][1] += float64(row.Platform)
 		}

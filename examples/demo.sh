@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local CGO_ENABLED=0
 . examples/lib.sh
-[ -x ./caddy ] || ./xcaddy.sh build
+ensure_caddy
 tmp=$(mktemp -d)
 trap '{ set +x; } 2>/dev/null; stop_children; rm -rf "$tmp"' EXIT
 
@@ -55,6 +55,6 @@ curl -s "$FAKE_ROOT/_fake/records"
 # wait until both requests are in it.
 { set +x; } 2>/dev/null
 wait_for "the request log to hold both requests" 10 \
-	bash -c "[ \"\$(curl -s '$A/logs?account=acme' | grep -o '\"credential_source\"' | wc -l)\" -ge 2 ]"
+	bash -c "[ \"\$(curl -s '$A/logs?account=acme' | grep -o '\"latency_ms\"' | wc -l)\" -ge 2 ]"
 set -x
 curl -s "$A/logs?account=acme"

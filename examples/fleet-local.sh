@@ -19,7 +19,7 @@ export GOTOOLCHAIN=local CGO_ENABLED=0
 keep=0
 [ "${1:-}" = "-keep" ] && keep=1
 [ -x ./etcd ] || ./xcaddy.sh etcd
-[ -x ./caddy ] || ./xcaddy.sh build
+ensure_caddy
 tmp=$(mktemp -d)
 trap 'stop_children; rm -rf "$tmp"' EXIT
 
@@ -50,9 +50,11 @@ AGENT_ROUTER_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
 export AGENT_ROUTER_MASTER_KEY
 SITE=()
 ADMIN=()
+PEER=()
 for i in 1 2 3; do
 	SITE[i]=$(free_port)
 	ADMIN[i]=$(free_port)
+	PEER[i]=$(free_port)
 	mkdir -p "$tmp/gw$i"
 	cat >"$tmp/gw$i/Caddyfile" <<CADDY
 {
@@ -65,7 +67,8 @@ for i in 1 2 3; do
 		store etcd {
 			endpoints $ETCD
 			instance_id gw$i
-			admin_address 127.0.0.1:${ADMIN[i]}
+			# where the other instances read this one's request log and usage
+			peer_listen 127.0.0.1:${PEER[i]}
 		}
 	}
 }
@@ -84,7 +87,7 @@ CADDY
 done
 for i in 1 2 3; do
 	wait_http "${PID[i]}" "127.0.0.1:${ADMIN[i]}/agent_router/fleet" "$tmp/gw$i/caddy.log" "instance gw$i"
-	echo "gw$i: site http://127.0.0.1:${SITE[i]}, admin 127.0.0.1:${ADMIN[i]}"
+	echo "gw$i: site http://127.0.0.1:${SITE[i]}, admin 127.0.0.1:${ADMIN[i]}, peer listener 127.0.0.1:${PEER[i]}"
 done
 
 admin() { curl -sS -X "$2" "127.0.0.1:${ADMIN[$1]}/agent_router$3" ${4:+-d "$4"}; }
@@ -137,8 +140,13 @@ step "the fleet as gw3 sees it, and the fleet-wide request log"
 admin 3 GET /fleet
 echo
 wait_for "the fleet-wide log to hold all four requests" 10 \
-	bash -c "[ \"\$(curl -s '127.0.0.1:${ADMIN[3]}/agent_router/logs?account=acme' | grep -o '\"credential_source\"' | wc -l)\" -ge 4 ]"
-curl -s "127.0.0.1:${ADMIN[3]}/agent_router/logs?account=acme" | grep -o '"credential_version":[0-9]*' | sort | uniq -c
+	bash -c "[ \"\$(curl -s '127.0.0.1:${ADMIN[3]}/agent_router/logs?account=acme' | grep -o '\"latency_ms\"' | wc -l)\" -ge 4 ]"
+served=$(curl -s "127.0.0.1:${ADMIN[3]}/agent_router/logs?account=acme" |
+	grep -o "\"instance\":\"gw[0-9]\",[^}]*\"credential_version\":[0-9]*" |
+	sed -E "s/\"instance\":\"(gw[0-9])\".*\"credential_version\":([0-9]+)/\1 served key version \2/" | sort)
+echo "$served"
+[ "$served" = "$(printf 'gw1 served key version 2\ngw2 served key version 1\ngw3 served key version 1\ngw3 served key version 2')" ] ||
+	fail "the fleet-wide log read on gw3 is not the four requests of the three instances"
 echo
 echo "PASS: a rotation through gw2 was served by gw1 and gw3"
 

@@ -1,14 +1,24 @@
 # Helpers for the example scripts (sourced, not run): free ports, and waits
 # that fail fast, with the log, when a process they wait for has died.
 
-# free_port prints a TCP port nothing on 127.0.0.1 listens on, from the
-# dynamic range (another program may still take it before we do: the
-# scripts then fail with that program's log, never hang).
+# free_port prints a TCP port nothing on 127.0.0.1 listens on, below the
+# kernel's range for outgoing connections (a port that one of them uses
+# cannot be bound either), and not handed out before by this script (when
+# $tmp is set). Another program may still take it before we do: the
+# scripts then fail with that program's log, never hang.
 free_port() {
-	local p
+	local p lo=10000 hi=32767
+	if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
+		read -r eph _ </proc/sys/net/ipv4/ip_local_port_range
+		[ "$eph" -gt 11000 ] && hi=$((eph - 1))
+	fi
 	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((lo + RANDOM % (hi - lo)))
+		if [ -n "${tmp:-}" ] && grep -qx "$p" "$tmp/.ports" 2>/dev/null; then
+			continue
+		fi
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			[ -n "${tmp:-}" ] && echo "$p" >>"$tmp/.ports"
 			echo "$p"
 			return
 		fi
@@ -72,4 +82,12 @@ stop_children() {
 	[ -n "$pids" ] || return 0
 	kill $pids 2>/dev/null || true
 	wait $pids 2>/dev/null || true
+}
+
+# ensure_caddy builds ./caddy when it is missing or older than a Go source
+# file or go.mod of this module (a stale binary fails on new config).
+ensure_caddy() {
+	if [ ! -x ./caddy ] || [ -n "$(find . -path ./integration -prune -o \( -name '*.go' -o -name go.mod -o -name '*.html' -o -name '*.css' -o -name '*.js' \) -newer ./caddy -print -quit)" ]; then
+		./xcaddy.sh build
+	fi
 }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -120,8 +121,16 @@ func run(caddyBin string, httpPort, adminPort int, dir, account, email string) e
 	if httpPort, err = pickPort(httpPort); err != nil {
 		return err
 	}
-	if adminPort, err = pickPort(adminPort); err != nil {
-		return err
+	for given := adminPort; ; {
+		if adminPort, err = pickPort(given); err != nil {
+			return err
+		}
+		if adminPort != httpPort {
+			break
+		}
+		if given != 0 {
+			return fmt.Errorf("-admin-port and -http-port are both %d", given)
+		}
 	}
 	d.site = "http://localhost:" + strconv.Itoa(httpPort)
 	d.admin = "http://localhost:" + strconv.Itoa(adminPort)
@@ -191,12 +200,37 @@ Ctrl-C stops Caddy and the fakes%[8]s.
 // pickPort returns port, or a free loopback port when it is 0. A port given
 // but taken fails here, naming the flag, rather than in Caddy's log.
 func pickPort(port int) (int, error) {
+	if port == 0 {
+		return freePort()
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		return 0, fmt.Errorf("port %d is taken (choose another with -http-port / -admin-port, or leave them out for free ones): %v", port, err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// freePort finds a port nothing listens on, below the kernel's range for
+// outgoing connections: Caddy binds it a moment later, and a port the
+// kernel may hand to an outgoing connection meanwhile could be taken.
+func freePort() (int, error) {
+	hi := 32767
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			if lo, err := strconv.Atoi(f[0]); err == nil && lo > 11000 {
+				hi = lo - 1
+			}
+		}
+	}
+	for try := 0; try < 100; try++ {
+		p := 10000 + rand.IntN(hi-10000)
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+			l.Close()
+			return p, nil
+		}
+	}
+	return 0, errors.New("no free port found")
 }
 
 // startFake serves a fake provider of kind on a free loopback port, with its

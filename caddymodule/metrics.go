@@ -36,6 +36,7 @@ var metrics = struct {
 	logDropped       prometheus.CounterFunc
 	accountRequests  *prometheus.CounterVec
 	accountTokens    *prometheus.CounterVec
+	fleet            fleetCollector
 }{}
 
 const metricsNamespace, metricsSubsystem = "caddy", "agent_router"
@@ -73,6 +74,13 @@ func initMetrics() {
 			"Gateway requests by account (only with metrics_per_account).")), []string{"account", "provider", "credential_source", "status_class"})
 		metrics.accountTokens = prometheus.NewCounterVec(prometheus.CounterOpts(opts("account_tokens_total",
 			"Tokens by account (only with metrics_per_account).")), []string{"account", "provider", "credential_source", "type"})
+		name := func(n string) string { return prometheus.BuildFQName(metricsNamespace, metricsSubsystem, n) }
+		metrics.fleet = fleetCollector{
+			reachable: prometheus.NewDesc(name("fleet_etcd_reachable"),
+				"Fleet mode: 1 while etcd answers this instance, 0 during an outage (requests are served from the last snapshot, admin writes refused).", nil, nil),
+			outages: prometheus.NewDesc(name("fleet_etcd_outages_total"),
+				"Fleet mode: etcd outages this instance saw since it started.", nil, nil),
+		}
 	})
 }
 
@@ -84,7 +92,7 @@ func registerMetrics(ctx caddy.Context, perAccount bool) error {
 		return nil
 	}
 	cs := []prometheus.Collector{metrics.requests, metrics.tokens, metrics.upstreamDuration, metrics.ttfb,
-		metrics.fallbacks, metrics.rejections, metrics.logDropped}
+		metrics.fallbacks, metrics.rejections, metrics.logDropped, metrics.fleet}
 	if perAccount {
 		cs = append(cs, metrics.accountRequests, metrics.accountTokens)
 	}
@@ -97,6 +105,30 @@ func registerMetrics(ctx caddy.Context, perAccount bool) error {
 		}
 	}
 	return nil
+}
+
+// fleetCollector exports etcd's reachability in fleet mode, and nothing
+// single-node: the store's own view (store.FleetStatus), read at scrape
+// time.
+type fleetCollector struct{ reachable, outages *prometheus.Desc }
+
+func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.reachable; ch <- c.outages }
+
+func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	a := active.Load()
+	if a == nil || a.store == nil {
+		return
+	}
+	st := a.store.Fleet()
+	if !st.Enabled || st.EtcdReachable == nil {
+		return
+	}
+	up := 0.0
+	if *st.EtcdReachable {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.reachable, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(c.outages, prometheus.CounterValue, float64(st.EtcdOutages))
 }
 
 func statusClass(status int) string {

@@ -49,7 +49,7 @@ var funcs = template.FuncMap{
 func parsePages() (*pages, error) {
 	p := &pages{t: make(map[string]*template.Template)}
 	for _, name := range pageNames {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/fragments.html", "templates/"+name+".html")
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/fragments.html", "templates/chart.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing console template %s: %v", name, err)
 		}

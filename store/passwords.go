@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"golang.org/x/crypto/argon2"
+	"github.com/agentrouter/caddy-agentrouter/store/internal/argon2id"
 )
 
 // Passwords: argon2id with a per-person salt, computed through one
@@ -45,8 +45,11 @@ const (
 // (the console) and must not count it as a failed attempt.
 var ErrBusy = errors.New("too many sign-ins are being checked right now; try again in a moment")
 
-// argonKey is argon2.IDKey; tests wrap it to count or hold evaluations.
-var argonKey = argon2.IDKey
+// argonKey derives an argon2id hash: x/crypto's argon2.IDKey with its
+// memory pooled (internal/argon2id), so that a burst of sign-ins costs the
+// slots' memory and leaves no garbage to double the heap. Tests wrap it to
+// count or hold evaluations.
+var argonKey = argon2id.IDKey
 
 // HashSlots is how many password hashes run at once in this process: the
 // number of CPUs the Go runtime uses, at most 8 (each takes 19 MiB).
@@ -65,9 +68,9 @@ func newHashLimiter(slots, maxWait int, wait time.Duration) *hashLimiter {
 	return &hashLimiter{slots: make(chan struct{}, slots), maxWait: int64(maxWait), wait: wait}
 }
 
-// hashes is the process-wide limiter: a queue of four callers per slot,
+// hashes is the process-wide limiter: a queue of eight callers per slot,
 // each waiting at most two seconds (a hash takes about 40 ms).
-var hashes = newHashLimiter(HashSlots, 4*HashSlots, 2*time.Second)
+var hashes = newHashLimiter(HashSlots, 8*HashSlots, 2*time.Second)
 
 // run runs fn in a slot, or returns ErrBusy.
 func (l *hashLimiter) run(fn func()) error {
@@ -144,7 +147,7 @@ var dummyHash = func() passwordHash {
 	salt := make([]byte, 16)
 	rand.Read(salt)
 	return passwordHash{Salt: salt, Time: argonTime, Memory: argonMemory, Threads: argonThreads,
-		Hash: argon2.IDKey([]byte("not a password of anyone, ever"), salt, argonTime, argonMemory, argonThreads, argonKeyLen)}
+		Hash: argon2id.IDKey([]byte("not a password of anyone, ever"), salt, argonTime, argonMemory, argonThreads, argonKeyLen)}
 }()
 
 // CheckPasswordRules reports why password cannot be used, or nil.

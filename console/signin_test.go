@@ -1,11 +1,14 @@
 package console
 
 import (
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
 
 // testIP lets a test choose the client address per request (X-Test-IP).
@@ -253,4 +257,81 @@ func TestParallelPasswordChangesBounded(t *testing.T) {
 		t.Fatalf("60 parallel password changes: %v; at most %d may be evaluated", counts, store.FreeAttemptsPerPair)
 	}
 	t.Logf("60 parallel password changes: %v", counts)
+}
+
+// consoleOn serves a console over s (client address from X-Test-IP).
+func consoleOn(t *testing.T, s *store.Store) *fixture {
+	t.Helper()
+	cfg := Config{Store: s}
+	testIP(&cfg)
+	h, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &fixture{t: t, s: s, h: h, srv: srv}
+}
+
+// The throttle is the store's: two consoles on two fleet instances share
+// it, and a restart of a single-node store does not reset it.
+func TestSignInThrottleSharedAndPersistent(t *testing.T) {
+	mk := make([]byte, 32)
+	rand.Read(mk)
+	guess := func(f *fixture) int {
+		st, _ := f.client().signinFrom("198.51.100.9", "owner@acme.test", "a guess of the attacker")
+		return st
+	}
+
+	// Fleet: five failures on instance a, the sixth on b.
+	c := etcdtest.Start(t, 1)
+	open := func(id string) *store.Store {
+		s, err := store.OpenFleet(filepath.Join(t.TempDir(), "local.db"), mk, store.Options{}, store.FleetOptions{Client: c.Client(t), InstanceID: id, NoRegistration: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	sa, sb := open("a"), open("b")
+	sa.CreateAccount("acme", "acme")
+	u, _ := sa.CreateUser("acme", "owner@acme.test", store.RoleOwner)
+	tok, _, _ := sa.IssueSetupToken("acme", u.ID, time.Hour)
+	if _, err := sa.RedeemSetupToken(tok, testPassword); err != nil {
+		t.Fatal(err)
+	}
+	a, b := consoleOn(t, sa), consoleOn(t, sb)
+	for i := 0; i < store.FreeAttemptsPerPair; i++ {
+		if st := guess(a); st != http.StatusUnauthorized {
+			t.Fatalf("guess %d on a: %d", i, st)
+		}
+	}
+	if st := guess(b); st != http.StatusTooManyRequests {
+		t.Fatalf("the next guess on another instance: %d, want 429", st)
+	}
+
+	// Single node: five failures, a restart, the sixth.
+	path := filepath.Join(t.TempDir(), "ar.db")
+	s1, err := store.Open(path, mk, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.CreateAccount("acme", "acme")
+	u, _ = s1.CreateUser("acme", "owner@acme.test", store.RoleOwner)
+	tok, _, _ = s1.IssueSetupToken("acme", u.ID, time.Hour)
+	s1.RedeemSetupToken(tok, testPassword)
+	f1 := consoleOn(t, s1)
+	for i := 0; i < store.FreeAttemptsPerPair; i++ {
+		guess(f1)
+	}
+	f1.srv.Close()
+	s1.Close()
+	s2, err := store.Open(path, mk, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s2.Close() })
+	if st := guess(consoleOn(t, s2)); st != http.StatusTooManyRequests {
+		t.Fatalf("the next guess after a restart: %d, want 429", st)
+	}
 }

@@ -104,12 +104,17 @@ func TestHashLimiterBoundsAndSheds(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		wg.Go(func() { errs <- l.run(fn) })
 	}
-	time.Sleep(50 * time.Millisecond) // 2 run, 2 wait
-	start := time.Now()
-	if err := l.run(fn); !errors.Is(err, ErrBusy) || time.Since(start) > 50*time.Millisecond {
-		t.Fatalf("fifth caller: %v after %v, want ErrBusy at once", err, time.Since(start))
+	for running.Load() < 2 || l.waiting.Load() < 2 { // 2 run, 2 wait
+		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(400 * time.Millisecond) // the two waiting give up after 200 ms
+	// The fifth is refused without waiting: the two queued before it, with
+	// the same patience, are still queued when it returns.
+	if err := l.run(fn); !errors.Is(err, ErrBusy) || l.waiting.Load() != 2 {
+		t.Fatalf("fifth caller: %v with %d waiting, want ErrBusy at once", err, l.waiting.Load())
+	}
+	for l.waiting.Load() > 0 { // they give up after 200 ms
+		time.Sleep(time.Millisecond)
+	}
 	close(hold)
 	wg.Wait()
 	busy := 0

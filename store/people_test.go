@@ -358,3 +358,40 @@ func TestFleetLegacyUsersMigrate(t *testing.T) {
 		return err == nil && u.Status == StatusActive
 	})
 }
+
+// Fleet mode: deleting an account whose members are in other accounts too
+// (their people are rewritten, not deleted) works past one etcd
+// transaction's 128 operations, and leaves them their other account.
+func TestFleetDeleteAccountWithSharedMembers(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	s := openFleet(t, c.Client(t), "a", masterKey(1))
+	mustAccount(t, s, "big")
+	mustAccount(t, s, "other")
+	var people []User
+	for i := 0; i < 20; i++ { // 8 operations each: 160
+		email := fmt.Sprintf("p%d@x.io", i)
+		u := setupUser(t, s, "other", email, RoleOwner)
+		_, tok, _, err := s.InviteUser("big", email, RoleMember, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.RedeemSetupToken(tok, testPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < 5; j++ {
+			s.CreateSession(m)
+			s.CreateSession(u)
+		}
+		people = append(people, u)
+	}
+	if err := s.DeleteAccount("big"); err != nil {
+		t.Fatalf("deleting an account of 20 members who are in another account too: %v", err)
+	}
+	for _, u := range people {
+		ms, err := s.Memberships(u.PersonID)
+		if err != nil || len(ms) != 1 || ms[0].AccountID != "other" {
+			t.Fatalf("%s after the deletion: %+v %v", u.Email, ms, err)
+		}
+	}
+}

@@ -681,6 +681,14 @@ func (s *Store) Accounts() ([]Account, error) {
 // with immediate effect. Its request-log records stay until retention drops
 // them.
 func (s *Store) DeleteAccount(id string) error {
+	if s.fleet != nil {
+		// Members who are in other accounts too are rewritten, not only
+		// deleted, which one etcd transaction cannot do for a large
+		// account: remove the memberships one transaction each first.
+		if err := s.removeAccountMembers(id); err != nil {
+			return err
+		}
+	}
 	return s.update(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(id)) == nil {
 			return fmt.Errorf("account %q: %w", id, ErrNotFound)

@@ -519,6 +519,34 @@ func deleteAccountUsers(tx kvTx, account string) error {
 	return deleteTokensWhere(tx, func(t tokenRecord) bool { return t.AccountID == account })
 }
 
+// removeAccountMembers removes an account's memberships one transaction
+// each (fleet mode, before DeleteAccount's own transaction).
+func (s *Store) removeAccountMembers(account string) error {
+	users, err := s.Users(account)
+	if errors.Is(err, ErrNotFound) {
+		return nil // DeleteAccount says so
+	}
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		err := s.kv.update(func(tx kvTx) error {
+			r, err := getUser(tx, account, u.ID)
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return removeMembership(tx, r)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func putToken(tx kvTx, token string, r tokenRecord) error {
 	return putJSON(tx.Bucket(bucketTokens), tokenHash(token), r)
 }

@@ -67,6 +67,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //			session_idle <duration>          # default 12h
 //			session_max  <duration>          # default 168h
 //			invite_ttl   <duration>          # default 72h
+//			external_url <origin>            # behind a TLS-terminating proxy not in trusted_proxies
 //		}]
 //	}
 //

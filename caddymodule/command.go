@@ -26,8 +26,12 @@ func init() {
 		Usage: "add-user --account <id> --email <address> [--role owner|member] [--create-account] [--store <path>] [--master-key <key>] [--site <url>] | migrate --from <bbolt file> --to etcd --endpoints <url>,... [--prefix <prefix>]",
 		Short: "Manages Agent Router console users in the store",
 		Long: `
-agent-router add-user creates a console user and prints a one-time setup
-link where the user sets a password. It opens the store file directly, so
+agent-router add-user invites an email into an account (a console user:
+the person's membership there) and prints a one-time setup link: a new
+person chooses a password there; a person who already signs in to the
+console for another account enters that password to accept, and then
+switches between the accounts in the console. It opens the store file
+directly, so
 it works while Caddy is stopped; while Caddy runs, the file is locked and the
 command says so and prints the admin API calls that do the same (the
 account's first, with --create-account):
@@ -56,7 +60,7 @@ stay in the file (use it as one instance's store to keep them).
 		CobraFunc: func(cmd *cobra.Command) {
 			add := &cobra.Command{
 				Use:   "add-user --account <id> --email <address> [--role owner|member]",
-				Short: "Creates a console user and prints its one-time setup link",
+				Short: "Invites a console user into an account and prints its one-time setup link",
 				Args:  cobra.NoArgs,
 			}
 			add.Flags().String("account", "", "Account id the user belongs to (required)")

@@ -46,10 +46,10 @@ var localBuckets = map[string]bool{"last_used": true, "logs": true, "usage": tru
 // SharedBuckets are the buckets that live in etcd in fleet mode (and that
 // MigrateToFleet copies): accounts, API-key hashes and ids, sealed BYOK
 // records and their versions, credential health, byok_only policies,
-// console users, emails, setup tokens and sessions, and the /v1/responses
-// id owners.
+// console people, memberships, emails, setup links, sessions and their
+// index, the sign-in throttle, and the /v1/responses id owners.
 var SharedBuckets = []string{"accounts", "keys", "key_ids", "byok", "byok_versions", "byok_health", "byok_policies",
-	"users", "user_emails", "user_tokens", "sessions", "responses"}
+	"users", "user_emails", "user_tokens", "sessions", "responses", "people", "person_sessions", "signin_throttle"}
 
 // bucketMembers holds the lease-bound member registrations (members.go).
 var bucketMembers = []byte("members")
@@ -233,6 +233,10 @@ func OpenFleet(path string, masterKey []byte, opts Options, fo FleetOptions) (*S
 		if n < 50 {
 			break
 		}
+	}
+	// Console people (migrate_users.go), in etcd-sized transactions.
+	if err := s.migrateUsers(40); err != nil {
+		return fail(fmt.Errorf("fleet store: migrating console users: %w", err))
 	}
 	if err := s.rebuild(); err != nil {
 		return fail(fmt.Errorf("fleet store: %w", err))

@@ -209,7 +209,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			ID: "chatcmpl-" + rec.ID, Created: rec.Time.Unix(),
 		}
 		if c.door != nil {
-			call.Door, call.Header, call.ID = c.door, r.Header, c.door.IDPrefix+rec.ID
+			call.Door, call.Header, call.Query, call.ID = c.door, r.Header, r.URL.RawQuery, c.door.IDPrefix+rec.ID
 		}
 		req, err := t.provider.NewCallRequest(actx, call)
 		if err != nil {

@@ -357,7 +357,9 @@ func (fe *fdEnv) messagesTranslated(t *testing.T, cred string) {
 	_, err = client.Messages.CountTokens(fdCtx(t), anthropic.MessageCountTokensParams{Model: "gpt-4o-mini",
 		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("count?"))}})
 	var ae *anthropic.Error
-	if !errors.As(err, &ae) || ae.StatusCode != 400 || ae.Type() != "invalid_request_error" {
+	if !errors.As(err, &ae) || ae.StatusCode != 400 || ae.Type() != "invalid_request_error" ||
+		!strings.Contains(ae.RawJSON(), "token counting (/v1/messages/count_tokens) is available for Anthropic models only") ||
+		strings.Contains(ae.RawJSON(), "messages is not available") {
 		t.Errorf("count_tokens for gpt-4o-mini: %v", err)
 	}
 }
@@ -411,6 +413,9 @@ func (fe *fdEnv) claudeCodePassthrough(t *testing.T) {
 			if got := rec.Header.Get(k); got != v {
 				t.Errorf("%s: %s upstream = %q, want %q", how, k, got, v)
 			}
+		}
+		if rec.Query != "beta=true" {
+			t.Errorf("%s: the query upstream is %q, want Claude Code's beta=true", how, rec.Query)
 		}
 		if rec.Credential != fe.keys["anthropic/byok"] || rec.Header.Get("Authorization") != "" {
 			t.Errorf("%s: wrong credential upstream", how)

@@ -52,8 +52,10 @@ var MessagesDoor = &Door{
 
 // CountTokensDoor is POST /v1/messages/count_tokens: forwarded to Anthropic
 // for Anthropic models with the chosen credential; for any other model an
-// invalid_request_error (the gateway does not guess token counts: a low
-// guess makes Claude Code compact too late).
+// invalid_request_error saying that token counting is available for
+// Anthropic models only (the gateway does not guess token counts: a low
+// guess makes Claude Code compact too late; on an error it estimates
+// locally).
 var CountTokensDoor = &Door{
 	API:            "messages",
 	Path:           "/v1/messages/count_tokens",
@@ -62,15 +64,20 @@ var CountTokensDoor = &Door{
 	nativeBuild:    buildMessagesNative,
 	nativeResponse: countTokensResponse,
 	nativeStream:   func(*Call) StreamTranslator { return &messagesRelay{} },
-	errorBody:      AnthropicErrorBody,
-	errorEvent:     anthropicErrorEvent,
+	untranslated: func(provider string) string {
+		return "token counting (/v1/messages/count_tokens) is available for Anthropic models only; this model is served by " +
+			provider + " (POST /v1/messages itself serves it)"
+	},
+	errorBody:  AnthropicErrorBody,
+	errorEvent: anthropicErrorEvent,
 }
 
 func nativeAnthropic(p *Provider, _ Endpoint) bool { return p.Name == Anthropic }
 
 // buildMessagesNative sends the client's body as bytes (model set to the
-// upstream name) with the credential in x-api-key and the client's
-// anthropic-* headers; anthropic-version defaults to AnthropicVersion.
+// upstream name) with the credential in x-api-key, the client's
+// anthropic-* headers and its query (Claude Code's ?beta=true);
+// anthropic-version defaults to AnthropicVersion.
 func buildMessagesNative(ctx context.Context, p *Provider, c *Call) (*http.Request, error) {
 	body := SetModel(c.Body, c.Model)
 	u := c.Endpoint.BaseURL
@@ -80,6 +87,9 @@ func buildMessagesNative(ctx context.Context, p *Provider, c *Call) (*http.Reque
 	path := c.Door.Path
 	if path == "" {
 		path = "/v1/messages"
+	}
+	if q := ForwardQuery(c.Query); q != "" {
+		path += "?" + q
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+path, bytes.NewReader(body))
 	if err != nil {

@@ -310,3 +310,38 @@ func TestResponsesCustomTools(t *testing.T) {
 		t.Errorf("output_item.done = %s", done)
 	}
 }
+
+// A Messages passthrough keeps the client's query (Claude Code's
+// ?beta=true), less any parameter that may carry a credential.
+func TestMessagesPassthroughQuery(t *testing.T) {
+	for _, c := range []struct{ query, want string }{
+		{"", "/v1/messages"},
+		{"beta=true", "/v1/messages?beta=true"},
+		{"beta=true&key=ar_secret&KEY=x&api%2Dkey=y&x=1", "/v1/messages?beta=true&x=1"},
+		{"key=ar_secret", "/v1/messages"},
+	} {
+		c0 := &Call{Model: "claude-haiku-4-5", Key: "sk-ant-api03-x", Body: []byte(`{"model":"claude-haiku-4-5"}`),
+			Door: MessagesDoor, Query: c.query, Endpoint: Endpoint{BaseURL: "https://api.anthropic.com"}}
+		req, err := Get(Anthropic).NewCallRequest(t.Context(), c0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := req.URL.RequestURI(); got != c.want {
+			t.Errorf("query %q: upstream %s, want %s", c.query, got, c.want)
+		}
+	}
+}
+
+// count_tokens for another provider's model says what is available,
+// rather than that "messages" is not (POST /v1/messages serves it).
+func TestCountTokensOtherProviders(t *testing.T) {
+	for _, name := range []string{OpenAI, Gemini, Mistral} {
+		c := &Call{Model: "m", Key: "k", Body: []byte(`{"model":"m","messages":[]}`), Door: CountTokensDoor}
+		_, err := Get(name).NewCallRequest(t.Context(), c)
+		var re *RequestError
+		if !errors.As(err, &re) || !strings.Contains(re.Message, "token counting (/v1/messages/count_tokens) is available for Anthropic models only") ||
+			!strings.Contains(re.Message, name) || strings.Contains(re.Message, "messages is not available") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

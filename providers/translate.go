@@ -37,6 +37,10 @@ type Call struct {
 	// door's passthrough reads (anthropic-version, anthropic-beta).
 	Door   *Door
 	Header http.Header
+	// Query is the client's raw query string, which a door's passthrough
+	// forwards (Claude Code calls /v1/messages?beta=true) without the
+	// parameters that may carry a credential (see ForwardQuery).
+	Query string
 	// Native is set by NewCallRequest for a call through a door: true when
 	// the provider speaks the door's shape and the body passes through.
 	Native bool

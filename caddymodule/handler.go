@@ -76,8 +76,12 @@ type Handler struct {
 	// longer configured is served as if unbound (and logged once).
 	Profiles map[string]*ProfileConfig `json:"profiles,omitempty"`
 
-	// DefaultMaxTokens is sent to providers that require max_tokens
-	// (Anthropic) when the client gave none. Default: 4096.
+	// DefaultMaxTokens bounds the output limit (max_tokens) the gateway
+	// sends to providers that require one (Anthropic) when a request gives
+	// none: the target model's maximum output from the built-in catalog
+	// (64000 for claude-sonnet-4-5), at most this many tokens. A model the
+	// catalog does not know gets this value, or 4096. A limit the client
+	// gives is kept, at most the model's maximum. Default: no bound.
 	DefaultMaxTokens int `json:"default_max_tokens,omitempty"`
 
 	// BYOKCooldown is how long fallback chains skip an account's BYOK key

@@ -137,6 +137,7 @@ func TestFrontDoors(t *testing.T) {
 	t.Run("responses/azure_v1", fe.responsesAzure)
 	t.Run("gemini", fe.geminiTranslated)
 	t.Run("messages/fallback", fe.messagesFallback)
+	t.Run("output_limits", fe.outputLimits)
 	t.Run("messages/errors", fe.messagesErrors)
 	t.Run("responses/isolation", fe.responsesIsolation)
 	t.Run("logs", fe.checkLogs)
@@ -562,6 +563,43 @@ func (fe *fdEnv) messagesFallback(t *testing.T) {
 	}
 	if rec := lastRecord(t, fe.openai); rec.Path != "/v1/chat/completions" || !strings.Contains(string(rec.Body), "fallback?") {
 		t.Errorf("the OpenAI fake got %s %s", rec.Path, rec.Body)
+	}
+}
+
+// --- output limits across translation ---
+
+// outputLimits: Claude Code's max_tokens 32000 reaches gpt-4o (16,384 at
+// most; the fake refuses more, as OpenAI does) clamped, as
+// max_completion_tokens; a Responses request without max_output_tokens
+// (Codex sends none) reaches Claude with the model's maximum, not 4,096.
+func (fe *fdEnv) outputLimits(t *testing.T) {
+	ac := antClient(fe.ar["platform"])
+	msg, err := ac.Messages.New(fdCtx(t), anthropic.MessageNewParams{Model: "gpt-4o", MaxTokens: 32000,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Hello?"))}})
+	if err != nil || len(msg.Content) != 1 || msg.Content[0].Text != "Hello from the fake" {
+		t.Fatalf("max_tokens 32000 to gpt-4o: %v", err)
+	}
+	rec := lastRecord(t, fe.openai)
+	if got := gjson.GetBytes(rec.Body, "max_completion_tokens").Int(); got != 16384 || gjson.GetBytes(rec.Body, "max_tokens").Exists() {
+		t.Errorf("gpt-4o got %s", rec.Body)
+	}
+
+	oc := oaClient(fe.ar["platform"])
+	for _, c := range []struct {
+		model string
+		limit int64 // max_output_tokens, 0 for none
+		want  int64
+	}{{"claude-sonnet-4-5", 0, 64000}, {"claude-haiku-4-5", 100000, 64000}, {"claude-haiku-4-5", 300, 300}} {
+		p := responses.ResponseNewParams{Model: responses.ResponsesModel(c.model), Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hello?")}}
+		if c.limit > 0 {
+			p.MaxOutputTokens = openai.Int(c.limit)
+		}
+		if _, err := oc.Responses.New(fdCtx(t), p); err != nil {
+			t.Fatalf("%s, max_output_tokens %d: %v", c.model, c.limit, err)
+		}
+		if got := gjson.GetBytes(lastRecord(t, fe.anthropic).Body, "max_tokens").Int(); got != c.want {
+			t.Errorf("%s, max_output_tokens %d: max_tokens upstream %d, want %d", c.model, c.limit, got, c.want)
+		}
 	}
 }
 

@@ -57,10 +57,6 @@ var anthropic = register(&Provider{
 // AnthropicVersion is the anthropic-version header every request carries.
 const AnthropicVersion = "2023-06-01"
 
-// anthropicDefaultMaxTokens is max_tokens when neither the client nor the
-// catalog gives one (LiteLLM's DEFAULT_ANTHROPIC_CHAT_MAX_TOKENS).
-const anthropicDefaultMaxTokens = 4096
-
 // --- request build ---
 
 type antRequest struct {
@@ -156,16 +152,16 @@ func anthropicRequestBody(c *Call) ([]byte, error) {
 	}
 	out := antRequest{Model: c.Model, Stream: c.Stream || r.Stream}
 
-	switch n := r.MaxOutputTokens(); {
-	case r.MaxCompletionTokens != nil || r.MaxTokens != nil:
+	// max_tokens is required: the client's, at most the model's maximum
+	// (Anthropic refuses more), else the model's maximum bounded by the
+	// operator's default_max_tokens (limits.go).
+	if n := r.MaxOutputTokens(); r.MaxCompletionTokens != nil || r.MaxTokens != nil {
 		if n < 1 {
 			return nil, &RequestError{Message: "max_tokens must be at least 1"}
 		}
-		out.MaxTokens = n
-	case c.DefaultMaxTokens > 0:
-		out.MaxTokens = c.DefaultMaxTokens
-	default:
-		out.MaxTokens = anthropicDefaultMaxTokens
+		out.MaxTokens = clampOutput(c.Model, n)
+	} else {
+		out.MaxTokens = defaultOutput(c.Model, c.DefaultMaxTokens)
 	}
 	if r.Temperature != nil {
 		t := min(*r.Temperature, 1)

@@ -304,22 +304,24 @@ type msgToolChoice struct {
 }
 
 // chatBody is the chat-completions request a door's translation sends to
-// the provider's adapter.
+// the provider's adapter. The output limit is MaxTokens until setTarget
+// moves it to MaxCompletionTokens for OpenAI.
 type chatBody struct {
-	Model             string          `json:"model"`
-	Messages          []ChatMessage   `json:"messages"`
-	MaxTokens         *int            `json:"max_tokens,omitempty"`
-	Temperature       *float64        `json:"temperature,omitempty"`
-	TopP              *float64        `json:"top_p,omitempty"`
-	Stop              []string        `json:"stop,omitempty"`
-	Stream            bool            `json:"stream,omitempty"`
-	StreamOptions     *StreamOptions  `json:"stream_options,omitempty"`
-	Tools             []Tool          `json:"tools,omitempty"`
-	ToolChoice        json.RawMessage `json:"tool_choice,omitempty"`
-	ParallelToolCalls *bool           `json:"parallel_tool_calls,omitempty"`
-	ResponseFormat    json.RawMessage `json:"response_format,omitempty"`
-	ReasoningEffort   string          `json:"reasoning_effort,omitempty"`
-	User              string          `json:"user,omitempty"`
+	Model               string          `json:"model"`
+	Messages            []ChatMessage   `json:"messages"`
+	MaxTokens           *int            `json:"max_tokens,omitempty"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens,omitempty"`
+	Temperature         *float64        `json:"temperature,omitempty"`
+	TopP                *float64        `json:"top_p,omitempty"`
+	Stop                []string        `json:"stop,omitempty"`
+	Stream              bool            `json:"stream,omitempty"`
+	StreamOptions       *StreamOptions  `json:"stream_options,omitempty"`
+	Tools               []Tool          `json:"tools,omitempty"`
+	ToolChoice          json.RawMessage `json:"tool_choice,omitempty"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls,omitempty"`
+	ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
+	ReasoningEffort     string          `json:"reasoning_effort,omitempty"`
+	User                string          `json:"user,omitempty"`
 }
 
 func reqErr(format string, a ...any) error {
@@ -341,8 +343,20 @@ func messagesToChat(p *Provider, c *Call) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out.Model = c.Model
+	out.setTarget(p, c.Model)
 	return json.Marshal(out)
+}
+
+// setTarget names the upstream model and fits the output limit to it: at
+// most the model's maximum (Claude Code's max_tokens 32000 is more than
+// gpt-4o writes, and OpenAI refuses it), sent as max_completion_tokens to
+// OpenAI, whose reasoning models refuse max_tokens (providers.md §2.2).
+func (out *chatBody) setTarget(p *Provider, model string) {
+	out.Model = model
+	out.MaxTokens = clampOutputPtr(model, out.MaxTokens)
+	if p.Name == OpenAI && out.MaxTokens != nil {
+		out.MaxTokens, out.MaxCompletionTokens = nil, out.MaxTokens
+	}
 }
 
 // MessagesToChatBody translates a Messages request body for the provider

@@ -307,7 +307,7 @@ func responsesToChat(p *Provider, c *Call) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out.Model = c.Model
+	out.setTarget(p, c.Model)
 	return json.Marshal(out)
 }
 

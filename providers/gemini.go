@@ -595,8 +595,10 @@ func geminiGeneration(in *ChatRequest, o *geminiOptions, model string) (*geminiG
 		Temperature: in.Temperature, TopP: in.TopP, TopK: o.topK, Seed: in.Seed,
 		StopSequences: in.Stop,
 	}
+	// An output limit above the model's maximum is clamped to it; none
+	// leaves Gemini's default, which is the model's maximum.
 	if n := in.MaxOutputTokens(); n > 0 {
-		gc.MaxOutputTokens = n
+		gc.MaxOutputTokens = clampOutput(model, n)
 	}
 	if in.N != nil {
 		if *in.N < 1 {

@@ -25,8 +25,9 @@ type Call struct {
 	// ("stream": true, "stream_options": {"include_usage": true}).
 	Stream       bool
 	IncludeUsage bool
-	// DefaultMaxTokens is sent to providers that require max_tokens
-	// (Anthropic) when the client gave none.
+	// DefaultMaxTokens bounds the output limit sent to providers that
+	// require one (Anthropic) when the client gave none: the model's
+	// maximum, at most this (0: no bound; see defaultOutput).
 	DefaultMaxTokens int
 	// ID and Created identify translated responses and chunks
 	// ("chatcmpl-..."), stable across one response.

@@ -198,8 +198,13 @@ func anthropicParse(r *http.Request, rec *Record) (string, *Response) {
 	if rec.Model == "" {
 		return "", anthropicErrorResponse(400, "invalid_request_error", "model: Field required")
 	}
-	if mt := gjson.GetBytes(body, "max_tokens"); mt.Type != gjson.Number || mt.Int() < 1 {
+	mt := gjson.GetBytes(body, "max_tokens")
+	if mt.Type != gjson.Number || mt.Int() < 1 {
 		return "", anthropicErrorResponse(400, "invalid_request_error", "max_tokens: Field required")
+	}
+	if max, ok := anthropicMaxOutput(rec.Model); ok && mt.Int() > max {
+		return "", anthropicErrorResponse(400, "invalid_request_error",
+			fmt.Sprintf("max_tokens: %d > %d, which is the maximum allowed number of output tokens for %s", mt.Int(), max, rec.Model))
 	}
 	msgs := gjson.GetBytes(body, "messages")
 	if !msgs.IsArray() || len(msgs.Array()) == 0 {
@@ -213,6 +218,21 @@ func anthropicParse(r *http.Request, rec *Record) (string, *Response) {
 		}
 	}
 	return "chat", nil
+}
+
+// anthropicMaxOutput is the most output tokens the fake's Claude models
+// write (docs.claude.com models overview), by name prefix: Anthropic
+// refuses a larger max_tokens.
+func anthropicMaxOutput(model string) (int64, bool) {
+	for _, m := range []struct {
+		prefix string
+		max    int64
+	}{{"claude-sonnet-4-5", 64000}, {"claude-haiku-4-5", 64000}, {"claude-opus-4-1", 32000}, {"claude-3-5-haiku", 8192}, {"claude-3-haiku", 4096}} {
+		if strings.HasPrefix(model, m.prefix) {
+			return m.max, true
+		}
+	}
+	return 0, false
 }
 
 func init() {

@@ -84,9 +84,11 @@ type Handler struct {
 	// gives is kept, at most the model's maximum. Default: no bound.
 	DefaultMaxTokens int `json:"default_max_tokens,omitempty"`
 
-	// BYOKCooldown is how long fallback chains skip an account's BYOK key
-	// after the provider rejected it (401/403), before trying it again.
-	// A request with no other target still tries it. Default: 5m.
+	// BYOKCooldown is how long the gateway stops sending an account's BYOK
+	// key after the provider rejected it (401/403): fallback chains skip
+	// it, and a request with no other target is answered 424
+	// byok_credential_rejected at once. After it, one request probes the
+	// key again. Replacing the key ends it at once. Default: 5m.
 	BYOKCooldown caddy.Duration `json:"byok_cooldown,omitempty"`
 
 	// MetricsPerAccount adds per-account series

@@ -37,6 +37,11 @@ const (
 	CodeResponseNotFound = "response_not_found"
 )
 
+// StatusBYOKRejected is the status of byok_credential_rejected: 424 Failed
+// Dependency — the request depended on the provider accepting the account's
+// own key, and it did not (see byokRejected).
+const StatusBYOKRejected = http.StatusFailedDependency
+
 // OpenAI's error types.
 const (
 	typeInvalidRequest = "invalid_request_error"

@@ -52,14 +52,15 @@ const (
 // pickCredential chooses the credential for one attempt from one snapshot:
 // the account's BYOK key for the provider when the pin allows it, else the
 // platform key when the pin and the account's policy allow it. A BYOK key
-// the provider rejected is skipped during its cool-down when other attempts
-// remain (more); a lone attempt still tries it, so the client gets the clear
-// byok_credential_rejected error rather than a silent switch to the platform.
+// the provider rejected is not sent again during its cool-down: one request
+// per cool-down probes it (ClaimProbe), the others skip it. A skipped lone
+// attempt is answered byok_credential_rejected at once, never with a silent
+// switch to the platform; a fallback chain moves on.
 func (g *Gateway) pickCredential(snap *store.Snapshot, account, provider string, pin routing.Pin, more bool, now time.Time) (credential, string) {
 	pc := g.providers[provider]
 	if pin != routing.PinPlatform {
 		if sec := snap.Credential(account, provider); sec != nil {
-			if since, _, invalid := sec.Invalid(); invalid && more && now.Sub(since) < g.cooldown {
+			if !now.IsZero() && !sec.ClaimProbe(now, g.cooldown) {
 				return credential{}, skipInvalid
 			}
 			// A base URL of the customer's own is dialed only where the
@@ -88,6 +89,9 @@ type failure struct {
 	status                   int
 	typ, code, msg           string
 	retryAfter, retryAfterMs string
+	// final marks an answer no retry can change: it carries
+	// X-Should-Retry: false, which the OpenAI and Anthropic SDKs obey.
+	final bool
 	// raw, when set, is the upstream's own error body (scrubbed), relayed
 	// as is: a front door's passthrough.
 	raw []byte
@@ -110,6 +114,8 @@ func (g *Gateway) skipFailure(reason, provider, model string) failure {
 	case skipDeadlineReached:
 		return failure{status: http.StatusGatewayTimeout, typ: typeAPI, code: CodeUpstreamTimeout,
 			msg: "the route's deadline passed before a provider answered"}
+	case skipInvalid:
+		return byokRejected(provider, fmt.Sprintf("%s refused it recently; the gateway holds it back (it tries it again at most once every %s, or at once when it is replaced)", provider, g.cooldown))
 	default:
 		return failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeNoCredential,
 			msg: fmt.Sprintf("no credential for provider %s: this account has no %s key registered and the platform has none configured", provider, provider)}
@@ -338,6 +344,9 @@ func (g *Gateway) fail(w http.ResponseWriter, door *providers.Door, rec *store.L
 	if f.retryAfterMs != "" {
 		w.Header().Set("Retry-After-Ms", f.retryAfterMs)
 	}
+	if f.final {
+		w.Header()["X-Should-Retry"] = []string{"false"}
+	}
 	rec.Status, rec.ErrorCode = f.status, f.code
 	if f.raw != nil {
 		// A passthrough's upstream error, relayed as the provider worded
@@ -353,10 +362,10 @@ func (g *Gateway) fail(w http.ResponseWriter, door *providers.Door, rec *store.L
 }
 
 // upstreamFailure reads an upstream error answer and decides what the client
-// would see, with key material scrubbed. A refused BYOK key becomes 502
+// would see, with key material scrubbed. A refused BYOK key becomes 424
 // byok_credential_rejected (and marks the key invalid); a refused platform
 // key 502 platform_credential_rejected: neither is mistaken for a bad Agent
-// Router key or an outage.
+// Router key.
 func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred credential, rec *store.LogRecord) (failure, string) {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	class := providers.ClassifyResponse(provider, resp.StatusCode, resp.Header, raw)
@@ -377,12 +386,13 @@ func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred cre
 		f.code = c.Str
 	}
 	if class == providers.ClassAuth {
-		f.status, f.typ = http.StatusBadGateway, typeAPI
 		if cred.source == SourceBYOK {
-			f.code = CodeBYOKCredentialRejected
-			f.msg = fmt.Sprintf("the %s key registered for this account was rejected by the provider (status %d): %s", provider, resp.StatusCode, msg)
+			// The provider's own words ("invalid x-api-key") are left out:
+			// agents read them as their own credential failing.
+			f = byokRejected(provider, fmt.Sprintf("%s refused it (HTTP %d)", provider, resp.StatusCode))
 			g.store.MarkInvalid(cred.secret, time.Now(), fmt.Sprintf("%s answered %d (%s)", provider, resp.StatusCode, class))
 		} else {
+			f.status, f.typ = http.StatusBadGateway, typeAPI
 			f.code = CodePlatformCredentialRejected
 			f.msg = fmt.Sprintf("the platform's %s key was rejected by the provider (status %d)", provider, resp.StatusCode)
 		}
@@ -395,6 +405,21 @@ func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred cre
 			zap.String("class", class))
 	}
 	return f, class
+}
+
+// byokRejected is the answer when the account's own key for provider was
+// refused (what says how: refused just now, or held back since): 424
+// byok_credential_rejected with X-Should-Retry: false. The status is one
+// no SDK or agent retries (not 5xx, 408, 409 or 429: Claude Code retried a
+// 502 eight times over 100 s, Codex sent 30 requests in 25 s) and none
+// reads as its own credential failing (401 and 403 make Claude Code print
+// "Please run /login"). The message says whose key it is and who can fix
+// it, in no provider's words.
+func byokRejected(provider, what string) failure {
+	return failure{status: StatusBYOKRejected, typ: typeInvalidRequest, code: CodeBYOKCredentialRejected, final: true,
+		msg: fmt.Sprintf("the %s key this account registered with Agent Router (Bring Your Own Key) does not work: %s. "+
+			"Your Agent Router API key is fine; an owner of the account must replace the %s key under Settings → Bring Your Own Key in the Agent Router console",
+			provider, what, provider)}
 }
 
 // validErrorCode keeps a provider's error code only when it looks like one:

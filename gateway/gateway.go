@@ -100,8 +100,10 @@ type Config struct {
 	// model's maximum from the catalog, at most this; a model the catalog
 	// does not know gets this, or 4096. Default: 0, no bound.
 	DefaultMaxTokens int
-	// BYOKCooldown is how long a fallback chain skips an account's BYOK key
-	// after the provider rejected it, before trying it again. Default: 5m.
+	// BYOKCooldown is how long an account's BYOK key the provider rejected
+	// is not sent again (fallback chains skip it; a lone target is
+	// answered byok_credential_rejected at once), before one request
+	// probes it. Default: 5m.
 	BYOKCooldown time.Duration
 	// Observe, when set, sees every finished request's record before it is
 	// queued for the request log (for metrics and access-log fields). It

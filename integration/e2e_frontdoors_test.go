@@ -650,7 +650,7 @@ func (fe *fdEnv) messagesErrors(t *testing.T) {
 	fe.anthropic.AcceptOnly("not-" + randomAlnum(20))
 	defer fe.anthropic.AcceptOnly()
 	_, err = client.Messages.New(fdCtx(t), params("claude-haiku-4-5"))
-	check("byok rejected", err, 502, "api_error", "byok_credential_rejected")
+	check("byok rejected", err, 424, "invalid_request_error", "byok_credential_rejected")
 	var ae *anthropic.Error
 	if errors.As(err, &ae) && strings.Contains(ae.RawJSON(), fe.keys["anthropic/byok"]) {
 		t.Error("the rejected key came back in the error (the fake echoes it)")
@@ -885,6 +885,97 @@ func (fe *fdEnv) canary(t *testing.T) {
 			if bytes.Contains(b, []byte(key)) {
 				t.Errorf("the %s key is in file %d", name, i)
 			}
+		}
+	}
+}
+
+// TestBYOKRefusedNoRetry: when the provider refuses an account's own key,
+// the SDKs agents are built on (anthropic-sdk-go, openai-go, with their
+// retries on) get an answer they do not retry, saying whose key failed and
+// what to do, and the refused key reaches the provider once, however many
+// requests follow.
+func TestBYOKRefusedNoRetry(t *testing.T) {
+	fe := newFrontDoorEnv(t)
+	fe.anthropic.AcceptOnly(fe.keys["anthropic/platform"])
+	fe.openai.AcceptOnly(fe.keys["openai/platform"])
+	antKey, oaKey := fe.keys["anthropic/byok"], fe.keys["openai/byok"]
+	check := func(what string, status int, body string) {
+		t.Helper()
+		if status != 424 || !strings.Contains(body, "byok_credential_rejected") ||
+			!strings.Contains(body, "Settings → Bring Your Own Key") || !strings.Contains(body, "Your Agent Router API key is fine") {
+			t.Errorf("%s: %d %s", what, status, body)
+		}
+		for _, words := range []string{"x-api-key", "Incorrect API key", "invalid_api_key", "authentication_error", "login"} {
+			if strings.Contains(body, words) {
+				t.Errorf("%s: the answer says %q, which agents read as their own credential failing: %s", what, words, body)
+			}
+		}
+	}
+
+	ac := anthropic.NewClient(antoption.WithoutEnvironmentDefaults(), antoption.WithBaseURL(siteURL),
+		antoption.WithAPIKey(fe.ar["byok"]), antoption.WithMaxRetries(3), antoption.WithRequestTimeout(15*time.Second))
+	params := anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 100,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Hello?"))}}
+	_, err := ac.Messages.New(fdCtx(t), params)
+	var ae *anthropic.Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("messages: %v", err)
+	}
+	check("anthropic-sdk-go", ae.StatusCode, ae.RawJSON())
+	stream := ac.Messages.NewStreaming(fdCtx(t), params)
+	for stream.Next() {
+	}
+	if !errors.As(stream.Err(), &ae) {
+		t.Fatalf("messages stream: %v", stream.Err())
+	}
+	check("anthropic-sdk-go stream", ae.StatusCode, ae.RawJSON())
+
+	oc := openai.NewClient(option.WithBaseURL(siteURL+"/v1/"), option.WithAPIKey(fe.ar["byok"]),
+		option.WithMaxRetries(3), option.WithRequestTimeout(15*time.Second))
+	_, err = oc.Chat.Completions.New(fdCtx(t), openai.ChatCompletionNewParams{Model: "gpt-4o-mini",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello?")}})
+	var oe *openai.Error
+	if !errors.As(err, &oe) {
+		t.Fatalf("chat: %v", err)
+	}
+	check("openai-go chat", oe.StatusCode, oe.RawJSON())
+	_, err = oc.Responses.New(fdCtx(t), responses.ResponseNewParams{Model: "gpt-4o-mini",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hello?")}})
+	if !errors.As(err, &oe) {
+		t.Fatalf("responses: %v", err)
+	}
+	check("openai-go responses", oe.StatusCode, oe.RawJSON())
+
+	// Each refused key reached its provider once.
+	if a, o := fe.anthropic.Count(antKey), fe.openai.Count(oaKey); a != 1 || o != 1 {
+		t.Errorf("the refused keys reached the providers %d (anthropic) and %d (openai) times, want once each", a, o)
+	}
+	// And the gateway got each SDK call once: no retries.
+	var n int
+	waitFor(t, "the request-log records", 10*time.Second, func() bool {
+		var out struct {
+			Records []struct {
+				ErrorCode string `json:"error_code"`
+			} `json:"records"`
+		}
+		fe.e.admin("GET", "/agent_router/logs?account=fd-byok&limit=1000", nil, &out)
+		n = len(out.Records)
+		return n >= 4
+	})
+	time.Sleep(600 * time.Millisecond) // a retry would be in by now; let its record be flushed
+	var out struct {
+		Records []struct {
+			ErrorCode string `json:"error_code"`
+			Status    int    `json:"status"`
+		} `json:"records"`
+	}
+	fe.e.admin("GET", "/agent_router/logs?account=fd-byok&limit=1000", nil, &out)
+	if len(out.Records) != 4 {
+		t.Errorf("the gateway got %d requests for 4 SDK calls (retries?)", len(out.Records))
+	}
+	for _, r := range out.Records {
+		if r.Status != 424 || r.ErrorCode != "byok_credential_rejected" {
+			t.Errorf("record %+v", r)
 		}
 	}
 }

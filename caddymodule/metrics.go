@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -189,5 +190,8 @@ func (f *accessFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("profile", f.Profile)
 	enc.AddString("source", f.Source)
 	enc.AddString("api", store.APIOf((*store.LogRecord)(f)))
+	if len(f.Omitted) > 0 {
+		enc.AddString("omitted", strings.Join(f.Omitted, ","))
+	}
 	return nil
 }

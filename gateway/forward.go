@@ -26,6 +26,11 @@ import (
 // took (more than one when a fallback or split moved on).
 const HeaderAttempts = "X-Agent-Router-Attempts"
 
+// HeaderOmitted names, comma-separated, what the translation for the
+// serving provider left out of the request because the provider has no
+// equivalent ("web_search"). Absent when nothing was.
+const HeaderOmitted = "X-Agent-Router-Omitted"
+
 // credential is what one upstream attempt is sent with.
 type credential struct {
 	source   string
@@ -314,6 +319,12 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 		h[HeaderProvider] = []string{t.provider.Name}
 		h[HeaderCredential] = []string{cred.source}
 		h[HeaderAttempts] = []string{strconv.Itoa(tried)}
+		if len(call.Omitted) > 0 {
+			// What the translation left out is said, never dropped
+			// silently: Codex's cache-only web_search on Claude.
+			h[HeaderOmitted] = []string{strings.Join(call.Omitted, ", ")}
+			rec.Omitted = call.Omitted
+		}
 		g.relay(w, r.Context(), resp, t.provider, call, &cred, rec)
 		resp.Body.Close()
 		if n := len(rec.Attempts); n > 0 {

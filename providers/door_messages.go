@@ -322,6 +322,7 @@ type chatBody struct {
 	ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
 	ReasoningEffort     string          `json:"reasoning_effort,omitempty"`
 	User                string          `json:"user,omitempty"`
+	WebSearchOptions    json.RawMessage `json:"web_search_options,omitempty"`
 }
 
 func reqErr(format string, a ...any) error {

@@ -51,6 +51,21 @@ type Call struct {
 	// ResponseID is the id of the response a Responses passthrough
 	// created, read from the answer (or its stream) as it is relayed.
 	ResponseID string
+	// Omitted names what the translation left out of the request because
+	// the target has no equivalent ("web_search"): the gateway says so in
+	// a response header and in the request log, so nothing is dropped
+	// silently.
+	Omitted []string
+}
+
+// omit records that the translation left what out (once).
+func (c *Call) omit(what string) {
+	for _, o := range c.Omitted {
+		if o == what {
+			return
+		}
+	}
+	c.Omitted = append(c.Omitted, what)
 }
 
 // StreamTranslator turns a provider's event stream into OpenAI

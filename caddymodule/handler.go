@@ -86,7 +86,7 @@ type Handler struct {
 
 	// BYOKCooldown is how long the gateway stops sending an account's BYOK
 	// key after the provider rejected it (401/403): fallback chains skip
-	// it, and a request with no other target is answered 424
+	// it, and a request with no other target is answered
 	// byok_credential_rejected at once. After it, one request probes the
 	// key again. Replacing the key ends it at once. Default: 5m.
 	BYOKCooldown caddy.Duration `json:"byok_cooldown,omitempty"`

@@ -37,10 +37,16 @@ const (
 	CodeResponseNotFound = "response_not_found"
 )
 
-// StatusBYOKRejected is the status of byok_credential_rejected: 424 Failed
-// Dependency — the request depended on the provider accepting the account's
-// own key, and it did not (see byokRejected).
-const StatusBYOKRejected = http.StatusFailedDependency
+// finalStatus is the status of an answer no retry can change, for the
+// clients of door (see providers.Door.FinalStatus): 400 for OpenAI's shapes,
+// which no OpenAI SDK and not Codex retries; 424 for Anthropic's Messages,
+// where Claude Code stops at once.
+func finalStatus(door *providers.Door) int {
+	if door != nil && door.FinalStatus != 0 {
+		return door.FinalStatus
+	}
+	return http.StatusBadRequest
+}
 
 // OpenAI's error types.
 const (

@@ -95,7 +95,9 @@ type failure struct {
 	typ, code, msg           string
 	retryAfter, retryAfterMs string
 	// final marks an answer no retry can change: it carries
-	// X-Should-Retry: false, which the OpenAI and Anthropic SDKs obey.
+	// X-Should-Retry: false, which the OpenAI and Anthropic SDKs obey, and,
+	// when status is 0, the status the door's clients take as final
+	// (finalStatus).
 	final bool
 	// raw, when set, is the upstream's own error body (scrubbed), relayed
 	// as is: a front door's passthrough.
@@ -357,6 +359,9 @@ func (g *Gateway) fail(w http.ResponseWriter, door *providers.Door, rec *store.L
 	}
 	if f.final {
 		w.Header()["X-Should-Retry"] = []string{"false"}
+		if f.status == 0 {
+			f.status = finalStatus(door)
+		}
 	}
 	rec.Status, rec.ErrorCode = f.status, f.code
 	if f.raw != nil {
@@ -373,8 +378,8 @@ func (g *Gateway) fail(w http.ResponseWriter, door *providers.Door, rec *store.L
 }
 
 // upstreamFailure reads an upstream error answer and decides what the client
-// would see, with key material scrubbed. A refused BYOK key becomes 424
-// byok_credential_rejected (and marks the key invalid); a refused platform
+// would see, with key material scrubbed. A refused BYOK key becomes
+// byok_credential_rejected (byokRejected; and marks the key invalid); a refused platform
 // key 502 platform_credential_rejected: neither is mistaken for a bad Agent
 // Router key.
 func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred credential, rec *store.LogRecord) (failure, string) {
@@ -419,15 +424,16 @@ func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred cre
 }
 
 // byokRejected is the answer when the account's own key for provider was
-// refused (what says how: refused just now, or held back since): 424
-// byok_credential_rejected with X-Should-Retry: false. The status is one
-// no SDK or agent retries (not 5xx, 408, 409 or 429: Claude Code retried a
-// 502 eight times over 100 s, Codex sent 30 requests in 25 s) and none
-// reads as its own credential failing (401 and 403 make Claude Code print
-// "Please run /login"). The message says whose key it is and who can fix
-// it, in no provider's words.
+// refused (what says how: refused just now, or held back since):
+// byok_credential_rejected with X-Should-Retry: false, with the status the
+// door's clients do not retry (finalStatus: 400, 424 on the Messages door):
+// not 5xx, 408, 409 or 429 (Claude Code retried a 502 eight times over
+// 100 s, Codex sent 30 requests in 25 s), and not 401 or 403, which agents
+// read as their own credential failing (Claude Code prints "Please run
+// /login"). The message says whose key it is and who can fix it, in no
+// provider's words.
 func byokRejected(provider, what string) failure {
-	return failure{status: StatusBYOKRejected, typ: typeInvalidRequest, code: CodeBYOKCredentialRejected, final: true,
+	return failure{typ: typeInvalidRequest, code: CodeBYOKCredentialRejected, final: true,
 		msg: fmt.Sprintf("the %s key this account registered with Agent Router (Bring Your Own Key) does not work: %s. "+
 			"Your Agent Router API key is fine; an owner of the account must replace the %s key under Settings → Bring Your Own Key in the Agent Router console",
 			provider, what, provider)}

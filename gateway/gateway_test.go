@@ -900,10 +900,11 @@ func TestUpstreamErrors(t *testing.T) {
 		defer e.openai.AcceptOnly()
 		sent := e.openai.Count(byok)
 		r := e.chat(t, byokKeys[0], "gpt-4o-mini")
-		// 424, which no SDK retries; whose key failed and who can fix it,
+		// 400 on chat completions, which no OpenAI SDK retries (nor Codex);
+		// whose key failed and who can fix it,
 		// in the gateway's words: not the provider's ("Incorrect API key
 		// provided"), which agents read as their own login failing.
-		d := expectError(t, r, gateway.StatusBYOKRejected, gateway.CodeBYOKCredentialRejected,
+		d := expectError(t, r, http.StatusBadRequest, gateway.CodeBYOKCredentialRejected,
 			"the openai key this account registered with Agent Router (Bring Your Own Key) does not work", "openai refused it (HTTP 401)",
 			"Your Agent Router API key is fine", "an owner of the account must replace the openai key under Settings → Bring Your Own Key")
 		if d.Type != "invalid_request_error" || strings.Contains(d.Message, "Incorrect API key") || strings.Contains(d.Message, "login") {
@@ -912,14 +913,14 @@ func TestUpstreamErrors(t *testing.T) {
 		if r.header.Get(gateway.HeaderCredential) != gateway.SourceBYOK || r.header.Get("X-Should-Retry") != "false" {
 			t.Errorf("headers %v", r.header)
 		}
-		if lr := e.record(t, r.id); lr.Status != gateway.StatusBYOKRejected || lr.ErrorCode != gateway.CodeBYOKCredentialRejected || lr.CredentialSource != "byok" {
+		if lr := e.record(t, r.id); lr.Status != http.StatusBadRequest || lr.ErrorCode != gateway.CodeBYOKCredentialRejected || lr.CredentialSource != "byok" {
 			t.Errorf("record %+v", lr)
 		}
 		// Known rejected, the key is not sent again for a while: the next
 		// requests are answered at once, in the same words.
 		for range 5 {
 			r = e.chat(t, byokKeys[0], "gpt-4o-mini")
-			expectError(t, r, gateway.StatusBYOKRejected, gateway.CodeBYOKCredentialRejected, "openai refused it recently", "Settings → Bring Your Own Key")
+			expectError(t, r, http.StatusBadRequest, gateway.CodeBYOKCredentialRejected, "openai refused it recently", "Settings → Bring Your Own Key")
 			if lr := e.record(t, r.id); len(lr.Attempts) != 1 || lr.Attempts[0].Skipped != "byok_key_invalid" || lr.CredentialSource != "" {
 				t.Errorf("held-back record %+v", lr)
 			}
@@ -961,7 +962,7 @@ func TestUpstreamErrors(t *testing.T) {
 		e.putCred(t, "byok", providers.Mistral, mkey, store.Extras{})
 		e.mistral.AcceptOnly("not-the-key")
 		r := e.chat(t, byokKeys[0], "mistral-small-latest")
-		expectError(t, r, gateway.StatusBYOKRejected, gateway.CodeBYOKCredentialRejected, "the mistral key this account registered")
+		expectError(t, r, http.StatusBadRequest, gateway.CodeBYOKCredentialRejected, "the mistral key this account registered")
 		e.mistral.AcceptOnly()
 		e.putCred(t, "byok", providers.Mistral, mkey, store.Extras{}) // replaced: sent again
 		e.mistral.SetResponder(func(rec providertest.Record) providertest.Response {

@@ -304,7 +304,7 @@ func TestAliasToAnotherProvider(t *testing.T) {
 // TestCredentialHealth: a rejected BYOK key is marked invalid, not sent
 // during its cool-down (fallback chains skip it), probed again after it,
 // and cleared by a success or a rotation. A request that has only that key
-// gets the clear 424 byok_credential_rejected error at once.
+// gets the clear byok_credential_rejected error (400) at once.
 func TestCredentialHealth(t *testing.T) {
 	e := newEnv(t, envOptions{handler: fallbackRoute})
 	e.createAccount("acme")
@@ -320,7 +320,7 @@ func TestCredentialHealth(t *testing.T) {
 	}
 	// 1. Rejected: auth is not retried by default, so the client learns it.
 	r := e.chat(k.Key, "smart", "health-1", false)
-	if r.status != 424 || errorCode(r.body) != "byok_credential_rejected" {
+	if r.status != 400 || errorCode(r.body) != "byok_credential_rejected" {
 		t.Fatalf("first request: %d %s", r.status, r.body)
 	}
 	if st := status(); st["status"] != "invalid" || st["invalid_since"] == nil || !strings.Contains(fmt.Sprint(st["invalid_reason"]), "401") || strings.Contains(fmt.Sprint(st), byok) {
@@ -340,7 +340,7 @@ func TestCredentialHealth(t *testing.T) {
 	// A request with only that key still gets the rejection, at once:
 	// the key is not sent again during its cool-down.
 	r = e.chat(k.Key, "gpt-4o", "health-lone", false)
-	if r.status != 424 || errorCode(r.body) != "byok_credential_rejected" {
+	if r.status != 400 || errorCode(r.body) != "byok_credential_rejected" {
 		t.Errorf("lone target during cool-down: %d %s", r.status, r.body)
 	}
 	if n := e.openai.Count(byok); n != 1 {

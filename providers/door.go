@@ -31,6 +31,12 @@ type Door struct {
 	// IDPrefix starts the ids of translated answers ("msg_", "resp_"); the
 	// gateway's request id follows.
 	IDPrefix string
+	// FinalStatus is the status the door's clients take as final, for an
+	// answer no retry can change (an account's own provider key refused):
+	// each agent retries different statuses. Claude Code sends up to six
+	// requests for a 400 (its recovery variants) and stops at a 424; Codex
+	// retries every status but 400 (and 401, 429), five times. 0: 400.
+	FinalStatus int
 
 	// native reports whether p (with endpoint ep) serves this door's shape.
 	native func(p *Provider, ep Endpoint) bool

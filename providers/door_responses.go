@@ -39,6 +39,7 @@ var ResponsesDoor = &Door{
 	API:            "responses",
 	Path:           "/v1/responses",
 	IDPrefix:       "resp_",
+	FinalStatus:    http.StatusBadRequest,
 	native:         nativeResponses,
 	nativeBuild:    buildResponsesNative,
 	nativeResponse: responsesNativeResponse,

@@ -101,6 +101,9 @@ type Handler struct {
 	console *console.Handler
 	app     *App
 	logger  *zap.Logger
+	// accessLogger is the server's access logger ("http.log.access"),
+	// for the entries of requests that carry a key (accesslog.go).
+	accessLogger *zap.Logger
 }
 
 // ProviderConfig is the platform's configuration of one provider.
@@ -214,6 +217,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision resolves placeholders and builds the gateway.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.accessLogger = ctx.Logger(httpApp{}).Named("log.access")
 	appIface, err := ctx.App("agent_router")
 	if err != nil {
 		return fmt.Errorf("loading agent_router app: %v", err)
@@ -304,14 +308,25 @@ func (h *Handler) Cleanup() error {
 }
 
 // ServeHTTP serves the data-plane paths (and, with console, /console/) and
-// passes the rest on.
+// passes the rest on. A request that carries an Agent Router key where
+// Caddy's access log would show it gets its access-log entry written here,
+// the key REDACTED (accesslog.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.console != nil && console.Owns(r) {
 		h.console.ServeHTTP(w, r)
 		return nil
 	}
-	if !h.gw.Owns(r) {
-		return next.ServeHTTP(w, r)
+	owned := h.gw.Owns(r)
+	entry, w, r := h.takeAccessEntry(w, r, owned)
+	if entry != nil {
+		defer func() { entry.write(h.accessLogger) }()
+	}
+	if !owned {
+		err := next.ServeHTTP(w, r)
+		if entry != nil {
+			entry.err = err
+		}
+		return err
 	}
 	h.gw.ServeHTTP(w, r)
 	return nil

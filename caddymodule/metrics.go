@@ -164,6 +164,10 @@ func (h *Handler) observe(r *http.Request, rec *store.LogRecord) {
 	if srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); srv != nil && srv.Logs == nil {
 		return
 	}
+	if a, ok := r.Context().Value(accessEntryKey{}).(*accessEntry); ok {
+		a.rec = rec // the handler writes this request's entry (accesslog.go)
+		return
+	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.Object("agent_router", (*accessFields)(rec)))
 	}

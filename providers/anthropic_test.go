@@ -708,6 +708,7 @@ func antAddFixtures(f *testing.F, prefix, ext string) {
 func FuzzAnthropicRequest(f *testing.F) {
 	antAddFixtures(f, "request_", ".json")
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":"data:;base64,"}]}]}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"q"}],"web_search_options":{"user_location":{"approximate":{"city":"x"}},"filters":{"allowed_domains":["a"]}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c := antCall()
 		c.Body = body

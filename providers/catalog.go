@@ -99,3 +99,16 @@ func CheckModel(model string, declared func(string) bool) error {
 	}
 	return fmt.Errorf("no provider serves model %q: use a catalog name, a declared model or 'provider/model'", model)
 }
+
+// CatalogModels lists every model the catalog names, by provider: the exact
+// IDs and the examples. The price book's test holds each to a price.
+func CatalogModels() map[string][]string {
+	out := map[string][]string{}
+	for p, ms := range ExampleModels {
+		out[p] = append(out[p], ms...)
+	}
+	for m, p := range knownModels {
+		out[p] = append(out[p], m)
+	}
+	return out
+}

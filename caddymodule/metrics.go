@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -195,6 +196,10 @@ func (h *Handler) observe(r *http.Request, rec *store.LogRecord) {
 	if srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); srv != nil && srv.Logs == nil {
 		return
 	}
+	if a, ok := r.Context().Value(accessEntryKey{}).(*accessEntry); ok {
+		a.rec = rec // the handler writes this request's entry (accesslog.go)
+		return
+	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.Object("agent_router", (*accessFields)(rec)))
 	}
@@ -221,5 +226,8 @@ func (f *accessFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("profile", f.Profile)
 	enc.AddString("source", f.Source)
 	enc.AddString("api", store.APIOf((*store.LogRecord)(f)))
+	if len(f.Omitted) > 0 {
+		enc.AddString("omitted", strings.Join(f.Omitted, ","))
+	}
 	return nil
 }

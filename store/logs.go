@@ -58,6 +58,10 @@ type LogRecord struct {
 	// (OpenAI's Responses API). Records written before front doors have
 	// none; APIOf reads them as their endpoint says.
 	API string `json:"api,omitempty"`
+	// Omitted names what a translation left out of the request because the
+	// provider has no equivalent ("web_search"), as the response's
+	// X-Agent-Router-Omitted header said.
+	Omitted []string `json:"omitted,omitempty"`
 	// Attempts lists every upstream try, in order.
 	Attempts []Attempt `json:"attempts,omitempty"`
 }

@@ -195,6 +195,14 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, snap *store.Snap
 	}
 }
 
+// writeHeader sends the provider's status for a successful answer, and
+// records it with the time to the first byte.
+func (x *exchange) writeHeader(status int) {
+	x.rec.Status = status
+	x.w.WriteHeader(status)
+	x.rec.TTFBMS = msSince(x.rec.Time)
+}
+
 // finish is the one place a request's record is completed and handed on,
 // once, however the request ended (a panic is answered here): its latency,
 // the observer (metrics, access-log fields), then the request log. The

@@ -78,9 +78,7 @@ func (g *Gateway) relayWhole(x *exchange, p *providers.Provider, resp *http.Resp
 	if len(out) >= autoContentLength {
 		h["Content-Length"] = []string{strconv.Itoa(len(out))}
 	}
-	x.rec.Status = resp.StatusCode
-	x.w.WriteHeader(resp.StatusCode)
-	x.rec.TTFBMS = msSince(x.rec.Time)
+	x.writeHeader(resp.StatusCode)
 	x.w.Write(out)
 	return relayed{usage: u}
 }

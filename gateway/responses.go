@@ -149,9 +149,7 @@ func (s *storedUpstream) relay(g *Gateway, x *exchange, _ target, resp *http.Res
 		ct = "application/json"
 	}
 	x.w.Header()["Content-Type"] = []string{ct}
-	x.rec.Status = resp.StatusCode
-	x.w.WriteHeader(resp.StatusCode)
-	x.rec.TTFBMS = msSince(x.rec.Time)
+	x.writeHeader(resp.StatusCode)
 	rc := http.NewResponseController(x.w)
 	buf := make([]byte, 32<<10)
 	for {

@@ -20,9 +20,7 @@ func (g *Gateway) relayStream(x *exchange, p *providers.Provider, resp *http.Res
 	h["Cache-Control"] = []string{"no-cache"}
 	h["X-Accel-Buffering"] = []string{"no"}
 	h.Del("Content-Length")
-	x.rec.Status = resp.StatusCode
-	x.w.WriteHeader(resp.StatusCode)
-	x.rec.TTFBMS = msSince(x.rec.Time)
+	x.writeHeader(resp.StatusCode)
 	tr := p.NewStream(&x.call)
 	code := relayEvents(x.w, x.r.Context(), resp.Body, tr, &x.cred)
 	if f, ok := tr.(providers.StreamFailer); ok && code == "" {

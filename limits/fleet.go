@@ -22,10 +22,7 @@ func (l *Limiter) start() {
 	if l.backend == nil {
 		return
 	}
-	workers := 1
-	if l.fleet {
-		workers = 4
-	}
+	workers := 4 // a store can group their writes (bbolt's db.Batch)
 	for range workers {
 		l.wg.Add(1)
 		go l.worker()

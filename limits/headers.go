@@ -2,10 +2,18 @@ package limits
 
 import "time"
 
-// Header is what provider rate-limit headers are read from. net/http's
-// Header has this method; the names asked for are canonical, so its Get
-// does not allocate.
-type Header interface{ Get(key string) string }
+// Header is a response's header map keyed by canonical MIME names, as
+// net/http gives it: an http.Header is one (no conversion, no import of
+// net/http here). Reading it is a map lookup per name.
+type Header = map[string][]string
+
+// get is the first value of a canonical header name.
+func get(h Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
 
 // ProviderLimits is what one answer's headers say about the credential's
 // own limits at the provider.
@@ -78,32 +86,32 @@ func ParseProviderLimits(h Header, now time.Time) ProviderLimits {
 			continue
 		}
 		names := &anthropicNames[i]
-		left, ok := parseCount(h.Get(names[1]))
+		left, ok := parseCount(get(h, names[1]))
 		if !ok {
 			continue
 		}
 		*d = Dim{Set: true, Remaining: left}
-		d.Limit, _ = parseCount(h.Get(names[0]))
-		if t, ok := parseRFC3339(h.Get(names[2])); ok {
+		d.Limit, _ = parseCount(get(h, names[0]))
+		if t, ok := parseRFC3339(get(h, names[2])); ok {
 			d.Reset = t
 		}
 	}
-	if ms, ok := parseCount(h.Get(hRetryAfterMs)); ok {
+	if ms, ok := parseCount(get(h, hRetryAfterMs)); ok {
 		p.RetryAfter, p.HasRetryAfter = time.Duration(min(ms, maxBlock.Milliseconds()))*time.Millisecond, true
-	} else if d, ok := ParseRetryAfter(h.Get(hRetryAfter), now); ok {
+	} else if d, ok := ParseRetryAfter(get(h, hRetryAfter), now); ok {
 		p.RetryAfter, p.HasRetryAfter = d, true
 	}
 	return p
 }
 
 func openAIDim(h Header, limit, left, reset string, now time.Time) Dim {
-	n, ok := parseCount(h.Get(left))
+	n, ok := parseCount(get(h, left))
 	if !ok {
 		return Dim{}
 	}
 	d := Dim{Set: true, Remaining: n}
-	d.Limit, _ = parseCount(h.Get(limit))
-	if r, ok := parseResetDuration(h.Get(reset)); ok {
+	d.Limit, _ = parseCount(get(h, limit))
+	if r, ok := parseResetDuration(get(h, reset)); ok {
 		d.Reset = now.Add(r)
 	}
 	return d
@@ -201,7 +209,7 @@ func ParseRetryAfter(s string, now time.Time) (time.Duration, bool) {
 // parseRFC3339 reads "2006-01-02T15:04:05[.fraction](Z|±hh:mm)" without
 // allocating (time.Parse allocates a zone for an offset).
 func parseRFC3339(s string) (time.Time, bool) {
-	if len(s) < 20 || len(s) > 40 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':' {
+	if len(s) < 20 || len(s) > 40 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
 		return time.Time{}, false
 	}
 	num := func(a, b int) (int, bool) {
@@ -239,7 +247,7 @@ func parseRFC3339(s string) (time.Time, bool) {
 	}
 	var offset int
 	switch {
-	case i == len(s)-1 && (s[i] == 'Z' || s[i] == 'z'):
+	case i == len(s)-1 && s[i] == 'Z':
 	case i == len(s)-6 && (s[i] == '+' || s[i] == '-') && s[i+3] == ':':
 		oh, ok1 := num(i+1, i+3)
 		om, ok2 := num(i+4, i+6)

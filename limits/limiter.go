@@ -184,7 +184,19 @@ func (l *Limiter) Install(set Set) error {
 			}
 		}
 	}
+	var lowered []*counter
+	for i, c := range p.counters {
+		if p.limits[i].limit < c.limit.Load() && l.counters[c.key] == c {
+			lowered = append(lowered, c)
+		}
+	}
 	p.bind()
+	for _, c := range lowered { // slices taken under the old limit may not fit the new one
+		c.mu.Lock()
+		c.held, c.lastGrant = min(c.held, 0), 0
+		c.ver++
+		c.mu.Unlock()
+	}
 	now := time.Now().UnixNano()
 	for k, c := range fresh {
 		c.lastUse = now // a new limit's first slice is fetched ahead, and given back if unused

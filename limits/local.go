@@ -9,15 +9,17 @@ import (
 	"sync"
 )
 
-// KV is the little a single-node backend needs from a store: a bbolt
-// bucket does it in a few lines (Scan is a cursor Seek over the prefix).
+// KV is the little a single-node backend needs from a store; a bbolt
+// bucket does it in a few lines: Get and Scan in a read transaction (Scan
+// is a cursor Seek over the prefix), Apply in one write transaction
+// (db.Batch, so that flushes of many counters share a commit).
 type KV interface {
 	// Get returns the value of key, nil when absent.
 	Get(key string) ([]byte, error)
-	Put(key string, value []byte) error
-	Delete(key string) error
 	// Scan calls fn for each key with the prefix, in key order.
 	Scan(prefix string, fn func(key string, value []byte) error) error
+	// Apply writes every entry at once: a nil value deletes its key.
+	Apply(writes map[string][]byte) error
 }
 
 // Local is the single-node Backend: exact (the one instance counts against
@@ -26,7 +28,7 @@ type KV interface {
 // in flight at the last write) and "<counter>/c/<slot>/<what>" (alerts
 // claimed).
 type Local struct {
-	mu sync.Mutex
+	mu sync.Mutex // Claim's read-then-write
 	kv KV
 }
 
@@ -39,8 +41,6 @@ func (b *Local) Epoch() uint64 { return 0 }
 func slotKey(slot int64) string { return fmt.Sprintf("%015d", slot) }
 
 func (b *Local) Load(_ context.Context, counter string, span Span) (View, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	v := View{Instances: 1}
 	if span.Ephemeral {
 		return v, nil
@@ -76,20 +76,19 @@ func (b *Local) Acquire(ctx context.Context, counter string, span Span, limit, n
 	return left, v, nil
 }
 
-// Report writes the instance's slots of span and drops older ones.
+// Report writes the instance's slots of span and drops older ones, in
+// one Apply.
 func (b *Local) Report(_ context.Context, counter string, span Span, mine Share) (View, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	v := View{Instances: 1}
 	if span.Ephemeral {
 		return v, nil
 	}
-	var stale []string
+	writes := map[string][]byte{}
 	err := b.kv.Scan(counter+"/", func(k string, _ []byte) error {
 		rest := strings.TrimPrefix(k, counter+"/")
 		if len(rest) > 2 && (rest[:2] == "u/" || rest[:2] == "c/") {
 			if slot, err := strconv.ParseInt(strings.SplitN(rest[2:], "/", 2)[0], 10, 64); err == nil && slot < span.From {
-				stale = append(stale, k)
+				writes[k] = nil
 			}
 		}
 		return nil
@@ -97,20 +96,15 @@ func (b *Local) Report(_ context.Context, counter string, span Span, mine Share)
 	if err != nil {
 		return v, err
 	}
-	for _, k := range stale {
-		if err := b.kv.Delete(k); err != nil {
-			return v, err
-		}
-	}
 	for _, u := range mine.Used {
-		if u.Slot < span.From || u.Slot > span.To {
-			continue
-		}
-		if err := b.kv.Put(counter+"/u/"+slotKey(u.Slot), strconv.AppendInt(nil, u.Used, 10)); err != nil {
-			return v, err
+		if u.Slot >= span.From && u.Slot <= span.To {
+			writes[counter+"/u/"+slotKey(u.Slot)] = strconv.AppendInt(nil, u.Used, 10)
 		}
 	}
-	return v, nil
+	if len(writes) == 0 {
+		return v, nil
+	}
+	return v, b.kv.Apply(writes)
 }
 
 func (b *Local) Claim(_ context.Context, counter string, slot int64, what string) (bool, error) {
@@ -121,7 +115,7 @@ func (b *Local) Claim(_ context.Context, counter string, slot int64, what string
 	if err != nil || old != nil {
 		return false, err
 	}
-	return true, b.kv.Put(k, []byte("1"))
+	return true, b.kv.Apply(map[string][]byte{k: []byte("1")})
 }
 
 // MapKV is a KV in memory, for tests and for a process that wants the
@@ -139,17 +133,16 @@ func (m *MapKV) Get(k string) ([]byte, error) {
 	return slices.Clone(m.m[k]), nil
 }
 
-func (m *MapKV) Put(k string, v []byte) error {
+func (m *MapKV) Apply(writes map[string][]byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.m[k] = slices.Clone(v)
-	return nil
-}
-
-func (m *MapKV) Delete(k string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.m, k)
+	for k, v := range writes {
+		if v == nil {
+			delete(m.m, k)
+		} else {
+			m.m[k] = slices.Clone(v)
+		}
+	}
 	return nil
 }
 

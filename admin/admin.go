@@ -122,10 +122,6 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 		return a.route(w, r, map[string]handler{"GET": a.usage}, s, parts)
 	case len(parts) == 1 && parts[0] == "fleet":
 		return a.route(w, r, map[string]handler{"GET": a.fleetStatus}, s, parts)
-	case len(parts) == 3 && parts[0] == "fleet" && parts[1] == "local" && parts[2] == "logs":
-		return a.route(w, r, map[string]handler{"POST": a.localLogsRoute}, s, parts)
-	case len(parts) == 3 && parts[0] == "fleet" && parts[1] == "local" && parts[2] == "usage":
-		return a.route(w, r, map[string]handler{"POST": a.localUsageRoute}, s, parts)
 	}
 	return errorf(http.StatusNotFound, "no such route: %s", r.URL.Path)
 }

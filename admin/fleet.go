@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,11 +20,14 @@ import (
 )
 
 // Fleet-wide reads. In fleet mode each instance keeps its own request log
-// and usage rollups; these functions ask every live member (through its
-// admin API's /agent_router/fleet/local/ routes, with the exact filter) and
-// merge the answers: logs newest first with a fleet-wide cursor, usage
-// summed. A member that does not answer is reported, never silently left
-// out. Single-node they are the store's own answers.
+// and usage rollups; these functions ask every live member (on its peer
+// listener, signed: peer.go), with the exact filter, and merge the
+// answers: logs newest first with a fleet-wide cursor, usage summed. A
+// member's answer is checked before it is used — signed by a fleet member,
+// no larger than the question calls for, and holding only the asked
+// account's records — and a member that does not answer in time, or whose
+// answer fails a check, is reported in missing, never silently left out.
+// Single-node they are the store's own answers.
 
 // MemberError says which member did not answer, and why.
 type MemberError struct {
@@ -30,19 +35,38 @@ type MemberError struct {
 	Error  string `json:"error"`
 }
 
-// fleetTimeout bounds one member's answer.
+// fleetTimeout bounds the wait for the members' answers to one fleet-wide
+// read: every member is asked at once, so one slow member costs at most
+// this much, however many it holds up.
 const fleetTimeout = 3 * time.Second
 
-var fleetHTTP = &http.Client{Timeout: fleetTimeout}
+// Bounds on a member's answer: a log page at most maxPeerLogs records of
+// about maxPeerLogRecord bytes each, a usage answer maxPeerUsageAnswer.
+const (
+	maxPeerLogs        = 1000
+	maxPeerLogRecord   = 8 << 10
+	maxPeerLogsAnswer  = 8 << 20
+	maxPeerUsageAnswer = 16 << 20
+)
+
+var fleetHTTP = &http.Client{
+	Timeout: fleetTimeout,
+	// Peers are dialed directly (never through an environment proxy), and
+	// a redirect is an error, not a second request.
+	Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
+		DialContext: (&net.Dialer{Timeout: fleetTimeout}).DialContext},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
 
 // fleetCursorPrefix marks a fleet-wide log cursor: a base64 JSON object of
 // member id -> that member's cursor ("-" once it has nothing older).
 const fleetCursorPrefix = "fleet."
 
-// askMember posts in to a member's local route and decodes its answer.
-func askMember(ctx context.Context, m store.Member, route string, in, out any) error {
-	if m.AdminAddress == "" {
-		return errors.New("it has no admin_address configured")
+// askMember posts in to a member's peer route, signed with s's peer keys,
+// and decodes its signed answer of at most limit bytes.
+func askMember(ctx context.Context, s *store.Store, m store.Member, route string, in, out any, limit int64) error {
+	if m.PeerAddress == "" {
+		return errors.New("it has no peer address (peer_listen) configured")
 	}
 	body, err := json.Marshal(in)
 	if err != nil {
@@ -50,26 +74,37 @@ func askMember(ctx context.Context, m store.Member, route string, in, out any) e
 	}
 	ctx, cancel := context.WithTimeout(ctx, fleetTimeout)
 	defer cancel()
-	addr := m.AdminAddress
+	addr := m.PeerAddress
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(addr, "/")+Prefix+"fleet/local/"+route, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(addr, "/")+peerPrefix+route, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	keys := s.PeerKeys()
+	macs := signPeerRequest(req, body, keys)
 	resp, err := fleetHTTP.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.ContentLength > limit {
+		return fmt.Errorf("its answer (%d bytes) is larger than the %d bytes allowed", resp.ContentLength, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return err
 	}
+	if int64(len(b)) > limit {
+		return fmt.Errorf("its answer is larger than the %d bytes allowed", limit)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status %d: %s", resp.StatusCode, clip(strings.TrimSpace(string(b))))
+	}
+	if err := checkPeerAnswer(resp, b, keys, macs); err != nil {
+		return err
 	}
 	return json.Unmarshal(b, out)
 }
@@ -77,6 +112,22 @@ func askMember(ctx context.Context, m store.Member, route string, in, out any) e
 type localLogs struct {
 	Records []store.LogRecord `json:"records"`
 	Next    string            `json:"next"`
+}
+
+// checkLogs checks a member's log page against the filter it answers.
+func checkLogs(page localLogs, f store.LogFilter) error {
+	if len(page.Records) > f.Limit {
+		return fmt.Errorf("it answered %d records where %d were asked for", len(page.Records), f.Limit)
+	}
+	if f.AccountID == "" {
+		return nil
+	}
+	for _, r := range page.Records {
+		if r.AccountID != f.AccountID {
+			return errors.New("it answered records of another account")
+		}
+	}
+	return nil
 }
 
 // FleetLogs returns the request-log records matching f from every live
@@ -91,6 +142,7 @@ func FleetLogs(ctx context.Context, s *store.Store, f store.LogFilter) ([]store.
 	if limit <= 0 {
 		limit = 100
 	}
+	limit = min(limit, maxPeerLogs)
 	cursors := map[string]string{}
 	if f.Before != "" {
 		raw, ok := strings.CutPrefix(f.Before, fleetCursorPrefix)
@@ -119,11 +171,15 @@ func FleetLogs(ctx context.Context, s *store.Store, f store.LogFilter) ([]store.
 				answers[i] = answer{localLogs{recs, next}, err}
 				return
 			}
-			answers[i].err = askMember(ctx, m, "logs", mf, &answers[i].page)
+			a := &answers[i]
+			if a.err = askMember(ctx, s, m, "logs", mf, &a.page, min(int64(limit)*maxPeerLogRecord+64<<10, maxPeerLogsAnswer)); a.err == nil {
+				if a.err = checkLogs(a.page, mf); a.err != nil {
+					a.page = localLogs{}
+				}
+			}
 		})
 	}
 	wg.Wait()
-
 	type tagged struct {
 		store.LogRecord
 		member int
@@ -187,39 +243,121 @@ func FleetLogs(ctx context.Context, s *store.Store, f store.LogFilter) ([]store.
 // FleetUsage sums the usage of every live member. Single-node it is
 // s.Usage.
 func FleetUsage(ctx context.Context, s *store.Store, q store.UsageQuery) (store.UsageResult, []MemberError, error) {
-	if !s.Fleet().Enabled {
-		res, err := s.Usage(q)
-		return res, nil, err
+	res, missing, err := FleetUsageBatch(ctx, s, []store.UsageQuery{q})
+	if err != nil {
+		return store.UsageResult{}, nil, err
+	}
+	return res[0], missing, nil
+}
+
+// FleetUsageBatch answers several usage queries (at most 8) with one
+// request per member, so a page that shows several groupings waits for
+// the fleet once. Single-node it is s.Usage for each.
+func FleetUsageBatch(ctx context.Context, s *store.Store, qs []store.UsageQuery) ([]store.UsageResult, []MemberError, error) {
+	if len(qs) == 0 || len(qs) > maxUsageQueries {
+		return nil, nil, fmt.Errorf("%w: 1 to %d usage queries at once", store.ErrInvalidQuery, maxUsageQueries)
 	}
 	// Resolve the defaults (to: now, from: a day before) once, so every
 	// member answers for the same range.
-	own, err := s.Usage(q)
-	if err != nil {
-		return own, nil, err
+	qs = slices.Clone(qs)
+	own := make([]store.UsageResult, len(qs))
+	for i := range qs {
+		var err error
+		if own[i], err = s.Usage(qs[i]); err != nil {
+			return nil, nil, err
+		}
+		qs[i].From, qs[i].To, qs[i].Bucket = own[i].From, own[i].To, own[i].Bucket
 	}
-	q.From, q.To, q.Bucket = own.From, own.To, own.Bucket
+	if !s.Fleet().Enabled {
+		return own, nil, nil
+	}
+	// Asked for one account, a member groups by account too, so that every
+	// group of its answer can be checked to be that account's.
+	asked := make([]store.UsageQuery, len(qs))
+	for i, q := range qs {
+		asked[i] = q
+		if q.AccountID != "" && !slices.Contains(q.GroupBy, store.DimAccount) {
+			asked[i].GroupBy = append(slices.Clip(q.GroupBy), store.DimAccount)
+		}
+	}
 	members := s.Members()
-	results := make([]store.UsageResult, len(members))
+	answers := make([]usageAnswers, len(members))
 	errs := make([]error, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
 		if m.Self {
-			results[i] = own
 			continue
 		}
-		wg.Go(func() { errs[i] = askMember(ctx, m, "usage", q, &results[i]) })
+		wg.Go(func() {
+			if errs[i] = askMember(ctx, s, m, "usage", usageBatch{asked}, &answers[i], maxPeerUsageAnswer); errs[i] == nil {
+				errs[i] = checkUsage(answers[i].Results, qs)
+			}
+		})
 	}
 	wg.Wait()
 	var missing []MemberError
-	var ok []store.UsageResult
-	for i, r := range results {
+	out := make([]store.UsageResult, len(qs))
+	for qi := range qs {
+		ok := []store.UsageResult{own[qi]}
+		for i, m := range members {
+			if !m.Self && errs[i] == nil {
+				ok = append(ok, answers[i].Results[qi])
+			}
+		}
+		out[qi] = mergeUsage(own[qi], ok)
+	}
+	for i, m := range members {
 		if errs[i] != nil {
-			missing = append(missing, MemberError{members[i].ID, errs[i].Error()})
+			missing = append(missing, MemberError{m.ID, errs[i].Error()})
+		}
+	}
+	return out, missing, nil
+}
+
+// checkUsage checks a member's answers to the asked queries (qs as the
+// caller wrote them): one per query, for the asked range, and — for a
+// query of one account — only groups of that account. It then drops the
+// account dimension the caller did not ask for, and recomputes each total
+// from the checked groups rather than taking the member's word for it.
+func checkUsage(res []store.UsageResult, qs []store.UsageQuery) error {
+	if len(res) != len(qs) {
+		return fmt.Errorf("it answered %d usage queries where %d were asked", len(res), len(qs))
+	}
+	for i := range res {
+		r, q := &res[i], qs[i]
+		if r.Bucket != q.Bucket || !r.From.Equal(q.From) || !r.To.Equal(q.To) {
+			return errors.New("it answered for another range")
+		}
+		if q.AccountID == "" {
 			continue
 		}
-		ok = append(ok, r)
+		strip := !slices.Contains(q.GroupBy, store.DimAccount)
+		check := func(gs []store.UsageGroup) error {
+			for _, g := range gs {
+				if v, ok := g.Key[store.DimAccount]; !ok || v != q.AccountID {
+					return errors.New("it answered usage of another account")
+				}
+				if strip {
+					delete(g.Key, store.DimAccount)
+				}
+			}
+			return nil
+		}
+		for _, b := range r.Series {
+			if err := check(b.Groups); err != nil {
+				return err
+			}
+		}
+		if err := check(r.Totals); err != nil {
+			return err
+		}
+		r.Total = store.UsageCounters{}
+		for _, g := range r.Totals {
+			r.Total.Add(&g.UsageCounters)
+		}
+		r.GroupBy = q.GroupBy
 	}
-	return mergeUsage(own, ok), missing, nil
+	return nil
 }
 
 // mergeUsage sums results (same range, bucket and grouping) into one.
@@ -291,36 +429,6 @@ func groupKey(k map[string]string) string {
 }
 
 // --- routes ---
-
-// localLogsRoute answers another member's fleet-wide log read with this
-// instance's records.
-func (a *API) localLogsRoute(w http.ResponseWriter, r *http.Request, s *store.Store, _ []string) error {
-	var f store.LogFilter
-	if err := decode(r, &f); err != nil {
-		return err
-	}
-	if f.Limit <= 0 || f.Limit > 1000 {
-		f.Limit = 100
-	}
-	recs, next, err := s.Logs(f)
-	if err != nil {
-		return storeErr(err)
-	}
-	return writeJSON(w, http.StatusOK, localLogs{recs, next})
-}
-
-// localUsageRoute answers another member's fleet-wide usage read.
-func (a *API) localUsageRoute(w http.ResponseWriter, r *http.Request, s *store.Store, _ []string) error {
-	var q store.UsageQuery
-	if err := decode(r, &q); err != nil {
-		return err
-	}
-	res, err := s.Usage(q)
-	if err != nil {
-		return storeErr(err)
-	}
-	return writeJSON(w, http.StatusOK, res)
-}
 
 // fleetStatus answers GET /agent_router/fleet: this instance's fleet
 // status and the live members.

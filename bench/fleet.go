@@ -63,8 +63,8 @@ func startFleet(cfg *config, caddyBin, dir, fakeAddr string, global func(string)
 			return fb, err
 		}
 		admin := fmt.Sprintf("127.0.0.1:%d", port(13+i))
-		text := fmt.Sprintf("{\n%s\tagent_router {\n\t\tstore %s\n\t\tmaster_key %s\n\t\tstore etcd {\n\t\t\tendpoints %s\n\t\t\tinstance_id %s\n\t\t\tadmin_address %s\n\t\t}\n\t}\n}\n\nhttp://:%d {\n\tagent_router {\n\t\tprovider openai {\n\t\t\tbase_url http://%s/v1\n\t\t}\n\t}\n}\n",
-			global(admin), filepath.Join(home, "agent_router.db"), master, cu.String(), name, admin, port(3+i), fakeAddr)
+		text := fmt.Sprintf("{\n%s\tagent_router {\n\t\tstore %s\n\t\tmaster_key %s\n\t\tstore etcd {\n\t\t\tendpoints %s\n\t\t\tinstance_id %s\n\t\t}\n\t}\n}\n\nhttp://:%d {\n\tagent_router {\n\t\tprovider openai {\n\t\t\tbase_url http://%s/v1\n\t\t}\n\t}\n}\n",
+			global(admin), filepath.Join(home, "agent_router.db"), master, cu.String(), name, port(3+i), fakeAddr)
 		path := filepath.Join(home, "Caddyfile")
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			return fb, err

@@ -5,8 +5,10 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -120,9 +122,15 @@ type pooledStore struct {
 	*store.Store
 	etcd    *clientv3.Client // fleet mode: the client, closed after the store
 	etcdSig string           // the settings it was opened with
+	peer    *http.Server     // fleet mode: the peer listener, closed first
 }
 
 func (p pooledStore) Destruct() error {
+	if p.peer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		p.peer.Shutdown(ctx)
+		cancel()
+	}
 	err := p.Store.Close()
 	if p.etcd != nil {
 		p.etcd.Close()
@@ -201,7 +209,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			UsageRetention:     time.Duration(a.UsageRetention),
 		}
 		if a.Etcd != nil {
-			s, cli, err := etcdCfg.openFleet(path, key, opts, a.logger.Named("etcd"))
+			s, cli, peer, err := etcdCfg.openFleet(path, key, opts, a.logger.Named("etcd"))
 			if err != nil {
 				return nil, err
 			}
@@ -209,7 +217,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			a.logger.Info("opened store in fleet mode", zap.String("path", path), zap.Strings("etcd", etcdCfg.Endpoints),
 				zap.String("prefix", st.Prefix), zap.String("instance", st.InstanceID), zap.Int64("revision", st.Revision),
 				zap.String("master_key_id", s.MasterKeyID()))
-			return pooledStore{Store: s, etcd: cli, etcdSig: etcdCfg.signature()}, nil
+			return pooledStore{Store: s, etcd: cli, etcdSig: etcdCfg.signature(), peer: peer}, nil
 		}
 		s, err := store.Open(path, key, opts)
 		if err != nil {

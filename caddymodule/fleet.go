@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -55,10 +58,21 @@ type EtcdConfig struct {
 	// InstanceID names this instance among the fleet's members. Default:
 	// the host name and process id.
 	InstanceID string `json:"instance_id,omitempty"`
-	// AdminAddress is the host:port at which the other instances reach
-	// this instance's admin API, to read its request log and usage for
-	// fleet-wide answers. Without it, fleet-wide reads report this
-	// instance as not answering.
+	// PeerListen is the host:port of this instance's peer listener, where
+	// the other instances read its request log and usage for fleet-wide
+	// answers (the admin API's and the console's logs and usage). It
+	// serves those two reads only, each request signed with a key derived
+	// from the shared master key (anything else is refused), so Caddy's
+	// admin endpoint can stay on localhost. Bind it to an address the
+	// other instances reach on a private network. Without it, fleet-wide
+	// reads report this instance as not answering.
+	PeerListen string `json:"peer_listen,omitempty"`
+	// PeerAddress is the host:port the other instances dial to reach
+	// PeerListen, when it differs (a wildcard listen address, NAT).
+	// Default: PeerListen, which then needs a specific host.
+	PeerAddress string `json:"peer_address,omitempty"`
+	// AdminAddress is no longer used: the fleet reads go to PeerListen.
+	// A config that still sets it is refused, with a message saying so.
 	AdminAddress string `json:"admin_address,omitempty"`
 }
 
@@ -95,7 +109,29 @@ func (c *EtcdConfig) resolved(repl *caddy.Replacer) (EtcdConfig, error) {
 	r.Username = repl.ReplaceAll(c.Username, "")
 	r.Password = repl.ReplaceAll(c.Password, "")
 	r.InstanceID = repl.ReplaceAll(c.InstanceID, "")
-	r.AdminAddress = repl.ReplaceAll(c.AdminAddress, "")
+	if c.AdminAddress != "" {
+		return r, errors.New("etcd admin_address is no longer used: the instances read each other's request logs and usage on their own authenticated listener; set peer_listen (and keep Caddy's admin endpoint on localhost)")
+	}
+	r.PeerListen = repl.ReplaceAll(c.PeerListen, "")
+	r.PeerAddress = repl.ReplaceAll(c.PeerAddress, "")
+	if r.PeerListen != "" {
+		host, port, err := net.SplitHostPort(r.PeerListen)
+		if err != nil {
+			return r, fmt.Errorf("etcd peer_listen %q: want host:port", r.PeerListen)
+		}
+		if r.PeerAddress == "" {
+			if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+				return r, fmt.Errorf("etcd peer_listen %q listens on every address: set peer_address to the host:port the other instances dial", r.PeerListen)
+			}
+			if port == "0" {
+				r.PeerAddress = "" // the bound port, once listening
+			} else {
+				r.PeerAddress = r.PeerListen
+			}
+		}
+	} else if r.PeerAddress != "" {
+		return r, errors.New("etcd peer_address needs peer_listen")
+	}
 	if r.DialTimeout <= 0 {
 		r.DialTimeout = caddy.Duration(5 * time.Second)
 	}
@@ -111,7 +147,7 @@ func (c *EtcdConfig) resolved(repl *caddy.Replacer) (EtcdConfig, error) {
 // reload with different ones is noticed.
 func (c EtcdConfig) signature() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%q %q %q %q %q", c.Endpoints, c.Prefix, c.Username, c.Password, c.InstanceID)
+	fmt.Fprintf(h, "%q %q %q %q %q %q %q", c.Endpoints, c.Prefix, c.Username, c.Password, c.InstanceID, c.PeerListen, c.PeerAddress)
 	if c.TLS != nil {
 		fmt.Fprintf(h, " %q %q %q %q", c.TLS.CA, c.TLS.Cert, c.TLS.Key, c.TLS.ServerName)
 	}
@@ -160,21 +196,57 @@ func (c EtcdConfig) client(logger *zap.Logger) (*clientv3.Client, error) {
 	return cli, nil
 }
 
-// openFleet opens the store at path in fleet mode.
-func (c EtcdConfig) openFleet(path string, key []byte, opts store.Options, logger *zap.Logger) (*store.Store, *clientv3.Client, error) {
+// openFleet opens the store at path in fleet mode, with its peer listener
+// (nil without peer_listen): both live as long as the store, across config
+// reloads.
+func (c EtcdConfig) openFleet(path string, key []byte, opts store.Options, logger *zap.Logger) (*store.Store, *clientv3.Client, *http.Server, error) {
+	var ln net.Listener
+	advertise := c.PeerAddress
+	if c.PeerListen != "" {
+		var err error
+		if ln, err = net.Listen("tcp", c.PeerListen); err != nil {
+			return nil, nil, nil, fmt.Errorf("fleet mode: peer_listen: %v", err)
+		}
+		if advertise == "" {
+			advertise = ln.Addr().String()
+		}
+	}
+	fail := func(err error) (*store.Store, *clientv3.Client, *http.Server, error) {
+		if ln != nil {
+			ln.Close()
+		}
+		return nil, nil, nil, err
+	}
 	cli, err := c.client(logger)
 	if err != nil {
-		return nil, nil, err
+		return fail(err)
 	}
 	s, err := store.OpenFleet(path, key, opts, store.FleetOptions{
-		Client: cli, Prefix: c.Prefix, InstanceID: c.InstanceID, AdminAddress: c.AdminAddress,
+		Client: cli, Prefix: c.Prefix, InstanceID: c.InstanceID, PeerAddress: advertise,
 		LoadTimeout: time.Duration(c.DialTimeout),
 	})
 	if err != nil {
 		cli.Close()
-		return nil, nil, fmt.Errorf("fleet mode: etcd at %s: %w", strings.Join(c.Endpoints, ", "), err)
+		return fail(fmt.Errorf("fleet mode: etcd at %s: %w", strings.Join(c.Endpoints, ", "), err))
 	}
-	return s, cli, nil
+	if ln == nil {
+		return s, cli, nil, nil
+	}
+	peerLog := logger.Named("peer")
+	srv := &http.Server{
+		Handler: &admin.PeerHandler{Store: func() *store.Store { return s }, Refused: func(remote, why string) {
+			peerLog.Warn("refused a fleet peer request", zap.String("remote", remote), zap.String("reason", why))
+		}},
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          zap.NewStdLog(peerLog.WithOptions(zap.IncreaseLevel(zap.ErrorLevel))),
+	}
+	go srv.Serve(ln)
+	peerLog.Info("serving the fleet's peer reads", zap.String("listen", ln.Addr().String()), zap.String("address", advertise))
+	return s, cli, srv, nil
 }
 
 // unmarshalEtcd parses the block of "store etcd { ... }":
@@ -192,7 +264,8 @@ func (c EtcdConfig) openFleet(path string, key []byte, opts store.Options, logge
 //		password      <password>    # e.g. {env.ETCD_PASSWORD}
 //		dial_timeout  <duration>    # default 5s
 //		instance_id   <id>          # default host name and pid
-//		admin_address <host:port>   # where the other members reach this admin API
+//		peer_listen   <host:port>   # this instance's signed peer reads (logs, usage)
+//		peer_address  <host:port>   # what the others dial, if not peer_listen
 //	}
 func unmarshalEtcd(d *caddyfile.Dispenser) (*EtcdConfig, error) {
 	c := new(EtcdConfig)
@@ -232,7 +305,7 @@ func unmarshalEtcd(d *caddyfile.Dispenser) (*EtcdConfig, error) {
 					return nil, d.Errf("unrecognized etcd tls option: %s", o)
 				}
 			}
-		case "prefix", "username", "password", "dial_timeout", "instance_id", "admin_address":
+		case "prefix", "username", "password", "dial_timeout", "instance_id", "admin_address", "peer_listen", "peer_address":
 			if !d.NextArg() {
 				return nil, d.ArgErr()
 			}
@@ -253,7 +326,11 @@ func unmarshalEtcd(d *caddyfile.Dispenser) (*EtcdConfig, error) {
 			case "instance_id":
 				c.InstanceID = v
 			case "admin_address":
-				c.AdminAddress = v
+				return nil, d.Err("etcd admin_address is no longer used: the instances read each other's request logs and usage on their own authenticated listener; set peer_listen <host:port> (and keep Caddy's admin endpoint on localhost)")
+			case "peer_listen":
+				c.PeerListen = v
+			case "peer_address":
+				c.PeerAddress = v
 			case "dial_timeout":
 				dur, err := caddy.ParseDuration(v)
 				if err != nil || dur <= 0 {

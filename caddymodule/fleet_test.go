@@ -2,7 +2,11 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,7 +15,10 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/pflag"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
@@ -81,11 +88,17 @@ func TestFleetMigrateThenServe(t *testing.T) {
 	}
 
 	a := &App{Store: filepath.Join(t.TempDir(), "local.db"), MasterKey: key,
-		Etcd: &EtcdConfig{Endpoints: []string{c.Endpoint(0)}, Prefix: "/ar-test/", InstanceID: "gw-1"}}
+		Etcd: &EtcdConfig{Endpoints: []string{c.Endpoint(0)}, Prefix: "/ar-test/", InstanceID: "gw-1", PeerListen: "127.0.0.1:0"}}
 	if err := provisionApp(t, a); err != nil {
 		t.Fatal(err)
 	}
-	defer a.Cleanup()
+	cleaned := false
+	defer func() {
+		if !cleaned {
+			a.Cleanup()
+		}
+	}()
+	checkPeerListener(t, a, c.Endpoint(0), mk)
 	if cr := a.store.Snapshot().Credential("acme", "openai"); cr == nil || cr.Key() != secret {
 		t.Fatal("the migrated credential is not served")
 	}
@@ -111,5 +124,96 @@ func TestFleetMigrateThenServe(t *testing.T) {
 	}
 	if _, err := cmdAddUser(addUserFlags(t, "--endpoints", c.Endpoint(0), "--account", "acme", "--email", "x@acme.test")); err == nil || !strings.Contains(err.Error(), "master key") {
 		t.Fatalf("fleet add-user without a master key: %v", err)
+	}
+
+	// The peer listener lives as long as the store: the last config's
+	// cleanup closes it.
+	peer := peerAddress(t, a.store, "gw-1")
+	a.Cleanup()
+	cleaned = true
+	if conn, err := net.DialTimeout("tcp", peer, time.Second); err == nil {
+		conn.Close()
+		t.Error("the peer listener is still open after the store closed")
+	}
+}
+
+func peerAddress(t *testing.T, s *store.Store, id string) string {
+	t.Helper()
+	for _, m := range s.Members() {
+		if m.ID == id {
+			return m.PeerAddress
+		}
+	}
+	t.Fatalf("member %s not registered: %+v", id, s.Members())
+	return ""
+}
+
+// checkPeerListener: the app's peer listener (peer_listen 127.0.0.1:0)
+// is registered with its bound address, refuses a request without a
+// signature, and answers another member of the fleet (same master key),
+// whose fleet-wide read then includes this instance's records.
+func checkPeerListener(t *testing.T, a *App, endpoint string, master []byte) {
+	t.Helper()
+	a.store.Record(&store.LogRecord{ID: "000000000000000000000001", Time: time.Now().UTC(), AccountID: "acme", Status: 200})
+	a.store.FlushLog()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	other, err := store.OpenFleet(filepath.Join(t.TempDir(), "other.db"), master, store.Options{},
+		store.FleetOptions{Client: cli, Prefix: "/ar-test/", InstanceID: "gw-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	for len(other.Members()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	peer := peerAddress(t, other, "gw-1")
+	if strings.HasSuffix(peer, ":0") {
+		t.Fatalf("registered peer address %q", peer)
+	}
+	resp, err := http.Post("http://"+peer+"/agent_router/fleet/local/logs", "application/json", strings.NewReader(`{"AccountID":"acme"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(raw), "acme") {
+		t.Errorf("unsigned peer request: %d %s", resp.StatusCode, raw)
+	}
+	recs, _, missing, err := admin.FleetLogs(context.Background(), other, store.LogFilter{AccountID: "acme", Limit: 10})
+	if err != nil || len(missing) != 0 || len(recs) != 1 || recs[0].Instance != "gw-1" {
+		t.Errorf("another member's fleet-wide read: %+v, missing %+v, %v", recs, missing, err)
+	}
+}
+
+func TestFleetPeerSettings(t *testing.T) {
+	repl := caddy.NewReplacer()
+	for _, tc := range []struct {
+		cfg  EtcdConfig
+		want string // "" ok, else part of the error
+		addr string
+	}{
+		{EtcdConfig{PeerListen: "10.0.1.1:7444"}, "", "10.0.1.1:7444"},
+		{EtcdConfig{PeerListen: ":7444", PeerAddress: "gw-1.internal:7444"}, "", "gw-1.internal:7444"},
+		{EtcdConfig{PeerListen: ":7444"}, "set peer_address", ""},
+		{EtcdConfig{PeerListen: "0.0.0.0:7444"}, "set peer_address", ""},
+		{EtcdConfig{PeerListen: "7444"}, "host:port", ""},
+		{EtcdConfig{PeerAddress: "gw-1.internal:7444"}, "needs peer_listen", ""},
+		{EtcdConfig{AdminAddress: "10.0.1.1:2019"}, "admin_address is no longer used", ""},
+	} {
+		tc.cfg.Endpoints = []string{"https://10.0.0.1:2379"}
+		r, err := tc.cfg.resolved(repl)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v", tc.cfg, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%+v: %v, want an error naming %q", tc.cfg, err, tc.want)
+		case tc.want == "" && r.PeerAddress != tc.addr:
+			t.Errorf("%+v: peer address %q, want %q", tc.cfg, r.PeerAddress, tc.addr)
+		}
 	}
 }

@@ -46,7 +46,10 @@ type usageData struct {
 	Breakdowns    []breakdown
 	Max           int64
 	Error         string
-	CSV           template.URL
+	// Missing names the fleet members that did not answer (their usage is
+	// not in the numbers), "" when all did.
+	Missing string
+	CSV     template.URL
 }
 
 func (h *Handler) usageQuery(r *request) (store.UsageQuery, string, string, error) {
@@ -85,11 +88,22 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 		return
 	}
 	d.CSV = template.URL(Prefix + "/usage.csv?range=" + url.QueryEscape(rng) + "&bucket=" + url.QueryEscape(bucket))
-	res, _, err := admin.FleetUsage(r.Request.Context(), h.cfg.Store, uq)
+	// One fleet-wide read for the chart and the three breakdowns: every
+	// member is asked once, so a slow one costs one bounded wait.
+	breakdowns := []struct{ title, dim string }{{"By provider", store.DimProvider}, {"By model", store.DimModel}, {"By API key", store.DimKeyID}}
+	qs := []store.UsageQuery{uq}
+	for _, b := range breakdowns {
+		q := uq
+		q.GroupBy = []string{b.dim}
+		qs = append(qs, q)
+	}
+	results, missing, err := admin.FleetUsageBatch(r.Request.Context(), h.cfg.Store, qs)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
 	}
+	d.Missing = missingNote(missing)
+	res := results[0]
 	d.Total = res.Total
 	for _, b := range res.Series {
 		row := usageRow{Time: b.Time}
@@ -121,15 +135,8 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 	for _, k := range keys {
 		keyNames[k.ID] = k.Name
 	}
-	for _, b := range []struct{ title, dim string }{{"By provider", store.DimProvider}, {"By model", store.DimModel}, {"By API key", store.DimKeyID}} {
-		q := uq
-		q.GroupBy = []string{b.dim}
-		res, _, err := admin.FleetUsage(r.Request.Context(), h.cfg.Store, q)
-		if err != nil {
-			h.failReq(w, r, err)
-			return
-		}
-		rows := res.Totals
+	for i, b := range breakdowns {
+		rows := results[i+1].Totals
 		sort.SliceStable(rows, func(i, j int) bool { return rows[i].Requests > rows[j].Requests })
 		bd := breakdown{Title: b.title, Dim: b.dim, Rows: rows}
 		if b.dim == store.DimKeyID {
@@ -165,13 +172,25 @@ func (h *Handler) usageCSV(w http.ResponseWriter, r *request) {
 		return
 	}
 	uq.GroupBy = []string{store.DimCredentialSource, store.DimProvider, store.DimModel, store.DimKeyID}
-	res, _, err := admin.FleetUsage(r.Request.Context(), h.cfg.Store, uq)
+	res, missing, err := admin.FleetUsage(r.Request.Context(), h.cfg.Store, uq)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
 	}
+	// A file that lacks some instances' usage says so in its name (what a
+	// person downloading it sees) and in a header (what a script reads);
+	// its rows stay plain data.
+	name := fmt.Sprintf("usage-%s-%s", r.account, now().UTC().Format("20060102"))
+	if len(missing) > 0 {
+		name += "-incomplete"
+		ids := make([]string, len(missing))
+		for i, m := range missing {
+			ids[i] = m.Member
+		}
+		w.Header().Set(HeaderMissingInstances, strings.Join(ids, ", "))
+	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="usage-%s-%s.csv"`, r.account, now().UTC().Format("20060102")))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.csv"`, name))
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"time", "credential_source", "provider", "model", "key_id", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens"})
 	for _, b := range res.Series {
@@ -193,6 +212,10 @@ func csvSafe(v string) string {
 	}
 	return v
 }
+
+// HeaderMissingInstances, on a usage CSV, names the fleet members that did
+// not answer: their usage is not in the file.
+const HeaderMissingInstances = "X-Agent-Router-Missing-Instances"
 
 // missingNote says which fleet members did not answer a fleet-wide read
 // ("" when all did).

@@ -143,6 +143,9 @@ func (p *Policy) CheckURL(raw string) error {
 		}
 		return nil
 	}
+	if looksLikeIPv4(host) {
+		return refuse("host %q is not a canonical IPv4 address: write an address as four decimal numbers (like 93.184.216.34) or use a host name", host)
+	}
 	lh := strings.ToLower(strings.TrimSuffix(host, "."))
 	if lh == "localhost" || strings.HasSuffix(lh, ".localhost") || lh == "localhost.localdomain" {
 		return refuse("points at %s, the gateway's own machine (the operator can allow it with byok_allow_hosts)", host)
@@ -151,6 +154,38 @@ func (p *Policy) CheckURL(raw string) error {
 		return refuse("host %q is not a fully qualified domain name", host)
 	}
 	return nil
+}
+
+// looksLikeIPv4 reports whether host, which is not a canonical IP address,
+// would still be read as an IPv4 address by some resolver or URL parser:
+// its last label is a number (decimal, octal "0177" or hex "0x7f"), as in
+// "127.1", "0x7f.0.0.1", "0177.0.0.1" or "2130706433" (all 127.0.0.1 for
+// inet_aton and the WHATWG URL standard's "ends in a number" rule). No
+// top-level domain is numeric, so such a host is never a real name; the
+// gateway's own resolver would look it up in DNS, where an answer could
+// point anywhere, so it is refused at save and at dial time alike.
+func looksLikeIPv4(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	if len(last) >= 2 && (last[:2] == "0x" || last[:2] == "0X") {
+		last = last[2:]
+		for i := 0; i < len(last); i++ {
+			c := last[i] | 0x20
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; i < len(last); i++ {
+		if last[i] < '0' || last[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *Policy) resolver() *net.Resolver {
@@ -180,6 +215,12 @@ var special = []struct {
 	{netip.MustParsePrefix("198.51.100.0/24"), "a documentation address"},
 	{netip.MustParsePrefix("203.0.113.0/24"), "a documentation address"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "a reserved address"},
+	// IPv4-compatible (deprecated, RFC 4291 §2.5.5.1: ::127.0.0.1) and
+	// IPv4-translated (RFC 2765: ::ffff:0:127.0.0.1) addresses embed an
+	// IPv4 address that netip's predicates do not look into; :: and ::1
+	// are named above.
+	{netip.MustParsePrefix("::/96"), "an IPv4-compatible IPv6 address"},
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "an IPv4-translated IPv6 address"},
 	{netip.MustParsePrefix("64:ff9b::/96"), "a NAT64 address"},
 	{netip.MustParsePrefix("64:ff9b:1::/48"), "a NAT64 address"},
 	{netip.MustParsePrefix("100::/64"), "a discard address"},
@@ -228,6 +269,9 @@ type BlockedError struct {
 }
 
 func (e *BlockedError) Error() string {
+	if !e.Addr.IsValid() {
+		return fmt.Sprintf("egress: %s is %s, which BYOK base URLs may not reach", e.Host, e.Why)
+	}
 	return fmt.Sprintf("egress: %s resolves to %s (%s), which BYOK base URLs may not reach", e.Host, e.Addr, e.Why)
 }
 
@@ -264,6 +308,8 @@ func (p *Policy) Dialer(d *net.Dialer) func(ctx context.Context, network, addr s
 		var addrs []netip.Addr
 		if a, err := netip.ParseAddr(host); err == nil {
 			addrs = []netip.Addr{a}
+		} else if !trusted && looksLikeIPv4(host) {
+			return nil, &BlockedError{Host: host, Why: "not a canonical IPv4 address"}
 		} else {
 			ipnet := "ip"
 			switch network {

@@ -47,6 +47,28 @@ func TestCheckURL(t *testing.T) {
 		{"https://[::]/", "unspecified", "unspecified"},
 		{"https://[::ffff:10.0.0.1]/", "private", ""},
 		{"https://[64:ff9b::a00:1]/", "NAT64", "NAT64"},
+		// IPv4-compatible and IPv4-translated IPv6 literals embed an IPv4
+		// address (here 127.0.0.1, 10.0.0.1, 93.184.216.34).
+		{"https://[::127.0.0.1]/", "IPv4-compatible", "IPv4-compatible"},
+		{"https://[::7f00:1]:2019/", "IPv4-compatible", "IPv4-compatible"},
+		{"https://[::a00:1]/", "IPv4-compatible", "IPv4-compatible"},
+		{"https://[::93.184.216.34]/", "IPv4-compatible", "IPv4-compatible"},
+		{"https://[::ffff:0:127.0.0.1]/", "IPv4-translated", "IPv4-translated"},
+		// Non-canonical IPv4 (inet_aton forms): never a real host name.
+		{"https://127.1/", "canonical IPv4", "canonical IPv4"},
+		{"https://127.0.1/", "canonical IPv4", "canonical IPv4"},
+		{"https://0x7f.0.0.1/", "canonical IPv4", "canonical IPv4"},
+		{"https://0X7F.1/", "canonical IPv4", "canonical IPv4"},
+		{"https://0177.0.0.1/", "canonical IPv4", "canonical IPv4"},
+		{"https://2130706433/", "canonical IPv4", "canonical IPv4"},
+		{"https://0x7f000001:8443/v1", "canonical IPv4", "canonical IPv4"},
+		{"https://010.0.0.1/", "canonical IPv4", "canonical IPv4"},
+		{"https://93.184.216.034/", "canonical IPv4", "canonical IPv4"},
+		{"https://127.0.0.1./", "canonical IPv4", "canonical IPv4"},
+		{"https://api.example.0x10/", "canonical IPv4", "canonical IPv4"},
+		// A numeric label elsewhere is an ordinary name.
+		{"https://1.api.example.com/", "", ""},
+		{"https://0x7f.example.com/", "", ""},
 		{"https://239.1.1.1/", "multicast", "multicast"},
 		{"https://255.255.255.255/", "not a unicast", "not a unicast"},
 		{"https://240.1.2.3/", "reserved", "reserved"},
@@ -131,6 +153,10 @@ func TestDialerRefusesInternalAddresses(t *testing.T) {
 		"mapped.example.com": {netip.MustParseAddr("::ffff:127.0.0.1")},
 		"v6.example.com":     {netip.MustParseAddr("::1")},
 		"allowed.corp":       {netip.MustParseAddr("127.0.0.1")},
+		"compat.example.com": {netip.MustParseAddr("::127.0.0.1")},
+		// A DNS server may answer for a name that looks like an address
+		// (Go's resolver asks it for hex forms): the dialer never asks.
+		"0x7f.0.0.1": {netip.MustParseAddr("127.0.0.1")},
 	})
 	strict := &egress.Policy{Resolver: dns.Resolver()}
 	byName := &egress.Policy{Resolver: dns.Resolver(), AllowHosts: []string{"allowed.corp"}}
@@ -138,7 +164,8 @@ func TestDialerRefusesInternalAddresses(t *testing.T) {
 	d := &net.Dialer{Timeout: 2 * time.Second}
 	ctx := context.Background()
 
-	for _, host := range []string{"rebind.example.com", "mixed.example.com", "mapped.example.com", "v6.example.com", "127.0.0.1", "allowed.corp"} {
+	for _, host := range []string{"rebind.example.com", "mixed.example.com", "mapped.example.com", "v6.example.com", "127.0.0.1", "allowed.corp",
+		"compat.example.com", "::127.0.0.1", "127.1", "0x7f.0.0.1", "0177.0.0.1", "2130706433"} {
 		c, err := strict.Dialer(d)(ctx, "tcp", net.JoinHostPort(host, port))
 		if err == nil {
 			c.Close()
@@ -164,6 +191,16 @@ func TestDialerRefusesInternalAddresses(t *testing.T) {
 			continue
 		}
 		conn.Close()
+	}
+	// An allowed range does not make a non-canonical IPv4 host dialable:
+	// it is refused before any lookup, whatever DNS would answer.
+	for _, host := range []string{"127.1", "0x7f.0.0.1"} {
+		if c, err := byCIDR.Dialer(d)(ctx, "tcp", net.JoinHostPort(host, port)); err == nil || !egress.IsBlocked(err) || !strings.Contains(err.Error(), "canonical") {
+			if c != nil {
+				c.Close()
+			}
+			t.Errorf("byCIDR: dialing %s: %v, want refused as not canonical", host, err)
+		}
 	}
 	// byName allows the name, not the address behind other names.
 	if c, err := byName.Dialer(d)(ctx, "tcp", net.JoinHostPort("rebind.example.com", port)); err == nil {

@@ -7,6 +7,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -177,7 +178,7 @@ func BenchmarkHotPath(b *testing.B) {
 			for b.Loop() {
 				snap := s.Snapshot()
 				entry, ok := snap.LookupKey(store.HashAPIKey(c.key))
-				if !ok || providers.CheckRequestJSON(body) != nil || repeatedMember(body) != "" {
+				if !ok || providers.CheckRequestJSON(body) != nil || repeatedMember(body) != "" || findRefs(nil, providers.OpChat, body).foreign != "" {
 					b.Fatal("auth or body")
 				}
 				profile, routes := g.keyRoutes(entry)
@@ -192,6 +193,36 @@ func BenchmarkHotPath(b *testing.B) {
 				}
 				if _, skip := g.pickCredential(snap, entry.AccountID, t.provider.Name, p.Attempts[0].Pin, len(p.Attempts) > 1, time.Time{}); skip != "" {
 					b.Fatal(skip)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkFindRefs reads the provider-side object references of a body:
+// a chat-completions body without any (the hot path: two byte scans), and
+// a Codex-sized Responses body (about 64 KiB of history with function
+// calls, walked member by member).
+func BenchmarkFindRefs(b *testing.B) {
+	chat := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hi in five words."}],"temperature":0.2,"stream":true}`)
+	var items []string
+	for i := 0; len(strings.Join(items, ",")) < 64<<10; i++ {
+		items = append(items, fmt.Sprintf(`{"role":"user","content":[{"type":"input_text","text":"step %d: read the file and fix the tests, then run them again"}]}`, i),
+			fmt.Sprintf(`{"type":"function_call","call_id":"call_%d","name":"shell","arguments":"{\"command\":[\"go\",\"test\",\"./...\"]}"}`, i),
+			fmt.Sprintf(`{"type":"function_call_output","call_id":"call_%d","output":"ok  \tgithub.com/x/y\t0.%03ds"}`, i, i))
+	}
+	responses := []byte(`{"model":"gpt-5-codex","instructions":"You are Codex.","input":[` + strings.Join(items, ",") + `],"tools":[{"type":"function","name":"shell","parameters":{"type":"object"}}],"stream":true,"store":false}`)
+	for _, c := range []struct {
+		name string
+		door *providers.Door
+		body []byte
+	}{{"chat", nil, chat}, {"responses-64KiB", providers.ResponsesDoor, responses}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(c.body)))
+			for b.Loop() {
+				if r := findRefs(c.door, providers.OpChat, c.body); r.foreign != "" || r.hasPrevious {
+					b.Fatal(r)
 				}
 			}
 		})

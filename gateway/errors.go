@@ -35,6 +35,10 @@ const (
 	// The Responses door's stored responses.
 	CodeNotFound         = "not_found"
 	CodeResponseNotFound = "response_not_found"
+	// A reference to a provider-side object the gateway cannot attribute
+	// to the account (a conversation, item_reference, file_id, container),
+	// refused under the platform key (references.go).
+	CodeReferenceNotAllowed = "reference_not_allowed"
 )
 
 // OpenAI's error types.

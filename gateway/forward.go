@@ -47,6 +47,12 @@ const (
 	skipInvalid         = "byok_key_invalid"
 	skipNotImplemented  = "provider_not_implemented"
 	skipDeadlineReached = "deadline_reached"
+	// The request names provider-side objects the gateway cannot
+	// attribute to the account, and this attempt would use the platform
+	// key (references.go).
+	skipReferenceNeedsBYOK = "reference_needs_byok"
+	// previous_response_id names a response this account does not own.
+	skipResponseNotOwned = "response_not_owned"
 )
 
 // pickCredential chooses the credential for one attempt from one snapshot:
@@ -144,6 +150,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 	}
 	ctx := r.Context()
 	includeUsage := gjson.GetBytes(body, "stream_options.include_usage").Bool()
+	refs := findRefs(c.door, op, body)
 	var last *failure
 	skipped := false // last comes from a skip, not an attempt
 	tried := 0
@@ -180,6 +187,26 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 		cred, reason := g.pickCredential(snap, c.account, t.provider.Name, at.Pin, more, now)
 		if reason != "" {
 			skip(reason)
+			continue
+		}
+		if refs.hasPrevious && c.door.Native(t.provider, cred.endpoint) {
+			// The id goes upstream as is: it must be one of this
+			// account's own stored responses (a translated target
+			// refuses previous_response_id itself, without a call).
+			if id, ok := g.ownsPrevious(c.account, refs); !ok {
+				att.CredentialSource, att.Skipped = cred.source, skipResponseNotOwned
+				rec.Attempts = append(rec.Attempts, att)
+				g.fail(w, c.door, rec, previousResponseFailure(id))
+				return
+			}
+		}
+		if refs.foreign != "" && cred.source == SourcePlatform {
+			att.CredentialSource, att.Skipped = cred.source, skipReferenceNeedsBYOK
+			rec.Attempts = append(rec.Attempts, att)
+			if last == nil || skipped {
+				f := foreignRefFailure(refs.foreign, t.provider.Name)
+				last, skipped = &f, true
+			}
 			continue
 		}
 		att.CredentialSource = cred.source

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -29,7 +30,14 @@ func (g *Gateway) rememberResponse(call *providers.Call, provider string, cred *
 	}
 	err := g.store.PutResponse(call.ResponseID, store.ResponseOwner{AccountID: rec.AccountID, Provider: provider,
 		CredentialSource: cred.source, Created: time.Now().UTC()})
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrResponseTaken):
+		// The provider (an account's own server behind a BYOK base URL
+		// can answer anything) named a response another account owns: it
+		// stays the other account's.
+		g.logger.Warn("a provider answered with a response id another account owns; ownership kept", zap.String("request_id", rec.ID),
+			zap.String("account", rec.AccountID), zap.String("provider", provider), zap.String("credential_source", cred.source))
+	case err != nil:
 		g.logger.Warn("could not remember a response's owner", zap.String("request_id", rec.ID), zap.Error(err))
 	}
 }

@@ -12,12 +12,18 @@ import (
 )
 
 // transports keeps one tuned http.Transport per upstream host, so hosts do
-// not share (or starve) each other's connection pools. BYOK base URLs
-// (an Azure resource per customer) can add many hosts: past maxTransports,
-// transports unused for transportIdle are dropped.
+// not share (or starve) each other's connection pools. The operator's hosts
+// (providers' default hosts, platform base URLs) are few and set by the
+// config; tenant-chosen BYOK base URLs (an Azure resource per customer, or
+// anything an account types into the key Test) are not, so their
+// transports are capped: past maxTenantTransports the least recently used
+// one is dropped and its idle connections closed (requests still running
+// on it finish normally). Transports of either kind unused for
+// transportIdle are dropped once there are more than maxTransports.
 type transports struct {
 	mu            sync.RWMutex
 	byHost        map[hostKey]*transportEntry
+	tenant        int // guarded entries in byHost
 	dialTimeout   time.Duration
 	headerTimeout time.Duration
 	// egress guards connections to tenant-chosen URLs (BYOK base URLs).
@@ -33,13 +39,19 @@ type hostKey struct {
 }
 
 type transportEntry struct {
-	tr   *http.Transport
-	used atomic.Int64 // unix seconds of the last use
+	tr *http.Transport
+	// used is the unix time in milliseconds of the last use, written only
+	// when it moved, so the hot path rarely writes shared memory.
+	used atomic.Int64
 }
 
 const (
 	maxTransports = 256
-	transportIdle = 10 * time.Minute
+	// maxTenantTransports caps the transports of tenant-chosen hosts: each
+	// keeps its own TLS sessions and idle connections (20k distinct base
+	// URLs once cost about 105 MB).
+	maxTenantTransports = 256
+	transportIdle       = 10 * time.Minute
 )
 
 func newTransports(dial, header time.Duration, pol *egress.Policy) *transports {
@@ -58,7 +70,7 @@ func newTransports(dial, header time.Duration, pol *egress.Policy) *transports {
 // where the policy cannot see it).
 func (t *transports) forURL(u *url.URL, guarded bool) *http.Transport {
 	key := hostKey{u.Scheme, u.Host, guarded}
-	now := time.Now().Unix()
+	now := time.Now().UnixMilli()
 	t.mu.RLock()
 	e := t.byHost[key]
 	t.mu.RUnlock()
@@ -76,6 +88,9 @@ func (t *transports) forURL(u *url.URL, guarded bool) *http.Transport {
 	}
 	if len(t.byHost) >= maxTransports {
 		t.evictIdle(now)
+	}
+	if guarded && t.tenant >= maxTenantTransports {
+		t.evictLeastRecentTenant()
 	}
 	dialer := &net.Dialer{Timeout: t.dialTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
@@ -97,16 +112,46 @@ func (t *transports) forURL(u *url.URL, guarded bool) *http.Transport {
 	e = &transportEntry{tr: tr}
 	e.used.Store(now)
 	t.byHost[key] = e
+	if guarded {
+		t.tenant++
+	}
 	return tr
+}
+
+// drop removes one transport and closes its idle connections. Callers hold
+// mu.
+func (t *transports) drop(k hostKey, e *transportEntry) {
+	e.tr.CloseIdleConnections()
+	delete(t.byHost, k)
+	if k.guarded {
+		t.tenant--
+	}
+}
+
+// evictLeastRecentTenant drops the tenant transport used longest ago (a
+// scan of at most maxTenantTransports entries, made only when a new tenant
+// host arrives at the cap). Callers hold mu.
+func (t *transports) evictLeastRecentTenant() {
+	var (
+		oldK hostKey
+		oldE *transportEntry
+	)
+	for k, e := range t.byHost {
+		if k.guarded && (oldE == nil || e.used.Load() < oldE.used.Load()) {
+			oldK, oldE = k, e
+		}
+	}
+	if oldE != nil {
+		t.drop(oldK, oldE)
+	}
 }
 
 // evictIdle drops transports unused for transportIdle. Requests still
 // using one keep it; only its idle connections are closed. Callers hold mu.
 func (t *transports) evictIdle(now int64) {
 	for k, e := range t.byHost {
-		if now-e.used.Load() > int64(transportIdle/time.Second) {
-			e.tr.CloseIdleConnections()
-			delete(t.byHost, k)
+		if now-e.used.Load() > transportIdle.Milliseconds() {
+			t.drop(k, e)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -29,11 +30,12 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
 
-// fleetPeer is an in-process gateway instance with its own admin API.
+// fleetPeer is an in-process gateway instance with its own admin API and
+// peer listener.
 type fleetPeer struct {
-	id          string
-	s           *store.Store
-	site, admin *httptest.Server
+	id                string
+	s                 *store.Store
+	site, admin, peer *httptest.Server
 }
 
 func startFleetPeer(t *testing.T, id string, endpoints []string, master []byte, openaiURL string) *fleetPeer {
@@ -56,8 +58,10 @@ func startFleetPeer(t *testing.T, id string, endpoints []string, master []byte, 
 		}
 	}))
 	t.Cleanup(p.admin.Close)
+	p.peer = httptest.NewServer(&admin.PeerHandler{Store: func() *store.Store { return p.s }})
+	t.Cleanup(p.peer.Close)
 	p.s, err = store.OpenFleet(filepath.Join(t.TempDir(), "ar.db"), master, store.Options{}, store.FleetOptions{
-		Client: cli, InstanceID: id, AdminAddress: strings.TrimPrefix(p.admin.URL, "http://")})
+		Client: cli, InstanceID: id, PeerAddress: strings.TrimPrefix(p.peer.URL, "http://")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +98,7 @@ func TestFleetWithCaddy(t *testing.T) {
 	e := newEnv(t, envOptions{global: fmt.Sprintf(`		store etcd {
 			endpoints %s
 			instance_id caddy
-			admin_address localhost:2999
+			peer_listen 127.0.0.1:0
 			dial_timeout 5s
 		}`, strings.Join(c.Endpoints(), " ")), masterKey: master})
 	a := startFleetPeer(t, "peer-a", c.Endpoints(), master, e.openai.BaseURL())
@@ -213,8 +217,45 @@ func TestFleetWithCaddy(t *testing.T) {
 	})
 	t.Logf("fleet-wide: %d log records from 3 instances, usage %d requests", total, usage.Total.Requests)
 
+	// Caddy's admin endpoint (on localhost) serves no peer route; its peer
+	// listener answers signed reads only: a peer reads Caddy's records
+	// through it, a request without a valid signature is refused.
+	if code, body := e.admin("POST", "/agent_router/fleet/local/logs", map[string]any{"AccountID": "acme"}, nil); code != http.StatusNotFound {
+		t.Errorf("the admin endpoint still serves the peer route: %d %s", code, body)
+	}
+	var caddyPeer string
+	for _, m := range fleetSt.Members {
+		if m.ID == "caddy" {
+			caddyPeer = m.PeerAddress
+		}
+	}
+	if caddyPeer == "" || strings.HasSuffix(caddyPeer, ":0") {
+		t.Fatalf("Caddy's peer address: %q", caddyPeer)
+	}
+	for name, sign := range map[string]func(*http.Request){
+		"unsigned":       func(*http.Request) {},
+		"wrongly signed": func(r *http.Request) { r.Header.Set("Authorization", "AgentRouter-Peer 0123456789abcdef=AAAA") },
+	} {
+		req, _ := http.NewRequest("POST", "http://"+caddyPeer+"/agent_router/fleet/local/logs", strings.NewReader(`{"AccountID":"acme","Limit":1000}`))
+		req.Header.Set("X-Agent-Router-Peer-Time", fmt.Sprint(time.Now().Unix()))
+		sign(req)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(raw), "acme") {
+			t.Errorf("%s request to Caddy's peer listener: %d %s", name, resp.StatusCode, raw)
+		}
+	}
+	fromPeer, _, missingFromPeer, err := admin.FleetLogs(t.Context(), a.s, store.LogFilter{AccountID: "acme", Limit: 1000})
+	if err != nil || len(missingFromPeer) != 0 || len(fromPeer) != total {
+		t.Fatalf("fleet-wide logs read on peer a: %d records (want %d), missing %+v, %v", len(fromPeer), total, missingFromPeer, err)
+	}
+
 	// A member that does not answer is reported.
-	b.admin.Close()
+	b.peer.Close()
 	e.mustAdmin("GET", "/agent_router/logs?account=acme", nil, 200, &page)
 	if len(page.Missing) != 1 || page.Missing[0].Member != "peer-b" {
 		t.Fatalf("missing: %+v", page.Missing)

@@ -799,11 +799,29 @@ func (fe *fdEnv) responsesIsolation(t *testing.T) {
 	fdCheckOpenAIError(t, "another account's input_items", err, 404)
 	err = other.Responses.Delete(fdCtx(t), resp.ID)
 	fdCheckOpenAIError(t, "another account's delete", err, 404)
+	// Continuing it is reading it: refused the same way, streamed or not.
+	_, err = other.Responses.New(fdCtx(t), responses.ResponseNewParams{Model: "gpt-4o-mini", PreviousResponseID: openai.String(resp.ID),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("what did I say?")}})
+	fdCheckOpenAIError(t, "another account's continuation", err, 404)
+	stream := other.Responses.NewStreaming(fdCtx(t), responses.ResponseNewParams{Model: "gpt-4o-mini", PreviousResponseID: openai.String(resp.ID),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("what did I say?")}})
+	for stream.Next() {
+	}
+	fdCheckOpenAIError(t, "another account's streamed continuation", stream.Err(), 404)
+	// So is naming a provider object the gateway cannot attribute, under
+	// the platform key.
+	_, err = other.Responses.New(fdCtx(t), responses.ResponseNewParams{Model: "gpt-4o-mini",
+		Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{responses.ResponseInputItemParamOfItemReference(resp.Output[0].ID)}}})
+	fdCheckOpenAIError(t, "another account's item_reference", err, 404)
 	if n := len(fe.openai.Records()); n != before {
 		t.Errorf("another account's requests reached the provider (%d calls)", n-before)
 	}
 	if _, err := owner.Responses.Get(fdCtx(t), resp.ID, responses.ResponseGetParams{}); err != nil {
 		t.Errorf("the owner cannot retrieve after the others tried: %v", err)
+	}
+	if _, err := owner.Responses.New(fdCtx(t), responses.ResponseNewParams{Model: "gpt-4o-mini", PreviousResponseID: openai.String(resp.ID),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("and then?")}}); err != nil {
+		t.Errorf("the owner cannot continue its response: %v", err)
 	}
 }
 

@@ -67,9 +67,9 @@ type FleetOptions struct {
 	// InstanceID names this instance under members/. Default: the host
 	// name and the process id.
 	InstanceID string
-	// AdminAddress is where other members reach this instance's admin API
-	// for fleet-wide logs and usage ("" for none).
-	AdminAddress string
+	// PeerAddress is where other members reach this instance's peer
+	// listener for fleet-wide logs and usage ("" for none).
+	PeerAddress string
 	// LoadTimeout bounds the first read of the prefix. Default: 5s.
 	LoadTimeout time.Duration
 	// WriteTimeout bounds one etcd write. Default: 3s.
@@ -642,7 +642,29 @@ func (t *fleetTx) commitLocal() error {
 	return lt.Commit()
 }
 
-// commit writes the buffered changes if nothing fn read changed since rev.
+// tombstonesBucket holds one key per shared bucket, <prefix>tombstones/<bucket>,
+// rewritten by every transaction that deletes from that bucket. etcd's
+// range compare sees the keys a range holds now: a key deleted since the
+// read is simply absent, so "no key of the bucket changed after rev" holds
+// across a deletion. A transaction that read a bucket as a range therefore
+// also compares the bucket's tombstone (not rewritten after rev), which
+// every deletion moves.
+const tombstonesBucket = "tombstones"
+
+// tombstone is the etcd key of bucket's tombstone.
+func (f *fleetKV) tombstone(bucket string) string {
+	return f.key(tombstonesBucket, []byte(bucket))
+}
+
+// commit writes the buffered changes if nothing fn read changed since rev:
+// the whole read set is compared, absent and deleted keys included. A key
+// read with Get compares its mod revision (0 for a key that was absent,
+// which etcd compares as absent); a bucket read as a range (ForEach, a
+// cursor) compares that no key in it has a mod revision after rev (changed
+// or created) and that its tombstone was not rewritten after rev (nothing
+// deleted). When the keys read one by one exceed what one transaction may
+// compare, their buckets are guarded as ranges instead (coarser, never
+// weaker).
 //
 // A change of more records than one etcd transaction takes (128 operations
 // by default) is committed in chunks when it only deletes (deleting an
@@ -650,22 +672,26 @@ func (t *fleetTx) commitLocal() error {
 // what fn read and has not been deleted yet, and the records of the
 // accounts bucket go last, so an account disappears only with its last
 // dependants; a conflict in a later chunk retries fn, which then deletes
-// what is left.
+// what is left. A chunk's own tombstone writes are expected by the next
+// chunk's compares.
 func (t *fleetTx) commit(timeout time.Duration) (int64, error) {
 	f := t.f
 	type op struct {
-		key string
-		op  clientv3.Op
-		del bool
+		key    string
+		bucket string
+		op     clientv3.Op
+		del    bool
 	}
 	var ops, last []op
 	deletesOnly := true
+	deletedFrom := make(map[string]bool)
 	for b, m := range t.writes {
 		for k, w := range m {
 			key := f.key(b, []byte(k))
-			o := op{key: key, del: w.del}
+			o := op{key: key, bucket: b, del: w.del}
 			if w.del {
 				o.op = clientv3.OpDelete(key)
+				deletedFrom[b] = true
 			} else {
 				o.op, deletesOnly = clientv3.OpPut(key, string(w.v)), false
 			}
@@ -678,32 +704,65 @@ func (t *fleetTx) commit(timeout time.Duration) (int64, error) {
 	}
 	sort.Slice(ops, func(i, j int) bool { return ops[i].key < ops[j].key })
 	ops = append(ops, last...)
-	if len(ops) > maxTxnOps && !deletesOnly {
-		return 0, fmt.Errorf("a change of %d records is too large for one etcd transaction (limit %d)", len(ops), maxTxnOps)
+	// Each chunk leaves room for the tombstones of the buckets it deletes
+	// from.
+	chunkOps := maxTxnOps - len(deletedFrom)
+	if len(ops) > chunkOps && !deletesOnly {
+		return 0, fmt.Errorf("a change of %d records is too large for one etcd transaction (limit %d)", len(ops)+len(deletedFrom), maxTxnOps)
 	}
-	done := make(map[string]bool) // deleted by an earlier chunk
+	ranged := make(map[string]bool, len(t.ranged))
+	for b := range t.ranged {
+		ranged[b] = true
+	}
+	if 2*len(ranged)+len(t.reads) > maxTxnOps {
+		for k := range t.reads {
+			if b, _, ok := f.split([]byte(k)); ok {
+				ranged[b] = true
+			}
+		}
+	}
+	tombMod := make(map[string]int64) // tombstones this commit rewrote, at the revision it did
+	done := make(map[string]bool)     // deleted by an earlier chunk
 	var rev int64
 	for len(ops) > 0 {
-		n := min(len(ops), maxTxnOps)
+		n := min(len(ops), chunkOps)
 		chunk := ops[:n]
 		ops = ops[n:]
 		var cmps []clientv3.Cmp
-		for b := range t.ranged {
-			// No key of the bucket changed or appeared after rev.
+		for b := range ranged {
+			// No key of the bucket changed or appeared after rev...
 			start := f.key(b, nil)
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(start), "<", t.rev+1).WithRange(clientv3.GetPrefixRangeEnd(start)))
+			// ... and none was deleted: by another transaction after rev,
+			// or by anything but this commit's earlier chunks.
+			if mod, ok := tombMod[b]; ok {
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(f.tombstone(b)), "=", mod))
+			} else {
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(f.tombstone(b)), "<", t.rev+1))
+			}
 		}
 		for k, mod := range t.reads {
-			if len(cmps) >= maxTxnOps {
-				break // the bucket ranges above still guard what was scanned
+			if done[k] {
+				continue
 			}
-			if !done[k] {
+			if b, _, ok := f.split([]byte(k)); ok && ranged[b] {
+				continue // guarded with its bucket
+			}
+			if mod == 0 {
+				// Read as absent: it must still be absent.
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
+			} else {
 				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", mod))
 			}
 		}
-		then := make([]clientv3.Op, len(chunk))
-		for i, o := range chunk {
-			then[i] = o.op
+		then := make([]clientv3.Op, 0, len(chunk)+len(deletedFrom))
+		bumped := make(map[string]bool)
+		for _, o := range chunk {
+			then = append(then, o.op)
+			if o.del && !bumped[o.bucket] {
+				bumped[o.bucket] = true
+				then = append(then, clientv3.OpPut(f.tombstone(o.bucket), ""))
+			}
 		}
 		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(f.ctx), timeout)
 		resp, err := f.cli.Txn(ctx).If(cmps...).Then(then...).Commit()
@@ -717,6 +776,9 @@ func (t *fleetTx) commit(timeout time.Duration) (int64, error) {
 		}
 		for _, o := range chunk {
 			done[o.key] = true
+		}
+		for b := range bumped {
+			tombMod[b] = rev
 		}
 	}
 	return rev, nil

@@ -19,7 +19,7 @@ import (
 // openFleet opens a fleet-mode store on cli, closed when the test ends.
 func openFleet(t *testing.T, cli *clientv3.Client, id string, key []byte) *Store {
 	t.Helper()
-	s, err := OpenFleet(dbPath(t), key, Options{}, FleetOptions{Client: cli, InstanceID: id, AdminAddress: id + ":2019",
+	s, err := OpenFleet(dbPath(t), key, Options{}, FleetOptions{Client: cli, InstanceID: id, PeerAddress: id + ":7444",
 		WatchdogInterval: 500 * time.Millisecond, MemberTTL: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("OpenFleet(%s): %v", id, err)
@@ -364,6 +364,11 @@ func TestFleetResponseOwnershipShared(t *testing.T) {
 	if _, err := b.ResponseFor("globex", "resp_1"); !errors.Is(err, ErrResponseNotFound) {
 		t.Fatalf("another account: %v", err)
 	}
+	// Insert-only across instances too: b, which already sees a's record,
+	// cannot hand the id to another account.
+	if err := b.PutResponse("resp_1", ResponseOwner{AccountID: "globex", Provider: "openai"}); !errors.Is(err, ErrResponseTaken) {
+		t.Errorf("another account's put through instance b: %v, want ErrResponseTaken", err)
+	}
 
 	// More expired owners than one etcd transaction may delete.
 	old := time.Now().Add(-ResponseRetention - time.Hour)
@@ -398,6 +403,7 @@ func TestFleetResponseOwnershipShared(t *testing.T) {
 		_, err := a.ResponseFor("acme", "resp_1")
 		return errors.Is(err, ErrResponseNotFound)
 	})
+	checkResponseOwnershipInsertOnly(t, b)
 }
 
 // TestFleetRequestPathWritesFailFastWhenEtcdIsDown: remembering a

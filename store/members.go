@@ -11,15 +11,17 @@ import (
 )
 
 // Member registry: each fleet instance keeps members/<id> alive under a
-// lease, with the address of its admin API, so that any instance can read
-// the request logs and usage of all of them (they stay per instance).
+// lease, with the address of its peer listener, so that any instance can
+// read the request logs and usage of all of them (they stay per instance).
 
 // Member is a live fleet instance.
 type Member struct {
 	ID string `json:"id"`
-	// AdminAddress is the host:port of its admin API ("" if it has none).
-	AdminAddress string    `json:"admin_address"`
-	StartedAt    time.Time `json:"started_at"`
+	// PeerAddress is the host:port where it answers the other members'
+	// authenticated reads of its request log and usage ("" if it has
+	// none).
+	PeerAddress string    `json:"peer_address"`
+	StartedAt   time.Time `json:"started_at"`
 	// Self is true for the instance that answers.
 	Self bool `json:"self,omitempty"`
 }
@@ -34,7 +36,7 @@ type memberState struct {
 // the keepalive channel is drained (etcd-io/etcd#7446), and a lost lease
 // (etcd unreachable for longer than the TTL) is re-granted.
 func (f *fleetKV) startMember() {
-	rec, _ := json.Marshal(Member{ID: f.opts.InstanceID, AdminAddress: f.opts.AdminAddress, StartedAt: now().UTC()})
+	rec, _ := json.Marshal(Member{ID: f.opts.InstanceID, PeerAddress: f.opts.PeerAddress, StartedAt: now().UTC()})
 	f.member.record = rec
 	ctx, cancel := context.WithCancel(f.ctx)
 	f.member.stop = cancel

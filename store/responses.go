@@ -53,7 +53,16 @@ type ResponseOwner struct {
 // old, or owned by another account.
 var ErrResponseNotFound = errors.New("no such response")
 
-// PutResponse remembers that owner created the response id.
+// ErrResponseTaken is returned by PutResponse for an id another account
+// already owns.
+var ErrResponseTaken = errors.New("the response id is already owned by another account")
+
+// PutResponse remembers that owner created the response id. Ownership is
+// insert-only: the id is the provider's answer, and a provider can be an
+// account's own server (a BYOK base URL) answering with any id it likes, so
+// an id another account owns (and whose retention has not run out) is never
+// taken over (ErrResponseTaken); the same account remembering it again
+// keeps the first record.
 func (s *Store) PutResponse(id string, owner ResponseOwner) error {
 	if id == "" || len(id) > maxResponseIDLen || id[0] == 0 {
 		return errors.New("response id must be 1 to 256 bytes, not starting with NUL")
@@ -66,7 +75,17 @@ func (s *Store) PutResponse(id string, owner ResponseOwner) error {
 		return err
 	}
 	return s.updateQuick(func(tx kvTx) error {
-		return tx.Bucket(bucketResponses).Put([]byte(id), buf)
+		b := tx.Bucket(bucketResponses)
+		if v := b.Get([]byte(id)); v != nil {
+			var o ResponseOwner
+			if json.Unmarshal(v, &o) == nil && now().Sub(o.Created) <= ResponseRetention {
+				if o.AccountID != owner.AccountID {
+					return ErrResponseTaken
+				}
+				return nil
+			}
+		}
+		return b.Put([]byte(id), buf)
 	})
 }
 

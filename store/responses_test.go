@@ -73,6 +73,53 @@ func TestResponseOwnership(t *testing.T) {
 	}
 }
 
+// Ownership is insert-only: another account cannot take a response id
+// over (its provider, an account's own server, can answer with any id); the
+// owner keeps it, and only an expired record is replaced.
+func TestResponseOwnershipInsertOnly(t *testing.T) {
+	s := openStore(t, dbPath(t), masterKey(1), usageQuiet)
+	checkResponseOwnershipInsertOnly(t, s)
+}
+
+func checkResponseOwnershipInsertOnly(t *testing.T, s *Store) {
+	t.Helper()
+	mine := ResponseOwner{AccountID: "acme", Provider: "openai", CredentialSource: "platform"}
+	if err := s.PutResponse("resp_taken", mine); err != nil {
+		t.Fatal(err)
+	}
+	thief := ResponseOwner{AccountID: "globex", Provider: "openai", CredentialSource: "byok"}
+	if err := s.PutResponse("resp_taken", thief); !errors.Is(err, ErrResponseTaken) {
+		t.Errorf("another account's put of an owned id: %v, want ErrResponseTaken", err)
+	}
+	if got, err := s.ResponseFor("acme", "resp_taken"); err != nil || got.CredentialSource != "platform" {
+		t.Errorf("the owner lost its response: %+v %v", got, err)
+	}
+	if _, err := s.ResponseFor("globex", "resp_taken"); !errors.Is(err, ErrResponseNotFound) {
+		t.Errorf("the other account got the response: %v", err)
+	}
+	// The owner remembering it again keeps the first record.
+	again := mine
+	again.CredentialSource = "byok"
+	if err := s.PutResponse("resp_taken", again); err != nil {
+		t.Errorf("the owner's second put: %v", err)
+	}
+	if got, _ := s.ResponseFor("acme", "resp_taken"); got.CredentialSource != "platform" {
+		t.Errorf("the owner's second put replaced the record: %+v", got)
+	}
+	// An expired record no longer holds the id.
+	old := mine
+	old.Created = time.Now().Add(-ResponseRetention - time.Hour)
+	if err := s.PutResponse("resp_expired", old); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutResponse("resp_expired", thief); err != nil {
+		t.Errorf("a put over an expired record: %v", err)
+	}
+	if _, err := s.ResponseFor("globex", "resp_expired"); err != nil {
+		t.Errorf("the new owner of an expired id: %v", err)
+	}
+}
+
 // Usage rollups carry the front door; chat rows keep their old key.
 func TestUsageAPIDimension(t *testing.T) {
 	s := openStore(t, dbPath(t), masterKey(1), usageQuiet)

@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -24,7 +25,24 @@ const MasterKeySize = 32
 type sealer struct {
 	current string // key id used for new seals
 	aeads   map[string]cipher.AEAD
+	// peer are the fleet peer keys derived from each master key, the
+	// current one first (PeerKeys).
+	peer []PeerKey
 }
+
+// PeerKey authenticates fleet members to each other (their reads of each
+// other's request logs and usage): derived with HKDF-SHA256 from a master
+// key, which every member of a fleet shares, for this one purpose. ID is
+// the master key's id (KeyID), so a member that knows several master keys
+// (during a rotation) can tell which one a signature used.
+type PeerKey struct {
+	ID  string
+	Key []byte
+}
+
+// peerKeyInfo is HKDF's context for the peer keys: another purpose derives
+// another key.
+const peerKeyInfo = "agent_router fleet peer requests v1"
 
 // KeyID returns the public identifier of a master key: the first 8 bytes of
 // SHA-256 over a domain label and the key, hex encoded. It identifies the key
@@ -55,6 +73,11 @@ func newSealer(current []byte, older ...[]byte) (*sealer, error) {
 		if i == 0 {
 			s.current = id
 		}
+		pk, err := hkdf.Key(sha256.New, k, nil, peerKeyInfo, 32)
+		if err != nil {
+			return nil, err
+		}
+		s.peer = append(s.peer, PeerKey{ID: id, Key: pk})
 	}
 	return s, nil
 }

@@ -192,6 +192,16 @@ func (s *Store) Path() string { return s.path }
 // MasterKeyID is the id of the master key new credentials are sealed with.
 func (s *Store) MasterKeyID() string { return s.sealer.current }
 
+// PeerKeys returns the keys fleet members authenticate each other with,
+// one per master key this store knows, the current one first (copies).
+func (s *Store) PeerKeys() []PeerKey {
+	out := make([]PeerKey, len(s.sealer.peer))
+	for i, k := range s.sealer.peer {
+		out[i] = PeerKey{ID: k.ID, Key: append([]byte(nil), k.Key...)}
+	}
+	return out
+}
+
 // Close flushes the request log, usage rollups and "last used" clocks and
 // closes the file.
 func (s *Store) Close() error {

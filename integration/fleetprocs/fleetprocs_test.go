@@ -78,10 +78,10 @@ func buildCaddy(t *testing.T) string {
 }
 
 type instance struct {
-	name        string
-	site, admin string
-	cmd         *exec.Cmd
-	log         *bytes.Buffer
+	name              string
+	site, admin, peer string
+	cmd               *exec.Cmd
+	log               *bytes.Buffer
 }
 
 func tagFake(t *testing.T) *httptest.Server {
@@ -102,7 +102,8 @@ func tagFake(t *testing.T) *httptest.Server {
 func start(t *testing.T, bin, name string, endpoints []string, fake string) *instance {
 	t.Helper()
 	dir := t.TempDir()
-	in := &instance{name: name, site: fmt.Sprintf("127.0.0.1:%d", freePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)), log: new(bytes.Buffer)}
+	in := &instance{name: name, site: fmt.Sprintf("127.0.0.1:%d", freePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		peer: fmt.Sprintf("127.0.0.1:%d", freePort(t)), log: new(bytes.Buffer)}
 	cfg := fmt.Sprintf(`{
 	admin %[1]s
 	persist_config off
@@ -115,7 +116,7 @@ func start(t *testing.T, bin, name string, endpoints []string, fake string) *ins
 		store etcd {
 			endpoints %[3]s
 			instance_id %[4]s
-			admin_address %[1]s
+			peer_listen %[7]s
 		}
 	}
 }
@@ -127,7 +128,7 @@ http://%[5]s {
 		}
 	}
 }
-`, in.admin, dir, strings.Join(endpoints, " "), name, in.site, fake)
+`, in.admin, dir, strings.Join(endpoints, " "), name, in.site, fake, in.peer)
 	path := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

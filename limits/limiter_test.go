@@ -90,6 +90,13 @@ func TestPayerAndScopes(t *testing.T) {
 			t.Errorf("budget %s spent %d, want %s USD", id, s.Spent, amount)
 		}
 	}
+	// A byok_only account (every request on its own key) is never charged to a
+	// platform budget, even a spent one.
+	zero := newTestLimiter(t, clk, noCap, Set{Budgets: []Budget{accountBudget("plat0", "only", "0")}})
+	onlyBYOK := req("only", "k", 1000, 1000)
+	onlyBYOK.Payer = PayerBYOK
+	admit(t, zero, onlyBYOK, Allowed)
+	admit(t, zero, req("only", "k", 1000, 1000), BudgetExceeded)
 	if s := status(t, l, KindBudget, "cred"); s.Payer != PayerBYOK {
 		t.Errorf("a byok_credential budget defaults to payer byok, got %s", s.Payer)
 	}

@@ -395,3 +395,47 @@ func TestEtcdKeyLayout(t *testing.T) {
 	r.Settle(Actual{Cost: usd("0.01"), Priced: true})
 	waitFor(t, 10*time.Second, "the old day is dropped", func() bool { _, ok := keys()["b.day.day/used/"+day+"/i0"]; return !ok })
 }
+
+// The backend's contract, under contention: instances granting at once
+// never hand out more than the limit between them (the compare-and-swap
+// on the counter's keys). Each instance keeps its own share, as the
+// limiter does (one call at a time per instance and counter).
+func TestEtcdAcquireNeverOverGrants(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	const limit = 2000
+	span := Span{From: 7, To: 7}
+	var wg sync.WaitGroup
+	granted := make([]int64, 4)
+	for i := range granted {
+		cli := c.Client(t)
+		be, err := NewEtcd(context.Background(), cli, EtcdOptions{Instance: fmt.Sprint("i", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { be.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine Share
+			for {
+				g, _, err := be.Acquire(context.Background(), "r.x.rpm", span, limit, 1, mine)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if g == 0 {
+					return
+				}
+				// Spend it at once, as admissions would: used grows, held stays 0.
+				granted[i] += g
+				mine = Share{Used: []SlotUsed{{7, granted[i]}}}
+			}
+		}()
+	}
+	wg.Wait()
+	total := granted[0] + granted[1] + granted[2] + granted[3]
+	t.Logf("granted %v = %d of %d", granted, total, limit)
+	if total != limit {
+		t.Fatalf("4 instances were granted %d of a limit of %d", total, limit)
+	}
+}

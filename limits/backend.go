@@ -41,8 +41,10 @@ type Backend interface {
 }
 
 // Span is the part of a counter's history that counts now: its window's
-// slots From..To. Ephemeral counters (concurrency) have no history; their
-// state dies with the instance.
+// slots From..To. A slot newer than To counts too (another instance's
+// clock, or this one's, may already be past To: counting it errs toward
+// granting less, never more). Ephemeral counters (concurrency) have no
+// history; their state dies with the instance.
 type Span struct {
 	From, To  int64
 	Ephemeral bool
@@ -59,8 +61,8 @@ type Share struct {
 
 // View is a counter as the backend has it.
 type View struct {
-	// OthersUsed and OthersHeld are the other instances' settled spend in
-	// the span and their held slices.
+	// OthersUsed and OthersHeld are the other instances' settled spend
+	// from the span's first slot on and their held slices.
 	OthersUsed, OthersHeld int64
 	// Mine is this instance's own stored slots (Load).
 	Mine []SlotUsed

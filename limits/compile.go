@@ -91,7 +91,7 @@ func compile(s Set, get counterSource) (*Policy, error) {
 		for _, a := range b.Alerts {
 			r.alerts = append(r.alerts, int64(a))
 		}
-		r.c = bind(get("b."+b.ID+"."+w.key(), spend, w), int64(b.Amount), b.Mode == ModeHard)
+		r.c = bind(get("b/"+b.Account+"/"+b.ID+"/"+w.key(), spend, w), int64(b.Amount), b.Mode == ModeHard)
 		p.budgets = append(p.budgets, r)
 		a := acct(b.Account)
 		switch b.Kind {
@@ -109,20 +109,20 @@ func compile(s Set, get counterSource) (*Policy, error) {
 		b := Budget{ID: "spillover", Scope: Scope{Kind: ScopeAccount, Account: sp.Account}, Amount: sp.Amount,
 			Window: WindowMonth, Payer: PayerPlatform, Mode: ModeHard, Alerts: []int{}, SetBy: SetByOperator}
 		r := &budgetRule{Budget: b, kind: KindSpillover, win: windowMonth}
-		r.c = bind(get("s."+sp.Account+".month", spend, windowMonth), int64(sp.Amount), true)
+		r.c = bind(get("s/"+sp.Account+"/month", spend, windowMonth), int64(sp.Amount), true)
 		p.budgets = append(p.budgets, r)
 		acct(sp.Account).spill = r
 	}
 	for _, rl := range s.RateLimits {
 		r := &rateRule{RateLimit: rl}
 		if rl.RPM > 0 {
-			r.rpm = bind(get("r."+rl.ID+".rpm", count, windowMinute), rl.RPM, true)
+			r.rpm = bind(get("r/"+rl.Account+"/"+rl.ID+"/rpm", count, windowMinute), rl.RPM, true)
 		}
 		if rl.TPM > 0 {
-			r.tpm = bind(get("r."+rl.ID+".tpm", spend, windowMinute), rl.TPM, true)
+			r.tpm = bind(get("r/"+rl.Account+"/"+rl.ID+"/tpm", spend, windowMinute), rl.TPM, true)
 		}
 		if rl.Concurrent > 0 {
-			r.conc = bind(get("r."+rl.ID+".conc", gauge, windowNone), rl.Concurrent, true)
+			r.conc = bind(get("r/"+rl.Account+"/"+rl.ID+"/conc", gauge, windowNone), rl.Concurrent, true)
 		}
 		p.rates = append(p.rates, r)
 		a := acct(rl.Account)

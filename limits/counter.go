@@ -118,15 +118,9 @@ func (c *counter) total(cur int64) int64 {
 // amount is charged even when it does not fit (soft and shadow budgets).
 // It reports whether amt fit.
 func (c *counter) take(cur, amt, limit int64, fleet, force bool, now int64) bool {
-	var fits bool
-	switch {
-	case fleet && c.hard.Load():
-		fits = c.held >= amt
-	case c.kind == count:
-		used, _ := c.usedIn(cur)
-		fits = used+c.others+amt <= limit
-	default:
-		fits = c.total(cur)+amt <= limit
+	fits := c.total(cur)+amt <= limit // one instance: against the limit itself
+	if fleet && c.hard.Load() {
+		fits = c.held >= amt // a fleet: against this instance's slice
 	}
 	if !fits {
 		if fleet {

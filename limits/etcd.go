@@ -29,7 +29,9 @@ type EtcdOptions struct {
 	TTL time.Duration
 }
 
-// Etcd is the fleet Backend. Keys, under Prefix + counter + "/":
+// Etcd is the fleet Backend. Keys, under Prefix + counter + "/" (a counter
+// is "b/<account>/<budget id>/<window>", "r/<account>/<id>/rpm|tpm|conc" or
+// "s/<account>/month"; no part may hold a '/'):
 //
 //	held/<instance>          this instance's unused slice (bound to its lease)
 //	used/<slot>/<instance>   what it settled in that slot, with what it had in flight
@@ -188,7 +190,7 @@ func (e *Etcd) writes(base string, span Span, mine Share) []clientv3.Op {
 	lease := clientv3.LeaseID(e.lease.Load())
 	var ops []clientv3.Op
 	for _, u := range mine.Used {
-		if u.Slot < span.From || u.Slot > span.To {
+		if u.Slot < span.From {
 			continue
 		}
 		k := base + "used/" + slotKey(u.Slot) + "/" + e.inst
@@ -234,7 +236,7 @@ func (e *Etcd) view(kvs []*mvccpb.KeyValue, base string, span Span) View {
 		case strings.HasPrefix(k, "used/"):
 			slotStr, inst, ok := strings.Cut(k[len("used/"):], "/")
 			slot, err := strconv.ParseInt(slotStr, 10, 64)
-			if !ok || err != nil || slot < span.From || slot > span.To {
+			if !ok || err != nil || slot < span.From {
 				continue
 			}
 			if inst == e.inst {

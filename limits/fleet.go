@@ -130,26 +130,30 @@ func (l *Limiter) span(c *counter, now time.Time) Span {
 	return Span{From: c.win.first(cur), To: cur}
 }
 
-// share is this instance's part of c over span: settled per slot, what
-// is in flight added to the newest slot (so a crash counts it as spent),
-// and the held slice. Called with c.mu held.
+// share is this instance's part of c from span.From on: settled per
+// slot (a slot newer than span.To too: the clock may have moved on since
+// span was taken, and what was spent there must not vanish from the
+// backend's sum), what is in flight added to the newest slot (so a crash
+// counts it as spent), and the held slice. Called with c.mu held.
 func (c *counter) share(span Span) Share {
 	var s Share
+	newest := span.To
 	for _, sl := range c.slots {
-		if sl.idx >= span.From && sl.idx <= span.To && sl.used != 0 {
+		if sl.idx >= span.From && sl.used != 0 {
 			s.Used = append(s.Used, SlotUsed{sl.idx, sl.used})
 		}
+		newest = max(newest, sl.idx)
 	}
 	if c.reserved != 0 {
 		found := false
 		for i := range s.Used {
-			if s.Used[i].Slot == span.To {
+			if s.Used[i].Slot == newest {
 				s.Used[i].Used += c.reserved
 				found = true
 			}
 		}
 		if !found {
-			s.Used = append(s.Used, SlotUsed{span.To, c.reserved})
+			s.Used = append(s.Used, SlotUsed{newest, c.reserved})
 		}
 	}
 	s.Held = max(c.held, 0)

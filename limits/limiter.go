@@ -551,7 +551,6 @@ func (ad *admission) refuseRate(rl *rateRule, c *counter, kind LimitKind) bool {
 	}
 	if kind == KindTPM {
 		ad.rateInfo(&d.Tokens, c)
-		d.Need = 0
 	}
 	return false
 }

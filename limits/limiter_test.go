@@ -466,6 +466,19 @@ func TestInstallKeepsCounters(t *testing.T) {
 	admit(t, l, req("a", "k", 100_000_000, 0), Allowed)
 }
 
+// Ids are per account: two accounts' budgets of the same id count apart.
+func TestSameIDInTwoAccounts(t *testing.T) {
+	clk := newClock(date("2026-12-10T12:00:00Z"))
+	l := newTestLimiter(t, clk, noCap, Set{
+		Budgets:    []Budget{accountBudget("monthly", "a", "1"), accountBudget("monthly", "b", "1")},
+		RateLimits: []RateLimit{{ID: "r", Scope: Scope{Kind: ScopeAccount, Account: "a"}, RPM: 1}, {ID: "r", Scope: Scope{Kind: ScopeAccount, Account: "b"}, RPM: 1}},
+	})
+	r, _ := admit(t, l, req("a", "k", 900_000, 0), Allowed)
+	r.Settle(Actual{Cost: usd("0.9"), Priced: true})
+	admit(t, l, req("b", "k", 900_000, 0), Allowed)
+	admit(t, l, req("a", "k", 1, 0), RateLimited)
+}
+
 // Too many limits on one request is refused at install: a Reservation
 // holds them in a fixed array.
 func TestTooManyLimitsForOneRequest(t *testing.T) {

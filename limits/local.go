@@ -54,7 +54,7 @@ func (b *Local) Load(_ context.Context, counter string, span Span) (View, error)
 		if err != nil {
 			return fmt.Errorf("limits: bad value at %q", k)
 		}
-		if slot >= span.From && slot <= span.To {
+		if slot >= span.From {
 			v.Mine = append(v.Mine, SlotUsed{slot, n})
 		}
 		return nil
@@ -97,7 +97,7 @@ func (b *Local) Report(_ context.Context, counter string, span Span, mine Share)
 		return v, err
 	}
 	for _, u := range mine.Used {
-		if u.Slot >= span.From && u.Slot <= span.To {
+		if u.Slot >= span.From {
 			writes[counter+"/u/"+slotKey(u.Slot)] = strconv.AppendInt(nil, u.Used, 10)
 		}
 	}

@@ -47,8 +47,8 @@ func TestRestartKeepsSpendSingleNode(t *testing.T) {
 	r, _ = admit(t, l2, req("a", "k", 1000, 0), Allowed)
 	r.Settle(Actual{Cost: usd("0.001"), Priced: true})
 	l2.Close()
-	kv.Scan("b.b.month/", func(k string, _ []byte) error {
-		if k != "b.b.month/u/"+slotKey(windowMonth.slot(clk.Now())) {
+	kv.Scan("b/a/b/month/", func(k string, _ []byte) error {
+		if k != "b/a/b/month/u/"+slotKey(windowMonth.slot(clk.Now())) {
 			t.Errorf("stale key %q kept", k)
 		}
 		return nil

@@ -86,8 +86,8 @@ type Scope struct {
 
 // Budget is a ceiling on money over a window.
 type Budget struct {
-	// ID names the budget; unique among budgets. Letters, digits, '.',
-	// '_' and '-', at most 64.
+	// ID names the budget; unique among the account's budgets. Letters,
+	// digits, '.', '_' and '-', at most 64.
 	ID string `json:"id"`
 	Scope
 	// Amount is the ceiling in USD, a decimal string ("2000", "0.50"). A
@@ -365,7 +365,8 @@ func (c *Caps) Normalize() error {
 }
 
 // Normalize fills the defaults of every object in the set and checks
-// each, then the set as a whole: unique ids, one spillover and one caps
+// each, then the set as a whole: ids unique within an account (two
+// accounts may both have a budget "monthly"), one spillover and one caps
 // per account, owners' limits within their account's caps. The first
 // error is returned; the set may be partly normalised then.
 func (s *Set) Normalize() error {
@@ -375,20 +376,22 @@ func (s *Set) Normalize() error {
 		if err := b.Normalize(); err != nil {
 			return err
 		}
-		if seen["b/"+b.ID] {
-			return fmt.Errorf("budget %q: the id is used twice", b.ID)
+		if k := "b/" + b.Account + "/" + b.ID; seen[k] {
+			return fmt.Errorf("budget %q of account %q: the id is used twice", b.ID, b.Account)
+		} else {
+			seen[k] = true
 		}
-		seen["b/"+b.ID] = true
 	}
 	for i := range s.RateLimits {
 		r := &s.RateLimits[i]
 		if err := r.Normalize(); err != nil {
 			return err
 		}
-		if seen["r/"+r.ID] {
-			return fmt.Errorf("rate limit %q: the id is used twice", r.ID)
+		if k := "r/" + r.Account + "/" + r.ID; seen[k] {
+			return fmt.Errorf("rate limit %q of account %q: the id is used twice", r.ID, r.Account)
+		} else {
+			seen[k] = true
 		}
-		seen["r/"+r.ID] = true
 	}
 	for i := range s.Spillover {
 		sp := &s.Spillover[i]

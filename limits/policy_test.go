@@ -92,7 +92,7 @@ func TestValidation(t *testing.T) {
 		{"alert twice", b(func(x *Budget) { x.Alerts = []int{80, 80} }), `listed twice`},
 		{"bad id", b(func(x *Budget) { x.ID = "a b" }), `may hold only letters`},
 		{"no id", b(func(x *Budget) { x.ID = "" }), `budget: id is missing`},
-		{"same id twice", Set{Budgets: append(b(func(*Budget) {}).Budgets, b(func(*Budget) {}).Budgets...)}, `budget "b1": the id is used twice`},
+		{"same id twice", Set{Budgets: append(b(func(*Budget) {}).Budgets, b(func(*Budget) {}).Budgets...)}, `budget "b1" of account "acme": the id is used twice`},
 		{"rate limit of nothing", r(func(x *RateLimit) { x.RPM = 0 }), `rate limit "r1": sets no limit`},
 		{"negative rpm", r(func(x *RateLimit) { x.RPM = -5 }), `rate limit "r1": rpm is negative (-5)`},
 		{"rate limit on a credential", r(func(x *RateLimit) { x.Kind, x.APIKey, x.Provider = ScopeCredential, "", "openai" }), `scope "byok_credential" is not one of account, api_key, account_model`},

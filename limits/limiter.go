@@ -232,6 +232,8 @@ type Request struct {
 	// aliases and routing).
 	Provider, Model string
 	// Payer is whose key serves the attempt: PayerPlatform or PayerBYOK.
+	// Unset counts as the platform's (a wiring slip never slips past a
+	// platform budget).
 	Payer Payer
 	// Spillover marks an attempt that falls back from the account's BYOK
 	// key to the platform key: it also draws on the spillover allowance.
@@ -287,6 +289,7 @@ type admission struct {
 	out   int64
 	cost  int64
 	price uint8 // 0 not yet priced, 1 priced, 2 unpriced
+	payer Payer
 	left  int64 // what the last counter charged has left (fleet-wide as known)
 	cur   int64 // the last counter's slot
 }
@@ -306,13 +309,16 @@ func (l *Limiter) Admit(req *Request, r *Reservation) Decision {
 	if a == nil {
 		return Decision{}
 	}
-	ad := admission{l: l, req: req, r: r, now: l.cfg.Now()}
+	ad := admission{l: l, req: req, r: r, now: l.cfg.Now(), payer: req.Payer}
+	if ad.payer != PayerBYOK {
+		ad.payer = PayerPlatform
+	}
 	ad.nano = l.wall(ad.now)
 	ad.in, ad.out = l.estimate(req)
 	r.Tokens = ad.in + ad.out
 	ok := ad.rates(a.rates) && ad.rates(a.keyRates[req.APIKey]) && ad.rates(a.modelRates[req.Model]) &&
 		ad.budgets(a.budgets) && ad.budgets(a.keyBudgets[req.APIKey]) && ad.budgets(a.modelBudgets[req.Model])
-	if ok && req.Payer == PayerBYOK {
+	if ok && ad.payer == PayerBYOK {
 		ok = ad.budgets(a.credBudgets[req.Provider])
 	}
 	if ok && req.Spillover && a.spill != nil {
@@ -349,7 +355,7 @@ func (ad *admission) rates(rs []*rateRule) bool {
 // budgets charges the budgets of one scope that count the request's payer.
 func (ad *admission) budgets(bs []*budgetRule) bool {
 	for _, b := range bs {
-		if (b.Payer == PayerAll || b.Payer == ad.req.Payer) && !ad.budget(b) {
+		if (b.Payer == PayerAll || b.Payer == ad.payer) && !ad.budget(b) {
 			return false
 		}
 	}

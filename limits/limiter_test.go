@@ -97,6 +97,9 @@ func TestPayerAndScopes(t *testing.T) {
 	onlyBYOK.Payer = PayerBYOK
 	admit(t, zero, onlyBYOK, Allowed)
 	admit(t, zero, req("only", "k", 1000, 1000), BudgetExceeded)
+	unset := req("only", "k", 1000, 1000)
+	unset.Payer = "" // a wiring slip counts as the platform's
+	admit(t, zero, unset, BudgetExceeded)
 	if s := status(t, l, KindBudget, "cred"); s.Payer != PayerBYOK {
 		t.Errorf("a byok_credential budget defaults to payer byok, got %s", s.Payer)
 	}

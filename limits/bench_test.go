@@ -3,7 +3,6 @@ package limits
 import (
 	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // benchSet is an account with what a busy account might carry: a monthly
@@ -67,7 +66,7 @@ func TestAdmitAllocatesNothing(t *testing.T) {
 // account with 4 budgets and 2 rate limits (7 counters), pricing its
 // worst case included.
 func BenchmarkAdmitSettle(b *testing.B) {
-	l := newTestLimiter(b, newClock(time.Now()), Config{Now: time.Now}, benchSet())
+	l := realClockLimiter(b, benchSet()) // time.Now once per call, as in production
 	// The check alone: Admit, and Release to keep the budget whole.
 	b.Run("admit", func(b *testing.B) {
 		r := req("acme", "k1", 1000, 500)
@@ -106,7 +105,7 @@ func BenchmarkAdmitSettle(b *testing.B) {
 			set.Budgets = append(set.Budgets, Budget{ID: a, Scope: Scope{Kind: ScopeAccount, Account: a}, Amount: usd("1000000"), Window: WindowMonth})
 			set.RateLimits = append(set.RateLimits, RateLimit{ID: a, Scope: Scope{Kind: ScopeAccount, Account: a}, RPM: 1 << 40, Concurrent: 1 << 20})
 		}
-		l := newTestLimiter(b, newClock(time.Now()), Config{Now: time.Now}, set)
+		l := realClockLimiter(b, set)
 		var next atomic.Int64
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {
@@ -117,6 +116,20 @@ func BenchmarkAdmitSettle(b *testing.B) {
 			}
 		})
 	})
+}
+
+// realClockLimiter is a limiter on the default clock (Config.Now nil),
+// which reads the time once per call.
+func realClockLimiter(b *testing.B, set Set) *Limiter {
+	l, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	if err := l.Install(set); err != nil {
+		b.Fatal(err)
+	}
+	return l
 }
 
 // BenchmarkTracker: reading a BYOK answer's rate-limit headers and

@@ -21,6 +21,8 @@ type keepaliveWriter struct {
 	rc    *http.ResponseController
 	event []byte
 
+	now func() time.Time // time.Now; tests pin it
+
 	mu   sync.Mutex
 	last time.Time
 	done chan struct{}
@@ -29,7 +31,7 @@ type keepaliveWriter struct {
 
 func startKeepalive(w http.ResponseWriter, event []byte) *keepaliveWriter {
 	k := &keepaliveWriter{ResponseWriter: w, rc: http.NewResponseController(w), event: event,
-		last: time.Now(), done: make(chan struct{})}
+		now: time.Now, last: time.Now(), done: make(chan struct{})}
 	k.wg.Add(1)
 	go k.run()
 	return k
@@ -45,17 +47,23 @@ func (k *keepaliveWriter) run() {
 			return
 		case <-t.C:
 		}
-		k.mu.Lock()
-		idle := time.Since(k.last)
-		if idle >= keepaliveInterval {
-			if _, err := k.ResponseWriter.Write(k.event); err == nil {
-				k.rc.Flush()
-			}
-			k.last, idle = time.Now(), 0
-		}
-		k.mu.Unlock()
-		t.Reset(keepaliveInterval - idle)
+		t.Reset(k.tick())
 	}
+}
+
+// tick writes a keepalive when the stream has been silent for
+// keepaliveInterval, and says how long to wait before looking again.
+func (k *keepaliveWriter) tick() time.Duration {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	idle := k.now().Sub(k.last)
+	if idle >= keepaliveInterval {
+		if _, err := k.ResponseWriter.Write(k.event); err == nil {
+			k.rc.Flush()
+		}
+		k.last, idle = k.now(), 0
+	}
+	return keepaliveInterval - idle
 }
 
 // stop ends the keepalives; nothing is written after it returns.
@@ -67,7 +75,7 @@ func (k *keepaliveWriter) stop() {
 func (k *keepaliveWriter) Write(b []byte) (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.last = time.Now()
+	k.last = k.now()
 	return k.ResponseWriter.Write(b)
 }
 

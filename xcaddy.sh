@@ -6,8 +6,14 @@
 #   ./xcaddy.sh test     run the whole test suite: go test ./... with CGO off and
 #                        xcaddy's build tags (caddytest needs full source paths,
 #                        so tests are built without -trimpath)
+#   ./xcaddy.sh demo     build, then run the console demo offline: fake providers
+#                        for all eight providers on loopback, Caddy with the
+#                        console, an account and a setup link (examples/console-demo)
+#   ./xcaddy.sh etcd     build ./etcd, the etcd server of the version in go.mod,
+#                        for fleet mode (examples/fleet-local.sh uses it)
 #
-# Extra arguments after run/test are passed on (e.g. ./xcaddy.sh test -run TestX ./store/).
+# Extra arguments after run/test/demo are passed on (e.g. ./xcaddy.sh test -run TestX ./store/).
+# test adds ./... unless a package is named, so ./xcaddy.sh test -count=1 tests everything.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -41,6 +47,40 @@ build() {
 	"$XCADDY" build "$CADDY_VERSION" --with "$MODULE@v0.0.0=$PWD" --output ./caddy
 }
 
+# test_args sets TEST_ARGS to the go test arguments with ./... added when
+# none of them names a package: an argument that is neither a flag nor the
+# value of a flag that takes one. ./... goes before -args (everything after
+# -args belongs to the test binary).
+test_args() {
+	local skip=0 a f i=0
+	TEST_ARGS=("$@")
+	for a in "$@"; do
+		if [ "$skip" = 1 ]; then
+			skip=0
+			i=$((i + 1))
+			continue
+		fi
+		f="$a"
+		case "$f" in --?*) f="${f#-}" ;; esac
+		case "$f" in
+		-args)
+			TEST_ARGS=("${@:1:i}" ./... "${@:i+1}")
+			return
+			;;
+		-*=*) ;;
+		-run | -skip | -bench | -benchtime | -count | -cpu | -timeout | -parallel | -list | -fuzz | -fuzztime | \
+			-fuzzminimizetime | -shuffle | -coverprofile | -covermode | -coverpkg | -cpuprofile | -memprofile | \
+			-memprofilerate | -blockprofile | -blockprofilerate | -mutexprofile | -mutexprofilefraction | -outputdir | \
+			-trace | -o | -exec | -tags | -p | -ldflags | -gcflags | -asmflags | -mod | -modfile | -pkgdir | -toolexec | \
+			-vet | -C | -overlay | -pgo) skip=1 ;;
+		-*) ;;
+		*) return ;;
+		esac
+		i=$((i + 1))
+	done
+	TEST_ARGS+=(./...)
+}
+
 cmd="${1:-build}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -52,11 +92,23 @@ run)
 	exec ./caddy run --config Caddyfile --adapter caddyfile "$@"
 	;;
 test)
-	if [ $# -eq 0 ]; then set -- ./...; fi
-	exec go test -tags "$BUILD_TAGS" "$@"
+	test_args "$@"
+	exec go test -tags "$BUILD_TAGS" "${TEST_ARGS[@]}"
+	;;
+demo)
+	build
+	exec go run -tags "$BUILD_TAGS" ./examples/console-demo -caddy ./caddy "$@"
+	;;
+etcd)
+	# etcd's own module cannot be installed with go install (its go.mod has
+	# replace directives) and distributions ship old versions; this module
+	# requires the server at the version fleet mode is tested with, so it
+	# builds it from the module cache.
+	go build -o ./etcd go.etcd.io/etcd/server/v3
+	./etcd --version | head -1
 	;;
 *)
-	echo "usage: $0 [build|run|test] [args...]" >&2
+	echo "usage: $0 [build|run|test|demo|etcd] [args...]" >&2
 	exit 2
 	;;
 esac

@@ -9,7 +9,9 @@ import (
 )
 
 // Console users: the operator creates an account's first owner here; owners
-// invite the others from the console.
+// invite the others from the console. A user is a membership of a person
+// (one email, one password) in an account; a person may be in several
+// accounts and switches between them in the console.
 
 // SetupLinkTTL is how long a setup link from the admin API works.
 const SetupLinkTTL = 72 * time.Hour
@@ -33,17 +35,15 @@ type createdUser struct {
 	SetupExpiresAt time.Time `json:"setup_expires_at"`
 }
 
-// CreateUser adds a user to account and issues its setup link. Shared by
+// CreateUser invites email into account and returns the invited user and
+// its one-time link: a new person chooses a password there, a person who
+// already has one (from another account) enters it to accept. Shared by
 // the admin API and the add-user command.
 func CreateUser(s *store.Store, account, email, role string) (store.User, string, time.Time, error) {
 	if role == "" {
 		role = store.RoleMember
 	}
-	u, err := s.CreateUser(account, email, role)
-	if err != nil {
-		return store.User{}, "", time.Time{}, userErr(err)
-	}
-	tok, exp, err := s.IssueSetupToken(account, u.ID, SetupLinkTTL)
+	u, tok, exp, err := s.InviteUser(account, email, role, SetupLinkTTL)
 	if err != nil {
 		return store.User{}, "", time.Time{}, userErr(err)
 	}
@@ -88,7 +88,9 @@ func (a *API) listUsers(w http.ResponseWriter, _ *http.Request, s *store.Store, 
 }
 
 // resetUser issues a new setup link for an existing user (a forgotten
-// password): earlier links stop working; sessions end when it is used.
+// password): it sets the person's password, in every account they are in,
+// and accepts the membership; earlier links of the user stop working;
+// sessions end when it is used.
 func (a *API) resetUser(w http.ResponseWriter, _ *http.Request, s *store.Store, parts []string) error {
 	u, err := s.User(parts[1], parts[3])
 	if err != nil {

@@ -60,4 +60,26 @@ func TestUsersAPI(t *testing.T) {
 	h.fail("DELETE", "/agent_router/accounts/acme/users/"+u.ID, "", 409, "at least one owner")
 	h.ok("DELETE", "/agent_router/accounts/acme/users/"+m.ID, "", 204, nil)
 	h.fail("GET", "/agent_router/accounts/acme/users/"+m.ID, "", 405)
+
+	// An address in use in another account is invited like a new one (the
+	// same answer), and its link accepts with the person's own password.
+	type invited struct {
+		Status      string `json:"status"`
+		HasPassword bool   `json:"has_password"`
+		Role        string `json:"role"`
+		SetupPath   string `json:"setup_path"`
+	}
+	var known, fresh invited
+	h.ok("POST", "/agent_router/accounts/globex/users", `{"email":"owner@acme.test","role":"owner"}`, 201, &known)
+	h.ok("POST", "/agent_router/accounts/globex/users", `{"email":"new@globex.test","role":"owner"}`, 201, &fresh)
+	if known.Status != store.StatusInvited || known.Status != fresh.Status || known.HasPassword != fresh.HasPassword || known.Role != fresh.Role {
+		t.Fatalf("answers differ: %+v / %+v", known, fresh)
+	}
+	ktok := h.apiKey(strings.TrimPrefix(known.SetupPath, "/console/setup#"))
+	if _, err := h.s.RedeemSetupToken(ktok, "the inviter's guess!"); err == nil {
+		t.Fatal("the link set the password of a person who has one")
+	}
+	if g, err := h.s.RedeemSetupToken(ktok, "a long enough password"); err != nil || g.AccountID != "globex" || g.Status != store.StatusActive {
+		t.Fatalf("accepting with the person's password: %+v %v", g, err)
+	}
 }

@@ -60,13 +60,14 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		max_body                <size>       # default 4MiB
 //		dial_timeout            <duration>   # default 10s
 //		response_header_timeout <duration>   # default 5m
-//		default_max_tokens      <n>          # default 4096 (for providers that need max_tokens)
-//		byok_cooldown           <duration>   # default 5m
+//		default_max_tokens      <n>          # bound on the output limit filled in when a request gives none (default: the model's maximum)
+//		byok_cooldown           <duration>   # how long a rejected BYOK key is not sent; default 5m
 //		metrics_per_account                  # add per-account metric series
 //		console [{                           # serve the Agent Router Console under /console/
 //			session_idle <duration>          # default 12h
 //			session_max  <duration>          # default 168h
 //			invite_ttl   <duration>          # default 72h
+//			external_url <origin>            # behind a TLS-terminating proxy not in trusted_proxies
 //		}]
 //	}
 //

@@ -2,8 +2,10 @@ package caddymodule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,13 +26,18 @@ func init() {
 		Usage: "add-user --account <id> --email <address> [--role owner|member] [--create-account] [--store <path>] [--master-key <key>] [--site <url>] | migrate --from <bbolt file> --to etcd --endpoints <url>,... [--prefix <prefix>]",
 		Short: "Manages Agent Router console users in the store",
 		Long: `
-agent-router add-user creates a console user and prints a one-time setup
-link where the user sets a password. It opens the store file directly, so
+agent-router add-user invites an email into an account (a console user:
+the person's membership there) and prints a one-time setup link: a new
+person chooses a password there; a person who already signs in to the
+console for another account enters that password to accept, and then
+switches between the accounts in the console. It opens the store file
+directly, so
 it works while Caddy is stopped; while Caddy runs, the file is locked and the
-command says so: use the admin API instead,
+command says so and prints the admin API calls that do the same (the
+account's first, with --create-account):
 
+    curl -X POST localhost:2019/agent_router/accounts -d '{"id": "acme"}'
     curl -X POST localhost:2019/agent_router/accounts/acme/users \
-         -H 'Content-Type: application/json' \
          -d '{"email": "dev@acme.example", "role": "owner"}'
 
 --store and --master-key default to the agent_router app's defaults (the
@@ -53,7 +60,7 @@ stay in the file (use it as one instance's store to keep them).
 		CobraFunc: func(cmd *cobra.Command) {
 			add := &cobra.Command{
 				Use:   "add-user --account <id> --email <address> [--role owner|member]",
-				Short: "Creates a console user and prints its one-time setup link",
+				Short: "Invites a console user into an account and prints its one-time setup link",
 				Args:  cobra.NoArgs,
 			}
 			add.Flags().String("account", "", "Account id the user belongs to (required)")
@@ -62,7 +69,7 @@ stay in the file (use it as one instance's store to keep them).
 			add.Flags().Bool("create-account", false, "Create the account if it does not exist")
 			add.Flags().String("store", "", "Path of the store file (default: the agent_router app's)")
 			add.Flags().String("master-key", "", "Master key of the store (default: $AGENT_ROUTER_MASTER_KEY, else master.key beside the store)")
-			add.Flags().String("site", "http://localhost:8080", "Origin of the site that serves the console")
+			add.Flags().String("site", "http://localhost:"+envOr("AGENT_ROUTER_HTTP_PORT", "8080"), "Origin of the site that serves the console (default port: $AGENT_ROUTER_HTTP_PORT, else 8080)")
 			etcdFlags(add, "Fleet mode: ", "comma-separated etcd client URLs; the user is written to etcd (password from $ETCD_PASSWORD)")
 			add.RunE = caddycmd.WrapCommandFuncForCobra(cmdAddUser)
 			cmd.AddCommand(add)
@@ -133,10 +140,7 @@ func cmdAddUser(fl caddycmd.Flags) (int, error) {
 		s, err = store.Open(path, key, store.Options{OpenTimeout: time.Second})
 	}
 	if errors.Is(err, store.ErrLocked) {
-		// One line: Caddy prints command errors through its logger.
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("%s is in use by a running Caddy (bbolt allows one process): create the user through its admin API instead, "+
-			"curl -X POST localhost:2019/agent_router/accounts/%s/users -d '{\"email\":%q,\"role\":%q}' (2019 is the default admin port)",
-			path, account, email, role)
+		return caddy.ExitCodeFailedStartup, lockedStoreHint(path, account, email, role, fl.Bool("create-account"))
 	}
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
@@ -157,6 +161,35 @@ func cmdAddUser(fl caddycmd.Flags) (int, error) {
 	fmt.Printf("created %s %s in account %s\nsetup link (works once, until %s):\n  %s%s\n",
 		u.Role, u.Email, u.AccountID, exp.Format(time.RFC3339), strings.TrimRight(fl.String("site"), "/"), setup)
 	return 0, nil
+}
+
+// lockedStoreHint is the error of add-user while Caddy holds the store:
+// the admin API calls that do the same, the account's first when the
+// command was to create it (the user call alone would answer 404). One
+// line: Caddy prints command errors through its logger.
+func lockedStoreHint(path, account, email, role string, createAccount bool) error {
+	admin := "localhost:" + envOr("AGENT_ROUTER_ADMIN_PORT", "2019")
+	acct, _ := json.Marshal(map[string]string{"id": account})
+	user, _ := json.Marshal(map[string]string{"email": email, "role": role})
+	call := fmt.Sprintf("curl -X POST %s/agent_router/accounts/%s/users -d %s", admin, url.PathEscape(account), shellQuote(string(user)))
+	what := "create the user"
+	if createAccount {
+		what = "create the account, then the user"
+		call = fmt.Sprintf("curl -X POST %s/agent_router/accounts -d %s && %s (the first answers 409 if the account exists)", admin, shellQuote(string(acct)), call)
+	}
+	return fmt.Errorf("%s is in use by a running Caddy (bbolt allows one process): %s through its admin API instead: %s "+
+		"(the admin port is $AGENT_ROUTER_ADMIN_PORT if set, else 2019, as in the root Caddyfile)", path, what, call)
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// envOr is the environment variable name, or def when it is unset or empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func cmdMigrate(fl caddycmd.Flags) (int, error) {

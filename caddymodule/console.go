@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,6 +22,15 @@ import (
 // playground, and read request logs and usage. The handler must see the
 // /console/ paths (do not put it behind a matcher that excludes them).
 // Over HTTPS the session cookie is Secure.
+//
+// Serve it on a host of its own (console.example.com): every page of a
+// host shares its origin, so another app proxied on the same host could
+// read the console's pages, its anti-forgery token and a new API key.
+//
+// Behind a proxy that terminates TLS, either list the proxy in the
+// server's trusted_proxies (the console then takes the scheme and host
+// from its X-Forwarded-Proto and X-Forwarded-Host, and the client address
+// for the sign-in throttle from Caddy's client_ip) or set external_url.
 type ConsoleConfig struct {
 	// SessionIdle ends a session after this long without a request.
 	// Default: 12h.
@@ -31,11 +41,13 @@ type ConsoleConfig struct {
 	// InviteTTL is how long a setup link (first owner or an invited
 	// member) works. Default: 72h.
 	InviteTTL caddy.Duration `json:"invite_ttl,omitempty"`
+	// ExternalURL is the console's origin as browsers see it, such as
+	// https://console.example.com, when a proxy in front of Caddy
+	// terminates TLS and is not in trusted_proxies: state changes must
+	// come from it, cookies are Secure when it is https, and invitation
+	// links start with it. Default: taken from each request.
+	ExternalURL string `json:"external_url,omitempty"`
 }
-
-// signinThrottle persists the consoles' sign-in throttling through config
-// reloads (a reload must not hand out fresh attempts).
-var signinThrottle = console.NewThrottle()
 
 // provisionConsole builds the console over the handler's gateway.
 func (h *Handler) provisionConsole() error {
@@ -49,10 +61,11 @@ func (h *Handler) provisionConsole() error {
 		Egress:      func() *egress.Policy { return app.egress },
 		PlatformKey: h.gw.PlatformKeyConfigured,
 		ClientIP:    clientIP,
+		ExternalURL: h.Console.ExternalURL,
+		Origin:      requestOrigin,
 		SessionIdle: time.Duration(h.Console.SessionIdle),
 		SessionMax:  time.Duration(h.Console.SessionMax),
 		InviteTTL:   time.Duration(h.Console.InviteTTL),
-		Throttle:    signinThrottle,
 		Logger:      h.logger.Named("console"),
 	})
 	if err != nil {
@@ -73,6 +86,33 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// requestOrigin is the scheme and host the browser used: from a proxy the
+// server trusts (trusted_proxies), its X-Forwarded-Proto and
+// X-Forwarded-Host; otherwise the connection's own.
+func requestOrigin(r *http.Request) (scheme, host string) {
+	scheme, host = "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); !trusted {
+		return scheme, host
+	}
+	if p := firstForwarded(r.Header.Get("X-Forwarded-Proto")); p == "https" || p == "http" {
+		scheme = p
+	}
+	if h := firstForwarded(r.Header.Get("X-Forwarded-Host")); h != "" {
+		host = h
+	}
+	return scheme, host
+}
+
+// firstForwarded is the first value of a comma-separated forwarding header
+// (the one the client-facing proxy set).
+func firstForwarded(v string) string {
+	v, _, _ = strings.Cut(v, ",")
+	return strings.ToLower(strings.TrimSpace(v))
 }
 
 // unmarshalConsole reads `console` or `console { ... }`.
@@ -102,8 +142,19 @@ func (c *ConsoleConfig) unmarshal(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
+		case "external_url":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, err := console.ParseExternalURL(d.Val()); err != nil {
+				return d.Err(err.Error())
+			}
+			c.ExternalURL = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		default:
-			return d.Errf("console: unrecognized option %s (use session_idle, session_max or invite_ttl)", opt)
+			return d.Errf("console: unrecognized option %s (use session_idle, session_max, invite_ttl or external_url)", opt)
 		}
 	}
 	return nil

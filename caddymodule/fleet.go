@@ -223,7 +223,7 @@ func (c EtcdConfig) openFleet(path string, key []byte, opts store.Options, logge
 	}
 	s, err := store.OpenFleet(path, key, opts, store.FleetOptions{
 		Client: cli, Prefix: c.Prefix, InstanceID: c.InstanceID, PeerAddress: advertise,
-		LoadTimeout: time.Duration(c.DialTimeout),
+		LoadTimeout: time.Duration(c.DialTimeout), Logger: logger,
 	})
 	if err != nil {
 		cli.Close()

@@ -76,13 +76,19 @@ type Handler struct {
 	// longer configured is served as if unbound (and logged once).
 	Profiles map[string]*ProfileConfig `json:"profiles,omitempty"`
 
-	// DefaultMaxTokens is sent to providers that require max_tokens
-	// (Anthropic) when the client gave none. Default: 4096.
+	// DefaultMaxTokens bounds the output limit (max_tokens) the gateway
+	// sends to providers that require one (Anthropic) when a request gives
+	// none: the target model's maximum output from the built-in catalog
+	// (64000 for claude-sonnet-4-5), at most this many tokens. A model the
+	// catalog does not know gets this value, or 4096. A limit the client
+	// gives is kept, at most the model's maximum. Default: no bound.
 	DefaultMaxTokens int `json:"default_max_tokens,omitempty"`
 
-	// BYOKCooldown is how long fallback chains skip an account's BYOK key
-	// after the provider rejected it (401/403), before trying it again.
-	// A request with no other target still tries it. Default: 5m.
+	// BYOKCooldown is how long the gateway stops sending an account's BYOK
+	// key after the provider rejected it (401/403): fallback chains skip
+	// it, and a request with no other target is answered
+	// byok_credential_rejected at once. After it, one request probes the
+	// key again. Replacing the key ends it at once. Default: 5m.
 	BYOKCooldown caddy.Duration `json:"byok_cooldown,omitempty"`
 
 	// MetricsPerAccount adds per-account series
@@ -95,6 +101,9 @@ type Handler struct {
 	console *console.Handler
 	app     *App
 	logger  *zap.Logger
+	// accessLogger is the server's access logger ("http.log.access"),
+	// for the entries of requests that carry a key (accesslog.go).
+	accessLogger *zap.Logger
 }
 
 // ProviderConfig is the platform's configuration of one provider.
@@ -208,6 +217,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision resolves placeholders and builds the gateway.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.accessLogger = ctx.Logger(httpApp{}).Named("log.access")
 	appIface, err := ctx.App("agent_router")
 	if err != nil {
 		return fmt.Errorf("loading agent_router app: %v", err)
@@ -298,14 +308,25 @@ func (h *Handler) Cleanup() error {
 }
 
 // ServeHTTP serves the data-plane paths (and, with console, /console/) and
-// passes the rest on.
+// passes the rest on. A request that carries an Agent Router key where
+// Caddy's access log would show it gets its access-log entry written here,
+// the key REDACTED (accesslog.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if h.console != nil && console.Owns(r) {
 		h.console.ServeHTTP(w, r)
 		return nil
 	}
-	if !h.gw.Owns(r) {
-		return next.ServeHTTP(w, r)
+	owned := h.gw.Owns(r)
+	entry, w, r := h.takeAccessEntry(w, r, owned)
+	if entry != nil {
+		defer func() { entry.write(h.accessLogger) }()
+	}
+	if !owned {
+		err := next.ServeHTTP(w, r)
+		if entry != nil {
+			entry.err = err
+		}
+		return err
 	}
 	h.gw.ServeHTTP(w, r)
 	return nil

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -36,6 +37,7 @@ var metrics = struct {
 	logDropped       prometheus.CounterFunc
 	accountRequests  *prometheus.CounterVec
 	accountTokens    *prometheus.CounterVec
+	fleet            fleetCollector
 }{}
 
 const metricsNamespace, metricsSubsystem = "caddy", "agent_router"
@@ -73,6 +75,13 @@ func initMetrics() {
 			"Gateway requests by account (only with metrics_per_account).")), []string{"account", "provider", "credential_source", "status_class"})
 		metrics.accountTokens = prometheus.NewCounterVec(prometheus.CounterOpts(opts("account_tokens_total",
 			"Tokens by account (only with metrics_per_account).")), []string{"account", "provider", "credential_source", "type"})
+		name := func(n string) string { return prometheus.BuildFQName(metricsNamespace, metricsSubsystem, n) }
+		metrics.fleet = fleetCollector{
+			reachable: prometheus.NewDesc(name("fleet_etcd_reachable"),
+				"Fleet mode: 1 while etcd answers this instance, 0 during an outage (requests are served from the last snapshot, admin writes refused).", nil, nil),
+			outages: prometheus.NewDesc(name("fleet_etcd_outages_total"),
+				"Fleet mode: etcd outages this instance saw since it started.", nil, nil),
+		}
 	})
 }
 
@@ -84,7 +93,7 @@ func registerMetrics(ctx caddy.Context, perAccount bool) error {
 		return nil
 	}
 	cs := []prometheus.Collector{metrics.requests, metrics.tokens, metrics.upstreamDuration, metrics.ttfb,
-		metrics.fallbacks, metrics.rejections, metrics.logDropped}
+		metrics.fallbacks, metrics.rejections, metrics.logDropped, metrics.fleet}
 	if perAccount {
 		cs = append(cs, metrics.accountRequests, metrics.accountTokens)
 	}
@@ -97,6 +106,30 @@ func registerMetrics(ctx caddy.Context, perAccount bool) error {
 		}
 	}
 	return nil
+}
+
+// fleetCollector exports etcd's reachability in fleet mode, and nothing
+// single-node: the store's own view (store.FleetStatus), read at scrape
+// time.
+type fleetCollector struct{ reachable, outages *prometheus.Desc }
+
+func (c fleetCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.reachable; ch <- c.outages }
+
+func (c fleetCollector) Collect(ch chan<- prometheus.Metric) {
+	a := active.Load()
+	if a == nil || a.store == nil {
+		return
+	}
+	st := a.store.Fleet()
+	if !st.Enabled || st.EtcdReachable == nil {
+		return
+	}
+	up := 0.0
+	if *st.EtcdReachable {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.reachable, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(c.outages, prometheus.CounterValue, float64(st.EtcdOutages))
 }
 
 func statusClass(status int) string {
@@ -163,6 +196,10 @@ func (h *Handler) observe(r *http.Request, rec *store.LogRecord) {
 	if srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); srv != nil && srv.Logs == nil {
 		return
 	}
+	if a, ok := r.Context().Value(accessEntryKey{}).(*accessEntry); ok {
+		a.rec = rec // the handler writes this request's entry (accesslog.go)
+		return
+	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.Object("agent_router", (*accessFields)(rec)))
 	}
@@ -189,5 +226,8 @@ func (f *accessFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("profile", f.Profile)
 	enc.AddString("source", f.Source)
 	enc.AddString("api", store.APIOf((*store.LogRecord)(f)))
+	if len(f.Omitted) > 0 {
+		enc.AddString("omitted", strings.Join(f.Omitted, ","))
+	}
 	return nil
 }

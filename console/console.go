@@ -19,6 +19,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"net/http"
@@ -80,23 +81,37 @@ type Config struct {
 	// ClientIP returns the client's address for throttling. Default: the
 	// host of r.RemoteAddr.
 	ClientIP func(r *http.Request) string
+	// ExternalURL is the console's origin as browsers see it
+	// ("https://console.example.com"), for a console behind a proxy that
+	// terminates TLS: state changes must come from this origin, cookies
+	// are Secure when it is https, and invitation links start with it.
+	// Default: none; Origin decides per request.
+	ExternalURL string
+	// Origin returns the scheme and host a request was sent to, as the
+	// browser saw them (when ExternalURL is not set). Default: "https"
+	// when r.TLS is set, else "http", and r.Host. caddymodule honours the
+	// server's trusted_proxies here (X-Forwarded-Proto and
+	// X-Forwarded-Host from a trusted proxy).
+	Origin func(r *http.Request) (scheme, host string)
 	// SessionIdle and SessionMax bound a session's idle time and total
 	// life. Defaults: 12h and 7 days.
 	SessionIdle, SessionMax time.Duration
 	// InviteTTL is how long a setup link works. Default: 72h.
 	InviteTTL time.Duration
-	// Throttle counts failed sign-ins; nil gives the handler its own.
-	Throttle *Throttle
-	Logger   *zap.Logger
+	Logger    *zap.Logger
 }
 
 // Handler serves the console.
 type Handler struct {
-	cfg      Config
-	pages    *pages
-	static   http.Handler
-	throttle *Throttle
-	mux      *http.ServeMux
+	cfg    Config
+	pages  *pages
+	static http.Handler
+	mux    *http.ServeMux
+	// external is the parsed ExternalURL (nil without one).
+	external *url.URL
+	// recent remembers the playground's own request ids, the only ones
+	// worth waiting for the log writer for (playground.go).
+	recent recentRequests
 }
 
 // New prepares a Handler.
@@ -136,13 +151,44 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	sub, _ := fs.Sub(staticFS, "static")
-	if cfg.Throttle == nil {
-		cfg.Throttle = NewThrottle()
+	h := &Handler{cfg: cfg, pages: p, mux: http.NewServeMux()}
+	if cfg.ExternalURL != "" {
+		u, err := ParseExternalURL(cfg.ExternalURL)
+		if err != nil {
+			return nil, err
+		}
+		h.external = u
 	}
-	h := &Handler{cfg: cfg, pages: p, throttle: cfg.Throttle, mux: http.NewServeMux()}
+	if h.cfg.Origin == nil {
+		h.cfg.Origin = func(r *http.Request) (string, string) {
+			if r.TLS != nil {
+				return "https", r.Host
+			}
+			return "http", r.Host
+		}
+	}
 	h.static = http.StripPrefix(Prefix+"/static/", http.FileServerFS(sub))
 	h.routes()
 	return h, nil
+}
+
+// ParseExternalURL checks a console origin: http or https, a host, no
+// path, query or fragment.
+func ParseExternalURL(v string) (*url.URL, error) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("console external_url %q: want the origin browsers use, such as https://console.example.com (no path)", v)
+	}
+	return &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)}, nil
+}
+
+// origin returns the scheme and host browsers use for the console.
+func (h *Handler) origin(r *http.Request) (scheme, host string) {
+	if h.external != nil {
+		return h.external.Scheme, h.external.Host
+	}
+	return h.cfg.Origin(r)
 }
 
 // Owns reports whether r is for the console.
@@ -210,6 +256,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST "+Prefix+"/members/{id}/role", h.auth(true, h.memberRole))
 	m.HandleFunc("POST "+Prefix+"/members/{id}/remove", h.auth(true, h.memberRemove))
 	m.HandleFunc("POST "+Prefix+"/password", h.auth(false, h.changePassword))
+	m.HandleFunc("POST "+Prefix+"/account", h.auth(false, h.switchAccount))
 
 	m.HandleFunc("GET "+Prefix+"/playground", h.auth(false, h.playgroundPage))
 	m.HandleFunc("POST "+Prefix+"/playground", h.auth(false, h.playgroundSend))
@@ -236,13 +283,13 @@ func (h *Handler) auth(ownerOnly bool, next handlerFunc) http.HandlerFunc {
 		}
 		sess, u, err := h.cfg.Store.SessionUser(c.Value, h.cfg.SessionIdle, h.cfg.SessionMax)
 		if err != nil {
-			clearCookie(w, r, sessionCookie)
+			h.clearCookie(w, r, sessionCookie)
 			h.toSignin(w, r)
 			return
 		}
 		req := &request{Request: r, sess: sess, user: u, account: u.AccountID, csrf: csrfToken(c.Value), isOwner: u.Role == store.RoleOwner}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			if !sameOrigin(r) {
+			if !h.sameOrigin(r) {
 				h.fail(w, r, http.StatusForbidden, "This request came from another site and was refused.")
 				return
 			}
@@ -275,25 +322,20 @@ func csrfToken(sessionID string) string {
 
 // sameOrigin refuses a state change sent from another origin. Browsers send
 // Origin on every POST; a request without one (curl) must still carry the
-// CSRF token.
-func sameOrigin(r *http.Request) bool {
+// CSRF token. The expected origin is ExternalURL, or what Origin says the
+// browser used (behind a trusted TLS-terminating proxy: https).
+func (h *Handler) sameOrigin(r *http.Request) bool {
+	scheme, host := h.origin(r)
 	o := r.Header.Get("Origin")
 	if o == "" {
 		if ref := r.Header.Get("Referer"); ref != "" {
 			u, err := url.Parse(ref)
-			return err == nil && u.Host == r.Host
+			return err == nil && strings.EqualFold(u.Host, host)
 		}
 		return true
 	}
 	u, err := url.Parse(o)
-	if err != nil || u.Host != r.Host {
-		return false
-	}
-	want := "http"
-	if r.TLS != nil {
-		want = "https"
-	}
-	return u.Scheme == want
+	return err == nil && strings.EqualFold(u.Host, host) && u.Scheme == scheme
 }
 
 func (h *Handler) toSignin(w http.ResponseWriter, r *http.Request) {
@@ -304,13 +346,19 @@ func (h *Handler) toSignin(w http.ResponseWriter, r *http.Request) {
 	h.fail(w, r, http.StatusUnauthorized, "Your session has ended. Sign in again.")
 }
 
-func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: Prefix, HttpOnly: true, Secure: r.TLS != nil,
+// secure reports whether the browser reached the console over HTTPS.
+func (h *Handler) secure(r *http.Request) bool {
+	scheme, _ := h.origin(r)
+	return scheme == "https"
+}
+
+func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: Prefix, HttpOnly: true, Secure: h.secure(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge / time.Second)})
 }
 
-func clearCookie(w http.ResponseWriter, r *http.Request, name string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: Prefix, HttpOnly: true, Secure: r.TLS != nil,
+func (h *Handler) clearCookie(w http.ResponseWriter, r *http.Request, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: Prefix, HttpOnly: true, Secure: h.secure(r),
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 
@@ -327,6 +375,8 @@ func (h *Handler) userError(err error) (int, string) {
 		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), store.ErrInvalidInput.Error()+": ")
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrLastOwner), errors.Is(err, store.ErrInvalidToken):
 		return http.StatusConflict, err.Error()
+	case errors.Is(err, store.ErrBusy):
+		return http.StatusServiceUnavailable, msgBusy
 	case errors.Is(err, store.ErrUnavailable):
 		// Fleet mode with etcd unreachable: nothing was saved.
 		h.cfg.Logger.Warn("console write refused: the fleet store is unavailable", zap.Error(err))

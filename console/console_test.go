@@ -78,7 +78,7 @@ func TestSigninSessionsAndThrottle(t *testing.T) {
 	}
 	// Time passes: the window slides.
 	defer func(old func() time.Time) { now = old }(now)
-	later := time.Now().Add(throttleWindow + time.Minute)
+	later := time.Now().Add(store.ThrottleWindow + time.Minute)
 	now = func() time.Time { return later }
 	if st, _ := c.signin("owner@acme.test", testPassword); st != 200 {
 		t.Fatalf("sign-in after the window: %d", st)
@@ -89,7 +89,7 @@ func TestSigninSessionsAndThrottle(t *testing.T) {
 	f2 := newFixture(t, nil)
 	f2.user("acme", "o@acme.test", store.RoleOwner)
 	c2 := f2.client()
-	for i := 0; i < maxFailsPerIP; i++ {
+	for i := 0; i < store.MaxAttemptsPerIP; i++ {
 		c2.signin(fmt.Sprintf("guess%d@acme.test", i), "whatever password")
 	}
 	if st, _ := c2.signin("o@acme.test", testPassword); st != http.StatusTooManyRequests {

@@ -159,6 +159,9 @@ func (h *Handler) membersPage(w http.ResponseWriter, r *request) {
 // which browsers do not send, so it never reaches an access log.
 func SetupLink(token string) string { return Prefix + "/setup#" + token }
 
+// memberInvite invites an address: an invited membership and its link,
+// the same answer whether the address is new, already in another account
+// or already has a password (the link tells its holder which to do).
 func (h *Handler) memberInvite(w http.ResponseWriter, r *request) {
 	d, err := h.membersData(r)
 	if err != nil {
@@ -166,29 +169,32 @@ func (h *Handler) memberInvite(w http.ResponseWriter, r *request) {
 		return
 	}
 	email, role := r.PostFormValue("email"), r.PostFormValue("role")
-	u, err := h.cfg.Store.CreateUser(r.account, email, role)
+	u, tok, exp, err := h.cfg.Store.InviteUser(r.account, email, role, h.cfg.InviteTTL)
 	if err != nil {
 		st, msg := h.userError(err)
 		d.Error, d.Email, d.Role = msg, email, role
 		h.render(w, r.Request, st, "members", r, "Members", d)
 		return
 	}
-	tok, exp, err := h.cfg.Store.IssueSetupToken(r.account, u.ID, h.cfg.InviteTTL)
-	if err != nil {
-		h.failReq(w, r, err)
-		return
-	}
 	d, _ = h.membersData(r)
-	d.Link, d.LinkFor, d.Expires = absURL(r.Request, SetupLink(tok)), u.Email, exp
+	d.Link, d.LinkFor, d.Expires = h.absURL(r.Request, SetupLink(tok)), u.Email, exp
 	h.render(w, r.Request, http.StatusCreated, "members", r, "Members", d)
 }
 
-func absURL(r *http.Request, path string) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+func (h *Handler) absURL(r *http.Request, path string) string {
+	scheme, host := h.origin(r)
+	return scheme + "://" + host + path
+}
+
+// switchAccount moves the session to another account of the signed-in
+// person (the sidebar's switcher).
+func (h *Handler) switchAccount(w http.ResponseWriter, r *request) {
+	c, _ := r.Cookie(sessionCookie)
+	if _, _, err := h.cfg.Store.SwitchAccount(c.Value, r.PostFormValue("account")); err != nil {
+		h.failReq(w, r, err)
+		return
 	}
-	return scheme + "://" + r.Host + path
+	http.Redirect(w, r.Request, Prefix+"/byok", http.StatusSeeOther)
 }
 
 func (h *Handler) memberRole(w http.ResponseWriter, r *request) {
@@ -205,7 +211,7 @@ func (h *Handler) memberRemove(w http.ResponseWriter, r *request) {
 		return
 	}
 	if r.PathValue("id") == r.user.ID {
-		clearCookie(w, r.Request, sessionCookie)
+		h.clearCookie(w, r.Request, sessionCookie)
 		http.Redirect(w, r.Request, Prefix+"/signin", http.StatusSeeOther)
 		return
 	}

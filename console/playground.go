@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/tidwall/gjson"
 
@@ -149,6 +150,7 @@ func (h *Handler) playgroundSend(w http.ResponseWriter, r *request) {
 		}
 	}
 	if id := rec.header.Get("X-Agent-Router-Request-Id"); id != "" {
+		h.recent.add(id, r.account)
 		if lr, ok := h.logRecord(r.account, id); ok {
 			d.Result = &lr
 		}
@@ -169,6 +171,10 @@ func (h *Handler) playgroundStream(w http.ResponseWriter, r *request) {
 		return
 	}
 	h.cfg.Gateway.ServeAccount(w, h.chatRequest(r, chatBody(model, msg, true)), h.accountRequest(r, keyID))
+	// console.js asks for the details next: remember the id as ours.
+	if id := w.Header().Get("X-Agent-Router-Request-Id"); id != "" {
+		h.recent.add(id, r.account)
+	}
 }
 
 // playgroundResult renders the details of one of the account's requests
@@ -182,21 +188,59 @@ func (h *Handler) playgroundResult(w http.ResponseWriter, r *request) {
 	h.fragment(w, "result", lr)
 }
 
-// logRecord returns the account's request-log record id, waiting for the
-// log writer to have written it.
+// logRecord returns the account's request-log record id. Only for an id
+// of a request this console just made for the account does it wait for the
+// log writer (once per id): an unknown id answers from what is written, so
+// that no one can make every page load force a write.
 func (h *Handler) logRecord(account, id string) (store.LogRecord, bool) {
 	if id == "" || len(id) > 64 {
 		return store.LogRecord{}, false
 	}
 	lr, err := h.cfg.Store.Log(id)
-	if err != nil {
-		h.cfg.Store.FlushLog()
+	if err != nil && h.recent.take(id, account) {
+		h.cfg.Store.SyncLog()
 		lr, err = h.cfg.Store.Log(id)
 	}
 	if err != nil || lr.AccountID != account {
 		return store.LogRecord{}, false
 	}
 	return lr, true
+}
+
+// maxRecent bounds the playground request ids a console remembers.
+const maxRecent = 256
+
+// recentRequests are the playground's latest request ids (id → account),
+// the oldest forgotten first.
+type recentRequests struct {
+	mu    sync.Mutex
+	ids   map[string]string
+	order []string
+}
+
+func (c *recentRequests) add(id, account string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ids == nil {
+		c.ids = make(map[string]string)
+	}
+	if len(c.order) >= maxRecent {
+		delete(c.ids, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.ids[id] = account
+	c.order = append(c.order, id)
+}
+
+// take reports whether id is a recent request of account, and forgets it.
+func (c *recentRequests) take(id, account string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a, ok := c.ids[id]; !ok || a != account {
+		return false
+	}
+	delete(c.ids, id) // its stale entry in order goes when it comes round
+	return true
 }
 
 // bufferWriter collects a whole response.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
 // pages holds one parsed template set per page: the layout plus the page's
@@ -49,7 +51,7 @@ var funcs = template.FuncMap{
 func parsePages() (*pages, error) {
 	p := &pages{t: make(map[string]*template.Template)}
 	for _, name := range pageNames {
-		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/fragments.html", "templates/"+name+".html")
+		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/fragments.html", "templates/chart.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parsing console template %s: %v", name, err)
 		}
@@ -93,9 +95,12 @@ type view struct {
 	User    string
 	Role    string
 	Account string
-	CSRF    string
-	Prefix  string
-	Data    any
+	// Accounts are the signed-in person's accounts, for the switcher
+	// (shown when there are two or more).
+	Accounts []store.User
+	CSRF     string
+	Prefix   string
+	Data     any
 }
 
 // render writes page name with data; r is nil on signed-out pages.
@@ -104,6 +109,9 @@ func (h *Handler) render(w http.ResponseWriter, hr *http.Request, status int, na
 	if r != nil {
 		v.Nav = nav(navPath(hr.URL.Path))
 		v.User, v.Role, v.Account, v.CSRF = r.user.Email, r.user.Role, r.account, r.csrf
+		if ms, err := h.cfg.Store.Memberships(r.user.PersonID); err == nil && len(ms) > 1 {
+			v.Accounts = ms
+		}
 	}
 	var buf bytes.Buffer
 	if err := h.pages.t[name].ExecuteTemplate(&buf, "layout.html", v); err != nil {

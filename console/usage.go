@@ -25,8 +25,6 @@ type usageRow struct {
 	BYOK, Platform             int64
 	BYOKTokens, PlatformTokens int64
 	Errors                     int64
-	// Bar geometry for the chart (SVG units).
-	X, W, YB, HB, YP, HP float64
 }
 
 type breakdown struct {
@@ -44,7 +42,7 @@ type usageData struct {
 	BYOK          int64
 	Platform      int64
 	Breakdowns    []breakdown
-	Max           int64
+	Chart         chartView // a bar for every bucket of the range
 	Error         string
 	// Missing names the fleet members that did not answer (their usage is
 	// not in the numbers), "" when all did.
@@ -74,8 +72,14 @@ func (h *Handler) usageQuery(r *request) (store.UsageQuery, string, string, erro
 		return store.UsageQuery{}, rng, bucket, errText("Bucket must be hour or day.")
 	}
 	days := map[string]int{"24h": 1, "7d": 7, "30d": 30, "90d": 90}[rng]
-	to := now()
-	return store.UsageQuery{AccountID: r.account, From: to.Add(-time.Duration(days) * 24 * time.Hour), To: to, Bucket: bucket,
+	// The range is whole buckets ending with the current one: "Last 24
+	// hours" is this hour and the 23 before it, "Last 7 days" today and
+	// the 6 days before (UTC), so the chart has exactly that many bars.
+	to := now().UTC()
+	step := bucketStep(bucket)
+	n := days * int(24*time.Hour/step)
+	from := to.Truncate(step).Add(-time.Duration(n-1) * step)
+	return store.UsageQuery{AccountID: r.account, From: from, To: to, Bucket: bucket,
 		GroupBy: []string{store.DimCredentialSource}}, rng, bucket, nil
 }
 
@@ -105,6 +109,15 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 	d.Missing = missingNote(missing)
 	res := results[0]
 	d.Total = res.Total
+	step := bucketStep(bucket)
+	chart := barChart{Label: "Requests per " + bucket + " (UTC), BYOK stacked under platform", Unit: "requests",
+		Series: []chartSeries{{"BYOK", "byok"}, {"Platform", "platform"}}, From: uq.From, Step: step}
+	// The range is the query's (whole buckets, usageQuery), whatever the
+	// members answered.
+	chart.Values = make([][]float64, buckets(uq.From, uq.To, step))
+	for i := range chart.Values {
+		chart.Values[i] = make([]float64, 2)
+	}
 	for _, b := range res.Series {
 		row := usageRow{Time: b.Time}
 		for _, g := range b.Groups {
@@ -120,12 +133,13 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 		}
 		d.BYOK += row.BYOK
 		d.Platform += row.Platform
-		if row.BYOK+row.Platform > d.Max {
-			d.Max = row.BYOK + row.Platform
+		if i := int(b.Time.Sub(uq.From) / step); i >= 0 && i < len(chart.Values) {
+			chart.Values[i][0] += float64(row.BYOK)
+			chart.Values[i][1] += float64(row.Platform)
 		}
 		d.Rows = append(d.Rows, row)
 	}
-	layoutBars(d.Rows, d.Max)
+	d.Chart = chart.view()
 	keys, err := h.cfg.Store.APIKeys(r.account)
 	if err != nil {
 		h.failReq(w, r, err)
@@ -147,20 +161,12 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 	h.render(w, r.Request, http.StatusOK, "usage", r, "Usage", d)
 }
 
-// layoutBars places the stacked bars in a 1000×200 chart.
-func layoutBars(rows []usageRow, max int64) {
-	if len(rows) == 0 || max == 0 {
-		return
+// bucketStep is the duration of a usage bucket ("hour" or "day").
+func bucketStep(bucket string) time.Duration {
+	if bucket == "day" {
+		return 24 * time.Hour
 	}
-	slot := 1000.0 / float64(len(rows))
-	for i := range rows {
-		r := &rows[i]
-		r.X, r.W = float64(i)*slot+slot*0.1, slot*0.8
-		r.HB = 190 * float64(r.BYOK) / float64(max)
-		r.HP = 190 * float64(r.Platform) / float64(max)
-		r.YB = 200 - r.HB
-		r.YP = r.YB - r.HP
-	}
+	return time.Hour
 }
 
 // usageCSV downloads the range's usage, one row per bucket, credential

@@ -41,6 +41,17 @@ const (
 	CodeReferenceNotAllowed = "reference_not_allowed"
 )
 
+// finalStatus is the status of an answer no retry can change, for the
+// clients of door (see providers.Door.FinalStatus): 400 for OpenAI's shapes,
+// which no OpenAI SDK and not Codex retries; 424 for Anthropic's Messages,
+// where Claude Code stops at once.
+func finalStatus(door *providers.Door) int {
+	if door != nil && door.FinalStatus != 0 {
+		return door.FinalStatus
+	}
+	return http.StatusBadRequest
+}
+
 // OpenAI's error types.
 const (
 	typeInvalidRequest = "invalid_request_error"

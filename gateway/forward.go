@@ -26,6 +26,11 @@ import (
 // took (more than one when a fallback or split moved on).
 const HeaderAttempts = "X-Agent-Router-Attempts"
 
+// HeaderOmitted names, comma-separated, what the translation for the
+// serving provider left out of the request because the provider has no
+// equivalent ("web_search"). Absent when nothing was.
+const HeaderOmitted = "X-Agent-Router-Omitted"
+
 // credential is what one upstream attempt is sent with.
 type credential struct {
 	source   string
@@ -58,14 +63,15 @@ const (
 // pickCredential chooses the credential for one attempt from one snapshot:
 // the account's BYOK key for the provider when the pin allows it, else the
 // platform key when the pin and the account's policy allow it. A BYOK key
-// the provider rejected is skipped during its cool-down when other attempts
-// remain (more); a lone attempt still tries it, so the client gets the clear
-// byok_credential_rejected error rather than a silent switch to the platform.
+// the provider rejected is not sent again during its cool-down: one request
+// per cool-down probes it (ClaimProbe), the others skip it. A skipped lone
+// attempt is answered byok_credential_rejected at once, never with a silent
+// switch to the platform; a fallback chain moves on.
 func (g *Gateway) pickCredential(snap *store.Snapshot, account, provider string, pin routing.Pin, more bool, now time.Time) (credential, string) {
 	pc := g.providers[provider]
 	if pin != routing.PinPlatform {
 		if sec := snap.Credential(account, provider); sec != nil {
-			if since, _, invalid := sec.Invalid(); invalid && more && now.Sub(since) < g.cooldown {
+			if !now.IsZero() && !sec.ClaimProbe(now, g.cooldown) {
 				return credential{}, skipInvalid
 			}
 			// A base URL of the customer's own is dialed only where the
@@ -94,6 +100,11 @@ type failure struct {
 	status                   int
 	typ, code, msg           string
 	retryAfter, retryAfterMs string
+	// final marks an answer no retry can change: it carries
+	// X-Should-Retry: false, which the OpenAI and Anthropic SDKs obey, and,
+	// when status is 0, the status the door's clients take as final
+	// (finalStatus).
+	final bool
 	// raw, when set, is the upstream's own error body (scrubbed), relayed
 	// as is: a front door's passthrough.
 	raw []byte
@@ -116,6 +127,8 @@ func (g *Gateway) skipFailure(reason, provider, model string) failure {
 	case skipDeadlineReached:
 		return failure{status: http.StatusGatewayTimeout, typ: typeAPI, code: CodeUpstreamTimeout,
 			msg: "the route's deadline passed before a provider answered"}
+	case skipInvalid:
+		return byokRejected(provider, fmt.Sprintf("%s refused it recently; the gateway holds it back (it tries it again at most once every %s, or at once when it is replaced)", provider, g.cooldown))
 	default:
 		return failure{status: http.StatusBadRequest, typ: typeInvalidRequest, code: CodeNoCredential,
 			msg: fmt.Sprintf("no credential for provider %s: this account has no %s key registered and the platform has none configured", provider, provider)}
@@ -236,7 +249,7 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 			ID: "chatcmpl-" + rec.ID, Created: rec.Time.Unix(),
 		}
 		if c.door != nil {
-			call.Door, call.Header, call.ID = c.door, r.Header, c.door.IDPrefix+rec.ID
+			call.Door, call.Header, call.Query, call.ID = c.door, r.Header, r.URL.RawQuery, c.door.IDPrefix+rec.ID
 		}
 		req, err := t.provider.NewCallRequest(actx, call)
 		if err != nil {
@@ -335,6 +348,12 @@ func (g *Gateway) serveAttempts(w http.ResponseWriter, r *http.Request, snap *st
 		h[HeaderProvider] = []string{t.provider.Name}
 		h[HeaderCredential] = []string{cred.source}
 		h[HeaderAttempts] = []string{strconv.Itoa(tried)}
+		if len(call.Omitted) > 0 {
+			// What the translation left out is said, never dropped
+			// silently: Codex's cache-only web_search on Claude.
+			h[HeaderOmitted] = []string{strings.Join(call.Omitted, ", ")}
+			rec.Omitted = call.Omitted
+		}
 		g.relay(w, r.Context(), resp, t.provider, call, &cred, rec)
 		resp.Body.Close()
 		if n := len(rec.Attempts); n > 0 {
@@ -365,6 +384,12 @@ func (g *Gateway) fail(w http.ResponseWriter, door *providers.Door, rec *store.L
 	if f.retryAfterMs != "" {
 		w.Header().Set("Retry-After-Ms", f.retryAfterMs)
 	}
+	if f.final {
+		w.Header()["X-Should-Retry"] = []string{"false"}
+		if f.status == 0 {
+			f.status = finalStatus(door)
+		}
+	}
 	rec.Status, rec.ErrorCode = f.status, f.code
 	if f.raw != nil {
 		// A passthrough's upstream error, relayed as the provider worded
@@ -380,10 +405,10 @@ func (g *Gateway) fail(w http.ResponseWriter, door *providers.Door, rec *store.L
 }
 
 // upstreamFailure reads an upstream error answer and decides what the client
-// would see, with key material scrubbed. A refused BYOK key becomes 502
-// byok_credential_rejected (and marks the key invalid); a refused platform
+// would see, with key material scrubbed. A refused BYOK key becomes
+// byok_credential_rejected (byokRejected; and marks the key invalid); a refused platform
 // key 502 platform_credential_rejected: neither is mistaken for a bad Agent
-// Router key or an outage.
+// Router key.
 func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred credential, rec *store.LogRecord) (failure, string) {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	class := providers.ClassifyResponse(provider, resp.StatusCode, resp.Header, raw)
@@ -404,12 +429,13 @@ func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred cre
 		f.code = c.Str
 	}
 	if class == providers.ClassAuth {
-		f.status, f.typ = http.StatusBadGateway, typeAPI
 		if cred.source == SourceBYOK {
-			f.code = CodeBYOKCredentialRejected
-			f.msg = fmt.Sprintf("the %s key registered for this account was rejected by the provider (status %d): %s", provider, resp.StatusCode, msg)
+			// The provider's own words ("invalid x-api-key") are left out:
+			// agents read them as their own credential failing.
+			f = byokRejected(provider, fmt.Sprintf("%s refused it (HTTP %d)", provider, resp.StatusCode))
 			g.store.MarkInvalid(cred.secret, time.Now(), fmt.Sprintf("%s answered %d (%s)", provider, resp.StatusCode, class))
 		} else {
+			f.status, f.typ = http.StatusBadGateway, typeAPI
 			f.code = CodePlatformCredentialRejected
 			f.msg = fmt.Sprintf("the platform's %s key was rejected by the provider (status %d)", provider, resp.StatusCode)
 		}
@@ -422,6 +448,22 @@ func (g *Gateway) upstreamFailure(resp *http.Response, provider string, cred cre
 			zap.String("class", class))
 	}
 	return f, class
+}
+
+// byokRejected is the answer when the account's own key for provider was
+// refused (what says how: refused just now, or held back since):
+// byok_credential_rejected with X-Should-Retry: false, with the status the
+// door's clients do not retry (finalStatus: 400, 424 on the Messages door):
+// not 5xx, 408, 409 or 429 (Claude Code retried a 502 eight times over
+// 100 s, Codex sent 30 requests in 25 s), and not 401 or 403, which agents
+// read as their own credential failing (Claude Code prints "Please run
+// /login"). The message says whose key it is and who can fix it, in no
+// provider's words.
+func byokRejected(provider, what string) failure {
+	return failure{typ: typeInvalidRequest, code: CodeBYOKCredentialRejected, final: true,
+		msg: fmt.Sprintf("the %s key this account registered with Agent Router (Bring Your Own Key) does not work: %s. "+
+			"Your Agent Router API key is fine; an owner of the account must replace the %s key under Settings → Bring Your Own Key in the Agent Router console",
+			provider, what, provider)}
 }
 
 // validErrorCode keeps a provider's error code only when it looks like one:

@@ -95,11 +95,15 @@ type Config struct {
 	// (a site route whose target is an alias the profile redefines follows
 	// the profile's).
 	Profiles map[string]routing.Config
-	// DefaultMaxTokens is sent to providers that require max_tokens
-	// (Anthropic) when the client gave none. Default: 4096.
+	// DefaultMaxTokens bounds the output limit sent to providers that
+	// require one (Anthropic) when the client gave none: the target
+	// model's maximum from the catalog, at most this; a model the catalog
+	// does not know gets this, or 4096. Default: 0, no bound.
 	DefaultMaxTokens int
-	// BYOKCooldown is how long a fallback chain skips an account's BYOK key
-	// after the provider rejected it, before trying it again. Default: 5m.
+	// BYOKCooldown is how long an account's BYOK key the provider rejected
+	// is not sent again (fallback chains skip it; a lone target is
+	// answered byok_credential_rejected at once), before one request
+	// probes it. Default: 5m.
 	BYOKCooldown time.Duration
 	// Observe, when set, sees every finished request's record before it is
 	// queued for the request log (for metrics and access-log fields). It
@@ -181,8 +185,8 @@ func New(cfg Config) (*Gateway, error) {
 		}
 	}
 	g.defaultMaxTokens, g.cooldown, g.observe = cfg.DefaultMaxTokens, cfg.BYOKCooldown, cfg.Observe
-	if g.defaultMaxTokens <= 0 {
-		g.defaultMaxTokens = 4096
+	if g.defaultMaxTokens < 0 {
+		g.defaultMaxTokens = 0
 	}
 	if g.cooldown <= 0 {
 		g.cooldown = 5 * time.Minute

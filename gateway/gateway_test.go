@@ -898,20 +898,42 @@ func TestUpstreamErrors(t *testing.T) {
 	t.Run("BYOK key rejected", func(t *testing.T) {
 		e.openai.AcceptOnly(e.platformOpenAI)
 		defer e.openai.AcceptOnly()
+		sent := e.openai.Count(byok)
 		r := e.chat(t, byokKeys[0], "gpt-4o-mini")
-		d := expectError(t, r, 502, gateway.CodeBYOKCredentialRejected,
-			"the openai key registered for this account was rejected by the provider", "401", providers.Redacted)
-		if d.Type != "api_error" {
-			t.Errorf("type %q", d.Type)
+		// 400 on chat completions, which no OpenAI SDK retries (nor Codex);
+		// whose key failed and who can fix it,
+		// in the gateway's words: not the provider's ("Incorrect API key
+		// provided"), which agents read as their own login failing.
+		d := expectError(t, r, http.StatusBadRequest, gateway.CodeBYOKCredentialRejected,
+			"the openai key this account registered with Agent Router (Bring Your Own Key) does not work", "openai refused it (HTTP 401)",
+			"Your Agent Router API key is fine", "an owner of the account must replace the openai key under Settings → Bring Your Own Key")
+		if d.Type != "invalid_request_error" || strings.Contains(d.Message, "Incorrect API key") || strings.Contains(d.Message, "login") {
+			t.Errorf("type %q, message %q", d.Type, d.Message)
 		}
-		if r.header.Get(gateway.HeaderCredential) != gateway.SourceBYOK {
-			t.Error("credential header")
+		if r.header.Get(gateway.HeaderCredential) != gateway.SourceBYOK || r.header.Get("X-Should-Retry") != "false" {
+			t.Errorf("headers %v", r.header)
 		}
-		if lr := e.record(t, r.id); lr.Status != 502 || lr.ErrorCode != gateway.CodeBYOKCredentialRejected || lr.CredentialSource != "byok" {
+		if lr := e.record(t, r.id); lr.Status != http.StatusBadRequest || lr.ErrorCode != gateway.CodeBYOKCredentialRejected || lr.CredentialSource != "byok" {
 			t.Errorf("record %+v", lr)
+		}
+		// Known rejected, the key is not sent again for a while: the next
+		// requests are answered at once, in the same words.
+		for range 5 {
+			r = e.chat(t, byokKeys[0], "gpt-4o-mini")
+			expectError(t, r, http.StatusBadRequest, gateway.CodeBYOKCredentialRejected, "openai refused it recently", "Settings → Bring Your Own Key")
+			if lr := e.record(t, r.id); len(lr.Attempts) != 1 || lr.Attempts[0].Skipped != "byok_key_invalid" || lr.CredentialSource != "" {
+				t.Errorf("held-back record %+v", lr)
+			}
+		}
+		if n := e.openai.Count(byok) - sent; n != 1 {
+			t.Errorf("the refused key reached the provider %d times in 6 requests, want 1", n)
 		}
 		// The platform key still works for other accounts.
 		expectOK(t, e.chat(t, keys[0], "gpt-4o-mini"), providers.OpenAI, gateway.SourcePlatform)
+		// Replaced by an owner, the key is sent at once.
+		e.openai.AcceptOnly()
+		e.putCred(t, "byok", providers.OpenAI, byok, store.Extras{})
+		expectOK(t, e.chat(t, byokKeys[0], "gpt-4o-mini"), providers.OpenAI, gateway.SourceBYOK)
 	})
 
 	t.Run("platform key rejected", func(t *testing.T) {
@@ -940,8 +962,9 @@ func TestUpstreamErrors(t *testing.T) {
 		e.putCred(t, "byok", providers.Mistral, mkey, store.Extras{})
 		e.mistral.AcceptOnly("not-the-key")
 		r := e.chat(t, byokKeys[0], "mistral-small-latest")
-		expectError(t, r, 502, gateway.CodeBYOKCredentialRejected, "the mistral key registered for this account was rejected")
+		expectError(t, r, http.StatusBadRequest, gateway.CodeBYOKCredentialRejected, "the mistral key this account registered")
 		e.mistral.AcceptOnly()
+		e.putCred(t, "byok", providers.Mistral, mkey, store.Extras{}) // replaced: sent again
 		e.mistral.SetResponder(func(rec providertest.Record) providertest.Response {
 			return providertest.Response{Status: 400, Body: fmt.Sprintf(
 				`{"object":"error","message":"bad request for key %s...%s","type":"invalid_request_error","code":"%s"}`,
@@ -1190,6 +1213,10 @@ func TestSecretCanary(t *testing.T) {
 			e.chat(t, k, m)
 		}
 	}
+	// The refused BYOK keys are held back now: replacing them (the same
+	// keys, new versions) sends them upstream again.
+	e.putCred(t, "byok", providers.OpenAI, bkey, store.Extras{Organization: "org-x"})
+	e.putCred(t, "byok", providers.Mistral, mkey, store.Extras{})
 	// Non-auth statuses that echo the key.
 	for _, status := range []int{400, 404, 429, 500, 503} {
 		e.openai.SetResponder(func(rec providertest.Record) providertest.Response {

@@ -66,3 +66,38 @@ func TestCaddyfileAdaptToJSON(t *testing.T) {
 		})
 	}
 }
+
+// The root Caddyfile takes its ports from the environment, with 8080 and
+// 2019 as the defaults (issue 19: changing them meant editing the file).
+func TestRootCaddyfilePorts(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapt := func() string {
+		t.Helper()
+		out, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "Caddyfile"})
+		if err != nil {
+			t.Fatalf("adapting the root Caddyfile: %v", err)
+		}
+		if len(warn) > 0 {
+			t.Errorf("warnings: %v", warn)
+		}
+		return string(out)
+	}
+	for _, c := range []struct{ http, admin string }{{"", ""}, {"18181", "12345"}} {
+		t.Setenv("AGENT_ROUTER_HTTP_PORT", c.http)
+		t.Setenv("AGENT_ROUTER_ADMIN_PORT", c.admin)
+		if c.http == "" {
+			os.Unsetenv("AGENT_ROUTER_HTTP_PORT")
+			os.Unsetenv("AGENT_ROUTER_ADMIN_PORT")
+			c.http, c.admin = "8080", "2019"
+		}
+		js := adapt()
+		for _, want := range []string{`"listen":"localhost:` + c.admin + `"`, `"listen":["127.0.0.1:` + c.http + `","[::1]:` + c.http + `"]`, `"host":["localhost"]`} {
+			if !strings.Contains(js, want) {
+				t.Errorf("ports %s/%s: %s not in\n%s", c.http, c.admin, want, js)
+			}
+		}
+	}
+}

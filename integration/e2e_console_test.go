@@ -175,6 +175,54 @@ func setPassword(t *testing.T, setupPath, password string) {
 	}
 }
 
+// navigateBy runs steps that make the page navigate (a click on a submit
+// button or a link) and returns once the new document has loaded: what is
+// read next is the new page, never the one being replaced.
+func navigateBy(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// RunResponse returns after the load event of the document the steps
+	// navigated to (its response is nil here: the test browser does not
+	// enable the Network domain).
+	resp, err := chromedp.RunResponse(sctx, steps...)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if resp != nil && resp.Status != http.StatusOK {
+		t.Fatalf("%s: the new page answered %d", what, resp.Status)
+	}
+}
+
+// expandRow opens the <details> element sel with a click on its summary, as
+// a user does, and waits for its content. Each try queries the selector
+// afresh inside the chromedp actions, so a node replaced between the query
+// and the click ("Could not find node with given id": the page re-rendered)
+// costs a retry, not the test; only the deadline fails it. A row already
+// open is not clicked again (that would close it).
+func expandRow(t *testing.T, ctx context.Context, sel string) {
+	t.Helper()
+	isOpen := fmt.Sprintf(`(() => { const d = document.querySelector(%q); return !!(d && d.open); })()`, sel)
+	deadline := time.Now().Add(15 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		var open bool
+		if open, err = chromedp.Run(sctx, chromedp.Evaluate[bool](isOpen)); err == nil && !open {
+			_, err = chromedp.Run(sctx, chromedp.Click(css(sel+" > summary"), chromedp.NodeVisible))
+		}
+		if err == nil {
+			_, err = chromedp.Run(sctx, chromedp.WaitVisible(css(sel+"[open] > dl")))
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("expanding %s: %v", sel, err)
+}
+
 type newUser struct {
 	ID        string `json:"id"`
 	SetupPath string `json:"setup_path"`
@@ -336,32 +384,19 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 		chromedp.Navigate(siteURL+"/console/logs"),
 		chromedp.WaitVisible(css("#log-filters")),
 		chromedp.SetValue(css("#f-key"), keyID),
-		chromedp.Click(css("#apply")),
 	)
-	// The unfiltered page has rows too: wait for the filtered one to load.
-	for i := 0; ; i++ {
-		loc := get(t, ctx, "location", chromedp.Location())
-		if strings.Contains(loc, "key="+keyID) {
-			break
-		}
-		if i == 100 {
-			t.Fatalf("the filter is not in the URL: %s", loc)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// The unfiltered page has rows too: wait for the filtered page itself
+	// (the load of the document the submit asked for), not for a row that
+	// may still be the old page's.
+	navigateBy(t, ctx, "apply the filter", chromedp.Click(css("#apply")))
+	if loc := get(t, ctx, "location", chromedp.Location()); !strings.Contains(loc, "key="+keyID) {
+		t.Fatalf("the filter is not in the URL: %s", loc)
 	}
-	do(t, ctx, "filtered rows", chromedp.WaitVisible(css("#log-filters")), chromedp.WaitVisible(css("details.logrow")))
+	do(t, ctx, "filtered rows", chromedp.WaitVisible(css("details.logrow")))
 	if n := count(t, ctx, "details.logrow"); n != 1 {
 		t.Fatalf("%d rows for the key, want 1", n)
 	}
-	// Expand the row (a click on its summary); a click that lands while
-	// the page is still settling is repeated.
-	for i := 0; count(t, ctx, "details.logrow[open]") == 0; i++ {
-		if i == 5 {
-			t.Fatal("the row does not expand")
-		}
-		do(t, ctx, "expand the row", chromedp.Click(css("details.logrow summary"), chromedp.NodeVisible))
-		time.Sleep(100 * time.Millisecond)
-	}
+	expandRow(t, ctx, "details.logrow")
 	do(t, ctx, "row detail", chromedp.WaitVisible(css("details.logrow[open] ol.attempts")))
 	if d := text(t, ctx, "details.logrow[open] dl"); !strings.Contains(d, "BYOK") || !strings.Contains(d, "openai/gpt-4o") || !strings.Contains(d, "HTTP 200") {
 		t.Fatalf("row detail: %q", d)
@@ -409,6 +444,17 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 	platform, _ := strconv.Atoi(text(t, ctx, "#total-platform"))
 	if byok < 2 || platform < 1 {
 		t.Fatalf("usage: %d byok, %d platform", byok, platform)
+	}
+	// The chart: a bar slot for each of the 24 hours, whose tooltips add up
+	// to the totals.
+	if n := count(t, ctx, "svg.chart g.bucket"); n != 24 {
+		t.Fatalf("the chart has %d buckets, want 24", n)
+	}
+	sums := get(t, ctx, "the chart's tooltips", chromedp.Evaluate[[]int](`Array.from(document.querySelectorAll("svg.chart g.bucket > title")).
+		map(t => /BYOK ([0-9,]+), Platform ([0-9,]+)/.exec(t.textContent)).
+		reduce((s, m) => [s[0] + parseInt(m[1].replace(/,/g, "")), s[1] + parseInt(m[2].replace(/,/g, ""))], [0, 0])`))
+	if len(sums) != 2 || sums[0] != byok || sums[1] != platform {
+		t.Fatalf("the chart's tooltips add up to %v, the totals are %d BYOK and %d platform", sums, byok, platform)
 	}
 	shot(t, ctx, "usage")
 	// A config reload keeps the session: it lives in the store.
@@ -491,10 +537,61 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 		t.Fatal("globex sees acme's key")
 	}
 
+	// globex's owner invites acme's owner: one person, two accounts. The
+	// invitation reads the same as for a new address; acme's owner accepts
+	// it with the password they already have, then switches accounts.
+	do(t, ctx, "invite an existing person",
+		chromedp.Navigate(siteURL+"/console/members"),
+		chromedp.WaitVisible(css("#invite-email")),
+		chromedp.SendKeys(css("#invite-email"), "owner@acme.test"),
+		chromedp.Click(css(`#invite button[type="submit"]`)),
+		chromedp.WaitVisible(css("#setup-link")),
+	)
+	invite := value(t, ctx, "#setup-link")
+	if !strings.HasPrefix(invite, siteURL+"/console/setup#") {
+		t.Fatalf("invitation link %q", invite)
+	}
+	if n := count(t, ctx, `#members [data-status="invited"]`); n != 1 {
+		t.Fatalf("%d invited rows, want 1", n)
+	}
+	shot(t, ctx, "members-invited")
+	signOut(t, ctx)
+	do(t, ctx, "open the invitation",
+		chromedp.Navigate(invite),
+		chromedp.WaitVisible(css("#password")),
+		chromedp.SendKeys(css("#password"), journeyPassword),
+		chromedp.SendKeys(css("#password2"), journeyPassword),
+		chromedp.Click(css(`#setup-form button[type="submit"]`)),
+		chromedp.WaitVisible(css("#email")),
+	)
+	if n := text(t, ctx, "p.notice"); !strings.Contains(n, "Invitation accepted") {
+		t.Fatalf("after accepting: %q", n)
+	}
+	signIn(t, ctx, "owner@acme.test", journeyPassword)
+	if opts := count(t, ctx, "#account-select option"); opts != 2 {
+		t.Fatalf("the switcher offers %d accounts, want 2", opts)
+	}
+	if n := count(t, ctx, `[data-provider="openai"] [data-status="not_configured"]`); n != 1 {
+		t.Fatal("acme's openai card is not where the journey left it")
+	}
+	do(t, ctx, "switch to globex",
+		chromedp.SetValue(css("#account-select"), "globex"),
+		chromedp.Click(css("#switch-account")),
+	)
+	// The BYOK page was on screen before: wait for the one the switch
+	// redirected to (globex selected, and on the server side too).
+	do(t, ctx, "globex selected", chromedp.WaitReady(css(`#account-select option[value="globex"][selected]`)), chromedp.WaitVisible(css("#providers")))
+	do(t, ctx, "globex keys as acme's owner", chromedp.Navigate(siteURL+"/console/keys"), chromedp.WaitVisible(css("#keys")))
+	if html := get(t, ctx, "keys html", chromedp.OuterHTML(css("main"))); strings.Contains(html, keyID) {
+		t.Fatal("acme's key shows in globex")
+	}
+	shot(t, ctx, "switcher")
+	inviteToken := invite[strings.Index(invite, "#")+1:]
+
 	// Canary: the provider keys never reached a log or the store in clear.
 	for _, f := range []string{"caddy.log", "access.log", "ar.db"} {
 		raw, _ := os.ReadFile(filepath.Join(e.dir, f))
-		for _, secret := range []string{key1, key2, journeyPassword, session, tokenField, apiKey} {
+		for _, secret := range []string{key1, key2, journeyPassword, session, tokenField, apiKey, inviteToken} {
 			if strings.Contains(string(raw), secret) {
 				t.Errorf("%s holds a secret in plaintext (%d chars)", f, len(secret))
 			}

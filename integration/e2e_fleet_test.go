@@ -92,6 +92,27 @@ func (p *fleetPeer) chat(t *testing.T, apiKey, tag string) int {
 	return resp.StatusCode
 }
 
+// fleetMetrics reads the etcd reachability gauge and outage counter from
+// Caddy's /metrics ("" when absent).
+func (e *env) fleetMetrics() (reachable, outages string) {
+	e.t.Helper()
+	resp, err := e.client.Get(adminURL + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "caddy_agent_router_fleet_etcd_reachable "); ok {
+			reachable = v
+		}
+		if v, ok := strings.CutPrefix(line, "caddy_agent_router_fleet_etcd_outages_total "); ok {
+			outages = v
+		}
+	}
+	return reachable, outages
+}
+
 func TestFleetWithCaddy(t *testing.T) {
 	c := etcdtest.Start(t, 3)
 	master := randomBytes(32)
@@ -272,14 +293,45 @@ func TestFleetWithCaddy(t *testing.T) {
 		t.Fatalf("admin write while etcd is down: %d %s", code, body)
 	}
 	t.Logf("admin write while etcd is down: %d %s", code, strings.TrimSpace(string(body)))
+	// The outage is said: the fleet status, the metrics, the log.
+	var fst struct {
+		Reachable *bool      `json:"etcd_reachable"`
+		Since     *time.Time `json:"etcd_unreachable_since"`
+		Outages   int64      `json:"etcd_outages"`
+	}
+	e.mustAdmin("GET", "/agent_router/fleet", nil, 200, &fst)
+	if fst.Reachable == nil || *fst.Reachable || fst.Since == nil || fst.Outages != 1 {
+		t.Fatalf("fleet status during the outage: %+v", fst)
+	}
+	if up, n := e.fleetMetrics(); up != "0" || n != "1" {
+		t.Fatalf("metrics during the outage: reachable %q, outages %q", up, n)
+	}
 	if err := c.RestartAll(); err != nil {
 		t.Fatal(err)
 	}
 	byok3 := "sk-fleet-four-" + randomAlnum(32)
+	ready := time.Now()
 	waitFor(t, "admin writes resume", 30*time.Second, func() bool {
 		code, _ := e.admin("PUT", "/agent_router/accounts/acme/byok/openai", map[string]string{"api_key": byok3}, nil)
 		return code == 200
 	})
+	resumed := time.Since(ready)
+	t.Logf("admin writes resumed %v after etcd was ready", resumed.Round(time.Millisecond))
+	if resumed > 3*time.Second {
+		t.Errorf("admin writes took %v to resume after etcd was ready", resumed)
+	}
+	fst.Reachable, fst.Since = nil, nil // omitted when empty: decode afresh
+	e.mustAdmin("GET", "/agent_router/fleet", nil, 200, &fst)
+	if fst.Reachable == nil || !*fst.Reachable || fst.Since != nil || fst.Outages != 1 {
+		t.Fatalf("fleet status after the outage: %+v", fst)
+	}
+	if up, n := e.fleetMetrics(); up != "1" || n != "1" {
+		t.Fatalf("metrics after the outage: reachable %q, outages %q", up, n)
+	}
+	logged, _ := os.ReadFile(filepath.Join(e.dir, "caddy.log"))
+	if !strings.Contains(string(logged), "etcd is unreachable") || !strings.Contains(string(logged), "etcd is reachable again") {
+		t.Error("the outage's start and end are not in Caddy's log")
+	}
 	waitFor(t, "peer serves the key written after recovery", 5*time.Second, func() bool {
 		c := a.s.Snapshot().Credential("acme", "openai")
 		return c != nil && c.Key() == byok3

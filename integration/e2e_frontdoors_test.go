@@ -137,6 +137,7 @@ func TestFrontDoors(t *testing.T) {
 	t.Run("responses/azure_v1", fe.responsesAzure)
 	t.Run("gemini", fe.geminiTranslated)
 	t.Run("messages/fallback", fe.messagesFallback)
+	t.Run("output_limits", fe.outputLimits)
 	t.Run("messages/errors", fe.messagesErrors)
 	t.Run("responses/isolation", fe.responsesIsolation)
 	t.Run("logs", fe.checkLogs)
@@ -357,7 +358,9 @@ func (fe *fdEnv) messagesTranslated(t *testing.T, cred string) {
 	_, err = client.Messages.CountTokens(fdCtx(t), anthropic.MessageCountTokensParams{Model: "gpt-4o-mini",
 		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("count?"))}})
 	var ae *anthropic.Error
-	if !errors.As(err, &ae) || ae.StatusCode != 400 || ae.Type() != "invalid_request_error" {
+	if !errors.As(err, &ae) || ae.StatusCode != 400 || ae.Type() != "invalid_request_error" ||
+		!strings.Contains(ae.RawJSON(), "token counting (/v1/messages/count_tokens) is available for Anthropic models only") ||
+		strings.Contains(ae.RawJSON(), "messages is not available") {
 		t.Errorf("count_tokens for gpt-4o-mini: %v", err)
 	}
 }
@@ -411,6 +414,9 @@ func (fe *fdEnv) claudeCodePassthrough(t *testing.T) {
 			if got := rec.Header.Get(k); got != v {
 				t.Errorf("%s: %s upstream = %q, want %q", how, k, got, v)
 			}
+		}
+		if rec.Query != "beta=true" {
+			t.Errorf("%s: the query upstream is %q, want Claude Code's beta=true", how, rec.Query)
 		}
 		if rec.Credential != fe.keys["anthropic/byok"] || rec.Header.Get("Authorization") != "" {
 			t.Errorf("%s: wrong credential upstream", how)
@@ -560,6 +566,43 @@ func (fe *fdEnv) messagesFallback(t *testing.T) {
 	}
 }
 
+// --- output limits across translation ---
+
+// outputLimits: Claude Code's max_tokens 32000 reaches gpt-4o (16,384 at
+// most; the fake refuses more, as OpenAI does) clamped, as
+// max_completion_tokens; a Responses request without max_output_tokens
+// (Codex sends none) reaches Claude with the model's maximum, not 4,096.
+func (fe *fdEnv) outputLimits(t *testing.T) {
+	ac := antClient(fe.ar["platform"])
+	msg, err := ac.Messages.New(fdCtx(t), anthropic.MessageNewParams{Model: "gpt-4o", MaxTokens: 32000,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Hello?"))}})
+	if err != nil || len(msg.Content) != 1 || msg.Content[0].Text != "Hello from the fake" {
+		t.Fatalf("max_tokens 32000 to gpt-4o: %v", err)
+	}
+	rec := lastRecord(t, fe.openai)
+	if got := gjson.GetBytes(rec.Body, "max_completion_tokens").Int(); got != 16384 || gjson.GetBytes(rec.Body, "max_tokens").Exists() {
+		t.Errorf("gpt-4o got %s", rec.Body)
+	}
+
+	oc := oaClient(fe.ar["platform"])
+	for _, c := range []struct {
+		model string
+		limit int64 // max_output_tokens, 0 for none
+		want  int64
+	}{{"claude-sonnet-4-5", 0, 64000}, {"claude-haiku-4-5", 100000, 64000}, {"claude-haiku-4-5", 300, 300}} {
+		p := responses.ResponseNewParams{Model: responses.ResponsesModel(c.model), Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hello?")}}
+		if c.limit > 0 {
+			p.MaxOutputTokens = openai.Int(c.limit)
+		}
+		if _, err := oc.Responses.New(fdCtx(t), p); err != nil {
+			t.Fatalf("%s, max_output_tokens %d: %v", c.model, c.limit, err)
+		}
+		if got := gjson.GetBytes(lastRecord(t, fe.anthropic).Body, "max_tokens").Int(); got != c.want {
+			t.Errorf("%s, max_output_tokens %d: max_tokens upstream %d, want %d", c.model, c.limit, got, c.want)
+		}
+	}
+}
+
 // --- errors in Anthropic's envelope ---
 
 func (fe *fdEnv) messagesErrors(t *testing.T) {
@@ -607,7 +650,7 @@ func (fe *fdEnv) messagesErrors(t *testing.T) {
 	fe.anthropic.AcceptOnly("not-" + randomAlnum(20))
 	defer fe.anthropic.AcceptOnly()
 	_, err = client.Messages.New(fdCtx(t), params("claude-haiku-4-5"))
-	check("byok rejected", err, 502, "api_error", "byok_credential_rejected")
+	check("byok rejected", err, 424, "invalid_request_error", "byok_credential_rejected")
 	var ae *anthropic.Error
 	if errors.As(err, &ae) && strings.Contains(ae.RawJSON(), fe.keys["anthropic/byok"]) {
 		t.Error("the rejected key came back in the error (the fake echoes it)")
@@ -860,6 +903,104 @@ func (fe *fdEnv) canary(t *testing.T) {
 			if bytes.Contains(b, []byte(key)) {
 				t.Errorf("the %s key is in file %d", name, i)
 			}
+		}
+	}
+}
+
+// TestBYOKRefusedNoRetry: when the provider refuses an account's own key,
+// the SDKs agents are built on (anthropic-sdk-go, openai-go, with their
+// retries on) get an answer they do not retry, saying whose key failed and
+// what to do, and the refused key reaches the provider once, however many
+// requests follow.
+func TestBYOKRefusedNoRetry(t *testing.T) {
+	fe := newFrontDoorEnv(t)
+	fe.anthropic.AcceptOnly(fe.keys["anthropic/platform"])
+	fe.openai.AcceptOnly(fe.keys["openai/platform"])
+	antKey, oaKey := fe.keys["anthropic/byok"], fe.keys["openai/byok"]
+	// The status is one each door's clients take as final: 424 on
+	// Anthropic's Messages (Claude Code sends up to six recovery requests
+	// for a 400), 400 on OpenAI's shapes (Codex retries any other).
+	check := func(what string, status int, body string) {
+		t.Helper()
+		want := 400
+		if strings.HasPrefix(what, "anthropic") {
+			want = 424
+		}
+		if status != want || !strings.Contains(body, "byok_credential_rejected") ||
+			!strings.Contains(body, "Settings → Bring Your Own Key") || !strings.Contains(body, "Your Agent Router API key is fine") {
+			t.Errorf("%s: %d %s", what, status, body)
+		}
+		for _, words := range []string{"x-api-key", "Incorrect API key", "invalid_api_key", "authentication_error", "login"} {
+			if strings.Contains(body, words) {
+				t.Errorf("%s: the answer says %q, which agents read as their own credential failing: %s", what, words, body)
+			}
+		}
+	}
+
+	ac := anthropic.NewClient(antoption.WithoutEnvironmentDefaults(), antoption.WithBaseURL(siteURL),
+		antoption.WithAPIKey(fe.ar["byok"]), antoption.WithMaxRetries(3), antoption.WithRequestTimeout(15*time.Second))
+	params := anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 100,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Hello?"))}}
+	_, err := ac.Messages.New(fdCtx(t), params)
+	var ae *anthropic.Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("messages: %v", err)
+	}
+	check("anthropic-sdk-go", ae.StatusCode, ae.RawJSON())
+	stream := ac.Messages.NewStreaming(fdCtx(t), params)
+	for stream.Next() {
+	}
+	if !errors.As(stream.Err(), &ae) {
+		t.Fatalf("messages stream: %v", stream.Err())
+	}
+	check("anthropic-sdk-go stream", ae.StatusCode, ae.RawJSON())
+
+	oc := openai.NewClient(option.WithBaseURL(siteURL+"/v1/"), option.WithAPIKey(fe.ar["byok"]),
+		option.WithMaxRetries(3), option.WithRequestTimeout(15*time.Second))
+	_, err = oc.Chat.Completions.New(fdCtx(t), openai.ChatCompletionNewParams{Model: "gpt-4o-mini",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello?")}})
+	var oe *openai.Error
+	if !errors.As(err, &oe) {
+		t.Fatalf("chat: %v", err)
+	}
+	check("openai-go chat", oe.StatusCode, oe.RawJSON())
+	_, err = oc.Responses.New(fdCtx(t), responses.ResponseNewParams{Model: "gpt-4o-mini",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("Hello?")}})
+	if !errors.As(err, &oe) {
+		t.Fatalf("responses: %v", err)
+	}
+	check("openai-go responses", oe.StatusCode, oe.RawJSON())
+
+	// Each refused key reached its provider once.
+	if a, o := fe.anthropic.Count(antKey), fe.openai.Count(oaKey); a != 1 || o != 1 {
+		t.Errorf("the refused keys reached the providers %d (anthropic) and %d (openai) times, want once each", a, o)
+	}
+	// And the gateway got each SDK call once: no retries.
+	var n int
+	waitFor(t, "the request-log records", 10*time.Second, func() bool {
+		var out struct {
+			Records []struct {
+				ErrorCode string `json:"error_code"`
+			} `json:"records"`
+		}
+		fe.e.admin("GET", "/agent_router/logs?account=fd-byok&limit=1000", nil, &out)
+		n = len(out.Records)
+		return n >= 4
+	})
+	time.Sleep(600 * time.Millisecond) // a retry would be in by now; let its record be flushed
+	var out struct {
+		Records []struct {
+			ErrorCode string `json:"error_code"`
+			Status    int    `json:"status"`
+		} `json:"records"`
+	}
+	fe.e.admin("GET", "/agent_router/logs?account=fd-byok&limit=1000", nil, &out)
+	if len(out.Records) != 4 {
+		t.Errorf("the gateway got %d requests for 4 SDK calls (retries?)", len(out.Records))
+	}
+	for _, r := range out.Records {
+		if r.Status != 424 && r.Status != 400 || r.ErrorCode != "byok_credential_rejected" {
+			t.Errorf("record %+v", r)
 		}
 	}
 }

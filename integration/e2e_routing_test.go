@@ -301,10 +301,10 @@ func TestAliasToAnotherProvider(t *testing.T) {
 	}
 }
 
-// TestCredentialHealth: a rejected BYOK key is marked invalid, skipped by
-// fallback chains during its cool-down, tried again after it, and cleared
-// by a success or a rotation. A request that has only that key still gets
-// the clear byok_credential_rejected error.
+// TestCredentialHealth: a rejected BYOK key is marked invalid, not sent
+// during its cool-down (fallback chains skip it), probed again after it,
+// and cleared by a success or a rotation. A request that has only that key
+// gets the clear byok_credential_rejected error (400) at once.
 func TestCredentialHealth(t *testing.T) {
 	e := newEnv(t, envOptions{handler: fallbackRoute})
 	e.createAccount("acme")
@@ -320,7 +320,7 @@ func TestCredentialHealth(t *testing.T) {
 	}
 	// 1. Rejected: auth is not retried by default, so the client learns it.
 	r := e.chat(k.Key, "smart", "health-1", false)
-	if r.status != 502 || errorCode(r.body) != "byok_credential_rejected" {
+	if r.status != 400 || errorCode(r.body) != "byok_credential_rejected" {
 		t.Fatalf("first request: %d %s", r.status, r.body)
 	}
 	if st := status(); st["status"] != "invalid" || st["invalid_since"] == nil || !strings.Contains(fmt.Sprint(st["invalid_reason"]), "401") || strings.Contains(fmt.Sprint(st), byok) {
@@ -337,10 +337,14 @@ func TestCredentialHealth(t *testing.T) {
 	if rec := recordFor(t, e.openai, "health-2"); rec.Credential != e.options.platformKey {
 		t.Error("the invalid key was sent during its cool-down")
 	}
-	// A request with only that key still gets the rejection.
+	// A request with only that key still gets the rejection, at once:
+	// the key is not sent again during its cool-down.
 	r = e.chat(k.Key, "gpt-4o", "health-lone", false)
-	if r.status != 502 || errorCode(r.body) != "byok_credential_rejected" {
+	if r.status != 400 || errorCode(r.body) != "byok_credential_rejected" {
 		t.Errorf("lone target during cool-down: %d %s", r.status, r.body)
+	}
+	if n := e.openai.Count(byok); n != 1 {
+		t.Errorf("the rejected key was sent %d times, want once", n)
 	}
 	// 3. After the cool-down the key is tried again; now it works: cleared.
 	time.Sleep(1100 * time.Millisecond)

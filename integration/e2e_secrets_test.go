@@ -82,6 +82,10 @@ func TestSecretCanary(t *testing.T) {
 	if !bytes.Contains(seen.Bytes(), []byte("byok_credential_rejected")) || !bytes.Contains(seen.Bytes(), []byte("platform_credential_rejected")) {
 		t.Fatalf("the upstream 401s were not reported as credential rejections:\n%s", seen.String())
 	}
+	// The refused BYOK keys are held back now; replacing them (the same
+	// keys, new versions) sends them upstream again.
+	do("PUT", adminURL+"/agent_router/accounts/acme/byok/openai", "", `{"api_key":"`+byok+`"}`)
+	do("PUT", adminURL+"/agent_router/accounts/acme/byok/azure", "", `{"api_key":"`+azureByok+`","base_url":"`+e.azure.BaseURL()+`"}`)
 	// Upstream errors of other kinds with the key in the body.
 	e.openai.AcceptOnly()
 	e.openai.SetResponder(func(rec providertest.Record) providertest.Response {

@@ -75,6 +75,8 @@ type envOptions struct {
 	global string
 	// masterKey is the store's master key (default: a random one).
 	masterKey []byte
+	// servers holds lines for the global servers block (trusted_proxies).
+	servers string
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -117,9 +119,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 // the secret searches), a store in dir sealed with the master key in the
 // environment variable masterKeyEnv, the agent_router block's lines and the
 // global agent_router option's extra lines.
-func testCaddyfile(dir, masterKeyEnv, handler, global string) string {
+func testCaddyfile(dir, masterKeyEnv, handler, global string, servers ...string) string {
+	srv := ""
+	if len(servers) > 0 && servers[0] != "" {
+		srv = "\tservers {\n" + servers[0] + "\n\t}\n"
+	}
 	return fmt.Sprintf(`{
-	admin localhost:2999
+%[5]s	admin localhost:2999
 	http_port 9080
 	https_port 9443
 	grace_period 10s
@@ -145,7 +151,7 @@ http://localhost:9080 {
 	}
 	respond "not an agent router path" 404
 }
-`, dir, masterKeyEnv, handler, global)
+`, dir, masterKeyEnv, handler, global, srv)
 }
 
 // loopbackEgress lets BYOK base URLs reach the fake providers, which listen
@@ -179,7 +185,7 @@ func (e *env) config() string {
 			base_url %[5]s
 		}
 		max_body %[3]s
-%[6]s`, e.openai.BaseURL(), e.azure.BaseURL(), e.options.maxBody, extra, e.mistral.BaseURL(), e.options.handler), global)
+%[6]s`, e.openai.BaseURL(), e.azure.BaseURL(), e.options.maxBody, extra, e.mistral.BaseURL(), e.options.handler), global, e.options.servers)
 }
 
 func (e *env) load() {

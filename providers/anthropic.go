@@ -23,7 +23,9 @@ import (
 //   - Dropped without error: seed, logprobs, top_logprobs, logit_bias,
 //     frequency_penalty, presence_penalty, response_format,
 //     reasoning_effort, service_tier, store, metadata, modalities, audio,
-//     prediction, web_search_options, a tool's "strict", a message's "name".
+//     prediction, a tool's "strict", a message's "name".
+//   - web_search_options becomes the web search server tool; its search
+//     blocks in the answer are dropped, the cited text is kept.
 //   - temperature above 1 is clamped to 1 (Anthropic's range is 0–1, as
 //     its own OpenAI-compatible endpoint does); when both temperature and
 //     top_p are given only temperature is sent (newer Claude models refuse
@@ -56,10 +58,6 @@ var anthropic = register(&Provider{
 
 // AnthropicVersion is the anthropic-version header every request carries.
 const AnthropicVersion = "2023-06-01"
-
-// anthropicDefaultMaxTokens is max_tokens when neither the client nor the
-// catalog gives one (LiteLLM's DEFAULT_ANTHROPIC_CHAT_MAX_TOKENS).
-const anthropicDefaultMaxTokens = 4096
 
 // --- request build ---
 
@@ -103,11 +101,33 @@ type antSource struct {
 	URL       string `json:"url,omitempty"`
 }
 
+// antTool is a client tool (name, description, input_schema) or, with a
+// Type, a server tool: web search.
 type antTool struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	InputSchema json.RawMessage `json:"input_schema"`
+	Type           string           `json:"type,omitempty"`
+	Name           string           `json:"name"`
+	Description    string           `json:"description,omitempty"`
+	InputSchema    json.RawMessage  `json:"input_schema,omitempty"`
+	AllowedDomains []string         `json:"allowed_domains,omitempty"`
+	UserLocation   *antUserLocation `json:"user_location,omitempty"`
 }
+
+// antUserLocation localises web search results.
+type antUserLocation struct {
+	Type     string `json:"type"`
+	City     string `json:"city,omitempty"`
+	Region   string `json:"region,omitempty"`
+	Country  string `json:"country,omitempty"`
+	Timezone string `json:"timezone,omitempty"`
+}
+
+// antWebSearchTool is the web search server tool's version and name
+// (docs.claude.com, web search tool): Claude runs the searches itself and
+// answers with cited text; the search blocks in its answer are dropped.
+const (
+	antWebSearchType = "web_search_20250305"
+	antWebSearchName = "web_search"
+)
 
 type antToolChoice struct {
 	Type                   string `json:"type"`
@@ -156,16 +176,16 @@ func anthropicRequestBody(c *Call) ([]byte, error) {
 	}
 	out := antRequest{Model: c.Model, Stream: c.Stream || r.Stream}
 
-	switch n := r.MaxOutputTokens(); {
-	case r.MaxCompletionTokens != nil || r.MaxTokens != nil:
+	// max_tokens is required: the client's, at most the model's maximum
+	// (Anthropic refuses more), else the model's maximum bounded by the
+	// operator's default_max_tokens (limits.go).
+	if n := r.MaxOutputTokens(); r.MaxCompletionTokens != nil || r.MaxTokens != nil {
 		if n < 1 {
 			return nil, &RequestError{Message: "max_tokens must be at least 1"}
 		}
-		out.MaxTokens = n
-	case c.DefaultMaxTokens > 0:
-		out.MaxTokens = c.DefaultMaxTokens
-	default:
-		out.MaxTokens = anthropicDefaultMaxTokens
+		out.MaxTokens = clampOutput(c.Model, n)
+	} else {
+		out.MaxTokens = defaultOutput(c.Model, c.DefaultMaxTokens)
 	}
 	if r.Temperature != nil {
 		t := min(*r.Temperature, 1)
@@ -183,6 +203,9 @@ func anthropicRequestBody(c *Call) ([]byte, error) {
 	}
 
 	if err := anthropicTools(r, c.Body, &out); err != nil {
+		return nil, err
+	}
+	if err := anthropicWebSearch(c, r, &out); err != nil {
 		return nil, err
 	}
 	if err := anthropicMessages(r.Messages, &out); err != nil {
@@ -261,6 +284,36 @@ func anthropicTools(r *ChatRequest, body []byte, out *antRequest) error {
 	if mode != "" || tc.DisableParallelToolUse {
 		out.ToolChoice = &tc
 	}
+	return nil
+}
+
+// anthropicWebSearch adds the web search server tool for
+// web_search_options (allowed domains and the user's approximate location
+// carry over; search_context_size has no equivalent). A client function
+// already named web_search would clash with it: then search is left out
+// and the call says so.
+func anthropicWebSearch(c *Call, r *ChatRequest, out *antRequest) error {
+	ws, err := r.WebSearch()
+	if err != nil || ws == nil {
+		return err
+	}
+	for _, t := range out.Tools {
+		if t.Name == antWebSearchName {
+			c.omit("web_search")
+			return nil
+		}
+	}
+	t := antTool{Type: antWebSearchType, Name: antWebSearchName}
+	if ws.Filters != nil {
+		t.AllowedDomains = ws.Filters.AllowedDomains
+	}
+	if ul := ws.UserLocation; ul != nil {
+		a := ul.Approximate
+		if a.City != "" || a.Region != "" || a.Country != "" || a.Timezone != "" {
+			t.UserLocation = &antUserLocation{Type: "approximate", City: a.City, Region: a.Region, Country: a.Country, Timezone: a.Timezone}
+		}
+	}
+	out.Tools = append(out.Tools, t)
 	return nil
 }
 

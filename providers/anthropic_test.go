@@ -150,19 +150,31 @@ func TestAnthropicToolChoice(t *testing.T) {
 	}
 }
 
+// max_tokens is the client's, at most the model's maximum; without one,
+// the model's maximum bounded by the operator's default_max_tokens; for a
+// model the catalog does not know, the bound or 4096.
 func TestAnthropicMaxTokens(t *testing.T) {
 	for _, tc := range []struct {
+		model string
 		extra string
 		def   int
 		want  int64
 	}{
-		{``, 0, 4096},
-		{``, 2048, 2048},
-		{`,"max_tokens":10`, 2048, 10},
-		{`,"max_completion_tokens":20,"max_tokens":10`, 0, 20},
-		{`,"max_tokens":null`, 300, 300},
+		{"claude-sonnet-4-5-20250929", ``, 0, 64000},
+		{"claude-sonnet-4-5", ``, 2048, 2048},
+		{"claude-3-haiku-20240307", ``, 8192, 4096},
+		{"claude-opus-4-1", ``, 0, 32000},
+		{"claude-unknown-9", ``, 0, 4096},
+		{"claude-unknown-9", ``, 2048, 2048},
+		{"claude-sonnet-4-5", `,"max_tokens":10`, 2048, 10},
+		{"claude-sonnet-4-5", `,"max_completion_tokens":20,"max_tokens":10`, 0, 20},
+		{"claude-sonnet-4-5", `,"max_tokens":null`, 300, 300},
+		{"claude-sonnet-4-5", `,"max_tokens":128000`, 0, 64000},
+		{"claude-3-5-haiku-latest", `,"max_tokens":32000`, 0, 8192},
+		{"claude-unknown-9", `,"max_tokens":128000`, 0, 128000},
 	} {
 		c := antCall()
+		c.Model = tc.model
 		c.DefaultMaxTokens = tc.def
 		c.Body = []byte(`{"model":"m","messages":[{"role":"user","content":"hi"}]` + tc.extra + `}`)
 		b, err := anthropicRequestBody(c)
@@ -170,7 +182,7 @@ func TestAnthropicMaxTokens(t *testing.T) {
 			t.Fatalf("%s: %v", tc.extra, err)
 		}
 		if got := gjson.GetBytes(b, "max_tokens").Int(); got != tc.want {
-			t.Errorf("%s (default %d): max_tokens = %d, want %d", tc.extra, tc.def, got, tc.want)
+			t.Errorf("%s %s (default %d): max_tokens = %d, want %d", tc.model, tc.extra, tc.def, got, tc.want)
 		}
 	}
 }
@@ -696,6 +708,7 @@ func antAddFixtures(f *testing.F, prefix, ext string) {
 func FuzzAnthropicRequest(f *testing.F) {
 	antAddFixtures(f, "request_", ".json")
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":"data:;base64,"}]}]}`))
+	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"q"}],"web_search_options":{"user_location":{"approximate":{"city":"x"}},"filters":{"allowed_domains":["a"]}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c := antCall()
 		c.Body = body

@@ -38,6 +38,42 @@ type ChatRequest struct {
 	PresencePenalty  Opt[*float64]   `json:"presence_penalty"`
 	ReasoningEffort  Opt[string]     `json:"reasoning_effort"`
 	ResponseFormat   json.RawMessage `json:"response_format,omitempty"`
+	// WebSearchOptions asks for the provider's own web search (OpenAI's
+	// search models take it as is): Anthropic's adapter turns it into its
+	// web search server tool, Gemini's into Google Search grounding.
+	WebSearchOptions json.RawMessage `json:"web_search_options,omitempty"`
+}
+
+// WebSearch is web_search_options as the adapters read it: OpenAI's
+// fields, and the allowed domains of a Responses web_search tool (which
+// the Responses door adds for Anthropic, the one target that applies them).
+type WebSearch struct {
+	SearchContextSize string `json:"search_context_size"`
+	UserLocation      *struct {
+		Type        string `json:"type"`
+		Approximate struct {
+			City     string `json:"city,omitempty"`
+			Country  string `json:"country,omitempty"`
+			Region   string `json:"region,omitempty"`
+			Timezone string `json:"timezone,omitempty"`
+		} `json:"approximate"`
+	} `json:"user_location"`
+	Filters *struct {
+		AllowedDomains []string `json:"allowed_domains"`
+	} `json:"filters"`
+}
+
+// WebSearch decodes web_search_options: nil when the request has none.
+func (r *ChatRequest) WebSearch() (*WebSearch, error) {
+	raw := bytes.TrimSpace(r.WebSearchOptions)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	var ws WebSearch
+	if err := decodeField("web_search_options", raw, &ws); err != nil {
+		return nil, err
+	}
+	return &ws, nil
 }
 
 // Opt is a request field that only some providers read. Decoding keeps

@@ -147,12 +147,13 @@ func cohereRequestBody(c *Call) ([]byte, error) {
 		PresencePenalty:  presence,
 		Stream:           c.Stream,
 	}
-	// max_completion_tokens wins over the older max_tokens. Cohere needs
-	// none (it defaults to the model's limit), so DefaultMaxTokens is unused.
+	// max_completion_tokens wins over the older max_tokens, at most the
+	// model's maximum (limits.go). Cohere needs none (it defaults to the
+	// model's limit), so DefaultMaxTokens is unused.
 	if req.MaxCompletionTokens != nil {
-		out.MaxTokens = req.MaxCompletionTokens
+		out.MaxTokens = clampOutputPtr(c.Model, req.MaxCompletionTokens)
 	} else if req.MaxTokens != nil {
-		out.MaxTokens = req.MaxTokens
+		out.MaxTokens = clampOutputPtr(c.Model, req.MaxTokens)
 	}
 	for i := range req.Messages {
 		m, err := cohereMessageOf(i, &req.Messages[i])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -30,6 +31,12 @@ type Door struct {
 	// IDPrefix starts the ids of translated answers ("msg_", "resp_"); the
 	// gateway's request id follows.
 	IDPrefix string
+	// FinalStatus is the status the door's clients take as final, for an
+	// answer no retry can change (an account's own provider key refused):
+	// each agent retries different statuses. Claude Code sends up to six
+	// requests for a 400 (its recovery variants) and stops at a 424; Codex
+	// retries every status but 400 (and 401, 429), five times. 0: 400.
+	FinalStatus int
 
 	// native reports whether p (with endpoint ep) serves this door's shape.
 	native func(p *Provider, ep Endpoint) bool
@@ -47,6 +54,10 @@ type Door struct {
 	// chatStream turns chat.completion.chunk events (inner's output) into
 	// the door's events.
 	chatStream func(c *Call, inner StreamTranslator) StreamTranslator
+	// untranslated words the refusal of a model whose provider does not
+	// speak the door's shape, for a door without a translation (toChat
+	// nil); provider is the provider's name.
+	untranslated func(provider string) string
 	// errorBody renders the door's error envelope, errorEvent the event
 	// that ends a failed stream.
 	errorBody  func(status int, code, msg string) []byte
@@ -75,7 +86,11 @@ func (d *Door) newRequest(ctx context.Context, p *Provider, c *Call) (*http.Requ
 	}
 	c.Native = false
 	if d.toChat == nil {
-		return nil, &RequestError{Message: d.API + " is not available for " + p.Name + " models"}
+		msg := d.API + " is not available for " + p.Name + " models"
+		if d.untranslated != nil {
+			msg = d.untranslated(p.Name)
+		}
+		return nil, &RequestError{Message: msg}
 	}
 	chat, err := d.toChat(p, c)
 	if err != nil {
@@ -184,4 +199,44 @@ func appendNamedEvent(dst []byte, name string, d []byte) []byte {
 func appendJSONEvent(dst []byte, name string, v any) []byte {
 	b, _ := json.Marshal(v)
 	return appendNamedEvent(dst, name, b)
+}
+
+// ForwardQuery is a client's raw query string as a passthrough sends it
+// upstream: as the client wrote it, less any parameter whose name says it
+// may carry a credential (key, api_key, api-key, apikey, x-api-key,
+// access_token, token; any case). The gateway takes its own key only from
+// headers, but a client may still put an Agent Router key in the URL, and
+// it must never reach a provider.
+func ForwardQuery(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	var b strings.Builder
+	for _, part := range strings.Split(raw, "&") {
+		if part == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(part, "=")
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		if credentialParam(name) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+// credentialParam reports whether a query parameter's name is one that
+// clients and providers use for a key.
+func credentialParam(name string) bool {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "key", "api_key", "api-key", "apikey", "x-api-key", "access_token", "token":
+		return true
+	}
+	return false
 }

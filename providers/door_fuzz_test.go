@@ -66,12 +66,13 @@ func FuzzResponsesToChat(f *testing.F) {
 		`{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"hi"},{"type":"input_image","image_url":"https://x"}]},{"type":"function_call","call_id":"c","name":"n","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":"r"}],"tools":[{"type":"function","name":"n","parameters":{}}],"text":{"format":{"type":"json_schema","name":"o","schema":{}}}}`,
 		`{"model":"m","input":"x","previous_response_id":"r"}`,
 		`{"model":"m","input":[{"type":"function_call_output","output":[{"type":"input_image"}]}]}`,
+		`{"model":"m","input":[{"type":"function_call","namespace":"ns","name":"f","call_id":"c","arguments":"{}"}],"tools":[{"type":"namespace","name":"ns","description":"d","tools":[{"type":"function","name":"f"},{"type":"custom","name":"g"}]},{"type":"web_search","external_web_access":true,"filters":{"allowed_domains":["a"]},"user_location":{"city":"x"}}]}`,
 	} {
 		f.Add([]byte(s), []byte(`{"choices":[{"delta":{"content":"x","tool_calls":[{"index":3,"function":{"arguments":"{}"}}]},"finish_reason":"stop"}]}`))
 	}
 	f.Fuzz(func(t *testing.T, body, chunk []byte) {
 		fuzzTranslation(t, ResponsesToChatBody, body)
-		c := &Call{Model: "m", ID: "resp_f", IncludeUsage: true}
+		c := &Call{Model: "m", ID: "resp_f", IncludeUsage: true, DoorBody: body}
 		fuzzStream(t, newResponsesStream(c, newPassthroughStream(c)), chunk)
 		if out, err := chatToResponse(c, chunk); err == nil && !json.Valid(out) {
 			t.Fatalf("invalid response %q", out)

@@ -39,6 +39,7 @@ var MessagesDoor = &Door{
 	API:            "messages",
 	Path:           "/v1/messages",
 	IDPrefix:       "msg_",
+	FinalStatus:    http.StatusFailedDependency,
 	native:         nativeAnthropic,
 	nativeBuild:    buildMessagesNative,
 	nativeResponse: messagesNativeResponse,
@@ -52,25 +53,33 @@ var MessagesDoor = &Door{
 
 // CountTokensDoor is POST /v1/messages/count_tokens: forwarded to Anthropic
 // for Anthropic models with the chosen credential; for any other model an
-// invalid_request_error (the gateway does not guess token counts: a low
-// guess makes Claude Code compact too late).
+// invalid_request_error saying that token counting is available for
+// Anthropic models only (the gateway does not guess token counts: a low
+// guess makes Claude Code compact too late; on an error it estimates
+// locally).
 var CountTokensDoor = &Door{
 	API:            "messages",
 	Path:           "/v1/messages/count_tokens",
 	IDPrefix:       "msg_",
+	FinalStatus:    http.StatusFailedDependency,
 	native:         nativeAnthropic,
 	nativeBuild:    buildMessagesNative,
 	nativeResponse: countTokensResponse,
 	nativeStream:   func(*Call) StreamTranslator { return &messagesRelay{} },
-	errorBody:      AnthropicErrorBody,
-	errorEvent:     anthropicErrorEvent,
+	untranslated: func(provider string) string {
+		return "token counting (/v1/messages/count_tokens) is available for Anthropic models only; this model is served by " +
+			provider + " (POST /v1/messages itself serves it)"
+	},
+	errorBody:  AnthropicErrorBody,
+	errorEvent: anthropicErrorEvent,
 }
 
 func nativeAnthropic(p *Provider, _ Endpoint) bool { return p.Name == Anthropic }
 
 // buildMessagesNative sends the client's body as bytes (model set to the
-// upstream name) with the credential in x-api-key and the client's
-// anthropic-* headers; anthropic-version defaults to AnthropicVersion.
+// upstream name) with the credential in x-api-key, the client's
+// anthropic-* headers and its query (Claude Code's ?beta=true);
+// anthropic-version defaults to AnthropicVersion.
 func buildMessagesNative(ctx context.Context, p *Provider, c *Call) (*http.Request, error) {
 	body := SetModel(c.Body, c.Model)
 	u := c.Endpoint.BaseURL
@@ -80,6 +89,9 @@ func buildMessagesNative(ctx context.Context, p *Provider, c *Call) (*http.Reque
 	path := c.Door.Path
 	if path == "" {
 		path = "/v1/messages"
+	}
+	if q := ForwardQuery(c.Query); q != "" {
+		path += "?" + q
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u+path, bytes.NewReader(body))
 	if err != nil {
@@ -294,22 +306,25 @@ type msgToolChoice struct {
 }
 
 // chatBody is the chat-completions request a door's translation sends to
-// the provider's adapter.
+// the provider's adapter. The output limit is MaxTokens until setTarget
+// moves it to MaxCompletionTokens for OpenAI.
 type chatBody struct {
-	Model             string          `json:"model"`
-	Messages          []ChatMessage   `json:"messages"`
-	MaxTokens         *int            `json:"max_tokens,omitempty"`
-	Temperature       *float64        `json:"temperature,omitempty"`
-	TopP              *float64        `json:"top_p,omitempty"`
-	Stop              []string        `json:"stop,omitempty"`
-	Stream            bool            `json:"stream,omitempty"`
-	StreamOptions     *StreamOptions  `json:"stream_options,omitempty"`
-	Tools             []Tool          `json:"tools,omitempty"`
-	ToolChoice        json.RawMessage `json:"tool_choice,omitempty"`
-	ParallelToolCalls *bool           `json:"parallel_tool_calls,omitempty"`
-	ResponseFormat    json.RawMessage `json:"response_format,omitempty"`
-	ReasoningEffort   string          `json:"reasoning_effort,omitempty"`
-	User              string          `json:"user,omitempty"`
+	Model               string          `json:"model"`
+	Messages            []ChatMessage   `json:"messages"`
+	MaxTokens           *int            `json:"max_tokens,omitempty"`
+	MaxCompletionTokens *int            `json:"max_completion_tokens,omitempty"`
+	Temperature         *float64        `json:"temperature,omitempty"`
+	TopP                *float64        `json:"top_p,omitempty"`
+	Stop                []string        `json:"stop,omitempty"`
+	Stream              bool            `json:"stream,omitempty"`
+	StreamOptions       *StreamOptions  `json:"stream_options,omitempty"`
+	Tools               []Tool          `json:"tools,omitempty"`
+	ToolChoice          json.RawMessage `json:"tool_choice,omitempty"`
+	ParallelToolCalls   *bool           `json:"parallel_tool_calls,omitempty"`
+	ResponseFormat      json.RawMessage `json:"response_format,omitempty"`
+	ReasoningEffort     string          `json:"reasoning_effort,omitempty"`
+	User                string          `json:"user,omitempty"`
+	WebSearchOptions    json.RawMessage `json:"web_search_options,omitempty"`
 }
 
 func reqErr(format string, a ...any) error {
@@ -331,8 +346,20 @@ func messagesToChat(p *Provider, c *Call) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out.Model = c.Model
+	out.setTarget(p, c.Model)
 	return json.Marshal(out)
+}
+
+// setTarget names the upstream model and fits the output limit to it: at
+// most the model's maximum (Claude Code's max_tokens 32000 is more than
+// gpt-4o writes, and OpenAI refuses it), sent as max_completion_tokens to
+// OpenAI, whose reasoning models refuse max_tokens (providers.md §2.2).
+func (out *chatBody) setTarget(p *Provider, model string) {
+	out.Model = model
+	out.MaxTokens = clampOutputPtr(model, out.MaxTokens)
+	if p.Name == OpenAI && out.MaxTokens != nil {
+		out.MaxTokens, out.MaxCompletionTokens = nil, out.MaxTokens
+	}
 }
 
 // MessagesToChatBody translates a Messages request body for the provider

@@ -39,6 +39,7 @@ var ResponsesDoor = &Door{
 	API:            "responses",
 	Path:           "/v1/responses",
 	IDPrefix:       "resp_",
+	FinalStatus:    http.StatusBadRequest,
 	native:         nativeResponses,
 	nativeBuild:    buildResponsesNative,
 	nativeResponse: responsesNativeResponse,
@@ -281,17 +282,32 @@ type respTool struct {
 	Description string          `json:"description"`
 	Parameters  json.RawMessage `json:"parameters"`
 	Strict      *bool           `json:"strict"`
+	// Tools are a namespace's functions and custom tools.
+	Tools []respTool `json:"tools"`
+	// A web_search tool's options.
+	ExternalWebAccess *bool  `json:"external_web_access"`
+	SearchContextSize string `json:"search_context_size"`
+	Filters           *struct {
+		AllowedDomains []string `json:"allowed_domains"`
+	} `json:"filters"`
+	UserLocation *struct {
+		City     string `json:"city"`
+		Country  string `json:"country"`
+		Region   string `json:"region"`
+		Timezone string `json:"timezone"`
+	} `json:"user_location"`
 }
 
 type respItem struct {
-	Type    string          `json:"type"`
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
-	CallID  string          `json:"call_id"`
-	Name    string          `json:"name"`
-	Args    string          `json:"arguments"`
-	Input   string          `json:"input"`
-	Output  json.RawMessage `json:"output"`
+	Type      string          `json:"type"`
+	Role      string          `json:"role"`
+	Content   json.RawMessage `json:"content"`
+	CallID    string          `json:"call_id"`
+	Name      string          `json:"name"`
+	Namespace string          `json:"namespace"`
+	Args      string          `json:"arguments"`
+	Input     string          `json:"input"`
+	Output    json.RawMessage `json:"output"`
 }
 
 type respPart struct {
@@ -303,11 +319,11 @@ type respPart struct {
 }
 
 func responsesToChat(p *Provider, c *Call) ([]byte, error) {
-	out, err := responsesToChatBody(c.Body, p.Name)
+	out, err := responsesToChatBody(c, c.Body, p.Name)
 	if err != nil {
 		return nil, err
 	}
-	out.Model = c.Model
+	out.setTarget(p, c.Model)
 	return json.Marshal(out)
 }
 
@@ -315,14 +331,16 @@ func responsesToChat(p *Provider, c *Call) ([]byte, error) {
 // named target (for tests and fuzzing): the chat-completions body, or a
 // *RequestError naming what cannot be expressed.
 func ResponsesToChatBody(body []byte, target string) ([]byte, error) {
-	out, err := responsesToChatBody(body, target)
+	out, err := responsesToChatBody(&Call{}, body, target)
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(out)
 }
 
-func responsesToChatBody(body []byte, target string) (*chatBody, error) {
+// responsesToChatBody is the translation itself; what it leaves out is
+// recorded on c (Call.Omitted).
+func responsesToChatBody(c *Call, body []byte, target string) (*chatBody, error) {
 	var r respRequest
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, reqErr("invalid responses request: %s", jsonMessage(err))
@@ -339,6 +357,10 @@ func responsesToChatBody(body []byte, target string) (*chatBody, error) {
 		return nil, unsupported("background")
 	case len(r.Prompt) > 0 && string(r.Prompt) != "null":
 		return nil, unsupported("prompt")
+	}
+	tools, err := newRespTools(r.Tools, target)
+	if err != nil {
+		return nil, err
 	}
 	out := &chatBody{Model: r.Model, MaxTokens: r.MaxOutputTokens, Temperature: r.Temperature, TopP: r.TopP,
 		Stream: r.Stream, ParallelToolCalls: r.ParallelToolCalls, User: r.User}
@@ -373,43 +395,30 @@ func responsesToChatBody(body []byte, target string) (*chatBody, error) {
 			return nil, reqErr("input must be a string or an array of items: %s", jsonMessage(err))
 		}
 		for i, it := range items {
-			msgs, err := respItemToChat(out.Messages, i, it, target)
+			msgs, err := respItemToChat(out.Messages, i, it, target, tools)
 			if err != nil {
 				return nil, err
 			}
 			out.Messages = msgs
 		}
 	}
-	for _, t := range r.Tools {
-		if t.Type != "function" && t.Type != "custom" {
-			return nil, reqErr("the %s tool is not available for %s models through the gateway (only function and custom tools are)", t.Type, target)
-		}
-		if t.Name == "" {
-			return nil, reqErr("every function tool needs a name")
-		}
-		if t.Type == "custom" {
-			// A free-form tool (Codex's apply_patch) becomes a function of
-			// one string, input; its calls are mapped back to
-			// custom_tool_call items (frontdoors.md §3.8).
-			out.Tools = append(out.Tools, Tool{Type: "function", Function: ToolFunction{Name: t.Name, Description: t.Description,
-				Parameters: customToolParams}})
-			continue
-		}
-		out.Tools = append(out.Tools, Tool{Type: "function", Function: ToolFunction{Name: t.Name, Description: t.Description,
-			Parameters: t.Parameters, Strict: t.Strict}})
+	out.Tools = tools.offered
+	if err := respWebSearch(c, r.Tools, target, out); err != nil {
+		return nil, err
 	}
 	if tc := bytes.TrimSpace(r.ToolChoice); len(tc) > 0 && string(tc) != "null" {
 		if tc[0] == '"' {
 			out.ToolChoice = tc
 		} else {
 			var obj struct {
-				Type string `json:"type"`
-				Name string `json:"name"`
+				Type      string `json:"type"`
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
 			}
 			if json.Unmarshal(tc, &obj) != nil || obj.Type != "function" && obj.Type != "custom" || obj.Name == "" {
 				return nil, reqErr("tool_choice must be auto, none, required or {\"type\":\"function\",\"name\":...} for %s models", target)
 			}
-			out.ToolChoice, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": obj.Name}})
+			out.ToolChoice, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": tools.flatName(obj.Namespace, obj.Name)}})
 		}
 		if len(out.Tools) == 0 {
 			out.ToolChoice = nil
@@ -437,7 +446,7 @@ func responsesToChatBody(body []byte, target string) (*chatBody, error) {
 	return out, nil
 }
 
-func respItemToChat(msgs []ChatMessage, i int, it respItem, target string) ([]ChatMessage, error) {
+func respItemToChat(msgs []ChatMessage, i int, it respItem, target string, tools *respTools) ([]ChatMessage, error) {
 	at := fmt.Sprintf("input.%d", i)
 	typ := it.Type
 	if typ == "" && it.Role != "" {
@@ -467,7 +476,8 @@ func respItemToChat(msgs []ChatMessage, i int, it respItem, target string) ([]Ch
 		if strings.TrimSpace(args) == "" {
 			args = "{}"
 		}
-		tc := ToolCall{ID: it.CallID, Type: "function", Function: FunctionCall{Name: it.Name, Arguments: args}}
+		// A namespace's function was offered under its flattened name.
+		tc := ToolCall{ID: it.CallID, Type: "function", Function: FunctionCall{Name: tools.flatName(it.Namespace, it.Name), Arguments: args}}
 		// Consecutive calls are one assistant turn.
 		if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" && (len(msgs[n-1].ToolCalls) > 0 || len(msgs[n-1].Content) > 0) {
 			msgs[n-1].ToolCalls = append(msgs[n-1].ToolCalls, tc)
@@ -600,36 +610,6 @@ func respMessageItem(id, text, status string) map[string]any {
 // function.
 var customToolParams = json.RawMessage(`{"type":"object","properties":{"input":{"type":"string","description":"The tool's raw input"}},"required":["input"]}`)
 
-// customTools names the request's custom tools, whose calls are answered
-// as custom_tool_call items.
-func customTools(body []byte) map[string]bool {
-	var m map[string]bool
-	for _, t := range gjson.GetBytes(body, "tools").Array() {
-		if t.Get("type").String() == "custom" {
-			if m == nil {
-				m = map[string]bool{}
-			}
-			m[t.Get("name").String()] = true
-		}
-	}
-	return m
-}
-
-// respToolItem is a finished tool call's output item: a custom_tool_call
-// (with the input the function's one argument carried) for custom tools, a
-// function_call otherwise.
-func respToolItem(custom map[string]bool, id, callID, name, args string) map[string]any {
-	if custom[name] {
-		return map[string]any{"id": id, "type": "custom_tool_call", "call_id": callID, "name": name,
-			"input": gjson.Get(args, "input").String(), "status": "completed"}
-	}
-	return respCallItem(id, callID, name, args, "completed")
-}
-
-func respCallItem(id, callID, name, args, status string) map[string]any {
-	return map[string]any{"id": id, "type": "function_call", "call_id": callID, "name": name, "arguments": args, "status": status}
-}
-
 func chatToResponse(c *Call, chat []byte) ([]byte, error) {
 	res := gjson.GetManyBytes(chat, "model", "choices.0.message", "choices.0.finish_reason", "usage")
 	model := res[0].String()
@@ -637,7 +617,7 @@ func chatToResponse(c *Call, chat []byte) ([]byte, error) {
 		model = c.Model
 	}
 	output := []any{}
-	custom := customTools(c.DoorBody)
+	tools := respToolsOf(c.DoorBody)
 	if t := res[1].Get("content"); t.Type == gjson.String && t.Str != "" {
 		output = append(output, respMessageItem("msg_"+strings.TrimPrefix(c.ID, "resp_"), t.Str, "completed"))
 	}
@@ -646,8 +626,8 @@ func chatToResponse(c *Call, chat []byte) ([]byte, error) {
 		if args == "" {
 			args = "{}"
 		}
-		output = append(output, respToolItem(custom, fmt.Sprintf("fc_%s_%d", strings.TrimPrefix(c.ID, "resp_"), i),
-			respCallID(c, tc.Get("id").String(), i), tc.Get("function.name").String(), args))
+		output = append(output, tools.item(fmt.Sprintf("fc_%s_%d", strings.TrimPrefix(c.ID, "resp_"), i),
+			respCallID(c, tc.Get("id").String(), i), tc.Get("function.name").String(), args, "completed"))
 	}
 	u := openAIUsage(res[3])
 	status, incomplete := respStatus(res[2].String())
@@ -684,7 +664,7 @@ type responsesStream struct {
 	next    int // the next output_index
 	text    *respStreamText
 	tools   map[int64]*respStreamCall
-	custom  map[string]bool // the request's custom tools
+	offered *respTools // the request's tools, by the names offered
 	finish  string
 }
 
@@ -701,7 +681,7 @@ type respStreamCall struct {
 }
 
 func newResponsesStream(c *Call, inner StreamTranslator) *responsesStream {
-	return &responsesStream{c: c, inner: inner, model: c.Model, tools: map[int64]*respStreamCall{}, custom: customTools(c.DoorBody)}
+	return &responsesStream{c: c, inner: inner, model: c.Model, tools: map[int64]*respStreamCall{}, offered: respToolsOf(c.DoorBody)}
 }
 
 func (s *responsesStream) emit(dst []byte, typ string, fields map[string]any) []byte {
@@ -758,16 +738,12 @@ func (s *responsesStream) convert(dst, b []byte) []byte {
 					callID: respCallID(s.c, tc.Get("id").String(), int(i)), name: tc.Get("function.name").String()}
 				s.next++
 				s.tools[i] = call
-				added := respCallItem(call.id, call.callID, call.name, "", "in_progress")
-				if s.custom[call.name] {
-					added = map[string]any{"id": call.id, "type": "custom_tool_call", "call_id": call.callID, "name": call.name,
-						"input": "", "status": "in_progress"}
-				}
-				dst = s.emit(dst, "response.output_item.added", map[string]any{"output_index": call.index, "item": added})
+				dst = s.emit(dst, "response.output_item.added", map[string]any{"output_index": call.index,
+					"item": s.offered.item(call.id, call.callID, call.name, "", "in_progress")})
 			}
 			if a := tc.Get("function.arguments").Str; a != "" {
 				call.args.WriteString(a)
-				if s.custom[call.name] {
+				if s.offered.ref(call.name).custom {
 					continue // the input is whole only once the arguments are: output_item.done carries it
 				}
 				dst = s.emit(dst, "response.function_call_arguments.delta", map[string]any{"item_id": call.id,
@@ -811,11 +787,11 @@ func (s *responsesStream) End(dst []byte) ([]byte, error) {
 		if args == "" {
 			args = "{}"
 		}
-		if !s.custom[c.name] {
+		if r := s.offered.ref(c.name); !r.custom {
 			dst = s.emit(dst, "response.function_call_arguments.done", map[string]any{"item_id": c.id, "output_index": c.index,
-				"arguments": args, "name": c.name})
+				"arguments": args, "name": r.name})
 		}
-		item := respToolItem(s.custom, c.id, c.callID, c.name, args)
+		item := s.offered.item(c.id, c.callID, c.name, args, "completed")
 		dst = s.emit(dst, "response.output_item.done", map[string]any{"output_index": c.index, "item": item})
 		items = append(items, respOutputItem{c.index, item})
 	}

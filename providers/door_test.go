@@ -3,6 +3,7 @@ package providers
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -202,7 +203,8 @@ func TestResponsesToChat(t *testing.T) {
 	for _, bad := range []struct{ body, says string }{
 		{`{"model":"m","input":"x","previous_response_id":"resp_1"}`, "previous_response_id"},
 		{`{"model":"m","input":"x","background":true}`, "background"},
-		{`{"model":"m","input":"x","tools":[{"type":"web_search"}]}`, "web_search"},
+		{`{"model":"m","input":"x","tools":[{"type":"file_search","vector_store_ids":["vs_1"]}]}`, "file_search"},
+		{`{"model":"m","input":"x","tools":[{"type":"namespace","name":"ns","tools":[{"type":"web_search"}]}]}`, "web_search"},
 		{`{"model":"m","input":[{"type":"item_reference","id":"x"}]}`, "item_reference"},
 	} {
 		_, err := ResponsesToChatBody([]byte(bad.body), "anthropic")
@@ -308,5 +310,185 @@ func TestResponsesCustomTools(t *testing.T) {
 	}
 	if gjson.Get(done, "item.type").String() != "custom_tool_call" || gjson.Get(done, "item.input").String() != "x" {
 		t.Errorf("output_item.done = %s", done)
+	}
+}
+
+// A Messages passthrough keeps the client's query (Claude Code's
+// ?beta=true), less any parameter that may carry a credential.
+func TestMessagesPassthroughQuery(t *testing.T) {
+	for _, c := range []struct{ query, want string }{
+		{"", "/v1/messages"},
+		{"beta=true", "/v1/messages?beta=true"},
+		{"beta=true&key=ar_secret&KEY=x&api%2Dkey=y&x=1", "/v1/messages?beta=true&x=1"},
+		{"key=ar_secret", "/v1/messages"},
+	} {
+		c0 := &Call{Model: "claude-haiku-4-5", Key: "sk-ant-api03-x", Body: []byte(`{"model":"claude-haiku-4-5"}`),
+			Door: MessagesDoor, Query: c.query, Endpoint: Endpoint{BaseURL: "https://api.anthropic.com"}}
+		req, err := Get(Anthropic).NewCallRequest(t.Context(), c0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := req.URL.RequestURI(); got != c.want {
+			t.Errorf("query %q: upstream %s, want %s", c.query, got, c.want)
+		}
+	}
+}
+
+// count_tokens for another provider's model says what is available,
+// rather than that "messages" is not (POST /v1/messages serves it).
+func TestCountTokensOtherProviders(t *testing.T) {
+	for _, name := range []string{OpenAI, Gemini, Mistral} {
+		c := &Call{Model: "m", Key: "k", Body: []byte(`{"model":"m","messages":[]}`), Door: CountTokensDoor}
+		_, err := Get(name).NewCallRequest(t.Context(), c)
+		var re *RequestError
+		if !errors.As(err, &re) || !strings.Contains(re.Message, "token counting (/v1/messages/count_tokens) is available for Anthropic models only") ||
+			!strings.Contains(re.Message, name) || strings.Contains(re.Message, "messages is not available") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// codexTools are the tools Codex 0.169 sends by default (recorded from the
+// CLI, descriptions shortened): functions, the multi_agent_v1 namespace and
+// a cache-only web_search.
+const codexTools = `[{"type":"function","name":"exec_command","description":"Runs a command in a PTY.","strict":false,"parameters":{"type":"object","properties":{"cmd":{"type":"string"}},"required":["cmd"],"additionalProperties":false}},
+{"type":"namespace","name":"multi_agent_v1","description":"Tools for spawning and managing sub-agents.","tools":[
+ {"type":"function","name":"spawn_agent","description":"Spawn a sub-agent.","strict":false,"parameters":{"type":"object","properties":{"message":{"type":"string"}},"additionalProperties":false}},
+ {"type":"function","name":"wait_agent","description":"Wait for agents.","strict":false,"parameters":{"type":"object","properties":{"targets":{"type":"array","items":{"type":"string"}}},"additionalProperties":false}}]},
+{"type":"custom","name":"apply_patch","description":"Patch files."},
+{"type":"web_search","external_web_access":false}]`
+
+// A namespace's functions are offered under namespace__name, with the
+// namespace's description; their calls come back with their own name and
+// the namespace (streamed and not), and a history item's namespace + name
+// reaches the model under the offered name again.
+func TestResponsesNamespaceTools(t *testing.T) {
+	body := []byte(`{"model":"m","tools":` + codexTools + `,"tool_choice":"auto","input":[
+	{"type":"message","role":"user","content":[{"type":"input_text","text":"go"}]},
+	{"type":"function_call","call_id":"c1","name":"wait_agent","namespace":"multi_agent_v1","arguments":"{\"targets\":[\"a\"]}"},
+	{"type":"function_call_output","call_id":"c1","output":"done"}]}`)
+	for _, target := range []string{Anthropic, Gemini, OpenAI, Mistral} {
+		c := &Call{}
+		out, err := responsesToChatBody(c, body, target)
+		if err != nil {
+			t.Fatalf("%s: %v", target, err)
+		}
+		b, _ := json.Marshal(out)
+		r := gjson.ParseBytes(b)
+		var names []string
+		for _, tl := range r.Get("tools").Array() {
+			names = append(names, tl.Get("function.name").String())
+		}
+		if strings.Join(names, ",") != "exec_command,multi_agent_v1__spawn_agent,multi_agent_v1__wait_agent,apply_patch" {
+			t.Errorf("%s: offered %v", target, names)
+		}
+		if d := r.Get("tools.1.function.description").String(); !strings.HasPrefix(d, "Tools for spawning and managing sub-agents.") || !strings.HasSuffix(d, "Spawn a sub-agent.") {
+			t.Errorf("%s: description %q", target, d)
+		}
+		if got := r.Get("messages.1.tool_calls.0.function.name").String(); got != "multi_agent_v1__wait_agent" {
+			t.Errorf("%s: the history's call reaches the model as %q", target, got)
+		}
+		// Codex's cache-only search is left out, visibly, everywhere.
+		if r.Get("web_search_options").Exists() || len(c.Omitted) != 1 || c.Omitted[0] != "web_search" {
+			t.Errorf("%s: web_search_options %s, omitted %v", target, r.Get("web_search_options").Raw, c.Omitted)
+		}
+	}
+
+	c := &Call{Model: "m", ID: "resp_1", DoorBody: body, IncludeUsage: true}
+	resp, err := chatToResponse(c, []byte(`{"choices":[{"message":{"tool_calls":[
+		{"id":"call_1","function":{"name":"multi_agent_v1__spawn_agent","arguments":"{\"message\":\"hi\"}"}},
+		{"id":"call_2","function":{"name":"exec_command","arguments":"{\"cmd\":\"ls\"}"}}]},"finish_reason":"tool_calls"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{`{"name":"spawn_agent","namespace":"multi_agent_v1","call_id":"call_1","type":"function_call"}`,
+		`{"name":"exec_command","namespace":null,"call_id":"call_2","type":"function_call"}`} {
+		it := gjson.GetBytes(resp, fmt.Sprintf("output.%d", i))
+		got := fmt.Sprintf(`{"name":%s,"namespace":%s,"call_id":%s,"type":%s}`, it.Get("name").Raw, orNull(it.Get("namespace").Raw), it.Get("call_id").Raw, it.Get("type").Raw)
+		if got != want {
+			t.Errorf("output.%d = %s, want %s", i, it.Raw, want)
+		}
+	}
+
+	stream := runStream(t, newResponsesStream(c, newPassthroughStream(c)), chatChunks(
+		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"multi_agent_v1__wait_agent","arguments":"{\"targets\":"}}]}}]}`,
+		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"[\"a\"]}"}}]},"finish_reason":"tool_calls"}]}`,
+		`[DONE]`))
+	var added, done, completed string
+	for _, ev := range sseEvents(t, stream) {
+		switch ev[0] {
+		case "response.output_item.added":
+			added = ev[1]
+		case "response.output_item.done":
+			done = ev[1]
+		case "response.completed":
+			completed = ev[1]
+		}
+	}
+	for what, item := range map[string]gjson.Result{"added": gjson.Get(added, "item"), "done": gjson.Get(done, "item"), "completed": gjson.Get(completed, "response.output.0")} {
+		if item.Get("name").String() != "wait_agent" || item.Get("namespace").String() != "multi_agent_v1" || item.Get("type").String() != "function_call" {
+			t.Errorf("%s: %s", what, item.Raw)
+		}
+	}
+	if gjson.Get(done, "item.arguments").String() != `{"targets":["a"]}` {
+		t.Errorf("done: %s", done)
+	}
+}
+
+func orNull(raw string) string {
+	if raw == "" {
+		return "null"
+	}
+	return raw
+}
+
+// Flattened names fit every provider's limit, and two tools that would
+// share one are refused rather than confused.
+func TestResponsesNamespaceNames(t *testing.T) {
+	long := strings.Repeat("n", 40)
+	body := `{"model":"m","input":"x","tools":[{"type":"namespace","name":"` + long + `","description":"d","tools":[{"type":"function","name":"` + strings.Repeat("f", 40) + `"},{"type":"function","name":"` + strings.Repeat("f", 41) + `"}]}]}`
+	out, err := ResponsesToChatBody([]byte(body), Anthropic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := gjson.GetBytes(out, "tools.0.function.name").String(), gjson.GetBytes(out, "tools.1.function.name").String()
+	if len(a) > 64 || len(b) > 64 || a == b {
+		t.Errorf("flattened names %q and %q", a, b)
+	}
+	dup := `{"model":"m","input":"x","tools":[{"type":"function","name":"ns__f"},{"type":"namespace","name":"ns","description":"d","tools":[{"type":"function","name":"f"}]}]}`
+	_, err = ResponsesToChatBody([]byte(dup), Anthropic)
+	var re *RequestError
+	if !errors.As(err, &re) || !strings.Contains(re.Message, "ns.f") {
+		t.Errorf("clashing names: %v", err)
+	}
+}
+
+// web_search becomes the target's own search where there is one (live
+// search only), and is left out, recorded, elsewhere.
+func TestResponsesWebSearch(t *testing.T) {
+	for _, c := range []struct {
+		tool, target string
+		mapped       bool
+	}{
+		{`{"type":"web_search"}`, Anthropic, true},
+		{`{"type":"web_search","external_web_access":true,"filters":{"allowed_domains":["go.dev"]},"user_location":{"type":"approximate","city":"Paris","country":"FR"}}`, Anthropic, true},
+		{`{"type":"web_search_preview","search_context_size":"low"}`, Gemini, true},
+		{`{"type":"web_search","external_web_access":false}`, Anthropic, false},
+		{`{"type":"web_search","external_web_access":false}`, Gemini, false},
+		{`{"type":"web_search","filters":{"allowed_domains":["go.dev"]}}`, Gemini, false},
+		{`{"type":"web_search"}`, Mistral, false},
+		{`{"type":"web_search"}`, Azure, false},
+	} {
+		call := &Call{}
+		out, err := responsesToChatBody(call, []byte(`{"model":"m","input":"x","tools":[`+c.tool+`]}`), c.target)
+		if err != nil {
+			t.Fatalf("%s for %s: %v", c.tool, c.target, err)
+		}
+		if mapped := len(out.WebSearchOptions) > 0; mapped != c.mapped || mapped == (len(call.Omitted) == 1) {
+			t.Errorf("%s for %s: web_search_options %s, omitted %v", c.tool, c.target, out.WebSearchOptions, call.Omitted)
+		}
+		if len(out.Tools) != 0 {
+			t.Errorf("%s for %s: offered as a function: %+v", c.tool, c.target, out.Tools)
+		}
 	}
 }

@@ -87,7 +87,7 @@ func buildGemini(ctx context.Context, c *Call) (*http.Request, error) {
 		body, err = geminiEmbeddingsRequest(c.Body, model)
 		method = "batchEmbedContents"
 	default:
-		body, err = geminiChatRequest(c.Body, model)
+		body, err = geminiChatRequest(c, model)
 		method = "generateContent"
 		if c.Stream {
 			method = "streamGenerateContent?alt=sse"
@@ -145,7 +145,8 @@ type (
 		Response json.RawMessage `json:"response"`
 	}
 	geminiTool struct {
-		FunctionDeclarations []geminiFunctionDeclaration `json:"functionDeclarations"`
+		FunctionDeclarations []geminiFunctionDeclaration `json:"functionDeclarations,omitempty"`
+		GoogleSearch         *struct{}                   `json:"googleSearch,omitempty"`
 	}
 	geminiFunctionDeclaration struct {
 		Name        string          `json:"name"`
@@ -153,7 +154,11 @@ type (
 		Parameters  json.RawMessage `json:"parameters,omitempty"`
 	}
 	geminiToolConfig struct {
-		FunctionCallingConfig geminiFunctionCallingConfig `json:"functionCallingConfig"`
+		FunctionCallingConfig *geminiFunctionCallingConfig `json:"functionCallingConfig,omitempty"`
+		// IncludeServerSideToolInvocations lets Gemini 3 run Google
+		// Search beside function calls in one generation
+		// (ai.google.dev/gemini-api/docs/tool-combination).
+		IncludeServerSideToolInvocations bool `json:"includeServerSideToolInvocations,omitempty"`
 	}
 	geminiFunctionCallingConfig struct {
 		Mode                 string   `json:"mode"`
@@ -277,10 +282,10 @@ func geminiBadRequest(format string, args ...any) error {
 	return &RequestError{Message: fmt.Sprintf(format, args...)}
 }
 
-// geminiChatRequest translates an OpenAI chat-completions body to a
-// generateContent body (providers.md §4.3, §12.5).
-func geminiChatRequest(body []byte, model string) ([]byte, error) {
-	in, opts, err := geminiDecodeChat(body)
+// geminiChatRequest translates an OpenAI chat-completions body (c.Body) to
+// a generateContent body (providers.md §4.3, §12.5).
+func geminiChatRequest(c *Call, model string) ([]byte, error) {
+	in, opts, err := geminiDecodeChat(c.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -353,19 +358,25 @@ func geminiChatRequest(body []byte, model string) ([]byte, error) {
 		out.Tools = []geminiTool{{FunctionDeclarations: decls}}
 		// toolConfig only with declarations: Gemini rejects it otherwise
 		// (Bifrost chat.go).
+		fc := func(mode string, names ...string) *geminiToolConfig {
+			return &geminiToolConfig{FunctionCallingConfig: &geminiFunctionCallingConfig{Mode: mode, AllowedFunctionNames: names}}
+		}
 		switch mode, fn := ToolChoiceMode(in.ToolChoice); mode {
 		case "":
 		case "auto":
-			out.ToolConfig = &geminiToolConfig{geminiFunctionCallingConfig{Mode: "AUTO"}}
+			out.ToolConfig = fc("AUTO")
 		case "none":
-			out.ToolConfig = &geminiToolConfig{geminiFunctionCallingConfig{Mode: "NONE"}}
+			out.ToolConfig = fc("NONE")
 		case "required":
-			out.ToolConfig = &geminiToolConfig{geminiFunctionCallingConfig{Mode: "ANY"}}
+			out.ToolConfig = fc("ANY")
 		case "function":
-			out.ToolConfig = &geminiToolConfig{geminiFunctionCallingConfig{Mode: "ANY", AllowedFunctionNames: []string{fn}}}
+			out.ToolConfig = fc("ANY", fn)
 		default:
 			return nil, geminiBadRequest("tool_choice %q is not supported", mode)
 		}
+	}
+	if err := geminiWebSearch(c, in, model, &out); err != nil {
+		return nil, err
 	}
 
 	gc, err := geminiGeneration(in, opts, model)
@@ -376,6 +387,41 @@ func geminiChatRequest(body []byte, model string) ([]byte, error) {
 		out.GenerationConfig = gc
 	}
 	return json.Marshal(out)
+}
+
+// geminiWebSearch grounds the answer in Google Search for
+// web_search_options. Gemini 2.x cannot combine it with function
+// declarations in one request (it answers 400 "Tool use with function
+// calling is unsupported"); Gemini 3 can, with server-side tool invocations
+// included (ai.google.dev/gemini-api/docs/tool-combination). When they
+// cannot be combined, search is left out and the call says so. The search
+// options (context size, location, domains) have no Gemini equivalent.
+func geminiWebSearch(c *Call, in *ChatRequest, model string, out *geminiRequest) error {
+	ws, err := in.WebSearch()
+	if err != nil || ws == nil {
+		return err
+	}
+	if len(out.Tools) == 0 {
+		out.Tools = []geminiTool{{GoogleSearch: &struct{}{}}}
+		return nil
+	}
+	if !geminiCombinesTools(model) {
+		c.omit("web_search")
+		return nil
+	}
+	out.Tools[0].GoogleSearch = &struct{}{}
+	if out.ToolConfig == nil {
+		out.ToolConfig = &geminiToolConfig{}
+	}
+	out.ToolConfig.IncludeServerSideToolInvocations = true
+	return nil
+}
+
+// geminiCombinesTools reports whether model can run built-in tools (Google
+// Search) beside function calls: Gemini 3 and later, not 1.x, 2.x or Gemma.
+func geminiCombinesTools(model string) bool {
+	m := strings.ToLower(strings.TrimPrefix(model, "models/"))
+	return strings.HasPrefix(m, "gemini-") && !strings.HasPrefix(m, "gemini-1") && !strings.HasPrefix(m, "gemini-2")
 }
 
 // geminiAppendTurn adds parts as a turn of role, merged into the previous
@@ -595,8 +641,10 @@ func geminiGeneration(in *ChatRequest, o *geminiOptions, model string) (*geminiG
 		Temperature: in.Temperature, TopP: in.TopP, TopK: o.topK, Seed: in.Seed,
 		StopSequences: in.Stop,
 	}
+	// An output limit above the model's maximum is clamped to it; none
+	// leaves Gemini's default, which is the model's maximum.
 	if n := in.MaxOutputTokens(); n > 0 {
-		gc.MaxOutputTokens = n
+		gc.MaxOutputTokens = clampOutput(model, n)
 	}
 	if in.N != nil {
 		if *in.N < 1 {

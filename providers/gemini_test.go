@@ -875,6 +875,7 @@ func FuzzGeminiRequest(f *testing.F) {
 	geminiAddFixtures(f, "request_", ".json")
 	f.Add([]byte(`{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"$ref":"#/$defs/a","$defs":{"a":{"$ref":"#/$defs/a"}}}}}]}`))
 	f.Add([]byte(`{"input":["a","b"],"dimensions":8}`))
+	f.Add([]byte(`{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"web_search_options":{}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c := &Call{Op: OpChat, Key: "k", Model: "gemini-2.5-flash", Body: body, Stream: len(body)%2 == 0}
 		if gjson.GetBytes(body, "input").Exists() {

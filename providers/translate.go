@@ -25,8 +25,9 @@ type Call struct {
 	// ("stream": true, "stream_options": {"include_usage": true}).
 	Stream       bool
 	IncludeUsage bool
-	// DefaultMaxTokens is sent to providers that require max_tokens
-	// (Anthropic) when the client gave none.
+	// DefaultMaxTokens bounds the output limit sent to providers that
+	// require one (Anthropic) when the client gave none: the model's
+	// maximum, at most this (0: no bound; see defaultOutput).
 	DefaultMaxTokens int
 	// ID and Created identify translated responses and chunks
 	// ("chatcmpl-..."), stable across one response.
@@ -37,6 +38,10 @@ type Call struct {
 	// door's passthrough reads (anthropic-version, anthropic-beta).
 	Door   *Door
 	Header http.Header
+	// Query is the client's raw query string, which a door's passthrough
+	// forwards (Claude Code calls /v1/messages?beta=true) without the
+	// parameters that may carry a credential (see ForwardQuery).
+	Query string
 	// Native is set by NewCallRequest for a call through a door: true when
 	// the provider speaks the door's shape and the body passes through.
 	Native bool
@@ -46,6 +51,21 @@ type Call struct {
 	// ResponseID is the id of the response a Responses passthrough
 	// created, read from the answer (or its stream) as it is relayed.
 	ResponseID string
+	// Omitted names what the translation left out of the request because
+	// the target has no equivalent ("web_search"): the gateway says so in
+	// a response header and in the request log, so nothing is dropped
+	// silently.
+	Omitted []string
+}
+
+// omit records that the translation left what out (once).
+func (c *Call) omit(what string) {
+	for _, o := range c.Omitted {
+		if o == what {
+			return
+		}
+	}
+	c.Omitted = append(c.Omitted, what)
 }
 
 // StreamTranslator turns a provider's event stream into OpenAI

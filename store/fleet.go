@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // Fleet mode: several gateway instances share one etcd prefix.
@@ -45,10 +46,10 @@ var localBuckets = map[string]bool{"last_used": true, "logs": true, "usage": tru
 // SharedBuckets are the buckets that live in etcd in fleet mode (and that
 // MigrateToFleet copies): accounts, API-key hashes and ids, sealed BYOK
 // records and their versions, credential health, byok_only policies,
-// console users, emails, setup tokens and sessions, and the /v1/responses
-// id owners.
+// console people, memberships, emails, setup links, sessions and their
+// index, the sign-in throttle, and the /v1/responses id owners.
 var SharedBuckets = []string{"accounts", "keys", "key_ids", "byok", "byok_versions", "byok_health", "byok_policies",
-	"users", "user_emails", "user_tokens", "sessions", "responses"}
+	"users", "user_emails", "user_tokens", "sessions", "responses", "people", "person_sessions", "signin_throttle"}
 
 // bucketMembers holds the lease-bound member registrations (members.go).
 var bucketMembers = []byte("members")
@@ -86,6 +87,9 @@ type FleetOptions struct {
 	NoRegistration bool
 	// MemberTTL is the lease TTL of the member registration. Default: 10s.
 	MemberTTL time.Duration
+	// Logger gets a line when etcd becomes unreachable and when it is back
+	// (fleethealth.go). Default: none.
+	Logger *zap.Logger
 }
 
 type mirrorEntry struct {
@@ -124,6 +128,7 @@ type fleetKV struct {
 	lastErr        atomic.Pointer[string]
 
 	member memberState
+	health etcdHealth // etcd's reachability (fleethealth.go)
 
 	// opened caches the credentials the last rebuild opened (only the
 	// rebuild, under Store.rebuildMu, touches it).
@@ -178,8 +183,10 @@ func newFleetKV(local *bolt.DB, fo FleetOptions) *fleetKV {
 		fo.InstanceID = fmt.Sprintf("%s-%d", h, os.Getpid())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &fleetKV{cli: fo.Client, prefix: fo.Prefix, local: local, opts: fo, buckets: make(map[string]map[string]mirrorEntry),
+	f := &fleetKV{cli: fo.Client, prefix: fo.Prefix, local: local, opts: fo, buckets: make(map[string]map[string]mirrorEntry),
 		revCh: make(chan struct{}), ctx: ctx, cancel: cancel}
+	f.health.init()
+	return f
 }
 
 // OpenFleet opens a store in fleet mode: the shared records in etcd (see
@@ -209,8 +216,9 @@ func OpenFleet(path string, masterKey []byte, opts Options, fo FleetOptions) (*S
 	}
 	// Watch from here on: the writes below wait for the snapshot to reach
 	// their revision.
-	f.wg.Add(1)
+	f.wg.Add(2)
 	go f.watch()
+	go f.probeLoop()
 	if err := s.kv.update(s.checkMasterKey); err != nil {
 		return fail(fmt.Errorf("fleet store: %w", err))
 	}
@@ -225,6 +233,10 @@ func OpenFleet(path string, masterKey []byte, opts Options, fo FleetOptions) (*S
 		if n < 50 {
 			break
 		}
+	}
+	// Console people (migrate_users.go), in etcd-sized transactions.
+	if err := s.migrateUsers(40); err != nil {
+		return fail(fmt.Errorf("fleet store: migrating console users: %w", err))
 	}
 	if err := s.rebuild(); err != nil {
 		return fail(fmt.Errorf("fleet store: %w", err))
@@ -337,7 +349,7 @@ func (f *fleetKV) watch() {
 	for f.ctx.Err() == nil {
 		if reload {
 			if err := f.load(); err != nil {
-				f.sleep(backoff)
+				f.sleepUntilRecovery(backoff)
 				backoff = min(backoff*2, 2*time.Second)
 				continue
 			}
@@ -348,7 +360,8 @@ func (f *fleetKV) watch() {
 			reload = true
 			backoff = 50 * time.Millisecond
 		case watchBroken:
-			f.sleep(backoff)
+			f.suspectEtcd()
+			f.sleepUntilRecovery(backoff)
 			backoff = min(backoff*2, 2*time.Second)
 		case watchHealthy:
 			backoff = 50 * time.Millisecond
@@ -359,6 +372,15 @@ func (f *fleetKV) watch() {
 func (f *fleetKV) sleep(d time.Duration) {
 	select {
 	case <-time.After(d):
+	case <-f.ctx.Done():
+	}
+}
+
+// sleepUntilRecovery sleeps d, or until an etcd outage ends.
+func (f *fleetKV) sleepUntilRecovery(d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-f.wakeOnRecovery():
 	case <-f.ctx.Done():
 	}
 }
@@ -421,6 +443,7 @@ func (f *fleetKV) watchOnce() watchEnd {
 			}
 			lastHeard = time.Now()
 			progressed = true
+			f.etcdOK()
 			if resp.IsProgressNotify() {
 				// Every event up to the header's revision has been
 				// delivered: the snapshot is current at that revision.
@@ -500,6 +523,9 @@ var errConflict = errors.New("conflict")
 const maxTxnOps = 128
 
 func (f *fleetKV) update(fn func(tx kvTx) error) error {
+	if err := f.refuseWhileDown(); err != nil {
+		return err
+	}
 	if err := f.catchUp(f.opts.WriteTimeout); err != nil {
 		return err
 	}
@@ -516,6 +542,7 @@ func (f *fleetKV) catchUp(timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(f.ctx), timeout)
 	resp, err := f.cli.Get(ctx, f.prefix, clientv3.WithCountOnly())
 	cancel()
+	f.etcdResult(err)
 	if err != nil {
 		return fmt.Errorf("%w: the change was not saved (the gateway keeps serving from its last snapshot; retry once etcd is reachable): %v", ErrUnavailable, err)
 	}
@@ -536,7 +563,7 @@ const quickWindow = 2 * time.Second
 // after etcd was found unavailable, so that an etcd outage never adds
 // seconds to the requests the data plane keeps serving.
 func (f *fleetKV) updateQuick(fn func(tx kvTx) error) error {
-	if time.Now().UnixNano() < f.quickDownUntil.Load() {
+	if up, _ := f.reachable(); !up || time.Now().UnixNano() < f.quickDownUntil.Load() {
 		return fmt.Errorf("%w: skipped (etcd was unreachable moments ago)", ErrUnavailable)
 	}
 	err := f.updateWithin(fn, min(f.opts.WriteTimeout, time.Second), min(f.opts.SyncTimeout, 500*time.Millisecond))
@@ -767,6 +794,7 @@ func (t *fleetTx) commit(timeout time.Duration) (int64, error) {
 		ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(f.ctx), timeout)
 		resp, err := f.cli.Txn(ctx).If(cmps...).Then(then...).Commit()
 		cancel()
+		f.etcdResult(err)
 		if err != nil {
 			return 0, fmt.Errorf("%w: the change was not saved (the gateway keeps serving from its last snapshot; retry once etcd is reachable): %v", ErrUnavailable, err)
 		}
@@ -910,6 +938,12 @@ type FleetStatus struct {
 	// could not open (a master-key rotation in progress).
 	Unopenable int64  `json:"unopenable,omitempty"`
 	LastError  string `json:"last_error,omitempty"`
+	// EtcdReachable says whether etcd answers this instance (fleethealth.go);
+	// while it does not, EtcdUnreachableSince says since when.
+	// EtcdOutages counts the outages since the instance started.
+	EtcdReachable        *bool      `json:"etcd_reachable,omitempty"`
+	EtcdUnreachableSince *time.Time `json:"etcd_unreachable_since,omitempty"`
+	EtcdOutages          int64      `json:"etcd_outages,omitempty"`
 }
 
 // Fleet reports the store's fleet status; Enabled is false single-node.
@@ -925,6 +959,12 @@ func (s *Store) Fleet() FleetStatus {
 	f.revMu.Unlock()
 	if e := f.lastErr.Load(); e != nil {
 		st.LastError = *e
+	}
+	up, since := f.reachable()
+	st.EtcdReachable, st.EtcdOutages = &up, f.health.outages.Load()
+	if !up {
+		since = since.UTC()
+		st.EtcdUnreachableSince = &since
 	}
 	return st
 }

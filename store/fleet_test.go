@@ -90,10 +90,7 @@ func TestFleetSharesRecordsAndRefusesAnotherMasterKey(t *testing.T) {
 	})
 
 	// Console users and sessions are shared: a session made on a is valid on b.
-	u, err := a.CreateUser("acme", "dev@acme.example", RoleOwner)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := setupUser(t, a, "acme", "dev@acme.example", RoleOwner)
 	sid, _, err := a.CreateSession(User{ID: u.ID, AccountID: "acme"})
 	if err != nil {
 		t.Fatal(err)
@@ -301,13 +298,13 @@ func TestFleetMasterKeyRotationAndBigChanges(t *testing.T) {
 
 	// More expired sessions than one etcd transaction may delete.
 	mustAccount(t, n, "big")
-	u, err := n.CreateUser("big", "o@big.example", RoleOwner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 130; i++ {
-		if _, _, err := n.CreateSession(User{ID: u.ID, AccountID: "big"}); err != nil {
-			t.Fatal(err)
+	// (13 people with MaxSessionsPerPerson sessions each).
+	for i := 0; i < 13; i++ {
+		u := setupUser(t, n, "big", fmt.Sprintf("o%d@big.example", i), RoleOwner)
+		for j := 0; j < MaxSessionsPerPerson; j++ {
+			if _, _, err := n.CreateSession(User{ID: u.ID, AccountID: "big"}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	pruned, err := n.PruneSessions(-time.Second, time.Hour)

@@ -12,11 +12,16 @@ import (
 // marks that key version invalid, with the time and a short reason that holds
 // no key material. The mark is in memory at once (the next request sees it)
 // and persisted in the background; a success with the key, or a rotation
-// (a new version), clears it.
+// (a new version), clears it. While a key is marked, the gateway sends it to
+// its provider at most once per interval (ClaimProbe): a revoked key costs
+// the provider one request, not one per retry of every client.
 
 type health struct {
 	invalidAt atomic.Int64 // unix nanoseconds; 0 when healthy
 	reason    atomic.Pointer[string]
+	// probeAt is when the key was last let through while marked (unix
+	// nanoseconds), in memory only: each instance probes on its own.
+	probeAt atomic.Int64
 }
 
 type healthRecord struct {
@@ -93,6 +98,30 @@ func (c *Secret) Invalid() (since time.Time, reason string, invalid bool) {
 		reason = *r
 	}
 	return time.Unix(0, at).UTC(), reason, true
+}
+
+// ClaimProbe reports whether a request may send this credential to its
+// provider at now: always while it is healthy; while it is marked invalid,
+// once every interval, counted from the later of the last rejection and the
+// last probe. Of concurrent callers after an interval, one wins. It costs
+// one atomic load for a healthy key.
+func (c *Secret) ClaimProbe(now time.Time, every time.Duration) bool {
+	if c.health == nil {
+		return true
+	}
+	for {
+		at := c.health.invalidAt.Load()
+		if at == 0 {
+			return true
+		}
+		p := c.health.probeAt.Load()
+		if now.UnixNano()-max(at, p) < int64(every) {
+			return false
+		}
+		if c.health.probeAt.CompareAndSwap(p, now.UnixNano()) {
+			return true
+		}
+	}
 }
 
 // MarkInvalid records that the provider rejected the credential. reason

@@ -61,6 +61,16 @@ func (r *LogRecord) appendJSON(b []byte) []byte {
 	b = appendOptString(b, `,"profile":`, r.Profile)
 	b = appendOptString(b, `,"source":`, r.Source)
 	b = appendOptString(b, `,"api":`, r.API)
+	if len(r.Omitted) > 0 {
+		b = append(b, `,"omitted":[`...)
+		for i, o := range r.Omitted {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, o)
+		}
+		b = append(b, ']')
+	}
 	if len(r.Attempts) > 0 {
 		b = append(b, `,"attempts":[`...)
 		for i := range r.Attempts {

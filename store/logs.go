@@ -58,6 +58,10 @@ type LogRecord struct {
 	// (OpenAI's Responses API). Records written before front doors have
 	// none; APIOf reads them as their endpoint says.
 	API string `json:"api,omitempty"`
+	// Omitted names what a translation left out of the request because the
+	// provider has no equivalent ("web_search"), as the response's
+	// X-Agent-Router-Omitted header said.
+	Omitted []string `json:"omitted,omitempty"`
 	// Attempts lists every upstream try, in order.
 	Attempts []Attempt `json:"attempts,omitempty"`
 }
@@ -131,6 +135,7 @@ type logWriter struct {
 	done     chan struct{}
 	once     sync.Once
 	dropped  atomic.Uint64
+	forced   atomic.Uint64 // syncLog calls
 	interval time.Duration
 	maxN     int
 	maxAge   time.Duration
@@ -191,9 +196,19 @@ func (s *Store) DroppedLogRecords() uint64 { return s.log.dropped.Load() }
 // usage rollups into bbolt, then returns.
 func (s *Store) FlushLog() { s.syncLog(true) }
 
+// SyncLog waits until every request-log record queued before the call is
+// written (not the usage rollups): for a caller about to read a record it
+// just caused.
+func (s *Store) SyncLog() { s.syncLog(false) }
+
+// ForcedLogSyncs counts the callers that made the log writer write early
+// (FlushLog, SyncLog): each costs a write transaction.
+func (s *Store) ForcedLogSyncs() uint64 { return s.log.forced.Load() }
+
 // syncLog waits until the writer has consumed (and written) every record
 // queued before the call; with usage, it also merges the usage rollups.
 func (s *Store) syncLog(usage bool) {
+	s.log.forced.Add(1)
 	req := flushRequest{ack: make(chan struct{}), usage: usage}
 	select {
 	case s.log.flushReq <- req:

@@ -99,6 +99,8 @@ type Store struct {
 
 	log *logWriter
 
+	prune sessionPrune // background session pruning (sessions.go)
+
 	healthState
 }
 
@@ -116,6 +118,9 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 		_, err := s.resealOld(tx, 0)
 		return err
 	})
+	if err == nil {
+		err = s.migrateUsers(1000)
+	}
 	if err == nil {
 		err = s.rebuild()
 	}
@@ -153,6 +158,7 @@ func openLocal(path string, masterKey []byte, opts Options) (*Store, error) {
 	// whatever it had: tighten it.
 	_ = os.Chmod(path, 0o600)
 	s := &Store{db: db, kv: boltKV{db}, path: path, sealer: sl, lastUsed: make(map[string]*atomic.Int64), savedClocks: make(map[string]int64)}
+	s.prune.last = time.Now() // the first background prune comes pruneEvery after opening
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -171,7 +177,7 @@ func openLocal(path string, masterKey []byte, opts Options) (*Store, error) {
 // allBuckets are the buckets of the bbolt file (in fleet mode, the shared
 // ones are empty there and live in etcd).
 var allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs, bucketHealth, bucketPolicies, bucketUsage,
-	bucketUsers, bucketEmails, bucketTokens, bucketSessions, bucketResponses}
+	bucketUsers, bucketEmails, bucketTokens, bucketSessions, bucketResponses, bucketPeople, bucketPersonSessions, bucketThrottle}
 
 // loadClocks reads the persisted "last used" clocks.
 func (s *Store) loadClocks(tx *bolt.Tx) error {
@@ -205,6 +211,7 @@ func (s *Store) PeerKeys() []PeerKey {
 // Close flushes the request log, usage rollups and "last used" clocks and
 // closes the file.
 func (s *Store) Close() error {
+	s.stopPrune()
 	s.log.stop()
 	s.healthWG.Wait() // health marks still being written
 	if s.fleet != nil {
@@ -674,6 +681,14 @@ func (s *Store) Accounts() ([]Account, error) {
 // with immediate effect. Its request-log records stay until retention drops
 // them.
 func (s *Store) DeleteAccount(id string) error {
+	if s.fleet != nil {
+		// Members who are in other accounts too are rewritten, not only
+		// deleted, which one etcd transaction cannot do for a large
+		// account: remove the memberships one transaction each first.
+		if err := s.removeAccountMembers(id); err != nil {
+			return err
+		}
+	}
 	return s.update(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(id)) == nil {
 			return fmt.Errorf("account %q: %w", id, ErrNotFound)

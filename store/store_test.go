@@ -822,3 +822,56 @@ func TestPersistClocksAfterForget(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestClaimProbe: a healthy key always goes; a rejected one goes once per
+// interval after its last rejection, and of many concurrent callers after
+// the interval exactly one wins.
+func TestClaimProbe(t *testing.T) {
+	s, err := Open(dbPath(t), masterKey(4), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustAccount(t, s, "acme")
+	if _, err := s.PutCredential("acme", "openai", canaryKey, "m", Extras{}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.Snapshot().Credential("acme", "openai")
+	t0 := time.Now()
+	const every = time.Minute
+	if !c.ClaimProbe(t0, every) || !c.ClaimProbe(t0, every) {
+		t.Fatal("a healthy key was held back")
+	}
+	s.MarkInvalid(c, t0, "openai answered 401 (auth)")
+	for _, d := range []time.Duration{0, time.Second, every - time.Nanosecond} {
+		if c.ClaimProbe(t0.Add(d), every) {
+			t.Fatalf("probe allowed %v after the rejection", d)
+		}
+	}
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for range 64 {
+		wg.Go(func() {
+			if c.ClaimProbe(t0.Add(every), every) {
+				won.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d concurrent probes won, want 1", won.Load())
+	}
+	// The next probe waits a full interval after the last one.
+	if c.ClaimProbe(t0.Add(every+every/2), every) || !c.ClaimProbe(t0.Add(2*every), every) {
+		t.Fatal("the second probe is not one interval after the first")
+	}
+	// A new rejection restarts the wait; a success lets everything through.
+	s.MarkInvalid(c, t0.Add(3*every), "openai answered 401 (auth)")
+	if c.ClaimProbe(t0.Add(3*every+time.Second), every) {
+		t.Fatal("probe allowed right after a new rejection")
+	}
+	s.MarkValid(c)
+	if !c.ClaimProbe(t0.Add(3*every+time.Second), every) {
+		t.Fatal("a key that worked again was held back")
+	}
+}

@@ -4,34 +4,46 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"golang.org/x/crypto/argon2"
 )
 
-// Console users, one-time setup tokens and sessions.
+// Console people, memberships, one-time links.
 //
-// A user belongs to one account and has a role: owner (manages BYOK keys,
-// API keys and members) or member (reads, and uses the playground). Emails
-// are unique across the store, so signing in needs no account name.
-// Passwords are hashed with argon2id and a per-user salt. Setup tokens and
-// session ids are random 256-bit values; only their SHA-256 is stored, so a
-// copy of the file does not let anyone sign in.
+// A person is one identity — an email and a password — with memberships in
+// one or more accounts. A membership (called a user in the admin API, which
+// keeps its ids) gives the person a role in one account: owner (manages BYOK
+// keys, API keys and members) or member (reads, and uses the playground).
+// Inviting an address creates an invited membership, and a person for the
+// address if there is none, and the same one-time link whatever the
+// address's state: the inviter learns nothing about other accounts, and
+// nobody can take an address away from another account. The link accepts
+// the membership: a person without a password chooses one, a person with
+// one proves it. Only the link accepts, never a click in the console: a
+// person whose password an inviter of another account set (the inviter holds
+// the link) cannot be moved into a third account without that account's
+// own link.
+//
+// Passwords are argon2id (passwords.go). Link tokens and session ids are
+// random 256-bit values; only their SHA-256 is stored, so a copy of the
+// store does not let anyone in.
 
 var (
-	bucketUsers    = []byte("users")       // account \x00 user id -> userRecord
-	bucketEmails   = []byte("user_emails") // email -> account \x00 user id
+	bucketUsers    = []byte("users")       // account \x00 user id -> userRecord (a membership)
+	bucketEmails   = []byte("user_emails") // email -> person id
+	bucketPeople   = []byte("people")      // person id -> personRecord
 	bucketTokens   = []byte("user_tokens") // sha256(token) -> tokenRecord
-	bucketSessions = []byte("sessions")    // sha256(session id) -> sessionRecord
+	bucketSessions = []byte("sessions")    // sha256(session id) -> Session
+	// bucketPersonSessions indexes sessions by person (sessions.go).
+	bucketPersonSessions = []byte("person_sessions") // person id -> sessionIndex
 )
 
 // Roles.
@@ -40,12 +52,11 @@ const (
 	RoleMember = "member"
 )
 
-// MinPasswordLength is the shortest password SetPassword accepts.
-const MinPasswordLength = 12
-
-// maxPasswordLength bounds what is hashed (argon2 takes any length; a
-// megabyte password is a denial of service, not a password).
-const maxPasswordLength = 256
+// Membership states.
+const (
+	StatusActive  = "active"
+	StatusInvited = "invited" // the link has not been used yet
+)
 
 // Errors of the user functions.
 var (
@@ -60,59 +71,84 @@ var (
 	ErrInvalidInput = errors.New("invalid input")
 	// ErrLastOwner refuses to remove or demote an account's last owner.
 	ErrLastOwner = errors.New("an account needs at least one owner")
+	// ErrNoMembership means the password was right but the person has no
+	// accepted membership in any account (every one is still invited).
+	ErrNoMembership = errors.New("you are not a member of any account yet: open the link of an invitation to accept it")
+	// ErrWrongPassword means a link for a person who already has a
+	// password was used with another password.
+	ErrWrongPassword = errors.New("this email already has a password, and this is not it: enter the password you sign in with")
 )
 
-// User is a console user, without its password hash.
+// User is a membership: a person's role in one account, without any
+// password material.
 type User struct {
-	ID          string    `json:"id"`
-	AccountID   string    `json:"account"`
-	Email       string    `json:"email"`
-	Role        string    `json:"role"`
-	CreatedAt   time.Time `json:"created_at"`
-	HasPassword bool      `json:"has_password"`
+	// ID names the membership within its account (the admin API's user id).
+	ID        string    `json:"id"`
+	AccountID string    `json:"account"`
+	Email     string    `json:"email"`
+	Role      string    `json:"role"`
+	CreatedAt time.Time `json:"created_at"`
+	// Status is "active", or "invited" until the person uses the link.
+	Status string `json:"status"`
+	// PersonID names the person, the same in every account they are in.
+	PersonID string `json:"person"`
+	// HasPassword says whether the person has set a password (in any
+	// account). The console does not show it for invited memberships: it
+	// would tell an inviter that the address is in use elsewhere.
+	HasPassword bool `json:"has_password"`
 }
 
+// userRecord is a membership as stored.
 type userRecord struct {
 	ID        string    `json:"id"`
 	AccountID string    `json:"account"`
 	Email     string    `json:"email"`
 	Role      string    `json:"role"`
 	CreatedAt time.Time `json:"created_at"`
-	// Hash is argon2id(password, Salt) with the parameters below; empty
-	// until the user sets a password from the setup link.
-	Salt    []byte `json:"salt,omitempty"`
-	Hash    []byte `json:"hash,omitempty"`
-	Time    uint32 `json:"t,omitempty"`
-	Memory  uint32 `json:"m,omitempty"`
-	Threads uint8  `json:"p,omitempty"`
+	Person    string    `json:"person"`
+	Invited   bool      `json:"invited,omitempty"`
 }
 
-func (r *userRecord) user() User {
-	return User{ID: r.ID, AccountID: r.AccountID, Email: r.Email, Role: r.Role, CreatedAt: r.CreatedAt, HasPassword: len(r.Hash) > 0}
+func (r *userRecord) user(p *personRecord) User {
+	u := User{ID: r.ID, AccountID: r.AccountID, Email: r.Email, Role: r.Role, CreatedAt: r.CreatedAt, PersonID: r.Person, Status: StatusActive}
+	if r.Invited {
+		u.Status = StatusInvited
+	}
+	if p != nil {
+		u.HasPassword = p.Password.set()
+	}
+	return u
 }
+
+// personRecord is a person as stored.
+type personRecord struct {
+	ID        string       `json:"id"`
+	Email     string       `json:"email"`
+	CreatedAt time.Time    `json:"created_at"`
+	Password  passwordHash `json:"password"`
+	// Memberships lists the person's memberships, oldest first.
+	Memberships []membershipRef `json:"memberships"`
+}
+
+type membershipRef struct {
+	Account string `json:"account"`
+	User    string `json:"user"`
+}
+
+// Token kinds.
+const (
+	tokenInvite = "invite" // accepts a membership; sets a password only if the person has none
+	tokenReset  = "reset"  // from the operator: sets the person's password (and accepts)
+)
 
 type tokenRecord struct {
 	AccountID string    `json:"account"`
 	UserID    string    `json:"user"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Kind is tokenInvite or tokenReset; tokens issued before people
+	// existed have none and are resets (the admin API issued them).
+	Kind string `json:"kind,omitempty"`
 }
-
-// Session is a signed-in user's session, as the store holds it.
-type Session struct {
-	AccountID  string    `json:"account"`
-	UserID     string    `json:"user"`
-	CreatedAt  time.Time `json:"created_at"`
-	LastSeenAt time.Time `json:"last_seen_at"`
-}
-
-// argon2id parameters: RFC 9106's second recommendation scaled to a small
-// server (OWASP's 19 MiB, 2 passes), stored with each hash so they can grow.
-const (
-	argonTime    = 2
-	argonMemory  = 19 * 1024
-	argonThreads = 1
-	argonKeyLen  = 32
-)
 
 // NormalizeEmail lowercases and checks an email address.
 func NormalizeEmail(email string) (string, error) {
@@ -140,45 +176,137 @@ func randomToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
+func randomID(prefix string) (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return prefix + hex.EncodeToString(b[:]), nil
+}
+
 func tokenHash(tok string) []byte {
 	h := sha256.Sum256([]byte(tok))
 	return h[:]
 }
 
-// CreateUser adds a user without a password to account. The user sets one
-// through a setup token (IssueSetupToken).
+func getUser(tx kvTx, account, id string) (userRecord, error) {
+	var r userRecord
+	v := tx.Bucket(bucketUsers).Get(userKey(account, id))
+	if v == nil {
+		return r, fmt.Errorf("user %q: %w", id, ErrNotFound)
+	}
+	err := json.Unmarshal(v, &r)
+	return r, err
+}
+
+func getPerson(tx kvTx, id string) (personRecord, error) {
+	var p personRecord
+	v := tx.Bucket(bucketPeople).Get([]byte(id))
+	if v == nil {
+		return p, fmt.Errorf("person %q: %w", id, ErrNotFound)
+	}
+	err := json.Unmarshal(v, &p)
+	return p, err
+}
+
+// personByEmail returns the person with this (normalized) email.
+func personByEmail(tx kvTx, email string) (personRecord, bool) {
+	id := tx.Bucket(bucketEmails).Get([]byte(email))
+	if id == nil {
+		return personRecord{}, false
+	}
+	p, err := getPerson(tx, string(id))
+	return p, err == nil
+}
+
+func putPerson(tx kvTx, p *personRecord) error {
+	return putJSON(tx.Bucket(bucketPeople), []byte(p.ID), p)
+}
+
+// CreateUser adds an invited membership of email to account, and a person
+// for email if there is none. The person accepts it with a link
+// (InviteUser issues one with it; IssueSetupToken a reset link). An email
+// already in the account is ErrExists; an email in other accounts is not
+// an error, and nothing in the answer says whether it is.
 func (s *Store) CreateUser(account, email, role string) (User, error) {
+	u, _, _, err := s.invite(account, email, role, 0)
+	return u, err
+}
+
+// InviteUser adds an invited membership (as CreateUser) and returns the
+// link token that accepts it, valid for ttl.
+func (s *Store) InviteUser(account, email, role string, ttl time.Duration) (User, string, time.Time, error) {
+	if ttl <= 0 {
+		return User{}, "", time.Time{}, fmt.Errorf("%w: an invitation needs a validity", ErrInvalidInput)
+	}
+	return s.invite(account, email, role, ttl)
+}
+
+func (s *Store) invite(account, email, role string, ttl time.Duration) (User, string, time.Time, error) {
 	email, err := NormalizeEmail(email)
 	if err != nil {
-		return User{}, err
+		return User{}, "", time.Time{}, err
 	}
 	if !ValidRole(role) {
-		return User{}, fmt.Errorf("%w: role must be owner or member", ErrInvalidInput)
+		return User{}, "", time.Time{}, fmt.Errorf("%w: role must be owner or member", ErrInvalidInput)
 	}
-	var idb [8]byte
-	if _, err := rand.Read(idb[:]); err != nil {
-		return User{}, err
+	uid, err := randomID("usr_")
+	if err != nil {
+		return User{}, "", time.Time{}, err
 	}
-	rec := userRecord{ID: "usr_" + hex.EncodeToString(idb[:]), AccountID: account, Email: email, Role: role, CreatedAt: now().UTC()}
+	pid, err := randomID("psn_")
+	if err != nil {
+		return User{}, "", time.Time{}, err
+	}
+	var token string
+	var expires time.Time
+	if ttl > 0 {
+		if token, err = randomToken(); err != nil {
+			return User{}, "", time.Time{}, err
+		}
+		expires = now().Add(ttl).UTC()
+	}
+	t := now().UTC()
+	var out User
 	err = s.kv.update(func(tx kvTx) error {
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}
-		if tx.Bucket(bucketEmails).Get([]byte(email)) != nil {
-			return fmt.Errorf("a user with this email: %w", ErrExists)
+		p, found := personByEmail(tx, email)
+		if !found {
+			p = personRecord{ID: pid, Email: email, CreatedAt: t}
+			if err := tx.Bucket(bucketEmails).Put([]byte(email), []byte(pid)); err != nil {
+				return err
+			}
 		}
-		if err := tx.Bucket(bucketEmails).Put([]byte(email), userKey(account, rec.ID)); err != nil {
+		if slices.ContainsFunc(p.Memberships, func(m membershipRef) bool { return m.Account == account }) {
+			// The inviter sees the account's own members: no leak.
+			return fmt.Errorf("%s is already a member of this account: %w", email, ErrExists)
+		}
+		rec := userRecord{ID: uid, AccountID: account, Email: email, Role: role, CreatedAt: t, Person: p.ID, Invited: true}
+		p.Memberships = append(p.Memberships, membershipRef{account, uid})
+		if err := putPerson(tx, &p); err != nil {
 			return err
 		}
-		return putJSON(tx.Bucket(bucketUsers), userKey(account, rec.ID), rec)
+		if err := putJSON(tx.Bucket(bucketUsers), userKey(account, uid), rec); err != nil {
+			return err
+		}
+		if token != "" {
+			if err := putToken(tx, token, tokenRecord{AccountID: account, UserID: uid, ExpiresAt: expires, Kind: tokenInvite}); err != nil {
+				return err
+			}
+		}
+		// The answer is the same whether the person is new or not.
+		out = rec.user(nil)
+		return nil
 	})
 	if err != nil {
-		return User{}, err
+		return User{}, "", time.Time{}, err
 	}
-	return rec.user(), nil
+	return out, token, expires, nil
 }
 
-// Users lists an account's users, oldest first.
+// Users lists an account's memberships, oldest first.
 func (s *Store) Users(account string) ([]User, error) {
 	out := []User{}
 	err := s.kv.view(func(tx kvTx) error {
@@ -192,7 +320,11 @@ func (s *Store) Users(account string) ([]User, error) {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
 			}
-			out = append(out, r.user())
+			p, err := getPerson(tx, r.Person)
+			if err != nil {
+				return err
+			}
+			out = append(out, r.user(&p))
 		}
 		return nil
 	})
@@ -201,33 +333,48 @@ func (s *Store) Users(account string) ([]User, error) {
 }
 
 func sortUsers(u []User) {
-	for i := 1; i < len(u); i++ {
-		for j := i; j > 0 && (u[j].CreatedAt.Before(u[j-1].CreatedAt) || u[j].CreatedAt.Equal(u[j-1].CreatedAt) && u[j].ID < u[j-1].ID); j-- {
-			u[j], u[j-1] = u[j-1], u[j]
+	slices.SortStableFunc(u, func(a, b User) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
 		}
-	}
+		return strings.Compare(a.ID, b.ID)
+	})
 }
 
-func getUser(tx kvTx, account, id string) (userRecord, error) {
-	var r userRecord
-	v := tx.Bucket(bucketUsers).Get(userKey(account, id))
-	if v == nil {
-		return r, fmt.Errorf("user %q: %w", id, ErrNotFound)
-	}
-	err := json.Unmarshal(v, &r)
-	return r, err
-}
-
-// User returns one of account's users; a user of another account is
+// User returns one of account's memberships; one of another account is
 // ErrNotFound.
 func (s *Store) User(account, id string) (User, error) {
 	var u User
 	err := s.kv.view(func(tx kvTx) error {
 		r, err := getUser(tx, account, id)
-		u = r.user()
+		if err != nil {
+			return err
+		}
+		p, err := getPerson(tx, r.Person)
+		u = r.user(&p)
 		return err
 	})
 	return u, err
+}
+
+// Memberships lists a person's active memberships, oldest first (the
+// console's account switcher).
+func (s *Store) Memberships(personID string) ([]User, error) {
+	var out []User
+	err := s.kv.view(func(tx kvTx) error {
+		p, err := getPerson(tx, personID)
+		if err != nil {
+			return err
+		}
+		for _, m := range p.Memberships {
+			r, err := getUser(tx, m.Account, m.User)
+			if err == nil && !r.Invited {
+				out = append(out, r.user(&p))
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 func owners(tx kvTx, account string) int {
@@ -243,7 +390,8 @@ func owners(tx kvTx, account string) int {
 	return n
 }
 
-// SetUserRole changes a user's role. The last owner cannot be demoted.
+// SetUserRole changes a membership's role. The last owner cannot be
+// demoted.
 func (s *Store) SetUserRole(account, id, role string) (User, error) {
 	if !ValidRole(role) {
 		return User{}, fmt.Errorf("%w: role must be owner or member", ErrInvalidInput)
@@ -258,14 +406,17 @@ func (s *Store) SetUserRole(account, id, role string) (User, error) {
 			return ErrLastOwner
 		}
 		r.Role = role
-		out = r.user()
+		p, _ := getPerson(tx, r.Person)
+		out = r.user(&p)
 		return putJSON(tx.Bucket(bucketUsers), userKey(account, id), r)
 	})
 	return out, err
 }
 
-// DeleteUser removes a user with its sessions and setup tokens. The last
-// owner of an account with other users cannot be removed.
+// DeleteUser removes a membership, its setup links and the person's
+// sessions in the account; a person left without memberships goes too,
+// which frees the email. The last owner of an account with other users
+// cannot be removed.
 func (s *Store) DeleteUser(account, id string) error {
 	return s.kv.update(func(tx kvTx) error {
 		r, err := getUser(tx, account, id)
@@ -277,14 +428,43 @@ func (s *Store) DeleteUser(account, id string) error {
 				return ErrLastOwner
 			}
 		}
-		if err := tx.Bucket(bucketUsers).Delete(userKey(account, id)); err != nil {
+		if err := removeMembership(tx, r); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketEmails).Delete([]byte(r.Email)); err != nil {
-			return err
-		}
-		return revokeWhere(tx, func(a, u string) bool { return a == account && u == id })
+		return deleteTokensWhere(tx, func(t tokenRecord) bool { return t.AccountID == account && t.UserID == id })
 	})
+}
+
+// removeMembership deletes membership r, the person's sessions in its
+// account, and the person if it was their last membership.
+func removeMembership(tx kvTx, r userRecord) error {
+	if err := tx.Bucket(bucketUsers).Delete(userKey(r.AccountID, r.ID)); err != nil {
+		return err
+	}
+	p, err := getPerson(tx, r.Person)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	p.Memberships = slices.DeleteFunc(p.Memberships, func(m membershipRef) bool { return m.Account == r.AccountID && m.User == r.ID })
+	if len(p.Memberships) == 0 {
+		if err := revokePersonSessions(tx, p.ID, ""); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketPeople).Delete([]byte(p.ID)); err != nil {
+			return err
+		}
+		if string(tx.Bucket(bucketEmails).Get([]byte(p.Email))) == p.ID {
+			return tx.Bucket(bucketEmails).Delete([]byte(p.Email))
+		}
+		return nil
+	}
+	if err := revokePersonSessions(tx, p.ID, r.AccountID); err != nil {
+		return err
+	}
+	return putPerson(tx, &p)
 }
 
 func countUsers(tx kvTx, account string) (int, error) {
@@ -297,59 +477,84 @@ func countUsers(tx kvTx, account string) (int, error) {
 	return n, nil
 }
 
-// revokeWhere deletes the sessions and setup tokens whose (account, user)
-// match.
-func revokeWhere(tx kvTx, match func(account, user string) bool) error {
-	for _, name := range [][]byte{bucketSessions, bucketTokens} {
-		b := tx.Bucket(name)
-		var doomed [][]byte
-		if err := b.ForEach(func(k, v []byte) error {
-			var r struct {
-				AccountID string `json:"account"`
-				UserID    string `json:"user"`
-			}
-			if json.Unmarshal(v, &r) != nil || match(r.AccountID, r.UserID) {
-				doomed = append(doomed, append([]byte(nil), k...))
-			}
-			return nil
-		}); err != nil {
-			return err
+// deleteTokensWhere deletes the setup links that match.
+func deleteTokensWhere(tx kvTx, match func(tokenRecord) bool) error {
+	b := tx.Bucket(bucketTokens)
+	var doomed [][]byte
+	if err := b.ForEach(func(k, v []byte) error {
+		var r tokenRecord
+		if json.Unmarshal(v, &r) != nil || match(r) {
+			doomed = append(doomed, bytes.Clone(k))
 		}
-		for _, k := range doomed {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// deleteAccountUsers removes an account's users, sessions and tokens (from
-// DeleteAccount).
+// deleteAccountUsers removes an account's memberships, with their sessions
+// and links, and the people left without any (from DeleteAccount).
 func deleteAccountUsers(tx kvTx, account string) error {
 	prefix := []byte(account + "\x00")
-	users := tx.Bucket(bucketUsers)
-	var doomed [][]byte
-	c := users.Cursor()
+	var doomed []userRecord
+	c := tx.Bucket(bucketUsers).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var r userRecord
-		if json.Unmarshal(v, &r) == nil {
-			if err := tx.Bucket(bucketEmails).Delete([]byte(r.Email)); err != nil {
-				return err
-			}
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
 		}
-		doomed = append(doomed, append([]byte(nil), k...))
+		doomed = append(doomed, r)
 	}
-	for _, k := range doomed {
-		if err := users.Delete(k); err != nil {
+	for _, r := range doomed {
+		if err := removeMembership(tx, r); err != nil {
 			return err
 		}
 	}
-	return revokeWhere(tx, func(a, _ string) bool { return a == account })
+	return deleteTokensWhere(tx, func(t tokenRecord) bool { return t.AccountID == account })
 }
 
-// IssueSetupToken returns a one-time token with which the user sets a
-// password, valid for ttl. Issuing one drops the user's earlier tokens.
+// removeAccountMembers removes an account's memberships one transaction
+// each (fleet mode, before DeleteAccount's own transaction).
+func (s *Store) removeAccountMembers(account string) error {
+	users, err := s.Users(account)
+	if errors.Is(err, ErrNotFound) {
+		return nil // DeleteAccount says so
+	}
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		err := s.kv.update(func(tx kvTx) error {
+			r, err := getUser(tx, account, u.ID)
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			return removeMembership(tx, r)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func putToken(tx kvTx, token string, r tokenRecord) error {
+	return putJSON(tx.Bucket(bucketTokens), tokenHash(token), r)
+}
+
+// IssueSetupToken returns a one-time reset link token for a membership,
+// valid for ttl (the admin API's "forgotten password"): it sets the
+// person's password and accepts the membership. Issuing one drops the
+// membership's earlier links.
 func (s *Store) IssueSetupToken(account, userID string, ttl time.Duration) (token string, expires time.Time, err error) {
 	token, err = randomToken()
 	if err != nil {
@@ -360,21 +565,13 @@ func (s *Store) IssueSetupToken(account, userID string, ttl time.Duration) (toke
 		if _, err := getUser(tx, account, userID); err != nil {
 			return err
 		}
-		b := tx.Bucket(bucketTokens)
-		var doomed [][]byte
-		b.ForEach(func(k, v []byte) error {
-			var r tokenRecord
-			if json.Unmarshal(v, &r) != nil || r.AccountID == account && r.UserID == userID || now().After(r.ExpiresAt) {
-				doomed = append(doomed, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		for _, k := range doomed {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+		t := now()
+		if err := deleteTokensWhere(tx, func(r tokenRecord) bool {
+			return r.AccountID == account && r.UserID == userID || t.After(r.ExpiresAt)
+		}); err != nil {
+			return err
 		}
-		return putJSON(b, tokenHash(token), tokenRecord{AccountID: account, UserID: userID, ExpiresAt: expires})
+		return putToken(tx, token, tokenRecord{AccountID: account, UserID: userID, ExpiresAt: expires, Kind: tokenReset})
 	})
 	if err != nil {
 		return "", time.Time{}, err
@@ -382,72 +579,139 @@ func (s *Store) IssueSetupToken(account, userID string, ttl time.Duration) (toke
 	return token, expires, nil
 }
 
-// CheckPasswordRules reports why password cannot be used, or nil.
-func CheckPasswordRules(password string) error {
-	switch n := utf8.RuneCountInString(password); {
-	case n < MinPasswordLength:
-		return fmt.Errorf("%w: the password needs at least %d characters", ErrInvalidInput, MinPasswordLength)
-	case len(password) > maxPasswordLength:
-		return fmt.Errorf("%w: the password is longer than %d bytes", ErrInvalidInput, maxPasswordLength)
-	case !utf8.ValidString(password):
-		return fmt.Errorf("%w: the password is not valid text", ErrInvalidInput)
-	}
-	return nil
+// linkState is what a link token leads to, read before any hashing.
+type linkState struct {
+	tok    tokenRecord
+	user   userRecord
+	person personRecord
+	// verify: the person has a password and the link is an invitation,
+	// so the password given must be that one.
+	verify bool
 }
 
-func hashPassword(r *userRecord, password string) error {
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return err
+func readLink(tx kvTx, token string) (linkState, error) {
+	var st linkState
+	v := tx.Bucket(bucketTokens).Get(tokenHash(token))
+	if v == nil || json.Unmarshal(v, &st.tok) != nil || !now().Before(st.tok.ExpiresAt) {
+		return st, ErrInvalidToken
 	}
-	r.Salt, r.Time, r.Memory, r.Threads = salt, argonTime, argonMemory, argonThreads
-	r.Hash = argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return nil
+	var err error
+	if st.user, err = getUser(tx, st.tok.AccountID, st.tok.UserID); err != nil {
+		return st, ErrInvalidToken
+	}
+	if st.person, err = getPerson(tx, st.user.Person); err != nil {
+		return st, ErrInvalidToken
+	}
+	st.verify = st.tok.Kind == tokenInvite && st.person.Password.set()
+	return st, nil
 }
 
-// RedeemSetupToken sets the password of the token's user and consumes the
-// token. Every session of the user is revoked.
+// RedeemGate is called by RedeemSetupTokenGated once the link is known to
+// be valid and before any password is hashed, with the person's email and
+// whether the password given will be checked against theirs (an invitation
+// for a person who has one) rather than set. An error stops the redeem and
+// is returned as is (the console reserves a sign-in attempt here).
+type RedeemGate func(email string, verify bool) error
+
+// RedeemSetupToken uses a link: it sets the person's password (a new
+// person, or a reset link) or checks it (an invitation for a person who
+// has one: ErrWrongPassword), accepts the membership and consumes the
+// link. Setting a password ends every session of the person.
 func (s *Store) RedeemSetupToken(token, password string) (User, error) {
+	return s.RedeemSetupTokenGated(token, password, nil)
+}
+
+// RedeemSetupTokenGated is RedeemSetupToken with a gate (see RedeemGate).
+func (s *Store) RedeemSetupTokenGated(token, password string, gate RedeemGate) (User, error) {
 	if err := CheckPasswordRules(password); err != nil {
 		return User{}, err
 	}
+	var st linkState
+	if err := s.kv.view(func(tx kvTx) (err error) { st, err = readLink(tx, token); return err }); err != nil {
+		return User{}, err
+	}
+	if gate != nil {
+		if err := gate(st.person.Email, st.verify); err != nil {
+			return User{}, err
+		}
+	}
+	// Hash outside any transaction.
+	var fresh passwordHash
+	if st.verify {
+		ok, err := st.person.Password.verify(password)
+		if err != nil {
+			return User{}, err
+		}
+		if !ok {
+			return User{}, ErrWrongPassword
+		}
+	} else {
+		var err error
+		if fresh, err = newPasswordHash(password); err != nil {
+			return User{}, err
+		}
+	}
 	var out User
 	err := s.kv.update(func(tx kvTx) error {
-		b := tx.Bucket(bucketTokens)
-		v := b.Get(tokenHash(token))
-		var t tokenRecord
-		if v == nil || json.Unmarshal(v, &t) != nil || !now().Before(t.ExpiresAt) {
-			return ErrInvalidToken
-		}
-		if err := b.Delete(tokenHash(token)); err != nil {
-			return err
-		}
-		r, err := getUser(tx, t.AccountID, t.UserID)
+		cur, err := readLink(tx, token)
 		if err != nil {
+			return err
+		}
+		if cur.verify != st.verify || !bytes.Equal(cur.person.Password.Hash, st.person.Password.Hash) {
+			// The person's password changed meanwhile (another link, a
+			// password change): what was checked no longer holds.
 			return ErrInvalidToken
 		}
-		if err := hashPassword(&r, password); err != nil {
+		if err := tx.Bucket(bucketTokens).Delete(tokenHash(token)); err != nil {
 			return err
 		}
-		if err := putJSON(tx.Bucket(bucketUsers), userKey(r.AccountID, r.ID), r); err != nil {
+		u, p := cur.user, cur.person
+		u.Invited = false
+		if err := putJSON(tx.Bucket(bucketUsers), userKey(u.AccountID, u.ID), u); err != nil {
 			return err
 		}
-		out = r.user()
-		return revokeWhere(tx, func(a, u string) bool { return a == r.AccountID && u == r.ID })
+		if !st.verify {
+			p.Password = fresh
+			if err := putPerson(tx, &p); err != nil {
+				return err
+			}
+			if err := revokePersonSessions(tx, p.ID, ""); err != nil {
+				return err
+			}
+		}
+		out = u.user(&p)
+		return nil
 	})
-	if errors.Is(err, ErrInvalidToken) {
-		// Keep a failed redeem's tx from leaving a half state: nothing was
-		// written (the tx rolled back), so the token is still there if it
-		// was valid but the user vanished; it is useless either way.
-		return User{}, ErrInvalidToken
-	}
 	return out, err
 }
 
-// SetPassword changes a user's password after checking the current one, and
-// revokes every session of the user.
+// SetPassword changes the password of the person behind a membership
+// after checking the current one, and ends every session of the person.
+// Both hashes run outside any transaction.
 func (s *Store) SetPassword(account, id, current, password string) error {
 	if err := CheckPasswordRules(password); err != nil {
+		return err
+	}
+	var p personRecord
+	if err := s.kv.view(func(tx kvTx) error {
+		r, err := getUser(tx, account, id)
+		if err != nil {
+			return err
+		}
+		p, err = getPerson(tx, r.Person)
+		return err
+	}); err != nil {
+		return err
+	}
+	ok, err := p.Password.verify(current)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrBadCredentials
+	}
+	fresh, err := newPasswordHash(password)
+	if err != nil {
 		return err
 	}
 	return s.kv.update(func(tx kvTx) error {
@@ -455,200 +719,50 @@ func (s *Store) SetPassword(account, id, current, password string) error {
 		if err != nil {
 			return err
 		}
-		if !r.verify(current) {
-			return ErrBadCredentials
-		}
-		if err := hashPassword(&r, password); err != nil {
+		q, err := getPerson(tx, r.Person)
+		if err != nil {
 			return err
 		}
-		if err := putJSON(tx.Bucket(bucketUsers), userKey(account, id), r); err != nil {
+		if q.ID != p.ID || !bytes.Equal(q.Password.Hash, p.Password.Hash) {
+			return ErrBadCredentials // changed meanwhile: the check is stale
+		}
+		q.Password = fresh
+		if err := putPerson(tx, &q); err != nil {
 			return err
 		}
-		return revokeWhere(tx, func(a, u string) bool { return a == account && u == id })
+		return revokePersonSessions(tx, q.ID, "")
 	})
 }
 
-func (r *userRecord) verify(password string) bool {
-	if len(r.Hash) == 0 || r.Time == 0 || r.Memory == 0 || r.Threads == 0 || len(password) > maxPasswordLength {
-		return false
-	}
-	h := argon2.IDKey([]byte(password), r.Salt, r.Time, r.Memory, r.Threads, uint32(len(r.Hash)))
-	return subtle.ConstantTimeCompare(h, r.Hash) == 1
-}
-
-// errStopScan ends a ForEach early.
-var errStopScan = errors.New("stop")
-
-// dummyUser is hashed against when an email is unknown, so that an unknown
-// email takes as long as a wrong password.
-var dummyUser = func() userRecord {
-	r := userRecord{}
-	hashPassword(&r, "not a password of anyone, ever")
-	return r
-}()
-
-// Authenticate checks an email and password and returns the user. The error
-// is ErrBadCredentials whichever of the two was wrong.
+// Authenticate checks an email and password and returns the person's
+// oldest active membership. The error is ErrBadCredentials whichever of the
+// two was wrong, and takes as long: an unknown email, or a person without
+// a password yet, is checked against a dummy hash. ErrBusy means the
+// password was not checked (too many at once); ErrNoMembership that it
+// was right but every membership is still invited.
 func (s *Store) Authenticate(email, password string) (User, error) {
 	email, err := NormalizeEmail(email)
-	var r userRecord
+	var p personRecord
 	found := false
 	if err == nil {
 		s.kv.view(func(tx kvTx) error {
-			ref := tx.Bucket(bucketEmails).Get([]byte(email))
-			if ref == nil {
-				return nil
-			}
-			if v := tx.Bucket(bucketUsers).Get(ref); v != nil && json.Unmarshal(v, &r) == nil {
-				found = true
-			}
+			p, found = personByEmail(tx, email)
 			return nil
 		})
 	}
-	if !found {
-		dummyUser.verify(password)
+	ok, err := p.Password.verify(password) // the dummy hash when not found
+	if err != nil {
+		return User{}, err
+	}
+	if !found || !ok {
 		return User{}, ErrBadCredentials
 	}
-	if !r.verify(password) {
-		return User{}, ErrBadCredentials
-	}
-	return r.user(), nil
-}
-
-// CreateSession starts a session for u and returns its id (the cookie
-// value; only its SHA-256 is stored).
-func (s *Store) CreateSession(u User) (id string, sess Session, err error) {
-	id, err = randomToken()
+	ms, err := s.Memberships(p.ID)
 	if err != nil {
-		return "", Session{}, err
+		return User{}, err
 	}
-	t := now().UTC()
-	sess = Session{AccountID: u.AccountID, UserID: u.ID, CreatedAt: t, LastSeenAt: t}
-	err = s.kv.update(func(tx kvTx) error {
-		if _, err := getUser(tx, u.AccountID, u.ID); err != nil {
-			return err
-		}
-		return putJSON(tx.Bucket(bucketSessions), tokenHash(id), sess)
-	})
-	if err != nil {
-		return "", Session{}, err
+	if len(ms) == 0 {
+		return User{}, ErrNoMembership
 	}
-	return id, sess, nil
-}
-
-// SessionUser returns the live session with this id and its user. A session
-// idle for longer than idle, or older than absolute, is deleted and
-// ErrNoSession returned. LastSeenAt is refreshed at most once a minute, so
-// browsing is not a write per page.
-func (s *Store) SessionUser(id string, idle, absolute time.Duration) (Session, User, error) {
-	if id == "" || len(id) > 100 {
-		return Session{}, User{}, ErrNoSession
-	}
-	h := tokenHash(id)
-	var sess Session
-	var u User
-	var expired, stale bool
-	err := s.kv.view(func(tx kvTx) error {
-		v := tx.Bucket(bucketSessions).Get(h)
-		if v == nil || json.Unmarshal(v, &sess) != nil {
-			return ErrNoSession
-		}
-		t := now()
-		if t.Sub(sess.LastSeenAt) > idle || t.Sub(sess.CreatedAt) > absolute {
-			expired = true
-			return ErrNoSession
-		}
-		r, err := getUser(tx, sess.AccountID, sess.UserID)
-		if err != nil {
-			expired = true
-			return ErrNoSession
-		}
-		u = r.user()
-		stale = t.Sub(sess.LastSeenAt) > time.Minute
-		return nil
-	})
-	if expired {
-		_ = s.updateQuick(func(tx kvTx) error { return tx.Bucket(bucketSessions).Delete(h) })
-	}
-	if err != nil {
-		return Session{}, User{}, err
-	}
-	if stale {
-		sess.LastSeenAt = now().UTC()
-		_ = s.updateQuick(func(tx kvTx) error {
-			if tx.Bucket(bucketSessions).Get(h) == nil {
-				return nil // revoked meanwhile
-			}
-			return putJSON(tx.Bucket(bucketSessions), h, sess)
-		})
-	}
-	return sess, u, nil
-}
-
-// RevokeSession deletes one session (sign-out).
-func (s *Store) RevokeSession(id string) error {
-	return s.kv.update(func(tx kvTx) error { return tx.Bucket(bucketSessions).Delete(tokenHash(id)) })
-}
-
-// RevokeUserSessions deletes every session of a user.
-func (s *Store) RevokeUserSessions(account, userID string) error {
-	return s.kv.update(func(tx kvTx) error {
-		return revokeWhere(tx, func(a, u string) bool { return a == account && u == userID })
-	})
-}
-
-// PruneSessions deletes the sessions idle for longer than idle or older than
-// absolute (sessions whose browser never came back), and the expired setup
-// tokens. It returns how many sessions went.
-func (s *Store) PruneSessions(idle, absolute time.Duration) (int, error) {
-	if s.fleet == nil {
-		return s.pruneSessions(idle, absolute, 0)
-	}
-	// Fleet mode: in etcd-sized transactions.
-	total := 0
-	for {
-		n, err := s.pruneSessions(idle, absolute, 50)
-		total += n
-		if err != nil || n < 50 {
-			return total, err
-		}
-	}
-}
-
-// pruneSessions deletes at most max (0: all) sessions and as many tokens.
-func (s *Store) pruneSessions(idle, absolute time.Duration, max int) (int, error) {
-	n := 0
-	err := s.kv.update(func(tx kvTx) error {
-		t := now()
-		for _, name := range [][]byte{bucketSessions, bucketTokens} {
-			b := tx.Bucket(name)
-			var doomed [][]byte
-			b.ForEach(func(k, v []byte) error {
-				var r struct {
-					CreatedAt  time.Time `json:"created_at"`
-					LastSeenAt time.Time `json:"last_seen_at"`
-					ExpiresAt  time.Time `json:"expires_at"`
-				}
-				if json.Unmarshal(v, &r) != nil ||
-					!r.ExpiresAt.IsZero() && !t.Before(r.ExpiresAt) ||
-					r.ExpiresAt.IsZero() && (t.Sub(r.LastSeenAt) > idle || t.Sub(r.CreatedAt) > absolute) {
-					doomed = append(doomed, append([]byte(nil), k...))
-				}
-				if max > 0 && len(doomed) >= max {
-					return errStopScan
-				}
-				return nil
-			})
-			for _, k := range doomed {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-			}
-			if bytes.Equal(name, bucketSessions) {
-				n = len(doomed)
-			}
-		}
-		return nil
-	})
-	return n, err
+	return ms[0], nil
 }

@@ -48,11 +48,16 @@ func TestUsersLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Email != "alice@example.com" || u.HasPassword {
+	if u.Email != "alice@example.com" || u.HasPassword || u.Status != StatusInvited {
 		t.Fatalf("user = %+v", u)
 	}
-	if _, err := s.CreateUser("globex", "alice@example.com", RoleMember); !errors.Is(err, ErrExists) {
-		t.Fatalf("duplicate email across accounts: %v", err)
+	// The same email in another account is another membership of the same
+	// person; twice in one account is refused.
+	if g, err := s.CreateUser("globex", "alice@example.com", RoleMember); err != nil || g.PersonID != u.PersonID {
+		t.Fatalf("the email in another account: %+v %v", g, err)
+	}
+	if _, err := s.CreateUser("acme", "alice@example.com", RoleMember); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate email in one account: %v", err)
 	}
 	// No password yet: nobody signs in.
 	if _, err := s.Authenticate("alice@example.com", ""); !errors.Is(err, ErrBadCredentials) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -198,8 +199,16 @@ func anthropicParse(r *http.Request, rec *Record) (string, *Response) {
 	if rec.Model == "" {
 		return "", anthropicErrorResponse(400, "invalid_request_error", "model: Field required")
 	}
-	if mt := gjson.GetBytes(body, "max_tokens"); mt.Type != gjson.Number || mt.Int() < 1 {
+	mt := gjson.GetBytes(body, "max_tokens")
+	if mt.Type != gjson.Number || mt.Int() < 1 {
 		return "", anthropicErrorResponse(400, "invalid_request_error", "max_tokens: Field required")
+	}
+	if max, ok := anthropicMaxOutput(rec.Model); ok && mt.Int() > max {
+		return "", anthropicErrorResponse(400, "invalid_request_error",
+			fmt.Sprintf("max_tokens: %d > %d, which is the maximum allowed number of output tokens for %s", mt.Int(), max, rec.Model))
+	}
+	if early := anthropicTools(body); early != nil {
+		return "", early
 	}
 	msgs := gjson.GetBytes(body, "messages")
 	if !msgs.IsArray() || len(msgs.Array()) == 0 {
@@ -213,6 +222,55 @@ func anthropicParse(r *http.Request, rec *Record) (string, *Response) {
 		}
 	}
 	return "chat", nil
+}
+
+// anthropicToolName is what the Messages API takes as a tool's name.
+var anthropicToolName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+
+// anthropicTools refuses the tools the Messages API refuses: a client
+// tool's name it does not take, one without input_schema, a server tool of
+// a type it does not know (the fake knows web search), and two tools of one
+// name.
+func anthropicTools(body []byte) *Response {
+	names := map[string]bool{}
+	for i, t := range gjson.GetBytes(body, "tools").Array() {
+		name := t.Get("name").String()
+		switch typ := t.Get("type").String(); typ {
+		case "", "custom":
+			if !anthropicToolName.MatchString(name) {
+				return anthropicErrorResponse(400, "invalid_request_error", fmt.Sprintf("tools.%d.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'", i))
+			}
+			if !t.Get("input_schema").IsObject() {
+				return anthropicErrorResponse(400, "invalid_request_error", fmt.Sprintf("tools.%d.custom.input_schema: Field required", i))
+			}
+		case "web_search_20250305":
+			if name != "web_search" {
+				return anthropicErrorResponse(400, "invalid_request_error", fmt.Sprintf("tools.%d.web_search_20250305.name: Input should be 'web_search'", i))
+			}
+		default:
+			return anthropicErrorResponse(400, "invalid_request_error", fmt.Sprintf("tools.%d: Input tag '%s' found using 'type' does not match any of the expected tags", i, typ))
+		}
+		if names[name] {
+			return anthropicErrorResponse(400, "invalid_request_error", "tools: Tool names must be unique.")
+		}
+		names[name] = true
+	}
+	return nil
+}
+
+// anthropicMaxOutput is the most output tokens the fake's Claude models
+// write (docs.claude.com models overview), by name prefix: Anthropic
+// refuses a larger max_tokens.
+func anthropicMaxOutput(model string) (int64, bool) {
+	for _, m := range []struct {
+		prefix string
+		max    int64
+	}{{"claude-sonnet-4-5", 64000}, {"claude-haiku-4-5", 64000}, {"claude-opus-4-1", 32000}, {"claude-3-5-haiku", 8192}, {"claude-3-haiku", 4096}} {
+		if strings.HasPrefix(model, m.prefix) {
+			return m.max, true
+		}
+	}
+	return 0, false
 }
 
 func init() {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -268,6 +269,9 @@ func geminiParse(r *http.Request, rec *Record) (string, *Response) {
 	if !json.Valid(rec.Body) {
 		return "", geminiErrorResponse(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
 	}
+	if early := geminiTools(rec); early != nil {
+		return "", early
+	}
 	switch rest[i+1:] {
 	case "generateContent":
 		return "chat", nil
@@ -283,6 +287,40 @@ func geminiParse(r *http.Request, rec *Record) (string, *Response) {
 		return "embeddings", nil
 	}
 	return "", geminiErrorResponse(404, "NOT_FOUND", "unknown method "+rest[i+1:])
+}
+
+// geminiFunctionName is what Gemini takes as a function's name: a letter
+// or underscore, then letters, digits, underscores, dots, colons and
+// dashes, 64 at most (FunctionDeclaration.name in go-genai types.go).
+var geminiFunctionName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$`)
+
+// geminiTools refuses the tools Gemini refuses: a function name it does not
+// take, and Google Search beside function declarations on a model before
+// Gemini 3 (ai.google.dev/gemini-api/docs/tool-combination), or on Gemini 3
+// without server-side tool invocations.
+func geminiTools(rec *Record) *Response {
+	search, decls := false, false
+	for _, t := range gjson.GetBytes(rec.Body, "tools").Array() {
+		if t.Get("googleSearch").Exists() || t.Get("google_search").Exists() {
+			search = true
+		}
+		for _, d := range t.Get("functionDeclarations").Array() {
+			decls = true
+			if name := d.Get("name").String(); !geminiFunctionName.MatchString(name) {
+				return geminiErrorResponse(400, "INVALID_ARGUMENT", fmt.Sprintf(
+					"* GenerateContentRequest.tools[0].function_declarations[0].name: Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64. (got %q)", name))
+			}
+		}
+	}
+	if search && decls {
+		if strings.HasPrefix(rec.Model, "gemini-1") || strings.HasPrefix(rec.Model, "gemini-2") {
+			return geminiErrorResponse(400, "INVALID_ARGUMENT", "Tool use with function calling is unsupported")
+		}
+		if !gjson.GetBytes(rec.Body, "toolConfig.includeServerSideToolInvocations").Bool() {
+			return geminiErrorResponse(400, "INVALID_ARGUMENT", "Built-in tools combined with function calling need toolConfig.includeServerSideToolInvocations")
+		}
+	}
+	return nil
 }
 
 func init() {

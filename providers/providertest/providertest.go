@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -260,6 +261,11 @@ func init() {
 			if !ok {
 				return "", notFound
 			}
+			if op == "chat" {
+				if early := openAIOutputLimit(rec); early != nil {
+					return "", early
+				}
+			}
 			return op, nil
 		},
 		Unauthorized: openAIUnauthorized,
@@ -304,6 +310,45 @@ func init() {
 		},
 		Default: Default,
 	})
+}
+
+// openAIMaxOutput is the most completion tokens the fake's OpenAI models
+// write (platform.openai.com/docs/models): a chat request asking for more
+// is refused as OpenAI refuses it.
+var openAIMaxOutput = map[string]int64{"gpt-4o": 16384, "gpt-4o-mini": 16384, "gpt-4.1": 32768, "gpt-4.1-mini": 32768}
+
+// openAIFunctionName is what OpenAI takes as a function's name.
+var openAIFunctionName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+
+// openAIOutputLimit refuses what OpenAI refuses about a chat request's
+// tools and output limit: a function name it does not take, more output
+// than the model writes, and max_tokens for a reasoning model (gpt-5,
+// o-series), which takes only max_completion_tokens.
+func openAIOutputLimit(rec *Record) *Response {
+	res := gjson.GetManyBytes(rec.Body, "max_tokens", "max_completion_tokens")
+	if res[0].Exists() && (strings.HasPrefix(rec.Model, "gpt-5") || strings.HasPrefix(rec.Model, "o1") ||
+		strings.HasPrefix(rec.Model, "o3") || strings.HasPrefix(rec.Model, "o4")) {
+		return &Response{Status: 400, Body: `{"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.","type":"invalid_request_error","param":"max_tokens","code":"unsupported_parameter"}}`}
+	}
+	for i, t := range gjson.GetBytes(rec.Body, "tools").Array() {
+		if name := t.Get("function.name").String(); !openAIFunctionName.MatchString(name) {
+			b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": fmt.Sprintf("Invalid 'tools[%d].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]{1,64}$'.", i),
+				"type": "invalid_request_error", "param": fmt.Sprintf("tools[%d].function.name", i), "code": "invalid_value"}})
+			return &Response{Status: 400, Body: string(b)}
+		}
+	}
+	max, ok := openAIMaxOutput[rec.Model]
+	if !ok {
+		return nil
+	}
+	for i, name := range []string{"max_tokens", "max_completion_tokens"} {
+		if n := res[i].Int(); n > max {
+			b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": fmt.Sprintf("%s is too large: %d. This model supports at most %d completion tokens, whereas you provided %d.", name, n, max, n),
+				"type": "invalid_request_error", "param": name, "code": "invalid_value"}})
+			return &Response{Status: 400, Body: string(b)}
+		}
+	}
+	return nil
 }
 
 // OpModels is the operation of a list-models request (GET {base}/models and

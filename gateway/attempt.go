@@ -180,7 +180,9 @@ func (g *Gateway) attempt(x *exchange, t target, asked string, pin routing.Pin, 
 		x.fail(buildFailure(t.provider.Name, &x.cred, err))
 		return attemptResult{answered: true}
 	}
-	u := g.callUpstream(req, t.provider.Name, &x.cred, up.native(x), deadline, x.r.Context())
+	u := g.callUpstream(x.r.Context(), req, t.provider.Name, &x.cred, up.native(x), deadline)
+	// Every answer, error or not, is here with its headers (u.header): where
+	// a BYOK key's own rate-limit state is read.
 	att.Status, att.ErrorClass = u.status, u.class
 	if u.resp == nil {
 		return g.failed(x, t, u)

@@ -106,7 +106,7 @@ type door struct {
 	errorEvent func(dst []byte, typ, code, msg string) []byte
 	// refs reads the references to provider-side objects the door's
 	// requests may name (references.go).
-	refs func(body []byte, r *objectRefs)
+	refs func(body []byte) objectRefs
 }
 
 const bearerHint = "'Authorization: Bearer ar_...'"
@@ -122,7 +122,7 @@ var (
 // wireDoor is the door of a providers.Door: its envelope and events
 // (which carry no OpenAI error type), its final status (400 when it names
 // none).
-func wireDoor(d *providers.Door, keyHint string, refs func([]byte, *objectRefs)) door {
+func wireDoor(d *providers.Door, keyHint string, refs func([]byte) objectRefs) door {
 	final := d.FinalStatus
 	if final == 0 {
 		final = http.StatusBadRequest

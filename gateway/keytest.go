@@ -45,7 +45,7 @@ func (g *Gateway) TestCredential(ctx context.Context, provider, key string, extr
 		return TestResult{Outcome: providers.TestError, Message: "could not build the test request: " + cred.scrub(err.Error())}
 	}
 	start := time.Now()
-	u := g.callUpstream(req, provider, &cred, false, headerDeadline{}, ctx)
+	u := g.callUpstream(ctx, req, provider, &cred, false, headerDeadline{})
 	res := TestResult{Status: u.status, LatencyMS: msSince(start)}
 	switch {
 	case u.resp != nil:

@@ -59,11 +59,10 @@ func quoteRef(field, id string) string {
 // spellings, and every copy of a repeated member. A chat-completions body
 // without a file_id pays two byte scans.
 func findRefs(d *door, op providers.Operation, body []byte) objectRefs {
-	var r objectRefs
 	if op == providers.OpEmbeddings {
-		return r
+		return objectRefs{}
 	}
-	d.refs(body, &r)
+	r := d.refs(body)
 	if r.foreign == "" {
 		r.foreign = findFileID(body)
 	}
@@ -71,7 +70,7 @@ func findRefs(d *door, op providers.Operation, body []byte) objectRefs {
 }
 
 // noRefs: chat completions name no objects but files.
-func noRefs([]byte, *objectRefs) {}
+func noRefs([]byte) objectRefs { return objectRefs{} }
 
 // setForeign keeps the first reference the gateway cannot attribute.
 func (r *objectRefs) setForeign(ref string) {
@@ -82,9 +81,9 @@ func (r *objectRefs) setForeign(ref string) {
 
 // responsesRefs reads the Responses API's references: previous_response_id,
 // conversation, item references in the input, code_interpreter's container.
-func responsesRefs(body []byte, r *objectRefs) {
+func responsesRefs(body []byte) (r objectRefs) {
 	if !containsAny(body, "previous_response_id", "conversation", `"id"`, "container", `\u00`) {
-		return // none of the members below, in any spelling
+		return r // none of the members below, in any spelling
 	}
 	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
 		switch k.String() {
@@ -125,13 +124,14 @@ func responsesRefs(body []byte, r *objectRefs) {
 		}
 		return true
 	})
+	return r
 }
 
 // messagesRefs reads Anthropic's container: an id (or {"id": ...}) reuses a
 // code-execution container with its files.
-func messagesRefs(body []byte, r *objectRefs) {
+func messagesRefs(body []byte) (r objectRefs) {
 	if !containsAny(body, "container", `\u00`) {
-		return
+		return r
 	}
 	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
 		if k.String() == "container" && (v.Type == gjson.String || v.IsObject() && v.Get("id").Exists()) {
@@ -139,6 +139,7 @@ func messagesRefs(body []byte, r *objectRefs) {
 		}
 		return true
 	})
+	return r
 }
 
 // containsAny reports whether body holds any of the literals.

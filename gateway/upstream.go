@@ -23,8 +23,11 @@ type upstreamResult struct {
 	// resp is a successful answer (status below 400), its body still to
 	// be read and closed by the caller; nil otherwise.
 	resp *http.Response
-	// status is the provider's HTTP status; 0 when it did not answer.
+	// status is the provider's HTTP status and header its response
+	// headers (a key's rate-limit state is in them, on errors too); 0 and
+	// nil when it did not answer.
 	status int
+	header http.Header
 	// class is the failure's error class ("" on success): the provider's
 	// rules for an error answer, the transport's for no answer,
 	// bad_request for a tenant's base URL the egress policy refused, and
@@ -44,18 +47,18 @@ type upstreamResult struct {
 const maxErrorBody = 64 << 10
 
 // callUpstream makes one upstream call with req, built for provider with
-// cred, through the transport of its host (a tenant's base URL dialed only
-// where the egress policy allows). The route's deadline, when there is one,
-// bounds the wait for the answer's headers: once it has fired, what arrived
-// is too late and the failure is a timeout, not the cancellation it caused.
-// A transport failure is classified (a blocked base URL is the tenant's
-// configuration, never an outage to route around); an error answer is read,
+// cred, through the transport of its host (a tenant's base URL is dialed
+// only where the egress policy allows). The route's deadline, when there is
+// one, bounds the wait for the answer's headers: once it has fired, what
+// arrived is too late and the failure is a timeout, not the cancellation it
+// caused. A transport failure is classified (a blocked base URL is the
+// tenant's configuration, never an outage to route around), and is the
+// client's own when its context (client) is done. An error answer is read,
 // classified by the provider's rules and scrubbed, and for a native call
 // (the client speaks the provider's own API) relayed as the provider worded
-// it, unless the key was refused. client is the caller's own context: when
-// it is done the failure is the client's, not the provider's. Nothing is
-// logged or stored here: the caller knows what the call was for.
-func (g *Gateway) callUpstream(req *http.Request, provider string, cred *credential, native bool, deadline headerDeadline, client context.Context) upstreamResult {
+// it, unless the key was refused. Nothing is logged or stored here: the
+// caller knows what the call was for.
+func (g *Gateway) callUpstream(client context.Context, req *http.Request, provider string, cred *credential, native bool, deadline headerDeadline) upstreamResult {
 	resp, err := g.upstreams.forURL(req.URL, cred.guarded).RoundTrip(req)
 	if deadline.expired() {
 		if err == nil {
@@ -64,17 +67,17 @@ func (g *Gateway) callUpstream(req *http.Request, provider string, cred *credent
 		err = context.DeadlineExceeded
 	}
 	if err != nil {
-		return transportFailure(err, provider, client)
+		return transportFailure(client, err, provider)
 	}
 	if resp.StatusCode < http.StatusBadRequest {
-		return upstreamResult{resp: resp, status: resp.StatusCode}
+		return upstreamResult{resp: resp, status: resp.StatusCode, header: resp.Header}
 	}
 	defer resp.Body.Close()
 	return errorAnswer(resp, provider, cred, native)
 }
 
 // transportFailure is a call that got no answer.
-func transportFailure(err error, provider string, client context.Context) upstreamResult {
+func transportFailure(client context.Context, err error, provider string) upstreamResult {
 	if client.Err() != nil {
 		return upstreamResult{class: codeClientGone, err: err}
 	}
@@ -101,7 +104,7 @@ func transportFailure(err error, provider string, client context.Context) upstre
 func errorAnswer(resp *http.Response, provider string, cred *credential, native bool) upstreamResult {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	class := providers.ClassifyResponse(provider, resp.StatusCode, resp.Header, raw)
-	res := upstreamResult{status: resp.StatusCode, class: class, detail: cred.scrub(providers.ErrorMessage(raw))}
+	res := upstreamResult{status: resp.StatusCode, header: resp.Header, class: class, detail: cred.scrub(providers.ErrorMessage(raw))}
 	f := failure{status: resp.StatusCode, typ: typeForStatus(resp.StatusCode), code: CodeUpstreamError,
 		msg: fmt.Sprintf("%s returned %d: %s", provider, resp.StatusCode, res.detail)}
 	if native && providers.ValidJSON(raw) {

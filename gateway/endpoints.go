@@ -29,34 +29,22 @@ type endpoint struct {
 	xAPIKey bool
 	// op is what the attempts ask of the provider.
 	op providers.Operation
-	// serve is how the endpoint is served.
-	serve serveKind
+	// serve serves it: forward (a body through the routing plan's
+	// attempts), serveModels or serveStoredResponse.
+	serve func(*Gateway, *exchange)
 }
-
-// serveKind says how an endpoint is served.
-type serveKind uint8
-
-const (
-	// serveForward: a body goes through the routing plan's attempts
-	// (forward).
-	serveForward serveKind = iota
-	// serveModels lists the models the caller can ask for.
-	serveModels
-	// serveStored reads or deletes a stored response (responses.go).
-	serveStored
-)
 
 // endpoints are the paths the gateway serves: OpenAI's chat completions,
 // embeddings and models, Anthropic's Messages (and its token count), and
 // OpenAI's Responses (create, and the stored responses below it).
 var endpoints = [...]endpoint{
-	{path: "/v1/chat/completions", door: &openAIDoor, name: "chat.completions", api: "chat", method: http.MethodPost, op: providers.OpChat},
-	{path: "/v1/embeddings", door: &openAIDoor, name: "embeddings", api: "embeddings", method: http.MethodPost, op: providers.OpEmbeddings},
-	{path: "/v1/models", door: &openAIDoor, name: "models", method: http.MethodGet, xAPIKey: true, serve: serveModels},
-	{path: "/v1/messages", door: &messagesDoor, name: "messages", api: "messages", method: http.MethodPost, xAPIKey: true, op: providers.OpChat},
-	{path: "/v1/messages/count_tokens", door: &countTokensDoor, name: "messages.count_tokens", api: "messages", method: http.MethodPost, xAPIKey: true, op: providers.OpChat},
-	{path: "/v1/responses", door: &responsesDoor, name: "responses", api: "responses", method: http.MethodPost, op: providers.OpChat},
-	{path: "/v1/responses/", prefix: true, door: &responsesDoor, name: "responses", api: "responses", serve: serveStored},
+	{path: "/v1/chat/completions", door: &openAIDoor, name: "chat.completions", api: "chat", method: http.MethodPost, op: providers.OpChat, serve: (*Gateway).forward},
+	{path: "/v1/embeddings", door: &openAIDoor, name: "embeddings", api: "embeddings", method: http.MethodPost, op: providers.OpEmbeddings, serve: (*Gateway).forward},
+	{path: "/v1/models", door: &openAIDoor, name: "models", method: http.MethodGet, xAPIKey: true, serve: (*Gateway).serveModels},
+	{path: "/v1/messages", door: &messagesDoor, name: "messages", api: "messages", method: http.MethodPost, xAPIKey: true, op: providers.OpChat, serve: (*Gateway).forward},
+	{path: "/v1/messages/count_tokens", door: &countTokensDoor, name: "messages.count_tokens", api: "messages", method: http.MethodPost, xAPIKey: true, op: providers.OpChat, serve: (*Gateway).forward},
+	{path: "/v1/responses", door: &responsesDoor, name: "responses", api: "responses", method: http.MethodPost, op: providers.OpChat, serve: (*Gateway).forward},
+	{path: "/v1/responses/", prefix: true, door: &responsesDoor, name: "responses", api: "responses", serve: (*Gateway).serveStoredResponse},
 }
 
 // chatCompletions is the endpoint ServeAccount serves (the console's

@@ -184,15 +184,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, snap *store.Snap
 		x.refuse(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path+"; use "+ep.method)
 		return
 	}
-	switch ep.serve {
-	case serveModels:
-		x.rec.Status = http.StatusOK
-		g.serveModels(x)
-	case serveStored:
-		g.serveStoredResponse(x)
-	default:
-		g.forward(x)
-	}
+	ep.serve(g, x)
 }
 
 // writeHeader sends the provider's status for a successful answer, and

@@ -80,6 +80,7 @@ func (g *Gateway) serveModels(x *exchange) {
 	}
 	b.WriteString("]}\n")
 	x.w.Header()["Content-Type"] = []string{"application/json"}
+	x.rec.Status = http.StatusOK
 	x.w.WriteHeader(http.StatusOK)
 	x.w.Write(b.Bytes())
 }

@@ -141,7 +141,7 @@ type antMetadata struct {
 
 func buildAnthropic(ctx context.Context, c *Call) (*http.Request, error) {
 	if c.Op != OpChat {
-		return nil, &RequestError{Message: "anthropic does not serve " + c.Op.String()}
+		return nil, badRequest("anthropic does not serve %s", c.Op)
 	}
 	body, err := anthropicRequestBody(c)
 	if err != nil {
@@ -172,7 +172,7 @@ func anthropicRequestBody(c *Call) ([]byte, error) {
 		return nil, err
 	}
 	if r.N != nil && *r.N > 1 {
-		return nil, &RequestError{Message: "anthropic answers one choice: n must be 1"}
+		return nil, badRequest("anthropic answers one choice: n must be 1")
 	}
 	out := antRequest{Model: c.Model, Stream: c.Stream || r.Stream}
 
@@ -181,7 +181,7 @@ func anthropicRequestBody(c *Call) ([]byte, error) {
 	// operator's default_max_tokens (limits.go).
 	if n := r.MaxOutputTokens(); r.MaxCompletionTokens != nil || r.MaxTokens != nil {
 		if n < 1 {
-			return nil, &RequestError{Message: "max_tokens must be at least 1"}
+			return nil, badRequest("max_tokens must be at least 1")
 		}
 		out.MaxTokens = clampOutput(c.Model, n)
 	} else {
@@ -236,16 +236,16 @@ func antPersonalUserID(user string) bool {
 func anthropicTools(r *ChatRequest, body []byte, out *antRequest) error {
 	for i, t := range r.Tools {
 		if t.Type != "function" && t.Type != "" {
-			return &RequestError{Message: fmt.Sprintf("tools[%d]: anthropic supports only function tools", i)}
+			return badRequest("tools[%d]: anthropic supports only function tools", i)
 		}
 		if t.Function.Name == "" {
-			return &RequestError{Message: fmt.Sprintf("tools[%d]: function.name is required", i)}
+			return badRequest("tools[%d]: function.name is required", i)
 		}
 		schema := bytes.TrimSpace(t.Function.Parameters)
 		if len(schema) == 0 || bytes.Equal(schema, []byte("null")) {
 			schema = []byte(`{"type":"object","properties":{}}`)
 		} else if schema[0] != '{' {
-			return &RequestError{Message: fmt.Sprintf("tools[%d]: function.parameters must be a JSON schema object", i)}
+			return badRequest("tools[%d]: function.parameters must be a JSON schema object", i)
 		}
 		out.Tools = append(out.Tools, antTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema})
 	}
@@ -255,7 +255,7 @@ func anthropicTools(r *ChatRequest, body []byte, out *antRequest) error {
 	switch mode {
 	case "":
 		if raw := bytes.TrimSpace(r.ToolChoice); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-			return &RequestError{Message: "unsupported tool_choice: use \"none\", \"auto\", \"required\" or a function"}
+			return badRequest("unsupported tool_choice: use \"none\", \"auto\", \"required\" or a function")
 		}
 		tc.Type = "auto"
 	case "auto":
@@ -267,7 +267,7 @@ func anthropicTools(r *ChatRequest, body []byte, out *antRequest) error {
 	case "function":
 		tc.Type, tc.Name = "tool", name
 	default:
-		return &RequestError{Message: "unsupported tool_choice: use \"none\", \"auto\", \"required\" or a function"}
+		return badRequest("unsupported tool_choice: use \"none\", \"auto\", \"required\" or a function")
 	}
 	// Without tools a tool_choice means nothing, and Anthropic refuses it.
 	if len(out.Tools) == 0 {
@@ -325,7 +325,7 @@ func anthropicMessages(msgs []ChatMessage, out *antRequest) error {
 	for i, m := range msgs {
 		parts, err := m.Parts()
 		if err != nil {
-			return &RequestError{Message: fmt.Sprintf("messages[%d]: content must be a string or an array of parts", i)}
+			return badRequest("messages[%d]: content must be a string or an array of parts", i)
 		}
 		var role string
 		var blocks []antBlock
@@ -333,7 +333,7 @@ func anthropicMessages(msgs []ChatMessage, out *antRequest) error {
 		case "system", "developer":
 			for _, p := range parts {
 				if p.Type != "text" {
-					return &RequestError{Message: fmt.Sprintf("messages[%d]: %s messages may contain only text", i, m.Role)}
+					return badRequest("messages[%d]: %s messages may contain only text", i, m.Role)
 				}
 				if b, ok := antTextBlock(p); ok {
 					out.System = append(out.System, b)
@@ -343,7 +343,7 @@ func anthropicMessages(msgs []ChatMessage, out *antRequest) error {
 		case "user":
 			role = "user"
 			if blocks, err = antUserBlocks(parts); err != nil {
-				return &RequestError{Message: fmt.Sprintf("messages[%d]: %v", i, err)}
+				return badRequest("messages[%d]: %v", i, err)
 			}
 		case "assistant":
 			role = "assistant"
@@ -358,28 +358,28 @@ func anthropicMessages(msgs []ChatMessage, out *antRequest) error {
 						blocks = append(blocks, antBlock{Type: "text", Text: p.Refusal})
 					}
 				default:
-					return &RequestError{Message: fmt.Sprintf("messages[%d]: assistant content part type %q is not supported", i, p.Type)}
+					return badRequest("messages[%d]: assistant content part type %q is not supported", i, p.Type)
 				}
 			}
 			for j, tc := range m.ToolCalls {
 				b, err := antToolUse(tc)
 				if err != nil {
-					return &RequestError{Message: fmt.Sprintf("messages[%d].tool_calls[%d]: %v", i, j, err)}
+					return badRequest("messages[%d].tool_calls[%d]: %v", i, j, err)
 				}
 				blocks = append(blocks, b)
 			}
 		case "tool":
 			role = "user"
 			if m.ToolCallID == "" {
-				return &RequestError{Message: fmt.Sprintf("messages[%d]: tool messages need a tool_call_id", i)}
+				return badRequest("messages[%d]: tool messages need a tool_call_id", i)
 			}
 			inner, err := antUserBlocks(parts)
 			if err != nil {
-				return &RequestError{Message: fmt.Sprintf("messages[%d]: %v", i, err)}
+				return badRequest("messages[%d]: %v", i, err)
 			}
 			blocks = []antBlock{{Type: "tool_result", ToolUseID: antToolID(m.ToolCallID), Content: inner}}
 		default:
-			return &RequestError{Message: fmt.Sprintf("messages[%d]: role %q is not supported", i, m.Role)}
+			return badRequest("messages[%d]: role %q is not supported", i, m.Role)
 		}
 		if len(blocks) == 0 {
 			continue // Anthropic refuses empty messages
@@ -391,7 +391,7 @@ func anthropicMessages(msgs []ChatMessage, out *antRequest) error {
 		}
 	}
 	if len(out.Messages) == 0 {
-		return &RequestError{Message: "anthropic needs at least one user or assistant message with content"}
+		return badRequest("anthropic needs at least one user or assistant message with content")
 	}
 	// In a user message, tool results must come before anything else.
 	for i := range out.Messages {
@@ -460,10 +460,9 @@ func antImage(p ContentPart) (antBlock, error) {
 		return antBlock{}, fmt.Errorf("image_url must be an object with a url")
 	}
 	cc := antCacheControl(p.CacheControl)
-	if rest, ok := strings.CutPrefix(u, "data:"); ok {
-		meta, data, ok := strings.Cut(rest, ",")
-		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
-		if !ok || !isBase64 || mediaType == "" {
+	if strings.HasPrefix(u, "data:") {
+		mediaType, data, ok := splitDataURL(u)
+		if !ok {
 			return antBlock{}, fmt.Errorf("an image data URL must be data:<media type>;base64,<data>")
 		}
 		typ := "image"

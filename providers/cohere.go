@@ -115,10 +115,6 @@ func buildCohere(ctx context.Context, c *Call) (*http.Request, error) {
 	return req, nil
 }
 
-func cohereBad(format string, args ...any) error {
-	return &RequestError{Message: fmt.Sprintf(format, args...)}
-}
-
 // cohereRequestBody translates the client's OpenAI body to Cohere's v2 chat.
 func cohereRequestBody(c *Call) ([]byte, error) {
 	req, err := DecodeChatRequest(c.Body)
@@ -134,7 +130,7 @@ func cohereRequestBody(c *Call) ([]byte, error) {
 		return nil, err
 	}
 	if req.N != nil && *req.N > 1 {
-		return nil, cohereBad("cohere returns one choice: n must be 1")
+		return nil, badRequest("cohere returns one choice: n must be 1")
 	}
 	out := cohereRequest{
 		Model:            c.Model,
@@ -174,7 +170,7 @@ func cohereRequestBody(c *Call) ([]byte, error) {
 func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 	parts, err := decodeContent(m.Content, func(s string) cohereContentPart { return cohereContentPart{Type: "text", Text: &s} })
 	if err != nil {
-		return cohereMessage{}, cohereBad("messages[%d]: %v", i, err)
+		return cohereMessage{}, badRequest("messages[%d]: %v", i, err)
 	}
 	// text joins the text parts; any other part is refused for roles that
 	// only take text.
@@ -182,7 +178,7 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		var b strings.Builder
 		for j, p := range parts {
 			if p.Type != "text" {
-				return "", cohereBad("messages[%d].content[%d]: cohere accepts only text parts in %s messages", i, j, m.Role)
+				return "", badRequest("messages[%d].content[%d]: cohere accepts only text parts in %s messages", i, j, m.Role)
 			}
 			if b.Len() > 0 {
 				b.WriteByte('\n')
@@ -216,12 +212,12 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 				out = append(out, cohereContentPart{Type: "text", Text: Str(p.text())})
 			case "image_url":
 				if p.ImageURL == nil || p.ImageURL.URL == "" {
-					return cohereMessage{}, cohereBad("messages[%d].content[%d]: image_url needs a url", i, j)
+					return cohereMessage{}, badRequest("messages[%d].content[%d]: image_url needs a url", i, j)
 				}
 				img := *p.ImageURL
 				out = append(out, cohereContentPart{Type: "image_url", ImageURL: &img})
 			default:
-				return cohereMessage{}, cohereBad("messages[%d].content[%d]: cohere does not accept %q parts", i, j, p.Type)
+				return cohereMessage{}, badRequest("messages[%d].content[%d]: cohere does not accept %q parts", i, j, p.Type)
 			}
 		}
 		b, _ := json.Marshal(out)
@@ -239,7 +235,7 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		calls := make([]ToolCall, len(m.ToolCalls))
 		for j, tc := range m.ToolCalls {
 			if tc.Type != "" && tc.Type != "function" {
-				return cohereMessage{}, cohereBad("messages[%d].tool_calls[%d]: cohere accepts only function tool calls", i, j)
+				return cohereMessage{}, badRequest("messages[%d].tool_calls[%d]: cohere accepts only function tool calls", i, j)
 			}
 			args := tc.Function.Arguments
 			if strings.TrimSpace(args) == "" {
@@ -250,7 +246,7 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		return cohereMessage{Role: "assistant", ToolPlan: s, ToolCalls: calls}, nil
 	case "tool":
 		if m.ToolCallID == "" {
-			return cohereMessage{}, cohereBad("messages[%d]: a tool message needs tool_call_id", i)
+			return cohereMessage{}, badRequest("messages[%d]: a tool message needs tool_call_id", i)
 		}
 		s, err := text()
 		if err != nil {
@@ -258,7 +254,7 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		}
 		return cohereMessage{Role: "tool", Content: str(s), ToolCallID: m.ToolCallID}, nil
 	}
-	return cohereMessage{}, cohereBad("messages[%d]: cohere does not accept role %q", i, m.Role)
+	return cohereMessage{}, badRequest("messages[%d]: cohere does not accept role %q", i, m.Role)
 }
 
 // cohereTools maps tools and tool_choice. Cohere's tool_choice is REQUIRED or
@@ -267,10 +263,10 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 func cohereTools(req *ChatRequest, out *cohereRequest) error {
 	for j, t := range req.Tools {
 		if t.Type != "" && t.Type != "function" {
-			return cohereBad("tools[%d]: cohere accepts only function tools", j)
+			return badRequest("tools[%d]: cohere accepts only function tools", j)
 		}
 		if t.Function.Name == "" {
-			return cohereBad("tools[%d]: a function tool needs a name", j)
+			return badRequest("tools[%d]: a function tool needs a name", j)
 		}
 		t.Type = "function"
 		if t.Function.Strict != nil && *t.Function.Strict {
@@ -288,7 +284,7 @@ func cohereTools(req *ChatRequest, out *cohereRequest) error {
 	switch mode {
 	case "", "auto":
 		if mode == "" && len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-			return cohereBad("tool_choice: cohere accepts \"auto\", \"none\", \"required\" or one named function")
+			return badRequest("tool_choice: cohere accepts \"auto\", \"none\", \"required\" or one named function")
 		}
 	case "none":
 		if len(out.Tools) > 0 {
@@ -296,7 +292,7 @@ func cohereTools(req *ChatRequest, out *cohereRequest) error {
 		}
 	case "required":
 		if len(out.Tools) == 0 {
-			return cohereBad("tool_choice \"required\" needs tools")
+			return badRequest("tool_choice \"required\" needs tools")
 		}
 		out.ToolChoice = "REQUIRED"
 	case "function":
@@ -307,9 +303,9 @@ func cohereTools(req *ChatRequest, out *cohereRequest) error {
 				return nil
 			}
 		}
-		return cohereBad("tool_choice names function %q, which is not in tools", name)
+		return badRequest("tool_choice names function %q, which is not in tools", name)
 	default:
-		return cohereBad("tool_choice: cohere accepts \"auto\", \"none\", \"required\" or one named function")
+		return badRequest("tool_choice: cohere accepts \"auto\", \"none\", \"required\" or one named function")
 	}
 	return nil
 }
@@ -331,12 +327,12 @@ func cohereResponseFormat(raw json.RawMessage) (json.RawMessage, error) {
 	case "json_schema":
 		schema := r.Get("json_schema.schema")
 		if !schema.IsObject() {
-			return nil, cohereBad("response_format: json_schema needs a schema object")
+			return nil, badRequest("response_format: json_schema needs a schema object")
 		}
 		b, _ := json.Marshal(map[string]any{"type": "json_object", "json_schema": json.RawMessage(schema.Raw)})
 		return b, nil
 	}
-	return nil, cohereBad("response_format: cohere accepts text, json_object or json_schema")
+	return nil, badRequest("response_format: cohere accepts text, json_object or json_schema")
 }
 
 // --- response and stream translation ---

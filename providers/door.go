@@ -90,7 +90,7 @@ func (d *Door) newRequest(ctx context.Context, p *Provider, c *Call) (*http.Requ
 		if d.untranslated != nil {
 			msg = d.untranslated(p.Name)
 		}
-		return nil, &RequestError{Message: msg}
+		return nil, badRequest("%s", msg)
 	}
 	chat, err := d.toChat(p, c)
 	if err != nil {

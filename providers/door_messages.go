@@ -327,10 +327,6 @@ type chatBody struct {
 	WebSearchOptions    json.RawMessage `json:"web_search_options,omitempty"`
 }
 
-func reqErr(format string, a ...any) error {
-	return &RequestError{Message: fmt.Sprintf(format, a...)}
-}
-
 func rawString(s string) json.RawMessage {
 	b, _ := json.Marshal(s)
 	return b
@@ -340,7 +336,7 @@ func rawString(s string) json.RawMessage {
 func messagesToChat(p *Provider, c *Call) ([]byte, error) {
 	var r msgRequest
 	if err := json.Unmarshal(c.Body, &r); err != nil {
-		return nil, reqErr("invalid messages request: %s", jsonMessage(err))
+		return nil, badRequest("invalid messages request: %s", jsonMessage(err))
 	}
 	out, err := messagesToChatReq(&r, p.Name)
 	if err != nil {
@@ -368,7 +364,7 @@ func (out *chatBody) setTarget(p *Provider, model string) {
 func MessagesToChatBody(body []byte, target string) ([]byte, error) {
 	var r msgRequest
 	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, reqErr("invalid messages request: %s", jsonMessage(err))
+		return nil, badRequest("invalid messages request: %s", jsonMessage(err))
 	}
 	out, err := messagesToChatReq(&r, target)
 	if err != nil {
@@ -388,7 +384,7 @@ func messagesToChatReq(r *msgRequest, target string) (*chatBody, error) {
 		raw  json.RawMessage
 	}{{"container", r.Container}, {"mcp_servers", r.MCPServers}} {
 		if len(f.raw) > 0 && string(f.raw) != "null" {
-			return nil, reqErr("%s cannot be translated for %s models (it is an Anthropic feature); remove it or use a Claude model", f.name, target)
+			return nil, badRequest("%s cannot be translated for %s models (it is an Anthropic feature); remove it or use a Claude model", f.name, target)
 		}
 	}
 	for _, s := range r.StopSequences {
@@ -433,10 +429,10 @@ func messagesToChatReq(r *msgRequest, target string) (*chatBody, error) {
 	}
 	for _, t := range r.Tools {
 		if t.Type != "" && t.Type != "custom" {
-			return nil, reqErr("tool %q of type %q is an Anthropic server tool and cannot be translated for %s models", t.Name, t.Type, target)
+			return nil, badRequest("tool %q of type %q is an Anthropic server tool and cannot be translated for %s models", t.Name, t.Type, target)
 		}
 		if t.Name == "" {
-			return nil, reqErr("every tool needs a name")
+			return nil, badRequest("every tool needs a name")
 		}
 		schema := t.InputSchema
 		if len(schema) == 0 || string(schema) == "null" {
@@ -456,7 +452,7 @@ func messagesToChatReq(r *msgRequest, target string) (*chatBody, error) {
 			b, _ := json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": tc.Name}})
 			out.ToolChoice = b
 		default:
-			return nil, reqErr("tool_choice type %q is not known", tc.Type)
+			return nil, badRequest("tool_choice type %q is not known", tc.Type)
 		}
 		if tc.DisableParallelToolUse && len(out.Tools) > 0 {
 			f := false
@@ -477,18 +473,18 @@ func msgSystemText(raw json.RawMessage) (string, error) {
 	if raw[0] == '"' {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", reqErr("system must be a string or an array of text blocks")
+			return "", badRequest("system must be a string or an array of text blocks")
 		}
 		return s, nil
 	}
 	var blocks []msgBlock
 	if err := json.Unmarshal(raw, &blocks); err != nil {
-		return "", reqErr("system must be a string or an array of text blocks")
+		return "", badRequest("system must be a string or an array of text blocks")
 	}
 	var parts []string
 	for _, b := range blocks {
 		if b.Type != "text" {
-			return "", reqErr("system blocks must be text blocks, not %q", b.Type)
+			return "", badRequest("system blocks must be text blocks, not %q", b.Type)
 		}
 		if strings.TrimSpace(b.Text) != "" {
 			parts = append(parts, b.Text)
@@ -506,13 +502,13 @@ func msgBlocks(raw json.RawMessage, where string) ([]msgBlock, error) {
 	if raw[0] == '"' {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, reqErr("%s.content must be a string or an array of content blocks", where)
+			return nil, badRequest("%s.content must be a string or an array of content blocks", where)
 		}
 		return []msgBlock{{Type: "text", Text: s}}, nil
 	}
 	var blocks []msgBlock
 	if err := json.Unmarshal(raw, &blocks); err != nil {
-		return nil, reqErr("%s.content must be a string or an array of content blocks", where)
+		return nil, badRequest("%s.content must be a string or an array of content blocks", where)
 	}
 	return blocks, nil
 }
@@ -541,7 +537,7 @@ func msgToChat(i int, m msgMessage) ([]ChatMessage, error) {
 				parts = append(parts, ContentPart{Type: "image_url", ImageURL: iu})
 			case "tool_result":
 				if m.Role != "user" {
-					return nil, reqErr("%s: tool_result blocks belong in user messages", at)
+					return nil, badRequest("%s: tool_result blocks belong in user messages", at)
 				}
 				text, err := msgToolResultText(b, at)
 				if err != nil {
@@ -560,9 +556,9 @@ func msgToChat(i int, m msgMessage) ([]ChatMessage, error) {
 			case "thinking", "redacted_thinking":
 				// Signatures mean nothing to other providers: dropped.
 			case "document":
-				return nil, reqErr("%s: document blocks cannot be translated for this model; send the text instead", at)
+				return nil, badRequest("%s: document blocks cannot be translated for this model; send the text instead", at)
 			default:
-				return nil, reqErr("%s: content blocks of type %q cannot be translated for this model", at, b.Type)
+				return nil, badRequest("%s: content blocks of type %q cannot be translated for this model", at, b.Type)
 			}
 		}
 		if len(parts) > 0 {
@@ -588,14 +584,14 @@ func msgToChat(i int, m msgMessage) ([]ChatMessage, error) {
 				if in := bytes.TrimSpace(b.Input); len(in) > 0 && string(in) != "null" {
 					var buf bytes.Buffer
 					if err := json.Compact(&buf, in); err != nil {
-						return nil, reqErr("%s: tool_use input must be a JSON object", at)
+						return nil, badRequest("%s: tool_use input must be a JSON object", at)
 					}
 					args = buf.String()
 				}
 				calls = append(calls, ToolCall{ID: b.ID, Type: "function", Function: FunctionCall{Name: b.Name, Arguments: args}})
 			case "thinking", "redacted_thinking":
 			default:
-				return nil, reqErr("%s: assistant content blocks of type %q cannot be translated for this model", at, b.Type)
+				return nil, badRequest("%s: assistant content blocks of type %q cannot be translated for this model", at, b.Type)
 			}
 		}
 		msg := ChatMessage{Role: "assistant", ToolCalls: calls}
@@ -604,27 +600,27 @@ func msgToChat(i int, m msgMessage) ([]ChatMessage, error) {
 		}
 		return []ChatMessage{msg}, nil
 	default:
-		return nil, reqErr("%s.role must be user or assistant, not %q", where, m.Role)
+		return nil, badRequest("%s.role must be user or assistant, not %q", where, m.Role)
 	}
 }
 
 func msgImageURL(src *antSource, at string) (string, error) {
 	if src == nil {
-		return "", reqErr("%s: an image needs a source", at)
+		return "", badRequest("%s: an image needs a source", at)
 	}
 	switch src.Type {
 	case "base64":
 		if src.MediaType == "" || src.Data == "" {
-			return "", reqErr("%s: a base64 image needs media_type and data", at)
+			return "", badRequest("%s: a base64 image needs media_type and data", at)
 		}
 		return "data:" + src.MediaType + ";base64," + src.Data, nil
 	case "url":
 		if src.URL == "" {
-			return "", reqErr("%s: a url image needs a url", at)
+			return "", badRequest("%s: a url image needs a url", at)
 		}
 		return src.URL, nil
 	}
-	return "", reqErr("%s: image sources of type %q cannot be translated for this model", at, src.Type)
+	return "", badRequest("%s: image sources of type %q cannot be translated for this model", at, src.Type)
 }
 
 func msgToolResultText(b msgBlock, at string) (string, error) {
@@ -635,7 +631,7 @@ func msgToolResultText(b msgBlock, at string) (string, error) {
 	var parts []string
 	for _, ib := range inner {
 		if ib.Type != "text" {
-			return "", reqErr("%s: tool_result content of type %q cannot be translated for this model (only text)", at, ib.Type)
+			return "", badRequest("%s: tool_result content of type %q cannot be translated for this model (only text)", at, ib.Type)
 		}
 		parts = append(parts, ib.Text)
 	}

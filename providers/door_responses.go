@@ -343,10 +343,10 @@ func ResponsesToChatBody(body []byte, target string) ([]byte, error) {
 func responsesToChatBody(c *Call, body []byte, target string) (*chatBody, error) {
 	var r respRequest
 	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, reqErr("invalid responses request: %s", jsonMessage(err))
+		return nil, badRequest("invalid responses request: %s", jsonMessage(err))
 	}
 	unsupported := func(feature string) error {
-		return reqErr("%s is not available for %s models through the gateway: it needs OpenAI's stored state or hosted tools (send the whole conversation in input instead)", feature, target)
+		return badRequest("%s is not available for %s models through the gateway: it needs OpenAI's stored state or hosted tools (send the whole conversation in input instead)", feature, target)
 	}
 	switch {
 	case r.PreviousResponseID != "":
@@ -382,17 +382,17 @@ func responsesToChatBody(c *Call, body []byte, target string) (*chatBody, error)
 	in := bytes.TrimSpace(r.Input)
 	switch {
 	case len(in) == 0 || string(in) == "null":
-		return nil, reqErr("input is required")
+		return nil, badRequest("input is required")
 	case in[0] == '"':
 		var s string
 		if err := json.Unmarshal(in, &s); err != nil {
-			return nil, reqErr("input must be a string or an array of items")
+			return nil, badRequest("input must be a string or an array of items")
 		}
 		out.Messages = append(out.Messages, ChatMessage{Role: "user", Content: rawString(s)})
 	default:
 		var items []respItem
 		if err := json.Unmarshal(in, &items); err != nil {
-			return nil, reqErr("input must be a string or an array of items: %s", jsonMessage(err))
+			return nil, badRequest("input must be a string or an array of items: %s", jsonMessage(err))
 		}
 		for i, it := range items {
 			msgs, err := respItemToChat(out.Messages, i, it, target, tools)
@@ -416,7 +416,7 @@ func responsesToChatBody(c *Call, body []byte, target string) (*chatBody, error)
 				Namespace string `json:"namespace"`
 			}
 			if json.Unmarshal(tc, &obj) != nil || obj.Type != "function" && obj.Type != "custom" || obj.Name == "" {
-				return nil, reqErr("tool_choice must be auto, none, required or {\"type\":\"function\",\"name\":...} for %s models", target)
+				return nil, badRequest("tool_choice must be auto, none, required or {\"type\":\"function\",\"name\":...} for %s models", target)
 			}
 			out.ToolChoice, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": tools.flatName(obj.Namespace, obj.Name)}})
 		}
@@ -433,14 +433,14 @@ func responsesToChatBody(c *Call, body []byte, target string) (*chatBody, error)
 		case "json_schema":
 			js := map[string]any{"name": f.Get("name").String(), "schema": json.RawMessage(f.Get("schema").Raw)}
 			if !f.Get("schema").IsObject() {
-				return nil, reqErr("text.format.schema must be a JSON schema object")
+				return nil, badRequest("text.format.schema must be a JSON schema object")
 			}
 			if s := f.Get("strict"); s.Exists() {
 				js["strict"] = s.Bool()
 			}
 			out.ResponseFormat, _ = json.Marshal(map[string]any{"type": "json_schema", "json_schema": js})
 		default:
-			return nil, reqErr("text.format type %q is not available for %s models", f.Get("type").String(), target)
+			return nil, badRequest("text.format type %q is not available for %s models", f.Get("type").String(), target)
 		}
 	}
 	return out, nil
@@ -460,7 +460,7 @@ func respItemToChat(msgs []ChatMessage, i int, it respItem, target string, tools
 		case "developer":
 			role = "system"
 		default:
-			return nil, reqErr("%s.role must be user, assistant, system or developer", at)
+			return nil, badRequest("%s.role must be user, assistant, system or developer", at)
 		}
 		content, err := respContent(it.Content, at)
 		if err != nil {
@@ -489,17 +489,17 @@ func respItemToChat(msgs []ChatMessage, i int, it respItem, target string, tools
 		var text string
 		if len(out) > 0 && out[0] == '"' {
 			if err := json.Unmarshal(out, &text); err != nil {
-				return nil, reqErr("%s.output must be a string or an array of input_text items", at)
+				return nil, badRequest("%s.output must be a string or an array of input_text items", at)
 			}
 		} else if len(out) > 0 && out[0] == '[' {
 			var parts []respPart
 			if err := json.Unmarshal(out, &parts); err != nil {
-				return nil, reqErr("%s.output must be a string or an array of input_text items", at)
+				return nil, badRequest("%s.output must be a string or an array of input_text items", at)
 			}
 			var b strings.Builder
 			for _, p := range parts {
 				if p.Type != "input_text" && p.Type != "output_text" {
-					return nil, reqErr("%s.output items of type %q cannot be translated for %s models (only text)", at, p.Type, target)
+					return nil, badRequest("%s.output items of type %q cannot be translated for %s models (only text)", at, p.Type, target)
 				}
 				b.WriteString(p.Text)
 			}
@@ -510,7 +510,7 @@ func respItemToChat(msgs []ChatMessage, i int, it respItem, target string, tools
 		// Reasoning (and its encrypted content) only OpenAI can read.
 		return msgs, nil
 	}
-	return nil, reqErr("%s: items of type %q are not available for %s models through the gateway", at, typ, target)
+	return nil, badRequest("%s: items of type %q are not available for %s models through the gateway", at, typ, target)
 }
 
 // respContent turns a message item's content (a string or parts) into
@@ -525,7 +525,7 @@ func respContent(raw json.RawMessage, at string) (json.RawMessage, error) {
 	}
 	var parts []respPart
 	if err := json.Unmarshal(raw, &parts); err != nil {
-		return nil, reqErr("%s.content must be a string or an array of content parts", at)
+		return nil, badRequest("%s.content must be a string or an array of content parts", at)
 	}
 	out := make([]ContentPart, 0, len(parts))
 	textOnly := true
@@ -537,13 +537,13 @@ func respContent(raw json.RawMessage, at string) (json.RawMessage, error) {
 			out = append(out, ContentPart{Type: "text", Text: p.Text})
 		case "input_image":
 			if p.ImageURL == "" {
-				return nil, reqErr("%s.content.%d: input_image needs an image_url (file ids cannot be translated)", at, j)
+				return nil, badRequest("%s.content.%d: input_image needs an image_url (file ids cannot be translated)", at, j)
 			}
 			iu, _ := json.Marshal(ImageURL{URL: p.ImageURL, Detail: p.Detail})
 			out = append(out, ContentPart{Type: "image_url", ImageURL: iu})
 			textOnly = false
 		default:
-			return nil, reqErr("%s.content.%d: parts of type %q cannot be translated for this model", at, j, p.Type)
+			return nil, badRequest("%s.content.%d: parts of type %q cannot be translated for this model", at, j, p.Type)
 		}
 	}
 	if textOnly {

@@ -75,14 +75,14 @@ func newRespTools(tools []respTool, target string) (*respTools, error) {
 		case "function", "custom":
 		case "namespace":
 			if namespace != "" {
-				return reqErr("namespace %q: a namespace cannot hold another namespace", namespace)
+				return badRequest("namespace %q: a namespace cannot hold another namespace", namespace)
 			}
 			if t.Name == "" {
-				return reqErr("every namespace tool needs a name")
+				return badRequest("every namespace tool needs a name")
 			}
 			for _, inner := range t.Tools {
 				if inner.Type != "function" && inner.Type != "custom" {
-					return reqErr("namespace %q: tools of type %q are not available for %s models through the gateway (only function and custom tools are)", t.Name, inner.Type, target)
+					return badRequest("namespace %q: tools of type %q are not available for %s models through the gateway (only function and custom tools are)", t.Name, inner.Type, target)
 				}
 				if t.Description != "" {
 					inner.Description = t.Description + "\n\n" + inner.Description
@@ -98,14 +98,14 @@ func newRespTools(tools []respTool, target string) (*respTools, error) {
 			}
 			fallthrough
 		default:
-			return reqErr("the %s tool is not available for %s models through the gateway (only function, custom, namespace and web_search tools are)", t.Type, target)
+			return badRequest("the %s tool is not available for %s models through the gateway (only function, custom, namespace and web_search tools are)", t.Type, target)
 		}
 		if t.Name == "" {
-			return reqErr("every function tool needs a name")
+			return badRequest("every function tool needs a name")
 		}
 		flat := ts.flatName(namespace, t.Name)
 		if prev, dup := ts.byFlat[flat]; dup {
-			return reqErr("the tools %q and %q would both be offered to %s models as %q: rename one", qualified(prev.namespace, prev.name), qualified(namespace, t.Name), target, flat)
+			return badRequest("the tools %q and %q would both be offered to %s models as %q: rename one", qualified(prev.namespace, prev.name), qualified(namespace, t.Name), target, flat)
 		}
 		ts.byFlat[flat] = respToolRef{name: t.Name, namespace: namespace, custom: t.Type == "custom"}
 		params, strict := t.Parameters, t.Strict

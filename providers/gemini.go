@@ -75,7 +75,7 @@ func geminiURL(base, model, method string) string {
 func buildGemini(ctx context.Context, c *Call) (*http.Request, error) {
 	model := strings.TrimPrefix(c.Model, "models/")
 	if model == "" {
-		return nil, &RequestError{Message: "the gemini model name is empty"}
+		return nil, badRequest("the gemini model name is empty")
 	}
 	var (
 		body   []byte
@@ -278,10 +278,6 @@ func geminiDecodeChat(body []byte) (*ChatRequest, *geminiOptions, error) {
 	return in, &o, nil
 }
 
-func geminiBadRequest(format string, args ...any) error {
-	return &RequestError{Message: fmt.Sprintf(format, args...)}
-}
-
 // geminiChatRequest translates an OpenAI chat-completions body (c.Body) to
 // a generateContent body (providers.md §4.3, §12.5).
 func geminiChatRequest(c *Call, model string) ([]byte, error) {
@@ -329,12 +325,12 @@ func geminiChatRequest(c *Call, model string) ([]byte, error) {
 			}
 			out.Contents = geminiAppendTurn(out.Contents, "user", []geminiPart{part})
 		default:
-			return nil, geminiBadRequest("messages[%d]: role %q is not supported", i, m.Role)
+			return nil, badRequest("messages[%d]: role %q is not supported", i, m.Role)
 		}
 	}
 	if len(out.Contents) == 0 {
 		// Gemini refuses a request without contents; say so before the call.
-		return nil, geminiBadRequest("gemini needs at least one user or assistant message with content")
+		return nil, badRequest("gemini needs at least one user or assistant message with content")
 	}
 	if len(system) > 0 {
 		out.SystemInstruction = &geminiContent{Parts: system}
@@ -343,14 +339,14 @@ func geminiChatRequest(c *Call, model string) ([]byte, error) {
 	var decls []geminiFunctionDeclaration
 	for i, t := range in.Tools {
 		if t.Type != "" && t.Type != "function" {
-			return nil, geminiBadRequest("tools[%d]: type %q is not supported by gemini", i, t.Type)
+			return nil, badRequest("tools[%d]: type %q is not supported by gemini", i, t.Type)
 		}
 		if t.Function.Name == "" {
-			return nil, geminiBadRequest("tools[%d]: the function has no name", i)
+			return nil, badRequest("tools[%d]: the function has no name", i)
 		}
 		params, err := geminiParameters(t.Function.Parameters)
 		if err != nil {
-			return nil, geminiBadRequest("tools[%d].function.parameters: %s", i, err)
+			return nil, badRequest("tools[%d].function.parameters: %s", i, err)
 		}
 		decls = append(decls, geminiFunctionDeclaration{Name: t.Function.Name, Description: t.Function.Description, Parameters: params})
 	}
@@ -372,7 +368,7 @@ func geminiChatRequest(c *Call, model string) ([]byte, error) {
 		case "function":
 			out.ToolConfig = fc("ANY", fn)
 		default:
-			return nil, geminiBadRequest("tool_choice %q is not supported", mode)
+			return nil, badRequest("tool_choice %q is not supported", mode)
 		}
 	}
 	if err := geminiWebSearch(c, in, model, &out); err != nil {
@@ -444,7 +440,7 @@ func geminiAppendTurn(contents []geminiContent, role string, parts []geminiPart)
 func geminiPartsIn(raw json.RawMessage, i int) ([]geminiPartIn, error) {
 	parts, err := decodeContent(raw, func(s string) geminiPartIn { return geminiPartIn{ContentPart: ContentPart{Type: "text", Text: s}} })
 	if err != nil {
-		return nil, geminiBadRequest("messages[%d].content must be a string or an array of parts", i)
+		return nil, badRequest("messages[%d].content must be a string or an array of parts", i)
 	}
 	return parts, nil
 }
@@ -459,7 +455,7 @@ func geminiTextOnly(raw json.RawMessage, i int) (string, error) {
 	var b strings.Builder
 	for j, p := range parts {
 		if p.Type != "text" {
-			return "", geminiBadRequest("messages[%d].content[%d]: only text parts are supported in this message", i, j)
+			return "", badRequest("messages[%d].content[%d]: only text parts are supported in this message", i, j)
 		}
 		if b.Len() > 0 && p.Text != "" {
 			b.WriteByte('\n')
@@ -486,30 +482,30 @@ func geminiUserParts(raw json.RawMessage, i int) ([]geminiPart, error) {
 		case "image_url":
 			u, _ := p.URL()
 			if u == "" {
-				return nil, geminiBadRequest("messages[%d].content[%d]: image_url has no url", i, j)
+				return nil, badRequest("messages[%d].content[%d]: image_url has no url", i, j)
 			}
 			part, err := geminiMediaPart(u)
 			if err != nil {
-				return nil, geminiBadRequest("messages[%d].content[%d]: %s", i, j, err)
+				return nil, badRequest("messages[%d].content[%d]: %s", i, j, err)
 			}
 			out = append(out, part)
 		case "input_audio":
 			if p.InputAudio == nil || p.InputAudio.Data == "" || p.InputAudio.Format == "" {
-				return nil, geminiBadRequest("messages[%d].content[%d]: input_audio needs data and format", i, j)
+				return nil, badRequest("messages[%d].content[%d]: input_audio needs data and format", i, j)
 			}
 			out = append(out, geminiPart{InlineData: &geminiBlob{MimeType: "audio/" + p.InputAudio.Format, Data: p.InputAudio.Data}})
 		case "file":
 			if p.File == nil || p.File.FileData == "" {
 				// An OpenAI file_id means nothing to Gemini.
-				return nil, geminiBadRequest("messages[%d].content[%d]: only files given inline as file_data are supported", i, j)
+				return nil, badRequest("messages[%d].content[%d]: only files given inline as file_data are supported", i, j)
 			}
-			mime, data, ok := geminiDataURL(p.File.FileData)
+			mime, data, ok := splitDataURL(p.File.FileData)
 			if !ok {
-				return nil, geminiBadRequest("messages[%d].content[%d]: file_data must be a base64 data: URL", i, j)
+				return nil, badRequest("messages[%d].content[%d]: file_data must be a base64 data: URL", i, j)
 			}
 			out = append(out, geminiPart{InlineData: &geminiBlob{MimeType: mime, Data: data}})
 		default:
-			return nil, geminiBadRequest("messages[%d].content[%d]: part type %q is not supported", i, j, p.Type)
+			return nil, badRequest("messages[%d].content[%d]: part type %q is not supported", i, j, p.Type)
 		}
 	}
 	return out, nil
@@ -522,7 +518,7 @@ func geminiUserParts(raw json.RawMessage, i int) ([]geminiPart, error) {
 // extension and left out when unknown (fileData.mimeType is optional).
 func geminiMediaPart(u string) (geminiPart, error) {
 	if strings.HasPrefix(u, "data:") {
-		mime, data, ok := geminiDataURL(u)
+		mime, data, ok := splitDataURL(u)
 		if !ok {
 			return geminiPart{}, fmt.Errorf("a data: URL must be base64 with a media type (data:image/png;base64,...)")
 		}
@@ -542,23 +538,6 @@ var geminiMimeTypes = map[string]string{
 	".heic": "image/heic", ".heif": "image/heif", ".gif": "image/gif", ".pdf": "application/pdf",
 }
 
-// geminiDataURL splits "data:<type>;base64,<data>".
-func geminiDataURL(u string) (mime, data string, ok bool) {
-	rest, ok := strings.CutPrefix(u, "data:")
-	if !ok {
-		return "", "", false
-	}
-	meta, data, ok := strings.Cut(rest, ",")
-	if !ok || data == "" || !strings.HasSuffix(meta, ";base64") {
-		return "", "", false
-	}
-	mime, _, _ = strings.Cut(meta, ";")
-	if !strings.Contains(mime, "/") {
-		return "", "", false
-	}
-	return mime, data, true
-}
-
 // geminiAssistantParts converts an assistant message: its text, then one
 // functionCall part per tool call, with the arguments parsed (Gemini wants
 // an object). The first call of a turn carries its thought signature, or the
@@ -576,7 +555,7 @@ func geminiAssistantParts(m *ChatMessage, i int, names map[string]string) ([]gem
 		case "refusal":
 			text = p.Refusal
 		default:
-			return nil, geminiBadRequest("messages[%d].content[%d]: part type %q is not supported in an assistant message", i, j, p.Type)
+			return nil, badRequest("messages[%d].content[%d]: part type %q is not supported in an assistant message", i, j, p.Type)
 		}
 		if text != "" {
 			out = append(out, geminiPart{Text: text})
@@ -585,14 +564,14 @@ func geminiAssistantParts(m *ChatMessage, i int, names map[string]string) ([]gem
 	for j := range m.ToolCalls {
 		tc := &m.ToolCalls[j]
 		if tc.Function.Name == "" {
-			return nil, geminiBadRequest("messages[%d].tool_calls[%d]: the function has no name", i, j)
+			return nil, badRequest("messages[%d].tool_calls[%d]: the function has no name", i, j)
 		}
 		args := strings.TrimSpace(tc.Function.Arguments)
 		if args == "" {
 			args = "{}"
 		}
 		if args[0] != '{' || !json.Valid([]byte(args)) {
-			return nil, geminiBadRequest("messages[%d].tool_calls[%d]: the arguments must be a JSON object", i, j)
+			return nil, badRequest("messages[%d].tool_calls[%d]: the arguments must be a JSON object", i, j)
 		}
 		sig, _ := geminiSignature(tc) // checked by geminiDecodeChat
 		if sig == "" && j == 0 {
@@ -620,7 +599,7 @@ func geminiToolResult(m *ChatMessage, i int, names map[string]string) (geminiPar
 		name = m.Name
 	}
 	if name == "" {
-		return geminiPart{}, geminiBadRequest("messages[%d]: tool_call_id %q does not match a tool call of an earlier assistant message", i, m.ToolCallID)
+		return geminiPart{}, badRequest("messages[%d]: tool_call_id %q does not match a tool call of an earlier assistant message", i, m.ToolCallID)
 	}
 	text, err := geminiTextOnly(m.Content, i)
 	if err != nil {
@@ -648,7 +627,7 @@ func geminiGeneration(in *ChatRequest, o *geminiOptions, model string) (*geminiG
 	}
 	if in.N != nil {
 		if *in.N < 1 {
-			return nil, geminiBadRequest("n must be at least 1")
+			return nil, badRequest("n must be at least 1")
 		}
 		if *in.N > 1 {
 			gc.CandidateCount = *in.N
@@ -677,7 +656,7 @@ func geminiGeneration(in *ChatRequest, o *geminiOptions, model string) (*geminiG
 				}
 			}
 		default:
-			return nil, geminiBadRequest("response_format type %q is not supported", rf.Type)
+			return nil, badRequest("response_format type %q is not supported", rf.Type)
 		}
 	}
 	tc, err := geminiThinking(model, o.reasoningEffort)
@@ -706,7 +685,7 @@ func geminiThinking(model, effort string) (*geminiThinkingConfig, error) {
 		level = "high"
 	case "minimal", "low", "medium", "high":
 	default:
-		return nil, geminiBadRequest("reasoning_effort %q is not supported (none, minimal, low, medium, high)", effort)
+		return nil, badRequest("reasoning_effort %q is not supported (none, minimal, low, medium, high)", effort)
 	}
 	m := strings.ToLower(model)
 	switch {
@@ -942,18 +921,18 @@ func geminiEmbeddingsRequest(body []byte, model string) ([]byte, error) {
 		Dimensions *int            `json:"dimensions"`
 	}
 	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, &RequestError{Message: "invalid embeddings request: " + jsonMessage(err)}
+		return nil, badRequest("invalid embeddings request: %s", jsonMessage(err))
 	}
 	var texts []string
 	if json.Unmarshal(in.Input, &texts) != nil {
 		var s string
 		if json.Unmarshal(in.Input, &s) != nil {
-			return nil, geminiBadRequest("gemini embeddings take input as a string or an array of strings")
+			return nil, badRequest("gemini embeddings take input as a string or an array of strings")
 		}
 		texts = []string{s}
 	}
 	if len(texts) == 0 {
-		return nil, geminiBadRequest("input is empty")
+		return nil, badRequest("input is empty")
 	}
 	type embedRequest struct {
 		Model                string        `json:"model"`

@@ -31,14 +31,14 @@ type ResponseMessage struct {
 	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
 }
 
-// NewCompletion renders a chat.completion body for c with one choice.
-func NewCompletion(c *Call, model string, msg ResponseMessage, finish string, u Usage) ([]byte, error) {
-	return NewCompletionChoices(c, model, []CompletionItem{{Index: 0, Message: msg, FinishReason: finish}}, u)
+// newCompletion renders a chat.completion body for c with one choice.
+func newCompletion(c *Call, model string, msg ResponseMessage, finish string, u Usage) ([]byte, error) {
+	return newCompletionChoices(c, model, []CompletionItem{{Index: 0, Message: msg, FinishReason: finish}}, u)
 }
 
-// NewCompletionChoices renders a chat.completion body for c with the given
+// newCompletionChoices renders a chat.completion body for c with the given
 // choices (n > 1); a message without a role is the assistant's.
-func NewCompletionChoices(c *Call, model string, choices []CompletionItem, u Usage) ([]byte, error) {
+func newCompletionChoices(c *Call, model string, choices []CompletionItem, u Usage) ([]byte, error) {
 	for i := range choices {
 		if choices[i].Message.Role == "" {
 			choices[i].Message.Role = "assistant"
@@ -74,14 +74,19 @@ type chunk struct {
 	Usage   map[string]any `json:"usage,omitempty"`
 }
 
-// AppendChunk appends one chat.completion.chunk event with a single choice
+// appendChunk appends one chat.completion.chunk event with a single choice
 // (finish "" means none yet).
-func AppendChunk(dst []byte, c *Call, model string, delta ChunkDelta, finish string) []byte {
-	return AppendChoiceChunk(dst, c, model, 0, delta, finish)
+func appendChunk(dst []byte, c *Call, model string, delta ChunkDelta, finish string) []byte {
+	return appendChoiceChunk(dst, c, model, 0, delta, finish)
 }
 
-// AppendChoiceChunk is AppendChunk for the choice at index (n > 1).
-func AppendChoiceChunk(dst []byte, c *Call, model string, index int, delta ChunkDelta, finish string) []byte {
+// appendChoiceChunk is appendChunk for the choice at index (n > 1). Through
+// a front door (c.sink), the chunk goes to the door's stream as a value
+// instead: the door renders it in its own dialect.
+func appendChoiceChunk(dst []byte, c *Call, model string, index int, delta ChunkDelta, finish string) []byte {
+	if c.sink != nil {
+		return c.sink.chunk(dst, model, &delta, finish)
+	}
 	ch := chunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: model,
 		Choices: []chunkChoice{{Index: index, Delta: delta}}}
 	if finish != "" {
@@ -90,14 +95,27 @@ func AppendChoiceChunk(dst []byte, c *Call, model string, index int, delta Chunk
 	return appendEvent(dst, ch)
 }
 
-// AppendUsageChunk appends OpenAI's usage chunk: no choices, the usage.
-func AppendUsageChunk(dst []byte, c *Call, model string, u Usage) []byte {
+// appendUsageChunk appends OpenAI's usage chunk: no choices, the usage. A
+// door's stream takes the usage at its end (Usage), so it gets an empty
+// chunk (which names the model).
+func appendUsageChunk(dst []byte, c *Call, model string, u Usage) []byte {
+	if c.sink != nil {
+		return c.sink.chunk(dst, model, &ChunkDelta{}, "")
+	}
 	return appendEvent(dst, chunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: model,
 		Choices: []chunkChoice{}, Usage: openAIUsageJSON(u)})
 }
 
-// AppendDone appends the closing "data: [DONE]" event.
-func AppendDone(dst []byte) []byte { return append(dst, doneEvent...) }
+// appendDone appends the closing "data: [DONE]" event (none for a door's
+// stream, whose end is its own).
+func appendDone(dst []byte, c *Call) []byte {
+	if c.sink != nil {
+		return dst
+	}
+	return append(dst, doneEvent...)
+}
+
+var doneEvent = []byte("data: [DONE]\n\n")
 
 func appendEvent(dst []byte, v any) []byte {
 	b, _ := json.Marshal(v)

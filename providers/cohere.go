@@ -115,11 +115,15 @@ func buildCohere(ctx context.Context, c *Call) (*http.Request, error) {
 	return req, nil
 }
 
-// cohereRequestBody translates the client's OpenAI body to Cohere's v2 chat.
+// cohereRequestBody translates the hub request to Cohere's v2 chat. A
+// door's web search is left out (Cohere has none), and says so.
 func cohereRequestBody(c *Call) ([]byte, error) {
-	req, err := DecodeChatRequest(c.Body)
+	req, err := c.chatRequest()
 	if err != nil {
 		return nil, err
+	}
+	if req.Search != nil {
+		c.omit("web_search")
 	}
 	frequency, err := req.FrequencyPenalty.Get("frequency_penalty")
 	if err != nil {
@@ -167,8 +171,22 @@ func cohereRequestBody(c *Call) ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// cohereDoorPart is a door's content part as Cohere takes it.
+func cohereDoorPart(p ContentPart) cohereContentPart {
+	out := cohereContentPart{Type: p.Type}
+	switch p.Type {
+	case "text":
+		out.Text = &p.Text
+	case "image_url":
+		if p.ImageURL.URL != "" {
+			out.ImageURL = &ImageURL{URL: p.ImageURL.URL, Detail: p.ImageURL.Detail}
+		}
+	}
+	return out
+}
+
 func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
-	parts, err := decodeContent(m.Content, func(s string) cohereContentPart { return cohereContentPart{Type: "text", Text: &s} })
+	parts, err := decodeContent(m.Content, func(s string) cohereContentPart { return cohereContentPart{Type: "text", Text: &s} }, cohereDoorPart)
 	if err != nil {
 		return cohereMessage{}, badRequest("messages[%d]: %v", i, err)
 	}
@@ -196,8 +214,7 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		}
 		return cohereMessage{Role: "system", Content: str(s)}, nil
 	case "user":
-		c := bytes.TrimSpace(m.Content)
-		if len(c) == 0 || c[0] != '[' {
+		if !m.Content.isArray() {
 			// A string (or null: an empty turn) stays a string.
 			s := ""
 			if len(parts) == 1 {
@@ -389,7 +406,7 @@ func cohereResponse(c *Call, body []byte) ([]byte, Usage, error) {
 	if text.Len() > 0 || len(calls) == 0 {
 		out.Content = Str(text.String())
 	}
-	b, err := NewCompletion(c, c.Model, out, finish, u)
+	b, err := newCompletion(c, c.Model, out, finish, u)
 	return b, u, err
 }
 
@@ -483,12 +500,12 @@ func (s *cohereStream) Usage() Usage { return s.usage }
 func (s *cohereStream) chunk(dst []byte, d ChunkDelta, finish string) []byte {
 	if !s.started {
 		s.started = true
-		dst = AppendChunk(dst, s.c, s.c.Model, ChunkDelta{Role: "assistant", Content: Str("")}, "")
+		dst = appendChunk(dst, s.c, s.c.Model, ChunkDelta{Role: "assistant", Content: Str("")}, "")
 		if d.Content == nil && d.ToolCalls == nil && finish == "" {
 			return dst
 		}
 	}
-	return AppendChunk(dst, s.c, s.c.Model, d, finish)
+	return appendChunk(dst, s.c, s.c.Model, d, finish)
 }
 
 func (s *cohereStream) Event(dst []byte, ev Event) ([]byte, error) {
@@ -602,12 +619,12 @@ func cohereErrorText(r gjson.Result) string {
 
 func (s *cohereStream) End(dst []byte) ([]byte, error) {
 	if !s.done {
-		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_incomplete", Message: "the provider's stream ended before the answer was complete"}
+		return dst, errIncomplete("answer")
 	}
 	if s.c.IncludeUsage {
-		dst = AppendUsageChunk(dst, s.c, s.c.Model, s.usage)
+		dst = appendUsageChunk(dst, s.c, s.c.Model, s.usage)
 	}
-	return AppendDone(dst), nil
+	return appendDone(dst, s.c), nil
 }
 
 // --- error classes ---

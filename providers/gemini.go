@@ -243,12 +243,13 @@ type geminiOptions struct {
 	reasoningEffort string
 }
 
-// geminiDecodeChat reads the client's request. The fields only Gemini reads
+// geminiDecodeChat reads the hub request. The fields only Gemini reads
 // (its options, the tool calls' thought signatures) are decoded before
 // anything else, so that a malformed one is refused first, as a malformed
-// field of ChatRequest is.
-func geminiDecodeChat(body []byte) (*ChatRequest, *geminiOptions, error) {
-	in, err := DecodeChatRequest(body)
+// field of ChatRequest is. A door's thinking effort stands in for
+// reasoning_effort.
+func geminiDecodeChat(c *Call) (*ChatRequest, *geminiOptions, error) {
+	in, err := c.chatRequest()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -268,6 +269,9 @@ func geminiDecodeChat(body []byte) (*ChatRequest, *geminiOptions, error) {
 	if o.reasoningEffort, err = in.ReasoningEffort.Get("reasoning_effort"); err != nil {
 		return nil, nil, err
 	}
+	if o.reasoningEffort == "" {
+		o.reasoningEffort = in.Effort
+	}
 	for i := range in.Messages {
 		for j := range in.Messages[i].ToolCalls {
 			if _, err := geminiSignature(&in.Messages[i].ToolCalls[j]); err != nil {
@@ -278,10 +282,10 @@ func geminiDecodeChat(body []byte) (*ChatRequest, *geminiOptions, error) {
 	return in, &o, nil
 }
 
-// geminiChatRequest translates an OpenAI chat-completions body (c.Body) to
-// a generateContent body (providers.md §4.3, §12.5).
+// geminiChatRequest translates the hub request to a generateContent body
+// (providers.md §4.3, §12.5).
 func geminiChatRequest(c *Call, model string) ([]byte, error) {
-	in, opts, err := geminiDecodeChat(c.Body)
+	in, opts, err := geminiDecodeChat(c)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +303,7 @@ func geminiChatRequest(c *Call, model string) ([]byte, error) {
 			// Every system and developer message goes to systemInstruction,
 			// in order (Portkey keeps only a leading one); their position in
 			// the conversation is lost.
-			text, err := geminiTextOnly(m.Content, i)
+			text, err := geminiTextOnly(&m.Content, i)
 			if err != nil {
 				return nil, err
 			}
@@ -307,7 +311,7 @@ func geminiChatRequest(c *Call, model string) ([]byte, error) {
 				system = append(system, geminiPart{Text: text})
 			}
 		case "user":
-			parts, err := geminiUserParts(m.Content, i)
+			parts, err := geminiUserParts(&m.Content, i)
 			if err != nil {
 				return nil, err
 			}
@@ -391,11 +395,17 @@ func geminiChatRequest(c *Call, model string) ([]byte, error) {
 // calling is unsupported"); Gemini 3 can, with server-side tool invocations
 // included (ai.google.dev/gemini-api/docs/tool-combination). When they
 // cannot be combined, search is left out and the call says so. The search
-// options (context size, location, domains) have no Gemini equivalent.
+// options (context size, location, domains) have no Gemini equivalent: a
+// search whose allowed domains are the client's limit (a door's) is left
+// out too, as it would widen what the model reads.
 func geminiWebSearch(c *Call, in *ChatRequest, model string, out *geminiRequest) error {
 	ws, err := in.WebSearch()
 	if err != nil || ws == nil {
 		return err
+	}
+	if ws.strictDomains && len(ws.domains()) > 0 {
+		c.omit("web_search")
+		return nil
 	}
 	if len(out.Tools) == 0 {
 		out.Tools = []geminiTool{{GoogleSearch: &struct{}{}}}
@@ -437,8 +447,9 @@ func geminiAppendTurn(contents []geminiContent, role string, parts []geminiPart)
 
 // geminiPartsIn reads a message's content: a string, an array of parts, or
 // null.
-func geminiPartsIn(raw json.RawMessage, i int) ([]geminiPartIn, error) {
-	parts, err := decodeContent(raw, func(s string) geminiPartIn { return geminiPartIn{ContentPart: ContentPart{Type: "text", Text: s}} })
+func geminiPartsIn(content *Content, i int) ([]geminiPartIn, error) {
+	parts, err := decodeContent(*content, func(s string) geminiPartIn { return geminiPartIn{ContentPart: textPart(s)} },
+		func(p ContentPart) geminiPartIn { return geminiPartIn{ContentPart: p} })
 	if err != nil {
 		return nil, badRequest("messages[%d].content must be a string or an array of parts", i)
 	}
@@ -447,8 +458,8 @@ func geminiPartsIn(raw json.RawMessage, i int) ([]geminiPartIn, error) {
 
 // geminiTextOnly joins the text parts of a system, developer or tool
 // message with newlines; any other part is refused.
-func geminiTextOnly(raw json.RawMessage, i int) (string, error) {
-	parts, err := geminiPartsIn(raw, i)
+func geminiTextOnly(content *Content, i int) (string, error) {
+	parts, err := geminiPartsIn(content, i)
 	if err != nil {
 		return "", err
 	}
@@ -467,8 +478,8 @@ func geminiTextOnly(raw json.RawMessage, i int) (string, error) {
 
 // geminiUserParts converts a user message. Empty text parts are dropped:
 // Gemini refuses an empty text part.
-func geminiUserParts(raw json.RawMessage, i int) ([]geminiPart, error) {
-	parts, err := geminiPartsIn(raw, i)
+func geminiUserParts(content *Content, i int) ([]geminiPart, error) {
+	parts, err := geminiPartsIn(content, i)
 	if err != nil {
 		return nil, err
 	}
@@ -543,7 +554,7 @@ var geminiMimeTypes = map[string]string{
 // an object). The first call of a turn carries its thought signature, or the
 // documented placeholder when the client did not keep it.
 func geminiAssistantParts(m *ChatMessage, i int, names map[string]string) ([]geminiPart, error) {
-	parts, err := geminiPartsIn(m.Content, i)
+	parts, err := geminiPartsIn(&m.Content, i)
 	if err != nil {
 		return nil, err
 	}
@@ -601,7 +612,7 @@ func geminiToolResult(m *ChatMessage, i int, names map[string]string) (geminiPar
 	if name == "" {
 		return geminiPart{}, badRequest("messages[%d]: tool_call_id %q does not match a tool call of an earlier assistant message", i, m.ToolCallID)
 	}
-	text, err := geminiTextOnly(m.Content, i)
+	text, err := geminiTextOnly(&m.Content, i)
 	if err != nil {
 		return geminiPart{}, err
 	}
@@ -930,7 +941,7 @@ func geminiResponse(c *Call, body []byte) ([]byte, Usage, error) {
 			FinishReason: geminiFinish(cand.FinishReason, len(calls) > 0),
 		})
 	}
-	b, err := NewCompletionChoices(c, model, choices, u)
+	b, err := newCompletionChoices(c, model, choices, u)
 	return b, u, err
 }
 
@@ -1013,7 +1024,7 @@ func newGeminiStream(c *Call) StreamTranslator {
 }
 
 func (s *geminiStream) chunk(dst []byte, index int, d ChunkDelta, finish string) []byte {
-	return AppendChoiceChunk(dst, s.c, s.model, index, d, finish)
+	return appendChoiceChunk(dst, s.c, s.model, index, d, finish)
 }
 
 func (s *geminiStream) Event(dst []byte, ev Event) ([]byte, error) {
@@ -1123,12 +1134,12 @@ func (s *geminiStream) End(dst []byte) ([]byte, error) {
 		complete = complete && st.finished
 	}
 	if !complete {
-		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_incomplete", Message: "the provider's stream ended before the answer was complete"}
+		return dst, errIncomplete("answer")
 	}
 	if s.c.IncludeUsage {
-		dst = AppendUsageChunk(dst, s.c, s.model, s.usage)
+		dst = appendUsageChunk(dst, s.c, s.model, s.usage)
 	}
-	return AppendDone(dst), nil
+	return appendDone(dst, s.c), nil
 }
 
 func (s *geminiStream) Usage() Usage { return s.usage }

@@ -88,6 +88,10 @@ type Provider struct {
 	// classify adds the provider's own error classes to the common ones
 	// (see Classify); it returns "" to defer to them.
 	classify func(status int, h http.Header, body []byte) string
+	// speaks reports whether the provider serves a front door's API
+	// ("messages", "responses") natively, with endpoint ep: the door's
+	// requests then pass through as bytes (see Door).
+	speaks func(api string, ep Endpoint) bool
 }
 
 var registry = map[string]*Provider{}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -254,7 +255,9 @@ func antTokenCount(r gjson.Result) int64 {
 // side, each message_delta restates the cumulative counts, which win field
 // by field (a null does not). It keeps the provider's objects whole, so
 // that nothing Anthropic reported is lost for billing: the cache writes by
-// lifetime (cache_creation), the service tier, the server tools' use.
+// lifetime (cache_creation), the service tier, the server tools' use. The
+// Messages passthrough reads every Claude Code stream with it, so it
+// merges without a map or a second parse.
 type antStreamUsage struct {
 	objs []string // usage objects as sent, oldest first
 }
@@ -267,44 +270,77 @@ func (a *antStreamUsage) add(r gjson.Result) {
 	if len(a.objs) == 2 {
 		// More restatements than Anthropic sends: fold them, so that a
 		// long stream keeps two objects.
-		a.objs = append(a.objs[:0], string(a.merged()))
+		a.objs = append(a.objs[:0], string(a.usage().Raw))
 	}
 	a.objs = append(a.objs, r.Raw)
 }
 
-// merged is the usage object the stream reported: every field, the latest
-// value winning, in one object with sorted keys; nil when no field has a
-// value.
-func (a *antStreamUsage) merged() []byte {
-	var fields map[string]json.RawMessage
+// antField is one member of a usage object.
+type antField struct{ key, raw string }
+
+// usage is the stream's usage so far: every field reported, the latest
+// value winning, as one object with sorted keys (Raw); none before a field
+// has a value.
+func (a *antStreamUsage) usage() Usage {
+	var scratch [12]antField
+	fields := scratch[:0]
 	for _, o := range a.objs {
 		gjson.Parse(o).ForEach(func(k, v gjson.Result) bool {
-			if v.Type != gjson.Null {
-				if fields == nil {
-					fields = map[string]json.RawMessage{}
-				}
-				fields[k.String()] = json.RawMessage(v.Raw)
+			if v.Type == gjson.Null {
+				return true
 			}
+			for i := range fields {
+				if fields[i].key == k.Str {
+					fields[i].raw = v.Raw
+					return true
+				}
+			}
+			fields = append(fields, antField{k.Str, v.Raw})
 			return true
 		})
 	}
-	if fields == nil {
-		return nil
-	}
-	b, err := json.Marshal(fields)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
-// usage is the stream's usage so far (none before a reported count).
-func (a *antStreamUsage) usage() Usage {
-	m := a.merged()
-	if m == nil {
+	if len(fields) == 0 {
 		return Usage{}
 	}
-	return anthropicUsage(gjson.ParseBytes(m))
+	slices.SortFunc(fields, func(x, y antField) int { return strings.Compare(x.key, y.key) })
+	n := 2
+	for _, f := range fields {
+		n += len(f.key) + len(f.raw) + 4
+	}
+	raw := append(make([]byte, 0, n), '{')
+	var input, cacheRead, cacheWrite, output int64
+	for i, f := range fields {
+		if i > 0 {
+			raw = append(raw, ',')
+		}
+		raw = appendJSONKey(raw, f.key)
+		raw = append(raw, f.raw...)
+		switch r := gjson.Parse(f.raw); f.key {
+		case "input_tokens":
+			input = antTokenCount(r)
+		case "cache_read_input_tokens":
+			cacheRead = antTokenCount(r)
+		case "cache_creation_input_tokens":
+			cacheWrite = antTokenCount(r)
+		case "output_tokens":
+			output = antTokenCount(r)
+		}
+	}
+	return Usage{PromptTokens: input + cacheRead + cacheWrite, CachedTokens: cacheRead, CompletionTokens: output,
+		TotalTokens: input + cacheRead + cacheWrite + output, Raw: append(raw, '}')}
+}
+
+// appendJSONKey appends key as an object member's name and a colon.
+func appendJSONKey(dst []byte, key string) []byte {
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(key)
+			return append(append(dst, b...), ':')
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, key...)
+	return append(dst, '"', ':')
 }
 
 // --- error type ↔ class and status ---

@@ -128,3 +128,41 @@ func BenchmarkMessagesStreamFromGemini(b *testing.B) {
 		}
 	}
 }
+
+// anthropicBenchStream is a Claude answer as Anthropic streams it: usage
+// first (with cache reads and writes), 40 text deltas, the final usage.
+func anthropicBenchStream() []Event {
+	ev := func(name, data string) Event { return Event{Name: []byte(name), Data: []byte(data)} }
+	evs := []Event{ev("message_start", `{"type":"message_start","message":{"id":"msg_01","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":25,"cache_creation_input_tokens":300,"cache_read_input_tokens":12000,"cache_creation":{"ephemeral_5m_input_tokens":300,"ephemeral_1h_input_tokens":0},"output_tokens":1,"service_tier":"standard"}}}`),
+		ev("content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`)}
+	for i := range 40 {
+		evs = append(evs, ev("content_block_delta", fmt.Sprintf(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"word %d "}}`, i)))
+	}
+	return append(evs, ev("content_block_stop", `{"type":"content_block_stop","index":0}`),
+		ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":120}}`),
+		ev("message_stop", `{"type":"message_stop"}`))
+}
+
+// The Messages passthrough (Claude Code on Anthropic): relayed as sent,
+// usage read on the way.
+func BenchmarkMessagesRelay(b *testing.B) {
+	evs := anthropicBenchStream()
+	c := &Call{Door: MessagesDoor, Native: true}
+	b.ReportAllocs()
+	var dst []byte
+	for b.Loop() {
+		tr := MessagesDoor.newStream(Get(Anthropic), c)
+		var err error
+		for _, ev := range evs {
+			if dst, err = tr.Event(dst[:0], ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if dst, err = tr.End(dst[:0]); err != nil {
+			b.Fatal(err)
+		}
+		if !tr.Usage().Reported() {
+			b.Fatal("no usage")
+		}
+	}
+}

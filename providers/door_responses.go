@@ -112,33 +112,15 @@ func buildResponsesNative(ctx context.Context, p *Provider, c *Call) (*http.Requ
 	return NewResponsesRequest(ctx, p, c.Endpoint, c.Key, http.MethodPost, "", "", SetModel(c.Body, c.Model))
 }
 
-// responsesUsage reads the Responses API's usage object in OpenAI's chat
-// terms (prompt includes cached input, completion includes reasoning).
-func responsesUsage(r gjson.Result) Usage {
-	if !r.IsObject() {
-		return Usage{}
-	}
-	u := Usage{
-		PromptTokens:     r.Get("input_tokens").Int(),
-		CompletionTokens: r.Get("output_tokens").Int(),
-		TotalTokens:      r.Get("total_tokens").Int(),
-		CachedTokens:     r.Get("input_tokens_details.cached_tokens").Int(),
-		ReasoningTokens:  r.Get("output_tokens_details.reasoning_tokens").Int(),
-		Raw:              json.RawMessage(r.Raw),
-	}
-	if u.TotalTokens == 0 {
-		u.TotalTokens = u.PromptTokens + u.CompletionTokens
-	}
-	return u
-}
-
 func responsesNativeResponse(c *Call, body []byte) ([]byte, Usage, error) {
 	if !ValidJSON(body) {
 		return nil, Usage{}, fmt.Errorf("the provider answered with invalid JSON")
 	}
-	res := gjson.GetManyBytes(body, "id", "usage")
+	res := gjson.GetManyBytes(body, "id", "usage", "service_tier")
 	c.ResponseID = res[0].Str
-	return body, responsesUsage(res[1]), nil
+	u := openAIUsage(res[1])
+	u.ServiceTier = res[2].Str
+	return body, u, nil
 }
 
 // OpenAIErrorBody renders a gateway error in OpenAI's envelope,
@@ -186,11 +168,12 @@ func (s *responsesRelay) Event(dst []byte, ev Event) ([]byte, error) {
 		}
 	case "response.completed", "response.incomplete", "response.failed":
 		s.done = true
-		res := gjson.GetManyBytes(ev.Data, "response.id", "response.usage")
+		res := gjson.GetManyBytes(ev.Data, "response.id", "response.usage", "response.service_tier")
 		if s.c.ResponseID == "" {
 			s.c.ResponseID = res[0].Str
 		}
-		s.usage = responsesUsage(res[1])
+		s.usage = openAIUsage(res[1])
+		s.usage.ServiceTier = res[2].Str
 		if name == "response.failed" && s.failed == "" {
 			s.failed = failureCode(gjson.GetBytes(ev.Data, "response.error.code").Str)
 		}

@@ -48,6 +48,7 @@ func (p *passthroughStream) Event(dst []byte, ev Event) ([]byte, error) {
 	if bytes.Contains(d, []byte(`usage"`)) {
 		if u := gjson.GetBytes(d, "usage"); u.IsObject() {
 			p.usage = openAIUsage(u)
+			p.usage.ServiceTier = gjson.GetBytes(d, "service_tier").Str
 			if p.dropUsageChunk {
 				if ch := gjson.GetBytes(d, "choices"); ch.IsArray() && isEmptyArray(ch.Raw) {
 					return dst, nil
@@ -133,7 +134,10 @@ func passthroughResponse(_ *Call, body []byte) ([]byte, Usage, error) {
 	if !ValidJSON(body) {
 		return nil, Usage{}, fmt.Errorf("the provider answered with invalid JSON")
 	}
-	return body, openAIUsage(gjson.GetBytes(body, "usage")), nil
+	res := gjson.GetManyBytes(body, "usage", "service_tier")
+	u := openAIUsage(res[0])
+	u.ServiceTier = res[1].Str
+	return body, u, nil
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -1,8 +1,10 @@
 package providers
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 
 	"github.com/tidwall/gjson"
@@ -13,6 +15,11 @@ import (
 // NewRequest is NewCallRequest for a call of op with nothing but a body.
 func (p *Provider) NewRequest(ctx context.Context, op Operation, ep Endpoint, key, model string, body []byte) (*http.Request, error) {
 	return p.NewCallRequest(ctx, &Call{Op: op, Endpoint: ep, Key: key, Model: model, Body: body})
+}
+
+// NewSSEReader reads events from r (unpooled).
+func NewSSEReader(r io.Reader) *SSEReader {
+	return &SSEReader{r: bufio.NewReaderSize(r, sseBufSize)}
 }
 
 // Classify is ClassifyResponse without headers.

@@ -222,23 +222,8 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 			}
 			return cohereMessage{Role: "user", Content: str(s)}, nil
 		}
-		out := make([]cohereContentPart, 0, len(parts))
-		for j, p := range parts {
-			switch p.Type {
-			case "text":
-				out = append(out, cohereContentPart{Type: "text", Text: Str(p.text())})
-			case "image_url":
-				if p.ImageURL == nil || p.ImageURL.URL == "" {
-					return cohereMessage{}, badRequest("messages[%d].content[%d]: image_url needs a url", i, j)
-				}
-				img := *p.ImageURL
-				out = append(out, cohereContentPart{Type: "image_url", ImageURL: &img})
-			default:
-				return cohereMessage{}, badRequest("messages[%d].content[%d]: cohere does not accept %q parts", i, j, p.Type)
-			}
-		}
-		b, _ := json.Marshal(out)
-		return cohereMessage{Role: "user", Content: b}, nil
+		b, err := cohereUserParts(i, parts)
+		return cohereMessage{Role: "user", Content: b}, err
 	case "assistant":
 		s, err := text()
 		if err != nil {
@@ -249,18 +234,8 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		}
 		// Cohere's assistant turn that calls tools carries its text as the
 		// tool_plan, which is where Cohere's own answers put it.
-		calls := make([]ToolCall, len(m.ToolCalls))
-		for j, tc := range m.ToolCalls {
-			if tc.Type != "" && tc.Type != "function" {
-				return cohereMessage{}, badRequest("messages[%d].tool_calls[%d]: cohere accepts only function tool calls", i, j)
-			}
-			args := tc.Function.Arguments
-			if strings.TrimSpace(args) == "" {
-				args = "{}"
-			}
-			calls[j] = ToolCall{ID: tc.ID, Type: "function", Function: FunctionCall{Name: tc.Function.Name, Arguments: args}}
-		}
-		return cohereMessage{Role: "assistant", ToolPlan: s, ToolCalls: calls}, nil
+		calls, err := cohereToolCalls(i, m.ToolCalls)
+		return cohereMessage{Role: "assistant", ToolPlan: s, ToolCalls: calls}, err
 	case "tool":
 		if m.ToolCallID == "" {
 			return cohereMessage{}, badRequest("messages[%d]: a tool message needs tool_call_id", i)
@@ -272,6 +247,44 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		return cohereMessage{Role: "tool", Content: str(s), ToolCallID: m.ToolCallID}, nil
 	}
 	return cohereMessage{}, badRequest("messages[%d]: cohere does not accept role %q", i, m.Role)
+}
+
+// cohereUserParts is a user message's parts as Cohere takes them: text and
+// images by URL.
+func cohereUserParts(i int, parts []cohereContentPart) (json.RawMessage, error) {
+	out := make([]cohereContentPart, 0, len(parts))
+	for j, p := range parts {
+		switch p.Type {
+		case "text":
+			out = append(out, cohereContentPart{Type: "text", Text: Str(p.text())})
+		case "image_url":
+			if p.ImageURL == nil || p.ImageURL.URL == "" {
+				return nil, badRequest("messages[%d].content[%d]: image_url needs a url", i, j)
+			}
+			img := *p.ImageURL
+			out = append(out, cohereContentPart{Type: "image_url", ImageURL: &img})
+		default:
+			return nil, badRequest("messages[%d].content[%d]: cohere does not accept %q parts", i, j, p.Type)
+		}
+	}
+	return json.Marshal(out)
+}
+
+// cohereToolCalls is an assistant's tool calls as Cohere takes them
+// (empty arguments are {}).
+func cohereToolCalls(i int, in []ToolCall) ([]ToolCall, error) {
+	calls := make([]ToolCall, len(in))
+	for j, tc := range in {
+		if tc.Type != "" && tc.Type != "function" {
+			return nil, badRequest("messages[%d].tool_calls[%d]: cohere accepts only function tool calls", i, j)
+		}
+		args := tc.Function.Arguments
+		if strings.TrimSpace(args) == "" {
+			args = "{}"
+		}
+		calls[j] = ToolCall{ID: tc.ID, Type: "function", Function: FunctionCall{Name: tc.Function.Name, Arguments: args}}
+	}
+	return calls, nil
 }
 
 // cohereTools maps tools and tool_choice. Cohere's tool_choice is REQUIRED or
@@ -550,46 +563,9 @@ func (s *cohereStream) Event(dst []byte, ev Event) ([]byte, error) {
 			dst = s.chunk(dst, ChunkDelta{Content: &t}, "")
 		}
 	case "tool-call-start":
-		tc := r.Get("delta.message.tool_calls")
-		if tc.IsArray() {
-			tc = tc.Get("0")
-		}
-		fn := tc.Get("function.name").String()
-		if fn == "" {
-			return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_invalid", Message: "the provider started a tool call without a name"}
-		}
-		n := s.tools
-		s.tools++
-		s.cur = n
-		if ix := r.Get("index"); ix.Exists() {
-			if s.byIndex == nil {
-				s.byIndex = make(map[int64]int)
-			}
-			s.byIndex[ix.Int()] = n
-		}
-		id := tc.Get("id").String()
-		if id == "" {
-			id = fmt.Sprintf("call_%s_%d", strings.TrimPrefix(s.c.ID, "chatcmpl-"), n)
-		}
-		dst = s.chunk(dst, ChunkDelta{ToolCalls: []ToolCall{{Index: &n, ID: id, Type: "function",
-			Function: FunctionCall{Name: fn, Arguments: cohereArguments(tc.Get("function.arguments"), "")}}}}, "")
+		return s.toolCallStart(dst, r)
 	case "tool-call-delta":
-		n := s.cur
-		if ix := r.Get("index"); ix.Exists() {
-			if m, ok := s.byIndex[ix.Int()]; ok {
-				n = m
-			}
-		}
-		if n < 0 {
-			return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_invalid", Message: "the provider sent tool call arguments before the tool call"}
-		}
-		tc := r.Get("delta.message.tool_calls")
-		if tc.IsArray() {
-			tc = tc.Get("0")
-		}
-		if args := cohereArguments(tc.Get("function.arguments"), ""); args != "" {
-			dst = s.chunk(dst, ChunkDelta{ToolCalls: []ToolCall{{Index: &n, Function: FunctionCall{Arguments: args}}}}, "")
-		}
+		return s.toolCallDelta(dst, r)
 	case "message-end":
 		s.usage = cohereUsage(r.Get("delta.usage"))
 		if e := r.Get("delta.error"); e.Exists() && e.Type != gjson.Null && e.String() != "" {
@@ -604,6 +580,55 @@ func (s *cohereStream) Event(dst []byte, ev Event) ([]byte, error) {
 	}
 	// content-end, tool-call-end, citation-start/end, debug and unknown
 	// events add nothing.
+	return dst, nil
+}
+
+// toolCallStart opens a tool call (named, with its id or one minted).
+func (s *cohereStream) toolCallStart(dst []byte, r gjson.Result) ([]byte, error) {
+	tc := r.Get("delta.message.tool_calls")
+	if tc.IsArray() {
+		tc = tc.Get("0")
+	}
+	fn := tc.Get("function.name").String()
+	if fn == "" {
+		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_invalid", Message: "the provider started a tool call without a name"}
+	}
+	n := s.tools
+	s.tools++
+	s.cur = n
+	if ix := r.Get("index"); ix.Exists() {
+		if s.byIndex == nil {
+			s.byIndex = make(map[int64]int)
+		}
+		s.byIndex[ix.Int()] = n
+	}
+	id := tc.Get("id").String()
+	if id == "" {
+		id = fmt.Sprintf("call_%s_%d", strings.TrimPrefix(s.c.ID, "chatcmpl-"), n)
+	}
+	return s.chunk(dst, ChunkDelta{ToolCalls: []ToolCall{{Index: &n, ID: id, Type: "function",
+		Function: FunctionCall{Name: fn, Arguments: cohereArguments(tc.Get("function.arguments"), "")}}}}, ""), nil
+}
+
+// toolCallDelta streams a tool call's arguments: of the call its index
+// names, else of the last one started.
+func (s *cohereStream) toolCallDelta(dst []byte, r gjson.Result) ([]byte, error) {
+	n := s.cur
+	if ix := r.Get("index"); ix.Exists() {
+		if m, ok := s.byIndex[ix.Int()]; ok {
+			n = m
+		}
+	}
+	if n < 0 {
+		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_invalid", Message: "the provider sent tool call arguments before the tool call"}
+	}
+	tc := r.Get("delta.message.tool_calls")
+	if tc.IsArray() {
+		tc = tc.Get("0")
+	}
+	if args := cohereArguments(tc.Get("function.arguments"), ""); args != "" {
+		dst = s.chunk(dst, ChunkDelta{ToolCalls: []ToolCall{{Index: &n, Function: FunctionCall{Arguments: args}}}}, "")
+	}
 	return dst, nil
 }
 

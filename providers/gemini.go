@@ -290,95 +290,15 @@ func geminiChatRequest(c *Call, model string) ([]byte, error) {
 		return nil, err
 	}
 	var out geminiRequest
-	var system []geminiPart
-	// names maps a tool_call_id to its function's name: Gemini's
-	// functionResponse needs the name, OpenAI's tool message only gives the
-	// id. It is filled as the history is read, so a reused id ("call_0" in
-	// every turn) resolves to its latest call.
-	names := map[string]string{}
-	for i := range in.Messages {
-		m := &in.Messages[i]
-		switch m.Role {
-		case "system", "developer":
-			// Every system and developer message goes to systemInstruction,
-			// in order (Portkey keeps only a leading one); their position in
-			// the conversation is lost.
-			text, err := geminiTextOnly(&m.Content, i)
-			if err != nil {
-				return nil, err
-			}
-			if text != "" {
-				system = append(system, geminiPart{Text: text})
-			}
-		case "user":
-			parts, err := geminiUserParts(&m.Content, i)
-			if err != nil {
-				return nil, err
-			}
-			out.Contents = geminiAppendTurn(out.Contents, "user", parts)
-		case "assistant":
-			parts, err := geminiAssistantParts(m, i, names)
-			if err != nil {
-				return nil, err
-			}
-			out.Contents = geminiAppendTurn(out.Contents, "model", parts)
-		case "tool", "function":
-			part, err := geminiToolResult(m, i, names)
-			if err != nil {
-				return nil, err
-			}
-			out.Contents = geminiAppendTurn(out.Contents, "user", []geminiPart{part})
-		default:
-			return nil, badRequest("messages[%d]: role %q is not supported", i, m.Role)
-		}
+	if err := geminiContents(in.Messages, &out); err != nil {
+		return nil, err
 	}
-	if len(out.Contents) == 0 {
-		// Gemini refuses a request without contents; say so before the call.
-		return nil, badRequest("gemini needs at least one user or assistant message with content")
-	}
-	if len(system) > 0 {
-		out.SystemInstruction = &geminiContent{Parts: system}
-	}
-
-	var decls []geminiFunctionDeclaration
-	for i, t := range in.Tools {
-		if t.Type != "" && t.Type != "function" {
-			return nil, badRequest("tools[%d]: type %q is not supported by gemini", i, t.Type)
-		}
-		if t.Function.Name == "" {
-			return nil, badRequest("tools[%d]: the function has no name", i)
-		}
-		params, err := geminiParameters(t.Function.Parameters)
-		if err != nil {
-			return nil, badRequest("tools[%d].function.parameters: %s", i, err)
-		}
-		decls = append(decls, geminiFunctionDeclaration{Name: t.Function.Name, Description: t.Function.Description, Parameters: params})
-	}
-	if len(decls) > 0 {
-		out.Tools = []geminiTool{{FunctionDeclarations: decls}}
-		// toolConfig only with declarations: Gemini rejects it otherwise
-		// (Bifrost chat.go).
-		fc := func(mode string, names ...string) *geminiToolConfig {
-			return &geminiToolConfig{FunctionCallingConfig: &geminiFunctionCallingConfig{Mode: mode, AllowedFunctionNames: names}}
-		}
-		switch mode, fn := ToolChoiceMode(in.ToolChoice); mode {
-		case "":
-		case "auto":
-			out.ToolConfig = fc("AUTO")
-		case "none":
-			out.ToolConfig = fc("NONE")
-		case "required":
-			out.ToolConfig = fc("ANY")
-		case "function":
-			out.ToolConfig = fc("ANY", fn)
-		default:
-			return nil, badRequest("tool_choice %q is not supported", mode)
-		}
+	if err := geminiTools(in, &out); err != nil {
+		return nil, err
 	}
 	if err := geminiWebSearch(c, in, model, &out); err != nil {
 		return nil, err
 	}
-
 	gc, err := geminiGeneration(in, opts, model)
 	if err != nil {
 		return nil, err
@@ -387,6 +307,101 @@ func geminiChatRequest(c *Call, model string) ([]byte, error) {
 		out.GenerationConfig = gc
 	}
 	return json.Marshal(out)
+}
+
+// geminiContents fills contents and systemInstruction from the messages.
+func geminiContents(msgs []ChatMessage, out *geminiRequest) error {
+	var system []geminiPart
+	// names maps a tool_call_id to its function's name: Gemini's
+	// functionResponse needs the name, OpenAI's tool message only gives the
+	// id. It is filled as the history is read, so a reused id ("call_0" in
+	// every turn) resolves to its latest call.
+	names := map[string]string{}
+	for i := range msgs {
+		m := &msgs[i]
+		switch m.Role {
+		case "system", "developer":
+			// Every system and developer message goes to systemInstruction,
+			// in order (Portkey keeps only a leading one); their position in
+			// the conversation is lost.
+			text, err := geminiTextOnly(&m.Content, i)
+			if err != nil {
+				return err
+			}
+			if text != "" {
+				system = append(system, geminiPart{Text: text})
+			}
+		case "user":
+			parts, err := geminiUserParts(&m.Content, i)
+			if err != nil {
+				return err
+			}
+			out.Contents = geminiAppendTurn(out.Contents, "user", parts)
+		case "assistant":
+			parts, err := geminiAssistantParts(m, i, names)
+			if err != nil {
+				return err
+			}
+			out.Contents = geminiAppendTurn(out.Contents, "model", parts)
+		case "tool", "function":
+			part, err := geminiToolResult(m, i, names)
+			if err != nil {
+				return err
+			}
+			out.Contents = geminiAppendTurn(out.Contents, "user", []geminiPart{part})
+		default:
+			return badRequest("messages[%d]: role %q is not supported", i, m.Role)
+		}
+	}
+	if len(out.Contents) == 0 {
+		// Gemini refuses a request without contents; say so before the call.
+		return badRequest("gemini needs at least one user or assistant message with content")
+	}
+	if len(system) > 0 {
+		out.SystemInstruction = &geminiContent{Parts: system}
+	}
+	return nil
+}
+
+// geminiTools declares the functions and maps tool_choice.
+func geminiTools(in *ChatRequest, out *geminiRequest) error {
+	var decls []geminiFunctionDeclaration
+	for i, t := range in.Tools {
+		if t.Type != "" && t.Type != "function" {
+			return badRequest("tools[%d]: type %q is not supported by gemini", i, t.Type)
+		}
+		if t.Function.Name == "" {
+			return badRequest("tools[%d]: the function has no name", i)
+		}
+		params, err := geminiParameters(t.Function.Parameters)
+		if err != nil {
+			return badRequest("tools[%d].function.parameters: %s", i, err)
+		}
+		decls = append(decls, geminiFunctionDeclaration{Name: t.Function.Name, Description: t.Function.Description, Parameters: params})
+	}
+	if len(decls) == 0 {
+		return nil
+	}
+	out.Tools = []geminiTool{{FunctionDeclarations: decls}}
+	// toolConfig only with declarations: Gemini rejects it otherwise
+	// (Bifrost chat.go).
+	fc := func(mode string, names ...string) *geminiToolConfig {
+		return &geminiToolConfig{FunctionCallingConfig: &geminiFunctionCallingConfig{Mode: mode, AllowedFunctionNames: names}}
+	}
+	switch mode, fn := ToolChoiceMode(in.ToolChoice); mode {
+	case "":
+	case "auto":
+		out.ToolConfig = fc("AUTO")
+	case "none":
+		out.ToolConfig = fc("NONE")
+	case "required":
+		out.ToolConfig = fc("ANY")
+	case "function":
+		out.ToolConfig = fc("ANY", fn)
+	default:
+		return badRequest("tool_choice %q is not supported", mode)
+	}
+	return nil
 }
 
 // geminiWebSearch grounds the answer in Google Search for

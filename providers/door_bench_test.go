@@ -113,10 +113,16 @@ func BenchmarkMessagesStreamFromGemini(b *testing.B) {
 	if _, err := Get(Gemini).NewCallRequest(context.Background(), c); err != nil {
 		b.Fatal(err)
 	}
+	benchStream(b, func() StreamTranslator { return Get(Gemini).NewStream(c) }, evs)
+}
+
+// benchStream feeds evs through a new translator per iteration, as the
+// gateway relays one stream, and checks that it reports usage.
+func benchStream(b *testing.B, newTr func() StreamTranslator, evs []Event) {
 	b.ReportAllocs()
 	var dst []byte
 	for b.Loop() {
-		tr := Get(Gemini).NewStream(c)
+		tr := newTr()
 		var err error
 		for _, ev := range evs {
 			if dst, err = tr.Event(dst[:0], ev); err != nil {
@@ -125,6 +131,9 @@ func BenchmarkMessagesStreamFromGemini(b *testing.B) {
 		}
 		if dst, err = tr.End(dst[:0]); err != nil {
 			b.Fatal(err)
+		}
+		if !tr.Usage().Reported() {
+			b.Fatal("no usage")
 		}
 	}
 }
@@ -146,23 +155,6 @@ func anthropicBenchStream() []Event {
 // The Messages passthrough (Claude Code on Anthropic): relayed as sent,
 // usage read on the way.
 func BenchmarkMessagesRelay(b *testing.B) {
-	evs := anthropicBenchStream()
 	c := &Call{Door: MessagesDoor, Native: true}
-	b.ReportAllocs()
-	var dst []byte
-	for b.Loop() {
-		tr := MessagesDoor.newStream(Get(Anthropic), c)
-		var err error
-		for _, ev := range evs {
-			if dst, err = tr.Event(dst[:0], ev); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if dst, err = tr.End(dst[:0]); err != nil {
-			b.Fatal(err)
-		}
-		if !tr.Usage().Reported() {
-			b.Fatal("no usage")
-		}
-	}
+	benchStream(b, func() StreamTranslator { return MessagesDoor.newStream(Get(Anthropic), c) }, anthropicBenchStream())
 }

@@ -153,10 +153,15 @@ func mergeLogs(members []store.Member, answers []logAnswer, limit int) (out []st
 }
 
 // nextFleetCursor is the cursor of the page after out: for each member,
-// the last of its records shown ("-" once all of it was shown); "" when no
-// member has anything left.
+// the last of its records shown, else where it stood ("-" once all of it
+// was shown); "" when no member has anything left.
 func nextFleetCursor(members []store.Member, cursors map[string]string, answers []logAnswer, taken []int, out []store.LogRecord) string {
 	next := map[string]string{}
+	for _, m := range members {
+		if cur := cursors[m.ID]; cur != "" {
+			next[m.ID] = cur
+		}
+	}
 	for _, r := range out {
 		next[r.Instance] = r.ID
 	}
@@ -165,13 +170,8 @@ func nextFleetCursor(members []store.Member, cursors map[string]string, answers 
 		cur, answered := cursors[m.ID], answers[i].err == nil
 		switch {
 		case cur == "-":
-			next[m.ID] = "-"
 			continue
-		case !answered:
-			if cur != "" {
-				next[m.ID] = cur
-			}
-		case taken[i] == len(answers[i].page.Records) && answers[i].page.Next == "":
+		case answered && taken[i] == len(answers[i].page.Records) && answers[i].page.Next == "":
 			next[m.ID] = "-" // all of it shown
 			continue
 		}

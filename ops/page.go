@@ -16,9 +16,10 @@ const MaxPageSize = 1000
 // The lists are paged over the store's sorted answers (accounts by id,
 // keys and users oldest first): the cursor names the last item shown, so a
 // page starts right after it even when that item was deleted meanwhile,
-// and an item created meanwhile shows up on a later page, not twice.
-// The store still reads the whole list for each page; a paged store read
-// can replace that under the same Page and List.
+// and no item shows twice (one created meanwhile shows on a later page
+// when it sorts after the cursor, as new keys and users always do). The
+// store still reads the whole list for each page; a paged store read can
+// replace that under the same Page and List.
 type Page struct {
 	Limit int
 	After string

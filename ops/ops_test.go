@@ -58,6 +58,7 @@ func pages[T any](t *testing.T, limit int, list func(ops.Page) (ops.List[T], err
 // starts after the last item shown even when that item is gone; the zero
 // Page is the whole list; bad limits and cursors are Invalid.
 func TestListPages(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	o := &ops.Ops{Store: s}
 	for _, id := range []string{"e", "a", "d", "c", "b"} {
@@ -125,6 +126,7 @@ func TestListPages(t *testing.T) {
 // TestKindOf: an operation's refusal keeps its kind; the store's sentinels
 // map to theirs, wrapped or not; anything else is Internal.
 func TestKindOf(t *testing.T) {
+	t.Parallel()
 	s := openStore(t)
 	o := &ops.Ops{Store: s}
 	_, err := o.CreateAccount("", "")
@@ -160,6 +162,7 @@ func TestKindOf(t *testing.T) {
 // TestNoHTTPNoCaddy: the operations speak neither HTTP nor Caddy (the
 // doors do); a regression here is a handler creeping into ops.
 func TestNoHTTPNoCaddy(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob("*.go")
 	n := 0
 	for _, f := range files {

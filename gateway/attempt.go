@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -59,9 +60,12 @@ type upstreamRequest interface {
 
 // relayed is what a relay reports: the usage the provider reported (zero
 // when none) and the code the answer ended with ("" when it went out whole).
+// priced: the relay has put the cost on the record already (a whole answer,
+// before its header, for X-Agent-Router-Cost).
 type relayed struct {
-	usage providers.Usage
-	code  string
+	usage  providers.Usage
+	code   string
+	priced bool
 }
 
 // attemptResult is what one attempt came to.
@@ -76,9 +80,11 @@ type attemptResult struct {
 	// class its error class, which the plan's retry policy reads.
 	failure failure
 	class   string
-	// usage is what the provider reported for an answered attempt (the
-	// settlement of its cost reads it).
+	// usage is what the provider reported for an answered attempt, and
+	// cost its price (zero for an endpoint that is not metered): what
+	// settles the request's budget.
 	usage providers.Usage
+	cost  pricing.Cost
 }
 
 // plan returns the attempts for a requested model: the routing table's plan
@@ -288,8 +294,9 @@ func (g *Gateway) failed(x *exchange, t target, u upstreamResult) attemptResult 
 
 // served relays a successful answer: from here on the answer is this
 // attempt's. The usage the provider reported goes on the record here, in
-// one place for every endpoint, stream or not (where a request's cost is
-// priced and its reservation settled).
+// one place for every endpoint, stream or not, and is priced (cost.go): a
+// stream cut mid-way is priced with the usage it reported before the cut,
+// an answer without usage is unpriced. A reservation is settled here.
 func (g *Gateway) served(x *exchange, t target, up upstreamRequest, resp *http.Response, att *store.Attempt) attemptResult {
 	if x.cred.secret != nil {
 		g.store.MarkValid(x.cred.secret)
@@ -310,7 +317,11 @@ func (g *Gateway) served(x *exchange, t target, up upstreamRequest, resp *http.R
 	rec := x.rec
 	rec.PromptTokens, rec.CompletionTokens, rec.TotalTokens = u.PromptTokens, u.CompletionTokens, u.TotalTokens
 	rec.CachedTokens, rec.ReasoningTokens, rec.UsageRaw = u.CachedTokens, u.ReasoningTokens, u.Raw
-	return attemptResult{answered: true, usage: u}
+	cost := rec.Cost
+	if !out.priced {
+		cost = g.priceAttempt(x, &u)
+	}
+	return attemptResult{answered: true, usage: u, cost: cost}
 }
 
 // skipFailure is the answer a skipped attempt gives when nothing later

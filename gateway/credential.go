@@ -3,6 +3,7 @@ package gateway
 import (
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -17,6 +18,9 @@ type credential struct {
 	// guarded: the endpoint is the tenant's own base URL, dialed only
 	// where the egress policy allows.
 	guarded bool
+	// contract is the payer's contract terms the request is priced under:
+	// the BYOK credential's, or the platform's for the provider.
+	contract *pricing.Contract
 }
 
 // pickCredential chooses the credential for one attempt from one snapshot:
@@ -52,7 +56,7 @@ func (g *Gateway) pickCredential(snap *store.Snapshot, account, provider string,
 		}
 		return credential{}, skipNoCredential
 	}
-	return credential{source: SourcePlatform, key: pc.APIKey, endpoint: pc.Endpoint}, ""
+	return credential{source: SourcePlatform, key: pc.APIKey, endpoint: pc.Endpoint, contract: pc.Contract}, ""
 }
 
 // byokEndpoint is the endpoint a customer key is sent to: the platform's for

@@ -29,6 +29,10 @@ type endpoint struct {
 	xAPIKey bool
 	// op is what the attempts ask of the provider.
 	op providers.Operation
+	// metered: the provider bills what it serves here, so the record gets
+	// its cost (cost.go). Listing models, counting tokens and reading or
+	// deleting a stored response are free.
+	metered bool
 	// serve serves it: forward (a body through the routing plan's
 	// attempts), serveModels or serveStoredResponse.
 	serve func(*Gateway, *exchange)
@@ -38,12 +42,12 @@ type endpoint struct {
 // embeddings and models, Anthropic's Messages (and its token count), and
 // OpenAI's Responses (create, and the stored responses below it).
 var endpoints = [...]endpoint{
-	{path: "/v1/chat/completions", door: &openAIDoor, name: "chat.completions", api: "chat", method: http.MethodPost, op: providers.OpChat, serve: (*Gateway).forward},
-	{path: "/v1/embeddings", door: &openAIDoor, name: "embeddings", api: "embeddings", method: http.MethodPost, op: providers.OpEmbeddings, serve: (*Gateway).forward},
+	{path: "/v1/chat/completions", door: &openAIDoor, name: "chat.completions", api: "chat", method: http.MethodPost, op: providers.OpChat, metered: true, serve: (*Gateway).forward},
+	{path: "/v1/embeddings", door: &openAIDoor, name: "embeddings", api: "embeddings", method: http.MethodPost, op: providers.OpEmbeddings, metered: true, serve: (*Gateway).forward},
 	{path: "/v1/models", door: &openAIDoor, name: "models", method: http.MethodGet, xAPIKey: true, serve: (*Gateway).serveModels},
-	{path: "/v1/messages", door: &messagesDoor, name: "messages", api: "messages", method: http.MethodPost, xAPIKey: true, op: providers.OpChat, serve: (*Gateway).forward},
+	{path: "/v1/messages", door: &messagesDoor, name: "messages", api: "messages", method: http.MethodPost, xAPIKey: true, op: providers.OpChat, metered: true, serve: (*Gateway).forward},
 	{path: "/v1/messages/count_tokens", door: &countTokensDoor, name: "messages.count_tokens", api: "messages", method: http.MethodPost, xAPIKey: true, op: providers.OpChat, serve: (*Gateway).forward},
-	{path: "/v1/responses", door: &responsesDoor, name: "responses", api: "responses", method: http.MethodPost, op: providers.OpChat, serve: (*Gateway).forward},
+	{path: "/v1/responses", door: &responsesDoor, name: "responses", api: "responses", method: http.MethodPost, op: providers.OpChat, metered: true, serve: (*Gateway).forward},
 	{path: "/v1/responses/", prefix: true, door: &responsesDoor, name: "responses", api: "responses", serve: (*Gateway).serveStoredResponse},
 }
 

@@ -32,6 +32,7 @@ import (
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 	"github.com/agentrouter/caddy-agentrouter/routing"
@@ -145,6 +146,8 @@ type options struct {
 	egress *egress.Policy
 	// profiles are the gateway's routing profiles.
 	profiles map[string]routing.Config
+	// prices is the gateway's price book (nil: the embedded default).
+	prices *pricing.Registry
 }
 
 type env struct {
@@ -189,6 +192,9 @@ func newEnv(t *testing.T, o options) *env {
 	e.azure = newFake(providers.Azure, "azure")
 	e.anthropic = newFake(providers.Anthropic, "anthropic")
 	e.fakes = []*fake{e.openai, e.mistral, e.together, e.perplexity, e.azure, e.anthropic}
+	for _, f := range []*fake{e.mistral, e.together, e.perplexity} {
+		f.StreamUsageAlways() // as the real ones do
+	}
 	for p, k := range map[string]string{
 		providers.OpenAI: e.platformOpenAI, providers.Together: e.platformTogether,
 		providers.Perplexity: e.platformPerplexity, providers.Azure: e.platformAzure,
@@ -237,7 +243,7 @@ func newEnv(t *testing.T, o options) *env {
 
 	g, err := gateway.New(gateway.Config{
 		Store: s, Providers: pcs, MaxBody: o.maxBody, ResponseHeaderTimeout: o.headerTimeout, Routing: o.routing, Profiles: o.profiles,
-		Logger: zap.New(zapcore.NewTee(jsonCore, obsCore)), Egress: o.egress, Observe: o.observe,
+		Logger: zap.New(zapcore.NewTee(jsonCore, obsCore)), Egress: o.egress, Observe: o.observe, Prices: o.prices,
 	})
 	if err != nil {
 		t.Fatal(err)

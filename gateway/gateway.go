@@ -48,6 +48,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -69,6 +70,10 @@ type ProviderConfig struct {
 	// Models declares model names served by this provider, mapped to the
 	// upstream name ("" keeps the name; for Azure, the deployment).
 	Models map[string]string
+	// Contract is the platform's contract terms with the provider: it
+	// prices the requests the platform key serves, and BYOK requests'
+	// shadow cost. Nil: list prices.
+	Contract *pricing.Contract
 }
 
 // Config configures a Gateway.
@@ -111,6 +116,9 @@ type Config struct {
 	// answered byok_credential_rejected at once), before one request
 	// probes it. Default: 5m.
 	BYOKCooldown time.Duration
+	// Prices is the price book: each request is priced with the version
+	// current when it started. Nil: a book of the embedded default prices.
+	Prices *pricing.Registry
 	// Observe, when set, sees every finished request's record before it is
 	// queued for the request log (for metrics and access-log fields). It
 	// runs on the request's goroutine and must be quick.
@@ -143,6 +151,7 @@ type Gateway struct {
 	defaultMaxTokens int
 	cooldown         time.Duration
 	observe          func(r *http.Request, rec *store.LogRecord)
+	prices           *pricing.Registry
 }
 
 // target is a resolved model: which provider, which upstream name.
@@ -171,6 +180,13 @@ func New(cfg Config) (*Gateway, error) {
 		defaultMaxTokens: max(cfg.DefaultMaxTokens, 0),
 		cooldown:         cfg.BYOKCooldown,
 		observe:          cfg.Observe,
+		prices:           cfg.Prices,
+	}
+	if g.prices == nil {
+		g.prices = pricing.NewRegistry()
+		if _, _, err := g.prices.Publish(pricing.Default()); err != nil {
+			return nil, fmt.Errorf("price book: %w", err)
+		}
 	}
 	if g.maxBody <= 0 {
 		g.maxBody = 4 << 20

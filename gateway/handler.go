@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -170,6 +171,12 @@ type exchange struct {
 	call providers.Call
 	// stored is a stored response's request (responses.go).
 	stored storedUpstream
+	// prices is the price book's version the request is priced with: the
+	// current one when it started (cost.go).
+	prices *pricing.Version
+	// costBuf and costHeader hold X-Agent-Router-Cost's value (cost.go).
+	costBuf    [24]byte
+	costHeader [1]string
 }
 
 // serve runs the endpoint for an authenticated caller, and writes the
@@ -177,7 +184,8 @@ type exchange struct {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, snap *store.Snapshot, c *caller, ep *endpoint, start time.Time, id string) {
 	x := &exchange{w: w, r: r, snap: snap, c: *c, ep: ep, span: trace.SpanFromContext(r.Context()),
 		rec: &store.LogRecord{ID: id, Time: start.UTC(), AccountID: c.account, KeyID: c.keyID, Profile: c.profile, Source: c.source,
-			Endpoint: ep.name, API: ep.api}}
+			Endpoint: ep.name, API: ep.api},
+		prices: g.prices.Current()}
 	defer func() { g.finish(x, start, recover()) }()
 	if ep.method != "" && r.Method != ep.method {
 		w.Header()["Allow"] = []string{ep.method}

@@ -53,7 +53,8 @@ func (chatUpstream) relay(g *Gateway, x *exchange, t target, resp *http.Response
 // translate it or read its usage).
 const maxResponse = 32 << 20
 
-// relayWhole reads a whole answer, translates it once and sends it.
+// relayWhole reads a whole answer, translates it once, prices it (its
+// cost goes out as X-Agent-Router-Cost) and sends it.
 func (g *Gateway) relayWhole(x *exchange, p *providers.Provider, resp *http.Response) relayed {
 	rb := acquireAnswerBuf(resp.ContentLength)
 	defer releaseAnswerBuf(rb)
@@ -73,6 +74,8 @@ func (g *Gateway) relayWhole(x *exchange, p *providers.Provider, resp *http.Resp
 		return relayed{}
 	}
 	g.rememberResponse(&x.call, p.Name, &x.cred, x.rec)
+	cost := g.priceAttempt(x, &u)
+	x.setCostHeader(&cost)
 	h := x.w.Header()
 	h["Content-Type"] = []string{"application/json"}
 	if len(out) >= autoContentLength {
@@ -80,7 +83,7 @@ func (g *Gateway) relayWhole(x *exchange, p *providers.Provider, resp *http.Resp
 	}
 	x.writeHeader(resp.StatusCode)
 	x.w.Write(out)
-	return relayed{usage: u}
+	return relayed{usage: u, priced: true}
 }
 
 // autoContentLength is the answer size from which relay sets

@@ -78,4 +78,26 @@ func annotateRequestSpan(span trace.Span, rec *store.LogRecord) {
 		attribute.String("agent_router.request_id", rec.ID),
 		attribute.Int("agent_router.attempts", len(rec.Attempts)),
 	)
+	annotateCost(span, rec)
+}
+
+// annotateCost puts the request's cost on its span: the total in USD (a
+// decimal string, exact) and in nano-USD, who paid, the price version, or
+// why it is unpriced; and a BYOK request's shadow platform cost.
+func annotateCost(span trace.Span, rec *store.LogRecord) {
+	c := &rec.Cost
+	if c.IsZero() {
+		return
+	}
+	span.SetAttributes(attribute.String("agent_router.cost.paid_by", c.PaidBy),
+		attribute.String("agent_router.price_version", c.Version))
+	if c.Unpriced {
+		span.SetAttributes(attribute.String("agent_router.cost.unpriced_reason", c.Reason.String()))
+	} else {
+		span.SetAttributes(attribute.String("agent_router.cost.usd", c.USD()),
+			attribute.Int64("agent_router.cost.nano_usd", int64(c.NanoUSD)))
+	}
+	if s := &rec.ShadowCost; !s.IsZero() && !s.Unpriced {
+		span.SetAttributes(attribute.String("agent_router.cost.shadow_usd", s.USD()))
+	}
 }

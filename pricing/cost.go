@@ -89,6 +89,17 @@ type Cost struct {
 	// when none was; DiscountPPM the term's discount in parts per million.
 	ContractFrom time.Time
 	DiscountPPM  int64
+	// PaidBy says who pays the request's provider bill, as the request
+	// log's credential_source does: "byok" (the account's own key, under
+	// its contract) or "platform". The caller sets it; "" on a shadow cost,
+	// which nobody paid.
+	PaidBy string
+}
+
+// IsZero reports whether c is no cost at all (not even an unpriced one):
+// the request made no metered call. The request log omits it.
+func (c Cost) IsZero() bool {
+	return c.Provider == "" && c.Model == "" && c.Version == "" && !c.Unpriced
 }
 
 // USD is the total as a decimal string ("0.0453"), or "" when unpriced.
@@ -101,6 +112,10 @@ func (c *Cost) USD() string {
 	return c.NanoUSD.String()
 }
 
+// AppendDiscount appends the contract term's discount in percent
+// ("12.5"), as the request log's discount_percent writes it.
+func (c *Cost) AppendDiscount(dst []byte) []byte { return appendFixed(dst, c.DiscountPPM, 4) }
+
 // costJSON is the serialised form of a Cost, for the request log.
 type costJSON struct {
 	TotalUSD     string            `json:"total_usd,omitempty"`
@@ -109,6 +124,7 @@ type costJSON struct {
 	Unpriced     bool              `json:"unpriced,omitempty"`
 	Reason       string            `json:"unpriced_reason,omitempty"`
 	Version      string            `json:"price_version,omitempty"`
+	PaidBy       string            `json:"paid_by,omitempty"`
 	Provider     string            `json:"provider,omitempty"`
 	Model        string            `json:"priced_model,omitempty"`
 	Tier         string            `json:"service_tier"`
@@ -124,7 +140,7 @@ type costJSON struct {
 // decimal string and as integer nano-USD (both absent when unpriced), unit
 // prices as decimal strings in USD per 1M tokens.
 func (c Cost) MarshalJSON() ([]byte, error) {
-	j := costJSON{Unpriced: c.Unpriced, Version: c.Version, Provider: c.Provider, Model: c.Model,
+	j := costJSON{Unpriced: c.Unpriced, Version: c.Version, PaidBy: c.PaidBy, Provider: c.Provider, Model: c.Model,
 		Tier: c.Tier.String(), LongContext: c.LongContext, Tokens: c.Tokens, Partial: c.Partial}
 	if c.Unpriced {
 		j.Reason = c.Reason.String()
@@ -160,7 +176,7 @@ func (c *Cost) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &j); err != nil {
 		return err
 	}
-	*c = Cost{Version: j.Version, Provider: j.Provider, Model: j.Model, Unpriced: j.Unpriced,
+	*c = Cost{Version: j.Version, PaidBy: j.PaidBy, Provider: j.Provider, Model: j.Model, Unpriced: j.Unpriced,
 		Tier: ParseTier(j.Tier), LongContext: j.LongContext, Tokens: j.Tokens, Partial: j.Partial}
 	c.Tokens.Tier = c.Tier
 	if j.Unpriced {

@@ -165,6 +165,18 @@ func (p Price) String() string {
 	return string(appendFixed(nil, int64(p), perMillionScale))
 }
 
+// AppendDecimal appends p in USD per 1M tokens, as String does, without
+// allocating beyond dst; an unset price appends nothing.
+func (p Price) AppendDecimal(dst []byte) []byte {
+	if p < 0 {
+		return dst
+	}
+	return appendFixed(dst, int64(p), perMillionScale)
+}
+
+// IsSet reports whether p is a price (not the book's "no price").
+func (p Price) IsSet() bool { return p >= 0 }
+
 // String writes n in USD with no trailing zeros ("0.0453", "12", "-0.5").
 func (n Nano) String() string { return string(n.AppendUSD(nil)) }
 

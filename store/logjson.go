@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 )
 
 // appendJSON appends r as encoding/json would marshal it, byte for byte
@@ -57,6 +59,12 @@ func (r *LogRecord) appendJSON(b []byte) []byte {
 		b = append(b, `,"usage_raw":`...)
 		b = appendCompactJSON(b, r.UsageRaw)
 	}
+	if !r.Cost.IsZero() {
+		b = appendCost(append(b, `,"cost":`...), &r.Cost)
+	}
+	if !r.ShadowCost.IsZero() {
+		b = appendCost(append(b, `,"shadow_cost":`...), &r.ShadowCost)
+	}
 	b = appendOptString(b, `,"route":`, r.Route)
 	b = appendOptString(b, `,"profile":`, r.Profile)
 	b = appendOptString(b, `,"source":`, r.Source)
@@ -97,6 +105,89 @@ func (r *LogRecord) appendJSON(b []byte) []byte {
 	}
 	return append(b, '}')
 }
+
+// appendCost appends c as pricing.Cost's MarshalJSON writes it (the test
+// holds the two together), without its map and reflection.
+func appendCost(b []byte, c *pricing.Cost) []byte {
+	b = append(b, '{')
+	if c.Unpriced {
+		b = append(b, `"unpriced":true,"unpriced_reason":`...)
+		b = appendJSONString(b, c.Reason.String())
+	} else {
+		b = append(b, `"total_usd":"`...)
+		b = c.NanoUSD.AppendUSD(b)
+		b = append(b, `","total_nano_usd":`...)
+		b = strconv.AppendInt(b, int64(c.NanoUSD), 10)
+		if c.ListNanoUSD != c.NanoUSD {
+			b = append(b, `,"list_nano_usd":`...)
+			b = strconv.AppendInt(b, int64(c.ListNanoUSD), 10)
+		}
+	}
+	b = appendOptString(b, `,"price_version":`, c.Version)
+	b = appendOptString(b, `,"paid_by":`, c.PaidBy)
+	b = appendOptString(b, `,"provider":`, c.Provider)
+	b = appendOptString(b, `,"priced_model":`, c.Model)
+	b = append(b, `,"service_tier":`...)
+	b = appendJSONString(b, c.Tier.String())
+	if c.LongContext {
+		b = append(b, `,"long_context":true`...)
+	}
+	t := &c.Tokens
+	b = append(b, `,"tokens":{"input":`...)
+	b = strconv.AppendInt(b, t.Input, 10)
+	b = appendOptInt(b, `,"cache_read":`, t.CacheRead)
+	b = appendOptInt(b, `,"cache_write_5m":`, t.CacheWrite5m)
+	b = appendOptInt(b, `,"cache_write_1h":`, t.CacheWrite1h)
+	b = append(b, `,"output":`...)
+	b = strconv.AppendInt(b, t.Output, 10)
+	b = appendOptInt(b, `,"reasoning":`, t.Reasoning)
+	if t.ReasoningApart {
+		b = append(b, `,"reasoning_apart":true`...)
+	}
+	b = appendOptInt(b, `,"prompt_tokens":`, t.PromptTokens)
+	if t.LongContext {
+		b = append(b, `,"long_context":true`...)
+	}
+	b = append(b, '}')
+	// unit_prices is a map in MarshalJSON: its keys in sorted order.
+	first := true
+	for _, cl := range unitOrder {
+		p := c.Unit[cl]
+		if !p.IsSet() {
+			continue
+		}
+		if first {
+			b = append(b, `,"unit_prices":{`...)
+			first = false
+		} else {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, cl.String()...)
+		b = append(b, `":"`...)
+		b = p.AppendDecimal(b)
+		b = append(b, '"')
+	}
+	if !first {
+		b = append(b, '}')
+	}
+	if c.Partial {
+		b = append(b, `,"partial":true`...)
+	}
+	if !c.ContractFrom.IsZero() {
+		b = append(b, `,"contract_from":`...)
+		b = appendJSONTime(b, c.ContractFrom)
+		if c.DiscountPPM > 0 {
+			b = append(b, `,"discount_percent":"`...)
+			b = c.AppendDiscount(b)
+			b = append(b, '"')
+		}
+	}
+	return append(b, '}')
+}
+
+// unitOrder is the price classes in the order of their names.
+var unitOrder = []pricing.Class{pricing.CacheRead, pricing.CacheWrite1h, pricing.CacheWrite5m, pricing.Input, pricing.Output, pricing.Reasoning}
 
 func appendOptString(b []byte, key, v string) []byte {
 	if v == "" {

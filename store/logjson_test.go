@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 )
 
 // fillAll sets every field of the struct v points to (recursively, slices
@@ -25,6 +27,10 @@ func fillAll(t *testing.T, v reflect.Value, seed string) {
 	case reflect.Float64:
 		v.SetFloat(float64(len(seed)) * 1.25e-7)
 	case reflect.Struct:
+		if v.Type() == reflect.TypeOf(pricing.Cost{}) {
+			v.Set(reflect.ValueOf(testCost(seed)))
+			return
+		}
 		if v.Type() == reflect.TypeOf(time.Time{}) {
 			v.Set(reflect.ValueOf(time.Date(2026, 12, 5, 21, 30, 0, 123456789, time.UTC)))
 			return
@@ -47,6 +53,25 @@ func fillAll(t *testing.T, v reflect.Value, seed string) {
 	}
 }
 
+// testCost is a cost with every field set (a price in every class, a
+// contract term with a discount, a model name that needs escaping).
+func testCost(seed string) pricing.Cost {
+	book := pricing.MustCompile(pricing.Default())
+	u := pricing.Usage{Input: 1200, CacheRead: 300, CacheWrite5m: 40, CacheWrite1h: 7, Output: 900, Reasoning: 100,
+		ReasoningApart: true, PromptTokens: 1547, LongContext: true}
+	contract, err := pricing.NewContract([]pricing.ContractTerm{{EffectiveFrom: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
+		DiscountPercent: "12.5", Rates: []pricing.ContractRate{{Model: "m", Prices: pricing.PriceSet{Input: "1", CacheRead: "0.1",
+			CacheWrite5m: "1.25", CacheWrite1h: "2", Output: "4", Reasoning: "5"}}}}})
+	if err != nil {
+		panic(err)
+	}
+	c := book.CostAt("openai", "m", u, contract, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+	c.Model, c.Version, c.PaidBy, c.Partial = seed+` <&> "q" \ `+"\u2028\xff", "3-abcdef012345", "byok", true
+	c.Tokens.Tier = pricing.PriorityTier
+	c.Tier = pricing.PriorityTier
+	return c
+}
+
 func TestLogRecordJSONMatchesEncodingJSON(t *testing.T) {
 	var full LogRecord
 	fillAll(t, reflect.ValueOf(&full).Elem(), "x")
@@ -57,6 +82,8 @@ func TestLogRecordJSONMatchesEncodingJSON(t *testing.T) {
 			Attempts: []Attempt{{Provider: "openai", Model: "gpt-4o-mini", DurationMS: 0}}},
 		{LatencyMS: 1e21, TTFBMS: 1e-7, PromptTokens: -3},
 		{LatencyMS: 123456789.125, TTFBMS: 0.000001},
+		{Cost: pricing.Unpriced("azure", "my-deployment", pricing.NoModel)},
+		{Cost: pricing.MustCompile(pricing.Default()).Cost("anthropic", "claude-sonnet-4-5", pricing.Usage{Input: 10, CacheWrite5m: 5, Output: 3})},
 	}
 	for i, r := range records {
 		want, err := json.Marshal(&r)
@@ -94,4 +121,21 @@ func FuzzLogRecordJSON(f *testing.F) {
 			t.Fatalf("\n got %s\nwant %s", got, want)
 		}
 	})
+}
+
+// TestLogRecordCostRoundTrips: a record's cost, written by the log writer
+// and read back by a log query, is the cost the gateway computed.
+func TestLogRecordCostRoundTrips(t *testing.T) {
+	priced := testCost("x")
+	priced.Model = `gpt-4o <&> "q"` // valid UTF-8: invalid bytes come back as U+FFFD
+	for _, c := range []pricing.Cost{priced, pricing.Unpriced("azure", "dep", pricing.NoUsage)} {
+		r := LogRecord{ID: "r", Cost: c, ShadowCost: c}
+		var back LogRecord
+		if err := json.Unmarshal(r.appendJSON(nil), &back); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(back.Cost, c) || !reflect.DeepEqual(back.ShadowCost, c) {
+			t.Errorf("cost did not round-trip:\n got %+v\nwant %+v", back.Cost, c)
+		}
+	}
 }

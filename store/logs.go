@@ -12,6 +12,8 @@ import (
 
 	"github.com/tidwall/gjson"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 )
 
 // LogRecord is one request-log entry. It never holds a key, a prompt or a
@@ -45,6 +47,17 @@ type LogRecord struct {
 	ReasoningTokens  int64 `json:"reasoning_tokens,omitempty"`
 	// UsageRaw is the provider's own usage object, for billing.
 	UsageRaw json.RawMessage `json:"usage_raw,omitempty"`
+	// Cost is what the request cost: the usage the provider reported,
+	// split by token class and priced with the price version the request
+	// started under (and the contract term of its credential), with who
+	// paid (paid_by: byok or platform). Unpriced — never 0 — when no price
+	// or no usage exists. Absent when the request made no metered call
+	// (models, stored responses, token counts, refusals before an attempt).
+	Cost pricing.Cost `json:"cost,omitzero"`
+	// ShadowCost, on a BYOK request, is what the same usage would have
+	// cost on the platform's price book and contract: what the account's
+	// own key saved the platform.
+	ShadowCost pricing.Cost `json:"shadow_cost,omitzero"`
 	// Route names the route that planned the request, if any.
 	Route string `json:"route,omitempty"`
 	// Profile names the routing profile the request resolved its model

@@ -21,6 +21,11 @@ import (
 // Input excludes the two cache counters, as Anthropic's input_tokens does.
 type AnthropicUsage struct {
 	Input, Output, CacheRead, CacheCreation int
+	// CacheWrite5m and CacheWrite1h, when either is set, split the cache
+	// writes by lifetime (usage.cache_creation); ServiceTier is
+	// usage.service_tier.
+	CacheWrite5m, CacheWrite1h int
+	ServiceTier                string
 }
 
 // DefaultAnthropicUsage is what the fake reports when no responder is set:
@@ -29,12 +34,19 @@ type AnthropicUsage struct {
 var DefaultAnthropicUsage = AnthropicUsage{Input: 9, CacheRead: 2, Output: 5}
 
 func (u AnthropicUsage) object() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"input_tokens":                u.Input,
 		"cache_creation_input_tokens": u.CacheCreation,
 		"cache_read_input_tokens":     u.CacheRead,
 		"output_tokens":               u.Output,
 	}
+	if u.CacheWrite5m > 0 || u.CacheWrite1h > 0 {
+		m["cache_creation"] = map[string]any{"ephemeral_5m_input_tokens": u.CacheWrite5m, "ephemeral_1h_input_tokens": u.CacheWrite1h}
+	}
+	if u.ServiceTier != "" {
+		m["service_tier"] = u.ServiceTier
+	}
+	return m
 }
 
 func anthropicJSON(v any) string {
@@ -140,10 +152,14 @@ func AnthropicDefault(rec Record, op string) Response {
 	if op == OpModels {
 		return Response{Body: `{"data":[{"type":"model","id":"claude-haiku-4-5","display_name":"Claude Haiku 4.5","created_at":"2025-10-01T00:00:00Z"}],"has_more":false,"first_id":"claude-haiku-4-5","last_id":"claude-haiku-4-5"}`}
 	}
-	if rec.Stream {
-		return Response{RawEvents: AnthropicStream(rec.Model, []string{"Hel", "lo", " from", " the", " fake"}, DefaultAnthropicUsage)}
+	u := DefaultAnthropicUsage
+	if rec.Usage != nil {
+		u = rec.Usage.Anthropic()
 	}
-	return Response{Body: AnthropicMessage(rec.Model, "Hello from the fake", DefaultAnthropicUsage)}
+	if rec.Stream {
+		return Response{RawEvents: AnthropicStream(rec.Model, []string{"Hel", "lo", " from", " the", " fake"}, u)}
+	}
+	return Response{Body: AnthropicMessage(rec.Model, "Hello from the fake", u)}
 }
 
 // OpCountTokens is the operation of POST /v1/messages/count_tokens; the

@@ -50,6 +50,9 @@ func init() {
 				return Response{Body: `{"models":[{"name":"command-a-03-2025","endpoints":["chat"]}]}`}
 			}
 			u := CohereTokens(11, 5)
+			if rec.Usage != nil {
+				u = rec.Usage.Cohere()
+			}
 			if rec.Stream {
 				return Response{RawEvents: CohereStream([]string{"Hel", "lo", " from", " the", " fake"}, u)}
 			}

@@ -232,10 +232,14 @@ func GeminiDefault(rec Record, op string) Response {
 	if op == "embeddings" {
 		return Response{Body: GeminiEmbeddings(len(gjson.GetBytes(rec.Body, "requests").Array()))}
 	}
-	if rec.Stream {
-		return Response{RawEvents: GeminiStream(rec.Model, []string{"Hel", "lo", " from", " the", " fake"}, DefaultGeminiUsage)}
+	u := DefaultGeminiUsage
+	if rec.Usage != nil {
+		u = rec.Usage.Gemini()
 	}
-	return Response{Body: GeminiText(rec.Model, "Hello from the fake", DefaultGeminiUsage)}
+	if rec.Stream {
+		return Response{RawEvents: GeminiStream(rec.Model, []string{"Hel", "lo", " from", " the", " fake"}, u)}
+	}
+	return Response{Body: GeminiText(rec.Model, "Hello from the fake", u)}
 }
 
 func geminiErrorResponse(status int, rpc, message string) *Response {

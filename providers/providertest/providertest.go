@@ -33,6 +33,11 @@ type Record struct {
 	Header           http.Header
 	Body             []byte
 	Time             time.Time
+	// Usage is what the server was told to report (SetUsage), for its
+	// kind's default answer; nil for the kind's own.
+	Usage *Usage
+	// usageInLastChunk: see StreamUsageAlways.
+	usageInLastChunk bool
 }
 
 // Response tells a fake how to answer one request.
@@ -82,6 +87,22 @@ type Server struct {
 	// stored and respCount are the Responses API's state (responses.go).
 	stored    map[string]*storedResponse
 	respCount int
+	// usage is what the default answers report (SetUsage).
+	usage *Usage
+	// usageInLastChunk: see StreamUsageAlways.
+	usageInLastChunk bool
+}
+
+// StreamUsageAlways makes an OpenAI-shaped fake stream its usage the way
+// Mistral, Together and Perplexity do: on the last chunk (the one with the
+// finish reason), whether or not the request asked for it with
+// stream_options.include_usage (docs.mistral.ai, release note 2024-01-16,
+// "token usage in streaming requests"). OpenAI and Azure send it only
+// when asked, in a chunk of its own, as the fake does by default.
+func (s *Server) StreamUsageAlways() {
+	s.mu.Lock()
+	s.usageInLastChunk = true
+	s.mu.Unlock()
 }
 
 // NewOpenAI starts a fake OpenAI-shaped provider (OpenAI, Mistral, Together,
@@ -211,6 +232,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	responder, valid := s.responder, s.validKeys
+	rec.Usage, rec.usageInLastChunk = s.usage, s.usageInLastChunk
 	s.mu.Unlock()
 	if valid != nil && !valid[rec.Credential] {
 		Write(w, r, k.Unauthorized(rec.Credential))
@@ -382,17 +404,76 @@ func Default(rec Record, op string) Response {
 		return Response{Body: `{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":1700000000,"owned_by":"system"}]}`}
 	}
 	if op == "embeddings" {
-		return Response{Body: fmt.Sprintf(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}],"model":%q,"usage":{"prompt_tokens":3,"total_tokens":3}}`, model)}
+		prompt := 3
+		if u := rec.Usage; u != nil {
+			prompt = u.prompt()
+		}
+		return Response{Body: fmt.Sprintf(`{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}],"model":%q,"usage":{"prompt_tokens":%d,"total_tokens":%d}}`, model, prompt, prompt)}
 	}
 	if rec.Stream {
 		events := StreamEvents(model, []string{"Hel", "lo", " from", " the", " fake"})
+		if rec.usageInLastChunk {
+			u := Usage{Input: 11, Output: 5}
+			if rec.Usage != nil {
+				u = *rec.Usage
+			}
+			events[len(events)-2] = lastChunkWithUsage(model, u)
+			return Response{Events: events}
+		}
 		if gjson.GetBytes(rec.Body, "stream_options.include_usage").Bool() {
 			// OpenAI's usage chunk: no choices, the usage, before [DONE].
-			events = append(events[:len(events)-1], UsageChunk(model, 11, 5), "[DONE]")
+			chunk := UsageChunk(model, 11, 5)
+			if rec.Usage != nil {
+				chunk = UsageChunkOf(model, *rec.Usage)
+			}
+			events = append(events[:len(events)-1], chunk, "[DONE]")
 		}
 		return Response{Events: events}
 	}
+	if rec.Usage != nil {
+		return Response{Body: ChatCompletionOf(model, "Hello from the fake", *rec.Usage)}
+	}
 	return Response{Body: ChatCompletion(model, "Hello from the fake")}
+}
+
+// ChatCompletionOf returns a chat.completion body with text as the answer
+// and u as its usage (and service tier).
+func ChatCompletionOf(model, text string, u Usage) string {
+	m := map[string]any{
+		"id": "chatcmpl-fake", "object": "chat.completion", "created": 1700000000, "model": model,
+		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": text}}},
+		"usage": u.OpenAI(),
+	}
+	if u.ServiceTier != "" {
+		m["service_tier"] = u.ServiceTier
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// lastChunkWithUsage is the finish chunk of a stream that carries the
+// usage (StreamUsageAlways).
+func lastChunkWithUsage(model string, u Usage) string {
+	b, _ := json.Marshal(map[string]any{
+		"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
+		"choices": []any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}},
+		"usage":   u.OpenAI(),
+	})
+	return string(b)
+}
+
+// UsageChunkOf returns OpenAI's streamed usage chunk reporting u.
+func UsageChunkOf(model string, u Usage) string {
+	m := map[string]any{
+		"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1700000000, "model": model, "choices": []any{},
+		"usage": u.OpenAI(),
+	}
+	if u.ServiceTier != "" {
+		m["service_tier"] = u.ServiceTier
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 // ChatCompletion returns a chat.completion body with text as the answer.

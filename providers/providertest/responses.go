@@ -148,7 +148,14 @@ func (s *Server) responses(rec Record, op string) Response {
 			"output": output, "usage": usage, "error": nil, "incomplete_details": nil, "parallel_tool_calls": true,
 			"tool_choice": "auto", "tools": []any{}, "store": gjson.GetBytes(body, "store").Type != gjson.False}
 	}
-	done := response("completed", []any{item}, ResponsesUsage)
+	var usage any = ResponsesUsage
+	if s.usage != nil {
+		usage = s.usage.Responses()
+	}
+	done := response("completed", []any{item}, usage)
+	if s.usage != nil && s.usage.ServiceTier != "" {
+		done["service_tier"] = s.usage.ServiceTier
+	}
 	if gjson.GetBytes(body, "store").Type != gjson.False {
 		s.stored[id] = &storedResponse{key: rec.Credential, response: done, input: input}
 	}

@@ -225,40 +225,53 @@ func (f *fleetKV) split(key []byte) (bucket, k string, ok bool) {
 	return string(b), string(kk), ok
 }
 
-// loadPage is how many records one read of the first load returns.
-const loadPage = 5000
+// loadPage is how many records one read of a (re)load returns.
+const loadPage = 10000
 
 // load replaces the mirror with a linearizable read of the prefix at one
-// revision, in pages, and applies what changed to the snapshot (at start
-// there is no snapshot yet: the store loads it from the mirror).
+// revision, in pages (the next page is read while the last one is put in
+// the trees), and applies what changed to the snapshot (at start there is
+// no snapshot yet: the store loads it from the mirror).
 func (f *fleetKV) load() error {
 	w := newMirrorWriter()
-	end := clientv3.GetPrefixRangeEnd(f.prefix)
-	key := f.prefix
+	pages := make(chan *clientv3.GetResponse, 1)
 	var rev int64
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(loadPage)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
+	var readErr error
+	go func() {
+		defer close(pages)
+		end := clientv3.GetPrefixRangeEnd(f.prefix)
+		key := f.prefix
+		for {
+			opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(loadPage)}
+			if rev != 0 {
+				opts = append(opts, clientv3.WithRev(rev))
+			}
+			ctx, cancel := context.WithTimeout(f.ctx, f.opts.LoadTimeout)
+			resp, err := f.cli.Get(ctx, key, opts...)
+			cancel()
+			if err != nil {
+				readErr = err
+				return
+			}
+			if rev == 0 {
+				rev = resp.Header.Revision
+			}
+			pages <- resp
+			if !resp.More || len(resp.Kvs) == 0 {
+				return
+			}
+			key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 		}
-		ctx, cancel := context.WithTimeout(f.ctx, f.opts.LoadTimeout)
-		resp, err := f.cli.Get(ctx, key, opts...)
-		cancel()
-		if err != nil {
-			return err
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
+	}()
+	for resp := range pages {
 		for _, kv := range resp.Kvs {
 			if b, k, ok := f.split(kv.Key); ok {
 				w.put(b, k, nonNil(kv.Value), kv.ModRevision)
 			}
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	if readErr != nil {
+		return readErr
 	}
 	f.applyMu.Lock()
 	defer f.applyMu.Unlock()

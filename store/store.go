@@ -42,9 +42,9 @@ type Options struct {
 	// LogFlushInterval is how often queued request-log records are written.
 	// Default: 250ms.
 	LogFlushInterval time.Duration
-	// UsageFlushInterval is how often the in-memory usage rollups are
-	// merged into bbolt; a crash loses at most this much usage. Close (and
-	// FlushLog) always merge them. Default: 10s.
+	// UsageFlushInterval is how often the in-memory usage rollups and
+	// "last used" clocks are merged into bbolt; a crash loses at most this
+	// much of them. Close (and FlushLog) always merge them. Default: 10s.
 	UsageFlushInterval time.Duration
 	// UsageRetention bounds the usage rollups by age. Default: 2160h (90
 	// days).

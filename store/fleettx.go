@@ -414,6 +414,15 @@ func (b *fleetBucket) Put(k, v []byte) error {
 
 func (b *fleetBucket) Delete(k []byte) error { return b.put(k, pendingWrite{del: true}) }
 
+// Len is the number of records in the view (without this transaction's
+// writes): a size hint.
+func (b *fleetBucket) Len() int {
+	if t := b.t.m[b.name]; t != nil {
+		return t.Len()
+	}
+	return 0
+}
+
 func (b *fleetBucket) ForEach(fn func(k, v []byte) error) error {
 	if b.t.write {
 		b.t.ranged[b.name] = true

@@ -239,7 +239,7 @@ func benchScaleFleet(b *testing.B) {
 	}
 	const maxOps = 8192
 	r := &scaleReport{b: b, name: fmt.Sprintf("fleet: 3 instances, etcd %d members (--max-txn-ops %d): %d accounts, %d API keys, %d BYOK keys", members, maxOps, n, n*scaleKeys, n)}
-	c := etcdtest.StartWith(b, members, etcdtest.Limits{MaxTxnOps: maxOps, MaxRequestBytes: 8 << 20, QuotaBackendBytes: 8 << 30})
+	c := etcdtest.StartWith(b, members, etcdtest.Limits{MaxTxnOps: maxOps, MaxRequestBytes: 8 << 20, QuotaBackendBytes: 8 << 30, WarningApplyDuration: 10 * time.Second})
 	client := func() *clientv3.Client {
 		cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
 			MaxCallSendMsgSize: 16 << 20, MaxCallRecvMsgSize: 1 << 30})

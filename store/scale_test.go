@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
@@ -423,5 +424,31 @@ func TestOldFileGetsKeyIndex(t *testing.T) {
 	s.db.View(func(tx *bolt.Tx) error { left = tx.Bucket(bucketKeys.name).Stats().KeyN; return nil })
 	if left != 8 {
 		t.Fatalf("%d keys left, want the other accounts' 8", left)
+	}
+}
+
+// TestFleetLoadWithoutRangeStream: etcd servers before 3.7 have no
+// RangeStream; the bucket-by-bucket read gives the same mirror.
+func TestFleetLoadWithoutRangeStream(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := openFleet(t, c.Client(t), "a", masterKey(1))
+	mustTenants(t, a, tenants("load", 0, 40, 3))
+	f := a.kv.(*fleetKV)
+	read := func(fn func(func([]*mvccpb.KeyValue)) (int64, error)) (map[string]string, int64) {
+		out := map[string]string{}
+		rev, err := fn(func(kvs []*mvccpb.KeyValue) {
+			for _, kv := range kvs {
+				out[string(kv.Key)] = fmt.Sprintf("%s@%d", kv.Value, kv.ModRevision)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out, rev
+	}
+	streamed, rev1 := read(f.readStream)
+	byBucket, rev2 := read(f.readByBucket)
+	if rev1 != rev2 || !reflect.DeepEqual(streamed, byBucket) || len(streamed) < 40*(1+3*3+2) {
+		t.Fatalf("stream: %d records at %d; by bucket: %d at %d", len(streamed), rev1, len(byBucket), rev2)
 	}
 }

@@ -134,6 +134,40 @@ func newEdit(old *Snapshot) *snapEdit {
 	return &snapEdit{next: next}
 }
 
+// presize makes the shards of a full load's maps the size bucket b will
+// fill them to, when the backend knows it (the fleet mirror does), so that
+// they do not grow step by step.
+func (e *snapEdit) presize(b *bucket, bk kvBucket) {
+	n := 0
+	if l, ok := bk.(interface{ Len() int }); ok {
+		n = l.Len()/nShards + 1
+	}
+	if n <= 1 {
+		return
+	}
+	n += n / 8
+	switch b {
+	case bucketKeys:
+		presizeShards(e, mapKeys, &e.next.keys, n)
+		presizeShards(e, mapKeyIDs, &e.next.keyIDs, n)
+	case bucketAccounts:
+		presizeShards(e, mapAccounts, &e.next.accounts, n)
+	case bucketBYOK:
+		presizeShards(e, mapCreds, &e.next.creds, n)
+	case bucketPolicies:
+		presizeShards(e, mapPolicies, &e.next.policies, n)
+	}
+}
+
+func presizeShards[K comparable, V any](e *snapEdit, m int, set *shards[K, V], n int) {
+	for i := range set {
+		if set[i] == nil {
+			set[i] = make(map[K]V, n)
+			e.copied[m][i>>6] |= 1 << (i & 63)
+		}
+	}
+}
+
 // mutable returns shard i of set (map number m), copied if this edit has not
 // copied it yet.
 func mutable[K comparable, V any](e *snapEdit, m int, set *shards[K, V], i int) map[K]V {
@@ -181,7 +215,9 @@ func (s *Store) loadSnapshot(strict bool) error {
 			if !b.snapshot {
 				continue
 			}
-			err := tx.Bucket(b).ForEach(func(k, v []byte) error {
+			bk := tx.Bucket(b)
+			e.presize(b, bk)
+			err := bk.ForEach(func(k, v []byte) error {
 				err := s.applyOne(e, tx, change{b: b, k: k, v: v})
 				if errors.Is(err, errUnopenable) && !strict {
 					return nil

@@ -49,6 +49,10 @@ type Limits struct {
 	MaxRequestBytes uint
 	// QuotaBackendBytes is --quota-backend-bytes (default 2 GiB).
 	QuotaBackendBytes int64
+	// WarningApplyDuration is --warning-apply-duration (default 100ms):
+	// etcd logs a request that took longer to apply, formatting all of it
+	// first (seconds of CPU for large transactions).
+	WarningApplyDuration time.Duration
 }
 
 // Start starts an n-member cluster and waits until it serves; it is
@@ -120,6 +124,9 @@ func (m *member) start() error {
 	}
 	if m.limits.QuotaBackendBytes > 0 {
 		cfg.QuotaBackendBytes = m.limits.QuotaBackendBytes
+	}
+	if m.limits.WarningApplyDuration > 0 {
+		cfg.WarningApplyDuration = m.limits.WarningApplyDuration
 	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {

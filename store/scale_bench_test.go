@@ -71,18 +71,38 @@ func (r *scaleReport) print() {
 }
 
 // bulkLoad creates n tenants by CreateTenants calls of at most the store's
-// BulkLimit, and returns one key plaintext of every tenant for lookups.
+// BulkLimit, AR_SCALE_LOADERS of them at a time (default 2), and returns
+// one key plaintext of every tenant for lookups.
 func bulkLoad(b *testing.B, s *Store, n int) []string {
+	loaders := 2
+	if v, err := strconv.Atoi(os.Getenv("AR_SCALE_LOADERS")); err == nil && v > 0 {
+		loaders = v
+	}
 	per := s.BulkLimit() / (2 + scaleKeys)
-	sample := make([]string, 0, n)
+	sample := make([]string, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range loaders {
+		wg.Go(func() {
+			for from := range next {
+				ts, err := s.CreateTenants(tenants("t", from, min(per, n-from), scaleKeys))
+				if err != nil {
+					b.Errorf("bulk load at %d: %v", from, err)
+					continue
+				}
+				for i, tn := range ts {
+					sample[from+i] = tn.Keys[2].Key
+				}
+			}
+		})
+	}
 	for from := 0; from < n; from += per {
-		ts, err := s.CreateTenants(tenants("t", from, min(per, n-from), scaleKeys))
-		if err != nil {
-			b.Fatalf("bulk load at %d: %v", from, err)
-		}
-		for _, tn := range ts {
-			sample = append(sample, tn.Keys[2].Key)
-		}
+		next <- from
+	}
+	close(next)
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
 	}
 	return sample
 }
@@ -190,6 +210,13 @@ func memory() (heap, anon float64) {
 	return float64(m.HeapInuse) / (1 << 20), anon
 }
 
+func loadersEnv() string {
+	if v := os.Getenv("AR_SCALE_LOADERS"); v != "" {
+		return v
+	}
+	return "2"
+}
+
 func records(accounts int) int { return accounts * (2 + scaleKeys) }
 
 func benchScaleSingle(b *testing.B) {
@@ -209,7 +236,7 @@ func benchScaleSingle(b *testing.B) {
 	t0 := time.Now()
 	sample := bulkLoad(b, s, n)
 	d := time.Since(t0)
-	r.add(fmt.Sprintf("bulk load (CreateTenants, %d accounts a call)", s.BulkLimit()/(2+scaleKeys)),
+	r.add(fmt.Sprintf("bulk load (CreateTenants, %d accounts a call, %s at a time)", s.BulkLimit()/(2+scaleKeys), loadersEnv()),
 		fmt.Sprintf("%.1f s (%.0f records/s)", d.Seconds(), float64(records(n))/d.Seconds()))
 	s.Close()
 
@@ -263,7 +290,7 @@ func benchScaleFleet(b *testing.B) {
 	t0 := time.Now()
 	sample := bulkLoad(b, a, n)
 	d := time.Since(t0)
-	r.add(fmt.Sprintf("bulk load through one instance (CreateTenants, %d accounts a call)", a.BulkLimit()/(2+scaleKeys)),
+	r.add(fmt.Sprintf("bulk load through one instance (CreateTenants, %d accounts a call, %s at a time)", a.BulkLimit()/(2+scaleKeys), loadersEnv()),
 		fmt.Sprintf("%.1f s (%.0f records/s)", d.Seconds(), float64(records(n))/d.Seconds()))
 
 	heap0, _ := memory()

@@ -76,6 +76,10 @@ func writeCosts(t *testing.T, w *Store, all ...*Store) {
 	t.Helper()
 	before := make([]*Snapshot, len(all))
 	for i, s := range all {
+		// Followers first catch up with what the writer wrote before.
+		if !s.WaitRevision(w.Fleet().Revision, 5*time.Second) {
+			t.Fatalf("%s did not catch up", s.InstanceID())
+		}
 		s.snapStats.decoded.Store(0)
 		s.snapStats.opened.Store(0)
 		before[i] = s.Snapshot()

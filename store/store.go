@@ -123,7 +123,10 @@ func (s *Store) prepare() error {
 	if s.kv.maxOps() > 0 {
 		reseal, users, keys = 50, 40, 40
 	}
-	for {
+	// Without old master keys there is nothing to re-seal (a record under
+	// another key does not open: the snapshot's load says so), and no need
+	// to read every sealed record at each start.
+	for len(s.sealer.aeads) > 1 {
 		var n int
 		if err := s.kv.update(func(tx kvTx) (err error) { n, err = s.resealOld(tx, reseal); return err }); err != nil {
 			return fmt.Errorf("re-sealing under the current master key: %w", err)

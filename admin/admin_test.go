@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
@@ -431,7 +432,7 @@ func TestDeleteAccountRevokesEverything(t *testing.T) {
 	if len(keys) != 0 {
 		t.Errorf("recreated account has keys: %v", keys)
 	}
-	var st []admin.BYOKStatus
+	var st []ops.BYOKStatus
 	h.ok("GET", "/agent_router/accounts/acme/byok", "", http.StatusOK, &st)
 	for _, s := range st {
 		if s.Status != "not_configured" {
@@ -576,7 +577,7 @@ func TestAPIKeys(t *testing.T) {
 
 func TestProviders(t *testing.T) {
 	h := newHarness(t)
-	var list []admin.ProviderInfo
+	var list []ops.ProviderInfo
 	h.ok("GET", "/agent_router/providers", "", http.StatusOK, &list)
 	var raw []map[string]any
 	h.ok("GET", "/agent_router/providers", "", http.StatusOK, &raw)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -17,9 +17,9 @@ const supportedList = "openai, anthropic, gemini, azure, mistral, together, perp
 
 func keyBody(key string) string { return `{"api_key":` + jsonStr(key) + `}` }
 
-func (h *harness) byokList(account string) []admin.BYOKStatus {
+func (h *harness) byokList(account string) []ops.BYOKStatus {
 	h.t.Helper()
-	var st []admin.BYOKStatus
+	var st []ops.BYOKStatus
 	r := h.ok("GET", "/agent_router/accounts/"+account+"/byok", "", http.StatusOK, &st)
 	var raw []map[string]any
 	if err := json.Unmarshal(r.body, &raw); err != nil {
@@ -59,14 +59,14 @@ func TestBYOKLifecycle(t *testing.T) {
 			t.Errorf("fresh byok entry = %+v", s)
 		}
 	}
-	var fresh admin.BYOKStatus
+	var fresh ops.BYOKStatus
 	h.ok("GET", "/agent_router/accounts/acme/byok/openai", "", http.StatusOK, &fresh)
 	if fresh.Status != "not_configured" || fresh.Serves != "platform" {
 		t.Errorf("fresh openai = %+v", fresh)
 	}
 
 	// PUT: active, masked, fingerprinted, version 1, never the key.
-	var st admin.BYOKStatus
+	var st ops.BYOKStatus
 	r := h.ok("PUT", "/agent_router/accounts/acme/byok/openai", keyBody(canary), http.StatusOK, &st)
 	if strings.Contains(string(r.body), canary) {
 		t.Fatal("PUT response contains the key")
@@ -80,7 +80,7 @@ func TestBYOKLifecycle(t *testing.T) {
 	if sec == nil || sec.Key() != canary || sec.Version != 1 {
 		t.Fatalf("snapshot after PUT = %v", sec)
 	}
-	var got admin.BYOKStatus
+	var got ops.BYOKStatus
 	h.ok("GET", "/agent_router/accounts/acme/byok/openai", "", http.StatusOK, &got)
 	if got.Status != "active" || got.Masked != wantMask || got.Fingerprint != st.Fingerprint || got.Version != 1 || got.Serves != "byok" {
 		t.Errorf("GET openai = %+v", got)
@@ -103,7 +103,7 @@ func TestBYOKLifecycle(t *testing.T) {
 
 	// Rotation through POST: version 2, the snapshot has the new key as soon
 	// as the response is back.
-	var rot admin.BYOKStatus
+	var rot ops.BYOKStatus
 	r = h.ok("POST", "/agent_router/accounts/acme/byok/openai", keyBody(rotated), http.StatusOK, &rot)
 	if strings.Contains(string(r.body), rotated) {
 		t.Fatal("POST response contains the key")
@@ -287,7 +287,7 @@ func TestBYOKExtrasAndNormalization(t *testing.T) {
 
 	// Azure with base_url and api_version: accepted and echoed (trailing
 	// slash and whitespace trimmed), and in the snapshot.
-	var st admin.BYOKStatus
+	var st ops.BYOKStatus
 	r := h.ok("PUT", "/agent_router/accounts/acme/byok/azure",
 		`{"api_key":`+jsonStr(azureKey)+`,"base_url":" https://contoso.openai.azure.com/ ","api_version":"2024-10-21"}`, http.StatusOK, &st)
 	if strings.Contains(string(r.body), azureKey) {
@@ -301,7 +301,7 @@ func TestBYOKExtrasAndNormalization(t *testing.T) {
 	if sec == nil || sec.Key() != azureKey || sec.Extras.BaseURL != "https://contoso.openai.azure.com" || sec.Extras.APIVersion != "2024-10-21" {
 		t.Fatalf("azure snapshot = %v %+v", sec, sec.Extras)
 	}
-	var got admin.BYOKStatus
+	var got ops.BYOKStatus
 	h.ok("GET", "/agent_router/accounts/acme/byok/azure", "", http.StatusOK, &got)
 	if got.BaseURL != st.BaseURL || got.APIVersion != st.APIVersion || got.Serves != "byok" {
 		t.Errorf("GET azure = %+v", got)
@@ -402,7 +402,7 @@ func TestBYOKNoPlatformKeys(t *testing.T) {
 			t.Errorf("%s serves %q without a platform key", s.Provider, s.Serves)
 		}
 	}
-	var list []admin.ProviderInfo
+	var list []ops.ProviderInfo
 	h.ok("GET", "/agent_router/providers", "", http.StatusOK, &list)
 	for _, p := range list {
 		if p.PlatformKey {
@@ -417,7 +417,7 @@ func TestBYOKPolicyAndHealth(t *testing.T) {
 	h := newHarness(t)
 	h.ok("POST", "/agent_router/accounts", `{"id":"acme"}`, http.StatusCreated, nil)
 
-	var st admin.BYOKStatus
+	var st ops.BYOKStatus
 	h.ok("PATCH", "/agent_router/accounts/acme/byok/openai", `{"byok_only":true}`, http.StatusOK, &st)
 	if !st.BYOKOnly || st.Serves != "none" || st.Status != "not_configured" {
 		t.Fatalf("after PATCH byok_only: %+v", st)

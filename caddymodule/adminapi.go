@@ -18,9 +18,10 @@ func init() {
 	caddy.RegisterModule(AdminAPI{})
 }
 
-// AdminAPI mounts Agent Router's control plane under /agent_router/ on
-// Caddy's admin endpoint: accounts, API keys, BYOK credentials, providers
-// and the request log. It inherits the admin endpoint's protections (local
+// AdminAPI mounts Agent Router's control plane (package admin) under
+// /agent_router/ on Caddy's admin endpoint: accounts, API keys, console
+// users, BYOK credentials and their tests, providers, the request log,
+// usage and the fleet's status. It inherits the admin endpoint's protections (local
 // address or socket, origin checks, remote-admin mTLS). Errors are Caddy's
 // {"error": "..."} with a 4xx status.
 type AdminAPI struct{}

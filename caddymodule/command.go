@@ -16,7 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -146,20 +146,23 @@ func cmdAddUser(fl caddycmd.Flags) (int, error) {
 		return caddy.ExitCodeFailedStartup, err
 	}
 	defer s.Close()
-	if _, err := s.Account(account); errors.Is(err, store.ErrNotFound) {
+	// The same operations as the admin API's POST accounts and POST
+	// accounts/{account}/users.
+	o := &ops.Ops{Store: s}
+	if _, err := o.Account(account); ops.KindOf(err) == ops.NotFound {
 		if !fl.Bool("create-account") {
 			return caddy.ExitCodeFailedStartup, fmt.Errorf("account %q does not exist (add --create-account to create it)", account)
 		}
-		if _, err := s.CreateAccount(account, account); err != nil {
+		if _, err := o.CreateAccount(account, account); err != nil {
 			return caddy.ExitCodeFailedStartup, err
 		}
 	}
-	u, setup, exp, err := admin.CreateUser(s, account, email, role)
+	inv, err := o.InviteUser(account, email, role)
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
 	}
 	fmt.Printf("created %s %s in account %s\nsetup link (works once, until %s):\n  %s%s\n",
-		u.Role, u.Email, u.AccountID, exp.Format(time.RFC3339), strings.TrimRight(fl.String("site"), "/"), setup)
+		inv.Role, inv.Email, inv.AccountID, inv.SetupExpiresAt.Format(time.RFC3339), strings.TrimRight(fl.String("site"), "/"), inv.SetupPath)
 	return 0, nil
 }
 

@@ -19,7 +19,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/peer"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -234,7 +234,7 @@ func (c EtcdConfig) openFleet(path string, key []byte, opts store.Options, logge
 	}
 	peerLog := logger.Named("peer")
 	srv := &http.Server{
-		Handler: &admin.PeerHandler{Store: func() *store.Store { return s }, Refused: func(remote, why string) {
+		Handler: &peer.Handler{Store: func() *store.Store { return s }, Refused: func(remote, why string) {
 			peerLog.Warn("refused a fleet peer request", zap.String("remote", remote), zap.String("reason", why))
 		}},
 		ReadHeaderTimeout: 5 * time.Second,

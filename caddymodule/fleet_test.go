@@ -18,7 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
@@ -184,7 +184,7 @@ func checkPeerListener(t *testing.T, a *App, endpoint string, master []byte) {
 	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(raw), "acme") {
 		t.Errorf("unsigned peer request: %d %s", resp.StatusCode, raw)
 	}
-	recs, _, missing, err := admin.FleetLogs(context.Background(), other, store.LogFilter{AccountID: "acme", Limit: 10})
+	recs, _, missing, err := ops.FleetLogs(context.Background(), other, store.LogFilter{AccountID: "acme", Limit: 10})
 	if err != nil || len(missing) != 0 || len(recs) != 1 || recs[0].Instance != "gw-1" {
 		t.Errorf("another member's fleet-wide read: %+v, missing %+v, %v", recs, missing, err)
 	}

@@ -2,15 +2,14 @@ package console
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/providers"
-	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
 // providerInfo is how the console presents a provider.
@@ -32,7 +31,7 @@ var providerInfos = map[string]providerInfo{
 // card is one provider on the BYOK page.
 type card struct {
 	providerInfo
-	Status admin.BYOKStatus
+	Status ops.BYOKStatus
 	// Label is Active, Invalid or Not configured.
 	Label, Class string
 	Open         bool
@@ -51,29 +50,13 @@ type byokData struct {
 }
 
 func (h *Handler) cards(account, open string) ([]card, error) {
-	creds, err := h.cfg.Store.Credentials(account)
+	slots, err := h.ops.BYOKList(account)
 	if err != nil {
 		return nil, err
 	}
-	snap := h.cfg.Store.Snapshot()
-	out := make([]card, 0, len(providers.Names))
-	for _, name := range providers.Names {
-		st := admin.BYOKStatus{Provider: name, Status: "not_configured", Serves: "none"}
-		st.BYOKOnly = snap.Policy(account, name).BYOKOnly
-		if h.cfg.PlatformKey(name) && !st.BYOKOnly {
-			st.Serves = "platform"
-		}
-		if c, ok := creds[name]; ok {
-			t := c.UpdatedAt
-			st.Status, st.Serves = "active", "byok"
-			st.Masked, st.Fingerprint, st.Version = c.Masked, c.Fingerprint, c.Version
-			st.BaseURL, st.APIVersion = c.Extras.BaseURL, c.Extras.APIVersion
-			st.UpdatedAt, st.LastUsedAt = &t, c.LastUsedAt
-			if since, reason, invalid := h.cfg.Store.CredentialHealth(account, name); invalid {
-				st.Status, st.InvalidSince, st.InvalidReason = "invalid", &since, reason
-			}
-		}
-		c := card{providerInfo: providerInfos[name], Status: st, Open: name == open}
+	out := make([]card, 0, len(slots))
+	for _, st := range slots {
+		c := card{providerInfo: providerInfos[st.Provider], Status: st, Open: st.Provider == open}
 		switch st.Status {
 		case "active":
 			c.Label, c.Class = "Active", "ok"
@@ -143,12 +126,12 @@ func (h *Handler) byokPost(w http.ResponseWriter, r *request) {
 	switch action {
 	case "save":
 		if strings.TrimSpace(key) == "" {
-			creds, err := h.cfg.Store.Credentials(r.account)
+			st, err := h.ops.BYOK(r.account, provider)
 			if err != nil {
 				h.failReq(w, r, err)
 				return
 			}
-			if _, ok := creds[provider]; !ok {
+			if st.Status == "not_configured" {
 				d.Error = "Paste an API key to save."
 				h.renderBYOK(w, r, http.StatusBadRequest, provider, d)
 				return
@@ -156,8 +139,8 @@ func (h *Handler) byokPost(w http.ResponseWriter, r *request) {
 			action = "remove"
 			break
 		}
-		in := admin.BYOKInput{APIKey: &key, BaseURL: d.BaseURL, APIVersion: d.APIVersion}
-		if _, err := admin.SaveBYOK(h.cfg.Store, h.cfg.Egress(), r.account, provider, in); err != nil {
+		in := ops.BYOKInput{APIKey: &key, BaseURL: d.BaseURL, APIVersion: d.APIVersion}
+		if _, err := h.ops.SaveBYOK(r.account, provider, in); err != nil {
 			st, msg := h.userError(err)
 			d.Error = msg
 			h.renderBYOK(w, r, st, provider, d)
@@ -171,7 +154,7 @@ func (h *Handler) byokPost(w http.ResponseWriter, r *request) {
 		return
 	case "policy":
 		on := r.PostFormValue("byok_only") == "on"
-		if err := h.cfg.Store.SetPolicy(r.account, provider, store.Policy{BYOKOnly: on}); err != nil {
+		if _, err := h.ops.SetBYOKOnly(r.account, provider, on); err != nil {
 			h.failReq(w, r, err)
 			return
 		}
@@ -183,7 +166,7 @@ func (h *Handler) byokPost(w http.ResponseWriter, r *request) {
 		return
 	}
 	// remove
-	if err := h.cfg.Store.DeleteCredential(r.account, provider); err != nil {
+	if err := h.ops.DeleteBYOK(r.account, provider); err != nil {
 		st, msg := h.userError(err)
 		if st == http.StatusNotFound {
 			msg = "There is no key to remove."
@@ -195,58 +178,33 @@ func (h *Handler) byokPost(w http.ResponseWriter, r *request) {
 	http.Redirect(w, r.Request, Prefix+"/byok/"+provider+"?done=removed", http.StatusSeeOther)
 }
 
-// byokTest tests the pasted key, or the stored one when the field is empty.
-// A successful test of the stored key clears its invalid mark.
+// byokTest tests the pasted key, or the stored one when the field is empty
+// (ops.TestBYOK: the admin API's checks, so a test cannot probe internal
+// addresses; a success with the stored key clears its invalid mark, a
+// rejection sets one).
 func (h *Handler) byokTest(w http.ResponseWriter, r *request, provider, key string, d byokData) {
 	if h.cfg.Gateway == nil {
 		d.Error = "Testing is not available on this server."
 		h.renderBYOK(w, r, http.StatusServiceUnavailable, provider, d)
 		return
 	}
-	extras := store.Extras{BaseURL: strings.TrimRight(d.BaseURL, "/"), APIVersion: d.APIVersion}
-	key = providers.NormalizeKey(key)
-	stored := key == ""
-	var secret *store.Secret
-	if stored {
-		secret = h.cfg.Store.Snapshot().Credential(r.account, provider)
-		if secret == nil {
-			d.Error = "Paste a key to test, or save one first."
-			h.renderBYOK(w, r, http.StatusBadRequest, provider, d)
-			return
-		}
-		key, extras = secret.Key(), secret.Extras
-	} else {
-		// The admin API's checks: key format, and a base URL the egress
-		// policy allows (the test must not probe internal addresses).
-		err := providers.CheckKey(provider, key)
-		if err == nil {
-			err = admin.CheckExtras(h.cfg.Egress(), provider, extras)
-		}
-		if err != nil {
-			st, msg := h.userError(err)
-			if st >= 500 {
-				st, msg = http.StatusBadRequest, err.Error()
-			}
-			d.Error = msg
-			h.renderBYOK(w, r, st, provider, d)
-			return
-		}
+	var in ops.TestInput
+	if key = providers.NormalizeKey(key); key != "" {
+		in = ops.TestInput{APIKey: &key, BaseURL: d.BaseURL, APIVersion: d.APIVersion}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
-	res := h.cfg.Gateway.TestCredential(ctx, provider, key, extras)
-	res.Message = string(providers.Scrub([]byte(res.Message), key))
-	// As the admin API's test does: for the stored key, a success clears
-	// its invalid mark and a rejection sets one.
-	if stored {
-		switch res.Outcome {
-		case providers.TestOK:
-			h.cfg.Store.MarkValid(secret)
-		case providers.TestRejected:
-			h.cfg.Store.MarkInvalid(secret, time.Now(), fmt.Sprintf("%s answered %d to a key test (%s)", provider, res.Status, providers.ClassAuth))
+	out, err := h.ops.TestBYOK(ctx, r.account, provider, in)
+	if err != nil {
+		st, msg := h.userError(err)
+		if errors.Is(err, ops.ErrNoStoredKey) {
+			st, msg = http.StatusBadRequest, "Paste a key to test, or save one first."
 		}
+		d.Error = msg
+		h.renderBYOK(w, r, st, provider, d)
+		return
 	}
-	d.Test = &res
+	d.Test = &out.TestResult
 	h.renderBYOK(w, r, http.StatusOK, provider, d)
 }
 

@@ -1,8 +1,13 @@
 // Package console is the Agent Router Console: the web pages an account's
 // own members use to manage BYOK keys, API keys and members, try models in
 // the playground, and read request logs and usage. It is served under
-// /console/ on a site by caddymodule and does not import Caddy: it talks to
-// the store directly and to the gateway through the small Gateway interface.
+// /console/ on a site by caddymodule and does not import Caddy. What it
+// shares with the admin API and the commands — BYOK keys and their tests,
+// API keys, invitations and members, the fleet-wide request log and usage —
+// goes through the operations (package ops), scoped to the session's
+// account; its own business (sign-in, sessions, setup links, passwords, the
+// account switcher) talks to the store; the playground goes to the gateway
+// through the small Gateway interface.
 //
 // Every page runs behind one gate (Handler.ServeHTTP): security headers,
 // then the session (cookie → hashed id in the store → user and account),
@@ -29,9 +34,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -74,7 +79,8 @@ type Config struct {
 	// routing profiles; nil disables them.
 	Gateway Gateway
 	// Egress returns the policy BYOK base URLs are checked against when
-	// saved (admin.SaveBYOK); nil or a nil result is the strict default.
+	// saved or tested (ops.SaveBYOK); nil or a nil result is the strict
+	// default.
 	Egress func() *egress.Policy
 	// PlatformKey reports whether the platform has a key for provider.
 	PlatformKey func(provider string) bool
@@ -103,7 +109,10 @@ type Config struct {
 
 // Handler serves the console.
 type Handler struct {
-	cfg    Config
+	cfg Config
+	// ops performs what the console shares with the admin API, over
+	// cfg's store, egress policy, platform keys and gateway.
+	ops    *ops.Ops
 	pages  *pages
 	static http.Handler
 	mux    *http.ServeMux
@@ -168,6 +177,10 @@ func New(cfg Config) (*Handler, error) {
 		}
 	}
 	h.static = http.StripPrefix(Prefix+"/static/", http.FileServerFS(sub))
+	h.ops = &ops.Ops{Store: cfg.Store, PlatformKey: cfg.PlatformKey, Egress: cfg.Egress, InviteTTL: cfg.InviteTTL}
+	if cfg.Gateway != nil {
+		h.ops.TestCredential, h.ops.Profiles = cfg.Gateway.TestCredential, cfg.Gateway.Profiles
+	}
 	h.routes()
 	return h, nil
 }
@@ -362,13 +375,18 @@ func (h *Handler) clearCookie(w http.ResponseWriter, r *http.Request, name strin
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 
-// userError turns an error into what the user may read: the message of a
-// 4xx admin error or of refused input, a generic line otherwise (logged).
+// userError turns an error into what the user may read: the message of an
+// operation's refusal or of refused input, a generic line otherwise
+// (logged).
 func (h *Handler) userError(err error) (int, string) {
-	var ae *admin.Error
+	var oe *ops.Error
 	switch {
-	case errors.As(err, &ae) && ae.Status < 500:
-		return ae.Status, ae.Error()
+	case errors.As(err, &oe) && oe.Kind == ops.Invalid:
+		return http.StatusBadRequest, oe.Error()
+	case errors.As(err, &oe) && oe.Kind == ops.NotFound:
+		return http.StatusNotFound, oe.Error()
+	case errors.As(err, &oe) && oe.Kind == ops.Conflict:
+		return http.StatusConflict, oe.Error()
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, "Not found."
 	case errors.Is(err, store.ErrInvalidInput):

@@ -784,3 +784,16 @@ func TestHTTPSCookieAndOrigin(t *testing.T) {
 		t.Fatalf("http Origin on an https console: %d", resp.StatusCode)
 	}
 }
+
+// TestKeyTestWithoutStoredKey: testing the stored key when there is none
+// says what to do, in the console's words (the operation's refusal is
+// ops.ErrNoStoredKey).
+func TestKeyTestWithoutStoredKey(t *testing.T) {
+	f := newFixture(t, nil)
+	f.user("acme", "owner@acme.test", store.RoleOwner)
+	c := f.signedIn("owner@acme.test")
+	st, body := c.post("/console/byok/openai", url.Values{"action": {"test"}, "api_key": {" "}})
+	if st != http.StatusBadRequest || !strings.Contains(body, "Paste a key to test, or save one first.") || !strings.Contains(body, `id="byok-error"`) {
+		t.Fatalf("test with no stored key: %d %s", st, body)
+	}
+}

@@ -15,7 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/peer"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
@@ -31,7 +31,7 @@ func openMember(t *testing.T, c *etcdtest.Cluster, id string, master []byte, h h
 	t.Cleanup(func() { cli.Close() })
 	var s *store.Store
 	if h == nil {
-		h = &admin.PeerHandler{Store: func() *store.Store { return s }}
+		h = &peer.Handler{Store: func() *store.Store { return s }}
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

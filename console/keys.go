@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -27,8 +28,14 @@ func (h *Handler) profiles() []string {
 	return h.cfg.Gateway.Profiles()
 }
 
+// keys lists account's API keys, oldest first.
+func (h *Handler) keys(account string) ([]store.APIKey, error) {
+	l, err := h.ops.Keys(account, ops.Page{})
+	return l.Items, err
+}
+
 func (h *Handler) keysData(r *request) (keysData, error) {
-	keys, err := h.cfg.Store.APIKeys(r.account)
+	keys, err := h.keys(r.account)
 	if err != nil {
 		return keysData{}, err
 	}
@@ -57,21 +64,21 @@ func (h *Handler) keyCreate(w http.ResponseWriter, r *request) {
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	profile := r.PostFormValue("profile")
-	switch {
-	case name == "" || len(name) > 200:
+	status := http.StatusBadRequest
+	var k ops.CreatedKey
+	// The console asks for a name (the admin API does not); the profile
+	// is the operation's check.
+	if name == "" || len(name) > 200 {
 		d.Error = "Give the key a name of 1 to 200 characters."
-	case profile != "" && !slices.Contains(d.Profiles, profile):
-		d.Error = "Unknown routing profile."
+	} else if k, err = h.ops.CreateKey(r.account, name, r.PostFormValue("profile")); ops.KindOf(err) == ops.Invalid {
+		status, d.Error = h.userError(err)
+	} else if err != nil {
+		h.failReq(w, r, err)
+		return
 	}
 	if d.Error != "" {
 		d.Name = name
-		h.render(w, r.Request, http.StatusBadRequest, "keys", r, "API Keys", d)
-		return
-	}
-	plain, _, err := h.cfg.Store.CreateAPIKeyWithProfile(r.account, name, profile)
-	if err != nil {
-		h.failReq(w, r, err)
+		h.render(w, r.Request, status, "keys", r, "API Keys", d)
 		return
 	}
 	d, err = h.keysData(r)
@@ -79,30 +86,22 @@ func (h *Handler) keyCreate(w http.ResponseWriter, r *request) {
 		h.failReq(w, r, err)
 		return
 	}
-	d.Created = plain
+	d.Created = k.Key
 	h.render(w, r.Request, http.StatusCreated, "keys", r, "API Keys", d)
 }
 
 func (h *Handler) keyRevoke(w http.ResponseWriter, r *request) {
-	if err := h.cfg.Store.RevokeAPIKey(r.account, r.PathValue("id")); err != nil {
+	if err := h.ops.RevokeKey(r.account, r.PathValue("id")); err != nil {
 		h.failReq(w, r, err)
 		return
 	}
 	http.Redirect(w, r.Request, Prefix+"/keys?done=revoked", http.StatusSeeOther)
 }
 
+// keyProfile rebinds one of the account's keys (another account's is not
+// found).
 func (h *Handler) keyProfile(w http.ResponseWriter, r *request) {
-	id := r.PathValue("id")
-	if !h.ownsKey(r.account, id) {
-		h.notFound(w, r.Request)
-		return
-	}
-	profile := r.PostFormValue("profile")
-	if profile != "" && !slices.Contains(h.profiles(), profile) {
-		h.fail(w, r.Request, http.StatusBadRequest, "Unknown routing profile.")
-		return
-	}
-	if _, err := h.cfg.Store.SetAPIKeyProfile(r.account, id, profile); err != nil {
+	if _, err := h.ops.SetKeyProfile(r.account, r.PathValue("id"), r.PostFormValue("profile")); err != nil {
 		h.failReq(w, r, err)
 		return
 	}
@@ -111,7 +110,7 @@ func (h *Handler) keyProfile(w http.ResponseWriter, r *request) {
 
 // ownsKey reports whether keyID is one of account's API keys.
 func (h *Handler) ownsKey(account, keyID string) bool {
-	keys, err := h.cfg.Store.APIKeys(account)
+	keys, err := h.keys(account)
 	if err != nil {
 		return false
 	}
@@ -136,8 +135,8 @@ type membersData struct {
 }
 
 func (h *Handler) membersData(r *request) (membersData, error) {
-	users, err := h.cfg.Store.Users(r.account)
-	return membersData{Users: users, Owner: r.isOwner, Me: r.user.ID, Role: store.RoleMember, MinLength: store.MinPasswordLength}, err
+	users, err := h.ops.Users(r.account, ops.Page{})
+	return membersData{Users: users.Items, Owner: r.isOwner, Me: r.user.ID, Role: store.RoleMember, MinLength: store.MinPasswordLength}, err
 }
 
 func (h *Handler) membersPage(w http.ResponseWriter, r *request) {
@@ -156,8 +155,9 @@ func (h *Handler) membersPage(w http.ResponseWriter, r *request) {
 }
 
 // SetupLink is the path of a setup link: the token rides in the fragment,
-// which browsers do not send, so it never reaches an access log.
-func SetupLink(token string) string { return Prefix + "/setup#" + token }
+// which browsers do not send, so it never reaches an access log. The
+// admin API and the add-user command make the same (ops.SetupPath).
+func SetupLink(token string) string { return ops.SetupPath(token) }
 
 // memberInvite invites an address: an invited membership and its link,
 // the same answer whether the address is new, already in another account
@@ -169,7 +169,7 @@ func (h *Handler) memberInvite(w http.ResponseWriter, r *request) {
 		return
 	}
 	email, role := r.PostFormValue("email"), r.PostFormValue("role")
-	u, tok, exp, err := h.cfg.Store.InviteUser(r.account, email, role, h.cfg.InviteTTL)
+	inv, err := h.ops.InviteUser(r.account, email, role)
 	if err != nil {
 		st, msg := h.userError(err)
 		d.Error, d.Email, d.Role = msg, email, role
@@ -177,7 +177,7 @@ func (h *Handler) memberInvite(w http.ResponseWriter, r *request) {
 		return
 	}
 	d, _ = h.membersData(r)
-	d.Link, d.LinkFor, d.Expires = h.absURL(r.Request, SetupLink(tok)), u.Email, exp
+	d.Link, d.LinkFor, d.Expires = h.absURL(r.Request, inv.SetupPath), inv.Email, inv.SetupExpiresAt
 	h.render(w, r.Request, http.StatusCreated, "members", r, "Members", d)
 }
 
@@ -198,7 +198,7 @@ func (h *Handler) switchAccount(w http.ResponseWriter, r *request) {
 }
 
 func (h *Handler) memberRole(w http.ResponseWriter, r *request) {
-	if _, err := h.cfg.Store.SetUserRole(r.account, r.PathValue("id"), r.PostFormValue("role")); err != nil {
+	if _, err := h.ops.SetUserRole(r.account, r.PathValue("id"), r.PostFormValue("role")); err != nil {
 		h.failReq(w, r, err)
 		return
 	}
@@ -206,7 +206,7 @@ func (h *Handler) memberRole(w http.ResponseWriter, r *request) {
 }
 
 func (h *Handler) memberRemove(w http.ResponseWriter, r *request) {
-	if err := h.cfg.Store.DeleteUser(r.account, r.PathValue("id")); err != nil {
+	if err := h.ops.DeleteUser(r.account, r.PathValue("id")); err != nil {
 		h.failReq(w, r, err)
 		return
 	}

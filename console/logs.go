@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
@@ -77,7 +76,7 @@ type logsData struct {
 func (h *Handler) logsPage(w http.ResponseWriter, r *request) {
 	q := r.URL.Query()
 	f := logFilters{Key: q.Get("key"), Provider: q.Get("provider"), Source: q.Get("source"), Status: q.Get("status"), Range: q.Get("range")}
-	keys, err := h.cfg.Store.APIKeys(r.account)
+	keys, err := h.keys(r.account)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
@@ -125,19 +124,19 @@ func (h *Handler) logsPage(w http.ResponseWriter, r *request) {
 		d.Error, status = "Bad page cursor.", http.StatusBadRequest
 	}
 	if d.Error == "" {
-		recs, next, missing, err := admin.FleetLogs(r.Request.Context(), h.cfg.Store, lf)
+		page, err := h.ops.Logs(r.Request.Context(), lf)
 		if err != nil {
 			h.failReq(w, r, err)
 			return
 		}
-		d.Error = missingNote(missing)
-		d.Rows = make([]logRow, len(recs))
-		for i, rec := range recs {
+		d.Error = missingNote(page.Missing)
+		d.Rows = make([]logRow, len(page.Records))
+		for i, rec := range page.Records {
 			d.Rows[i] = logRow{LogRecord: rec, KeyName: names[rec.KeyID]}
 		}
-		if next != "" {
-			d.Next = template.URL(Prefix + "/logs?" + f.Query(next))
-			d.Partial = len(recs) < logPageSize
+		if page.Next != "" {
+			d.Next = template.URL(Prefix + "/logs?" + f.Query(page.Next))
+			d.Partial = len(page.Records) < logPageSize
 		}
 	}
 	h.render(w, r.Request, status, "logs", r, "Request Logs", d)

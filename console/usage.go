@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -101,7 +101,7 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 		q.GroupBy = []string{b.dim}
 		qs = append(qs, q)
 	}
-	results, missing, err := admin.FleetUsageBatch(r.Request.Context(), h.cfg.Store, qs)
+	results, missing, err := h.ops.UsageBatch(r.Request.Context(), qs)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
@@ -140,7 +140,7 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 		d.Rows = append(d.Rows, row)
 	}
 	d.Chart = chart.view()
-	keys, err := h.cfg.Store.APIKeys(r.account)
+	keys, err := h.keys(r.account)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
@@ -178,11 +178,12 @@ func (h *Handler) usageCSV(w http.ResponseWriter, r *request) {
 		return
 	}
 	uq.GroupBy = []string{store.DimCredentialSource, store.DimProvider, store.DimModel, store.DimKeyID}
-	res, missing, err := admin.FleetUsage(r.Request.Context(), h.cfg.Store, uq)
+	res, err := h.ops.Usage(r.Request.Context(), uq)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
 	}
+	missing := res.Missing
 	// A file that lacks some instances' usage says so in its name (what a
 	// person downloading it sees) and in a header (what a script reads);
 	// its rows stay plain data.
@@ -225,7 +226,7 @@ const HeaderMissingInstances = "X-Agent-Router-Missing-Instances"
 
 // missingNote says which fleet members did not answer a fleet-wide read
 // ("" when all did).
-func missingNote(missing []admin.MemberError) string {
+func missingNote(missing []ops.MemberError) string {
 	if len(missing) == 0 {
 		return ""
 	}

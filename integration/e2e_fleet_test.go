@@ -25,6 +25,8 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/ops"
+	"github.com/agentrouter/caddy-agentrouter/peer"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
@@ -58,7 +60,7 @@ func startFleetPeer(t *testing.T, id string, endpoints []string, master []byte, 
 		}
 	}))
 	t.Cleanup(p.admin.Close)
-	p.peer = httptest.NewServer(&admin.PeerHandler{Store: func() *store.Store { return p.s }})
+	p.peer = httptest.NewServer(&peer.Handler{Store: func() *store.Store { return p.s }})
 	t.Cleanup(p.peer.Close)
 	p.s, err = store.OpenFleet(filepath.Join(t.TempDir(), "ar.db"), master, store.Options{}, store.FleetOptions{
 		Client: cli, InstanceID: id, PeerAddress: strings.TrimPrefix(p.peer.URL, "http://")})
@@ -196,8 +198,8 @@ func TestFleetWithCaddy(t *testing.T) {
 			ID       string `json:"id"`
 			Instance string `json:"instance"`
 		} `json:"records"`
-		Next    string              `json:"next"`
-		Missing []admin.MemberError `json:"missing"`
+		Next    string            `json:"next"`
+		Missing []ops.MemberError `json:"missing"`
 	}
 	waitFor(t, "fleet-wide logs on Caddy", 5*time.Second, func() bool {
 		a.s.FlushLog()
@@ -230,7 +232,7 @@ func TestFleetWithCaddy(t *testing.T) {
 	}
 	var usage struct {
 		Total   store.UsageCounters `json:"total"`
-		Missing []admin.MemberError `json:"missing"`
+		Missing []ops.MemberError   `json:"missing"`
 	}
 	waitFor(t, "fleet-wide usage on Caddy", 15*time.Second, func() bool {
 		e.mustAdmin("GET", "/agent_router/usage?account=acme", nil, 200, &usage)
@@ -270,7 +272,7 @@ func TestFleetWithCaddy(t *testing.T) {
 			t.Errorf("%s request to Caddy's peer listener: %d %s", name, resp.StatusCode, raw)
 		}
 	}
-	fromPeer, _, missingFromPeer, err := admin.FleetLogs(t.Context(), a.s, store.LogFilter{AccountID: "acme", Limit: 1000})
+	fromPeer, _, missingFromPeer, err := ops.FleetLogs(t.Context(), a.s, store.LogFilter{AccountID: "acme", Limit: 1000})
 	if err != nil || len(missingFromPeer) != 0 || len(fromPeer) != total {
 		t.Fatalf("fleet-wide logs read on peer a: %d records (want %d), missing %+v, %v", len(fromPeer), total, missingFromPeer, err)
 	}

@@ -54,6 +54,7 @@ var anthropic = register(&Provider{
 	response:       anthropicResponse,
 	stream:         newAnthropicStream,
 	classify:       classifyAnthropic,
+	speaks:         func(api string, _ Endpoint) bool { return api == MessagesDoor.API },
 })
 
 // AnthropicVersion is the anthropic-version header every request carries.
@@ -61,87 +62,9 @@ const AnthropicVersion = "2023-06-01"
 
 // --- request build ---
 
-type antRequest struct {
-	Model         string         `json:"model"`
-	System        []antBlock     `json:"system,omitempty"`
-	Messages      []antMessage   `json:"messages"`
-	MaxTokens     int            `json:"max_tokens"`
-	Temperature   *float64       `json:"temperature,omitempty"`
-	TopP          *float64       `json:"top_p,omitempty"`
-	StopSequences []string       `json:"stop_sequences,omitempty"`
-	Stream        bool           `json:"stream,omitempty"`
-	Tools         []antTool      `json:"tools,omitempty"`
-	ToolChoice    *antToolChoice `json:"tool_choice,omitempty"`
-	Metadata      *antMetadata   `json:"metadata,omitempty"`
-}
-
-type antMessage struct {
-	Role    string     `json:"role"`
-	Content []antBlock `json:"content"`
-}
-
-// antBlock is one content block of a request: text, image, document,
-// tool_use or tool_result.
-type antBlock struct {
-	Type         string          `json:"type"`
-	Text         string          `json:"text,omitempty"`
-	Source       *antSource      `json:"source,omitempty"`
-	ID           string          `json:"id,omitempty"`
-	Name         string          `json:"name,omitempty"`
-	Input        json.RawMessage `json:"input,omitempty"`
-	ToolUseID    string          `json:"tool_use_id,omitempty"`
-	Content      []antBlock      `json:"content,omitempty"`
-	CacheControl json.RawMessage `json:"cache_control,omitempty"`
-}
-
-type antSource struct {
-	Type      string `json:"type"` // base64 or url
-	MediaType string `json:"media_type,omitempty"`
-	Data      string `json:"data,omitempty"`
-	URL       string `json:"url,omitempty"`
-}
-
-// antTool is a client tool (name, description, input_schema) or, with a
-// Type, a server tool: web search.
-type antTool struct {
-	Type           string           `json:"type,omitempty"`
-	Name           string           `json:"name"`
-	Description    string           `json:"description,omitempty"`
-	InputSchema    json.RawMessage  `json:"input_schema,omitempty"`
-	AllowedDomains []string         `json:"allowed_domains,omitempty"`
-	UserLocation   *antUserLocation `json:"user_location,omitempty"`
-}
-
-// antUserLocation localises web search results.
-type antUserLocation struct {
-	Type     string `json:"type"`
-	City     string `json:"city,omitempty"`
-	Region   string `json:"region,omitempty"`
-	Country  string `json:"country,omitempty"`
-	Timezone string `json:"timezone,omitempty"`
-}
-
-// antWebSearchTool is the web search server tool's version and name
-// (docs.claude.com, web search tool): Claude runs the searches itself and
-// answers with cited text; the search blocks in its answer are dropped.
-const (
-	antWebSearchType = "web_search_20250305"
-	antWebSearchName = "web_search"
-)
-
-type antToolChoice struct {
-	Type                   string `json:"type"`
-	Name                   string `json:"name,omitempty"`
-	DisableParallelToolUse bool   `json:"disable_parallel_tool_use,omitempty"`
-}
-
-type antMetadata struct {
-	UserID string `json:"user_id"`
-}
-
 func buildAnthropic(ctx context.Context, c *Call) (*http.Request, error) {
 	if c.Op != OpChat {
-		return nil, &RequestError{Message: "anthropic does not serve " + c.Op.String()}
+		return nil, badRequest("anthropic does not serve %s", c.Op)
 	}
 	body, err := anthropicRequestBody(c)
 	if err != nil {
@@ -164,29 +87,29 @@ func buildAnthropic(ctx context.Context, c *Call) (*http.Request, error) {
 	return req, nil
 }
 
-// anthropicRequestBody translates the client's chat request to a Messages
-// request (providers.md §12.1).
+// anthropicRequestBody translates the hub request to a Messages request
+// (providers.md §12.1).
 func anthropicRequestBody(c *Call) ([]byte, error) {
-	r, err := DecodeChatRequest(c.Body)
+	r, err := c.chatRequest()
 	if err != nil {
 		return nil, err
 	}
 	if r.N != nil && *r.N > 1 {
-		return nil, &RequestError{Message: "anthropic answers one choice: n must be 1"}
+		return nil, badRequest("anthropic answers one choice: n must be 1")
 	}
 	out := antRequest{Model: c.Model, Stream: c.Stream || r.Stream}
 
 	// max_tokens is required: the client's, at most the model's maximum
 	// (Anthropic refuses more), else the model's maximum bounded by the
 	// operator's default_max_tokens (limits.go).
-	if n := r.MaxOutputTokens(); r.MaxCompletionTokens != nil || r.MaxTokens != nil {
-		if n < 1 {
-			return nil, &RequestError{Message: "max_tokens must be at least 1"}
+	n := defaultOutput(c.Model, c.DefaultMaxTokens)
+	if r.MaxCompletionTokens != nil || r.MaxTokens != nil {
+		if n = r.MaxOutputTokens(); n < 1 {
+			return nil, badRequest("max_tokens must be at least 1")
 		}
-		out.MaxTokens = clampOutput(c.Model, n)
-	} else {
-		out.MaxTokens = defaultOutput(c.Model, c.DefaultMaxTokens)
+		n = clampOutput(c.Model, n)
 	}
+	out.MaxTokens = &n
 	if r.Temperature != nil {
 		t := min(*r.Temperature, 1)
 		out.Temperature = &t
@@ -202,7 +125,7 @@ func anthropicRequestBody(c *Call) ([]byte, error) {
 		out.Metadata = &antMetadata{UserID: r.User}
 	}
 
-	if err := anthropicTools(r, c.Body, &out); err != nil {
+	if err := anthropicTools(r, &out); err != nil {
 		return nil, err
 	}
 	if err := anthropicWebSearch(c, r, &out); err != nil {
@@ -233,19 +156,19 @@ func antPersonalUserID(user string) bool {
 	return digits >= 7
 }
 
-func anthropicTools(r *ChatRequest, body []byte, out *antRequest) error {
+func anthropicTools(r *ChatRequest, out *antRequest) error {
 	for i, t := range r.Tools {
 		if t.Type != "function" && t.Type != "" {
-			return &RequestError{Message: fmt.Sprintf("tools[%d]: anthropic supports only function tools", i)}
+			return badRequest("tools[%d]: anthropic supports only function tools", i)
 		}
 		if t.Function.Name == "" {
-			return &RequestError{Message: fmt.Sprintf("tools[%d]: function.name is required", i)}
+			return badRequest("tools[%d]: function.name is required", i)
 		}
 		schema := bytes.TrimSpace(t.Function.Parameters)
 		if len(schema) == 0 || bytes.Equal(schema, []byte("null")) {
 			schema = []byte(`{"type":"object","properties":{}}`)
 		} else if schema[0] != '{' {
-			return &RequestError{Message: fmt.Sprintf("tools[%d]: function.parameters must be a JSON schema object", i)}
+			return badRequest("tools[%d]: function.parameters must be a JSON schema object", i)
 		}
 		out.Tools = append(out.Tools, antTool{Name: t.Function.Name, Description: t.Function.Description, InputSchema: schema})
 	}
@@ -255,7 +178,7 @@ func anthropicTools(r *ChatRequest, body []byte, out *antRequest) error {
 	switch mode {
 	case "":
 		if raw := bytes.TrimSpace(r.ToolChoice); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-			return &RequestError{Message: "unsupported tool_choice: use \"none\", \"auto\", \"required\" or a function"}
+			return badRequest("unsupported tool_choice: use \"none\", \"auto\", \"required\" or a function")
 		}
 		tc.Type = "auto"
 	case "auto":
@@ -267,18 +190,15 @@ func anthropicTools(r *ChatRequest, body []byte, out *antRequest) error {
 	case "function":
 		tc.Type, tc.Name = "tool", name
 	default:
-		return &RequestError{Message: "unsupported tool_choice: use \"none\", \"auto\", \"required\" or a function"}
+		return badRequest("unsupported tool_choice: use \"none\", \"auto\", \"required\" or a function")
 	}
 	// Without tools a tool_choice means nothing, and Anthropic refuses it.
 	if len(out.Tools) == 0 {
 		return nil
 	}
 	// parallel_tool_calls: false is Anthropic's inverse flag (LiteLLM
-	// _map_tool_choice); it does not apply to "none". Only a literal false
-	// under that exact key counts, so it is looked up in the body rather
-	// than decoded into ChatRequest (encoding/json would also match
-	// "Parallel_Tool_Calls" and take the last of repeated keys).
-	if p := gjson.GetBytes(body, "parallel_tool_calls"); p.Type == gjson.False && tc.Type != "none" {
+	// _map_tool_choice); it does not apply to "none".
+	if r.parallelOff() && tc.Type != "none" {
 		tc.DisableParallelToolUse = true
 	}
 	if mode != "" || tc.DisableParallelToolUse {
@@ -322,84 +242,91 @@ func anthropicWebSearch(c *Call, r *ChatRequest, out *antRequest) error {
 // consecutive messages of one role are merged, as Anthropic wants them to
 // alternate.
 func anthropicMessages(msgs []ChatMessage, out *antRequest) error {
-	for i, m := range msgs {
+	for i := range msgs {
+		m := &msgs[i]
 		parts, err := m.Parts()
 		if err != nil {
-			return &RequestError{Message: fmt.Sprintf("messages[%d]: content must be a string or an array of parts", i)}
+			return badRequest("messages[%d]: content must be a string or an array of parts", i)
 		}
-		var role string
-		var blocks []antBlock
-		switch m.Role {
-		case "system", "developer":
+		if m.Role == "system" || m.Role == "developer" {
 			for _, p := range parts {
 				if p.Type != "text" {
-					return &RequestError{Message: fmt.Sprintf("messages[%d]: %s messages may contain only text", i, m.Role)}
+					return badRequest("messages[%d]: %s messages may contain only text", i, m.Role)
 				}
 				if b, ok := antTextBlock(p); ok {
-					out.System = append(out.System, b)
+					out.System.blocks = append(out.System.blocks, b)
 				}
 			}
 			continue
-		case "user":
-			role = "user"
-			if blocks, err = antUserBlocks(parts); err != nil {
-				return &RequestError{Message: fmt.Sprintf("messages[%d]: %v", i, err)}
-			}
-		case "assistant":
-			role = "assistant"
-			for _, p := range parts {
-				switch p.Type {
-				case "text":
-					if b, ok := antTextBlock(p); ok {
-						blocks = append(blocks, b)
-					}
-				case "refusal":
-					if p.Refusal != "" {
-						blocks = append(blocks, antBlock{Type: "text", Text: p.Refusal})
-					}
-				default:
-					return &RequestError{Message: fmt.Sprintf("messages[%d]: assistant content part type %q is not supported", i, p.Type)}
-				}
-			}
-			for j, tc := range m.ToolCalls {
-				b, err := antToolUse(tc)
-				if err != nil {
-					return &RequestError{Message: fmt.Sprintf("messages[%d].tool_calls[%d]: %v", i, j, err)}
-				}
-				blocks = append(blocks, b)
-			}
-		case "tool":
-			role = "user"
-			if m.ToolCallID == "" {
-				return &RequestError{Message: fmt.Sprintf("messages[%d]: tool messages need a tool_call_id", i)}
-			}
-			inner, err := antUserBlocks(parts)
-			if err != nil {
-				return &RequestError{Message: fmt.Sprintf("messages[%d]: %v", i, err)}
-			}
-			blocks = []antBlock{{Type: "tool_result", ToolUseID: antToolID(m.ToolCallID), Content: inner}}
-		default:
-			return &RequestError{Message: fmt.Sprintf("messages[%d]: role %q is not supported", i, m.Role)}
+		}
+		role, blocks, err := antMessageBlocks(i, m, parts)
+		if err != nil {
+			return err
 		}
 		if len(blocks) == 0 {
 			continue // Anthropic refuses empty messages
 		}
 		if n := len(out.Messages); n > 0 && out.Messages[n-1].Role == role {
-			out.Messages[n-1].Content = append(out.Messages[n-1].Content, blocks...)
+			out.Messages[n-1].Content.blocks = append(out.Messages[n-1].Content.blocks, blocks...)
 		} else {
-			out.Messages = append(out.Messages, antMessage{Role: role, Content: blocks})
+			out.Messages = append(out.Messages, antMessage{Role: role, Content: antBlocks(blocks...)})
 		}
 	}
 	if len(out.Messages) == 0 {
-		return &RequestError{Message: "anthropic needs at least one user or assistant message with content"}
+		return badRequest("anthropic needs at least one user or assistant message with content")
 	}
 	// In a user message, tool results must come before anything else.
 	for i := range out.Messages {
 		if out.Messages[i].Role == "user" {
-			antToolResultsFirst(out.Messages[i].Content)
+			antToolResultsFirst(out.Messages[i].Content.blocks)
 		}
 	}
 	return nil
+}
+
+// antMessageBlocks translates message i (of a user, assistant or tool) to
+// the role and blocks of an Anthropic message.
+func antMessageBlocks(i int, m *ChatMessage, parts []ContentPart) (role string, blocks []antBlock, err error) {
+	switch m.Role {
+	case "user":
+		if blocks, err = antUserBlocks(parts); err != nil {
+			return "", nil, badRequest("messages[%d]: %v", i, err)
+		}
+		return "user", blocks, nil
+	case "assistant":
+		for _, p := range parts {
+			switch p.Type {
+			case "text":
+				if b, ok := antTextBlock(p); ok {
+					blocks = append(blocks, b)
+				}
+			case "refusal":
+				if p.Refusal != "" {
+					blocks = append(blocks, antBlock{Type: "text", Text: p.Refusal})
+				}
+			default:
+				return "", nil, badRequest("messages[%d]: assistant content part type %q is not supported", i, p.Type)
+			}
+		}
+		for j, tc := range m.ToolCalls {
+			b, err := antToolUse(tc)
+			if err != nil {
+				return "", nil, badRequest("messages[%d].tool_calls[%d]: %v", i, j, err)
+			}
+			blocks = append(blocks, b)
+		}
+		return "assistant", blocks, nil
+	case "tool":
+		if m.ToolCallID == "" {
+			return "", nil, badRequest("messages[%d]: tool messages need a tool_call_id", i)
+		}
+		inner, err := antUserBlocks(parts)
+		if err != nil {
+			return "", nil, badRequest("messages[%d]: %v", i, err)
+		}
+		return "user", []antBlock{{Type: "tool_result", ToolUseID: antToolID(m.ToolCallID), Content: antBlocks(inner...)}}, nil
+	}
+	return "", nil, badRequest("messages[%d]: role %q is not supported", i, m.Role)
 }
 
 func antToolResultsFirst(blocks []antBlock) {
@@ -460,10 +387,9 @@ func antImage(p ContentPart) (antBlock, error) {
 		return antBlock{}, fmt.Errorf("image_url must be an object with a url")
 	}
 	cc := antCacheControl(p.CacheControl)
-	if rest, ok := strings.CutPrefix(u, "data:"); ok {
-		meta, data, ok := strings.Cut(rest, ",")
-		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
-		if !ok || !isBase64 || mediaType == "" {
+	if strings.HasPrefix(u, "data:") {
+		mediaType, data, ok := splitDataURL(u)
+		if !ok {
 			return antBlock{}, fmt.Errorf("an image data URL must be data:<media type>;base64,<data>")
 		}
 		typ := "image"
@@ -502,61 +428,7 @@ func antToolUse(tc ToolCall) (antBlock, error) {
 	return antBlock{Type: "tool_use", ID: antToolID(tc.ID), Name: tc.Function.Name, Input: compact.Bytes()}, nil
 }
 
-// antToolID makes a tool call id fit Anthropic's ^[a-zA-Z0-9_-]+$.
-func antToolID(id string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
-			return r
-		}
-		return '_'
-	}, id)
-}
-
 // --- response and stream translation ---
-
-// anthropicFinish maps stop_reason to finish_reason (providers.md §12.2).
-func anthropicFinish(stop string) string {
-	switch stop {
-	case "max_tokens", "model_context_window_exceeded":
-		return "length"
-	case "tool_use":
-		return "tool_calls"
-	case "refusal":
-		return "content_filter"
-	default: // end_turn, stop_sequence, pause_turn, or none given
-		return "stop"
-	}
-}
-
-// anthropicUsage reads Anthropic's usage object in OpenAI's terms: the
-// prompt is all input, cached or not (input_tokens excludes both cache
-// counters), and cached_tokens is what was read from the cache
-// (providers.md §12.3). Raw keeps the object for billing.
-func anthropicUsage(r gjson.Result) Usage {
-	if !r.IsObject() {
-		return Usage{}
-	}
-	res := gjson.GetMany(r.Raw, "input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
-	u := Usage{
-		PromptTokens:     antTokenCount(res[0]) + antTokenCount(res[1]) + antTokenCount(res[2]),
-		CachedTokens:     antTokenCount(res[1]),
-		CompletionTokens: antTokenCount(res[3]),
-		Raw:              json.RawMessage(r.Raw),
-	}
-	u.TotalTokens = u.PromptTokens + u.CompletionTokens
-	return u
-}
-
-// antMaxTokenCount bounds one reported count, so that a garbled usage object
-// cannot meter a negative or overflowing number of tokens.
-const antMaxTokenCount = 1 << 40
-
-func antTokenCount(r gjson.Result) int64 {
-	if r.Type != gjson.Number {
-		return 0
-	}
-	return min(max(r.Int(), 0), antMaxTokenCount)
-}
 
 // anthropicResponse translates a Messages answer to a chat.completion. Its
 // id is the call's; Anthropic's msg_ id stays in the provider's own logs.
@@ -597,7 +469,7 @@ func anthropicResponse(c *Call, body []byte) ([]byte, Usage, error) {
 		msg.Content = Str(text.String())
 	}
 	u := anthropicUsage(res[4])
-	out, err := NewCompletion(c, model, msg, anthropicFinish(res[3].String()), u)
+	out, err := newCompletion(c, model, msg, anthropicFinish(res[3].String()), u)
 	return out, u, err
 }
 
@@ -606,10 +478,7 @@ func anthropicResponse(c *Call, body []byte) ([]byte, Usage, error) {
 type anthropicStream struct {
 	c     *Call
 	model string
-	// usage holds the fields of Anthropic's usage object: message_start
-	// gives the input side, each message_delta restates the cumulative
-	// counts, which win.
-	usage map[string]json.RawMessage
+	usage antStreamUsage
 	// tools maps a content block's index to its tool call's index, for
 	// tool_use blocks; argsSent tells whether a tool got any arguments.
 	tools    map[int64]int
@@ -627,10 +496,10 @@ func (s *anthropicStream) chunk(dst []byte, d ChunkDelta, finish string) []byte 
 	if !s.roleSent {
 		s.roleSent = true
 		if d.Role == "" {
-			dst = AppendChunk(dst, s.c, s.model, ChunkDelta{Role: "assistant", Content: Str("")}, "")
+			dst = appendChunk(dst, s.c, s.model, ChunkDelta{Role: "assistant", Content: Str("")}, "")
 		}
 	}
-	return AppendChunk(dst, s.c, s.model, d, finish)
+	return appendChunk(dst, s.c, s.model, d, finish)
 }
 
 func (s *anthropicStream) Event(dst []byte, ev Event) ([]byte, error) {
@@ -653,10 +522,10 @@ func (s *anthropicStream) Event(dst []byte, ev Event) ([]byte, error) {
 		if model := m.Get("model").String(); model != "" {
 			s.model = model
 		}
-		s.mergeUsage(m.Get("usage"))
+		s.usage.add(m.Get("usage"))
 		if !s.roleSent {
 			s.roleSent = true
-			dst = AppendChunk(dst, s.c, s.model, ChunkDelta{Role: "assistant", Content: Str("")}, "")
+			dst = appendChunk(dst, s.c, s.model, ChunkDelta{Role: "assistant", Content: Str("")}, "")
 		}
 	case "content_block_start":
 		res := gjson.GetManyBytes(ev.Data, "index", "content_block.type", "content_block.text", "content_block.id", "content_block.name")
@@ -694,7 +563,7 @@ func (s *anthropicStream) Event(dst []byte, ev Event) ([]byte, error) {
 		}
 	case "message_delta":
 		res := gjson.GetManyBytes(ev.Data, "delta.stop_reason", "usage")
-		s.mergeUsage(res[1])
+		s.usage.add(res[1])
 		if res[0].Type == gjson.String && !s.finished {
 			s.finished = true
 			dst = s.chunk(dst, ChunkDelta{}, anthropicFinish(res[0].Str))
@@ -706,83 +575,24 @@ func (s *anthropicStream) Event(dst []byte, ev Event) ([]byte, error) {
 			dst = s.chunk(dst, ChunkDelta{}, "stop")
 		}
 		if s.c.IncludeUsage {
-			dst = AppendUsageChunk(dst, s.c, s.model, s.Usage())
+			dst = appendUsageChunk(dst, s.c, s.model, s.Usage())
 		}
-		dst = AppendDone(dst)
+		dst = appendDone(dst, s.c)
 	}
 	// ping and unknown events add nothing.
 	return dst, nil
 }
 
-func (s *anthropicStream) mergeUsage(r gjson.Result) {
-	if !r.IsObject() {
-		return
-	}
-	r.ForEach(func(k, v gjson.Result) bool {
-		if v.Type != gjson.Null {
-			if s.usage == nil {
-				s.usage = map[string]json.RawMessage{}
-			}
-			s.usage[k.String()] = json.RawMessage(v.Raw)
-		}
-		return true
-	})
-}
-
 func (s *anthropicStream) End(dst []byte) ([]byte, error) {
 	if !s.done {
-		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_incomplete", Message: "the provider's stream ended before the answer was complete"}
+		return dst, errIncomplete("answer")
 	}
 	return dst, nil
 }
 
-func (s *anthropicStream) Usage() Usage {
-	if s.usage == nil {
-		return Usage{}
-	}
-	raw, err := json.Marshal(s.usage)
-	if err != nil {
-		return Usage{}
-	}
-	return anthropicUsage(gjson.ParseBytes(raw))
-}
-
-// anthropicStreamError reads an error event,
-// {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}.
-func anthropicStreamError(data []byte) *StreamError {
-	typ := gjson.GetBytes(data, "error.type").String()
-	msg := ErrorMessage(data)
-	if msg == "" {
-		msg = "the provider reported an error in the stream"
-	}
-	code := typ
-	if code == "" {
-		code = "upstream_stream_error"
-	}
-	return &StreamError{Class: anthropicErrorClass(typ), Code: code, Message: msg}
-}
+func (s *anthropicStream) Usage() Usage { return s.usage.usage() }
 
 // --- error classes ---
-
-// anthropicErrorClass maps an error.type to a class (providers.md §3.6).
-func anthropicErrorClass(typ string) string {
-	switch typ {
-	case "overloaded_error":
-		return ClassOverloaded
-	case "rate_limit_error":
-		return ClassRateLimit
-	case "billing_error":
-		return ClassQuota
-	case "authentication_error", "permission_error":
-		return ClassAuth
-	case "invalid_request_error", "not_found_error", "request_too_large":
-		return ClassBadRequest
-	case "timeout_error":
-		return ClassTimeout
-	default: // api_error and anything new
-		return ClassServer
-	}
-}
 
 // classifyAnthropic: a 429 is a rate limit only with a retry-after; without
 // one it is the monthly spend cap (error.details.error_code

@@ -5,13 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
@@ -19,59 +15,8 @@ import (
 	"github.com/tidwall/gjson"
 )
 
-// go test ./providers/ -run Anthropic -update-anthropic rewrites the antGolden
-// files under testdata/anthropic; review them before committing.
-var updateAnthropic = flag.Bool("update-anthropic", false, "rewrite the Anthropic antGolden files")
-
-const antDir = "testdata/anthropic"
-
 func antCall() *Call {
 	return &Call{Op: OpChat, Key: reqTestKey, Model: "claude-sonnet-4-5-20250929", ID: "chatcmpl-test", Created: 1700000000}
-}
-
-// antCanonicalJSON re-encodes b with sorted keys and indentation, so JSON is
-// compared by value and goldens diff well.
-func antCanonicalJSON(t testing.TB, b []byte) []byte {
-	t.Helper()
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("invalid JSON: %v\n%s", err, b)
-	}
-	out, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return append(out, '\n')
-}
-
-// antGolden compares got with the file want (or rewrites it with -update-anthropic).
-func antGolden(t *testing.T, want string, got []byte) {
-	t.Helper()
-	path := filepath.Join(antDir, want)
-	if *updateAnthropic {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	w, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update-anthropic to create it)", err)
-	}
-	if !bytes.Equal(w, got) {
-		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", want, got, w)
-	}
-}
-
-func antFixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(antDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // --- request build ---
@@ -91,7 +36,7 @@ func TestAnthropicRequestGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := antCall()
-			c.Body = antFixture(t, "request_"+tc.name+".json")
+			c.Body = fixture(t, "anthropic/request_"+tc.name+".json")
 			if tc.edit != nil {
 				tc.edit(c)
 			}
@@ -99,7 +44,7 @@ func TestAnthropicRequestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			body := readReqBody(t, req)
+			snap, body := requestSnapshot(t, req)
 			assertKeyOnlyIn(t, req, "X-Api-Key")
 			if strings.Contains(body, "Kq3ZUNIQUE") {
 				t.Error("the key is in the body")
@@ -107,15 +52,7 @@ func TestAnthropicRequestGolden(t *testing.T) {
 			if req.Header.Get("Authorization") != "" {
 				t.Error("Authorization header set")
 			}
-			headers := map[string]string{}
-			for k, v := range req.Header {
-				headers[k] = strings.Join(v, ", ")
-			}
-			got, _ := json.Marshal(map[string]any{
-				"method": req.Method, "url": req.URL.String(), "headers": headers,
-				"body": json.RawMessage(body),
-			})
-			antGolden(t, "request_"+tc.name+".want.json", antCanonicalJSON(t, got))
+			golden(t, "anthropic/request_"+tc.name+".want.json", snap, true)
 		})
 	}
 }
@@ -269,12 +206,12 @@ func antUsageJSON(u Usage) json.RawMessage {
 func TestAnthropicResponseGolden(t *testing.T) {
 	for _, name := range []string{"text", "tool_use", "tool_only", "max_tokens", "refusal", "stop_sequence"} {
 		t.Run(name, func(t *testing.T) {
-			out, u, err := Get(Anthropic).TranslateResponse(antCall(), antFixture(t, "response_"+name+".json"))
+			out, u, err := Get(Anthropic).TranslateResponse(antCall(), fixture(t, "anthropic/response_"+name+".json"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			got, _ := json.Marshal(map[string]any{"completion": json.RawMessage(out), "usage": antUsageJSON(u)})
-			antGolden(t, "response_"+name+".want.json", antCanonicalJSON(t, got))
+			golden(t, "anthropic/response_"+name+".want.json", got, true)
 		})
 	}
 }
@@ -323,60 +260,19 @@ func TestAnthropicFinishReasons(t *testing.T) {
 // --- stream translation ---
 
 // runAnthropicStream feeds data, an upstream event stream, through the
-// translator the way the gateway does, and returns what the client gets.
+// translator the way the gateway does, and returns what the client gets;
+// err is an error of the SSE reader, or of a translator error that is not a
+// *StreamError.
 func runAnthropicStream(c *Call, data []byte) (out []byte, serr *StreamError, u Usage, err error) {
 	tr := Get(Anthropic).NewStream(c)
-	r := NewSSEReader(bytes.NewReader(data))
-	for {
-		ev, rerr := r.Next()
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return out, nil, tr.Usage(), rerr
-		}
-		out, err = tr.Event(out, ev)
-		if err != nil {
-			break
-		}
+	out, err = feedStream(tr, bytes.NewReader(data), nil)
+	switch {
+	case err == nil, errors.As(err, &serr):
+		return out, serr, tr.Usage(), nil
+	case errors.Is(err, ErrEventTooLarge):
+		return out, nil, tr.Usage(), err
 	}
-	if err == nil {
-		out, err = tr.End(out)
-	}
-	if err != nil && !errors.As(err, &serr) {
-		return out, nil, tr.Usage(), fmt.Errorf("not a *StreamError: %w", err)
-	}
-	return out, serr, tr.Usage(), nil
-}
-
-// antCheckChunks checks that every event in out is a data line carrying a
-// chat.completion.chunk of call c (or [DONE], last).
-func antCheckChunks(t testing.TB, c *Call, out []byte) {
-	t.Helper()
-	events := strings.Split(string(out), "\n\n")
-	if events[len(events)-1] != "" {
-		t.Fatalf("the output does not end with a blank line: %q", out)
-	}
-	events = events[:len(events)-1]
-	for i, e := range events {
-		d, ok := strings.CutPrefix(e, "data: ")
-		if !ok || strings.Contains(d, "\n") {
-			t.Fatalf("event %d is not one data line: %q", i, e)
-		}
-		if d == "[DONE]" {
-			if i != len(events)-1 {
-				t.Fatalf("[DONE] is not last")
-			}
-			continue
-		}
-		if !gjson.Valid(d) {
-			t.Fatalf("event %d is not JSON: %s", i, d)
-		}
-		res := gjson.GetMany(d, "id", "object", "created", "model")
-		if res[0].Str != c.ID || res[1].Str != "chat.completion.chunk" || res[2].Int() != c.Created || res[3].Str == "" {
-			t.Fatalf("event %d: %s", i, d)
-		}
-	}
+	return out, nil, tr.Usage(), fmt.Errorf("not a *StreamError: %w", err)
 }
 
 func TestAnthropicStreamGolden(t *testing.T) {
@@ -393,18 +289,18 @@ func TestAnthropicStreamGolden(t *testing.T) {
 		t.Run(tc.want, func(t *testing.T) {
 			c := antCall()
 			c.Stream, c.IncludeUsage = true, tc.includeUsage
-			out, serr, u, err := runAnthropicStream(c, antFixture(t, tc.in))
+			out, serr, u, err := runAnthropicStream(c, fixture(t, "anthropic/"+tc.in))
 			if err != nil {
 				t.Fatal(err)
 			}
-			antCheckChunks(t, c, out)
+			checkChunks(t, c, "", out)
 			got := append([]byte(nil), out...)
 			if serr != nil {
 				b, _ := json.Marshal(serr)
 				got = append(append(append(got, ": error "...), b...), '\n')
 			}
 			got = append(append(append(got, ": usage "...), antUsageJSON(u)...), '\n')
-			antGolden(t, tc.want, got)
+			golden(t, "anthropic/"+tc.want, got, false)
 		})
 	}
 }
@@ -412,7 +308,7 @@ func TestAnthropicStreamGolden(t *testing.T) {
 // Reassembling the tool stream gives back the calls Anthropic made.
 func TestAnthropicStreamToolCalls(t *testing.T) {
 	c := antCall()
-	out, serr, _, err := runAnthropicStream(c, antFixture(t, "stream_tools.sse"))
+	out, serr, _, err := runAnthropicStream(c, fixture(t, "anthropic/stream_tools.sse"))
 	if err != nil || serr != nil {
 		t.Fatal(err, serr)
 	}
@@ -483,7 +379,7 @@ func TestAnthropicStreamEdges(t *testing.T) {
 	if err != nil || serr != nil {
 		t.Fatal(err, serr)
 	}
-	antCheckChunks(t, c, out)
+	checkChunks(t, c, "", out)
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n\n")
 	if len(lines) != 5 || !strings.Contains(lines[0], `"role":"assistant"`) || !strings.Contains(lines[1], `"content":"hi"`) ||
 		!strings.Contains(lines[2], `"finish_reason":"stop"`) || !strings.Contains(lines[3], `"choices":[]`) || lines[4] != "data: [DONE]" {
@@ -549,21 +445,6 @@ func TestClassifyAnthropic(t *testing.T) {
 
 // --- against the fake ---
 
-func antSend(t *testing.T, c *Call) (*http.Response, []byte) {
-	t.Helper()
-	req, err := Get(Anthropic).NewCallRequest(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
-}
-
 func TestAnthropicAgainstFake(t *testing.T) {
 	fake := providertest.New("anthropic")
 	defer fake.Close()
@@ -576,8 +457,8 @@ func TestAnthropicAgainstFake(t *testing.T) {
 	})
 	c := antCall()
 	c.Endpoint = base
-	c.Body = antFixture(t, "request_tool_roundtrip.json")
-	resp, body := antSend(t, c)
+	c.Body = fixture(t, "anthropic/request_tool_roundtrip.json")
+	resp, body := send(t, Anthropic, c)
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
@@ -602,7 +483,7 @@ func TestAnthropicAgainstFake(t *testing.T) {
 	c = antCall()
 	c.Endpoint, c.Stream, c.IncludeUsage = base, true, true
 	c.Body = []byte(`{"model":"x","messages":[{"role":"user","content":"hi"}],"stream":true}`)
-	resp, body = antSend(t, c)
+	resp, body = send(t, Anthropic, c)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
 	}
@@ -613,7 +494,7 @@ func TestAnthropicAgainstFake(t *testing.T) {
 	if err != nil || serr != nil {
 		t.Fatal(err, serr)
 	}
-	antCheckChunks(t, c, sse)
+	checkChunks(t, c, "", sse)
 	if !bytes.HasSuffix(sse, []byte("data: [DONE]\n\n")) {
 		t.Errorf("stream %s", sse)
 	}
@@ -631,7 +512,7 @@ func TestAnthropicAgainstFake(t *testing.T) {
 	fake.SetResponder(func(rec providertest.Record) providertest.Response {
 		return providertest.Response{RawEvents: providertest.AnthropicToolUseStream(rec.Model, "toolu_5", "f", []string{`{"a":`, `1}`}, u)}
 	})
-	_, body = antSend(t, c)
+	_, body = send(t, Anthropic, c)
 	sse, serr, su, _ = runAnthropicStream(c, body)
 	if serr != nil || !bytes.Contains(sse, []byte(`"finish_reason":"tool_calls"`)) || su.TotalTokens != 1080 {
 		t.Errorf("%v %+v\n%s", serr, su, sse)
@@ -642,7 +523,7 @@ func TestAnthropicAgainstFake(t *testing.T) {
 		ev := providertest.AnthropicStream(rec.Model, []string{"a", "b"}, u)
 		return providertest.Response{RawEvents: append(ev[:4], providertest.AnthropicErrorEvent("overloaded_error", "Overloaded"))}
 	})
-	_, body = antSend(t, c)
+	_, body = send(t, Anthropic, c)
 	if _, serr, _, _ = runAnthropicStream(c, body); serr == nil || serr.Class != ClassOverloaded || serr.Message != "Overloaded" {
 		t.Errorf("StreamError %+v", serr)
 	}
@@ -650,7 +531,7 @@ func TestAnthropicAgainstFake(t *testing.T) {
 	// A key the fake refuses: the native 401 echoes it.
 	fake.SetResponder(nil)
 	fake.AcceptOnly("sk-ant-api03-other")
-	resp, body = antSend(t, c)
+	resp, body = send(t, Anthropic, c)
 	if resp.StatusCode != 401 || !strings.Contains(string(body), reqTestKey) ||
 		ClassifyResponse(Anthropic, resp.StatusCode, resp.Header, body) != ClassAuth ||
 		!strings.HasPrefix(ErrorMessage(body), "invalid x-api-key") {
@@ -690,37 +571,17 @@ func TestAnthropicAgainstFake(t *testing.T) {
 
 // --- fuzzing ---
 
-func antAddFixtures(f *testing.F, prefix, ext string) {
-	names, _ := filepath.Glob(filepath.Join(antDir, prefix+"*"+ext))
-	sort.Strings(names)
-	for _, n := range names {
-		if strings.Contains(n, ".want.") {
-			continue
-		}
-		b, err := os.ReadFile(n)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-}
-
 func FuzzAnthropicRequest(f *testing.F) {
-	antAddFixtures(f, "request_", ".json")
+	addFixtures(f, "anthropic/request_*.json")
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":"data:;base64,"}]}]}`))
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":"q"}],"web_search_options":{"user_location":{"approximate":{"city":"x"}},"filters":{"allowed_domains":["a"]}}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c := antCall()
 		c.Body = body
-		req, err := Get(Anthropic).NewCallRequest(context.Background(), c)
-		if err != nil {
-			var re *RequestError
-			if !errors.As(err, &re) {
-				t.Fatalf("not a *RequestError: %v", err)
-			}
+		b, refused := buildOrRefuse(t, Anthropic, c)
+		if refused != nil {
 			return
 		}
-		b, _ := io.ReadAll(req.Body)
 		if !json.Valid(b) {
 			t.Fatalf("invalid JSON body: %s", b)
 		}
@@ -737,7 +598,7 @@ func FuzzAnthropicRequest(f *testing.F) {
 }
 
 func FuzzAnthropicResponse(f *testing.F) {
-	antAddFixtures(f, "response_", ".json")
+	addFixtures(f, "anthropic/response_*.json")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		out, u, err := Get(Anthropic).TranslateResponse(antCall(), body)
 		if err != nil {
@@ -756,7 +617,7 @@ func FuzzAnthropicResponse(f *testing.F) {
 }
 
 func FuzzAnthropicStream(f *testing.F) {
-	antAddFixtures(f, "stream_", ".sse")
+	addFixtures(f, "anthropic/stream_*.sse")
 	ev := func(name, data string) string { return "event: " + name + "\ndata: " + data + "\n\n" }
 	f.Add([]byte(ev("message_start", `{"type":"message_start","message":{"model":"m","usage":{"input_tokens":-3,"cache_read_input_tokens":1e30}}}`) +
 		ev("content_block_start", `{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}`) +
@@ -775,7 +636,7 @@ func FuzzAnthropicStream(f *testing.F) {
 			}
 			return // the SSE reader refused the input
 		}
-		antCheckChunks(t, c, out)
+		checkChunks(t, c, "", out)
 		if u.PromptTokens < 0 || u.CompletionTokens < 0 || u.CachedTokens > u.PromptTokens || u.TotalTokens != u.PromptTokens+u.CompletionTokens {
 			t.Fatalf("usage %+v", u)
 		}

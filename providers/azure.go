@@ -25,12 +25,18 @@ var azure = register(&Provider{
 	Implemented: true,
 	build:       buildAzure,
 	test:        testAzure,
+	// Azure's v1 API serves Responses (at /openai/v1/responses).
+	speaks: func(api string, ep Endpoint) bool { return api == ResponsesDoor.API && ep.APIVersion == "v1" },
 })
 
 var errAzureEndpoint = errors.New("azure needs a base_url (https://{resource}.openai.azure.com)")
 
 func buildAzure(ctx context.Context, c *Call) (*http.Request, error) {
-	ep, op, model, body := c.Endpoint, c.Op, c.Model, c.Body
+	ep, op, model := c.Endpoint, c.Op, c.Model
+	body, err := c.wireBody(false)
+	if err != nil {
+		return nil, err
+	}
 	if op == OpChat {
 		body = askStreamUsage(c, body) // Azure follows OpenAI here
 	}

@@ -1,361 +1,9 @@
 package providers
 
-import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-)
+import "encoding/json"
 
-// OpenAI chat-completions types shared by the translating adapters
-// (Anthropic, Gemini, Cohere). OpenAI-shaped providers never decode bodies:
-// they are forwarded as bytes.
-
-// ChatRequest is the part of an OpenAI chat-completions request the
-// translators read. Unknown fields are ignored.
-type ChatRequest struct {
-	Model               string          `json:"model"`
-	Messages            []ChatMessage   `json:"messages"`
-	MaxTokens           *int            `json:"max_tokens,omitempty"`
-	MaxCompletionTokens *int            `json:"max_completion_tokens,omitempty"`
-	Temperature         *float64        `json:"temperature,omitempty"`
-	TopP                *float64        `json:"top_p,omitempty"`
-	Stop                StringList      `json:"stop,omitempty"`
-	Stream              bool            `json:"stream,omitempty"`
-	StreamOptions       *StreamOptions  `json:"stream_options,omitempty"`
-	Tools               []Tool          `json:"tools,omitempty"`
-	ToolChoice          json.RawMessage `json:"tool_choice,omitempty"`
-	N                   *int            `json:"n,omitempty"`
-	Seed                *int64          `json:"seed,omitempty"`
-	User                string          `json:"user,omitempty"`
-
-	// Options only some providers take. An adapter that drops one must
-	// not refuse a request over its value, so decoding keeps them as sent:
-	// the adapters that read one decode it with Opt.Get, and
-	// response_format, which each provider reads its own way, stays raw.
-	TopK             Opt[*int]       `json:"top_k"`
-	FrequencyPenalty Opt[*float64]   `json:"frequency_penalty"`
-	PresencePenalty  Opt[*float64]   `json:"presence_penalty"`
-	ReasoningEffort  Opt[string]     `json:"reasoning_effort"`
-	ResponseFormat   json.RawMessage `json:"response_format,omitempty"`
-	// WebSearchOptions asks for the provider's own web search (OpenAI's
-	// search models take it as is): Anthropic's adapter turns it into its
-	// web search server tool, Gemini's into Google Search grounding.
-	WebSearchOptions json.RawMessage `json:"web_search_options,omitempty"`
-}
-
-// WebSearch is web_search_options as the adapters read it: OpenAI's
-// fields, and the allowed domains of a Responses web_search tool (which
-// the Responses door adds for Anthropic, the one target that applies them).
-type WebSearch struct {
-	SearchContextSize string `json:"search_context_size"`
-	UserLocation      *struct {
-		Type        string `json:"type"`
-		Approximate struct {
-			City     string `json:"city,omitempty"`
-			Country  string `json:"country,omitempty"`
-			Region   string `json:"region,omitempty"`
-			Timezone string `json:"timezone,omitempty"`
-		} `json:"approximate"`
-	} `json:"user_location"`
-	Filters *struct {
-		AllowedDomains []string `json:"allowed_domains"`
-	} `json:"filters"`
-}
-
-// WebSearch decodes web_search_options: nil when the request has none.
-func (r *ChatRequest) WebSearch() (*WebSearch, error) {
-	raw := bytes.TrimSpace(r.WebSearchOptions)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil, nil
-	}
-	var ws WebSearch
-	if err := decodeField("web_search_options", raw, &ws); err != nil {
-		return nil, err
-	}
-	return &ws, nil
-}
-
-// Opt is a request field that only some providers read. Decoding keeps
-// the client's JSON value and never fails on it, so a provider that drops
-// the field takes any value, as if ChatRequest had no such field; Get
-// decodes it as a T for a provider that reads it.
-type Opt[T any] struct {
-	raw json.RawMessage
-}
-
-// UnmarshalJSON keeps the value as sent.
-func (o *Opt[T]) UnmarshalJSON(b []byte) error {
-	o.raw = append(o.raw[:0], b...)
-	return nil
-}
-
-// MarshalJSON writes the value as sent (null when absent).
-func (o Opt[T]) MarshalJSON() ([]byte, error) {
-	if len(o.raw) == 0 {
-		return []byte("null"), nil
-	}
-	return o.raw, nil
-}
-
-// Get returns the value: the zero T when the field is absent or null. A
-// value that is not a T is a RequestError worded as decoding the whole body
-// would word it; field is the field's name in the body.
-func (o Opt[T]) Get(field string) (T, error) {
-	var v T
-	err := decodeField(field, o.raw, &v)
-	return v, err
-}
-
-// decodeField decodes raw, a value the request keeps undecoded, into v. A
-// value of the wrong type is a RequestError worded as decoding the whole
-// body would word it: field is raw's path in the body, as encoding/json
-// names it ("messages.tool_calls.extra_content"). Absent (empty) raw leaves
-// v as it is.
-func decodeField(field string, raw json.RawMessage, v any) error {
-	if len(raw) == 0 {
-		return nil
-	}
-	err := json.Unmarshal(raw, v)
-	if err == nil {
-		return nil
-	}
-	var te *json.UnmarshalTypeError
-	if errorsAs(err, &te) {
-		at := *te
-		at.Field = field
-		if te.Field != "" {
-			at.Field += "." + te.Field
-		}
-		err = &at
-	}
-	return &RequestError{Message: "invalid chat completions request: " + jsonMessage(err)}
-}
-
-// StreamOptions is OpenAI's stream_options.
-type StreamOptions struct {
-	IncludeUsage bool `json:"include_usage"`
-}
-
-// MaxOutputTokens returns max_completion_tokens, else max_tokens, else 0.
-func (r *ChatRequest) MaxOutputTokens() int {
-	if r.MaxCompletionTokens != nil {
-		return *r.MaxCompletionTokens
-	}
-	if r.MaxTokens != nil {
-		return *r.MaxTokens
-	}
-	return 0
-}
-
-// ChatMessage is one message. Content is a string, an array of parts, or
-// null (an assistant message with only tool calls).
-type ChatMessage struct {
-	Role       string          `json:"role"`
-	Content    json.RawMessage `json:"content,omitempty"`
-	Name       string          `json:"name,omitempty"`
-	ToolCalls  []ToolCall      `json:"tool_calls,omitempty"`
-	ToolCallID string          `json:"tool_call_id,omitempty"`
-}
-
-// ContentPart is one element of an array content. ImageURL is kept raw:
-// clients send {"url": ...} or the bare URL string (see URL), and the
-// adapters differ in what they take. CacheControl is Anthropic's prompt
-// caching marker.
-type ContentPart struct {
-	Type         string          `json:"type"`
-	Text         string          `json:"text,omitempty"`
-	Refusal      string          `json:"refusal,omitempty"`
-	ImageURL     json.RawMessage `json:"image_url,omitempty"`
-	CacheControl json.RawMessage `json:"cache_control,omitempty"`
-}
-
-// URL reads image_url given as {"url": ...} or, as some clients send it,
-// the bare URL string. ok is false when it is neither (or absent).
-func (p *ContentPart) URL() (url string, ok bool) {
-	if json.Unmarshal(p.ImageURL, &url) == nil {
-		return url, true
-	}
-	var obj ImageURL
-	if json.Unmarshal(p.ImageURL, &obj) == nil {
-		return obj.URL, true
-	}
-	return "", false
-}
-
-// ImageURL is an image part's URL: http(s) or a data: URL.
-type ImageURL struct {
-	URL    string `json:"url"`
-	Detail string `json:"detail,omitempty"`
-}
-
-// Parts returns the message content as parts: a string becomes one text
-// part; null or absent content gives none.
-func (m *ChatMessage) Parts() ([]ContentPart, error) {
-	return decodeContent(m.Content, func(s string) ContentPart { return ContentPart{Type: "text", Text: s} })
-}
-
-// errContent is the error of content that is neither a string, an array of
-// parts, nor null.
-var errContent = errors.New("message content must be a string or an array of parts")
-
-// decodeContent reads message content as parts of type P, for an adapter
-// that reads parts into its own type: a string becomes the one part text(s);
-// null or absent content gives none. An array that does not decode as []P
-// is errContent.
-func decodeContent[P any](content json.RawMessage, text func(string) P) ([]P, error) {
-	c := bytes.TrimSpace(content)
-	if len(c) == 0 || bytes.Equal(c, []byte("null")) {
-		return nil, nil
-	}
-	if c[0] == '"' {
-		var s string
-		if err := json.Unmarshal(c, &s); err != nil {
-			return nil, errContent
-		}
-		return []P{text(s)}, nil
-	}
-	var parts []P
-	if err := json.Unmarshal(c, &parts); err != nil {
-		return nil, errContent
-	}
-	return parts, nil
-}
-
-// Text joins the message's text parts with newlines.
-func (m *ChatMessage) Text() (string, error) {
-	parts, err := m.Parts()
-	if err != nil {
-		return "", err
-	}
-	var b bytes.Buffer
-	for _, p := range parts {
-		if p.Type == "text" {
-			if b.Len() > 0 {
-				b.WriteByte('\n')
-			}
-			b.WriteString(p.Text)
-		}
-	}
-	return b.String(), nil
-}
-
-// Tool is a function the model may call.
-type Tool struct {
-	Type     string       `json:"type"`
-	Function ToolFunction `json:"function"`
-}
-
-// ToolFunction declares a function: its parameters are a JSON schema.
-type ToolFunction struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	Parameters  json.RawMessage `json:"parameters,omitempty"`
-	Strict      *bool           `json:"strict,omitempty"`
-}
-
-// ToolCall is a call the model made (in a message) or is making (in a
-// stream delta, with Index).
-type ToolCall struct {
-	Index    *int         `json:"index,omitempty"`
-	ID       string       `json:"id,omitempty"`
-	Type     string       `json:"type,omitempty"`
-	Function FunctionCall `json:"function"`
-	// ExtraContent is provider data on the call: Google's OpenAI-compatible
-	// endpoint puts Gemini's thought signature there, and clients send it
-	// back with the history. Kept raw; only the Gemini adapter reads or
-	// writes it.
-	ExtraContent json.RawMessage `json:"extra_content,omitempty"`
-}
-
-// FunctionCall names the function and carries its arguments as a JSON
-// string (possibly partial, in a stream delta).
-type FunctionCall struct {
-	Name      string `json:"name,omitempty"`
-	Arguments string `json:"arguments"`
-}
-
-// ToolChoiceMode reads tool_choice: "none", "auto", "required", or
-// "function" with the function's name.
-func ToolChoiceMode(raw json.RawMessage) (mode, function string) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return "", ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s, ""
-	}
-	var obj struct {
-		Type     string `json:"type"`
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
-	}
-	if json.Unmarshal(raw, &obj) == nil && obj.Function.Name != "" {
-		return "function", obj.Function.Name
-	}
-	return "", ""
-}
-
-// StringList accepts a string or an array of strings (OpenAI's stop).
-type StringList []string
-
-// UnmarshalJSON accepts "x" or ["x", "y"].
-func (l *StringList) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
-		*l = nil
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*l = StringList{s}
-		return nil
-	}
-	var ss []string
-	if err := json.Unmarshal(b, &ss); err != nil {
-		return fmt.Errorf("stop must be a string or an array of strings")
-	}
-	*l = ss
-	return nil
-}
-
-// DecodeChatRequest parses a client's chat-completions body.
-func DecodeChatRequest(body []byte) (*ChatRequest, error) {
-	var r ChatRequest
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, &RequestError{Message: "invalid chat completions request: " + jsonMessage(err)}
-	}
-	return &r, nil
-}
-
-// RequestError is a client request that cannot be translated for the
-// provider (a bad or unsupported field). The gateway answers 400 with it,
-// before any upstream call.
-type RequestError struct {
-	Message string
-}
-
-func (e *RequestError) Error() string { return e.Message }
-
-// jsonMessage keeps decoder errors free of the client's values.
-func jsonMessage(err error) string {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errorsAs(err, &se):
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
-	case errorsAs(err, &te):
-		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
-	}
-	return err.Error()
-}
-
-// --- rendering OpenAI's answers ---
+// OpenAI's chat completions as the translating adapters write them: the
+// answer (chat.completion) and the stream (chat.completion.chunk events).
 
 // ChatCompletion is OpenAI's non-streamed answer.
 type ChatCompletion struct {
@@ -383,14 +31,14 @@ type ResponseMessage struct {
 	ToolCalls []ToolCall `json:"tool_calls,omitempty"`
 }
 
-// NewCompletion renders a chat.completion body for c with one choice.
-func NewCompletion(c *Call, model string, msg ResponseMessage, finish string, u Usage) ([]byte, error) {
-	return NewCompletionChoices(c, model, []CompletionItem{{Index: 0, Message: msg, FinishReason: finish}}, u)
+// newCompletion renders a chat.completion body for c with one choice.
+func newCompletion(c *Call, model string, msg ResponseMessage, finish string, u Usage) ([]byte, error) {
+	return newCompletionChoices(c, model, []CompletionItem{{Index: 0, Message: msg, FinishReason: finish}}, u)
 }
 
-// NewCompletionChoices renders a chat.completion body for c with the given
+// newCompletionChoices renders a chat.completion body for c with the given
 // choices (n > 1); a message without a role is the assistant's.
-func NewCompletionChoices(c *Call, model string, choices []CompletionItem, u Usage) ([]byte, error) {
+func newCompletionChoices(c *Call, model string, choices []CompletionItem, u Usage) ([]byte, error) {
 	for i := range choices {
 		if choices[i].Message.Role == "" {
 			choices[i].Message.Role = "assistant"
@@ -426,14 +74,19 @@ type chunk struct {
 	Usage   map[string]any `json:"usage,omitempty"`
 }
 
-// AppendChunk appends one chat.completion.chunk event with a single choice
+// appendChunk appends one chat.completion.chunk event with a single choice
 // (finish "" means none yet).
-func AppendChunk(dst []byte, c *Call, model string, delta ChunkDelta, finish string) []byte {
-	return AppendChoiceChunk(dst, c, model, 0, delta, finish)
+func appendChunk(dst []byte, c *Call, model string, delta ChunkDelta, finish string) []byte {
+	return appendChoiceChunk(dst, c, model, 0, delta, finish)
 }
 
-// AppendChoiceChunk is AppendChunk for the choice at index (n > 1).
-func AppendChoiceChunk(dst []byte, c *Call, model string, index int, delta ChunkDelta, finish string) []byte {
+// appendChoiceChunk is appendChunk for the choice at index (n > 1). Through
+// a front door (c.sink), the chunk goes to the door's stream as a value
+// instead: the door renders it in its own dialect.
+func appendChoiceChunk(dst []byte, c *Call, model string, index int, delta ChunkDelta, finish string) []byte {
+	if c.sink != nil {
+		return c.sink.chunk(dst, model, &delta, finish)
+	}
 	ch := chunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: model,
 		Choices: []chunkChoice{{Index: index, Delta: delta}}}
 	if finish != "" {
@@ -442,14 +95,27 @@ func AppendChoiceChunk(dst []byte, c *Call, model string, index int, delta Chunk
 	return appendEvent(dst, ch)
 }
 
-// AppendUsageChunk appends OpenAI's usage chunk: no choices, the usage.
-func AppendUsageChunk(dst []byte, c *Call, model string, u Usage) []byte {
+// appendUsageChunk appends OpenAI's usage chunk: no choices, the usage. A
+// door's stream takes the usage at its end (Usage), so it gets an empty
+// chunk (which names the model).
+func appendUsageChunk(dst []byte, c *Call, model string, u Usage) []byte {
+	if c.sink != nil {
+		return c.sink.chunk(dst, model, &ChunkDelta{}, "")
+	}
 	return appendEvent(dst, chunk{ID: c.ID, Object: "chat.completion.chunk", Created: c.Created, Model: model,
 		Choices: []chunkChoice{}, Usage: openAIUsageJSON(u)})
 }
 
-// AppendDone appends the closing "data: [DONE]" event.
-func AppendDone(dst []byte) []byte { return append(dst, doneEvent...) }
+// appendDone appends the closing "data: [DONE]" event (none for a door's
+// stream, whose end is its own).
+func appendDone(dst []byte, c *Call) []byte {
+	if c.sink != nil {
+		return dst
+	}
+	return append(dst, doneEvent...)
+}
+
+var doneEvent = []byte("data: [DONE]\n\n")
 
 func appendEvent(dst []byte, v any) []byte {
 	b, _ := json.Marshal(v)

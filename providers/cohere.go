@@ -115,15 +115,15 @@ func buildCohere(ctx context.Context, c *Call) (*http.Request, error) {
 	return req, nil
 }
 
-func cohereBad(format string, args ...any) error {
-	return &RequestError{Message: fmt.Sprintf(format, args...)}
-}
-
-// cohereRequestBody translates the client's OpenAI body to Cohere's v2 chat.
+// cohereRequestBody translates the hub request to Cohere's v2 chat. A
+// door's web search is left out (Cohere has none), and says so.
 func cohereRequestBody(c *Call) ([]byte, error) {
-	req, err := DecodeChatRequest(c.Body)
+	req, err := c.chatRequest()
 	if err != nil {
 		return nil, err
+	}
+	if req.Search != nil {
+		c.omit("web_search")
 	}
 	frequency, err := req.FrequencyPenalty.Get("frequency_penalty")
 	if err != nil {
@@ -134,7 +134,7 @@ func cohereRequestBody(c *Call) ([]byte, error) {
 		return nil, err
 	}
 	if req.N != nil && *req.N > 1 {
-		return nil, cohereBad("cohere returns one choice: n must be 1")
+		return nil, badRequest("cohere returns one choice: n must be 1")
 	}
 	out := cohereRequest{
 		Model:            c.Model,
@@ -171,10 +171,24 @@ func cohereRequestBody(c *Call) ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// cohereDoorPart is a door's content part as Cohere takes it.
+func cohereDoorPart(p ContentPart) cohereContentPart {
+	out := cohereContentPart{Type: p.Type}
+	switch p.Type {
+	case "text":
+		out.Text = &p.Text
+	case "image_url":
+		if p.ImageURL.URL != "" {
+			out.ImageURL = &ImageURL{URL: p.ImageURL.URL, Detail: p.ImageURL.Detail}
+		}
+	}
+	return out
+}
+
 func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
-	parts, err := decodeContent(m.Content, func(s string) cohereContentPart { return cohereContentPart{Type: "text", Text: &s} })
+	parts, err := decodeContent(m.Content, func(s string) cohereContentPart { return cohereContentPart{Type: "text", Text: &s} }, cohereDoorPart)
 	if err != nil {
-		return cohereMessage{}, cohereBad("messages[%d]: %v", i, err)
+		return cohereMessage{}, badRequest("messages[%d]: %v", i, err)
 	}
 	// text joins the text parts; any other part is refused for roles that
 	// only take text.
@@ -182,7 +196,7 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		var b strings.Builder
 		for j, p := range parts {
 			if p.Type != "text" {
-				return "", cohereBad("messages[%d].content[%d]: cohere accepts only text parts in %s messages", i, j, m.Role)
+				return "", badRequest("messages[%d].content[%d]: cohere accepts only text parts in %s messages", i, j, m.Role)
 			}
 			if b.Len() > 0 {
 				b.WriteByte('\n')
@@ -200,8 +214,7 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		}
 		return cohereMessage{Role: "system", Content: str(s)}, nil
 	case "user":
-		c := bytes.TrimSpace(m.Content)
-		if len(c) == 0 || c[0] != '[' {
+		if !m.Content.isArray() {
 			// A string (or null: an empty turn) stays a string.
 			s := ""
 			if len(parts) == 1 {
@@ -209,23 +222,8 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 			}
 			return cohereMessage{Role: "user", Content: str(s)}, nil
 		}
-		out := make([]cohereContentPart, 0, len(parts))
-		for j, p := range parts {
-			switch p.Type {
-			case "text":
-				out = append(out, cohereContentPart{Type: "text", Text: Str(p.text())})
-			case "image_url":
-				if p.ImageURL == nil || p.ImageURL.URL == "" {
-					return cohereMessage{}, cohereBad("messages[%d].content[%d]: image_url needs a url", i, j)
-				}
-				img := *p.ImageURL
-				out = append(out, cohereContentPart{Type: "image_url", ImageURL: &img})
-			default:
-				return cohereMessage{}, cohereBad("messages[%d].content[%d]: cohere does not accept %q parts", i, j, p.Type)
-			}
-		}
-		b, _ := json.Marshal(out)
-		return cohereMessage{Role: "user", Content: b}, nil
+		b, err := cohereUserParts(i, parts)
+		return cohereMessage{Role: "user", Content: b}, err
 	case "assistant":
 		s, err := text()
 		if err != nil {
@@ -236,21 +234,11 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		}
 		// Cohere's assistant turn that calls tools carries its text as the
 		// tool_plan, which is where Cohere's own answers put it.
-		calls := make([]ToolCall, len(m.ToolCalls))
-		for j, tc := range m.ToolCalls {
-			if tc.Type != "" && tc.Type != "function" {
-				return cohereMessage{}, cohereBad("messages[%d].tool_calls[%d]: cohere accepts only function tool calls", i, j)
-			}
-			args := tc.Function.Arguments
-			if strings.TrimSpace(args) == "" {
-				args = "{}"
-			}
-			calls[j] = ToolCall{ID: tc.ID, Type: "function", Function: FunctionCall{Name: tc.Function.Name, Arguments: args}}
-		}
-		return cohereMessage{Role: "assistant", ToolPlan: s, ToolCalls: calls}, nil
+		calls, err := cohereToolCalls(i, m.ToolCalls)
+		return cohereMessage{Role: "assistant", ToolPlan: s, ToolCalls: calls}, err
 	case "tool":
 		if m.ToolCallID == "" {
-			return cohereMessage{}, cohereBad("messages[%d]: a tool message needs tool_call_id", i)
+			return cohereMessage{}, badRequest("messages[%d]: a tool message needs tool_call_id", i)
 		}
 		s, err := text()
 		if err != nil {
@@ -258,7 +246,45 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 		}
 		return cohereMessage{Role: "tool", Content: str(s), ToolCallID: m.ToolCallID}, nil
 	}
-	return cohereMessage{}, cohereBad("messages[%d]: cohere does not accept role %q", i, m.Role)
+	return cohereMessage{}, badRequest("messages[%d]: cohere does not accept role %q", i, m.Role)
+}
+
+// cohereUserParts is a user message's parts as Cohere takes them: text and
+// images by URL.
+func cohereUserParts(i int, parts []cohereContentPart) (json.RawMessage, error) {
+	out := make([]cohereContentPart, 0, len(parts))
+	for j, p := range parts {
+		switch p.Type {
+		case "text":
+			out = append(out, cohereContentPart{Type: "text", Text: Str(p.text())})
+		case "image_url":
+			if p.ImageURL == nil || p.ImageURL.URL == "" {
+				return nil, badRequest("messages[%d].content[%d]: image_url needs a url", i, j)
+			}
+			img := *p.ImageURL
+			out = append(out, cohereContentPart{Type: "image_url", ImageURL: &img})
+		default:
+			return nil, badRequest("messages[%d].content[%d]: cohere does not accept %q parts", i, j, p.Type)
+		}
+	}
+	return json.Marshal(out)
+}
+
+// cohereToolCalls is an assistant's tool calls as Cohere takes them
+// (empty arguments are {}).
+func cohereToolCalls(i int, in []ToolCall) ([]ToolCall, error) {
+	calls := make([]ToolCall, len(in))
+	for j, tc := range in {
+		if tc.Type != "" && tc.Type != "function" {
+			return nil, badRequest("messages[%d].tool_calls[%d]: cohere accepts only function tool calls", i, j)
+		}
+		args := tc.Function.Arguments
+		if strings.TrimSpace(args) == "" {
+			args = "{}"
+		}
+		calls[j] = ToolCall{ID: tc.ID, Type: "function", Function: FunctionCall{Name: tc.Function.Name, Arguments: args}}
+	}
+	return calls, nil
 }
 
 // cohereTools maps tools and tool_choice. Cohere's tool_choice is REQUIRED or
@@ -267,10 +293,10 @@ func cohereMessageOf(i int, m *ChatMessage) (cohereMessage, error) {
 func cohereTools(req *ChatRequest, out *cohereRequest) error {
 	for j, t := range req.Tools {
 		if t.Type != "" && t.Type != "function" {
-			return cohereBad("tools[%d]: cohere accepts only function tools", j)
+			return badRequest("tools[%d]: cohere accepts only function tools", j)
 		}
 		if t.Function.Name == "" {
-			return cohereBad("tools[%d]: a function tool needs a name", j)
+			return badRequest("tools[%d]: a function tool needs a name", j)
 		}
 		t.Type = "function"
 		if t.Function.Strict != nil && *t.Function.Strict {
@@ -288,7 +314,7 @@ func cohereTools(req *ChatRequest, out *cohereRequest) error {
 	switch mode {
 	case "", "auto":
 		if mode == "" && len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-			return cohereBad("tool_choice: cohere accepts \"auto\", \"none\", \"required\" or one named function")
+			return badRequest("tool_choice: cohere accepts \"auto\", \"none\", \"required\" or one named function")
 		}
 	case "none":
 		if len(out.Tools) > 0 {
@@ -296,7 +322,7 @@ func cohereTools(req *ChatRequest, out *cohereRequest) error {
 		}
 	case "required":
 		if len(out.Tools) == 0 {
-			return cohereBad("tool_choice \"required\" needs tools")
+			return badRequest("tool_choice \"required\" needs tools")
 		}
 		out.ToolChoice = "REQUIRED"
 	case "function":
@@ -307,9 +333,9 @@ func cohereTools(req *ChatRequest, out *cohereRequest) error {
 				return nil
 			}
 		}
-		return cohereBad("tool_choice names function %q, which is not in tools", name)
+		return badRequest("tool_choice names function %q, which is not in tools", name)
 	default:
-		return cohereBad("tool_choice: cohere accepts \"auto\", \"none\", \"required\" or one named function")
+		return badRequest("tool_choice: cohere accepts \"auto\", \"none\", \"required\" or one named function")
 	}
 	return nil
 }
@@ -331,12 +357,12 @@ func cohereResponseFormat(raw json.RawMessage) (json.RawMessage, error) {
 	case "json_schema":
 		schema := r.Get("json_schema.schema")
 		if !schema.IsObject() {
-			return nil, cohereBad("response_format: json_schema needs a schema object")
+			return nil, badRequest("response_format: json_schema needs a schema object")
 		}
 		b, _ := json.Marshal(map[string]any{"type": "json_object", "json_schema": json.RawMessage(schema.Raw)})
 		return b, nil
 	}
-	return nil, cohereBad("response_format: cohere accepts text, json_object or json_schema")
+	return nil, badRequest("response_format: cohere accepts text, json_object or json_schema")
 }
 
 // --- response and stream translation ---
@@ -393,7 +419,7 @@ func cohereResponse(c *Call, body []byte) ([]byte, Usage, error) {
 	if text.Len() > 0 || len(calls) == 0 {
 		out.Content = Str(text.String())
 	}
-	b, err := NewCompletion(c, c.Model, out, finish, u)
+	b, err := newCompletion(c, c.Model, out, finish, u)
 	return b, u, err
 }
 
@@ -487,12 +513,12 @@ func (s *cohereStream) Usage() Usage { return s.usage }
 func (s *cohereStream) chunk(dst []byte, d ChunkDelta, finish string) []byte {
 	if !s.started {
 		s.started = true
-		dst = AppendChunk(dst, s.c, s.c.Model, ChunkDelta{Role: "assistant", Content: Str("")}, "")
+		dst = appendChunk(dst, s.c, s.c.Model, ChunkDelta{Role: "assistant", Content: Str("")}, "")
 		if d.Content == nil && d.ToolCalls == nil && finish == "" {
 			return dst
 		}
 	}
-	return AppendChunk(dst, s.c, s.c.Model, d, finish)
+	return appendChunk(dst, s.c, s.c.Model, d, finish)
 }
 
 func (s *cohereStream) Event(dst []byte, ev Event) ([]byte, error) {
@@ -537,46 +563,9 @@ func (s *cohereStream) Event(dst []byte, ev Event) ([]byte, error) {
 			dst = s.chunk(dst, ChunkDelta{Content: &t}, "")
 		}
 	case "tool-call-start":
-		tc := r.Get("delta.message.tool_calls")
-		if tc.IsArray() {
-			tc = tc.Get("0")
-		}
-		fn := tc.Get("function.name").String()
-		if fn == "" {
-			return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_invalid", Message: "the provider started a tool call without a name"}
-		}
-		n := s.tools
-		s.tools++
-		s.cur = n
-		if ix := r.Get("index"); ix.Exists() {
-			if s.byIndex == nil {
-				s.byIndex = make(map[int64]int)
-			}
-			s.byIndex[ix.Int()] = n
-		}
-		id := tc.Get("id").String()
-		if id == "" {
-			id = fmt.Sprintf("call_%s_%d", strings.TrimPrefix(s.c.ID, "chatcmpl-"), n)
-		}
-		dst = s.chunk(dst, ChunkDelta{ToolCalls: []ToolCall{{Index: &n, ID: id, Type: "function",
-			Function: FunctionCall{Name: fn, Arguments: cohereArguments(tc.Get("function.arguments"), "")}}}}, "")
+		return s.toolCallStart(dst, r)
 	case "tool-call-delta":
-		n := s.cur
-		if ix := r.Get("index"); ix.Exists() {
-			if m, ok := s.byIndex[ix.Int()]; ok {
-				n = m
-			}
-		}
-		if n < 0 {
-			return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_invalid", Message: "the provider sent tool call arguments before the tool call"}
-		}
-		tc := r.Get("delta.message.tool_calls")
-		if tc.IsArray() {
-			tc = tc.Get("0")
-		}
-		if args := cohereArguments(tc.Get("function.arguments"), ""); args != "" {
-			dst = s.chunk(dst, ChunkDelta{ToolCalls: []ToolCall{{Index: &n, Function: FunctionCall{Arguments: args}}}}, "")
-		}
+		return s.toolCallDelta(dst, r)
 	case "message-end":
 		s.usage = cohereUsage(r.Get("delta.usage"))
 		if e := r.Get("delta.error"); e.Exists() && e.Type != gjson.Null && e.String() != "" {
@@ -594,6 +583,55 @@ func (s *cohereStream) Event(dst []byte, ev Event) ([]byte, error) {
 	return dst, nil
 }
 
+// toolCallStart opens a tool call (named, with its id or one minted).
+func (s *cohereStream) toolCallStart(dst []byte, r gjson.Result) ([]byte, error) {
+	tc := r.Get("delta.message.tool_calls")
+	if tc.IsArray() {
+		tc = tc.Get("0")
+	}
+	fn := tc.Get("function.name").String()
+	if fn == "" {
+		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_invalid", Message: "the provider started a tool call without a name"}
+	}
+	n := s.tools
+	s.tools++
+	s.cur = n
+	if ix := r.Get("index"); ix.Exists() {
+		if s.byIndex == nil {
+			s.byIndex = make(map[int64]int)
+		}
+		s.byIndex[ix.Int()] = n
+	}
+	id := tc.Get("id").String()
+	if id == "" {
+		id = fmt.Sprintf("call_%s_%d", strings.TrimPrefix(s.c.ID, "chatcmpl-"), n)
+	}
+	return s.chunk(dst, ChunkDelta{ToolCalls: []ToolCall{{Index: &n, ID: id, Type: "function",
+		Function: FunctionCall{Name: fn, Arguments: cohereArguments(tc.Get("function.arguments"), "")}}}}, ""), nil
+}
+
+// toolCallDelta streams a tool call's arguments: of the call its index
+// names, else of the last one started.
+func (s *cohereStream) toolCallDelta(dst []byte, r gjson.Result) ([]byte, error) {
+	n := s.cur
+	if ix := r.Get("index"); ix.Exists() {
+		if m, ok := s.byIndex[ix.Int()]; ok {
+			n = m
+		}
+	}
+	if n < 0 {
+		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_invalid", Message: "the provider sent tool call arguments before the tool call"}
+	}
+	tc := r.Get("delta.message.tool_calls")
+	if tc.IsArray() {
+		tc = tc.Get("0")
+	}
+	if args := cohereArguments(tc.Get("function.arguments"), ""); args != "" {
+		dst = s.chunk(dst, ChunkDelta{ToolCalls: []ToolCall{{Index: &n, Function: FunctionCall{Arguments: args}}}}, "")
+	}
+	return dst, nil
+}
+
 // cohereErrorText is the message of an error event, never the raw event.
 func cohereErrorText(r gjson.Result) string {
 	for _, path := range []string{"error.message", "message", "error"} {
@@ -606,12 +644,12 @@ func cohereErrorText(r gjson.Result) string {
 
 func (s *cohereStream) End(dst []byte) ([]byte, error) {
 	if !s.done {
-		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_incomplete", Message: "the provider's stream ended before the answer was complete"}
+		return dst, errIncomplete("answer")
 	}
 	if s.c.IncludeUsage {
-		dst = AppendUsageChunk(dst, s.c, s.c.Model, s.usage)
+		dst = appendUsageChunk(dst, s.c, s.c.Model, s.usage)
 	}
-	return AppendDone(dst), nil
+	return appendDone(dst, s.c), nil
 }
 
 // --- error classes ---

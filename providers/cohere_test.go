@@ -3,24 +3,15 @@ package providers
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 	"github.com/tidwall/gjson"
 )
-
-// go test ./providers/ -run Cohere -cohere.update rewrites the golden files
-// (*.want.*) under testdata/cohere from the code's output; review the diff
-// before committing it.
-var cohereUpdate = flag.Bool("cohere.update", false, "rewrite the Cohere golden files")
 
 const (
 	cohereTestModel = "command-a-03-2025"
@@ -36,66 +27,16 @@ func cohereTestCall(body []byte) *Call {
 	}
 }
 
-// cohereCanonical re-encodes JSON with sorted keys, for comparisons.
-func cohereCanonical(t testing.TB, b []byte) string {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("invalid JSON %q: %v", b, err)
-	}
-	out, _ := json.MarshalIndent(v, "", "  ")
-	return string(out)
-}
-
-// cohereGolden compares got with the golden file (as JSON when asJSON), or
-// rewrites it under -cohere.update.
-func cohereGolden(t *testing.T, path string, got []byte, asJSON bool) {
-	t.Helper()
-	if *cohereUpdate {
-		if asJSON {
-			got = []byte(cohereCanonical(t, got) + "\n")
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if asJSON {
-		if g, w := cohereCanonical(t, got), cohereCanonical(t, want); g != w {
-			t.Errorf("%s differs:\ngot  %s\nwant %s", path, g, w)
-		}
-		return
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
-
 func TestCohereRequestGolden(t *testing.T) {
 	for _, name := range []string{"chat", "tools", "tool_choice_named", "tool_choice_none", "images", "stream"} {
 		t.Run(name, func(t *testing.T) {
-			in, err := os.ReadFile(filepath.Join("testdata", "cohere", "request_"+name+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req, err := Get(Cohere).NewCallRequest(context.Background(), cohereTestCall(in))
+			req, err := Get(Cohere).NewCallRequest(context.Background(), cohereTestCall(fixture(t, "cohere/request_"+name+".json")))
 			if err != nil {
 				t.Fatal(err)
 			}
 			assertKeyOnlyIn(t, req, "Authorization")
-			body := readReqBody(t, req)
-			headers := map[string]string{}
-			for k, v := range req.Header {
-				headers[k] = strings.Join(v, ", ")
-			}
-			got, _ := json.Marshal(map[string]any{
-				"method": req.Method, "url": req.URL.String(), "headers": headers, "body": json.RawMessage(body),
-			})
-			cohereGolden(t, filepath.Join("testdata", "cohere", "request_"+name+".want.json"), got, true)
+			snap, _ := requestSnapshot(t, req)
+			golden(t, "cohere/request_"+name+".want.json", snap, true)
 		})
 	}
 }
@@ -172,19 +113,16 @@ func TestCohereResponseGolden(t *testing.T) {
 		{"complete_tools", 20, 7, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in, err := os.ReadFile(filepath.Join("testdata", "cohere", "response_"+tc.name+".json"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			in := fixture(t, "cohere/response_"+tc.name+".json")
 			got, u, err := Get(Cohere).TranslateResponse(cohereTestCall(nil), in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			cohereGolden(t, filepath.Join("testdata", "cohere", "response_"+tc.name+".want.json"), got, true)
+			golden(t, "cohere/response_"+tc.name+".want.json", got, true)
 			if u.PromptTokens != tc.prompt || u.CompletionTokens != tc.completion || u.TotalTokens != tc.prompt+tc.completion || u.CachedTokens != tc.cached {
 				t.Errorf("usage = %+v, want %d/%d cached %d", u, tc.prompt, tc.completion, tc.cached)
 			}
-			if cohereCanonical(t, u.Raw) != cohereCanonical(t, []byte(gjson.GetBytes(in, "usage").Raw)) {
+			if !bytes.Equal(canonicalJSON(t, u.Raw), canonicalJSON(t, []byte(gjson.GetBytes(in, "usage").Raw))) {
 				t.Errorf("Raw = %s, want the provider's usage object", u.Raw)
 			}
 		})
@@ -231,48 +169,8 @@ func TestCohereResponseErrors(t *testing.T) {
 // first error (from Event or End).
 func cohereRunStream(t testing.TB, c *Call, r io.Reader) (StreamTranslator, []byte, error) {
 	tr := Get(Cohere).NewStream(c)
-	sse := NewSSEReader(r)
-	var out []byte
-	for {
-		ev, err := sse.Next()
-		if err != nil {
-			break
-		}
-		n := len(out)
-		out, err = tr.Event(out, ev)
-		cohereCheckSSE(t, out[n:])
-		if err != nil {
-			return tr, out, err
-		}
-	}
-	n := len(out)
-	out, err := tr.End(out)
-	cohereCheckSSE(t, out[n:])
+	out, err := feedStream(tr, r, func(piece []byte) { checkChunks(t, c, cohereTestModel, piece) })
 	return tr, out, err
-}
-
-// cohereCheckSSE checks that b is a run of "data: <JSON object>\n\n" events
-// (or data: [DONE]), each chunk naming the call.
-func cohereCheckSSE(t testing.TB, b []byte) {
-	t.Helper()
-	for len(b) > 0 {
-		i := bytes.Index(b, []byte("\n\n"))
-		if i < 0 || !bytes.HasPrefix(b, []byte("data: ")) {
-			t.Fatalf("malformed event output %q", b)
-		}
-		d := b[len("data: "):i]
-		b = b[i+2:]
-		if string(d) == "[DONE]" {
-			continue
-		}
-		if bytes.ContainsAny(d, "\n\r") || !gjson.ValidBytes(d) || !gjson.ParseBytes(d).IsObject() {
-			t.Fatalf("event data is not one line of a JSON object: %q", d)
-		}
-		r := gjson.ParseBytes(d)
-		if r.Get("object").String() != "chat.completion.chunk" || r.Get("id").String() != cohereTestID || r.Get("model").String() != cohereTestModel {
-			t.Fatalf("chunk without the call's id, model or object: %s", d)
-		}
-	}
 }
 
 func TestCohereStreamGolden(t *testing.T) {
@@ -287,17 +185,14 @@ func TestCohereStreamGolden(t *testing.T) {
 		{"max_tokens", true, 12, 3, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in, err := os.ReadFile(filepath.Join("testdata", "cohere", "stream_"+tc.name+".sse"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			in := fixture(t, "cohere/stream_"+tc.name+".sse")
 			c := cohereTestCall(nil)
 			c.Stream, c.IncludeUsage = true, tc.includeUsage
 			tr, out, err := cohereRunStream(t, c, bytes.NewReader(in))
 			if err != nil {
 				t.Fatal(err)
 			}
-			cohereGolden(t, filepath.Join("testdata", "cohere", "stream_"+tc.name+".want.sse"), out, false)
+			golden(t, "cohere/stream_"+tc.name+".want.sse", out, false)
 			u := tr.Usage()
 			if u.PromptTokens != tc.prompt || u.CompletionTokens != tc.completion || u.TotalTokens != tc.prompt+tc.completion || u.CachedTokens != tc.cached {
 				t.Errorf("usage = %+v, want %d/%d cached %d", u, tc.prompt, tc.completion, tc.cached)
@@ -536,26 +431,8 @@ func TestCohereAgainstFake(t *testing.T) {
 
 // --- fuzzing ---
 
-func cohereFuzzSeeds(f *testing.F, glob string) [][]byte {
-	paths, _ := filepath.Glob(filepath.Join("testdata", "cohere", glob))
-	var seeds [][]byte
-	for _, p := range paths {
-		if strings.Contains(p, ".want.") {
-			continue
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		seeds = append(seeds, b)
-	}
-	return seeds
-}
-
 func FuzzCohereStream(f *testing.F) {
-	for _, s := range cohereFuzzSeeds(f, "stream_*.sse") {
-		f.Add(s, true)
-	}
+	addFixtures(f, "cohere/stream_*.sse", true)
 	f.Add([]byte("event: error\ndata: {\"message\":\"x\"}\n\n"), false)
 	f.Add([]byte("data: {\"type\":\"tool-call-start\",\"index\":3,\"delta\":{\"message\":{\"tool_calls\":[{\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":{\"x\":1}}}]}}}\n\ndata: {\"type\":\"tool-call-delta\",\"index\":3,\"delta\":{\"message\":{\"tool_calls\":{\"function\":{\"arguments\":\"}\"}}}}}\n\ndata: {\"type\":\"message-end\"}\n\n"), true)
 	f.Fuzz(func(t *testing.T, in []byte, includeUsage bool) {
@@ -589,27 +466,17 @@ func FuzzCohereStream(f *testing.F) {
 }
 
 func FuzzCohereRequest(f *testing.F) {
-	for _, s := range cohereFuzzSeeds(f, "request_*.json") {
-		f.Add(s, false)
-	}
+	addFixtures(f, "cohere/request_*.json", false)
 	f.Add([]byte(`{"model":"m","messages":[{"role":"user","content":null},{"role":"assistant"}],"tools":[{"function":{"name":"f","parameters":null}}],"tool_choice":{"type":"function","function":{"name":"f"}}}`), true)
 	f.Fuzz(func(t *testing.T, body []byte, stream bool) {
 		c := cohereTestCall(body)
 		c.Stream = stream
-		req, err := Get(Cohere).NewCallRequest(context.Background(), c)
-		if err != nil {
-			var re *RequestError
-			if !errors.As(err, &re) {
-				t.Fatalf("error %v is not a *RequestError", err)
-			}
-			if strings.Contains(re.Message, "Kq3ZUNIQUE") {
-				t.Fatalf("error leaks the key: %q", re.Message)
+		b, refused := buildOrRefuse(t, Cohere, c)
+		if refused != nil {
+			if strings.Contains(refused.Message, "Kq3ZUNIQUE") {
+				t.Fatalf("error leaks the key: %q", refused.Message)
 			}
 			return
-		}
-		b, err := io.ReadAll(req.Body)
-		if err != nil {
-			t.Fatal(err)
 		}
 		r := gjson.ParseBytes(b)
 		if !gjson.ValidBytes(b) || !r.IsObject() || r.Get("model").String() != cohereTestModel || !r.Get("messages").IsArray() {
@@ -625,9 +492,7 @@ func FuzzCohereRequest(f *testing.F) {
 }
 
 func FuzzCohereResponse(f *testing.F) {
-	for _, s := range cohereFuzzSeeds(f, "response_*.json") {
-		f.Add(s)
-	}
+	addFixtures(f, "cohere/response_*.json")
 	f.Add([]byte(`{"message":{"content":"plain","tool_calls":[{"function":{"name":"f","arguments":{"a":1}}}]},"usage":{"tokens":{"input_tokens":-4,"output_tokens":1e3},"cached_tokens":"7"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		out, u, err := Get(Cohere).TranslateResponse(cohereTestCall(nil), body)

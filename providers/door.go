@@ -13,15 +13,19 @@ import (
 // pipeline (authentication, routing plan, credential choice, attempts,
 // relay, record); what differs is decided here, per resolved provider:
 //
-//   - passthrough, when the provider speaks the door's shape natively
-//     (Anthropic behind /v1/messages; OpenAI and Azure's v1 API behind
-//     /v1/responses): the body goes upstream as bytes with only "model"
-//     rewritten, and the answer comes back as bytes, usage read on the way;
-//   - translation otherwise: the door's request becomes a chat-completions
-//     request for the provider's own adapter, and the adapter's OpenAI
-//     answer (or chunk stream) becomes the door's answer (or event stream).
+//   - passthrough, when the provider speaks the door's API natively (its
+//     Provider.speaks says so: Anthropic behind /v1/messages; OpenAI and
+//     Azure's v1 API behind /v1/responses): the body goes upstream as bytes
+//     with only "model" rewritten, and the answer comes back as bytes, usage
+//     read on the way;
+//   - translation otherwise: the door's request becomes the hub request
+//     (a ChatRequest) for the provider's own adapter, and the adapter's
+//     answer becomes the door's answer, or its chunks (as values, see
+//     doorStream) the door's events.
 //
-// A Door also words the gateway's own errors in the door's envelope.
+// A door never asks which provider is behind it: it translates what its
+// client asked for, and each adapter drops what its host cannot take. A
+// Door also words the gateway's own errors in the door's envelope.
 type Door struct {
 	// API names the door in logs, usage and metrics: "messages",
 	// "responses".
@@ -38,24 +42,23 @@ type Door struct {
 	// retries every status but 400 (and 401, 429), five times. 0: 400.
 	FinalStatus int
 
-	// native reports whether p (with endpoint ep) serves this door's shape.
-	native func(p *Provider, ep Endpoint) bool
 	// nativeBuild makes the passthrough request.
 	nativeBuild func(ctx context.Context, p *Provider, c *Call) (*http.Request, error)
 	// nativeResponse reads usage from a passthrough answer (relayed as is).
 	nativeResponse func(c *Call, body []byte) ([]byte, Usage, error)
 	// nativeStream relays a passthrough stream event by event.
 	nativeStream func(c *Call) StreamTranslator
-	// toChat translates the door's request (c.Body) into a chat
-	// completions body; a *RequestError for what cannot be expressed.
-	toChat func(p *Provider, c *Call) ([]byte, error)
+	// toChat translates the door's request (c.Body) into the hub request,
+	// or a *RequestError for what cannot be expressed; it may keep what
+	// the answer's translation needs on c. provider names the host in
+	// those errors: the translation itself never depends on it.
+	toChat func(c *Call, provider string) (*ChatRequest, error)
 	// fromChat translates a chat.completion into the door's answer.
 	fromChat func(c *Call, chat []byte) ([]byte, error)
-	// chatStream turns chat.completion.chunk events (inner's output) into
-	// the door's events.
-	chatStream func(c *Call, inner StreamTranslator) StreamTranslator
+	// events renders a translated stream in the door's dialect.
+	events func(c *Call) doorEvents
 	// untranslated words the refusal of a model whose provider does not
-	// speak the door's shape, for a door without a translation (toChat
+	// speak the door's API, for a door without a translation (toChat
 	// nil); provider is the provider's name.
 	untranslated func(provider string) string
 	// errorBody renders the door's error envelope, errorEvent the event
@@ -66,7 +69,7 @@ type Door struct {
 
 // Native reports whether a call to p with endpoint ep passes through
 // (true) or is translated (false).
-func (d *Door) Native(p *Provider, ep Endpoint) bool { return d.native != nil && d.native(p, ep) }
+func (d *Door) Native(p *Provider, ep Endpoint) bool { return p.speaks != nil && p.speaks(d.API, ep) }
 
 // ErrorBody renders a gateway error (status, the gateway's code, a message
 // free of secrets) in the door's own envelope.
@@ -90,14 +93,18 @@ func (d *Door) newRequest(ctx context.Context, p *Provider, c *Call) (*http.Requ
 		if d.untranslated != nil {
 			msg = d.untranslated(p.Name)
 		}
-		return nil, &RequestError{Message: msg}
+		return nil, badRequest("%s", msg)
 	}
-	chat, err := d.toChat(p, c)
+	hub, err := d.toChat(c, p.Name)
 	if err != nil {
 		return nil, err
 	}
-	// The adapter reads the chat body; the stream is always metered.
-	c.DoorBody, c.Body, c.Op, c.IncludeUsage = c.Body, chat, OpChat, true
+	// The upstream model, with an output limit it takes: at most its
+	// maximum (Claude Code's max_tokens 32000 is more than gpt-4o writes,
+	// and OpenAI refuses it).
+	hub.Model, hub.MaxTokens = c.Model, clampOutputPtr(c.Model, hub.MaxTokens)
+	// The adapter reads the hub; the stream is always metered.
+	c.chat, c.Op, c.IncludeUsage = hub, OpChat, true
 	return p.build(ctx, c)
 }
 
@@ -124,13 +131,11 @@ func (d *Door) newStream(p *Provider, c *Call) StreamTranslator {
 	if c.Native {
 		return d.nativeStream(c)
 	}
-	var inner StreamTranslator
-	if p.stream == nil {
-		inner = newPassthroughStream(c)
-	} else {
-		inner = p.stream(c)
+	inner := p.stream
+	if inner == nil {
+		inner = newPassthroughStream
 	}
-	return d.chatStream(c, inner)
+	return newDoorStream(c, d.events(c), inner)
 }
 
 // ErrorEventer is implemented by stream translators whose client speaks
@@ -159,32 +164,6 @@ var keepaliveComment = []byte(": ping\n\n")
 // the request log says so although the client got the provider's bytes.
 type StreamFailer interface {
 	FailureCode() string
-}
-
-// chatFrames calls f with the payload of each "data:" event in b, an SSE
-// byte stream as the chat translators write it ("data: {...}\n\n").
-func chatFrames(b []byte, f func(data []byte)) {
-	for len(b) > 0 {
-		i := strings.Index(string(b), "\n\n")
-		frame := b
-		if i >= 0 {
-			frame, b = b[:i], b[i+2:]
-		} else {
-			b = nil
-		}
-		var data []byte
-		for _, line := range strings.Split(string(frame), "\n") {
-			if rest, ok := strings.CutPrefix(line, "data:"); ok {
-				if len(data) > 0 {
-					data = append(data, '\n')
-				}
-				data = append(data, strings.TrimPrefix(rest, " ")...)
-			}
-		}
-		if len(data) > 0 {
-			f(data)
-		}
-	}
 }
 
 // appendNamedEvent frames one named SSE event: "event: name\ndata: d\n\n".

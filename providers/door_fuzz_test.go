@@ -53,7 +53,7 @@ func FuzzMessagesToChat(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body, chunk []byte) {
 		fuzzTranslation(t, MessagesToChatBody, body)
 		c := &Call{Model: "m", ID: "msg_f", IncludeUsage: true}
-		fuzzStream(t, newMessagesStream(c, newPassthroughStream(c)), chunk)
+		fuzzStream(t, doorOverChat(MessagesDoor, c), chunk)
 		if out, err := chatToMessages(c, chunk); err == nil && !json.Valid(out) {
 			t.Fatalf("invalid message %q", out)
 		}
@@ -72,8 +72,8 @@ func FuzzResponsesToChat(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body, chunk []byte) {
 		fuzzTranslation(t, ResponsesToChatBody, body)
-		c := &Call{Model: "m", ID: "resp_f", IncludeUsage: true, DoorBody: body}
-		fuzzStream(t, newResponsesStream(c, newPassthroughStream(c)), chunk)
+		c := &Call{Model: "m", ID: "resp_f", IncludeUsage: true, respTools: respToolsOf(body)}
+		fuzzStream(t, doorOverChat(ResponsesDoor, c), chunk)
 		if out, err := chatToResponse(c, chunk); err == nil && !json.Valid(out) {
 			t.Fatalf("invalid response %q", out)
 		}

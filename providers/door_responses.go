@@ -21,40 +21,35 @@ import (
 // response.completed in a stream). The response's id is kept by the call
 // (Call.ResponseID) so the gateway can remember who owns it.
 //
-// Other models get the stateless subset, translated to chat completions
-// and back: input as a string or items (messages with input_text,
-// input_image and output_text parts; function_call and
-// function_call_output; custom_tool_call and its output; reasoning items
-// are dropped), instructions, function tools and tool_choice, custom
-// (free-form) tools as functions of one string whose calls come back as
-// custom_tool_call items, parallel_tool_calls, text.format (json_schema,
-// json_object), reasoning.effort (for Gemini; dropped elsewhere),
+// Other models get the stateless subset, translated to the hub request and
+// back: input as a string or items (messages with input_text, input_image
+// and output_text parts; function_call and function_call_output;
+// custom_tool_call and its output; reasoning items are dropped),
+// instructions, tools and tool_choice (door_responses_tools.go: function,
+// custom, namespace and web_search tools), parallel_tool_calls,
+// text.format (json_schema, json_object), reasoning.effort (the hub's
+// Effort: Gemini's adapter takes it, the others drop it),
 // max_output_tokens, temperature, top_p. Ignored: store, include,
 // prompt_cache_key, service_tier, metadata, text.verbosity and the like,
 // which change nothing the translated answer can carry. Refused with a 400
 // naming the feature and the provider: previous_response_id, conversation,
-// background, prompt, built-in tools (web_search, file_search,
+// background, prompt, the other built-in tools (file_search,
 // code_interpreter, ...) and item types other than the above.
 var ResponsesDoor = &Door{
 	API:            "responses",
 	Path:           "/v1/responses",
 	IDPrefix:       "resp_",
 	FinalStatus:    http.StatusBadRequest,
-	native:         nativeResponses,
 	nativeBuild:    buildResponsesNative,
 	nativeResponse: responsesNativeResponse,
 	nativeStream:   func(c *Call) StreamTranslator { return &responsesRelay{c: c} },
 	toChat:         responsesToChat,
 	fromChat:       chatToResponse,
-	chatStream:     func(c *Call, inner StreamTranslator) StreamTranslator { return newResponsesStream(c, inner) },
+	events:         func(c *Call) doorEvents { return newResponsesEvents(c) },
 	errorBody:      OpenAIErrorBody,
 	errorEvent: func(dst []byte, code, msg string) []byte {
 		return appendJSONEvent(dst, "error", map[string]any{"type": "error", "code": code, "message": msg, "param": nil})
 	},
-}
-
-func nativeResponses(p *Provider, ep Endpoint) bool {
-	return p.Name == OpenAI || p.Name == Azure && ep.APIVersion == "v1"
 }
 
 // ResponsesURL is the Responses API root of a passthrough provider:
@@ -117,33 +112,15 @@ func buildResponsesNative(ctx context.Context, p *Provider, c *Call) (*http.Requ
 	return NewResponsesRequest(ctx, p, c.Endpoint, c.Key, http.MethodPost, "", "", SetModel(c.Body, c.Model))
 }
 
-// responsesUsage reads the Responses API's usage object in OpenAI's chat
-// terms (prompt includes cached input, completion includes reasoning).
-func responsesUsage(r gjson.Result) Usage {
-	if !r.IsObject() {
-		return Usage{}
-	}
-	u := Usage{
-		PromptTokens:     r.Get("input_tokens").Int(),
-		CompletionTokens: r.Get("output_tokens").Int(),
-		TotalTokens:      r.Get("total_tokens").Int(),
-		CachedTokens:     r.Get("input_tokens_details.cached_tokens").Int(),
-		ReasoningTokens:  r.Get("output_tokens_details.reasoning_tokens").Int(),
-		Raw:              json.RawMessage(r.Raw),
-	}
-	if u.TotalTokens == 0 {
-		u.TotalTokens = u.PromptTokens + u.CompletionTokens
-	}
-	return u
-}
-
 func responsesNativeResponse(c *Call, body []byte) ([]byte, Usage, error) {
 	if !ValidJSON(body) {
 		return nil, Usage{}, fmt.Errorf("the provider answered with invalid JSON")
 	}
-	res := gjson.GetManyBytes(body, "id", "usage")
+	res := gjson.GetManyBytes(body, "id", "usage", "service_tier")
 	c.ResponseID = res[0].Str
-	return body, responsesUsage(res[1]), nil
+	u := openAIUsage(res[1])
+	u.ServiceTier = res[2].Str
+	return body, u, nil
 }
 
 // OpenAIErrorBody renders a gateway error in OpenAI's envelope,
@@ -191,11 +168,12 @@ func (s *responsesRelay) Event(dst []byte, ev Event) ([]byte, error) {
 		}
 	case "response.completed", "response.incomplete", "response.failed":
 		s.done = true
-		res := gjson.GetManyBytes(ev.Data, "response.id", "response.usage")
+		res := gjson.GetManyBytes(ev.Data, "response.id", "response.usage", "response.service_tier")
 		if s.c.ResponseID == "" {
 			s.c.ResponseID = res[0].Str
 		}
-		s.usage = responsesUsage(res[1])
+		s.usage = openAIUsage(res[1])
+		s.usage.ServiceTier = res[2].Str
 		if name == "response.failed" && s.failed == "" {
 			s.failed = failureCode(gjson.GetBytes(ev.Data, "response.error.code").Str)
 		}
@@ -215,7 +193,7 @@ func (s *responsesRelay) Event(dst []byte, ev Event) ([]byte, error) {
 
 func (s *responsesRelay) End(dst []byte) ([]byte, error) {
 	if !s.done {
-		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_incomplete", Message: "the provider's stream ended before the response was complete"}
+		return dst, errIncomplete("response")
 	}
 	return dst, nil
 }
@@ -318,35 +296,17 @@ type respPart struct {
 	FileID   json.RawMessage `json:"file_id"`
 }
 
-func responsesToChat(p *Provider, c *Call) ([]byte, error) {
-	out, err := responsesToChatBody(c, c.Body, p.Name)
-	if err != nil {
-		return nil, err
-	}
-	out.setTarget(p, c.Model)
-	return json.Marshal(out)
-}
-
-// ResponsesToChatBody translates a Responses request body for the provider
-// named target (for tests and fuzzing): the chat-completions body, or a
-// *RequestError naming what cannot be expressed.
-func ResponsesToChatBody(body []byte, target string) ([]byte, error) {
-	out, err := responsesToChatBody(&Call{}, body, target)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(out)
-}
-
-// responsesToChatBody is the translation itself; what it leaves out is
-// recorded on c (Call.Omitted).
-func responsesToChatBody(c *Call, body []byte, target string) (*chatBody, error) {
+// responsesToChat translates a Responses request (c.Body) to the hub
+// request; what it leaves out is recorded on c (Call.Omitted), and the
+// tools as offered, for reading the answer's calls back. provider names the
+// host in what is refused.
+func responsesToChat(c *Call, provider string) (*ChatRequest, error) {
 	var r respRequest
-	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, reqErr("invalid responses request: %s", jsonMessage(err))
+	if err := json.Unmarshal(c.Body, &r); err != nil {
+		return nil, badRequest("invalid responses request: %s", jsonMessage(err))
 	}
 	unsupported := func(feature string) error {
-		return reqErr("%s is not available for %s models through the gateway: it needs OpenAI's stored state or hosted tools (send the whole conversation in input instead)", feature, target)
+		return badRequest("%s is not available for %s models through the gateway: it needs OpenAI's stored state or hosted tools (send the whole conversation in input instead)", feature, provider)
 	}
 	switch {
 	case r.PreviousResponseID != "":
@@ -358,95 +318,114 @@ func responsesToChatBody(c *Call, body []byte, target string) (*chatBody, error)
 	case len(r.Prompt) > 0 && string(r.Prompt) != "null":
 		return nil, unsupported("prompt")
 	}
-	tools, err := newRespTools(r.Tools, target)
+	tools, err := newRespTools(r.Tools, provider)
 	if err != nil {
 		return nil, err
 	}
-	out := &chatBody{Model: r.Model, MaxTokens: r.MaxOutputTokens, Temperature: r.Temperature, TopP: r.TopP,
-		Stream: r.Stream, ParallelToolCalls: r.ParallelToolCalls, User: r.User}
+	c.respTools = tools
+	out := &ChatRequest{Model: r.Model, MaxTokens: r.MaxOutputTokens, Temperature: r.Temperature, TopP: r.TopP,
+		Stream: r.Stream, User: r.User}
 	if r.Stream {
 		out.StreamOptions = &StreamOptions{IncludeUsage: true}
 	}
-	if r.Reasoning != nil && r.Reasoning.Effort != "" && target == Gemini {
-		// Only Gemini's adapter reads reasoning_effort (as a thinking
-		// budget); OpenAI-shaped hosts may refuse a field they lack, and
-		// Anthropic's adapter drops it. Gemini knows none to high.
-		out.ReasoningEffort = r.Reasoning.Effort
-		if out.ReasoningEffort == "xhigh" {
-			out.ReasoningEffort = "high"
-		}
+	if r.ParallelToolCalls != nil {
+		out.ParallelToolCalls = optOf(*r.ParallelToolCalls)
+	}
+	if r.Reasoning != nil {
+		out.Effort = r.Reasoning.Effort
 	}
 	if r.Instructions != "" {
-		out.Messages = append(out.Messages, ChatMessage{Role: "system", Content: rawString(r.Instructions)})
+		out.Messages = append(out.Messages, ChatMessage{Role: "system", Content: TextContent(r.Instructions)})
 	}
-	in := bytes.TrimSpace(r.Input)
+	if out.Messages, err = respInput(out.Messages, r.Input, provider, tools); err != nil {
+		return nil, err
+	}
+	out.Tools = tools.offered
+	respWebSearch(c, r.Tools, out)
+	if out.ToolChoice, err = respToolChoice(r.ToolChoice, provider, tools); err != nil {
+		return nil, err
+	}
+	if len(out.Tools) == 0 {
+		out.ToolChoice = nil
+	}
+	if r.Text != nil {
+		out.ResponseFormat, err = respFormat(r.Text.Format, provider)
+	}
+	return out, err
+}
+
+// respInput appends input, a string or an array of items, to msgs.
+func respInput(msgs []ChatMessage, input json.RawMessage, provider string, tools *respTools) ([]ChatMessage, error) {
+	in := bytes.TrimSpace(input)
 	switch {
 	case len(in) == 0 || string(in) == "null":
-		return nil, reqErr("input is required")
+		return nil, badRequest("input is required")
 	case in[0] == '"':
 		var s string
 		if err := json.Unmarshal(in, &s); err != nil {
-			return nil, reqErr("input must be a string or an array of items")
+			return nil, badRequest("input must be a string or an array of items")
 		}
-		out.Messages = append(out.Messages, ChatMessage{Role: "user", Content: rawString(s)})
-	default:
-		var items []respItem
-		if err := json.Unmarshal(in, &items); err != nil {
-			return nil, reqErr("input must be a string or an array of items: %s", jsonMessage(err))
-		}
-		for i, it := range items {
-			msgs, err := respItemToChat(out.Messages, i, it, target, tools)
-			if err != nil {
-				return nil, err
-			}
-			out.Messages = msgs
+		return append(msgs, ChatMessage{Role: "user", Content: TextContent(s)}), nil
+	}
+	var items []respItem
+	if err := json.Unmarshal(in, &items); err != nil {
+		return nil, badRequest("input must be a string or an array of items: %s", jsonMessage(err))
+	}
+	for i, it := range items {
+		var err error
+		if msgs, err = respItemToChat(msgs, i, it, provider, tools); err != nil {
+			return nil, err
 		}
 	}
-	out.Tools = tools.offered
-	if err := respWebSearch(c, r.Tools, target, out); err != nil {
-		return nil, err
-	}
-	if tc := bytes.TrimSpace(r.ToolChoice); len(tc) > 0 && string(tc) != "null" {
-		if tc[0] == '"' {
-			out.ToolChoice = tc
-		} else {
-			var obj struct {
-				Type      string `json:"type"`
-				Name      string `json:"name"`
-				Namespace string `json:"namespace"`
-			}
-			if json.Unmarshal(tc, &obj) != nil || obj.Type != "function" && obj.Type != "custom" || obj.Name == "" {
-				return nil, reqErr("tool_choice must be auto, none, required or {\"type\":\"function\",\"name\":...} for %s models", target)
-			}
-			out.ToolChoice, _ = json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": tools.flatName(obj.Namespace, obj.Name)}})
-		}
-		if len(out.Tools) == 0 {
-			out.ToolChoice = nil
-		}
-	}
-	if r.Text != nil && len(r.Text.Format) > 0 && string(r.Text.Format) != "null" {
-		f := gjson.ParseBytes(r.Text.Format)
-		switch f.Get("type").String() {
-		case "text", "":
-		case "json_object":
-			out.ResponseFormat = json.RawMessage(`{"type":"json_object"}`)
-		case "json_schema":
-			js := map[string]any{"name": f.Get("name").String(), "schema": json.RawMessage(f.Get("schema").Raw)}
-			if !f.Get("schema").IsObject() {
-				return nil, reqErr("text.format.schema must be a JSON schema object")
-			}
-			if s := f.Get("strict"); s.Exists() {
-				js["strict"] = s.Bool()
-			}
-			out.ResponseFormat, _ = json.Marshal(map[string]any{"type": "json_schema", "json_schema": js})
-		default:
-			return nil, reqErr("text.format type %q is not available for %s models", f.Get("type").String(), target)
-		}
-	}
-	return out, nil
+	return msgs, nil
 }
 
-func respItemToChat(msgs []ChatMessage, i int, it respItem, target string, tools *respTools) ([]ChatMessage, error) {
+// respToolChoice translates tool_choice: a mode as it is, a function or
+// custom tool by the name it is offered under.
+func respToolChoice(raw json.RawMessage, provider string, tools *respTools) (json.RawMessage, error) {
+	tc := bytes.TrimSpace(raw)
+	if len(tc) == 0 || string(tc) == "null" {
+		return nil, nil
+	}
+	if tc[0] == '"' {
+		return tc, nil
+	}
+	var obj struct {
+		Type      string `json:"type"`
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	}
+	if json.Unmarshal(tc, &obj) != nil || obj.Type != "function" && obj.Type != "custom" || obj.Name == "" {
+		return nil, badRequest("tool_choice must be auto, none, required or {\"type\":\"function\",\"name\":...} for %s models", provider)
+	}
+	return json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": tools.flatName(obj.Namespace, obj.Name)}})
+}
+
+// respFormat translates text.format to response_format.
+func respFormat(format json.RawMessage, provider string) (json.RawMessage, error) {
+	if len(format) == 0 || string(format) == "null" {
+		return nil, nil
+	}
+	f := gjson.ParseBytes(format)
+	switch f.Get("type").String() {
+	case "text", "":
+		return nil, nil
+	case "json_object":
+		return json.RawMessage(`{"type":"json_object"}`), nil
+	case "json_schema":
+		js := map[string]any{"name": f.Get("name").String(), "schema": json.RawMessage(f.Get("schema").Raw)}
+		if !f.Get("schema").IsObject() {
+			return nil, badRequest("text.format.schema must be a JSON schema object")
+		}
+		if s := f.Get("strict"); s.Exists() {
+			js["strict"] = s.Bool()
+		}
+		return json.Marshal(map[string]any{"type": "json_schema", "json_schema": js})
+	}
+	return nil, badRequest("text.format type %q is not available for %s models", f.Get("type").String(), provider)
+}
+
+func respItemToChat(msgs []ChatMessage, i int, it respItem, provider string, tools *respTools) ([]ChatMessage, error) {
 	at := fmt.Sprintf("input.%d", i)
 	typ := it.Type
 	if typ == "" && it.Role != "" {
@@ -460,7 +439,7 @@ func respItemToChat(msgs []ChatMessage, i int, it respItem, target string, tools
 		case "developer":
 			role = "system"
 		default:
-			return nil, reqErr("%s.role must be user, assistant, system or developer", at)
+			return nil, badRequest("%s.role must be user, assistant, system or developer", at)
 		}
 		content, err := respContent(it.Content, at)
 		if err != nil {
@@ -479,7 +458,7 @@ func respItemToChat(msgs []ChatMessage, i int, it respItem, target string, tools
 		// A namespace's function was offered under its flattened name.
 		tc := ToolCall{ID: it.CallID, Type: "function", Function: FunctionCall{Name: tools.flatName(it.Namespace, it.Name), Arguments: args}}
 		// Consecutive calls are one assistant turn.
-		if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" && (len(msgs[n-1].ToolCalls) > 0 || len(msgs[n-1].Content) > 0) {
+		if n := len(msgs); n > 0 && msgs[n-1].Role == "assistant" && (len(msgs[n-1].ToolCalls) > 0 || !msgs[n-1].Content.IsZero()) {
 			msgs[n-1].ToolCalls = append(msgs[n-1].ToolCalls, tc)
 			return msgs, nil
 		}
@@ -489,72 +468,72 @@ func respItemToChat(msgs []ChatMessage, i int, it respItem, target string, tools
 		var text string
 		if len(out) > 0 && out[0] == '"' {
 			if err := json.Unmarshal(out, &text); err != nil {
-				return nil, reqErr("%s.output must be a string or an array of input_text items", at)
+				return nil, badRequest("%s.output must be a string or an array of input_text items", at)
 			}
 		} else if len(out) > 0 && out[0] == '[' {
 			var parts []respPart
 			if err := json.Unmarshal(out, &parts); err != nil {
-				return nil, reqErr("%s.output must be a string or an array of input_text items", at)
+				return nil, badRequest("%s.output must be a string or an array of input_text items", at)
 			}
 			var b strings.Builder
 			for _, p := range parts {
 				if p.Type != "input_text" && p.Type != "output_text" {
-					return nil, reqErr("%s.output items of type %q cannot be translated for %s models (only text)", at, p.Type, target)
+					return nil, badRequest("%s.output items of type %q cannot be translated for %s models (only text)", at, p.Type, provider)
 				}
 				b.WriteString(p.Text)
 			}
 			text = b.String()
 		}
-		return append(msgs, ChatMessage{Role: "tool", ToolCallID: it.CallID, Content: rawString(text)}), nil
+		return append(msgs, ChatMessage{Role: "tool", ToolCallID: it.CallID, Content: TextContent(text)}), nil
 	case "reasoning":
 		// Reasoning (and its encrypted content) only OpenAI can read.
 		return msgs, nil
 	}
-	return nil, reqErr("%s: items of type %q are not available for %s models through the gateway", at, typ, target)
+	return nil, badRequest("%s: items of type %q are not available for %s models through the gateway", at, typ, provider)
 }
 
 // respContent turns a message item's content (a string or parts) into
-// chat content.
-func respContent(raw json.RawMessage, at string) (json.RawMessage, error) {
+// chat content: text parts joined into one string, or parts with images.
+func respContent(raw json.RawMessage, at string) (Content, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
-		return rawString(""), nil
+		return TextContent(""), nil
 	}
 	if raw[0] == '"' {
-		return raw, nil
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return Content{}, badRequest("%s.content must be a string or an array of content parts", at)
+		}
+		return TextContent(s), nil
 	}
 	var parts []respPart
 	if err := json.Unmarshal(raw, &parts); err != nil {
-		return nil, reqErr("%s.content must be a string or an array of content parts", at)
+		return Content{}, badRequest("%s.content must be a string or an array of content parts", at)
 	}
 	out := make([]ContentPart, 0, len(parts))
 	textOnly := true
 	for j, p := range parts {
 		switch p.Type {
-		case "input_text", "output_text", "text":
-			out = append(out, ContentPart{Type: "text", Text: p.Text})
-		case "refusal":
-			out = append(out, ContentPart{Type: "text", Text: p.Text})
+		case "input_text", "output_text", "text", "refusal":
+			out = append(out, textPart(p.Text))
 		case "input_image":
 			if p.ImageURL == "" {
-				return nil, reqErr("%s.content.%d: input_image needs an image_url (file ids cannot be translated)", at, j)
+				return Content{}, badRequest("%s.content.%d: input_image needs an image_url (file ids cannot be translated)", at, j)
 			}
-			iu, _ := json.Marshal(ImageURL{URL: p.ImageURL, Detail: p.Detail})
-			out = append(out, ContentPart{Type: "image_url", ImageURL: iu})
+			out = append(out, imagePart(p.ImageURL, p.Detail))
 			textOnly = false
 		default:
-			return nil, reqErr("%s.content.%d: parts of type %q cannot be translated for this model", at, j, p.Type)
+			return Content{}, badRequest("%s.content.%d: parts of type %q cannot be translated for this model", at, j, p.Type)
 		}
 	}
-	if textOnly {
-		var b strings.Builder
-		for _, p := range out {
-			b.WriteString(p.Text)
-		}
-		return rawString(b.String()), nil
+	if !textOnly {
+		return PartsContent(out), nil
 	}
-	b, _ := json.Marshal(out)
-	return b, nil
+	var b strings.Builder
+	for _, p := range out {
+		b.WriteString(p.Text)
+	}
+	return TextContent(b.String()), nil
 }
 
 // --- translation: chat completion → Response ---
@@ -617,7 +596,7 @@ func chatToResponse(c *Call, chat []byte) ([]byte, error) {
 		model = c.Model
 	}
 	output := []any{}
-	tools := respToolsOf(c.DoorBody)
+	tools := c.offeredTools()
 	if t := res[1].Get("content"); t.Type == gjson.String && t.Str != "" {
 		output = append(output, respMessageItem("msg_"+strings.TrimPrefix(c.ID, "resp_"), t.Str, "completed"))
 	}
@@ -643,27 +622,32 @@ func respCallID(c *Call, id string, i int) string {
 	return id
 }
 
-// --- translation: chat chunks → Responses events ---
+// offeredTools are the Responses tools as offered to the model (none
+// before the request was translated).
+func (c *Call) offeredTools() *respTools {
+	if c.respTools == nil {
+		return &respTools{}
+	}
+	return c.respTools
+}
 
-// responsesStream turns the adapter's chat.completion.chunk events into
-// Responses events, numbered from 0: response.created and
-// response.in_progress at once; output_item.added (+ content_part.added)
-// when text or a tool call begins; output_text.delta and
-// function_call_arguments.delta as they come; at the end every .done event
-// with the whole text or arguments, output_item.done with the whole item,
-// then response.completed (or response.incomplete) with the usage
-// (frontdoors.md §3.8).
-type responsesStream struct {
+// --- translation: chunks → Responses events ---
+
+// responsesEvents renders a translated stream as Responses events,
+// numbered from 0: response.created and response.in_progress at once;
+// output_item.added (+ content_part.added) when text or a tool call begins;
+// output_text.delta and function_call_arguments.delta as they come; at the
+// end every .done event with the whole text or arguments, output_item.done
+// with the whole item, then response.completed (or response.incomplete)
+// with the usage (frontdoors.md §3.8).
+type responsesEvents struct {
 	c       *Call
-	inner   StreamTranslator
-	buf     []byte
 	model   string
 	seq     int64
 	started bool
-	ended   bool
 	next    int // the next output_index
 	text    *respStreamText
-	tools   map[int64]*respStreamCall
+	tools   map[int]*respStreamCall
 	offered *respTools // the request's tools, by the names offered
 	finish  string
 }
@@ -680,25 +664,18 @@ type respStreamCall struct {
 	args             strings.Builder
 }
 
-func newResponsesStream(c *Call, inner StreamTranslator) *responsesStream {
-	return &responsesStream{c: c, inner: inner, model: c.Model, tools: map[int64]*respStreamCall{}, offered: respToolsOf(c.DoorBody)}
+func newResponsesEvents(c *Call) *responsesEvents {
+	return &responsesEvents{c: c, model: c.Model, tools: map[int]*respStreamCall{}, offered: c.offeredTools()}
 }
 
-func (s *responsesStream) emit(dst []byte, typ string, fields map[string]any) []byte {
+func (s *responsesEvents) emit(dst []byte, typ string, fields map[string]any) []byte {
 	fields["type"] = typ
 	fields["sequence_number"] = s.seq
 	s.seq++
 	return appendJSONEvent(dst, typ, fields)
 }
 
-func (s *responsesStream) Event(dst []byte, ev Event) ([]byte, error) {
-	var err error
-	s.buf, err = s.inner.Event(s.buf[:0], ev)
-	dst = s.convert(dst, s.buf)
-	return dst, err
-}
-
-func (s *responsesStream) start(dst []byte) []byte {
+func (s *responsesEvents) start(dst []byte) []byte {
 	if s.started {
 		return dst
 	}
@@ -707,64 +684,65 @@ func (s *responsesStream) start(dst []byte) []byte {
 	return s.emit(dst, "response.in_progress", map[string]any{"response": newResponseObject(s.c, s.model, "in_progress", nil, []any{}, nil)})
 }
 
-func (s *responsesStream) convert(dst, b []byte) []byte {
-	chatFrames(b, func(d []byte) {
-		if bytes.Equal(d, []byte("[DONE]")) || s.ended {
-			return
-		}
-		res := gjson.GetManyBytes(d, "model", "choices.0.delta.content", "choices.0.delta.tool_calls", "choices.0.finish_reason")
-		if res[0].Str != "" {
-			s.model = res[0].Str
-		}
-		dst = s.start(dst)
-		if res[1].Type == gjson.String && res[1].Str != "" {
-			if s.text == nil {
-				s.text = &respStreamText{index: s.next, id: "msg_" + strings.TrimPrefix(s.c.ID, "resp_")}
-				s.next++
-				dst = s.emit(dst, "response.output_item.added", map[string]any{"output_index": s.text.index,
-					"item": respMessageItem(s.text.id, "", "in_progress")})
-				dst = s.emit(dst, "response.content_part.added", map[string]any{"item_id": s.text.id, "output_index": s.text.index,
-					"content_index": 0, "part": map[string]any{"type": "output_text", "text": "", "annotations": []any{}}})
-			}
-			s.text.text.WriteString(res[1].Str)
-			dst = s.emit(dst, "response.output_text.delta", map[string]any{"item_id": s.text.id, "output_index": s.text.index,
-				"content_index": 0, "delta": res[1].Str, "logprobs": []any{}})
-		}
-		for _, tc := range res[2].Array() {
-			i := tc.Get("index").Int()
-			call := s.tools[i]
-			if call == nil {
-				call = &respStreamCall{index: s.next, id: fmt.Sprintf("fc_%s_%d", strings.TrimPrefix(s.c.ID, "resp_"), i),
-					callID: respCallID(s.c, tc.Get("id").String(), int(i)), name: tc.Get("function.name").String()}
-				s.next++
-				s.tools[i] = call
-				dst = s.emit(dst, "response.output_item.added", map[string]any{"output_index": call.index,
-					"item": s.offered.item(call.id, call.callID, call.name, "", "in_progress")})
-			}
-			if a := tc.Get("function.arguments").Str; a != "" {
-				call.args.WriteString(a)
-				if s.offered.ref(call.name).custom {
-					continue // the input is whole only once the arguments are: output_item.done carries it
-				}
-				dst = s.emit(dst, "response.function_call_arguments.delta", map[string]any{"item_id": call.id,
-					"output_index": call.index, "delta": a})
-			}
-		}
-		if res[3].Type == gjson.String && res[3].Str != "" {
-			s.finish = res[3].Str
-		}
-	})
+func (s *responsesEvents) chunk(dst []byte, model string, d *ChunkDelta, finish string) []byte {
+	if model != "" {
+		s.model = model
+	}
+	dst = s.start(dst)
+	if d.Content != nil && *d.Content != "" {
+		dst = s.textDelta(dst, *d.Content)
+	}
+	for k := range d.ToolCalls {
+		dst = s.toolCall(dst, &d.ToolCalls[k])
+	}
+	if finish != "" {
+		s.finish = finish
+	}
 	return dst
 }
 
-func (s *responsesStream) End(dst []byte) ([]byte, error) {
-	var err error
-	s.buf, err = s.inner.End(s.buf[:0])
-	dst = s.convert(dst, s.buf)
-	if err != nil || s.ended {
-		return dst, err
+// textDelta adds text to the message item, opening it first.
+func (s *responsesEvents) textDelta(dst []byte, text string) []byte {
+	if s.text == nil {
+		s.text = &respStreamText{index: s.next, id: "msg_" + strings.TrimPrefix(s.c.ID, "resp_")}
+		s.next++
+		dst = s.emit(dst, "response.output_item.added", map[string]any{"output_index": s.text.index,
+			"item": respMessageItem(s.text.id, "", "in_progress")})
+		dst = s.emit(dst, "response.content_part.added", map[string]any{"item_id": s.text.id, "output_index": s.text.index,
+			"content_index": 0, "part": map[string]any{"type": "output_text", "text": "", "annotations": []any{}}})
 	}
-	s.ended = true
+	s.text.text.WriteString(text)
+	return s.emit(dst, "response.output_text.delta", map[string]any{"item_id": s.text.id, "output_index": s.text.index,
+		"content_index": 0, "delta": text, "logprobs": []any{}})
+}
+
+// toolCall opens the item of a call not seen before, and streams its
+// arguments (a custom tool's input is whole only at the end).
+func (s *responsesEvents) toolCall(dst []byte, tc *ToolCall) []byte {
+	i := 0
+	if tc.Index != nil {
+		i = *tc.Index
+	}
+	call := s.tools[i]
+	if call == nil {
+		call = &respStreamCall{index: s.next, id: fmt.Sprintf("fc_%s_%d", strings.TrimPrefix(s.c.ID, "resp_"), i),
+			callID: respCallID(s.c, tc.ID, i), name: tc.Function.Name}
+		s.next++
+		s.tools[i] = call
+		dst = s.emit(dst, "response.output_item.added", map[string]any{"output_index": call.index,
+			"item": s.offered.item(call.id, call.callID, call.name, "", "in_progress")})
+	}
+	if a := tc.Function.Arguments; a != "" {
+		call.args.WriteString(a)
+		if !s.offered.ref(call.name).custom {
+			dst = s.emit(dst, "response.function_call_arguments.delta", map[string]any{"item_id": call.id,
+				"output_index": call.index, "delta": a})
+		}
+	}
+	return dst
+}
+
+func (s *responsesEvents) end(dst []byte, u Usage) []byte {
 	dst = s.start(dst)
 	items := make([]respOutputItem, 0, len(s.tools)+1)
 	if t := s.text; t != nil {
@@ -800,20 +778,14 @@ func (s *responsesStream) End(dst []byte) ([]byte, error) {
 	for i, it := range items {
 		output[i] = it.item
 	}
-	u := s.inner.Usage()
 	status, incomplete := respStatus(s.finish)
 	name := "response.completed"
 	if status == "incomplete" {
 		name = "response.incomplete"
 	}
-	return s.emit(dst, name, map[string]any{"response": newResponseObject(s.c, s.model, status, incomplete, output, &u)}), nil
+	return s.emit(dst, name, map[string]any{"response": newResponseObject(s.c, s.model, status, incomplete, output, &u)})
 }
 
-func (s *responsesStream) Usage() Usage { return s.inner.Usage() }
-
-// KeepaliveEvent implements Keepaliver.
-func (s *responsesStream) KeepaliveEvent() []byte { return keepaliveComment }
-
-func (s *responsesStream) ErrorEvent(dst []byte, code, msg string) []byte {
+func (s *responsesEvents) errorEvent(dst []byte, code, msg string) []byte {
 	return responsesErrorEvents(dst, s.c, s.seq, code, msg)
 }

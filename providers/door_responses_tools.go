@@ -3,7 +3,6 @@ package providers
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 
 	"github.com/tidwall/gjson"
 )
@@ -19,13 +18,12 @@ import (
 //     custom_tool_call) items with the tool's own name and its namespace, as
 //     OpenAI answers them, and a history item's namespace + name finds the
 //     flattened name again;
-//   - web_search becomes the target's own search (Anthropic's web search
-//     tool, Gemini's Google Search grounding) through web_search_options,
-//     or is left out, and the call says so (Call.Omitted): when the target
-//     has no search tool, or the client asked for cache-only search
-//     (external_web_access: false, Codex's default), which no target
-//     offers: a live search would give the model what the client chose to
-//     keep from it.
+//   - web_search becomes the hub's Search, which each adapter turns into
+//     its host's own search (Anthropic's web search tool, Gemini's Google
+//     Search grounding) or leaves out, saying so (Call.Omitted); the door
+//     itself leaves out cache-only search (external_web_access: false,
+//     Codex's default), which no host offers: a live search would give the
+//     model what the client chose to keep from it.
 //
 // Other built-in tools (file_search, code_interpreter, ...) are refused
 // with a 400 naming them.
@@ -67,7 +65,7 @@ func (ts *respTools) flatName(namespace, name string) string {
 // newRespTools reads the request's tools: function, custom and namespace
 // tools are offered as functions; web_search is left to respWebSearch;
 // anything else is refused.
-func newRespTools(tools []respTool, target string) (*respTools, error) {
+func newRespTools(tools []respTool, provider string) (*respTools, error) {
 	ts := &respTools{byFlat: map[string]respToolRef{}}
 	var add func(t respTool, namespace string) error
 	add = func(t respTool, namespace string) error {
@@ -75,14 +73,14 @@ func newRespTools(tools []respTool, target string) (*respTools, error) {
 		case "function", "custom":
 		case "namespace":
 			if namespace != "" {
-				return reqErr("namespace %q: a namespace cannot hold another namespace", namespace)
+				return badRequest("namespace %q: a namespace cannot hold another namespace", namespace)
 			}
 			if t.Name == "" {
-				return reqErr("every namespace tool needs a name")
+				return badRequest("every namespace tool needs a name")
 			}
 			for _, inner := range t.Tools {
 				if inner.Type != "function" && inner.Type != "custom" {
-					return reqErr("namespace %q: tools of type %q are not available for %s models through the gateway (only function and custom tools are)", t.Name, inner.Type, target)
+					return badRequest("namespace %q: tools of type %q are not available for %s models through the gateway (only function and custom tools are)", t.Name, inner.Type, provider)
 				}
 				if t.Description != "" {
 					inner.Description = t.Description + "\n\n" + inner.Description
@@ -98,14 +96,14 @@ func newRespTools(tools []respTool, target string) (*respTools, error) {
 			}
 			fallthrough
 		default:
-			return reqErr("the %s tool is not available for %s models through the gateway (only function, custom, namespace and web_search tools are)", t.Type, target)
+			return badRequest("the %s tool is not available for %s models through the gateway (only function, custom, namespace and web_search tools are)", t.Type, provider)
 		}
 		if t.Name == "" {
-			return reqErr("every function tool needs a name")
+			return badRequest("every function tool needs a name")
 		}
 		flat := ts.flatName(namespace, t.Name)
 		if prev, dup := ts.byFlat[flat]; dup {
-			return reqErr("the tools %q and %q would both be offered to %s models as %q: rename one", qualified(prev.namespace, prev.name), qualified(namespace, t.Name), target, flat)
+			return badRequest("the tools %q and %q would both be offered to %s models as %q: rename one", qualified(prev.namespace, prev.name), qualified(namespace, t.Name), provider, flat)
 		}
 		ts.byFlat[flat] = respToolRef{name: t.Name, namespace: namespace, custom: t.Type == "custom"}
 		params, strict := t.Parameters, t.Strict
@@ -129,22 +127,6 @@ func qualified(namespace, name string) string {
 		return name
 	}
 	return namespace + "." + name
-}
-
-// respToolsOf reads the tools of a Responses request body, for
-// translating the answer: the names offered and what they stand for. A body
-// whose tools do not read gives an empty set (the request was translated,
-// so they did).
-func respToolsOf(body []byte) *respTools {
-	var tools []respTool
-	if raw := gjson.GetBytes(body, "tools"); raw.IsArray() {
-		_ = json.Unmarshal([]byte(raw.Raw), &tools)
-	}
-	ts, err := newRespTools(tools, "")
-	if err != nil {
-		return &respTools{byFlat: map[string]respToolRef{}}
-	}
-	return ts
 }
 
 // ref returns what the function the model called (by its offered name)
@@ -177,10 +159,10 @@ func (ts *respTools) item(id, callID, flat, args, status string) map[string]any 
 	return it
 }
 
-// respWebSearch maps a web_search tool to web_search_options for targets
-// with a search of their own (see the top of this file), or leaves it out
-// and records so.
-func respWebSearch(c *Call, tools []respTool, target string, out *chatBody) error {
+// respWebSearch turns a web_search tool into the hub's Search, its
+// allowed domains a limit the search must keep; cache-only search is left
+// out (see the top of this file).
+func respWebSearch(c *Call, tools []respTool, out *ChatRequest) {
 	var ws *respTool
 	for i := range tools {
 		switch tools[i].Type {
@@ -189,36 +171,20 @@ func respWebSearch(c *Call, tools []respTool, target string, out *chatBody) erro
 		}
 	}
 	if ws == nil {
-		return nil
+		return
 	}
-	switch {
-	case ws.ExternalWebAccess != nil && !*ws.ExternalWebAccess:
-		// Cache-only search: nothing live may reach the model.
+	if ws.ExternalWebAccess != nil && !*ws.ExternalWebAccess {
 		c.omit("web_search")
-		return nil
-	case target == Perplexity:
-		// Perplexity's models search on every request.
-		return nil
-	case target != Anthropic && target != Gemini:
-		c.omit("web_search")
-		return nil
-	case ws.Filters != nil && len(ws.Filters.AllowedDomains) > 0 && target != Anthropic:
-		// A search that cannot keep to the client's domains would widen
-		// what the model reads.
-		c.omit("web_search")
-		return nil
+		return
 	}
-	opts := map[string]any{}
-	if ws.SearchContextSize != "" {
-		opts["search_context_size"] = ws.SearchContextSize
-	}
+	search := &WebSearch{SearchContextSize: ws.SearchContextSize, strictDomains: true}
 	if ul := ws.UserLocation; ul != nil {
-		opts["user_location"] = map[string]any{"type": "approximate", "approximate": map[string]string{
-			"city": ul.City, "country": ul.Country, "region": ul.Region, "timezone": ul.Timezone}}
+		search.UserLocation = &WebSearchLocation{Type: "approximate"}
+		search.UserLocation.Approximate.City, search.UserLocation.Approximate.Country = ul.City, ul.Country
+		search.UserLocation.Approximate.Region, search.UserLocation.Approximate.Timezone = ul.Region, ul.Timezone
 	}
 	if ws.Filters != nil && len(ws.Filters.AllowedDomains) > 0 {
-		opts["filters"] = map[string]any{"allowed_domains": ws.Filters.AllowedDomains}
+		search.Filters = &WebSearchFilters{AllowedDomains: ws.Filters.AllowedDomains}
 	}
-	out.WebSearchOptions, _ = json.Marshal(opts)
-	return nil
+	out.Search = search
 }

@@ -73,7 +73,7 @@ func runStream(t testing.TB, tr StreamTranslator, evs []Event) []byte {
 // reason and usage) and message_stop.
 func TestMessagesStreamFromChat(t *testing.T) {
 	c := &Call{Model: "gpt-4o", ID: "msg_1", IncludeUsage: true}
-	out := runStream(t, newMessagesStream(c, newPassthroughStream(c)), toolChunks)
+	out := runStream(t, doorOverChat(MessagesDoor, c), toolChunks)
 	var names []string
 	open := -1
 	for _, ev := range sseEvents(t, out) {
@@ -114,7 +114,7 @@ func TestMessagesStreamFromChat(t *testing.T) {
 // response.completed carries every item and the usage.
 func TestResponsesStreamFromChat(t *testing.T) {
 	c := &Call{Model: "gpt-4o", ID: "resp_1", IncludeUsage: true}
-	out := runStream(t, newResponsesStream(c, newPassthroughStream(c)), toolChunks)
+	out := runStream(t, doorOverChat(ResponsesDoor, c), toolChunks)
 	evs := sseEvents(t, out)
 	for i, ev := range evs {
 		if n := gjson.Get(ev[1], "sequence_number").Int(); n != int64(i) {
@@ -192,12 +192,24 @@ func TestResponsesToChat(t *testing.T) {
 	checks := map[string]string{
 		"messages.0.content": "Be brief.", "messages.1.role": "system", "messages.2.content": "hi",
 		"messages.3.tool_calls.#": "2", "messages.3.tool_calls.1.function.arguments": "{}",
-		"messages.4.role": "tool", "messages.5.content": "b", "max_tokens": "100", "reasoning_effort": "low",
+		"messages.4.role": "tool", "messages.5.content": "b", "max_tokens": "100",
 		"response_format.json_schema.name": "out", "tool_choice.function.name": "ls", "tools.0.function.name": "ls",
 	}
 	for path, want := range checks {
 		if got := r.Get(path).String(); got != want {
 			t.Errorf("%s = %q, want %q (%s)", path, got, want, out)
+		}
+	}
+	// reasoning.effort reaches Gemini (as a thinking budget), and no
+	// OpenAI-shaped host.
+	for provider, path := range map[string]string{Gemini: "generationConfig.thinkingConfig.thinkingBudget", Mistral: "reasoning_effort"} {
+		c := &Call{Model: "gemini-2.5-flash", Key: "k", Door: ResponsesDoor, Body: []byte(body), Endpoint: Endpoint{BaseURL: "https://example.com"}}
+		req, err := Get(provider).NewCallRequest(t.Context(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := gjson.Get(readReqBody(t, req), path), map[string]string{Gemini: "1024"}[provider]; got.Raw != want {
+			t.Errorf("%s: %s = %s, want %q", provider, path, got.Raw, want)
 		}
 	}
 	for _, bad := range []struct{ body, says string }{
@@ -240,12 +252,23 @@ func TestMessagesRelay(t *testing.T) {
 	}
 }
 
+// thinking reaches Gemini as its effort (medium: a budget of 8,192 on 2.5),
+// and no other host.
 func TestMessagesThinkingForGemini(t *testing.T) {
 	body := []byte(`{"model":"m","max_tokens":5,"thinking":{"type":"enabled","budget_tokens":4000},"messages":[{"role":"user","content":"hi"}]}`)
-	for target, want := range map[string]string{"gemini": "medium", "openai": ""} {
-		out, err := MessagesToChatBody(body, target)
-		if got := gjson.GetBytes(out, "reasoning_effort").String(); err != nil || got != want {
-			t.Errorf("%s: reasoning_effort %q, want %q (%v)", target, got, want, err)
+	for _, c := range []struct{ provider, model, path, want string }{
+		{Gemini, "gemini-2.5-flash", "generationConfig.thinkingConfig.thinkingBudget", "8192"},
+		{Gemini, "gemini-3-pro-preview", "generationConfig.thinkingConfig.thinkingLevel", `"medium"`},
+		{OpenAI, "gpt-4o", "reasoning_effort", ""},
+		{Mistral, "mistral-large-latest", "reasoning_effort", ""},
+	} {
+		call := &Call{Model: c.model, Key: "k", Door: MessagesDoor, Body: body, Endpoint: Endpoint{BaseURL: "https://example.com"}}
+		req, err := Get(c.provider).NewCallRequest(t.Context(), call)
+		if err != nil {
+			t.Fatalf("%s: %v", c.provider, err)
+		}
+		if got := gjson.Get(readReqBody(t, req), c.path); got.Raw != c.want {
+			t.Errorf("%s %s: %s = %s, want %q", c.provider, c.model, c.path, got.Raw, c.want)
 		}
 	}
 }
@@ -289,13 +312,13 @@ func TestResponsesCustomTools(t *testing.T) {
 		r.Get("messages.1.role").String() != "tool" || r.Get("messages.1.content").String() != "done" {
 		t.Fatalf("custom tool translation: %s", out)
 	}
-	c := &Call{Model: "m", ID: "resp_1", DoorBody: body, IncludeUsage: true}
+	c := &Call{Model: "m", ID: "resp_1", respTools: respToolsOf(body), IncludeUsage: true}
 	resp, err := chatToResponse(c, []byte(`{"choices":[{"message":{"tool_calls":[{"id":"call_9","function":{"name":"apply_patch","arguments":"{\"input\":\"*** Begin Patch\\n\"}"}},{"id":"call_8","function":{"name":"ls","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}`))
 	if err != nil || gjson.GetBytes(resp, "output.0.type").String() != "custom_tool_call" || gjson.GetBytes(resp, "output.0.input").String() != "*** Begin Patch\n" ||
 		gjson.GetBytes(resp, "output.1.type").String() != "function_call" {
 		t.Errorf("custom tool call answer: %s %v", resp, err)
 	}
-	stream := runStream(t, newResponsesStream(c, newPassthroughStream(c)), chatChunks(
+	stream := runStream(t, doorOverChat(ResponsesDoor, c), chatChunks(
 		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_9","function":{"name":"apply_patch","arguments":"{\"input\":"}}]}}]}`,
 		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"\"x\"}"}}]},"finish_reason":"tool_calls"}]}`,
 		`[DONE]`))
@@ -368,8 +391,8 @@ func TestResponsesNamespaceTools(t *testing.T) {
 	{"type":"function_call","call_id":"c1","name":"wait_agent","namespace":"multi_agent_v1","arguments":"{\"targets\":[\"a\"]}"},
 	{"type":"function_call_output","call_id":"c1","output":"done"}]}`)
 	for _, target := range []string{Anthropic, Gemini, OpenAI, Mistral} {
-		c := &Call{}
-		out, err := responsesToChatBody(c, body, target)
+		c := &Call{Body: body}
+		out, err := responsesToChat(c, target)
 		if err != nil {
 			t.Fatalf("%s: %v", target, err)
 		}
@@ -394,7 +417,7 @@ func TestResponsesNamespaceTools(t *testing.T) {
 		}
 	}
 
-	c := &Call{Model: "m", ID: "resp_1", DoorBody: body, IncludeUsage: true}
+	c := &Call{Model: "m", ID: "resp_1", respTools: respToolsOf(body), IncludeUsage: true}
 	resp, err := chatToResponse(c, []byte(`{"choices":[{"message":{"tool_calls":[
 		{"id":"call_1","function":{"name":"multi_agent_v1__spawn_agent","arguments":"{\"message\":\"hi\"}"}},
 		{"id":"call_2","function":{"name":"exec_command","arguments":"{\"cmd\":\"ls\"}"}}]},"finish_reason":"tool_calls"}]}`))
@@ -410,7 +433,7 @@ func TestResponsesNamespaceTools(t *testing.T) {
 		}
 	}
 
-	stream := runStream(t, newResponsesStream(c, newPassthroughStream(c)), chatChunks(
+	stream := runStream(t, doorOverChat(ResponsesDoor, c), chatChunks(
 		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","function":{"name":"multi_agent_v1__wait_agent","arguments":"{\"targets\":"}}]}}]}`,
 		`{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"[\"a\"]}"}}]},"finish_reason":"tool_calls"}]}`,
 		`[DONE]`))
@@ -464,31 +487,54 @@ func TestResponsesNamespaceNames(t *testing.T) {
 }
 
 // web_search becomes the target's own search where there is one (live
-// search only), and is left out, recorded, elsewhere.
+// search only), and is left out, recorded, elsewhere: the door says what
+// the client asked for, each adapter what its host takes.
 func TestResponsesWebSearch(t *testing.T) {
 	for _, c := range []struct {
-		tool, target string
-		mapped       bool
+		tool, target, model string
+		mapped, omitted     bool
 	}{
-		{`{"type":"web_search"}`, Anthropic, true},
-		{`{"type":"web_search","external_web_access":true,"filters":{"allowed_domains":["go.dev"]},"user_location":{"type":"approximate","city":"Paris","country":"FR"}}`, Anthropic, true},
-		{`{"type":"web_search_preview","search_context_size":"low"}`, Gemini, true},
-		{`{"type":"web_search","external_web_access":false}`, Anthropic, false},
-		{`{"type":"web_search","external_web_access":false}`, Gemini, false},
-		{`{"type":"web_search","filters":{"allowed_domains":["go.dev"]}}`, Gemini, false},
-		{`{"type":"web_search"}`, Mistral, false},
-		{`{"type":"web_search"}`, Azure, false},
+		{`{"type":"web_search"}`, Anthropic, "claude-sonnet-4-5", true, false},
+		{`{"type":"web_search","external_web_access":true,"filters":{"allowed_domains":["go.dev"]},"user_location":{"type":"approximate","city":"Paris","country":"FR"}}`, Anthropic, "claude-sonnet-4-5", true, false},
+		{`{"type":"web_search_preview","search_context_size":"low"}`, Gemini, "gemini-2.5-flash", true, false},
+		{`{"type":"web_search","external_web_access":false}`, Anthropic, "claude-sonnet-4-5", false, true},
+		{`{"type":"web_search","external_web_access":false}`, Gemini, "gemini-2.5-flash", false, true},
+		{`{"type":"web_search","filters":{"allowed_domains":["go.dev"]}}`, Gemini, "gemini-2.5-flash", false, true},
+		{`{"type":"web_search"}`, Mistral, "mistral-large-latest", false, true},
+		{`{"type":"web_search"}`, Azure, "my-deployment", false, true},
+		{`{"type":"web_search"}`, Cohere, "command-a-03-2025", false, true},
+		{`{"type":"web_search"}`, Perplexity, "sonar", false, false},
 	} {
-		call := &Call{}
-		out, err := responsesToChatBody(call, []byte(`{"model":"m","input":"x","tools":[`+c.tool+`]}`), c.target)
+		call := &Call{Model: c.model, Key: "k", Door: ResponsesDoor, Body: []byte(`{"model":"m","input":"x","tools":[` + c.tool + `]}`),
+			Endpoint: Endpoint{BaseURL: "https://example.com"}}
+		req, err := Get(c.target).NewCallRequest(t.Context(), call)
 		if err != nil {
 			t.Fatalf("%s for %s: %v", c.tool, c.target, err)
 		}
-		if mapped := len(out.WebSearchOptions) > 0; mapped != c.mapped || mapped == (len(call.Omitted) == 1) {
-			t.Errorf("%s for %s: web_search_options %s, omitted %v", c.tool, c.target, out.WebSearchOptions, call.Omitted)
+		body := gjson.Parse(readReqBody(t, req))
+		var mapped bool
+		switch c.target {
+		case Anthropic:
+			mapped = body.Get(`tools.#(type=="web_search_20250305")`).Exists()
+			if d := body.Get(`tools.0.allowed_domains`); strings.Contains(c.tool, "go.dev") && d.Raw != `["go.dev"]` {
+				t.Errorf("%s: allowed domains %s", c.tool, d.Raw)
+			}
+		case Gemini:
+			mapped = body.Get("tools.0.googleSearch").Exists()
 		}
-		if len(out.Tools) != 0 {
-			t.Errorf("%s for %s: offered as a function: %+v", c.tool, c.target, out.Tools)
+		omitted := len(call.Omitted) == 1 && call.Omitted[0] == "web_search"
+		if mapped != c.mapped || omitted != c.omitted || len(call.Omitted) > 1 {
+			t.Errorf("%s for %s: mapped %v, omitted %v (%s)", c.tool, c.target, mapped, call.Omitted, body.Raw)
+		}
+		// Never offered as a function (Anthropic's client tools have no
+		// type), nor passed on as options a host may refuse.
+		for _, tl := range body.Get("tools").Array() {
+			if tl.Get("type").String() == "function" || tl.Get("functionDeclarations").Exists() || c.target == Anthropic && !tl.Get("type").Exists() {
+				t.Errorf("%s for %s: offered as a function: %s", c.tool, c.target, tl.Raw)
+			}
+		}
+		if body.Get("web_search_options").Exists() {
+			t.Errorf("%s for %s: %s", c.tool, c.target, body.Raw)
 		}
 	}
 }

@@ -75,7 +75,7 @@ func geminiURL(base, model, method string) string {
 func buildGemini(ctx context.Context, c *Call) (*http.Request, error) {
 	model := strings.TrimPrefix(c.Model, "models/")
 	if model == "" {
-		return nil, &RequestError{Message: "the gemini model name is empty"}
+		return nil, badRequest("the gemini model name is empty")
 	}
 	var (
 		body   []byte
@@ -243,12 +243,13 @@ type geminiOptions struct {
 	reasoningEffort string
 }
 
-// geminiDecodeChat reads the client's request. The fields only Gemini reads
+// geminiDecodeChat reads the hub request. The fields only Gemini reads
 // (its options, the tool calls' thought signatures) are decoded before
 // anything else, so that a malformed one is refused first, as a malformed
-// field of ChatRequest is.
-func geminiDecodeChat(body []byte) (*ChatRequest, *geminiOptions, error) {
-	in, err := DecodeChatRequest(body)
+// field of ChatRequest is. A door's thinking effort stands in for
+// reasoning_effort.
+func geminiDecodeChat(c *Call) (*ChatRequest, *geminiOptions, error) {
+	in, err := c.chatRequest()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -268,6 +269,9 @@ func geminiDecodeChat(body []byte) (*ChatRequest, *geminiOptions, error) {
 	if o.reasoningEffort, err = in.ReasoningEffort.Get("reasoning_effort"); err != nil {
 		return nil, nil, err
 	}
+	if o.reasoningEffort == "" {
+		o.reasoningEffort = in.Effort
+	}
 	for i := range in.Messages {
 		for j := range in.Messages[i].ToolCalls {
 			if _, err := geminiSignature(&in.Messages[i].ToolCalls[j]); err != nil {
@@ -278,107 +282,23 @@ func geminiDecodeChat(body []byte) (*ChatRequest, *geminiOptions, error) {
 	return in, &o, nil
 }
 
-func geminiBadRequest(format string, args ...any) error {
-	return &RequestError{Message: fmt.Sprintf(format, args...)}
-}
-
-// geminiChatRequest translates an OpenAI chat-completions body (c.Body) to
-// a generateContent body (providers.md §4.3, §12.5).
+// geminiChatRequest translates the hub request to a generateContent body
+// (providers.md §4.3, §12.5).
 func geminiChatRequest(c *Call, model string) ([]byte, error) {
-	in, opts, err := geminiDecodeChat(c.Body)
+	in, opts, err := geminiDecodeChat(c)
 	if err != nil {
 		return nil, err
 	}
 	var out geminiRequest
-	var system []geminiPart
-	// names maps a tool_call_id to its function's name: Gemini's
-	// functionResponse needs the name, OpenAI's tool message only gives the
-	// id. It is filled as the history is read, so a reused id ("call_0" in
-	// every turn) resolves to its latest call.
-	names := map[string]string{}
-	for i := range in.Messages {
-		m := &in.Messages[i]
-		switch m.Role {
-		case "system", "developer":
-			// Every system and developer message goes to systemInstruction,
-			// in order (Portkey keeps only a leading one); their position in
-			// the conversation is lost.
-			text, err := geminiTextOnly(m.Content, i)
-			if err != nil {
-				return nil, err
-			}
-			if text != "" {
-				system = append(system, geminiPart{Text: text})
-			}
-		case "user":
-			parts, err := geminiUserParts(m.Content, i)
-			if err != nil {
-				return nil, err
-			}
-			out.Contents = geminiAppendTurn(out.Contents, "user", parts)
-		case "assistant":
-			parts, err := geminiAssistantParts(m, i, names)
-			if err != nil {
-				return nil, err
-			}
-			out.Contents = geminiAppendTurn(out.Contents, "model", parts)
-		case "tool", "function":
-			part, err := geminiToolResult(m, i, names)
-			if err != nil {
-				return nil, err
-			}
-			out.Contents = geminiAppendTurn(out.Contents, "user", []geminiPart{part})
-		default:
-			return nil, geminiBadRequest("messages[%d]: role %q is not supported", i, m.Role)
-		}
+	if err := geminiContents(in.Messages, &out); err != nil {
+		return nil, err
 	}
-	if len(out.Contents) == 0 {
-		// Gemini refuses a request without contents; say so before the call.
-		return nil, geminiBadRequest("gemini needs at least one user or assistant message with content")
-	}
-	if len(system) > 0 {
-		out.SystemInstruction = &geminiContent{Parts: system}
-	}
-
-	var decls []geminiFunctionDeclaration
-	for i, t := range in.Tools {
-		if t.Type != "" && t.Type != "function" {
-			return nil, geminiBadRequest("tools[%d]: type %q is not supported by gemini", i, t.Type)
-		}
-		if t.Function.Name == "" {
-			return nil, geminiBadRequest("tools[%d]: the function has no name", i)
-		}
-		params, err := geminiParameters(t.Function.Parameters)
-		if err != nil {
-			return nil, geminiBadRequest("tools[%d].function.parameters: %s", i, err)
-		}
-		decls = append(decls, geminiFunctionDeclaration{Name: t.Function.Name, Description: t.Function.Description, Parameters: params})
-	}
-	if len(decls) > 0 {
-		out.Tools = []geminiTool{{FunctionDeclarations: decls}}
-		// toolConfig only with declarations: Gemini rejects it otherwise
-		// (Bifrost chat.go).
-		fc := func(mode string, names ...string) *geminiToolConfig {
-			return &geminiToolConfig{FunctionCallingConfig: &geminiFunctionCallingConfig{Mode: mode, AllowedFunctionNames: names}}
-		}
-		switch mode, fn := ToolChoiceMode(in.ToolChoice); mode {
-		case "":
-		case "auto":
-			out.ToolConfig = fc("AUTO")
-		case "none":
-			out.ToolConfig = fc("NONE")
-		case "required":
-			out.ToolConfig = fc("ANY")
-		case "function":
-			out.ToolConfig = fc("ANY", fn)
-		default:
-			return nil, geminiBadRequest("tool_choice %q is not supported", mode)
-		}
+	if err := geminiTools(in, &out); err != nil {
+		return nil, err
 	}
 	if err := geminiWebSearch(c, in, model, &out); err != nil {
 		return nil, err
 	}
-
 	gc, err := geminiGeneration(in, opts, model)
 	if err != nil {
 		return nil, err
@@ -389,17 +309,118 @@ func geminiChatRequest(c *Call, model string) ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// geminiContents fills contents and systemInstruction from the messages.
+func geminiContents(msgs []ChatMessage, out *geminiRequest) error {
+	var system []geminiPart
+	// names maps a tool_call_id to its function's name: Gemini's
+	// functionResponse needs the name, OpenAI's tool message only gives the
+	// id. It is filled as the history is read, so a reused id ("call_0" in
+	// every turn) resolves to its latest call.
+	names := map[string]string{}
+	for i := range msgs {
+		m := &msgs[i]
+		switch m.Role {
+		case "system", "developer":
+			// Every system and developer message goes to systemInstruction,
+			// in order (Portkey keeps only a leading one); their position in
+			// the conversation is lost.
+			text, err := geminiTextOnly(&m.Content, i)
+			if err != nil {
+				return err
+			}
+			if text != "" {
+				system = append(system, geminiPart{Text: text})
+			}
+		case "user":
+			parts, err := geminiUserParts(&m.Content, i)
+			if err != nil {
+				return err
+			}
+			out.Contents = geminiAppendTurn(out.Contents, "user", parts)
+		case "assistant":
+			parts, err := geminiAssistantParts(m, i, names)
+			if err != nil {
+				return err
+			}
+			out.Contents = geminiAppendTurn(out.Contents, "model", parts)
+		case "tool", "function":
+			part, err := geminiToolResult(m, i, names)
+			if err != nil {
+				return err
+			}
+			out.Contents = geminiAppendTurn(out.Contents, "user", []geminiPart{part})
+		default:
+			return badRequest("messages[%d]: role %q is not supported", i, m.Role)
+		}
+	}
+	if len(out.Contents) == 0 {
+		// Gemini refuses a request without contents; say so before the call.
+		return badRequest("gemini needs at least one user or assistant message with content")
+	}
+	if len(system) > 0 {
+		out.SystemInstruction = &geminiContent{Parts: system}
+	}
+	return nil
+}
+
+// geminiTools declares the functions and maps tool_choice.
+func geminiTools(in *ChatRequest, out *geminiRequest) error {
+	var decls []geminiFunctionDeclaration
+	for i, t := range in.Tools {
+		if t.Type != "" && t.Type != "function" {
+			return badRequest("tools[%d]: type %q is not supported by gemini", i, t.Type)
+		}
+		if t.Function.Name == "" {
+			return badRequest("tools[%d]: the function has no name", i)
+		}
+		params, err := geminiParameters(t.Function.Parameters)
+		if err != nil {
+			return badRequest("tools[%d].function.parameters: %s", i, err)
+		}
+		decls = append(decls, geminiFunctionDeclaration{Name: t.Function.Name, Description: t.Function.Description, Parameters: params})
+	}
+	if len(decls) == 0 {
+		return nil
+	}
+	out.Tools = []geminiTool{{FunctionDeclarations: decls}}
+	// toolConfig only with declarations: Gemini rejects it otherwise
+	// (Bifrost chat.go).
+	fc := func(mode string, names ...string) *geminiToolConfig {
+		return &geminiToolConfig{FunctionCallingConfig: &geminiFunctionCallingConfig{Mode: mode, AllowedFunctionNames: names}}
+	}
+	switch mode, fn := ToolChoiceMode(in.ToolChoice); mode {
+	case "":
+	case "auto":
+		out.ToolConfig = fc("AUTO")
+	case "none":
+		out.ToolConfig = fc("NONE")
+	case "required":
+		out.ToolConfig = fc("ANY")
+	case "function":
+		out.ToolConfig = fc("ANY", fn)
+	default:
+		return badRequest("tool_choice %q is not supported", mode)
+	}
+	return nil
+}
+
 // geminiWebSearch grounds the answer in Google Search for
 // web_search_options. Gemini 2.x cannot combine it with function
 // declarations in one request (it answers 400 "Tool use with function
 // calling is unsupported"); Gemini 3 can, with server-side tool invocations
 // included (ai.google.dev/gemini-api/docs/tool-combination). When they
 // cannot be combined, search is left out and the call says so. The search
-// options (context size, location, domains) have no Gemini equivalent.
+// options (context size, location, domains) have no Gemini equivalent: a
+// search whose allowed domains are the client's limit (a door's) is left
+// out too, as it would widen what the model reads.
 func geminiWebSearch(c *Call, in *ChatRequest, model string, out *geminiRequest) error {
 	ws, err := in.WebSearch()
 	if err != nil || ws == nil {
 		return err
+	}
+	if ws.strictDomains && len(ws.domains()) > 0 {
+		c.omit("web_search")
+		return nil
 	}
 	if len(out.Tools) == 0 {
 		out.Tools = []geminiTool{{GoogleSearch: &struct{}{}}}
@@ -441,25 +462,26 @@ func geminiAppendTurn(contents []geminiContent, role string, parts []geminiPart)
 
 // geminiPartsIn reads a message's content: a string, an array of parts, or
 // null.
-func geminiPartsIn(raw json.RawMessage, i int) ([]geminiPartIn, error) {
-	parts, err := decodeContent(raw, func(s string) geminiPartIn { return geminiPartIn{ContentPart: ContentPart{Type: "text", Text: s}} })
+func geminiPartsIn(content *Content, i int) ([]geminiPartIn, error) {
+	parts, err := decodeContent(*content, func(s string) geminiPartIn { return geminiPartIn{ContentPart: textPart(s)} },
+		func(p ContentPart) geminiPartIn { return geminiPartIn{ContentPart: p} })
 	if err != nil {
-		return nil, geminiBadRequest("messages[%d].content must be a string or an array of parts", i)
+		return nil, badRequest("messages[%d].content must be a string or an array of parts", i)
 	}
 	return parts, nil
 }
 
 // geminiTextOnly joins the text parts of a system, developer or tool
 // message with newlines; any other part is refused.
-func geminiTextOnly(raw json.RawMessage, i int) (string, error) {
-	parts, err := geminiPartsIn(raw, i)
+func geminiTextOnly(content *Content, i int) (string, error) {
+	parts, err := geminiPartsIn(content, i)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
 	for j, p := range parts {
 		if p.Type != "text" {
-			return "", geminiBadRequest("messages[%d].content[%d]: only text parts are supported in this message", i, j)
+			return "", badRequest("messages[%d].content[%d]: only text parts are supported in this message", i, j)
 		}
 		if b.Len() > 0 && p.Text != "" {
 			b.WriteByte('\n')
@@ -471,8 +493,8 @@ func geminiTextOnly(raw json.RawMessage, i int) (string, error) {
 
 // geminiUserParts converts a user message. Empty text parts are dropped:
 // Gemini refuses an empty text part.
-func geminiUserParts(raw json.RawMessage, i int) ([]geminiPart, error) {
-	parts, err := geminiPartsIn(raw, i)
+func geminiUserParts(content *Content, i int) ([]geminiPart, error) {
+	parts, err := geminiPartsIn(content, i)
 	if err != nil {
 		return nil, err
 	}
@@ -486,30 +508,30 @@ func geminiUserParts(raw json.RawMessage, i int) ([]geminiPart, error) {
 		case "image_url":
 			u, _ := p.URL()
 			if u == "" {
-				return nil, geminiBadRequest("messages[%d].content[%d]: image_url has no url", i, j)
+				return nil, badRequest("messages[%d].content[%d]: image_url has no url", i, j)
 			}
 			part, err := geminiMediaPart(u)
 			if err != nil {
-				return nil, geminiBadRequest("messages[%d].content[%d]: %s", i, j, err)
+				return nil, badRequest("messages[%d].content[%d]: %s", i, j, err)
 			}
 			out = append(out, part)
 		case "input_audio":
 			if p.InputAudio == nil || p.InputAudio.Data == "" || p.InputAudio.Format == "" {
-				return nil, geminiBadRequest("messages[%d].content[%d]: input_audio needs data and format", i, j)
+				return nil, badRequest("messages[%d].content[%d]: input_audio needs data and format", i, j)
 			}
 			out = append(out, geminiPart{InlineData: &geminiBlob{MimeType: "audio/" + p.InputAudio.Format, Data: p.InputAudio.Data}})
 		case "file":
 			if p.File == nil || p.File.FileData == "" {
 				// An OpenAI file_id means nothing to Gemini.
-				return nil, geminiBadRequest("messages[%d].content[%d]: only files given inline as file_data are supported", i, j)
+				return nil, badRequest("messages[%d].content[%d]: only files given inline as file_data are supported", i, j)
 			}
-			mime, data, ok := geminiDataURL(p.File.FileData)
+			mime, data, ok := splitDataURL(p.File.FileData)
 			if !ok {
-				return nil, geminiBadRequest("messages[%d].content[%d]: file_data must be a base64 data: URL", i, j)
+				return nil, badRequest("messages[%d].content[%d]: file_data must be a base64 data: URL", i, j)
 			}
 			out = append(out, geminiPart{InlineData: &geminiBlob{MimeType: mime, Data: data}})
 		default:
-			return nil, geminiBadRequest("messages[%d].content[%d]: part type %q is not supported", i, j, p.Type)
+			return nil, badRequest("messages[%d].content[%d]: part type %q is not supported", i, j, p.Type)
 		}
 	}
 	return out, nil
@@ -522,7 +544,7 @@ func geminiUserParts(raw json.RawMessage, i int) ([]geminiPart, error) {
 // extension and left out when unknown (fileData.mimeType is optional).
 func geminiMediaPart(u string) (geminiPart, error) {
 	if strings.HasPrefix(u, "data:") {
-		mime, data, ok := geminiDataURL(u)
+		mime, data, ok := splitDataURL(u)
 		if !ok {
 			return geminiPart{}, fmt.Errorf("a data: URL must be base64 with a media type (data:image/png;base64,...)")
 		}
@@ -542,29 +564,12 @@ var geminiMimeTypes = map[string]string{
 	".heic": "image/heic", ".heif": "image/heif", ".gif": "image/gif", ".pdf": "application/pdf",
 }
 
-// geminiDataURL splits "data:<type>;base64,<data>".
-func geminiDataURL(u string) (mime, data string, ok bool) {
-	rest, ok := strings.CutPrefix(u, "data:")
-	if !ok {
-		return "", "", false
-	}
-	meta, data, ok := strings.Cut(rest, ",")
-	if !ok || data == "" || !strings.HasSuffix(meta, ";base64") {
-		return "", "", false
-	}
-	mime, _, _ = strings.Cut(meta, ";")
-	if !strings.Contains(mime, "/") {
-		return "", "", false
-	}
-	return mime, data, true
-}
-
 // geminiAssistantParts converts an assistant message: its text, then one
 // functionCall part per tool call, with the arguments parsed (Gemini wants
 // an object). The first call of a turn carries its thought signature, or the
 // documented placeholder when the client did not keep it.
 func geminiAssistantParts(m *ChatMessage, i int, names map[string]string) ([]geminiPart, error) {
-	parts, err := geminiPartsIn(m.Content, i)
+	parts, err := geminiPartsIn(&m.Content, i)
 	if err != nil {
 		return nil, err
 	}
@@ -576,7 +581,7 @@ func geminiAssistantParts(m *ChatMessage, i int, names map[string]string) ([]gem
 		case "refusal":
 			text = p.Refusal
 		default:
-			return nil, geminiBadRequest("messages[%d].content[%d]: part type %q is not supported in an assistant message", i, j, p.Type)
+			return nil, badRequest("messages[%d].content[%d]: part type %q is not supported in an assistant message", i, j, p.Type)
 		}
 		if text != "" {
 			out = append(out, geminiPart{Text: text})
@@ -585,14 +590,14 @@ func geminiAssistantParts(m *ChatMessage, i int, names map[string]string) ([]gem
 	for j := range m.ToolCalls {
 		tc := &m.ToolCalls[j]
 		if tc.Function.Name == "" {
-			return nil, geminiBadRequest("messages[%d].tool_calls[%d]: the function has no name", i, j)
+			return nil, badRequest("messages[%d].tool_calls[%d]: the function has no name", i, j)
 		}
 		args := strings.TrimSpace(tc.Function.Arguments)
 		if args == "" {
 			args = "{}"
 		}
 		if args[0] != '{' || !json.Valid([]byte(args)) {
-			return nil, geminiBadRequest("messages[%d].tool_calls[%d]: the arguments must be a JSON object", i, j)
+			return nil, badRequest("messages[%d].tool_calls[%d]: the arguments must be a JSON object", i, j)
 		}
 		sig, _ := geminiSignature(tc) // checked by geminiDecodeChat
 		if sig == "" && j == 0 {
@@ -620,9 +625,9 @@ func geminiToolResult(m *ChatMessage, i int, names map[string]string) (geminiPar
 		name = m.Name
 	}
 	if name == "" {
-		return geminiPart{}, geminiBadRequest("messages[%d]: tool_call_id %q does not match a tool call of an earlier assistant message", i, m.ToolCallID)
+		return geminiPart{}, badRequest("messages[%d]: tool_call_id %q does not match a tool call of an earlier assistant message", i, m.ToolCallID)
 	}
-	text, err := geminiTextOnly(m.Content, i)
+	text, err := geminiTextOnly(&m.Content, i)
 	if err != nil {
 		return geminiPart{}, err
 	}
@@ -648,7 +653,7 @@ func geminiGeneration(in *ChatRequest, o *geminiOptions, model string) (*geminiG
 	}
 	if in.N != nil {
 		if *in.N < 1 {
-			return nil, geminiBadRequest("n must be at least 1")
+			return nil, badRequest("n must be at least 1")
 		}
 		if *in.N > 1 {
 			gc.CandidateCount = *in.N
@@ -677,7 +682,7 @@ func geminiGeneration(in *ChatRequest, o *geminiOptions, model string) (*geminiG
 				}
 			}
 		default:
-			return nil, geminiBadRequest("response_format type %q is not supported", rf.Type)
+			return nil, badRequest("response_format type %q is not supported", rf.Type)
 		}
 	}
 	tc, err := geminiThinking(model, o.reasoningEffort)
@@ -706,7 +711,7 @@ func geminiThinking(model, effort string) (*geminiThinkingConfig, error) {
 		level = "high"
 	case "minimal", "low", "medium", "high":
 	default:
-		return nil, geminiBadRequest("reasoning_effort %q is not supported (none, minimal, low, medium, high)", effort)
+		return nil, badRequest("reasoning_effort %q is not supported (none, minimal, low, medium, high)", effort)
 	}
 	m := strings.ToLower(model)
 	switch {
@@ -722,217 +727,6 @@ func geminiThinking(model, effort string) (*geminiThinkingConfig, error) {
 	return &geminiThinkingConfig{ThinkingLevel: level}, nil
 }
 
-// geminiParameters turns a function's JSON schema into the OpenAPI subset
-// Gemini takes in functionDeclarations.parameters. A schema whose object has
-// no properties is left out: Gemini refuses "properties: should be
-// non-empty for OBJECT type".
-func geminiParameters(raw json.RawMessage) (json.RawMessage, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber() // keep numbers as written
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("not valid JSON: %s", jsonMessage(err))
-	}
-	root, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("must be a JSON schema object")
-	}
-	s := geminiSchema{budget: 10000}
-	for _, k := range []string{"$defs", "definitions"} {
-		if d, ok := root[k].(map[string]any); ok {
-			if s.defs == nil {
-				s.defs = map[string]map[string]any{}
-			}
-			for name, def := range d {
-				if m, ok := def.(map[string]any); ok {
-					s.defs["#/"+k+"/"+name] = m
-				}
-			}
-		}
-	}
-	out := s.scrub(root, 0)
-	if _, ok := out["type"]; !ok {
-		out["type"] = "object"
-	}
-	if props, _ := out["properties"].(map[string]any); len(props) == 0 {
-		return nil, nil
-	}
-	return json.Marshal(out)
-}
-
-// geminiSchema scrubs JSON schemas down to what Gemini's Schema accepts
-// (go-genai types.go Schema; LiteLLM and Bifrost strip the same). Kept:
-// type, format (string: enum, date-time; number: float, double, int32,
-// int64), title, description, nullable, enum (strings only), properties,
-// required (only names that are properties), items, anyOf, minItems,
-// maxItems, minLength, maxLength, pattern, minimum, maximum,
-// minProperties, maxProperties, default, example, propertyOrdering.
-// Rewritten: a type list ["x","null"] becomes type x + nullable; anyOf
-// [x, {"type":"null"}] becomes x + nullable; oneOf becomes anyOf; a
-// one-element allOf is merged; const (string) becomes a one-value enum;
-// $ref to #/$defs or #/definitions is inlined (depth 16). Dropped:
-// everything else, notably additionalProperties, $schema, $id, $defs,
-// definitions, strict, examples, exclusiveMinimum/Maximum, multipleOf,
-// uniqueItems, patternProperties, not, if/then/else, readOnly/writeOnly.
-type geminiSchema struct {
-	defs   map[string]map[string]any
-	budget int // nodes left, so a $ref graph cannot blow up
-}
-
-const geminiSchemaDepth = 16
-
-var geminiSchemaCopied = []string{"title", "description", "nullable", "minItems", "maxItems", "minLength", "maxLength",
-	"pattern", "minimum", "maximum", "minProperties", "maxProperties", "default", "example", "propertyOrdering"}
-
-func (s *geminiSchema) scrubAny(v any, depth int) map[string]any {
-	if m, ok := v.(map[string]any); ok {
-		return s.scrub(m, depth)
-	}
-	return map[string]any{}
-}
-
-func (s *geminiSchema) scrub(in map[string]any, depth int) map[string]any {
-	out := map[string]any{}
-	s.budget--
-	if depth > geminiSchemaDepth || s.budget < 0 {
-		return out
-	}
-	if ref, ok := in["$ref"].(string); ok {
-		if def, ok := s.defs[ref]; ok {
-			// The definition, with the referring schema's own keywords
-			// (a description, say) on top.
-			merged := make(map[string]any, len(def)+len(in))
-			for k, v := range def {
-				merged[k] = v
-			}
-			for k, v := range in {
-				if k != "$ref" {
-					merged[k] = v
-				}
-			}
-			return s.scrub(merged, depth+1)
-		}
-	}
-	if all, ok := in["allOf"].([]any); ok && len(all) == 1 {
-		for k, v := range s.scrubAny(all[0], depth+1) {
-			out[k] = v
-		}
-	}
-	switch t := in["type"].(type) {
-	case string:
-		out["type"] = t
-	case []any:
-		for _, x := range t {
-			if x == "null" {
-				out["nullable"] = true
-			} else if name, ok := x.(string); ok && out["type"] == nil {
-				out["type"] = name
-			}
-		}
-		if out["type"] == nil && out["nullable"] == true {
-			out["type"] = "null"
-			delete(out, "nullable")
-		}
-	}
-	for _, k := range geminiSchemaCopied {
-		if v, ok := in[k]; ok {
-			if k == "nullable" && out["nullable"] == true {
-				continue
-			}
-			out[k] = v
-		}
-	}
-	if props, ok := in["properties"].(map[string]any); ok {
-		scrubbed := make(map[string]any, len(props))
-		for name, p := range props {
-			scrubbed[name] = s.scrubAny(p, depth+1)
-		}
-		if len(scrubbed) > 0 {
-			out["properties"] = scrubbed
-		}
-	}
-	switch items := in["items"].(type) {
-	case map[string]any:
-		out["items"] = s.scrub(items, depth+1)
-	case []any: // a tuple: Gemini has one items schema
-		if len(items) > 0 {
-			out["items"] = s.scrubAny(items[0], depth+1)
-		}
-	}
-	var alts []any
-	for _, k := range []string{"anyOf", "oneOf"} {
-		if list, ok := in[k].([]any); ok {
-			for _, x := range list {
-				alts = append(alts, s.scrubAny(x, depth+1))
-			}
-		}
-	}
-	if len(alts) == 2 {
-		// Optional[x] as pydantic writes it: anyOf [x, {"type": "null"}].
-		for i, x := range alts {
-			if m := x.(map[string]any); len(m) == 1 && m["type"] == "null" {
-				for k, v := range alts[1-i].(map[string]any) {
-					if _, set := out[k]; !set {
-						out[k] = v
-					}
-				}
-				out["nullable"] = true
-				alts = nil
-				break
-			}
-		}
-	}
-	if len(alts) > 0 {
-		out["anyOf"] = alts
-	}
-	if enum, ok := in["enum"].([]any); ok && geminiAllStrings(enum) {
-		out["enum"] = enum
-	} else if c, ok := in["const"].(string); ok {
-		out["enum"] = []any{c}
-	}
-	if out["enum"] != nil && out["type"] == nil {
-		out["type"] = "string" // Gemini takes enums of strings only
-	}
-	if f, ok := in["format"].(string); ok {
-		switch out["type"] {
-		case "string":
-			if f == "enum" || f == "date-time" {
-				out["format"] = f
-			}
-		case "number", "integer":
-			if f == "float" || f == "double" || f == "int32" || f == "int64" {
-				out["format"] = f
-			}
-		}
-	}
-	if req, ok := in["required"].([]any); ok {
-		props, _ := out["properties"].(map[string]any)
-		var keep []any
-		for _, r := range req {
-			if name, ok := r.(string); ok && props[name] != nil {
-				keep = append(keep, name)
-			}
-		}
-		if len(keep) > 0 {
-			out["required"] = keep
-		}
-	}
-	return out
-}
-
-func geminiAllStrings(list []any) bool {
-	for _, x := range list {
-		if _, ok := x.(string); !ok {
-			return false
-		}
-	}
-	return len(list) > 0
-}
-
 // geminiEmbeddingsRequest translates an OpenAI embeddings body to
 // batchEmbedContents: one request per input string, dimensions as
 // outputDimensionality. Token-array inputs are refused.
@@ -942,18 +736,18 @@ func geminiEmbeddingsRequest(body []byte, model string) ([]byte, error) {
 		Dimensions *int            `json:"dimensions"`
 	}
 	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, &RequestError{Message: "invalid embeddings request: " + jsonMessage(err)}
+		return nil, badRequest("invalid embeddings request: %s", jsonMessage(err))
 	}
 	var texts []string
 	if json.Unmarshal(in.Input, &texts) != nil {
 		var s string
 		if json.Unmarshal(in.Input, &s) != nil {
-			return nil, geminiBadRequest("gemini embeddings take input as a string or an array of strings")
+			return nil, badRequest("gemini embeddings take input as a string or an array of strings")
 		}
 		texts = []string{s}
 	}
 	if len(texts) == 0 {
-		return nil, geminiBadRequest("input is empty")
+		return nil, badRequest("input is empty")
 	}
 	type embedRequest struct {
 		Model                string        `json:"model"`
@@ -1162,7 +956,7 @@ func geminiResponse(c *Call, body []byte) ([]byte, Usage, error) {
 			FinishReason: geminiFinish(cand.FinishReason, len(calls) > 0),
 		})
 	}
-	b, err := NewCompletionChoices(c, model, choices, u)
+	b, err := newCompletionChoices(c, model, choices, u)
 	return b, u, err
 }
 
@@ -1245,7 +1039,7 @@ func newGeminiStream(c *Call) StreamTranslator {
 }
 
 func (s *geminiStream) chunk(dst []byte, index int, d ChunkDelta, finish string) []byte {
-	return AppendChoiceChunk(dst, s.c, s.model, index, d, finish)
+	return appendChoiceChunk(dst, s.c, s.model, index, d, finish)
 }
 
 func (s *geminiStream) Event(dst []byte, ev Event) ([]byte, error) {
@@ -1355,12 +1149,12 @@ func (s *geminiStream) End(dst []byte) ([]byte, error) {
 		complete = complete && st.finished
 	}
 	if !complete {
-		return dst, &StreamError{Class: ClassServer, Code: "upstream_stream_incomplete", Message: "the provider's stream ended before the answer was complete"}
+		return dst, errIncomplete("answer")
 	}
 	if s.c.IncludeUsage {
-		dst = AppendUsageChunk(dst, s.c, s.model, s.usage)
+		dst = appendUsageChunk(dst, s.c, s.model, s.usage)
 	}
-	return AppendDone(dst), nil
+	return appendDone(dst, s.c), nil
 }
 
 func (s *geminiStream) Usage() Usage { return s.usage }

@@ -7,12 +7,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"flag"
-	"io"
 	"math"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,14 +17,6 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 )
 
-// The golden files under testdata/gemini were written by hand from Google's
-// documented formats (ai.google.dev/api/generate-content, go-genai
-// types.go) and reviewed; -gemini.update rewrites them from the code, to be
-// reviewed again before committing.
-var geminiUpdate = flag.Bool("gemini.update", false, "rewrite the Gemini golden files")
-
-const geminiDir = "testdata/gemini"
-
 func geminiTestCall(body []byte) *Call {
 	return &Call{
 		Op: OpChat, Key: reqTestKey, Body: body,
@@ -36,54 +24,6 @@ func geminiTestCall(body []byte) *Call {
 		Stream:       gjson.GetBytes(body, "stream").Bool(),
 		IncludeUsage: gjson.GetBytes(body, "stream_options.include_usage").Bool(),
 		ID:           "chatcmpl-gemtest", Created: 1700000000,
-	}
-}
-
-// geminiCanonical re-indents JSON with sorted keys and numbers as written.
-func geminiCanonical(t testing.TB, b []byte) string {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("invalid JSON: %v\n%s", err, b)
-	}
-	out, _ := json.MarshalIndent(v, "", "  ")
-	return string(out)
-}
-
-func geminiReadFile(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(geminiDir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// geminiGolden compares got with the golden file (as JSON, or byte for
-// byte), or rewrites it with -gemini.update.
-func geminiGolden(t *testing.T, name string, got []byte, asJSON bool) {
-	t.Helper()
-	path := filepath.Join(geminiDir, name)
-	if *geminiUpdate {
-		if asJSON {
-			got = []byte(geminiCanonical(t, got) + "\n")
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want := geminiReadFile(t, name)
-	if asJSON {
-		if g, w := geminiCanonical(t, got), geminiCanonical(t, want); g != w {
-			t.Errorf("%s differs:\ngot  %s\nwant %s", name, g, w)
-		}
-		return
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs:\ngot:\n%s\nwant:\n%s", name, got, want)
 	}
 }
 
@@ -99,8 +39,11 @@ func geminiBuild(t *testing.T, c *Call) (*http.Request, string) {
 func TestGeminiRequestGolden(t *testing.T) {
 	for _, name := range []string{"basic", "tool_roundtrip", "media"} {
 		t.Run(name, func(t *testing.T) {
-			c := geminiTestCall(geminiReadFile(t, "request_"+name+".json"))
-			req, body := geminiBuild(t, c)
+			c := geminiTestCall(fixture(t, "gemini/request_"+name+".json"))
+			req, err := Get(Gemini).NewCallRequest(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if len(req.Header) != 2 {
 				t.Errorf("headers %v, want only Content-Type and X-Goog-Api-Key", req.Header)
 			}
@@ -108,12 +51,8 @@ func TestGeminiRequestGolden(t *testing.T) {
 			if req.URL.Query().Has("key") {
 				t.Error("the key is a query parameter")
 			}
-			got, _ := json.Marshal(map[string]any{
-				"method": req.Method, "url": req.URL.String(),
-				"headers": map[string]string{"Content-Type": req.Header.Get("Content-Type"), "X-Goog-Api-Key": req.Header.Get("X-Goog-Api-Key")},
-				"body":    json.RawMessage(body),
-			})
-			geminiGolden(t, "request_"+name+".want.json", got, true)
+			snap, _ := requestSnapshot(t, req)
+			golden(t, "gemini/request_"+name+".want.json", snap, true)
 		})
 	}
 }
@@ -229,7 +168,7 @@ func TestGeminiRequestOptions(t *testing.T) {
 			if !got.Exists() {
 				t.Fatalf("%s is absent, want %s", tc.path, tc.want)
 			}
-			if g, w := geminiCanonical(t, []byte(got.Raw)), geminiCanonical(t, []byte(tc.want)); g != w {
+			if g, w := canonicalJSON(t, []byte(got.Raw)), canonicalJSON(t, []byte(tc.want)); !bytes.Equal(g, w) {
 				t.Errorf("%s = %s, want %s", tc.path, got.Raw, tc.want)
 			}
 		})
@@ -290,12 +229,12 @@ func TestGeminiResponseGolden(t *testing.T) {
 	for _, name := range []string{"text", "tool_calls", "tool_only", "max_tokens", "safety", "blocked", "candidates"} {
 		t.Run(name, func(t *testing.T) {
 			c := &Call{Op: OpChat, Model: "gemini-2.5-flash", ID: "chatcmpl-gemtest", Created: 1700000000}
-			body := geminiReadFile(t, "response_"+name+".json")
+			body := fixture(t, "gemini/response_"+name+".json")
 			got, u, err := Get(Gemini).TranslateResponse(c, body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			geminiGolden(t, "response_"+name+".want.json", got, true)
+			golden(t, "gemini/response_"+name+".want.json", got, true)
 			// The usage the gateway meters is what the client sees.
 			var seen Usage
 			if err := json.Unmarshal([]byte(gjson.GetBytes(got, "usage").Raw), &seen); err != nil {
@@ -312,7 +251,7 @@ func TestGeminiResponseGolden(t *testing.T) {
 }
 
 func TestGeminiResponseUsage(t *testing.T) {
-	_, u, err := Get(Gemini).TranslateResponse(&Call{Model: "m"}, geminiReadFile(t, "response_text.json"))
+	_, u, err := Get(Gemini).TranslateResponse(&Call{Model: "m"}, fixture(t, "gemini/response_text.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,47 +310,8 @@ func geminiSameUsage(a, b Usage) bool {
 // translator, as the gateway does: it stops at the first error.
 func geminiRunStream(c *Call, data []byte) ([]byte, StreamTranslator, error) {
 	tr := Get(Gemini).NewStream(c)
-	r := NewSSEReader(bytes.NewReader(data))
-	var out []byte
-	for {
-		ev, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return out, tr, err
-		}
-		if out, err = tr.Event(out, ev); err != nil {
-			return out, tr, err
-		}
-	}
-	out, err := tr.End(out)
+	out, err := feedStream(tr, bytes.NewReader(data), nil)
 	return out, tr, err
-}
-
-// geminiCheckChunks checks that out is a well-formed chunk stream for c.
-func geminiCheckChunks(t testing.TB, c *Call, out []byte) {
-	t.Helper()
-	if len(out) == 0 {
-		return
-	}
-	if !bytes.HasSuffix(out, []byte("\n\n")) {
-		t.Fatalf("stream does not end with a blank line: %q", out)
-	}
-	for _, ev := range strings.Split(strings.TrimSuffix(string(out), "\n\n"), "\n\n") {
-		d, ok := strings.CutPrefix(ev, "data: ")
-		if !ok || strings.Contains(d, "\n") {
-			t.Fatalf("bad event %q", ev)
-		}
-		if d == "[DONE]" {
-			continue
-		}
-		r := gjson.Parse(d)
-		if !gjson.Valid(d) || r.Get("id").String() != c.ID || r.Get("created").Int() != c.Created ||
-			r.Get("object").String() != "chat.completion.chunk" || !r.Get("choices").IsArray() {
-			t.Fatalf("bad chunk %s", d)
-		}
-	}
 }
 
 func TestGeminiStreamGolden(t *testing.T) {
@@ -425,7 +325,7 @@ func TestGeminiStreamGolden(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &Call{Op: OpChat, Model: "gemini-2.5-flash", Stream: true, IncludeUsage: true, ID: "chatcmpl-gemtest", Created: 1700000000}
-			in := geminiReadFile(t, "stream_"+tc.name+".sse")
+			in := fixture(t, "gemini/stream_"+tc.name+".sse")
 			if !bytes.Contains(in, []byte("\r\n\r\n")) {
 				t.Fatal("the fixture is not CRLF-framed as Gemini sends it")
 			}
@@ -433,8 +333,8 @@ func TestGeminiStreamGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			geminiCheckChunks(t, c, out)
-			geminiGolden(t, "stream_"+tc.name+".want.sse", out, false)
+			checkChunks(t, c, "", out)
+			golden(t, "gemini/stream_"+tc.name+".want.sse", out, false)
 			u := tr.Usage()
 			if u.Raw == nil {
 				t.Error("Raw is empty")
@@ -479,7 +379,7 @@ func TestGeminiStreamErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := []byte(tc.in)
 			if tc.fixture != "" {
-				in = geminiReadFile(t, tc.fixture+".sse")
+				in = fixture(t, "gemini/"+tc.fixture+".sse")
 			}
 			out, _, err := geminiRunStream(c, in)
 			var se *StreamError
@@ -489,17 +389,17 @@ func TestGeminiStreamErrors(t *testing.T) {
 			if se.Class != tc.class || !strings.Contains(se.Message, tc.msg) || se.Code == "" {
 				t.Errorf("StreamError %+v, want class %s and %q", se, tc.class, tc.msg)
 			}
-			geminiCheckChunks(t, c, out)
+			checkChunks(t, c, "", out)
 			if bytes.Contains(out, []byte("[DONE]")) || bytes.Contains(out, []byte("finish_reason\":\"")) {
 				t.Errorf("a failed stream looks finished:\n%s", out)
 			}
 			if tc.fixture != "" {
-				geminiGolden(t, tc.fixture+".want.sse", out, false)
+				golden(t, "gemini/"+tc.fixture+".want.sse", out, false)
 			}
 		})
 	}
 	// The usage seen before the stream broke is still reported, for metering.
-	_, tr, _ := geminiRunStream(c, geminiReadFile(t, "stream_truncated.sse"))
+	_, tr, _ := geminiRunStream(c, fixture(t, "gemini/stream_truncated.sse"))
 	if u := tr.Usage(); u.PromptTokens != 4 {
 		t.Errorf("usage after a truncated stream: %+v", u)
 	}
@@ -518,7 +418,7 @@ func TestGeminiStreamEdges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	geminiCheckChunks(t, c, out)
+	checkChunks(t, c, "", out)
 	var finishes, roles []string
 	for _, line := range strings.Split(string(out), "\n\n") {
 		r := gjson.Parse(strings.TrimPrefix(line, "data: ")).Get("choices.0")
@@ -646,7 +546,7 @@ func TestGeminiEmbeddings(t *testing.T) {
 			t.Errorf("%s: URL %s", tc.name, req.URL)
 		}
 		assertKeyOnlyIn(t, req, "X-Goog-Api-Key")
-		if geminiCanonical(t, []byte(body)) != geminiCanonical(t, []byte(tc.want)) {
+		if !bytes.Equal(canonicalJSON(t, []byte(body)), canonicalJSON(t, []byte(tc.want))) {
 			t.Errorf("%s: body %s\nwant %s", tc.name, body, tc.want)
 		}
 	}
@@ -664,7 +564,7 @@ func TestGeminiEmbeddings(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.5,-1.25]},{"object":"embedding","index":1,"embedding":[3]}],"model":"text-embedding-004","usage":{"prompt_tokens":0,"total_tokens":0}}`
-	if geminiCanonical(t, got) != geminiCanonical(t, []byte(want)) || u.Reported() {
+	if !bytes.Equal(canonicalJSON(t, got), canonicalJSON(t, []byte(want))) || u.Reported() {
 		t.Errorf("got %s (%+v)\nwant %s", got, u, want)
 	}
 	c.Body = []byte(`{"input":["a","b"],"encoding_format":"base64"}`)
@@ -681,22 +581,6 @@ func TestGeminiEmbeddings(t *testing.T) {
 	}
 }
 
-// geminiSend sends c's request to the fake and returns the answer.
-func geminiSend(t *testing.T, c *Call) (*http.Response, []byte) {
-	t.Helper()
-	req, err := Get(Gemini).NewCallRequest(context.Background(), c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
-}
-
 func TestGeminiAgainstFake(t *testing.T) {
 	fake := providertest.New("gemini")
 	defer fake.Close()
@@ -709,7 +593,7 @@ func TestGeminiAgainstFake(t *testing.T) {
 
 	t.Run("default answer", func(t *testing.T) {
 		c := call("models/gemini-2.5-flash", chat, false)
-		resp, body := geminiSend(t, c)
+		resp, body := send(t, Gemini, c)
 		if resp.StatusCode != 200 {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
@@ -739,7 +623,7 @@ func TestGeminiAgainstFake(t *testing.T) {
 		})
 		defer fake.SetResponder(nil)
 		c := call("gemini-3-flash-preview", chat, false)
-		_, body := geminiSend(t, c)
+		_, body := send(t, Gemini, c)
 		out, got, err := Get(Gemini).TranslateResponse(c, body)
 		if err != nil {
 			t.Fatal(err)
@@ -758,19 +642,10 @@ func TestGeminiAgainstFake(t *testing.T) {
 
 	t.Run("stream", func(t *testing.T) {
 		c := call("gemini-2.5-flash", chat, true)
-		req, err := Get(Gemini).NewCallRequest(context.Background(), c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		resp, raw := send(t, Gemini, c)
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 			t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
-		raw, _ := io.ReadAll(resp.Body)
 		if !bytes.Contains(raw, []byte("\r\n\r\n")) {
 			t.Errorf("the fake's stream is not CRLF-framed: %q", raw)
 		}
@@ -778,7 +653,7 @@ func TestGeminiAgainstFake(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		geminiCheckChunks(t, c, out)
+		checkChunks(t, c, "", out)
 		var text strings.Builder
 		var usage gjson.Result
 		for _, ev := range strings.Split(string(out), "\n\n") {
@@ -807,7 +682,7 @@ func TestGeminiAgainstFake(t *testing.T) {
 		})
 		defer fake.SetResponder(nil)
 		c := call("gemini-2.5-flash", chat, true)
-		_, raw := geminiSend(t, c)
+		_, raw := send(t, Gemini, c)
 		_, _, err := geminiRunStream(c, raw)
 		var se *StreamError
 		if !errors.As(err, &se) || se.Class != ClassServer {
@@ -818,7 +693,7 @@ func TestGeminiAgainstFake(t *testing.T) {
 	t.Run("bad key", func(t *testing.T) {
 		fake.AcceptOnly("AIzaSyGOOD")
 		defer fake.AcceptOnly()
-		resp, body := geminiSend(t, call("gemini-2.5-flash", chat, false))
+		resp, body := send(t, Gemini, call("gemini-2.5-flash", chat, false))
 		if resp.StatusCode != 400 || ClassifyResponse(Gemini, resp.StatusCode, resp.Header, body) != ClassAuth {
 			t.Errorf("%d %s", resp.StatusCode, body)
 		}
@@ -830,7 +705,7 @@ func TestGeminiAgainstFake(t *testing.T) {
 	t.Run("embeddings", func(t *testing.T) {
 		c := &Call{Op: OpEmbeddings, Endpoint: Endpoint{BaseURL: fake.BaseURL()}, Key: key, Model: "text-embedding-004",
 			Body: []byte(`{"model":"text-embedding-004","input":["a","b"]}`)}
-		resp, body := geminiSend(t, c)
+		resp, body := send(t, Gemini, c)
 		out, _, err := Get(Gemini).TranslateResponse(c, body)
 		if resp.StatusCode != 200 || err != nil || gjson.GetBytes(out, "data.#").Int() != 2 {
 			t.Errorf("%d %s %v", resp.StatusCode, out, err)
@@ -856,23 +731,10 @@ func TestGeminiAgainstFake(t *testing.T) {
 
 // --- fuzzing ---
 
-func geminiAddFixtures(f *testing.F, prefix, ext string) {
-	paths, _ := filepath.Glob(filepath.Join(geminiDir, prefix+"*"+ext))
-	for _, p := range paths {
-		if strings.HasSuffix(p, ".want"+ext) {
-			continue
-		}
-		b, err := os.ReadFile(p)
-		if err == nil {
-			f.Add(b)
-		}
-	}
-}
-
 // FuzzGeminiRequest: any body either translates to a valid JSON
 // generateContent request or fails with a RequestError; never a panic.
 func FuzzGeminiRequest(f *testing.F) {
-	geminiAddFixtures(f, "request_", ".json")
+	addFixtures(f, "gemini/request_*.json")
 	f.Add([]byte(`{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"$ref":"#/$defs/a","$defs":{"a":{"$ref":"#/$defs/a"}}}}}]}`))
 	f.Add([]byte(`{"input":["a","b"],"dimensions":8}`))
 	f.Add([]byte(`{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"web_search_options":{}}`))
@@ -881,15 +743,10 @@ func FuzzGeminiRequest(f *testing.F) {
 		if gjson.GetBytes(body, "input").Exists() {
 			c.Op = OpEmbeddings
 		}
-		req, err := Get(Gemini).NewCallRequest(context.Background(), c)
-		if err != nil {
-			var re *RequestError
-			if !errors.As(err, &re) {
-				t.Fatalf("error %v is not a RequestError", err)
-			}
+		b, refused := buildOrRefuse(t, Gemini, c)
+		if refused != nil {
 			return
 		}
-		b, _ := io.ReadAll(req.Body)
 		if !json.Valid(b) {
 			t.Fatalf("invalid native body %s", b)
 		}
@@ -902,7 +759,7 @@ func FuzzGeminiRequest(f *testing.F) {
 // FuzzGeminiResponse: any answer either translates to a valid
 // chat.completion with at least one choice or fails; never a panic.
 func FuzzGeminiResponse(f *testing.F) {
-	geminiAddFixtures(f, "response_", ".json")
+	addFixtures(f, "gemini/response_*.json")
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c := &Call{Op: OpChat, Model: "m", ID: "chatcmpl-f", Created: 1}
 		out, _, err := Get(Gemini).TranslateResponse(c, body)
@@ -921,7 +778,7 @@ func FuzzGeminiResponse(f *testing.F) {
 // FuzzGeminiStream: any byte stream yields well-formed chunks, ending either
 // in [DONE] or in a StreamError; never a panic.
 func FuzzGeminiStream(f *testing.F) {
-	geminiAddFixtures(f, "stream_", ".sse")
+	addFixtures(f, "gemini/stream_*.sse")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c := &Call{Op: OpChat, Model: "m", Stream: true, IncludeUsage: true, ID: "chatcmpl-f", Created: 1}
 		out, _, err := geminiRunStream(c, data)
@@ -936,6 +793,6 @@ func FuzzGeminiStream(f *testing.F) {
 		} else if !bytes.HasSuffix(out, []byte("data: [DONE]\n\n")) {
 			t.Fatalf("no [DONE]:\n%s", out)
 		}
-		geminiCheckChunks(t, c, out)
+		checkChunks(t, c, "", out)
 	})
 }

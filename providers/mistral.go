@@ -24,7 +24,10 @@ var mistral = register(&Provider{
 })
 
 func buildMistral(ctx context.Context, c *Call) (*http.Request, error) {
-	body := c.Body
+	body, err := c.wireBody(false)
+	if err != nil {
+		return nil, err
+	}
 	if c.Op == OpChat {
 		// Mistral takes max_tokens only (Portkey mistral-ai/chatComplete.ts).
 		body = RenameField(body, "max_completion_tokens", "max_tokens")

@@ -20,6 +20,7 @@ var openAI = register(&Provider{
 	Implemented:    true,
 	build:          buildOpenAI,
 	test:           testOpenAIShaped,
+	speaks:         func(api string, _ Endpoint) bool { return api == ResponsesDoor.API },
 })
 
 // paths of the OpenAI-shaped operations, relative to the base URL.
@@ -32,9 +33,17 @@ func opPath(op Operation) string {
 
 // buildOpenAI adds OpenAI's own request rules to the OpenAI-shaped build:
 // streamed requests ask for usage, and max_tokens becomes
-// max_completion_tokens for the models that refuse the former.
+// max_completion_tokens for the models that refuse the former, and in
+// every request a door wrote (the current name, which every chat model
+// takes; a client's own body keeps what it sent).
 func buildOpenAI(ctx context.Context, c *Call) (*http.Request, error) {
-	body := c.Body
+	if r := c.doorHub(); r != nil && r.MaxTokens != nil {
+		r.MaxTokens, r.MaxCompletionTokens = nil, r.MaxTokens
+	}
+	body, err := c.wireBody(false)
+	if err != nil {
+		return nil, err
+	}
 	if c.Op == OpChat {
 		body = askStreamUsage(c, body)
 		if needsMaxCompletionTokens(c.Model) {
@@ -66,10 +75,13 @@ func needsMaxCompletionTokens(model string) bool {
 }
 
 // buildOpenAIShaped serves the providers whose API is OpenAI's chat
-// completions shape with a Bearer key and no rules of their own: Together
-// and Perplexity.
+// completions shape with a Bearer key and no rules of their own (Together).
 func buildOpenAIShaped(ctx context.Context, c *Call) (*http.Request, error) {
-	return newOpenAIShapedRequest(ctx, c, c.Body)
+	body, err := c.wireBody(false)
+	if err != nil {
+		return nil, err
+	}
+	return newOpenAIShapedRequest(ctx, c, body)
 }
 
 func newOpenAIShapedRequest(ctx context.Context, c *Call, body []byte) (*http.Request, error) {

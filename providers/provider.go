@@ -1,11 +1,26 @@
-// Package providers knows the upstream LLM providers: which models each
-// serves, how its keys look, how to build an authenticated request for it,
-// and how to read its errors. It does not import Caddy.
+// Package providers knows the upstream LLM providers and the API shapes
+// the gateway serves; it does not import Caddy. It owns:
 //
-// Each provider lives in its own file with the same pieces in the same order:
-// catalog entry and key rule, request build, response and stream translation,
-// error classes, and last the key test's request (an authenticated list of
-// models; see NewTestRequest in keytest.go).
+//   - the providers (one file each: openai.go, anthropic.go, gemini.go,
+//     azure.go, mistral.go, together.go, perplexity.go, cohere.go), each with
+//     the same pieces in the same order: catalog entry and key rule, request
+//     build, response and stream translation, error classes, and last the
+//     key test's request (an authenticated list of models, keytest.go);
+//     Anthropic's wire types and their mappings both ways are in
+//     anthropic_wire.go, Gemini's JSON-Schema scrubber in gemini_schema.go;
+//   - the catalog and model limits (catalog.go, limits.go), key checks and
+//     masking (keys.go), error classes and scrubbing (errors.go);
+//   - the call (call.go: what one upstream call carries) and the hub
+//     (hub.go: ChatRequest, a request in chat-completions terms, decoded
+//     once, which the translating adapters read and the front doors build);
+//   - the front doors (door.go, door_messages.go, door_responses.go,
+//     door_responses_tools.go, door_stream.go): Anthropic's Messages and
+//     OpenAI's Responses, passed through to the providers that speak them
+//     and translated through the hub for the others;
+//   - the answers: OpenAI's chat completions and chunks as the adapters
+//     write them (chat.go), the OpenAI-shaped passthrough (passthrough.go),
+//     usage (usage.go), the SSE reader (sse.go), and checks and small edits
+//     of client JSON (jsoncheck.go, jsonedit.go).
 package providers
 
 import (
@@ -88,6 +103,10 @@ type Provider struct {
 	// classify adds the provider's own error classes to the common ones
 	// (see Classify); it returns "" to defer to them.
 	classify func(status int, h http.Header, body []byte) string
+	// speaks reports whether the provider serves a front door's API
+	// ("messages", "responses") natively, with endpoint ep: the door's
+	// requests then pass through as bytes (see Door).
+	speaks func(api string, ep Endpoint) bool
 }
 
 var registry = map[string]*Provider{}

@@ -28,11 +28,6 @@ type SSEReader struct {
 	pendingR bool // the previous line ended in a lone CR; skip a following LF
 }
 
-// NewSSEReader reads events from r.
-func NewSSEReader(r io.Reader) *SSEReader {
-	return &SSEReader{r: bufio.NewReaderSize(r, sseBufSize)}
-}
-
 const (
 	sseBufSize = 8 << 10
 	// maxPooledSSE is the largest line or event buffer a pooled reader
@@ -42,10 +37,10 @@ const (
 
 var sseReaders = sync.Pool{New: func() any { return &SSEReader{r: bufio.NewReaderSize(nil, sseBufSize)} }}
 
-// AcquireSSEReader is NewSSEReader from a pool: a relay reads thousands of
-// streams a second, and a fresh read buffer for each is most of what a
-// stream allocates. Call Release when done; events read before it must not
-// be used after it.
+// AcquireSSEReader returns a reader of r's events from a pool: a relay
+// reads thousands of streams a second, and a fresh read buffer for each is
+// most of what a stream allocates. Call Release when done; events read
+// before it must not be used after it.
 func AcquireSSEReader(r io.Reader) *SSEReader {
 	s := sseReaders.Get().(*SSEReader)
 	s.r.Reset(r)

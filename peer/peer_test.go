@@ -1,4 +1,4 @@
-package admin
+package peer_test
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/ops"
+	"github.com/agentrouter/caddy-agentrouter/peer"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
@@ -49,7 +51,7 @@ func startMember(t *testing.T, c *etcdtest.Cluster, id string, master []byte) *f
 	}
 	t.Cleanup(func() { cli.Close() })
 	m := &fleetMember{id: id}
-	var h http.Handler = &PeerHandler{Store: func() *store.Store { return m.s }}
+	var h http.Handler = &peer.Handler{Store: func() *store.Store { return m.s }}
 	m.handler.Store(&h)
 	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		m.hits.Add(1)
@@ -94,14 +96,14 @@ func waitMembers(t *testing.T, s *store.Store, n int) {
 // at time at (zero: now).
 func peerPost(t *testing.T, m *fleetMember, method, route, body string, keys []store.PeerKey, at time.Time, tamper string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, m.srv.URL+peerPrefix+route, strings.NewReader(body))
+	req, _ := http.NewRequest(method, m.srv.URL+peer.Prefix+route, strings.NewReader(body))
 	if keys != nil {
-		old := peerTime
+		restore := func() {}
 		if !at.IsZero() {
-			peerTime = func() time.Time { return at }
+			restore = peer.SetClock(func() time.Time { return at })
 		}
-		signPeerRequest(req, []byte(body), keys)
-		peerTime = old // the receiver, in this process, keeps the real clock
+		peer.SignRequest(req, []byte(body), keys)
+		restore() // the receiver, in this process, keeps the real clock
 	}
 	if tamper != "" {
 		req.Body = io.NopCloser(strings.NewReader(tamper))
@@ -129,7 +131,7 @@ func TestPeerReadsAreSigned(t *testing.T) {
 	b.record("acme", 3)
 	b.record("globex", 2)
 
-	recs, _, missing, err := FleetLogs(context.Background(), a.s, store.LogFilter{AccountID: "acme", Limit: 50})
+	recs, _, missing, err := ops.FleetLogs(context.Background(), a.s, store.LogFilter{AccountID: "acme", Limit: 50})
 	if err != nil || len(missing) != 0 || len(recs) != 3 {
 		t.Fatalf("a's fleet-wide read: %d records, missing %+v, %v", len(recs), missing, err)
 	}
@@ -174,11 +176,11 @@ func TestPeerReadsAreSigned(t *testing.T) {
 	// taken.
 	b.serve(func(w http.ResponseWriter, r *http.Request) {
 		rec := httptest.NewRecorder()
-		(&PeerHandler{Store: func() *store.Store { return b.s }}).ServeHTTP(rec, r)
+		(&peer.Handler{Store: func() *store.Store { return b.s }}).ServeHTTP(rec, r)
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(rec.Body.Bytes())
 	})
-	recs, _, missing, _ = FleetLogs(context.Background(), a.s, store.LogFilter{AccountID: "acme", Limit: 50})
+	recs, _, missing, _ = ops.FleetLogs(context.Background(), a.s, store.LogFilter{AccountID: "acme", Limit: 50})
 	if len(recs) != 0 || len(missing) != 1 || missing[0].Member != "b" || !strings.Contains(missing[0].Error, "not signed") {
 		t.Errorf("unsigned answer: %d records, missing %+v", len(recs), missing)
 	}
@@ -189,13 +191,13 @@ func TestPeerReadsAreSigned(t *testing.T) {
 func evil(m *fleetMember, answer func(route string) []byte) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		key, mac, err := verifyPeerRequest(r, body, m.s.PeerKeys())
+		key, mac, err := peer.VerifyRequest(r, body, m.s.PeerKeys())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
-		out := answer(strings.TrimPrefix(r.URL.Path, peerPrefix))
-		w.Header().Set(headerPeerAnswer, key.ID+"="+b64.EncodeToString(peerAnswerMAC(key.Key, mac, out)))
+		out := answer(strings.TrimPrefix(r.URL.Path, peer.Prefix))
+		w.Header().Set(peer.HeaderAnswer, key.ID+"="+peer.B64.EncodeToString(peer.AnswerMAC(key.Key, mac, out)))
 		w.Write(out)
 	}
 }
@@ -218,12 +220,12 @@ func TestPeerAnswersAreChecked(t *testing.T) {
 
 	ctx := context.Background()
 	acme := store.LogFilter{AccountID: "acme", Limit: 10}
-	if recs, _, missing, _ := FleetLogs(ctx, a.s, acme); len(recs) != 4 || len(missing) != 0 {
+	if recs, _, missing, _ := ops.FleetLogs(ctx, a.s, acme); len(recs) != 4 || len(missing) != 0 {
 		t.Fatalf("honest fleet: %d records, missing %+v", len(recs), missing)
 	}
-	usageOf := func() (store.UsageResult, []MemberError) {
+	usageOf := func() (store.UsageResult, []ops.MemberError) {
 		t.Helper()
-		res, missing, err := FleetUsage(ctx, a.s, store.UsageQuery{AccountID: "acme", GroupBy: []string{store.DimProvider}})
+		res, missing, err := ops.FleetUsage(ctx, a.s, store.UsageQuery{AccountID: "acme", GroupBy: []string{store.DimProvider}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,10 +236,10 @@ func TestPeerAnswersAreChecked(t *testing.T) {
 	}
 
 	// x answers globex's records (and usage) to a read for acme.
-	globexLogs, _ := json.Marshal(localLogs{Records: []store.LogRecord{{ID: "x-globex-000", Time: time.Now(), AccountID: "globex", Status: 200}}})
+	globexLogs, _ := json.Marshal(peer.LogPage{Records: []store.LogRecord{{ID: "x-globex-000", Time: time.Now(), AccountID: "globex", Status: 200}}})
 	globexUsage := func() []byte {
 		res, _ := x.s.Usage(store.UsageQuery{AccountID: "globex", GroupBy: []string{store.DimProvider, store.DimAccount}})
-		b, _ := json.Marshal(usageAnswers{Results: []store.UsageResult{res}})
+		b, _ := json.Marshal(peer.UsageAnswers{Results: []store.UsageResult{res}})
 		return b
 	}
 	x.serve(evil(x, func(route string) []byte {
@@ -246,7 +248,7 @@ func TestPeerAnswersAreChecked(t *testing.T) {
 		}
 		return globexUsage()
 	}))
-	recs, _, missing, _ := FleetLogs(ctx, a.s, acme)
+	recs, _, missing, _ := ops.FleetLogs(ctx, a.s, acme)
 	if len(recs) != 3 || len(missing) != 1 || missing[0].Member != "x" || !strings.Contains(missing[0].Error, "another account") {
 		t.Errorf("records of another account: %d records, missing %+v", len(recs), missing)
 	}
@@ -262,7 +264,7 @@ func TestPeerAnswersAreChecked(t *testing.T) {
 	// An answer without the account dimension cannot be checked: refused.
 	x.serve(evil(x, func(string) []byte {
 		res, _ := x.s.Usage(store.UsageQuery{GroupBy: []string{store.DimProvider}})
-		b, _ := json.Marshal(usageAnswers{Results: []store.UsageResult{res}})
+		b, _ := json.Marshal(peer.UsageAnswers{Results: []store.UsageResult{res}})
 		return b
 	}))
 	if res, missing := usageOf(); res.Total.Requests != 3 || len(missing) != 1 {
@@ -270,20 +272,20 @@ func TestPeerAnswersAreChecked(t *testing.T) {
 	}
 
 	// More records than asked for.
-	many := localLogs{}
+	many := peer.LogPage{}
 	for i := range 11 {
 		many.Records = append(many.Records, store.LogRecord{ID: fmt.Sprintf("x-acme-%03d", i), Time: time.Now(), AccountID: "acme"})
 	}
 	manyJSON, _ := json.Marshal(many)
 	x.serve(evil(x, func(string) []byte { return manyJSON }))
-	if recs, _, missing, _ := FleetLogs(ctx, a.s, acme); len(recs) != 3 || len(missing) != 1 || !strings.Contains(missing[0].Error, "11 records") {
+	if recs, _, missing, _ := ops.FleetLogs(ctx, a.s, acme); len(recs) != 3 || len(missing) != 1 || !strings.Contains(missing[0].Error, "11 records") {
 		t.Errorf("too many records: %d records, missing %+v", len(recs), missing)
 	}
 
 	// Larger than the question calls for: read no further than the bound.
 	huge := append(append([]byte(`{"records":[],"next":"`), bytes.Repeat([]byte("a"), 9<<20)...), `"}`...)
 	x.serve(evil(x, func(string) []byte { return huge }))
-	if recs, _, missing, _ := FleetLogs(ctx, a.s, acme); len(recs) != 3 || len(missing) != 1 || !strings.Contains(missing[0].Error, "larger than") {
+	if recs, _, missing, _ := ops.FleetLogs(ctx, a.s, acme); len(recs) != 3 || len(missing) != 1 || !strings.Contains(missing[0].Error, "larger than") {
 		t.Errorf("a 9 MiB answer: %d records, missing %+v", len(recs), missing)
 	}
 }

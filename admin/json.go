@@ -1,0 +1,128 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxBody bounds a request body.
+const maxBody = 64 << 10
+
+func decode(r *http.Request, v any) error { return decodeBody(r, v, false) }
+
+// decodeBody decodes one JSON object; with optional, an empty body leaves v
+// as it is.
+func decodeBody(r *http.Request, v any, optional bool) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		// One JSON object, nothing after it but whitespace.
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			err = terr
+			if err == nil {
+				err = errTrailing
+			}
+		}
+	}
+	if err != nil {
+		var me *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF) && optional:
+			return nil
+		case errors.Is(err, io.EOF):
+			return errorf(http.StatusBadRequest, "request body is empty; send a JSON object")
+		case errors.As(err, &me):
+			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d KiB", maxBody>>10)
+		}
+		// json errors quote field names and types, never values.
+		return errorf(http.StatusBadRequest, "invalid JSON body: %v", jsonErr(err))
+	}
+	return nil
+}
+
+var errTrailing = errors.New("unexpected data after the JSON object")
+
+// jsonErr keeps decoder messages free of the values the client sent (a
+// syntax error can otherwise quote part of a key).
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te) && te.Field == "":
+		return "the body must be a JSON object"
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
+	case errors.Is(err, errTrailing):
+		return err.Error()
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+	return "malformed JSON"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func noContent(w http.ResponseWriter) error {
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// --- query parameters ---
+
+// intParam reads the query parameter name as a number from lo up; msg is
+// the error for anything else. Missing, it is 0.
+func intParam(q url.Values, name string, lo int, msg string) (int, error) {
+	v := q.Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo {
+		return 0, errorf(http.StatusBadRequest, "%s", msg)
+	}
+	return n, nil
+}
+
+// timeRange reads the from and to query parameters: RFC 3339 timestamps,
+// or dates (UTC midnight). Either may be missing (zero).
+func timeRange(q url.Values) (from, to time.Time, err error) {
+	if from, err = parseTime(q, "from"); err == nil {
+		to, err = parseTime(q, "to")
+	}
+	return from, to, err
+}
+
+func parseTime(q url.Values, name string) (time.Time, error) {
+	v := strings.TrimSpace(q.Get(name))
+	if v == "" {
+		return time.Time{}, nil
+	}
+	// An unescaped "+" of a UTC offset arrives as a space.
+	v = strings.ReplaceAll(v, " ", "+")
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, errorf(http.StatusBadRequest, "%s must be an RFC 3339 timestamp (2026-01-02T15:04:05Z) or a date (2026-01-02)", name)
+}

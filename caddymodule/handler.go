@@ -20,20 +20,27 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Handler serves Agent Router's OpenAI-compatible data plane:
-// POST /v1/chat/completions (streamed or not), POST /v1/embeddings and
-// GET /v1/models. Other paths pass to the next handler, so reverse_proxy,
-// file_server and the rest keep working on the same site.
+// Handler serves Agent Router's data plane (package gateway) on a site:
+// OpenAI's POST /v1/chat/completions (streamed or not), POST /v1/embeddings
+// and GET /v1/models; Anthropic's Messages, POST /v1/messages and
+// /v1/messages/count_tokens; and OpenAI's Responses, POST /v1/responses with
+// GET and DELETE of the stored responses an account created. With console,
+// it also serves the Agent Router Console under /console/. Other paths pass
+// to the next handler, so reverse_proxy, file_server and the rest keep
+// working on the same site.
 //
 // Clients authenticate with an Agent Router API key (Authorization: Bearer
-// ar_...). The handler resolves the requested model's provider and sends the
-// request with the account's BYOK key for that provider when it has one,
-// else with the platform key configured here. Errors are answered in
-// OpenAI's error envelope {"error":{"message","type","param","code"}}, since
-// that is what the clients of this API parse; they are written by the
-// handler rather than returned to handle_errors. Every answer carries
-// X-Agent-Router-Request-Id, and forwarded ones X-Agent-Router-Provider and
-// X-Agent-Router-Credential (byok or platform).
+// ar_..., or x-api-key on the Messages API, as Anthropic's clients send it).
+// The handler resolves the requested model (through the key's routing
+// profile, the site's aliases and routes) and sends the request with the
+// account's BYOK key for that provider when it has one, else with the
+// platform key configured here, translating it when the provider does not
+// speak the client's API. Errors are answered in the envelope of the
+// client's API (OpenAI's {"error":{"message","type","param","code"}},
+// Anthropic's on the Messages API), since that is what its clients parse;
+// they are written by the handler rather than returned to handle_errors.
+// Every answer carries X-Agent-Router-Request-Id, and forwarded ones
+// X-Agent-Router-Provider and X-Agent-Router-Credential (byok or platform).
 type Handler struct {
 	// Providers is the platform's configuration of each provider, by name
 	// (openai, anthropic, gemini, azure, mistral, together, perplexity,

@@ -109,7 +109,7 @@ func BenchmarkPickCredential(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if cred, skip := g.pickCredential(s.Snapshot(), "acme", c.provider, routing.PinAuto, false, time.Time{}); skip != "" || cred.source != c.want {
+				if cred, skip := g.pickCredential(s.Snapshot(), "acme", c.provider, routing.PinAuto, time.Time{}); skip != "" || cred.source != c.want {
 					b.Fatal("wrong credential")
 				}
 			}
@@ -178,7 +178,7 @@ func BenchmarkHotPath(b *testing.B) {
 			for b.Loop() {
 				snap := s.Snapshot()
 				entry, ok := snap.LookupKey(store.HashAPIKey(c.key))
-				if !ok || providers.CheckRequestJSON(body) != nil || repeatedMember(body) != "" || findRefs(nil, providers.OpChat, body).foreign != "" {
+				if !ok || providers.CheckRequestJSON(body) != nil || repeatedMember(body) != "" || findRefs(&openAIDoor, providers.OpChat, body).foreign != "" {
 					b.Fatal("auth or body")
 				}
 				profile, routes := g.keyRoutes(entry)
@@ -191,7 +191,7 @@ func BenchmarkHotPath(b *testing.B) {
 				if !ok {
 					b.Fatal("not resolved")
 				}
-				if _, skip := g.pickCredential(snap, entry.AccountID, t.provider.Name, p.Attempts[0].Pin, len(p.Attempts) > 1, time.Time{}); skip != "" {
+				if _, skip := g.pickCredential(snap, entry.AccountID, t.provider.Name, p.Attempts[0].Pin, time.Time{}); skip != "" {
 					b.Fatal(skip)
 				}
 			}
@@ -214,9 +214,9 @@ func BenchmarkFindRefs(b *testing.B) {
 	responses := []byte(`{"model":"gpt-5-codex","instructions":"You are Codex.","input":[` + strings.Join(items, ",") + `],"tools":[{"type":"function","name":"shell","parameters":{"type":"object"}}],"stream":true,"store":false}`)
 	for _, c := range []struct {
 		name string
-		door *providers.Door
+		door *door
 		body []byte
-	}{{"chat", nil, chat}, {"responses-64KiB", providers.ResponsesDoor, responses}} {
+	}{{"chat", &openAIDoor, chat}, {"responses-64KiB", &responsesDoor, responses}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(c.body)))

@@ -3,12 +3,11 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
-
-	"github.com/agentrouter/caddy-agentrouter/providers"
 )
 
 // Error codes the gateway itself answers with, in OpenAI's error envelope
-// {"error":{"message","type","param","code"}}. They are part of the API.
+// {"error":{"message","type","param","code"}} (or the envelope of the
+// client's door). They are part of the API.
 const (
 	CodeMissingAPIKey              = "missing_api_key"
 	CodeInvalidAPIKey              = "invalid_api_key"
@@ -32,7 +31,8 @@ const (
 	CodeAccountNotFound = "account_not_found"
 	CodeAPIKeyNotFound  = "api_key_not_found"
 	CodeProfileNotFound = "profile_not_found"
-	// The Responses door's stored responses.
+	// The Responses door's stored responses, and a path the gateway does
+	// not serve.
 	CodeNotFound         = "not_found"
 	CodeResponseNotFound = "response_not_found"
 	// A reference to a provider-side object the gateway cannot attribute
@@ -41,16 +41,10 @@ const (
 	CodeReferenceNotAllowed = "reference_not_allowed"
 )
 
-// finalStatus is the status of an answer no retry can change, for the
-// clients of door (see providers.Door.FinalStatus): 400 for OpenAI's shapes,
-// which no OpenAI SDK and not Codex retries; 424 for Anthropic's Messages,
-// where Claude Code stops at once.
-func finalStatus(door *providers.Door) int {
-	if door != nil && door.FinalStatus != 0 {
-		return door.FinalStatus
-	}
-	return http.StatusBadRequest
-}
+// codeClientGone is the request log's code (and the attempt's error class)
+// when the client went away before its answer was complete; the record's
+// status is then 499, nginx's "client closed request".
+const codeClientGone = "client_closed_request"
 
 // OpenAI's error types.
 const (
@@ -60,6 +54,55 @@ const (
 	typeAPI            = "api_error"
 	typeRateLimit      = "rate_limit_error"
 )
+
+// failure is an answer that is not the provider's success: a refusal of the
+// gateway's own, or what the client sees of an upstream failure.
+type failure struct {
+	status                   int
+	typ, code, msg           string
+	retryAfter, retryAfterMs string
+	// final marks an answer no retry can change: it carries
+	// X-Should-Retry: false, which the OpenAI and Anthropic SDKs obey, and,
+	// when status is 0, the status the door's clients take as final.
+	final bool
+	// raw, when set, is the upstream's own error body (scrubbed), relayed
+	// as is: a front door's passthrough.
+	raw []byte
+}
+
+// fail answers the request with f in the door's envelope (or f.raw as the
+// provider worded it) and records its status and code.
+func (x *exchange) fail(f failure) {
+	h := x.w.Header()
+	if f.retryAfter != "" {
+		h.Set("Retry-After", f.retryAfter)
+	}
+	if f.retryAfterMs != "" {
+		h.Set("Retry-After-Ms", f.retryAfterMs)
+	}
+	if f.final {
+		h["X-Should-Retry"] = []string{"false"}
+		if f.status == 0 {
+			f.status = x.ep.door.finalStatus
+		}
+	}
+	x.rec.Status, x.rec.ErrorCode = f.status, f.code
+	if f.raw != nil {
+		// A passthrough's upstream error, relayed as the provider worded
+		// it (scrubbed): clients such as Claude Code recover by its words.
+		h["Content-Type"] = []string{"application/json"}
+		h.Del("Content-Length")
+		x.w.WriteHeader(f.status)
+		x.w.Write(f.raw)
+		return
+	}
+	x.ep.door.writeError(x.w, f.status, f.typ, f.code, f.msg)
+}
+
+// refuse answers a request the gateway itself will not serve as asked.
+func (x *exchange) refuse(status int, code, msg string) {
+	x.fail(failure{status: status, typ: typeInvalidRequest, code: code, msg: msg})
+}
 
 type errorBody struct {
 	Error errorDetail `json:"error"`
@@ -72,30 +115,11 @@ type errorDetail struct {
 	Code    string  `json:"code"`
 }
 
-// writeError answers in OpenAI's error envelope. Messages must never hold
-// key material; callers pass scrubbed text.
-func writeError(w http.ResponseWriter, status int, typ, code, msg string) {
+// openAIErrorBody is OpenAI's error envelope, the door of chat completions,
+// embeddings and models.
+func openAIErrorBody(_ int, typ, code, msg string) []byte {
 	b, _ := json.Marshal(errorBody{errorDetail{Message: msg, Type: typ, Code: code}})
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h.Del("Content-Length")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
-// writeDoorError answers in the envelope of the client's front door:
-// OpenAI's for chat completions, embeddings and Responses, Anthropic's for
-// Messages.
-func writeDoorError(w http.ResponseWriter, door *providers.Door, status int, typ, code, msg string) {
-	if door == nil {
-		writeError(w, status, typ, code, msg)
-		return
-	}
-	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h.Del("Content-Length")
-	w.WriteHeader(status)
-	w.Write(door.ErrorBody(status, code, msg))
+	return append(b, '\n')
 }
 
 // typeForStatus picks OpenAI's error type for a relayed upstream status.

@@ -8,7 +8,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
@@ -20,14 +19,16 @@ type TestResult = providers.TestResult
 const testTimeout = 15 * time.Second
 
 // TestCredential checks a provider key with a cheap authenticated call (the
-// provider's list of models), through the gateway's own upstream transports,
-// so it reaches the provider exactly as requests with the key would. The
-// endpoint is the platform's for provider (this handler's base_url, or the
-// provider's public one), with extras laid over it as for a BYOK key:
+// provider's list of models), through the gateway's own upstream transports
+// and its one upstream call (callUpstream), so it reaches the provider
+// exactly as requests with the key would and its failures read the same.
+// The endpoint is the platform's for provider (this handler's base_url, or
+// the provider's public one), with extras laid over it as for a BYOK key:
 // base_url, api_version, organization and project. The result says ok,
 // rejected (the provider refused the key), unreachable or error; its
-// message is scrubbed of the key and never holds it. Nothing is stored:
-// callers that test a stored key mark it valid or invalid themselves.
+// message is scrubbed of the key and never holds it. Nothing is stored and
+// no request is logged: callers that test a stored key mark it valid or
+// invalid themselves.
 func (g *Gateway) TestCredential(ctx context.Context, provider, key string, extras store.Extras) TestResult {
 	p := providers.Get(provider)
 	if p == nil {
@@ -36,68 +37,54 @@ func (g *Gateway) TestCredential(ctx context.Context, provider, key string, extr
 	if key == "" {
 		return TestResult{Outcome: providers.TestError, Message: "no key to test"}
 	}
-	ctx, cancel := context.WithTimeout(ctx, testTimeout)
+	cred := credential{source: SourceBYOK, key: key, endpoint: byokEndpoint(g.providers[provider], extras), guarded: extras.BaseURL != ""}
+	tctx, cancel := context.WithTimeout(ctx, testTimeout)
 	defer cancel()
-	req, err := p.NewTestRequest(ctx, byokEndpoint(g.providers[provider], extras), key)
+	req, err := p.NewTestRequest(tctx, cred.endpoint, key)
 	if err != nil {
-		return TestResult{Outcome: providers.TestError, Message: "could not build the test request: " + scrubKey(err.Error(), key)}
+		return TestResult{Outcome: providers.TestError, Message: "could not build the test request: " + cred.scrub(err.Error())}
 	}
 	start := time.Now()
-	resp, err := g.upstreams.forURL(req.URL, extras.BaseURL != "").RoundTrip(req)
-	latency := msSince(start)
-	if err != nil {
-		class := providers.ClassifyTransport(err)
-		msg := "could not reach " + provider
-		switch {
-		case egress.IsBlocked(err):
-			msg = "the base_url leads to an address the gateway may not reach (a private, loopback or link-local address)"
-		case class == providers.ClassTimeout:
-			msg = provider + " did not answer in time"
-		}
-		if c := g.logger.Check(zap.InfoLevel, "key test: provider unreachable"); c != nil {
-			c.Write(zap.String("provider", provider), zap.String("class", class), zap.String("error", scrubKey(err.Error(), key)))
-		}
-		return TestResult{Outcome: providers.TestUnreachable, Message: msg, LatencyMS: latency}
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	res := TestResult{Status: resp.StatusCode, LatencyMS: latency}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	u := g.callUpstream(ctx, req, provider, &cred, false, headerDeadline{})
+	res := TestResult{Status: u.status, LatencyMS: msSince(start)}
+	switch {
+	case u.resp != nil:
+		// Read what a models list holds, so the connection is reused.
+		io.Copy(io.Discard, io.LimitReader(u.resp.Body, maxErrorBody))
+		u.resp.Body.Close()
 		res.Outcome = providers.TestOK
+		if u.status >= 300 {
+			res.Outcome, res.Message = providers.TestError, fmt.Sprintf("%s answered %d", provider, u.status)
+		}
 		return res
-	}
-	class := providers.ClassifyResponse(provider, resp.StatusCode, resp.Header, raw)
-	detail := scrubKey(truncate(providers.ErrorMessage(raw), 300), key)
-	if class == providers.ClassAuth {
+	case u.status == 0:
+		res.Outcome, res.Message = providers.TestUnreachable, unreachableMessage(provider, u.fail.code)
+		if c := g.logger.Check(zap.InfoLevel, "key test: provider unreachable"); c != nil {
+			c.Write(zap.String("provider", provider), zap.String("class", u.class), zap.String("error", cred.scrub(u.err.Error())))
+		}
+		return res
+	case u.class == providers.ClassAuth:
 		res.Outcome = providers.TestRejected
-		res.Message = fmt.Sprintf("%s rejected the key (status %d): %s", provider, resp.StatusCode, detail)
-	} else {
+		res.Message = fmt.Sprintf("%s rejected the key (status %d): %s", provider, u.status, truncate(u.detail, 300))
+	default:
 		res.Outcome = providers.TestError
-		res.Message = fmt.Sprintf("%s answered %d (%s): %s", provider, resp.StatusCode, class, detail)
+		res.Message = fmt.Sprintf("%s answered %d (%s): %s", provider, u.status, u.class, truncate(u.detail, 300))
 	}
 	if c := g.logger.Check(zap.InfoLevel, "key test"); c != nil {
 		c.Write(zap.String("provider", provider), zap.String("outcome", res.Outcome),
-			zap.Int("upstream_status", resp.StatusCode), zap.String("class", class))
+			zap.Int("upstream_status", u.status), zap.String("class", u.class))
 	}
 	return res
 }
 
-// byokEndpoint is the endpoint a customer key is sent to: the platform's for
-// the provider, with the key's own extras laid over it. The platform's
-// organization and project never go with a customer's key.
-func scrubKey(s, key string) string { return string(providers.Scrub([]byte(s), key)) }
-
-func byokEndpoint(pc *ProviderConfig, extras store.Extras) providers.Endpoint {
-	var ep providers.Endpoint
-	if pc != nil {
-		ep = pc.Endpoint
+// unreachableMessage says why a key test got no answer, from the code of
+// the failure a request would have got.
+func unreachableMessage(provider, code string) string {
+	switch code {
+	case CodeBYOKBaseURLBlocked:
+		return "the base_url leads to an address the gateway may not reach (a private, loopback or link-local address)"
+	case CodeUpstreamTimeout:
+		return provider + " did not answer in time"
 	}
-	ep.Organization, ep.Project = extras.Organization, extras.Project
-	if extras.BaseURL != "" {
-		ep.BaseURL = extras.BaseURL
-	}
-	if extras.APIVersion != "" {
-		ep.APIVersion = extras.APIVersion
-	}
-	return ep
+	return "could not reach " + provider
 }

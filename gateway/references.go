@@ -53,80 +53,92 @@ func quoteRef(field, id string) string {
 	return field + " " + strconv.Quote(truncate(id, maxRefQuote))
 }
 
-// findRefs reads the references in a request body for the door (nil: chat
-// completions) and operation. Members are matched as a provider's decoder
-// reads them: with escaped spellings, and every copy of a repeated member.
-// A chat-completions body without a file_id pays two byte scans.
-func findRefs(door *providers.Door, op providers.Operation, body []byte) objectRefs {
-	var r objectRefs
+// findRefs reads the references in a request body for the door and
+// operation: the door's own members (door.refs), then file_id anywhere.
+// Members are matched as a provider's decoder reads them: with escaped
+// spellings, and every copy of a repeated member. A chat-completions body
+// without a file_id pays two byte scans.
+func findRefs(d *door, op providers.Operation, body []byte) objectRefs {
 	if op == providers.OpEmbeddings {
-		return r
+		return objectRefs{}
 	}
-	foreign := func(ref string) {
-		if r.foreign == "" {
-			r.foreign = ref
-		}
-	}
-	switch door {
-	case providers.ResponsesDoor:
-		if !containsAny(body, "previous_response_id", "conversation", `"id"`, "container", `\u00`) {
-			break // none of the members below, in any spelling
-		}
-		gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-			switch k.String() {
-			case "previous_response_id":
-				if v.Type != gjson.Null {
-					r.previous, r.hasPrevious = append(r.previous, v.Str), true
-				}
-			case "conversation":
-				if v.Type != gjson.Null {
-					foreign(quoteRef("conversation", idOf(v)))
-				}
-			case "input":
-				// An item reference has an "id" member: a history without
-				// one (Codex sends items without ids) is not walked.
-				if !strings.Contains(v.Raw, `"id"`) && !strings.Contains(v.Raw, `\u00`) {
-					return true
-				}
-				v.ForEach(func(_, it gjson.Result) bool {
-					if isItemReference(it) {
-						foreign(quoteRef("item_reference", it.Get("id").String()))
-					}
-					return r.foreign == ""
-				})
-			case "tools":
-				v.ForEach(func(_, t gjson.Result) bool {
-					// code_interpreter's container: an id names an
-					// existing container; {"type":"auto"} makes a new one.
-					if t.IsObject() {
-						t.ForEach(func(k, c gjson.Result) bool {
-							if k.String() == "container" && c.Type == gjson.String {
-								foreign(quoteRef("container", c.Str))
-							}
-							return r.foreign == ""
-						})
-					}
-					return r.foreign == ""
-				})
-			}
-			return true
-		})
-	case providers.MessagesDoor, providers.CountTokensDoor:
-		if !containsAny(body, "container", `\u00`) {
-			break
-		}
-		gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-			// Anthropic's container: an id (or {"id": ...}) reuses a
-			// code-execution container with its files.
-			if k.String() == "container" && (v.Type == gjson.String || v.IsObject() && v.Get("id").Exists()) {
-				foreign(quoteRef("container", idOf(v)))
-			}
-			return true
-		})
-	}
+	r := d.refs(body)
 	if r.foreign == "" {
 		r.foreign = findFileID(body)
 	}
+	return r
+}
+
+// noRefs: chat completions name no objects but files.
+func noRefs([]byte) objectRefs { return objectRefs{} }
+
+// setForeign keeps the first reference the gateway cannot attribute.
+func (r *objectRefs) setForeign(ref string) {
+	if r.foreign == "" {
+		r.foreign = ref
+	}
+}
+
+// responsesRefs reads the Responses API's references: previous_response_id,
+// conversation, item references in the input, code_interpreter's container.
+func responsesRefs(body []byte) (r objectRefs) {
+	if !containsAny(body, "previous_response_id", "conversation", `"id"`, "container", `\u00`) {
+		return r // none of the members below, in any spelling
+	}
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		switch k.String() {
+		case "previous_response_id":
+			if v.Type != gjson.Null {
+				r.previous, r.hasPrevious = append(r.previous, v.Str), true
+			}
+		case "conversation":
+			if v.Type != gjson.Null {
+				r.setForeign(quoteRef("conversation", idOf(v)))
+			}
+		case "input":
+			// An item reference has an "id" member: a history without one
+			// (Codex sends items without ids) is not walked.
+			if !strings.Contains(v.Raw, `"id"`) && !strings.Contains(v.Raw, `\u00`) {
+				return true
+			}
+			v.ForEach(func(_, it gjson.Result) bool {
+				if isItemReference(it) {
+					r.setForeign(quoteRef("item_reference", it.Get("id").String()))
+				}
+				return r.foreign == ""
+			})
+		case "tools":
+			v.ForEach(func(_, t gjson.Result) bool {
+				// code_interpreter's container: an id names an existing
+				// container; {"type":"auto"} makes a new one.
+				if t.IsObject() {
+					t.ForEach(func(k, c gjson.Result) bool {
+						if k.String() == "container" && c.Type == gjson.String {
+							r.setForeign(quoteRef("container", c.Str))
+						}
+						return r.foreign == ""
+					})
+				}
+				return r.foreign == ""
+			})
+		}
+		return true
+	})
+	return r
+}
+
+// messagesRefs reads Anthropic's container: an id (or {"id": ...}) reuses a
+// code-execution container with its files.
+func messagesRefs(body []byte) (r objectRefs) {
+	if !containsAny(body, "container", `\u00`) {
+		return r
+	}
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		if k.String() == "container" && (v.Type == gjson.String || v.IsObject() && v.Get("id").Exists()) {
+			r.setForeign(quoteRef("container", idOf(v)))
+		}
+		return true
+	})
 	return r
 }
 

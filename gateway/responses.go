@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -47,137 +48,123 @@ func (g *Gateway) rememberResponse(call *providers.Call, provider string, cred *
 // must be one the caller's account created through the gateway (else 404,
 // as for an unknown id), and the request goes to the provider that holds it
 // with the same kind of credential (the account's own key, or the
-// platform's) as the one that created it. The answer is the provider's.
-func (g *Gateway) serveStoredResponse(w http.ResponseWriter, r *http.Request, snap *store.Snapshot, c *caller, rec *store.LogRecord) {
-	rec.API = "responses"
-	door := providers.ResponsesDoor
-	fail := func(f failure) { g.fail(w, door, rec, f) }
-	rest := strings.TrimPrefix(r.URL.Path, "/v1/responses/")
-	id, sub, _ := strings.Cut(rest, "/")
-	switch {
-	case id == "input_tokens" || id == "compact" || sub == "cancel":
-		rec.Endpoint = "responses"
-		fail(failure{status: http.StatusNotFound, typ: typeInvalidRequest, code: CodeNotFound,
-			msg: "/v1/responses/" + rest + " is not served by the gateway (it serves create, retrieve, delete and input_items)"})
-		return
-	case sub == "" && r.Method == http.MethodGet:
-		rec.Endpoint = "responses.get"
-	case sub == "" && r.Method == http.MethodDelete:
-		rec.Endpoint = "responses.delete"
-	case sub == "input_items" && r.Method == http.MethodGet:
-		rec.Endpoint = "responses.input_items"
-		sub = "/input_items"
-	case sub == "" || sub == "input_items":
-		rec.Endpoint = "responses"
-		allow := "GET, DELETE"
-		if sub != "" {
-			allow = "GET"
-		}
-		w.Header()["Allow"] = []string{allow}
-		fail(failure{status: http.StatusMethodNotAllowed, typ: typeInvalidRequest, code: CodeMethodNotAllowed,
-			msg: "method " + r.Method + " is not allowed here; use " + allow})
-		return
-	default:
-		rec.Endpoint = "responses"
-		fail(failure{status: http.StatusNotFound, typ: typeInvalidRequest, code: CodeNotFound,
-			msg: "unknown path: the gateway serves /v1/responses/{id} and /v1/responses/{id}/input_items"})
+// platform's) as the one that created it, in one attempt like any other
+// (attempt: the same answers to a failure, the same span, the same
+// credential clock). The answer is the provider's.
+func (g *Gateway) serveStoredResponse(x *exchange) {
+	up := &x.stored
+	if !up.read(x) {
 		return
 	}
-	owner, err := g.store.ResponseFor(c.account, id)
+	owner, err := g.store.ResponseFor(x.c.account, up.id)
 	if err != nil {
-		fail(failure{status: http.StatusNotFound, typ: typeInvalidRequest, code: CodeResponseNotFound,
-			msg: "no response with id " + strconv.Quote(truncate(id, 64)) + " was created by this account through the gateway"})
+		x.refuse(http.StatusNotFound, CodeResponseNotFound,
+			"no response with id "+strconv.Quote(truncate(up.id, 64))+" was created by this account through the gateway")
 		return
 	}
 	p := providers.Get(owner.Provider)
 	if p == nil {
-		fail(failure{status: http.StatusNotFound, typ: typeInvalidRequest, code: CodeResponseNotFound, msg: "the provider of this response is no longer served"})
+		x.refuse(http.StatusNotFound, CodeResponseNotFound, "the provider of this response is no longer served")
 		return
 	}
-	rec.Provider = p.Name
 	pin := routing.PinPlatform
 	if owner.CredentialSource == SourceBYOK {
 		pin = routing.PinBYOK
 	}
-	start := time.Now()
-	cred, reason := g.pickCredential(snap, c.account, p.Name, pin, false, start)
-	if reason != "" {
-		fail(g.skipFailure(reason, p.Name, "the stored response"))
-		return
+	defer annotateRequestSpan(x.span, x.rec)
+	if res := g.attempt(x, target{provider: p}, "the stored response", pin, up); !res.answered {
+		x.answerFailure(res.failure)
 	}
-	rec.CredentialSource = cred.source
-	if cred.secret != nil {
-		rec.CredentialVersion, rec.CredentialFingerprint = cred.secret.Version, cred.secret.Fingerprint
+}
+
+// storedUpstream is the upstream request for a stored response: the
+// client's method on the response (sub "") or on its input items, passed
+// through.
+type storedUpstream struct {
+	id, sub string
+}
+
+// storedRoutes are what the gateway serves of a stored response: the part
+// of the path below /v1/responses/{id}, the method, and the request log's
+// endpoint.
+var storedRoutes = [...]struct{ sub, method, name string }{
+	{"", http.MethodGet, "responses.get"},
+	{"", http.MethodDelete, "responses.delete"},
+	{"input_items", http.MethodGet, "responses.input_items"},
+}
+
+// read reads which stored response the request is for and what it does
+// with it, and names the request-log endpoint after it. A path or method
+// the gateway does not serve is answered here, and read returns false.
+func (s *storedUpstream) read(x *exchange) bool {
+	rest := strings.TrimPrefix(x.r.URL.Path, "/v1/responses/")
+	id, sub, _ := strings.Cut(rest, "/")
+	if id == "input_tokens" || id == "compact" || sub == "cancel" {
+		x.refuse(http.StatusNotFound, CodeNotFound,
+			"/v1/responses/"+rest+" is not served by the gateway (it serves create, retrieve, delete and input_items)")
+		return false
 	}
-	att := store.Attempt{Provider: p.Name, CredentialSource: cred.source}
-	req, err := providers.NewResponsesRequest(r.Context(), p, cred.endpoint, cred.key, r.Method, "/"+url.PathEscape(id)+sub, r.URL.RawQuery, nil)
-	if err != nil {
-		fail(failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamError, msg: "could not build the upstream request: " + cred.scrub(err.Error())})
-		return
-	}
-	resp, err := g.upstreams.forURL(req.URL, cred.guarded).RoundTrip(req)
-	att.DurationMS = msSince(start)
-	if err != nil {
-		att.ErrorClass = providers.ClassifyTransport(err)
-		rec.Attempts = append(rec.Attempts, att)
-		if r.Context().Err() != nil {
-			rec.Status, rec.ErrorCode = 499, "client_closed_request"
-			return
+	var allow []string
+	for _, rt := range storedRoutes {
+		if rt.sub != sub {
+			continue
 		}
-		fail(failure{status: http.StatusBadGateway, typ: typeAPI, code: CodeUpstreamUnreachable, msg: "could not reach " + p.Name})
-		return
-	}
-	defer resp.Body.Close()
-	h := w.Header()
-	h[HeaderProvider] = []string{p.Name}
-	h[HeaderCredential] = []string{cred.source}
-	h[HeaderAttempts] = []string{"1"}
-	att.Status = resp.StatusCode
-	if resp.StatusCode >= 400 {
-		f, class := g.upstreamFailure(resp, p.Name, cred, rec)
-		att.ErrorClass = class
-		rec.Attempts = append(rec.Attempts, att)
-		if class != providers.ClassAuth && f.raw != nil {
-			f.status = resp.StatusCode
-		} else {
-			f.raw = nil
+		if rt.method == x.r.Method {
+			x.rec.Endpoint, s.id, s.sub = rt.name, id, sub
+			return true
 		}
-		fail(f)
-		return
+		allow = append(allow, rt.method)
 	}
-	rec.Attempts = append(rec.Attempts, att)
-	if cred.secret != nil {
-		g.store.MarkValid(cred.secret)
+	if allow == nil {
+		x.refuse(http.StatusNotFound, CodeNotFound, "unknown path: the gateway serves /v1/responses/{id} and /v1/responses/{id}/input_items")
+		return false
 	}
-	if r.Method == http.MethodDelete {
-		if err := g.store.ForgetResponse(id); err != nil {
-			g.logger.Warn("could not forget a deleted response", zap.String("request_id", rec.ID), zap.Error(err))
+	methods := strings.Join(allow, ", ")
+	x.w.Header()["Allow"] = []string{methods}
+	x.refuse(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method "+x.r.Method+" is not allowed here; use "+methods)
+	return false
+}
+
+func (s *storedUpstream) build(ctx context.Context, _ *Gateway, x *exchange, t target) (*http.Request, error) {
+	path := "/" + url.PathEscape(s.id)
+	if s.sub != "" {
+		path += "/" + s.sub
+	}
+	return providers.NewResponsesRequest(ctx, t.provider, x.cred.endpoint, x.cred.key, x.r.Method, path, x.r.URL.RawQuery, nil)
+}
+
+// native: the client speaks the Responses API, as the provider does.
+func (s *storedUpstream) native(*exchange) bool { return true }
+
+// relay copies the provider's answer as it comes, flushing as it reads. A
+// deleted response is forgotten.
+func (s *storedUpstream) relay(g *Gateway, x *exchange, _ target, resp *http.Response) relayed {
+	if x.r.Method == http.MethodDelete {
+		if err := g.store.ForgetResponse(s.id); err != nil {
+			g.logger.Warn("could not forget a deleted response", zap.String("request_id", x.rec.ID), zap.Error(err))
 		}
 	}
-	copyResponseHeaders(h, resp.Header)
 	ct := resp.Header.Get("Content-Type")
 	if ct == "" {
 		ct = "application/json"
 	}
-	h["Content-Type"] = []string{ct}
-	rec.Status = resp.StatusCode
-	w.WriteHeader(resp.StatusCode)
-	rec.TTFBMS = msSince(rec.Time)
-	rc := http.NewResponseController(w)
+	x.w.Header()["Content-Type"] = []string{ct}
+	x.writeHeader(resp.StatusCode)
+	rc := http.NewResponseController(x.w)
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return
+			if _, werr := x.w.Write(buf[:n]); werr != nil {
+				return relayed{code: codeClientGone}
 			}
 			rc.Flush()
 		}
 		if err != nil {
 			if err != io.EOF {
-				rec.ErrorCode = "upstream_stream_error"
+				return relayed{code: "upstream_stream_error"}
 			}
-			return
+			return relayed{}
 		}
 	}
 }

@@ -360,3 +360,36 @@ func TestPlatformContract(t *testing.T) {
 		t.Errorf("BYOK shadow cost %s, want 0.0049: what the platform would have paid", rec.ShadowCost.USD())
 	}
 }
+
+// TestBYOKContractTerms: the BYOK credential's contract prices the account's
+// requests from its effective_from on: a term that takes effect later does
+// not apply yet, and a request made before a term was saved stays at list.
+func TestBYOKContractTerms(t *testing.T) {
+	ce := newCostEnv(t, options{})
+	keys, _ := ce.account(t, "acme", 1)
+	ce.putCred(t, "acme", providers.OpenAI, canaryOpenAI("bk"), store.Extras{})
+	ce.openai.SetUsage(&richUsage)
+	before := ce.chat(t, keys[0], "gpt-4o")
+
+	from := time.Now()
+	if _, err := ce.s.AddContractTerm("acme", providers.OpenAI, pricing.ContractTerm{EffectiveFrom: from, DiscountPercent: "10"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ce.s.AddContractTerm("acme", providers.OpenAI, pricing.ContractTerm{EffectiveFrom: from.Add(time.Hour), DiscountPercent: "50"}); err != nil {
+		t.Fatal(err)
+	}
+	after := ce.chat(t, keys[0], "gpt-4o")
+	expectOK(t, after, providers.OpenAI, gateway.SourceBYOK)
+
+	if c := ce.record(t, before.id).Cost; c.USD() != "0.006125" || !c.ContractFrom.IsZero() {
+		t.Errorf("the request before the term: %s (contract from %v), want the list price 0.006125", c.USD(), c.ContractFrom)
+	}
+	rec := ce.record(t, after.id)
+	// 0.006125 less 10 %; the 50 % term is an hour away.
+	if c := rec.Cost; c.USD() != "0.0055125" || c.DiscountPPM != 100000 || !c.ContractFrom.Equal(from.UTC()) || after.header.Get(gateway.HeaderCost) != "0.0055125" {
+		t.Errorf("the request after the term: %s (discount %d ppm from %v), header %q; want 0.0055125 under the 10 %% term", c.USD(), c.DiscountPPM, c.ContractFrom, after.header.Get(gateway.HeaderCost))
+	}
+	if rec.ShadowCost.USD() != "0.006125" {
+		t.Errorf("shadow %s: the platform's price ignores the account's contract", rec.ShadowCost.USD())
+	}
+}

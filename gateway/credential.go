@@ -41,7 +41,7 @@ func (g *Gateway) pickCredential(snap *store.Snapshot, account, provider string,
 			// A base URL of the customer's own is dialed only where the
 			// egress policy allows.
 			return credential{source: SourceBYOK, key: sec.Key(), endpoint: byokEndpoint(pc, sec.Extras), secret: sec,
-				guarded: sec.Extras.BaseURL != ""}, ""
+				guarded: sec.Extras.BaseURL != "", contract: snap.Contract(account, provider)}, ""
 		}
 		if pin == routing.PinBYOK {
 			return credential{}, skipNoBYOK

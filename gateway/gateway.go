@@ -117,7 +117,8 @@ type Config struct {
 	// probes it. Default: 5m.
 	BYOKCooldown time.Duration
 	// Prices is the price book: each request is priced with the version
-	// current when it started. Nil: a book of the embedded default prices.
+	// current when it started. Nil: the store's (Store.Prices), or when
+	// that has no version yet, a book of the embedded default prices.
 	Prices *pricing.Registry
 	// Observe, when set, sees every finished request's record before it is
 	// queued for the request log (for metrics and access-log fields). It
@@ -181,6 +182,9 @@ func New(cfg Config) (*Gateway, error) {
 		cooldown:         cfg.BYOKCooldown,
 		observe:          cfg.Observe,
 		prices:           cfg.Prices,
+	}
+	if g.prices == nil && cfg.Store.Prices().Current() != nil {
+		g.prices = cfg.Store.Prices()
 	}
 	if g.prices == nil {
 		g.prices = pricing.NewRegistry()

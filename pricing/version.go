@@ -111,25 +111,79 @@ func (r *Registry) Versions() []*Version {
 // of prices, not of who asked. A table that fails its checks changes
 // nothing.
 func (r *Registry) Publish(t *Table) (*Version, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur := r.current.Load()
+	v, changed, err := NextVersion(cur, t, r.now())
+	if err != nil || !changed {
+		return v, false, err
+	}
+	r.add(v)
+	return v, true, nil
+}
+
+// NextVersion returns the version that follows parent (nil: the first
+// version) with t's prices, made at now; when t prices exactly as parent
+// does, it returns parent and false. It changes nothing: a store that
+// keeps versions elsewhere (and may lose a race to publish) decides with
+// it, then Follows what it stored. A table that fails its checks is an
+// error.
+func NextVersion(parent *Version, t *Table, now time.Time) (*Version, bool, error) {
 	b, err := Compile(t)
 	if err != nil {
 		return nil, false, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	cur := r.current.Load()
-	if cur != nil && cur.book.hash == b.hash {
-		return cur, false, nil
+	if parent != nil && parent.book.hash == b.hash {
+		return parent, false, nil
 	}
-	v := &Version{Seq: 1, Created: r.now().UTC(), book: b}
-	if cur != nil {
-		v.Seq, v.Parent, v.Changes = cur.Seq+1, cur.ID, Diff(cur.book.table, b.table)
+	v := &Version{Seq: 1, Created: now.UTC(), book: b}
+	if parent != nil {
+		v.Seq, v.Parent, v.Changes = parent.Seq+1, parent.ID, Diff(parent.book.table, b.table)
 	} else {
 		v.Changes = Diff(&Table{}, b.table)
 	}
 	v.ID = fmt.Sprintf("%d-%s", v.Seq, b.hash[:12])
-	r.add(v)
 	return v, true, nil
+}
+
+// FromRecord rebuilds a stored version and verifies it: its table must
+// compile to its recorded hash and its id must be its sequence number and
+// hash. An altered record is refused.
+func FromRecord(rec Record) (*Version, error) {
+	if rec.Table == nil {
+		return nil, fmt.Errorf("price version %s: no table", rec.ID)
+	}
+	b, err := Compile(rec.Table)
+	if err != nil {
+		return nil, fmt.Errorf("price version %s: %w", rec.ID, err)
+	}
+	if b.hash != rec.Hash || rec.ID != fmt.Sprintf("%d-%s", rec.Seq, b.hash[:12]) {
+		return nil, fmt.Errorf("price version %s: its table does not match its hash", rec.ID)
+	}
+	return &Version{ID: rec.ID, Seq: rec.Seq, Created: rec.Created, Parent: rec.Parent, Changes: rec.Changes, book: b}, nil
+}
+
+// Follow adds a version stored by whoever published it (this process or
+// another fleet instance) and makes it current: the first version an
+// empty registry sees, or the one whose parent is the current version. A
+// version the registry already has changes nothing; one that does not
+// follow the current version is an error, and so is an altered record.
+func (r *Registry) Follow(rec Record) (*Version, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.byID[rec.ID]; ok {
+		return v, nil
+	}
+	cur := r.current.Load()
+	if cur != nil && (rec.Parent != cur.ID || rec.Seq <= cur.Seq) {
+		return nil, fmt.Errorf("price version %s does not follow the current version %s", rec.ID, cur.ID)
+	}
+	v, err := FromRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	r.add(v)
+	return v, nil
 }
 
 func (r *Registry) add(v *Version) {
@@ -150,21 +204,14 @@ func (r *Registry) Restore(records []Record) error {
 	}
 	var vs []*Version
 	for i, rec := range records {
-		if rec.Table == nil {
-			return fmt.Errorf("price version %s: no table", rec.ID)
-		}
-		b, err := Compile(rec.Table)
+		v, err := FromRecord(rec)
 		if err != nil {
-			return fmt.Errorf("price version %s: %w", rec.ID, err)
-		}
-		if b.hash != rec.Hash || rec.ID != fmt.Sprintf("%d-%s", rec.Seq, b.hash[:12]) {
-			return fmt.Errorf("price version %s: its table does not match its hash", rec.ID)
+			return err
 		}
 		if i > 0 && (rec.Seq <= vs[i-1].Seq || rec.Parent != vs[i-1].ID) {
 			return fmt.Errorf("price version %s: out of order after %s", rec.ID, vs[i-1].ID)
 		}
-		vs = append(vs, &Version{ID: rec.ID, Seq: rec.Seq, Created: rec.Created, Parent: rec.Parent,
-			Changes: rec.Changes, book: b})
+		vs = append(vs, v)
 	}
 	for _, v := range vs {
 		r.add(v)

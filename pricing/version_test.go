@@ -143,3 +143,55 @@ func TestDiffRows(t *testing.T) {
 		t.Errorf("diff %+v", d)
 	}
 }
+
+// TestFollow: a registry follows versions another publisher stored, in
+// order; an out-of-order or altered record changes nothing.
+func TestFollow(t *testing.T) {
+	src := newRegistry(t)
+	eff, err := Apply(Default(), []Override{{Model: "gpt-4o", Standard: PriceSet{Input: "2.25"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, _, err := src.Publish(eff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := src.Get(v2.Parent)
+	next, changed, err := NextVersion(v2, Default(), time.Now())
+	if err != nil || !changed || next.Seq != 3 || next.Parent != v2.ID {
+		t.Fatalf("NextVersion: %+v %v %v", next, changed, err)
+	}
+	if same, changed, _ := NextVersion(v2, eff, time.Now()); changed || same != v2 {
+		t.Fatal("NextVersion with the same prices is a new version")
+	}
+	if src.Current() != v2 {
+		t.Fatal("NextVersion changed the registry")
+	}
+
+	dst := NewRegistry()
+	if _, err := dst.Follow(v2.Record()); err != nil {
+		t.Fatalf("an empty registry takes any first version: %v", err)
+	}
+	dst = NewRegistry()
+	for _, v := range []*Version{v1, v2, v2} { // the repeat is a no-op
+		if _, err := dst.Follow(v.Record()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dst.Current().ID != v2.ID || len(dst.Versions()) != 2 {
+		t.Fatalf("current %s, %d versions", dst.Current().ID, len(dst.Versions()))
+	}
+	sibling, _ := Apply(Default(), []Override{{Model: "gpt-4o", Standard: PriceSet{Input: "2.75"}}})
+	other, _, _ := NextVersion(v1, sibling, time.Now()) // a sibling of v2 (not its child)
+	if _, err := dst.Follow(other.Record()); err == nil {
+		t.Error("a version that does not follow the current one was taken")
+	}
+	bad := next.Record()
+	bad.Table.Models[0].Standard.Input = "9"
+	if _, err := dst.Follow(bad); err == nil || dst.Current().ID != v2.ID {
+		t.Errorf("an altered record was taken: %v", err)
+	}
+	if v, err := dst.Follow(next.Record()); err != nil || dst.Current() != v {
+		t.Fatal(err)
+	}
+}

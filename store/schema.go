@@ -48,6 +48,11 @@ var (
 	bucketVersions = &bucket{name: []byte("byok_versions"), scope: shared, migrate: true, doc: "account \\x00 provider -> last credential version (8 bytes)"}
 	bucketHealth   = &bucket{name: []byte("byok_health"), scope: shared, snapshot: true, migrate: true, doc: "account \\x00 provider -> healthRecord"}
 	bucketPolicies = &bucket{name: []byte("byok_policies"), scope: shared, snapshot: true, migrate: true, doc: "account \\x00 provider -> Policy"}
+	// A BYOK credential's contract terms (contracts.go) and the price
+	// book's versions (prices.go): shared, so every fleet instance prices
+	// alike.
+	bucketContracts = &bucket{name: []byte("byok_contracts"), scope: shared, snapshot: true, migrate: true, doc: "account \\x00 provider -> contractRecord (the credential's contract terms)"}
+	bucketPrices    = &bucket{name: []byte("price_versions"), scope: shared, snapshot: true, migrate: true, doc: "8-byte big-endian sequence number -> pricing.Record; \"head\" -> the current version's id"}
 
 	bucketUsers          = &bucket{name: []byte("users"), scope: shared, migrate: true, doc: "account \\x00 user id -> userRecord (a membership)"}
 	bucketEmails         = &bucket{name: []byte("user_emails"), scope: shared, migrate: true, doc: "email -> person id"}
@@ -69,6 +74,7 @@ var (
 // schema lists every bucket.
 var schema = []*bucket{
 	bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketKeyIndex, bucketBYOK, bucketVersions, bucketHealth, bucketPolicies,
+	bucketContracts, bucketPrices,
 	bucketUsers, bucketEmails, bucketPeople, bucketTokens, bucketSessions, bucketPersonSessions, bucketThrottle, bucketResponses,
 	bucketLastUsed, bucketLogs, bucketUsage,
 	bucketMembers, bucketTombstones,

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 )
 
 // The snapshot: an immutable view of everything the request path needs,
@@ -47,6 +49,8 @@ type Snapshot struct {
 	accounts shards[string, struct{}]
 	creds    shards[credKey, *Secret]
 	policies shards[credKey, Policy]
+	// contracts are BYOK credentials' compiled contract terms.
+	contracts shards[credKey, *pricing.Contract]
 }
 
 type credKey struct{ account, provider string }
@@ -101,6 +105,13 @@ func (sn *Snapshot) Credential(account, provider string) *Secret {
 	return sn.creds[credShard(ck)][ck]
 }
 
+// Contract returns the contract terms of the account's BYOK credential for
+// provider, compiled, or nil (list prices).
+func (sn *Snapshot) Contract(account, provider string) *pricing.Contract {
+	ck := credKey{account, provider}
+	return sn.contracts[credShard(ck)][ck]
+}
+
 // Policy returns the account's policy for provider.
 func (sn *Snapshot) Policy(account, provider string) Policy {
 	ck := credKey{account, provider}
@@ -116,6 +127,7 @@ const (
 	mapAccounts
 	mapCreds
 	mapPolicies
+	mapContracts
 	nMaps
 )
 
@@ -279,6 +291,10 @@ func (s *Store) applyOne(e *snapEdit, tx kvTx, c change) error {
 		return s.applyHealth(e, tx, c)
 	case bucketPolicies:
 		return s.applyPolicy(e, c)
+	case bucketContracts:
+		return s.applyContract(e, c)
+	case bucketPrices:
+		return s.applyPriceVersion(c)
 	}
 	return fmt.Errorf("bucket %s is marked as a snapshot bucket but has no applier", c.b)
 }

@@ -18,6 +18,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 )
 
 // Errors callers can test for with errors.Is.
@@ -82,6 +84,11 @@ type Store struct {
 	clocks clockSet
 
 	log *logWriter
+
+	// prices is the price book's registry, kept by the price_versions
+	// bucket's snapshot applier (prices.go).
+	prices    *pricing.Registry
+	pricesBad atomic.Pointer[error]
 
 	prune sessionPrune // background session pruning (sessions.go)
 
@@ -169,7 +176,7 @@ func openLocal(path string, masterKey []byte, opts Options) (*Store, error) {
 	// bbolt creates the file with the given mode, but an existing file keeps
 	// whatever it had: tighten it.
 	_ = os.Chmod(path, 0o600)
-	s := &Store{db: db, path: path, sealer: sl, unopenable: make(map[credKey]struct{})}
+	s := &Store{db: db, path: path, sealer: sl, unopenable: make(map[credKey]struct{}), prices: pricing.NewRegistry()}
 	s.prune.last = time.Now() // the first background prune comes pruneEvery after opening
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range schema {
@@ -502,7 +509,7 @@ func (s *Store) DeleteAccount(id string) error {
 				return err
 			}
 		}
-		for _, b := range []*bucket{bucketHealth, bucketPolicies} {
+		for _, b := range []*bucket{bucketHealth, bucketPolicies, bucketContracts} {
 			if err := deletePrefix(tx.Bucket(b), prefix); err != nil {
 				return err
 			}

@@ -17,7 +17,10 @@ import (
 )
 
 // Usage rollups: per hour and per (account, key id, provider, model,
-// credential source), the counters of UsageCounters. The log writer
+// credential source, front door, BYOK credential), the counters of
+// UsageCounters: requests, tokens, and money (cost by payer, the BYOK
+// requests' shadow platform cost, unpriced requests, tokens by price class
+// and the price versions used). The log writer
 // goroutine adds each record it consumes to an in-memory rollup (the request
 // path does no extra work: Record stays one non-blocking channel send), and
 // merges the rollup into the "usage" bucket every UsageFlushInterval, on
@@ -30,8 +33,9 @@ import (
 // five dimensions, each as a uvarint length and its bytes (account first, so
 // one account's rows within an hour share a prefix), and for front doors
 // other than chat completions a sixth, the api (rows written before front
-// doors, and chat rows, have none); value = the JSON of UsageCounters. A
-// time range is a cursor seek.
+// doors, and chat rows, have none), and for BYOK requests a seventh, the
+// credential's fingerprint (after an api dimension, empty for chat); value
+// = the JSON of UsageCounters. A time range is a cursor seek.
 
 // Usage dimensions, as named in UsageQuery.GroupBy and in a group's key.
 const (
@@ -43,10 +47,17 @@ const (
 	// DimAPI is the front door: "chat", "embeddings", "messages",
 	// "responses" (LogRecord.API).
 	DimAPI = "api"
+	// DimCredential is the BYOK credential that served, by fingerprint
+	// (LogRecord.CredentialFingerprint): "" for the platform key. A
+	// rotated key is a new credential.
+	DimCredential = "credential"
 )
 
 // UsageDimensions lists every dimension a usage query can group by.
-var UsageDimensions = []string{DimCredentialSource, DimProvider, DimModel, DimKeyID, DimAccount, DimAPI}
+var UsageDimensions = []string{DimCredentialSource, DimProvider, DimModel, DimKeyID, DimAccount, DimAPI, DimCredential}
+
+// maxPriceVersions bounds the price versions one rollup row lists.
+const maxPriceVersions = 32
 
 // MaxUsageRange bounds the time range of one usage query.
 const MaxUsageRange = 366 * 24 * time.Hour
@@ -66,7 +77,31 @@ type UsageCounters struct {
 	CachedTokens     int64   `json:"cached_tokens"`
 	ReasoningTokens  int64   `json:"reasoning_tokens"`
 	LatencyMSSum     float64 `json:"latency_ms_sum"`
+
+	// Money, in nano-USD (1e-9 USD), by who paid: the account's own
+	// provider contract (BYOK) or the platform. ShadowCostNanoUSD is what
+	// the BYOK requests would have cost on the platform's price book.
+	// Unpriced counts the requests whose cost is unknown (no price for
+	// the model, no usage on the answer): they are in no sum, never $0.
+	BYOKCostNanoUSD     int64 `json:"byok_cost_nano_usd"`
+	PlatformCostNanoUSD int64 `json:"platform_cost_nano_usd"`
+	ShadowCostNanoUSD   int64 `json:"shadow_cost_nano_usd"`
+	Unpriced            int64 `json:"unpriced"`
+	// Tokens by price class, as the costs counted them: uncached input,
+	// cache reads, cache writes for 5 minutes and 1 hour, output
+	// (reasoning included, as ReasoningTokens counts it).
+	InputTokens        int64 `json:"input_tokens,omitempty"`
+	CacheReadTokens    int64 `json:"cache_read_tokens,omitempty"`
+	CacheWrite5mTokens int64 `json:"cache_write_5m_tokens,omitempty"`
+	CacheWrite1hTokens int64 `json:"cache_write_1h_tokens,omitempty"`
+	OutputTokens       int64 `json:"output_tokens,omitempty"`
+	// PriceVersions lists the price versions the costs were priced
+	// under, sorted (at most 32).
+	PriceVersions []string `json:"price_versions,omitempty"`
 }
+
+// CostNanoUSD is the cost of every priced request, whoever paid.
+func (c *UsageCounters) CostNanoUSD() int64 { return c.BYOKCostNanoUSD + c.PlatformCostNanoUSD }
 
 // Add adds o's counts to c (the admin API sums members' usage with it).
 func (c *UsageCounters) Add(o *UsageCounters) {
@@ -78,6 +113,58 @@ func (c *UsageCounters) Add(o *UsageCounters) {
 	c.CachedTokens += o.CachedTokens
 	c.ReasoningTokens += o.ReasoningTokens
 	c.LatencyMSSum += o.LatencyMSSum
+	c.BYOKCostNanoUSD += o.BYOKCostNanoUSD
+	c.PlatformCostNanoUSD += o.PlatformCostNanoUSD
+	c.ShadowCostNanoUSD += o.ShadowCostNanoUSD
+	c.Unpriced += o.Unpriced
+	c.InputTokens += o.InputTokens
+	c.CacheReadTokens += o.CacheReadTokens
+	c.CacheWrite5mTokens += o.CacheWrite5mTokens
+	c.CacheWrite1hTokens += o.CacheWrite1hTokens
+	c.OutputTokens += o.OutputTokens
+	for _, v := range o.PriceVersions {
+		c.addVersion(v)
+	}
+}
+
+// addVersion adds a price version to the sorted list, never sharing the
+// slice it was given (Add's argument may be another row's).
+func (c *UsageCounters) addVersion(v string) {
+	i, found := slices.BinarySearch(c.PriceVersions, v)
+	if found || v == "" || len(c.PriceVersions) >= maxPriceVersions {
+		return
+	}
+	c.PriceVersions = slices.Insert(slices.Clip(c.PriceVersions), i, v)
+}
+
+// addCost counts a request's cost: by payer when priced, as unpriced
+// otherwise; and its tokens by class and its price version.
+func (c *UsageCounters) addCost(r *LogRecord) {
+	cost := &r.Cost
+	if cost.IsZero() {
+		return
+	}
+	switch {
+	case cost.Unpriced:
+		c.Unpriced++
+	case cost.PaidBy == "byok":
+		c.BYOKCostNanoUSD += int64(cost.NanoUSD)
+	default:
+		c.PlatformCostNanoUSD += int64(cost.NanoUSD)
+	}
+	if s := &r.ShadowCost; !s.IsZero() && !s.Unpriced {
+		c.ShadowCostNanoUSD += int64(s.NanoUSD)
+	}
+	t := &cost.Tokens
+	c.InputTokens += t.Input
+	c.CacheReadTokens += t.CacheRead
+	c.CacheWrite5mTokens += t.CacheWrite5m
+	c.CacheWrite1hTokens += t.CacheWrite1h
+	c.OutputTokens += t.Output
+	if t.ReasoningApart {
+		c.OutputTokens += t.Reasoning
+	}
+	c.addVersion(cost.Version)
 }
 
 func (c *UsageCounters) addRecord(r *LogRecord) {
@@ -91,6 +178,7 @@ func (c *UsageCounters) addRecord(r *LogRecord) {
 	c.CachedTokens += r.CachedTokens
 	c.ReasoningTokens += r.ReasoningTokens
 	c.LatencyMSSum += r.LatencyMS
+	c.addCost(r)
 }
 
 // usageDims identifies one rollup row.
@@ -100,6 +188,9 @@ type usageDims struct {
 	// api is the front door; "" for chat completions, so chat rows keep
 	// the key they had before front doors (five dimensions).
 	api string
+	// credential is the BYOK credential's fingerprint ("" for the
+	// platform key).
+	credential string
 }
 
 // maxDimLen bounds each dimension in a row's key (a model name comes from
@@ -135,7 +226,7 @@ func dimsOf(r *LogRecord) usageDims {
 	return usageDims{
 		hour: hourOf(t.Unix()), account: clip(r.AccountID), keyID: clip(r.KeyID),
 		provider: clip(r.Provider), model: clip(model), source: clip(r.CredentialSource),
-		api: usageAPI(r),
+		api: usageAPI(r), credential: clip(r.CredentialFingerprint),
 	}
 }
 
@@ -167,6 +258,8 @@ func (d usageDims) dim(name string) string {
 			return "chat"
 		}
 		return d.api
+	case DimCredential:
+		return d.credential
 	}
 	return ""
 }
@@ -190,8 +283,11 @@ func (d usageDims) key() []byte {
 	for _, s := range []string{d.keyID, d.provider, d.model, d.source} {
 		b = appendDim(b, s)
 	}
-	if d.api != "" {
+	if d.api != "" || d.credential != "" {
 		b = appendDim(b, d.api)
+	}
+	if d.credential != "" {
+		b = appendDim(b, d.credential)
 	}
 	return b
 }
@@ -210,12 +306,17 @@ func parseUsageKey(k []byte) (usageDims, bool) {
 		*p = string(rest[w : w+int(n)])
 		rest = rest[w+int(n):]
 	}
-	if len(rest) > 0 { // a sixth dimension: the front door (none: chat)
+	// A sixth dimension, the front door (none, or empty: chat), and a
+	// seventh, the BYOK credential.
+	for _, p := range []*string{&d.api, &d.credential} {
+		if len(rest) == 0 {
+			break
+		}
 		n, w := binary.Uvarint(rest)
 		if w <= 0 || uint64(len(rest)-w) < n {
 			return usageDims{}, false
 		}
-		d.api = string(rest[w : w+int(n)])
+		*p = string(rest[w : w+int(n)])
 		rest = rest[w+int(n):]
 	}
 	return d, len(rest) == 0

@@ -188,11 +188,11 @@ func checkTotals(t *testing.T, res UsageResult) {
 		t.Errorf("%d groups in the series, %d in totals", len(sums), len(res.Totals))
 	}
 	for _, g := range res.Totals {
-		if s := sums[id(g.Key)]; s == nil || *s != g.UsageCounters {
+		if s := sums[id(g.Key)]; s == nil || !reflect.DeepEqual(*s, g.UsageCounters) {
 			t.Errorf("totals[%v] = %+v, series sum %+v", g.Key, g.UsageCounters, s)
 		}
 	}
-	if all != res.Total {
+	if !reflect.DeepEqual(all, res.Total) {
 		t.Errorf("total = %+v, series sum %+v", res.Total, all)
 	}
 }
@@ -216,7 +216,7 @@ func TestUsageRollups(t *testing.T) {
 	// Hand-checked numbers for the three hours, every account.
 	res := mustUsage(t, s, UsageQuery{From: uh0, To: uh2.Add(time.Hour), GroupBy: []string{DimCredentialSource, DimProvider}})
 	want := UsageCounters{Requests: 10, Errors: 4, PromptTokens: 678, CompletionTokens: 106, TotalTokens: 784, CachedTokens: 150, ReasoningTokens: 13, LatencyMSSum: 99.25}
-	if res.Total != want {
+	if !reflect.DeepEqual(res.Total, want) {
 		t.Errorf("total = %+v\nwant %+v", res.Total, want)
 	}
 	if len(res.Series) != 3 || !res.Series[0].Time.Equal(uh0) || !res.Series[2].Time.Equal(uh2) {
@@ -269,7 +269,7 @@ func TestUsageRollups(t *testing.T) {
 	globex := mustUsage(t, s, UsageQuery{AccountID: "globex", From: uh0, To: uh2.Add(time.Hour)})
 	sum := acme.Total
 	sum.Add(&globex.Total)
-	if sum != want {
+	if !reflect.DeepEqual(sum, want) {
 		t.Errorf("acme + globex = %+v, want %+v", sum, want)
 	}
 
@@ -450,6 +450,8 @@ func TestUsageKeyRoundTrip(t *testing.T) {
 		{},
 		{hour: 3600 * 500000, account: "acme", keyID: "key_1", provider: "openai", model: "gpt-4o", source: "byok"},
 		{hour: 7200, account: "a\x00b", model: "m\x01\x00"},
+		{hour: 3600, account: "acme", source: "byok", api: "messages", credential: "fp_1234"},
+		{hour: 3600, account: "acme", source: "byok", credential: "fp_1234"}, // chat: an empty api dimension before it
 	} {
 		got, ok := parseUsageKey(d.key())
 		if !ok || got != d {

@@ -34,10 +34,17 @@ var routes = []route{
 	{"PATCH", "accounts/{account}/byok/{provider}", patchBYOK},
 	{"DELETE", "accounts/{account}/byok/{provider}", deleteBYOK},
 	{"POST", "accounts/{account}/byok/{provider}/test", testBYOK},
+	{"GET", "accounts/{account}/byok/{provider}/contract", getContract},
+	{"POST", "accounts/{account}/byok/{provider}/contract", addContractTerm},
+	{"DELETE", "accounts/{account}/byok/{provider}/contract/{from}", deleteContractTerm},
+
+	{"GET", "accounts/{account}/chargeback", chargeback},
 
 	{"GET", "providers", listProviders},
 	{"GET", "logs", listLogs},
 	{"GET", "logs/{id}", getLog},
 	{"GET", "usage", usage},
+	{"GET", "prices", listPrices},
+	{"GET", "prices/{version}", getPriceVersion},
 	{"GET", "fleet", fleetStatus},
 }

@@ -212,13 +212,9 @@ func (h *Handler) usageCSV(w http.ResponseWriter, r *request) {
 }
 
 // csvSafe keeps a client-chosen value (a model name) from being read as a
-// formula by a spreadsheet.
-func csvSafe(v string) string {
-	if len(v) > 1 && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' || v[0] == '\t' || v[0] == '\r') {
-		return "'" + v
-	}
-	return v
-}
+// formula by a spreadsheet (ops.CSVSafe).
+func csvSafe(v string) string { return ops.CSVSafe(v) }
+
 
 // HeaderMissingInstances, on a usage CSV, names the fleet members that did
 // not answer: their usage is not in the file.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
@@ -36,6 +37,9 @@ type BYOKStatus struct {
 	// key, or a rotation, clears them.
 	InvalidSince  *time.Time `json:"invalid_since,omitempty"`
 	InvalidReason string     `json:"invalid_reason,omitempty"`
+	// Contract lists the contract terms the account's requests with this
+	// key are priced under (see Contract), oldest first.
+	Contract []pricing.ContractTerm `json:"contract,omitempty"`
 }
 
 // BYOKInput registers or rotates an account's key for a provider: the body
@@ -77,6 +81,7 @@ func (o *Ops) status(account, provider string, c *store.Credential) BYOKStatus {
 		if since, reason, invalid := s.CredentialHealth(account, provider); invalid {
 			st.Status, st.InvalidSince, st.InvalidReason = "invalid", &since, reason
 		}
+		st.Contract = s.Snapshot().Contract(account, provider).Terms()
 	}
 	return st
 }

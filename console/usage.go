@@ -215,7 +215,6 @@ func (h *Handler) usageCSV(w http.ResponseWriter, r *request) {
 // formula by a spreadsheet (ops.CSVSafe).
 func csvSafe(v string) string { return ops.CSVSafe(v) }
 
-
 // HeaderMissingInstances, on a usage CSV, names the fleet members that did
 // not answer: their usage is not in the file.
 const HeaderMissingInstances = "X-Agent-Router-Missing-Instances"

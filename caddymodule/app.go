@@ -22,6 +22,7 @@ import (
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -97,6 +98,9 @@ type App struct {
 	logger  *zap.Logger
 
 	handlers *handlerSet
+	// prices are the price blocks of this config's handlers, published
+	// as the price book when the app starts (prices.go).
+	prices *priceOverrides
 }
 
 // handlerSet holds the handlers of one config, for the admin API's
@@ -146,6 +150,7 @@ var active atomic.Pointer[App]
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.handlers = &handlerSet{m: make(map[*Handler]struct{})}
+	a.prices = &priceOverrides{}
 	repl := caddy.NewReplacer()
 	hosts := make([]string, len(a.BYOKAllowHosts))
 	for i, h := range a.BYOKAllowHosts {
@@ -240,11 +245,32 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.store.MasterKeyID() != store.KeyID(key) {
 		return fmt.Errorf("agent_router: the master key changed (id %s, the store was opened with %s); restart Caddy to switch master keys", store.KeyID(key), a.store.MasterKeyID())
 	}
+	if a.store.Prices().Current() == nil {
+		// A store's first price version is the embedded default table,
+		// so that requests are priced from the first one on; the
+		// config's price blocks follow when it starts.
+		if _, _, err := a.store.PublishPrices(pricing.Default()); err != nil {
+			return fmt.Errorf("agent_router: %v", err)
+		}
+	}
 	return nil
 }
 
-// Start makes the app the one the admin API serves.
+// Start publishes the config's price book (a new price version when its
+// prices changed) and makes the app the one the admin API serves.
 func (a *App) Start() error {
+	t, err := a.prices.table()
+	if err != nil {
+		return fmt.Errorf("agent_router: price book: %v", err)
+	}
+	v, changed, err := a.store.PublishPrices(t)
+	if err != nil {
+		return fmt.Errorf("agent_router: %v", err)
+	}
+	if changed {
+		a.logger.Info("published a new price book version", zap.String("price_version", v.ID),
+			zap.String("parent", v.Parent), zap.Int("changes", len(v.Changes)), zap.String("table", t.Version))
+	}
 	active.Store(a)
 	return nil
 }

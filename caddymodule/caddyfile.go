@@ -44,6 +44,24 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //			organization <org>           # openai
 //			project      <project>       # openai
 //			model        <name> [<upstream name or azure deployment>]
+//			price <model> {              # override the price book (USD per 1M tokens; repeatable)
+//				input 2.50
+//				cache_read 1.25
+//				cache_write_5m 3.125
+//				cache_write_1h 5
+//				output 10
+//				reasoning 10             # only where priced apart from output
+//				batch|flex|priority { input … output … }
+//				long_context <above tokens> { input … output … }
+//				source <text>
+//				note <text>
+//				fees_not_priced <text>
+//			}
+//			contract [<effective_from>] { # the platform's own terms with the provider (repeatable)
+//				discount <percent>
+//				rate <model> { input … output … }
+//				note <text>
+//			}
 //		}
 //		alias <name> <model>                 # a model-name override
 //		route <name> {                       # a fallback chain or a split
@@ -105,7 +123,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("provider %s is configured twice", name)
 			}
 			pc := new(ProviderConfig)
-			if err := pc.unmarshal(d); err != nil {
+			if err := pc.unmarshal(d, name); err != nil {
 				return err
 			}
 			h.Providers[name] = pc
@@ -426,7 +444,7 @@ func unmarshalRoute(d *caddyfile.Dispenser, name string) (*RouteConfig, error) {
 	return rc, nil
 }
 
-func (pc *ProviderConfig) unmarshal(d *caddyfile.Dispenser) error {
+func (pc *ProviderConfig) unmarshal(d *caddyfile.Dispenser, name string) error {
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
 		switch opt {
@@ -466,6 +484,23 @@ func (pc *ProviderConfig) unmarshal(d *caddyfile.Dispenser) error {
 				up = args[1]
 			}
 			pc.Models[args[0]] = up
+		case "price":
+			o, err := unmarshalPrice(d, name)
+			if err != nil {
+				return err
+			}
+			for _, prev := range pc.Prices {
+				if prev.Model == o.Model {
+					return d.Errf("price %s is given twice", o.Model)
+				}
+			}
+			pc.Prices = append(pc.Prices, o)
+		case "contract":
+			t, err := unmarshalContract(d)
+			if err != nil {
+				return err
+			}
+			pc.Contract = append(pc.Contract, t)
 		default:
 			return d.Errf("unrecognized provider option: %s", opt)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentrouter/caddy-agentrouter/console"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 )
@@ -140,6 +141,29 @@ type ProviderConfig struct {
 	// name to its deployment. Declared names take precedence over the
 	// built-in catalog.
 	Models map[string]string `json:"models,omitempty"`
+
+	// Prices override the price book's list prices for this provider's
+	// models, for every payer: each names a model (a catalog name or
+	// alias, or a model the book lacks — a fine-tune, an Azure deployment
+	// — which it then adds) and any of its prices, decimal strings in USD
+	// per 1M tokens: "standard" {input, cache_read, cache_write_5m,
+	// cache_write_1h, output, reasoning}, "batch", "flex", "priority",
+	// "long_context" {above, standard, ...}; "source", "note",
+	// "fees_not_priced". Prices outside plausible bounds (a per-token
+	// price typed as per 1M, a negative one) are refused with the model
+	// and field named. The book is one per process and fleet: every
+	// handler's prices are merged, and a change publishes a new price
+	// version when the config starts. `caddy agent-router import-prices`
+	// writes these from LiteLLM's price file.
+	Prices []pricing.Override `json:"prices,omitempty"`
+
+	// Contract is the platform's contract terms with this provider, each
+	// from its effective_from on (unset: from the start): a
+	// "discount_percent" off the list price, explicit "rates" per model,
+	// or both. They price the requests the platform key serves, and what
+	// BYOK requests would have cost the platform (their shadow cost). An
+	// account's own terms are set on its BYOK credential instead.
+	Contract []pricing.ContractTerm `json:"contract,omitempty"`
 }
 
 // RouteConfig is one route: a logical model served by several targets.
@@ -236,6 +260,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	repl := caddy.NewReplacer()
 	cfgs := make(map[string]*gateway.ProviderConfig, len(h.Providers))
+	var overrides []pricing.Override
 	names := make([]string, 0, len(h.Providers))
 	for name := range h.Providers {
 		names = append(names, name)
@@ -259,6 +284,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			},
 			Models: pc.Models,
 		}
+		for _, o := range pc.Prices {
+			if o.Provider != "" && o.Provider != name {
+				return fmt.Errorf("provider %s: price %s names provider %q: a price belongs to the provider block it is in", name, o.Model, o.Provider)
+			}
+			o.Provider = name
+			overrides = append(overrides, o)
+		}
+		if gc.Contract, err = platformContract(name, pc.Contract); err != nil {
+			return err
+		}
 		if name == providers.Azure && gc.Endpoint.BaseURL == "" && len(pc.Models) > 0 {
 			return fmt.Errorf("provider azure: base_url is required (https://{resource}.openai.azure.com)")
 		}
@@ -267,6 +302,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 				zap.String("provider", name))
 		}
 		cfgs[name] = gc
+	}
+	if err := h.app.prices.add(overrides); err != nil {
+		return fmt.Errorf("price book: %v", err)
 	}
 	h.gw, err = gateway.New(gateway.Config{
 		Store:                 h.app.store,
@@ -281,6 +319,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		DefaultMaxTokens:      h.DefaultMaxTokens,
 		BYOKCooldown:          time.Duration(h.BYOKCooldown),
 		Observe:               h.observe,
+		Prices:                h.app.store.Prices(),
 	})
 	if err != nil {
 		return err

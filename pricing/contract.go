@@ -18,7 +18,7 @@ const ppm = 1_000_000
 type ContractTerm struct {
 	// EffectiveFrom is the first instant the term applies: it prices the
 	// requests that start at or after it, never earlier ones.
-	EffectiveFrom time.Time `json:"effective_from"`
+	EffectiveFrom time.Time `json:"effective_from,omitzero"`
 	// DiscountPercent is a decimal string, 0 to 100 with up to 4 decimals
 	// ("12.5" is 12.5 % off).
 	DiscountPercent string         `json:"discount_percent,omitempty"`

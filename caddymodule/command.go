@@ -23,8 +23,8 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "agent-router",
-		Usage: "add-user --account <id> --email <address> [--role owner|member] [--create-account] [--store <path>] [--master-key <key>] [--site <url>] | migrate --from <bbolt file> --to etcd --endpoints <url>,... [--prefix <prefix>]",
-		Short: "Manages Agent Router console users in the store",
+		Usage: "add-user --account <id> --email <address> [--role owner|member] [--create-account] [--store <path>] [--master-key <key>] [--site <url>] | migrate --from <bbolt file> --to etcd --endpoints <url>,... [--prefix <prefix>] | import-prices [--format caddyfile|json] <litellm price file>",
+		Short: "Manages Agent Router console users in the store, migrates it to etcd, imports prices",
 		Long: `
 agent-router add-user invites an email into an account (a console user:
 the person's membership there) and prints a one-time setup link: a new
@@ -86,6 +86,23 @@ stay in the file (use it as one instance's store to keep them).
 			mig.Flags().Int("batch", 100, "Records per etcd transaction (at most 120)")
 			mig.RunE = caddycmd.WrapCommandFuncForCobra(cmdMigrate)
 			cmd.AddCommand(mig)
+
+			imp := &cobra.Command{
+				Use:   "import-prices [--format caddyfile|json] <model_prices_and_context_window.json | ->",
+				Short: "Prints price blocks from a LiteLLM price file (read from disk, never fetched)",
+				Long: `
+import-prices reads LiteLLM's model_prices_and_context_window.json (USD per
+token; "-" reads stdin) and prints, for the models the embedded price book
+prices, the prices that differ from the book: provider blocks of price
+blocks to merge into an agent_router block (or, with --format json, the
+handler's "providers" object holding them). Prices are converted exactly,
+never through a float. What it leaves out (malformed or implausible prices,
+duplicates) goes to stderr with the reason. It makes no network call.`,
+				Args: cobra.ExactArgs(1),
+			}
+			imp.Flags().String("format", "caddyfile", "caddyfile or json")
+			imp.RunE = caddycmd.WrapCommandFuncForCobra(cmdImportPrices)
+			cmd.AddCommand(imp)
 		},
 	})
 }

@@ -37,6 +37,10 @@ var metrics = struct {
 	logDropped       prometheus.CounterFunc
 	accountRequests  *prometheus.CounterVec
 	accountTokens    *prometheus.CounterVec
+	cost             *prometheus.CounterVec
+	shadowCost       *prometheus.CounterVec
+	unpriced         *prometheus.CounterVec
+	accountCost      *prometheus.CounterVec
 	fleet            fleetCollector
 }{}
 
@@ -75,6 +79,16 @@ func initMetrics() {
 			"Gateway requests by account (only with metrics_per_account).")), []string{"account", "provider", "credential_source", "status_class"})
 		metrics.accountTokens = prometheus.NewCounterVec(prometheus.CounterOpts(opts("account_tokens_total",
 			"Tokens by account (only with metrics_per_account).")), []string{"account", "provider", "credential_source", "type"})
+		metrics.cost = prometheus.NewCounterVec(prometheus.CounterOpts(opts("cost_usd_total",
+			"Cost of the requests priced, in USD, by provider and who paid (credential_source: byok, the account's own contract; platform).")),
+			[]string{"provider", "credential_source"})
+		metrics.shadowCost = prometheus.NewCounterVec(prometheus.CounterOpts(opts("shadow_cost_usd_total",
+			"What BYOK requests would have cost on the platform's price book and contract, in USD, by provider.")), []string{"provider"})
+		metrics.unpriced = prometheus.NewCounterVec(prometheus.CounterOpts(opts("unpriced_requests_total",
+			"Requests whose cost is unknown (never counted as 0), by provider, credential source and reason (no_price_for_model, no_usage, ...).")),
+			[]string{"provider", "credential_source", "reason"})
+		metrics.accountCost = prometheus.NewCounterVec(prometheus.CounterOpts(opts("account_cost_usd_total",
+			"Cost of the requests priced, in USD, by account (only with metrics_per_account).")), []string{"account", "provider", "credential_source"})
 		name := func(n string) string { return prometheus.BuildFQName(metricsNamespace, metricsSubsystem, n) }
 		metrics.fleet = fleetCollector{
 			reachable: prometheus.NewDesc(name("fleet_etcd_reachable"),
@@ -93,9 +107,10 @@ func registerMetrics(ctx caddy.Context, perAccount bool) error {
 		return nil
 	}
 	cs := []prometheus.Collector{metrics.requests, metrics.tokens, metrics.upstreamDuration, metrics.ttfb,
-		metrics.fallbacks, metrics.rejections, metrics.logDropped, metrics.fleet}
+		metrics.fallbacks, metrics.rejections, metrics.logDropped, metrics.fleet,
+		metrics.cost, metrics.shadowCost, metrics.unpriced}
 	if perAccount {
-		cs = append(cs, metrics.accountRequests, metrics.accountTokens)
+		cs = append(cs, metrics.accountRequests, metrics.accountTokens, metrics.accountCost)
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -181,6 +196,7 @@ func (h *Handler) observe(r *http.Request, rec *store.LogRecord) {
 		}
 		prev = a
 	}
+	observeCost(rec, h.MetricsPerAccount)
 	if h.MetricsPerAccount {
 		metrics.accountRequests.WithLabelValues(rec.AccountID, rec.Provider, rec.CredentialSource, sc).Inc()
 		if rec.PromptTokens > 0 || rec.CompletionTokens > 0 {
@@ -202,6 +218,28 @@ func (h *Handler) observe(r *http.Request, rec *store.LogRecord) {
 	}
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Set(zap.Object("agent_router", (*accessFields)(rec)))
+	}
+}
+
+// observeCost counts a request's cost: by provider and payer (no model
+// label: the cost of a model is the request log's and the rollups'), a
+// BYOK request's shadow cost, or the request as unpriced with its reason
+// (a bounded word the gateway sets).
+func observeCost(rec *store.LogRecord, perAccount bool) {
+	c := &rec.Cost
+	switch {
+	case c.IsZero():
+	case c.Unpriced:
+		metrics.unpriced.WithLabelValues(rec.Provider, rec.CredentialSource, c.Reason.String()).Inc()
+	default:
+		usd := float64(c.NanoUSD) / 1e9
+		metrics.cost.WithLabelValues(rec.Provider, rec.CredentialSource).Add(usd)
+		if perAccount {
+			metrics.accountCost.WithLabelValues(rec.AccountID, rec.Provider, rec.CredentialSource).Add(usd)
+		}
+	}
+	if s := &rec.ShadowCost; !s.IsZero() && !s.Unpriced {
+		metrics.shadowCost.WithLabelValues(rec.Provider).Add(float64(s.NanoUSD) / 1e9)
 	}
 }
 
@@ -228,6 +266,13 @@ func (f *accessFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("api", store.APIOf((*store.LogRecord)(f)))
 	if len(f.Omitted) > 0 {
 		enc.AddString("omitted", strings.Join(f.Omitted, ","))
+	}
+	if c := &f.Cost; !c.IsZero() {
+		enc.AddString("cost_usd", c.USD())
+		enc.AddString("price_version", c.Version)
+		if c.Unpriced {
+			enc.AddString("unpriced", c.Reason.String())
+		}
 	}
 	return nil
 }

@@ -47,6 +47,10 @@ type byokData struct {
 	CanTest bool
 	// Form values to show again after an error (never the key).
 	BaseURL, APIVersion string
+	// Terms are the open card's contract terms; ContractError the
+	// contract form's refusal.
+	Terms         []termView
+	ContractError string
 }
 
 func (h *Handler) cards(account, open string) ([]card, error) {
@@ -82,6 +86,8 @@ func noticeText(code string) string {
 		return "Removed. The next request to this provider uses the platform key, if there is one."
 	case "policy":
 		return "Policy saved."
+	case "contract":
+		return "Contract terms saved. They price the requests that start from their date on."
 	}
 	return ""
 }
@@ -101,6 +107,9 @@ func (h *Handler) renderBYOK(w http.ResponseWriter, r *request, status int, open
 		if cards[i].Open {
 			d.Open = &cards[i]
 		}
+	}
+	if d.Open != nil {
+		d.Terms = contractTerms(d.Open.Status.Contract)
 	}
 	if d.Open != nil && d.BaseURL == "" && d.APIVersion == "" {
 		d.BaseURL, d.APIVersion = d.Open.Status.BaseURL, d.Open.Status.APIVersion

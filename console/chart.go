@@ -230,3 +230,19 @@ func formatCount(x float64) string {
 }
 
 func round2(x float64) float64 { return math.Round(x*100) / 100 }
+
+// formatUSD writes dollars for the money charts' ticks and tooltips: cents
+// from a dollar up, fewer decimals' worth of precision below ("$0.0042").
+func formatUSD(x float64) string {
+	switch ax := math.Abs(x); {
+	case ax == 0:
+		return "$0"
+	case ax >= 1:
+		return "$" + strconv.FormatFloat(x, 'f', 2, 64)
+	default:
+		// Three significant digits, never an exponent.
+		dec := min(int(math.Ceil(-math.Log10(ax)))+2, 9)
+		s := strings.TrimRight(strconv.FormatFloat(x, 'f', dec, 64), "0")
+		return "$" + strings.TrimSuffix(s, ".")
+	}
+}

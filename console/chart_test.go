@@ -136,9 +136,14 @@ func TestUsagePageChart(t *testing.T) {
 		{"range=7d&bucket=hour", 168, ": BYOK 2, Platform 1 (3 requests)"},
 		{"range=90d", 90, ": BYOK 2, Platform 1 (3 requests)"},
 	} {
-		st, body := c.get("/console/usage?" + tc.query)
+		st, page := c.get("/console/usage?" + tc.query)
 		if st != 200 {
 			t.Fatalf("%s: %d", tc.query, st)
+		}
+		// The requests chart (the cost chart, after it, has the same buckets).
+		body := page[:strings.Index(page, `id="cost"`)]
+		if costs := page[strings.Index(page, `id="cost"`):]; len(groups.FindAllString(costs, -1)) != tc.buckets {
+			t.Fatalf("%s: the cost chart has not one bar per bucket", tc.query)
 		}
 		m := groups.FindAllStringSubmatch(body, -1)
 		if len(m) != tc.buckets || !strings.Contains(body, fmt.Sprintf(`data-buckets="%d"`, tc.buckets)) {
@@ -170,6 +175,15 @@ func TestUsagePageChart(t *testing.T) {
 	for _, h := range []string{"00:00", "03:00", "06:00", "09:00", "12:00", "15:00", "18:00", "21:00"} {
 		if !strings.Contains(body, `text-anchor="middle">`+h+`</text>`) {
 			t.Errorf("24h: no %s label", h)
+		}
+	}
+}
+
+func TestFormatUSD(t *testing.T) {
+	for x, want := range map[float64]string{0: "$0", 2.5: "$2.50", 1234.567: "$1234.57", 0.0042: "$0.0042", 0.00002: "$0.00002",
+		0.3: "$0.3", 0.123456: "$0.123", 1e-9: "$0.000000001", 0.006125: "$0.00613"} {
+		if got := formatUSD(x); got != want {
+			t.Errorf("formatUSD(%v) = %q, want %q", x, got, want)
 		}
 	}
 }

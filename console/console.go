@@ -258,6 +258,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET "+Prefix+"/byok", h.auth(false, h.byokPage))
 	m.HandleFunc("GET "+Prefix+"/byok/{provider}", h.auth(false, h.byokPage))
 	m.HandleFunc("POST "+Prefix+"/byok/{provider}", h.auth(true, h.byokPost))
+	m.HandleFunc("POST "+Prefix+"/byok/{provider}/contract", h.auth(true, h.contractPost))
 
 	m.HandleFunc("GET "+Prefix+"/keys", h.auth(false, h.keysPage))
 	m.HandleFunc("POST "+Prefix+"/keys", h.auth(true, h.keyCreate))
@@ -279,6 +280,8 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET "+Prefix+"/logs", h.auth(false, h.logsPage))
 	m.HandleFunc("GET "+Prefix+"/usage", h.auth(false, h.usagePage))
 	m.HandleFunc("GET "+Prefix+"/usage.csv", h.auth(false, h.usageCSV))
+	m.HandleFunc("GET "+Prefix+"/chargeback", h.auth(false, h.chargebackPage))
+	m.HandleFunc("GET "+Prefix+"/chargeback.csv", h.auth(false, h.chargebackCSV))
 
 	m.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, r)

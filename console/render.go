@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -19,7 +20,7 @@ type pages struct {
 	t map[string]*template.Template
 }
 
-var pageNames = []string{"signin", "setup", "byok", "keys", "members", "playground", "logs", "usage", "error"}
+var pageNames = []string{"signin", "setup", "byok", "keys", "members", "playground", "logs", "usage", "chargeback", "error"}
 
 var funcs = template.FuncMap{
 	"when": func(t any) string {
@@ -46,6 +47,38 @@ var funcs = template.FuncMap{
 		return strings.ToUpper(s[:1]) + s[1:]
 	},
 	"eq2": func(a, b any) bool { return fmt.Sprint(a) == fmt.Sprint(b) },
+	// usd writes nano-USD as dollars: "$0.006125" (exact, no float).
+	"usd": usd,
+	// cost writes a request's cost: "$0.006125", or why it is unpriced.
+	"cost": func(c pricing.Cost) string {
+		switch {
+		case c.IsZero():
+			return "—"
+		case c.Unpriced:
+			return "unpriced (" + strings.ReplaceAll(c.Reason.String(), "_", " ") + ")"
+		}
+		return usd(int64(c.NanoUSD))
+	},
+	"int64":    func(n pricing.Nano) int64 { return int64(n) },
+	"discount": func(c pricing.Cost) string { return string(c.AppendDiscount(nil)) + " %" },
+	// unitPrices lists a cost's unit prices, class by class.
+	"unitPrices": func(c pricing.Cost) string {
+		var parts []string
+		for i, p := range c.Unit {
+			if p.IsSet() {
+				parts = append(parts, pricing.Class(i).String()+" $"+p.String())
+			}
+		}
+		return strings.Join(parts, " · ")
+	},
+}
+
+// usd writes an amount of nano-USD as dollars, exactly.
+func usd(nano int64) string {
+	if nano < 0 {
+		return "-$" + pricing.Nano(-nano).String()
+	}
+	return "$" + pricing.Nano(nano).String()
 }
 
 func parsePages() (*pages, error) {
@@ -77,6 +110,7 @@ func nav(current string) []navItem {
 		{"Build", "Playground", "/playground", false},
 		{"Monitoring", "Request Logs", "/logs", false},
 		{"Monitoring", "Usage", "/usage", false},
+		{"Monitoring", "Chargeback", "/chargeback", false},
 		{"Settings", "Bring Your Own Key", "/byok", false},
 		{"Settings", "API Keys", "/keys", false},
 		{"Settings", "Members", "/members", false},

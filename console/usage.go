@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentrouter/caddy-agentrouter/ops"
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -25,6 +26,8 @@ type usageRow struct {
 	BYOK, Platform             int64
 	BYOKTokens, PlatformTokens int64
 	Errors                     int64
+	// Cost by payer, in nano-USD.
+	BYOKCost, PlatformCost int64
 }
 
 type breakdown struct {
@@ -43,7 +46,10 @@ type usageData struct {
 	Platform      int64
 	Breakdowns    []breakdown
 	Chart         chartView // a bar for every bucket of the range
-	Error         string
+	// CostChart is the money of the same range: what the account's own
+	// keys cost its contracts (BYOK) under what the platform paid.
+	CostChart chartView
+	Error     string
 	// Missing names the fleet members that did not answer (their usage is
 	// not in the numbers), "" when all did.
 	Missing string
@@ -118,6 +124,11 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 	for i := range chart.Values {
 		chart.Values[i] = make([]float64, 2)
 	}
+	money := barChart{Label: "Cost per " + bucket + " (UTC, USD), BYOK stacked under platform", Unit: "USD",
+		Series: chart.Series, From: uq.From, Step: step, Format: formatUSD, Values: make([][]float64, len(chart.Values))}
+	for i := range money.Values {
+		money.Values[i] = make([]float64, 2)
+	}
 	for _, b := range res.Series {
 		row := usageRow{Time: b.Time}
 		for _, g := range b.Groups {
@@ -130,16 +141,20 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 				row.PlatformTokens += g.TotalTokens
 			}
 			row.Errors += g.Errors
+			row.BYOKCost += g.BYOKCostNanoUSD
+			row.PlatformCost += g.PlatformCostNanoUSD
 		}
 		d.BYOK += row.BYOK
 		d.Platform += row.Platform
 		if i := int(b.Time.Sub(uq.From) / step); i >= 0 && i < len(chart.Values) {
 			chart.Values[i][0] += float64(row.BYOK)
 			chart.Values[i][1] += float64(row.Platform)
+			money.Values[i][0] += float64(row.BYOKCost) / 1e9
+			money.Values[i][1] += float64(row.PlatformCost) / 1e9
 		}
 		d.Rows = append(d.Rows, row)
 	}
-	d.Chart = chart.view()
+	d.Chart, d.CostChart = chart.view(), money.view()
 	keys, err := h.keys(r.account)
 	if err != nil {
 		h.failReq(w, r, err)
@@ -151,7 +166,12 @@ func (h *Handler) usagePage(w http.ResponseWriter, r *request) {
 	}
 	for i, b := range breakdowns {
 		rows := results[i+1].Totals
-		sort.SliceStable(rows, func(i, j int) bool { return rows[i].Requests > rows[j].Requests })
+		sort.SliceStable(rows, func(i, j int) bool {
+			if a, b := rows[i].CostNanoUSD(), rows[j].CostNanoUSD(); a != b {
+				return a > b
+			}
+			return rows[i].Requests > rows[j].Requests
+		})
 		bd := breakdown{Title: b.title, Dim: b.dim, Rows: rows}
 		if b.dim == store.DimKeyID {
 			bd.Names = keyNames
@@ -199,13 +219,15 @@ func (h *Handler) usageCSV(w http.ResponseWriter, r *request) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.csv"`, name))
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"time", "credential_source", "provider", "model", "key_id", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens"})
+	cw.Write([]string{"time", "credential_source", "provider", "model", "key_id", "requests", "errors", "prompt_tokens", "completion_tokens", "total_tokens",
+		"cost_usd", "shadow_cost_usd", "unpriced_requests"})
 	for _, b := range res.Series {
 		for _, g := range b.Groups {
 			cw.Write([]string{b.Time.UTC().Format(time.RFC3339), csvSafe(g.Key[store.DimCredentialSource]), csvSafe(g.Key[store.DimProvider]),
 				csvSafe(g.Key[store.DimModel]), csvSafe(g.Key[store.DimKeyID]),
 				strconv.FormatInt(g.Requests, 10), strconv.FormatInt(g.Errors, 10), strconv.FormatInt(g.PromptTokens, 10),
-				strconv.FormatInt(g.CompletionTokens, 10), strconv.FormatInt(g.TotalTokens, 10)})
+				strconv.FormatInt(g.CompletionTokens, 10), strconv.FormatInt(g.TotalTokens, 10),
+				pricing.Nano(g.CostNanoUSD()).String(), pricing.Nano(g.ShadowCostNanoUSD).String(), strconv.FormatInt(g.Unpriced, 10)})
 		}
 	}
 	cw.Flush()

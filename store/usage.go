@@ -101,7 +101,7 @@ type UsageCounters struct {
 }
 
 // CostNanoUSD is the cost of every priced request, whoever paid.
-func (c *UsageCounters) CostNanoUSD() int64 { return c.BYOKCostNanoUSD + c.PlatformCostNanoUSD }
+func (c UsageCounters) CostNanoUSD() int64 { return c.BYOKCostNanoUSD + c.PlatformCostNanoUSD }
 
 // Add adds o's counts to c (the admin API sums members' usage with it).
 func (c *UsageCounters) Add(o *UsageCounters) {

@@ -63,6 +63,9 @@ type envOptions struct {
 	azureKey    string // AR_TEST_AZURE_KEY
 	maxBody     string
 	extraModel  string // an extra "model" line in the openai block
+	// openai holds extra lines for the openai provider block (price and
+	// contract blocks).
+	openai string
 	// mistralKey is the platform key for mistral; "none" configures none.
 	mistralKey string
 	// handler holds extra lines for the agent_router block (aliases,
@@ -163,6 +166,9 @@ func (e *env) config() string {
 	extra := ""
 	if e.options.extraModel != "" {
 		extra = "\n\t\t\tmodel " + e.options.extraModel
+	}
+	if e.options.openai != "" {
+		extra += "\n" + e.options.openai
 	}
 	global := loopbackEgress
 	if e.options.strictEgress {

@@ -21,7 +21,11 @@
 //     (streaming.go, keepalive.go), with the provider's headers that may
 //     be relayed (headers.go);
 //   - one request-log record per request, finished in one place (finish),
-//     with its attempts, usage and trace spans (trace.go).
+//     with its attempts, usage, cost and trace spans (trace.go);
+//   - the cost of each metered request (cost.go): the provider's usage
+//     priced with the price version the request started under and its
+//     payer's contract terms, a BYOK request's shadow platform cost, and
+//     X-Agent-Router-Cost on whole answers.
 //
 // Besides ServeHTTP (API traffic), the console uses three entry points:
 // ServeAccount runs a chat request for an account without an API key
@@ -30,10 +34,10 @@
 // profile, and TestCredential checks a provider key with a cheap
 // authenticated call through the same upstream call as requests.
 //
-// Budgets, rate limits and costs hook in around the attempts: admission
-// in attempt (before the upstream call; a refused target is skipped like
-// one without a credential) and settlement in served, where the usage the
-// provider reported reaches the record.
+// Budgets and rate limits hook in around the attempts: admission in
+// attempt (before the upstream call; a refused target is skipped like one
+// without a credential) and settlement in served, where the usage the
+// provider reported reaches the record and is priced (attemptResult.cost).
 package gateway
 
 import (

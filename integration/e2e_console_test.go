@@ -341,6 +341,19 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 		t.Fatalf("the test did not list models with the key: %s", last.Path)
 	}
 
+	// The card's contract terms: the owner adds 10 % off from now; it is
+	// the term in force, and it prices the requests below.
+	do(t, ctx, "add a contract term",
+		chromedp.SendKeys(css("#c-discount"), "10"),
+		chromedp.SendKeys(css("#c-note"), "MSA 2026"),
+		chromedp.Click(css("#contract-add")),
+		chromedp.WaitVisible(css("#contract-terms tr.in-force")),
+	)
+	if row := text(t, ctx, "#contract-terms tr.in-force"); !strings.Contains(row, "10 %") || !strings.Contains(row, "MSA 2026") || !strings.Contains(row, "in force") {
+		t.Fatalf("the term in force: %q", row)
+	}
+	shot(t, ctx, "byok-contract")
+
 	// API Keys: create one (shown once), for the playground's profile and
 	// the log filter.
 	do(t, ctx, "create an API key",
@@ -401,6 +414,18 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 	if d := text(t, ctx, "details.logrow[open] dl"); !strings.Contains(d, "BYOK") || !strings.Contains(d, "openai/gpt-4o") || !strings.Contains(d, "HTTP 200") {
 		t.Fatalf("row detail: %q", d)
 	}
+	// Its cost: the fake's 11 prompt and 5 completion tokens at gpt-4o's
+	// list price (11 × 2.50 + 5 × 10 = 77.5 µUSD), 10 % off under the
+	// contract term; paid by the account's own key; the price version.
+	if c := text(t, ctx, "details.logrow[open] summary .cost"); c != "$0.00006975" {
+		t.Fatalf("the row's cost %q, want $0.00006975", c)
+	}
+	if d := text(t, ctx, "details.logrow[open] dd.cost"); !strings.Contains(d, "paid by BYOK") || !strings.Contains(d, "10 % off") {
+		t.Fatalf("cost detail %q", d)
+	}
+	if v := text(t, ctx, "details.logrow[open] code.price-version"); !regexp.MustCompile(`^[0-9]+-[0-9a-f]{12}$`).MatchString(v) {
+		t.Fatalf("price version %q", v)
+	}
 	shot(t, ctx, "logs")
 
 	// Rotate: the next message reaches the fake with the new key.
@@ -447,16 +472,37 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 	}
 	// The chart: a bar slot for each of the 24 hours, whose tooltips add up
 	// to the totals.
-	if n := count(t, ctx, "svg.chart g.bucket"); n != 24 {
+	if n := count(t, ctx, `[aria-labelledby="chart-title"] svg.chart g.bucket`); n != 24 {
 		t.Fatalf("the chart has %d buckets, want 24", n)
 	}
-	sums := get(t, ctx, "the chart's tooltips", chromedp.Evaluate[[]int](`Array.from(document.querySelectorAll("svg.chart g.bucket > title")).
+	sums := get(t, ctx, "the chart's tooltips", chromedp.Evaluate[[]int](`Array.from(document.querySelectorAll('[aria-labelledby="chart-title"] svg.chart g.bucket > title')).
 		map(t => /BYOK ([0-9,]+), Platform ([0-9,]+)/.exec(t.textContent)).
 		reduce((s, m) => [s[0] + parseInt(m[1].replace(/,/g, "")), s[1] + parseInt(m[2].replace(/,/g, ""))], [0, 0])`))
 	if len(sums) != 2 || sums[0] != byok || sums[1] != platform {
 		t.Fatalf("the chart's tooltips add up to %v, the totals are %d BYOK and %d platform", sums, byok, platform)
 	}
+	// Money: the two BYOK messages (the term stays through the rotation: it
+	// is the contract's, not the key's) and the platform one.
+	if b, p := text(t, ctx, "#cost-byok"), text(t, ctx, "#cost-platform"); b != "$0.0001395" || p != "$0.0000775" {
+		t.Fatalf("cost BYOK %s, platform %s; want $0.0001395 and $0.0000775", b, p)
+	}
+	if n := count(t, ctx, "#cost svg.chart g.bucket rect.byok"); n != 1 {
+		t.Fatalf("the cost chart has %d BYOK bars, want 1", n)
+	}
 	shot(t, ctx, "usage")
+
+	// Chargeback: this month per provider, key and model, and its CSV.
+	do(t, ctx, "chargeback", chromedp.Navigate(siteURL+"/console/chargeback"), chromedp.WaitVisible(css("#chargeback-table")))
+	if n := count(t, ctx, "#chargeback-table tbody tr[data-provider]"); n != 3 {
+		t.Fatalf("%d chargeback rows, want 3 (the two keys' BYOK rows and the platform's)", n)
+	}
+	if b := text(t, ctx, "#cb-byok"); b != "$0.0001395" {
+		t.Fatalf("chargeback BYOK total %q", b)
+	}
+	if href := get(t, ctx, "CSV link", chromedp.Evaluate[string](`document.querySelector("#chargeback-csv").getAttribute("href")`)); !strings.HasPrefix(href, "/console/chargeback.csv?month=") {
+		t.Fatalf("CSV link %q", href)
+	}
+	shot(t, ctx, "chargeback")
 	// A config reload keeps the session: it lives in the store.
 	e.load()
 	do(t, ctx, "after a reload", chromedp.Navigate(siteURL+"/console/byok"), chromedp.WaitVisible(css("#providers")))
@@ -465,7 +511,7 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 
 	// At 390 px the pages stay readable: nothing wider than the window.
 	do(t, ctx, "narrow", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(siteURL+"/console/byok/openai"), chromedp.WaitVisible(css("#providers")))
-	for _, p := range []string{"/console/byok/openai", "/console/logs", "/console/usage", "/console/keys", "/console/playground"} {
+	for _, p := range []string{"/console/byok/openai", "/console/logs", "/console/usage", "/console/chargeback", "/console/keys", "/console/playground"} {
 		do(t, ctx, "narrow "+p, chromedp.Navigate(siteURL+p), chromedp.WaitVisible(css("h1")))
 		wide := get(t, ctx, "width of "+p, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > document.documentElement.clientWidth + 1`))
 		if wide {

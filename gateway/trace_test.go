@@ -62,6 +62,11 @@ func TestTracing(t *testing.T) {
 		h["gen_ai.usage.input_tokens"].AsInt64() != 11 || h["gen_ai.usage.output_tokens"].AsInt64() != 5 {
 		t.Errorf("request span attributes: %v", h)
 	}
+	// The cost: 11 prompt × 2.50 + 5 completion × 10 per 1M tokens.
+	if h["agent_router.cost.usd"].AsString() != "0.0000775" || h["agent_router.cost.nano_usd"].AsInt64() != 77500 ||
+		h["agent_router.cost.paid_by"].AsString() != "platform" || !strings.HasPrefix(h["agent_router.price_version"].AsString(), "1-") {
+		t.Errorf("request span cost: %v", h)
+	}
 	a := attrs(attempt)
 	if a["agent_router.credential_source"].AsString() != "platform" || a["http.response.status_code"].AsInt64() != 200 {
 		t.Errorf("attempt span attributes: %v", a)

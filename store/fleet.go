@@ -41,7 +41,7 @@ import (
 const DefaultFleetPrefix = "/agentrouter/v1/"
 
 // localBuckets stay in the instance's bbolt file in fleet mode.
-var localBuckets = map[string]bool{"last_used": true, "logs": true, "usage": true}
+var localBuckets = map[string]bool{"last_used": true, "logs": true, "usage": true, "credential_usage": true}
 
 // SharedBuckets are the buckets that live in etcd in fleet mode (and that
 // MigrateToFleet copies): accounts, API-key hashes and ids, sealed BYOK
@@ -49,7 +49,8 @@ var localBuckets = map[string]bool{"last_used": true, "logs": true, "usage": tru
 // console people, memberships, emails, setup links, sessions and their
 // index, the sign-in throttle, and the /v1/responses id owners.
 var SharedBuckets = []string{"accounts", "keys", "key_ids", "byok", "byok_versions", "byok_health", "byok_policies",
-	"users", "user_emails", "user_tokens", "sessions", "responses", "people", "person_sessions", "signin_throttle"}
+	"users", "user_emails", "user_tokens", "sessions", "responses", "people", "person_sessions", "signin_throttle",
+	"usage_readers", "reconcile_ledger", "reconcile_keys", "reconcile_runs", "reconcile_accepted"}
 
 // bucketMembers holds the lease-bound member registrations (members.go).
 var bucketMembers = []byte("members")
@@ -229,6 +230,15 @@ func OpenFleet(path string, masterKey []byte, opts Options, fo FleetOptions) (*S
 		var n int
 		if err := s.kv.update(func(tx kvTx) (err error) { n, err = s.resealOld(tx, 50); return err }); err != nil {
 			return fail(fmt.Errorf("fleet store: re-sealing under the current master key: %w", err))
+		}
+		if n < 50 {
+			break
+		}
+	}
+	for {
+		var n int
+		if err := s.kv.update(func(tx kvTx) (err error) { n, err = s.resealUsageReaders(tx, 50); return err }); err != nil {
+			return fail(fmt.Errorf("fleet store: re-sealing usage readers under the current master key: %w", err))
 		}
 		if n < 50 {
 			break

@@ -115,7 +115,10 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 		if err := s.checkMasterKey(tx); err != nil {
 			return err
 		}
-		_, err := s.resealOld(tx, 0)
+		if _, err := s.resealOld(tx, 0); err != nil {
+			return err
+		}
+		_, err := s.resealUsageReaders(tx, 0)
 		return err
 	})
 	if err == nil {
@@ -177,7 +180,8 @@ func openLocal(path string, masterKey []byte, opts Options) (*Store, error) {
 // allBuckets are the buckets of the bbolt file (in fleet mode, the shared
 // ones are empty there and live in etcd).
 var allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs, bucketHealth, bucketPolicies, bucketUsage,
-	bucketUsers, bucketEmails, bucketTokens, bucketSessions, bucketResponses, bucketPeople, bucketPersonSessions, bucketThrottle}
+	bucketUsers, bucketEmails, bucketTokens, bucketSessions, bucketResponses, bucketPeople, bucketPersonSessions, bucketThrottle,
+	bucketCredUsage, bucketUsageReaders, bucketLedger, bucketKeyNotes, bucketRuns, bucketAccepted}
 
 // loadClocks reads the persisted "last used" clocks.
 func (s *Store) loadClocks(tx *bolt.Tx) error {
@@ -739,6 +743,9 @@ func (s *Store) DeleteAccount(id string) error {
 			}
 		}
 		if err := deleteAccountUsers(tx, id); err != nil {
+			return err
+		}
+		if err := deleteAccountReconcile(tx, prefix); err != nil {
 			return err
 		}
 		return s.forgetClocks(tx, clocks...)

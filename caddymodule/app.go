@@ -22,6 +22,7 @@ import (
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -91,6 +92,14 @@ type App struct {
 	// http the account's key would travel in clear text.
 	BYOKAllowHTTP bool `json:"byok_allow_http,omitempty"`
 
+	// Reconcile sets up the hourly check of the gateway's counts against
+	// the providers' own usage and cost records (ReconcileConfig). On by
+	// default; it runs only for accounts with a usage-reader key.
+	Reconcile *ReconcileConfig `json:"reconcile,omitempty"`
+
+	reconciling    *ops.Reconciling // nil when reconciliation is off (reconcile.go)
+	reconcileEvery time.Duration
+
 	egress  *egress.Policy
 	store   *store.Store
 	poolKey string
@@ -156,6 +165,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("agent_router: %v", err)
 	}
 	a.egress = pol
+	if err := a.provisionReconcile(repl); err != nil {
+		return fmt.Errorf("agent_router: %v", err)
+	}
+	if err := registerReconcileMetrics(ctx); err != nil {
+		return err
+	}
 
 	path := repl.ReplaceAll(a.Store, "")
 	if path == "" {
@@ -240,7 +255,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.store.MasterKeyID() != store.KeyID(key) {
 		return fmt.Errorf("agent_router: the master key changed (id %s, the store was opened with %s); restart Caddy to switch master keys", store.KeyID(key), a.store.MasterKeyID())
 	}
-	return nil
+	return a.startReconcile()
 }
 
 // Start makes the app the one the admin API serves.
@@ -261,6 +276,7 @@ func (a *App) Cleanup() error {
 	if a.poolKey == "" {
 		return nil
 	}
+	a.stopReconcile() // before the store: the last config's stop ends the schedule
 	_, err := stores.Delete(a.poolKey)
 	a.poolKey, a.store = "", nil
 	return err

@@ -10,6 +10,7 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/reconcile"
 )
 
 // providerInfo is how the console presents a provider.
@@ -47,6 +48,14 @@ type byokData struct {
 	CanTest bool
 	// Form values to show again after an error (never the key).
 	BaseURL, APIVersion string
+	// Reader is the open provider's usage-reader card (reconcile.go), nil
+	// for a provider without one; ReaderError and ReaderTest are its
+	// form's answer. Alerts are the standing out-of-band alerts by
+	// provider, for the cards.
+	Reader      *readerCard
+	ReaderError string
+	ReaderTest  *ops.ReaderTestOutcome
+	Alerts      map[string][]reconcile.Alert
 }
 
 func (h *Handler) cards(account, open string) ([]card, error) {
@@ -82,6 +91,10 @@ func noticeText(code string) string {
 		return "Removed. The next request to this provider uses the platform key, if there is one."
 	case "policy":
 		return "Policy saved."
+	case "reader_saved":
+		return "Usage reader saved. The next reconciliation reads the provider's records with it."
+	case "reader_removed":
+		return "Usage reader removed. The ledger keeps what was reconciled."
 	}
 	return ""
 }
@@ -100,6 +113,12 @@ func (h *Handler) renderBYOK(w http.ResponseWriter, r *request, status int, open
 	for i := range cards {
 		if cards[i].Open {
 			d.Open = &cards[i]
+		}
+	}
+	d.Alerts = h.readerAlerts(r.account)
+	if d.Open != nil {
+		if d.Reader = h.readerCardOf(r.account, open); d.Reader != nil {
+			d.Reader.Error, d.Reader.Test = d.ReaderError, d.ReaderTest
 		}
 	}
 	if d.Open != nil && d.BaseURL == "" && d.APIVersion == "" {

@@ -19,7 +19,7 @@ type pages struct {
 	t map[string]*template.Template
 }
 
-var pageNames = []string{"signin", "setup", "byok", "keys", "members", "playground", "logs", "usage", "error"}
+var pageNames = []string{"signin", "setup", "byok", "keys", "members", "playground", "logs", "usage", "reconciliation", "error"}
 
 var funcs = template.FuncMap{
 	"when": func(t any) string {
@@ -77,6 +77,7 @@ func nav(current string) []navItem {
 		{"Build", "Playground", "/playground", false},
 		{"Monitoring", "Request Logs", "/logs", false},
 		{"Monitoring", "Usage", "/usage", false},
+		{"Monitoring", "Reconciliation", "/reconciliation", false},
 		{"Settings", "Bring Your Own Key", "/byok", false},
 		{"Settings", "API Keys", "/keys", false},
 		{"Settings", "Members", "/members", false},

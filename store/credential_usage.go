@@ -66,6 +66,10 @@ type CredentialCounters struct {
 	Output       int64 `json:"output"`
 	// NoUsage counts the calls whose answer reported no usage.
 	NoUsage int64 `json:"no_usage,omitempty"`
+	// CostNanoUSD is what the gateway priced the calls at (callCost);
+	// Unpriced counts the calls it could not price (not in the sum).
+	CostNanoUSD int64 `json:"cost_nano_usd"`
+	Unpriced    int64 `json:"unpriced,omitempty"`
 }
 
 func (c *CredentialCounters) add(o *CredentialCounters) {
@@ -76,6 +80,8 @@ func (c *CredentialCounters) add(o *CredentialCounters) {
 	c.CacheWrite1h += o.CacheWrite1h
 	c.Output += o.Output
 	c.NoUsage += o.NoUsage
+	c.CostNanoUSD += o.CostNanoUSD
+	c.Unpriced += o.Unpriced
 }
 
 type credDims struct {
@@ -127,7 +133,7 @@ func credentialCall(r *LogRecord) (credDims, CredentialCounters, bool) {
 		fingerprint: clip(r.CredentialFingerprint), model: clip(r.UpstreamModel), api: clip(APIOf(r))}
 	c := CredentialCounters{Requests: 1}
 	if len(r.UsageRaw) == 0 {
-		c.NoUsage = 1
+		c.NoUsage, c.Unpriced = 1, 1
 		return d, c, true
 	}
 	u := pricing.FromProvider(r.Provider, r.UsageRaw)
@@ -135,8 +141,26 @@ func credentialCall(r *LogRecord) (credDims, CredentialCounters, bool) {
 	if u.ReasoningApart {
 		c.Output += u.Reasoning
 	}
+	if nano, ok := callCost(r, u); ok {
+		c.CostNanoUSD = nano
+	} else {
+		c.Unpriced = 1
+	}
 	return d, c, true
 }
+
+// callCost is what the gateway charged for one call, in nano-USD, and
+// whether it could price it. Until the request-log record carries its own
+// cost (issue 21's cost object, priced at the request's start with the
+// price version and contract terms in force), it is the list price of the
+// embedded default price book, call by call (so a long-context call is
+// priced as one): the one place to swap for the record's cost.
+func callCost(r *LogRecord, u pricing.Usage) (int64, bool) {
+	c := defaultBook().Cost(r.Provider, r.UpstreamModel, u)
+	return int64(c.NanoUSD), !c.Unpriced
+}
+
+var defaultBook = sync.OnceValue(func() *pricing.Book { return pricing.MustCompile(pricing.Default()) })
 
 // credRollup holds the credential usage not yet merged into bbolt (as
 // usageRollup does for the usage rollups).

@@ -54,15 +54,19 @@ func TestCredentialUsageByClassAndFingerprint(t *testing.T) {
 	want := []CredentialUsage{
 		// Key order: each dimension is length-prefixed.
 		{Hour: h, Source: "byok", Account: "acme", Provider: "openai", Fingerprint: "fp_a", Model: "gpt-4o-mini", API: "chat",
-			CredentialCounters: CredentialCounters{Requests: 3, Input: 20 + 3 + 1, CacheRead: 10, Output: 5 + 2 + 1}},
+			CredentialCounters: CredentialCounters{Requests: 3, Input: 20 + 3 + 1, CacheRead: 10, Output: 5 + 2 + 1,
+				// gpt-4o-mini list: $0.15 input, $0.075 cached, $0.60 output per 1M.
+				CostNanoUSD: (20*150 + 10*75 + 5*600) + (3*150 + 2*600) + (1*150 + 1*600)}},
 		{Hour: h, Source: "byok", Account: "acme", Provider: "anthropic", Fingerprint: "fp_c", Model: "claude-sonnet-4-5", API: "messages",
-			CredentialCounters: CredentialCounters{Requests: 1, Input: 7, CacheRead: 100, CacheWrite5m: 10, CacheWrite1h: 20, Output: 9}},
+			CredentialCounters: CredentialCounters{Requests: 1, Input: 7, CacheRead: 100, CacheWrite5m: 10, CacheWrite1h: 20, Output: 9,
+				// $3 input, $0.30 read, $3.75 5m write, $6 1h write, $15 output per 1M.
+				CostNanoUSD: 7*3000 + 100*300 + 10*3750 + 20*6000 + 9*15000}},
 		{Hour: h, Source: "platform", Account: "acme", Provider: "openai", Model: "gpt-4o", API: "chat",
-			CredentialCounters: CredentialCounters{Requests: 1, Input: 2, Output: 2}},
+			CredentialCounters: CredentialCounters{Requests: 1, Input: 2, Output: 2, CostNanoUSD: 2*2500 + 2*10000}},
 		{Hour: h, Source: "platform", Account: "globex", Provider: "openai", Model: "gpt-4o", API: "chat",
-			CredentialCounters: CredentialCounters{Requests: 1, NoUsage: 1}},
+			CredentialCounters: CredentialCounters{Requests: 1, NoUsage: 1, Unpriced: 1}},
 		{Hour: h.Add(time.Hour), Source: "byok", Account: "acme", Provider: "openai", Fingerprint: "fp_b", Model: "gpt-4o-mini", API: "chat",
-			CredentialCounters: CredentialCounters{Requests: 1, Input: 4, Output: 1}},
+			CredentialCounters: CredentialCounters{Requests: 1, Input: 4, Output: 1, CostNanoUSD: 4*150 + 600}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("credential usage:\n got %+v\nwant %+v", got, want)

@@ -322,3 +322,24 @@ func gunzipBytes(z []byte) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// ReconcileRun is one scope's last run, as PutReconcileRun kept it.
+type ReconcileRun struct {
+	Account, Provider string
+	Result            []byte
+}
+
+// AllReconcileRuns returns every scope's last run (the platform's first,
+// then by account and provider).
+func (s *Store) AllReconcileRuns() ([]ReconcileRun, error) {
+	var out []ReconcileRun
+	err := s.kv.view(func(tx kvTx) error {
+		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+			if account, provider, ok := bytes.Cut(k, []byte{0}); ok {
+				out = append(out, ReconcileRun{string(account), string(provider), append([]byte(nil), v...)})
+			}
+			return nil
+		})
+	})
+	return out, err
+}

@@ -286,7 +286,9 @@ var reconFuncs = template.FuncMap{
 		}
 		return t.Total()
 	},
-	"pct": func(ppm int64) string { return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.3f", float64(ppm)/1e4), "0"), ".") + " %" },
+	"pct": func(ppm int64) string {
+		return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.3f", float64(ppm)/1e4), "0"), ".") + " %"
+	},
 	"statusClass": func(s reconcile.Status) string {
 		switch s {
 		case reconcile.StatusMatch:

@@ -81,7 +81,9 @@ func TestFleetCredentialUsage(t *testing.T) {
 	if _, err := o.SaveUsageReader("acme", "openai", ops.UsageReaderInput{APIKey: &admin}); err != nil {
 		t.Fatal(err)
 	}
-	b.serve(func(w http.ResponseWriter, r *http.Request) { (&peer.Handler{Store: func() *store.Store { return b.s }}).ServeHTTP(w, r) })
+	b.serve(func(w http.ResponseWriter, r *http.Request) {
+		(&peer.Handler{Store: func() *store.Store { return b.s }}).ServeHTTP(w, r)
+	})
 	if res, err := o.RunReconcile(ctx, "acme", "openai", 0); err != nil || !res.OK {
 		t.Fatalf("run with every member: %+v %v", res, err)
 	}

@@ -302,13 +302,14 @@ func unmarshalReconcile(d *caddyfile.Dispenser) (*ReconcileConfig, error) {
 	return rc, nil
 }
 
-// setLeading tells the leader metric whether this instance runs the
-// schedule.
+// setLeading tells the leader metric whether this instance runs a
+// schedule (counted: while a store is replaced by another, the old
+// schedule stops after the new one started).
 func setLeading(on bool) {
 	initReconcileMetrics()
-	v := 0.0
 	if on {
-		v = 1
+		reconcileMetrics.leader.Inc()
+	} else {
+		reconcileMetrics.leader.Dec()
 	}
-	reconcileMetrics.leader.Set(v)
 }

@@ -43,33 +43,42 @@ func (sc *Schedule) Run(ctx context.Context) {
 			sc.Leading(true)
 			defer sc.Leading(false)
 		}
-		_, interval := sc.Current()
-		wait := min(interval, time.Minute)
-		for {
-			if !sleep(lctx, wait) {
-				return
-			}
-			o, iv := sc.Current()
-			if o != nil && o.Reconcile != nil {
-				o.ReconcileAll(lctx)
-			}
-			wait = jitter(iv)
-		}
+		sc.lead(lctx)
 	})
 }
 
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		d = time.Hour
+// lead passes while ctx lasts. The interval is read again every second
+// (a reload may change it, and the first config may not run yet when the
+// lead is taken).
+func (sc *Schedule) lead(ctx context.Context) {
+	led := time.Now()
+	var last time.Time // the last pass; zero before the first
+	var extra time.Duration
+	for {
+		o, iv := sc.Current()
+		if iv <= 0 {
+			iv = time.Hour
+		}
+		due := led.Add(min(iv, time.Minute))
+		if !last.IsZero() {
+			due = last.Add(iv + extra)
+		}
+		if wait := time.Until(due); wait > 0 || o == nil || o.Reconcile == nil {
+			if !sleep(ctx, max(min(wait, time.Second), 100*time.Millisecond)) {
+				return
+			}
+			continue
+		}
+		o.ReconcileAll(ctx)
+		last, extra = time.Now(), jitter(iv)
 	}
-	return d + time.Duration(rand.Int64N(int64(d)/20+1))
 }
+
+// jitter is up to 5 % of d.
+func jitter(d time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(d)/20 + 1)) }
 
 // sleep waits d, or until ctx ends (false).
 func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		d = time.Hour
-	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

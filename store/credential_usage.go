@@ -31,7 +31,8 @@ import (
 // provider, fingerprint, model, api, each as a uvarint length and its
 // bytes. Value: the JSON of credCounters.
 
-var bucketCredUsage = []byte("credential_usage")
+var bucketCredUsage = &bucket{name: []byte("credential_usage"), scope: local,
+	doc: "hour + source, account, provider, fingerprint, model, api -> CredentialCounters"}
 
 // CredentialUsage is one hour of what the gateway sent with one credential
 // for one model.
@@ -206,7 +207,7 @@ func (s *Store) flushCredentialUsage() {
 	}
 	slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.k, b.k) })
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCredUsage)
+		b := tx.Bucket(bucketCredUsage.name)
 		b.FillPercent = logFillPercent
 		for _, r := range rows {
 			sum := *r.c
@@ -233,7 +234,7 @@ func (s *Store) flushCredentialUsage() {
 func (s *Store) pruneCredentialUsage(retention time.Duration) {
 	cutoff := hourOf(now().Add(-retention).Unix())
 	_ = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCredUsage)
+		b := tx.Bucket(bucketCredUsage.name)
 		var doomed [][]byte
 		c := b.Cursor()
 		for k, _ := c.First(); k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < cutoff; k, _ = c.Next() {
@@ -311,7 +312,7 @@ func (s *Store) CredentialUsage(q CredentialUsageQuery) ([]CredentialUsage, erro
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketCredUsage).Cursor()
+		c := tx.Bucket(bucketCredUsage.name).Cursor()
 		for k, v := c.Seek(hourKey(from)); k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < to; k, v = c.Next() {
 			d, ok := parseCredKey(k)
 			if !ok || !q.match(d) {

@@ -20,7 +20,10 @@ import (
 const MinElectionTTL = time.Second
 
 // fleetBackend is the etcd backend, nil single-node.
-func (s *Store) fleetBackend() *fleetKV { return s.fleet }
+func (s *Store) fleetBackend() *fleetKV {
+	f, _ := s.kv.(*fleetKV)
+	return f
+}
 
 // Lead runs fn while this instance leads the election called name, and
 // returns when ctx ends. fn's context ends when leadership is lost (the

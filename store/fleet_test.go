@@ -253,8 +253,8 @@ func TestFleetMigrateIsIdempotent(t *testing.T) {
 	if f.Snapshot().Credential("acme", "openai").Key() != canaryKey {
 		t.Fatal("migrated credential missing")
 	}
-	if len(f.Snapshot().accounts) != 121 {
-		t.Fatalf("accounts: %d", len(f.Snapshot().accounts))
+	if f.Snapshot().accountCount() != 121 {
+		t.Fatalf("accounts: %d", f.Snapshot().accountCount())
 	}
 	// Another master key cannot migrate into this fleet.
 	if _, err := MigrateToFleet(context.Background(), path, masterKey(2), Options{}, FleetOptions{Client: cli}, 50); err == nil {

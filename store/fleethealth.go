@@ -69,11 +69,13 @@ func (f *fleetKV) etcdFailed(err error) {
 		h.mu.Unlock()
 		return
 	}
-	h.down, h.since, h.lastErr, h.refused = true, time.Now(), err.Error(), 0
-	h.mu.Unlock()
+	// Said (logged, counted) before it is seen: whoever reads the status
+	// as down finds the line and the count.
 	h.outages.Add(1)
 	f.logger().Warn("fleet store: etcd is unreachable; requests are served from the last snapshot, admin writes are refused until it is back",
 		zap.String("prefix", f.prefix), zap.String("error", err.Error()))
+	h.down, h.since, h.lastErr, h.refused = true, time.Now(), err.Error(), 0
+	h.mu.Unlock()
 }
 
 // etcdResult records the outcome of an etcd call: a success ends an
@@ -112,13 +114,13 @@ func (f *fleetKV) etcdOK() {
 		h.mu.Unlock()
 		return
 	}
-	h.down = false
 	lasted, refused := time.Since(h.since), h.refused
+	f.logger().Info("fleet store: etcd is reachable again",
+		zap.String("prefix", f.prefix), zap.Duration("outage", lasted.Round(time.Millisecond)), zap.Int64("writes_refused", refused))
+	h.down = false
 	close(h.back)
 	h.back = make(chan struct{})
 	h.mu.Unlock()
-	f.logger().Info("fleet store: etcd is reachable again",
-		zap.String("prefix", f.prefix), zap.Duration("outage", lasted.Round(time.Millisecond)), zap.Int64("writes_refused", refused))
 }
 
 // refuseWhileDown fails an admin write at once during an outage.

@@ -22,6 +22,10 @@ type health struct {
 	// probeAt is when the key was last let through while marked (unix
 	// nanoseconds), in memory only: each instance probes on its own.
 	probeAt atomic.Int64
+	// pending counts local changes (MarkInvalid, MarkValid) whose write
+	// has not started yet: while there is one, the stored mark is older
+	// than the memory and is not followed.
+	pending atomic.Int32
 }
 
 type healthRecord struct {
@@ -31,7 +35,10 @@ type healthRecord struct {
 }
 
 // healthOf returns the shared health of (account, provider) at version,
-// loading a persisted mark the first time. Called from rebuild.
+// following the stored mark: the one this instance or another wrote, or
+// its clearing. A local change not written yet is kept (its write comes
+// back through here with the same state). Called when the snapshot
+// changes (snapshot.go).
 func (s *Store) healthOf(tx kvTx, ck credKey, version uint64) *health {
 	s.healthMu.Lock()
 	defer s.healthMu.Unlock()
@@ -44,29 +51,21 @@ func (s *Store) healthOf(tx kvTx, ck credKey, version uint64) *health {
 		json.Unmarshal(v, &r) == nil && r.Version == version && !r.InvalidAt.IsZero() {
 		marked = true
 	}
-	if vh, ok := s.healths[ck]; ok && vh.version == version {
-		if s.fleet != nil {
-			// Follow the marks other instances wrote, and their
-			// clearing, except for a local mark not yet persisted.
-			at := vh.h.invalidAt.Load()
-			if marked && r.InvalidAt.UnixNano() > at {
-				reason := r.Reason
-				vh.h.reason.Store(&reason)
-				vh.h.invalidAt.Store(r.InvalidAt.UnixNano())
-			} else if !marked && at != 0 && now().UnixNano()-at > int64(5*time.Second) {
-				vh.h.invalidAt.CompareAndSwap(at, 0)
-			}
-		}
+	vh, ok := s.healths[ck]
+	if !ok || vh.version != version {
+		vh = &versionedHealth{version, new(health)}
+		s.healths[ck] = vh
+	} else if vh.h.pending.Load() > 0 {
 		return vh.h
 	}
-	h := new(health)
 	if marked {
-		h.invalidAt.Store(r.InvalidAt.UnixNano())
 		reason := r.Reason
-		h.reason.Store(&reason)
+		vh.h.reason.Store(&reason)
+		vh.h.invalidAt.Store(r.InvalidAt.UnixNano())
+	} else {
+		vh.h.invalidAt.Store(0)
 	}
-	s.healths[ck] = &versionedHealth{version, h}
-	return h
+	return vh.h
 }
 
 type versionedHealth struct {
@@ -138,6 +137,7 @@ func (s *Store) MarkInvalid(c *Secret, at time.Time, reason string) {
 	if prev != 0 && at.UnixNano()-prev < int64(time.Minute) {
 		return
 	}
+	c.health.pending.Add(1)
 	s.healthWG.Go(func() { s.persistHealth(c) })
 }
 
@@ -148,6 +148,7 @@ func (s *Store) MarkValid(c *Secret) {
 		return
 	}
 	if c.health.invalidAt.Swap(0) != 0 {
+		c.health.pending.Add(1)
 		s.healthWG.Go(func() { s.persistHealth(c) })
 	}
 }
@@ -160,6 +161,9 @@ func (s *Store) MarkValid(c *Secret) {
 func (s *Store) persistHealth(c *Secret) {
 	s.healthWriteMu.Lock()
 	defer s.healthWriteMu.Unlock()
+	// From here the write carries the memory's state: stored marks may be
+	// followed again once it is applied.
+	c.health.pending.Add(-1)
 	if cur := s.Snapshot().Credential(c.AccountID, c.Provider); cur == nil || cur.Version != c.Version {
 		return
 	}
@@ -195,11 +199,6 @@ type Policy struct {
 	// BYOKOnly forbids the platform key for this account and provider: its
 	// traffic lands on the account's own contract or is refused.
 	BYOKOnly bool `json:"byok_only"`
-}
-
-// Policy returns the account's policy for provider.
-func (sn *Snapshot) Policy(account, provider string) Policy {
-	return sn.policies[credKey{account, provider}]
 }
 
 // SetPolicy stores the account's policy for provider; it takes effect for

@@ -233,7 +233,6 @@ func (w *logWriter) run() {
 			}
 			batch = batch[:0]
 		}
-		w.s.persistClocks()
 		if time.Since(lastPrune) > 10*time.Second {
 			w.s.pruneLogs(w.maxN, w.maxAge)
 			w.s.pruneUsage(w.usageRetention)
@@ -251,6 +250,7 @@ func (w *logWriter) run() {
 		case req := <-w.flushReq:
 			batch = w.drain(batch)
 			flush()
+			w.s.persistClocks()
 			if req.usage {
 				w.s.flushUsage()
 			}
@@ -258,11 +258,16 @@ func (w *logWriter) run() {
 		case <-w.quit:
 			batch = w.drain(batch)
 			flush()
+			w.s.persistClocks()
 			w.s.flushUsage()
 			return
 		case <-tick.C:
 			flush()
 		case <-usageTick.C:
+			// The clocks go with the usage rollups: a scan of every
+			// clock (one per key and credential, 600,000 at scale) on
+			// each log tick cost more than the log.
+			w.s.persistClocks()
 			w.s.flushUsage()
 		}
 	}
@@ -301,7 +306,7 @@ const logFillPercent = 0.95
 
 func (s *Store) writeLogs(batch []*LogRecord) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLogs)
+		b := tx.Bucket(bucketLogs.name)
 		b.FillPercent = logFillPercent
 		added := 0
 		// The batch's encoded records go into 64 KiB chunks: bbolt keeps
@@ -334,14 +339,14 @@ func (s *Store) writeLogs(batch []*LogRecord) error {
 var metaLogCount = []byte("log_count")
 
 func logCount(tx *bolt.Tx) int {
-	if v := tx.Bucket(bucketMeta).Get(metaLogCount); len(v) == 8 {
+	if v := tx.Bucket(bucketMeta.name).Get(metaLogCount); len(v) == 8 {
 		return int(binary.BigEndian.Uint64(v))
 	}
-	return tx.Bucket(bucketLogs).Stats().KeyN // a store from before the count: once
+	return tx.Bucket(bucketLogs.name).Stats().KeyN // a store from before the count: once
 }
 
 func addLogCount(tx *bolt.Tx, delta int) error {
-	if delta == 0 && tx.Bucket(bucketMeta).Get(metaLogCount) != nil {
+	if delta == 0 && tx.Bucket(bucketMeta.name).Get(metaLogCount) != nil {
 		return nil
 	}
 	n := logCount(tx) + delta
@@ -350,61 +355,7 @@ func addLogCount(tx *bolt.Tx, delta int) error {
 	}
 	var buf [8]byte
 	binary.BigEndian.PutUint64(buf[:], uint64(n))
-	return tx.Bucket(bucketMeta).Put(metaLogCount, buf[:])
-}
-
-// persistClocks writes the "last used" clocks that moved since the last call.
-// When none moved it does not open a write transaction: every bbolt commit is
-// an fsync, and the writer calls this on each flush tick.
-func (s *Store) persistClocks() {
-	s.lastUsedMu.Lock()
-	type kv struct {
-		k     string
-		v     int64
-		clock *atomic.Int64
-	}
-	var dirty []kv
-	for k, c := range s.lastUsed {
-		if v := c.Load(); v > s.savedClocks[k] {
-			dirty = append(dirty, kv{k, v, c})
-		}
-	}
-	s.lastUsedMu.Unlock()
-	if len(dirty) == 0 {
-		return
-	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketLastUsed)
-		var buf [8]byte
-		for _, d := range dirty {
-			// A key or credential deleted since the clocks were read
-			// (forgetClocks, in a write transaction of its own) stays
-			// deleted: write only clocks that are still the live ones.
-			s.lastUsedMu.Lock()
-			live := s.lastUsed[d.k] == d.clock
-			s.lastUsedMu.Unlock()
-			if !live {
-				continue
-			}
-			if old := b.Get([]byte(d.k)); len(old) == 8 && int64(binary.BigEndian.Uint64(old)) >= d.v {
-				continue
-			}
-			binary.BigEndian.PutUint64(buf[:], uint64(d.v))
-			if err := b.Put([]byte(d.k), buf[:]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		s.lastUsedMu.Lock()
-		for _, d := range dirty {
-			if s.lastUsed[d.k] == d.clock {
-				s.savedClocks[d.k] = d.v
-			}
-		}
-		s.lastUsedMu.Unlock()
-	}
+	return tx.Bucket(bucketMeta.name).Put(metaLogCount, buf[:])
 }
 
 // errNothingPruned rolls back a prune transaction that deleted nothing, so
@@ -425,7 +376,7 @@ func (s *Store) pruneLogs(maxN int, maxAge time.Duration) {
 	for {
 		deleted := 0
 		err := s.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketLogs)
+			b := tx.Bucket(bucketLogs.name)
 			excess := logCount(tx) - maxN
 			var doomed [][]byte
 			c := b.Cursor()
@@ -468,7 +419,7 @@ func (s *Store) Logs(f LogFilter) (recs []LogRecord, next string, err error) {
 	}
 	recs = []LogRecord{}
 	err = s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketLogs).Cursor()
+		c := tx.Bucket(bucketLogs.name).Cursor()
 		// Start below upper (exclusive), or at the newest record.
 		var upper []byte
 		if f.Before != "" {
@@ -595,7 +546,7 @@ func timeIDHint(t time.Time) []byte {
 func (s *Store) Log(id string) (LogRecord, error) {
 	var r LogRecord
 	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketLogs).Get([]byte(id))
+		v := tx.Bucket(bucketLogs.name).Get([]byte(id))
 		if v == nil {
 			return fmt.Errorf("request %q: %w", id, ErrNotFound)
 		}

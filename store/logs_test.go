@@ -557,9 +557,9 @@ func TestPruneLargeBacklog(t *testing.T) {
 	var n, counted int
 	var first string
 	s.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketLogs).Stats().KeyN
+		n = tx.Bucket(bucketLogs.name).Stats().KeyN
 		counted = logCount(tx)
-		k, _ := tx.Bucket(bucketLogs).Cursor().First()
+		k, _ := tx.Bucket(bucketLogs.name).Cursor().First()
 		first = string(k)
 		return nil
 	})

@@ -41,7 +41,7 @@ func (f *fleetKV) startMember() {
 	ctx, cancel := context.WithCancel(f.ctx)
 	f.member.stop = cancel
 	f.member.done.Go(func() {
-		key := f.key(string(bucketMembers), []byte(f.opts.InstanceID))
+		key := f.key(string(bucketMembers.name), []byte(f.opts.InstanceID))
 		ttl := int64(f.opts.MemberTTL / time.Second)
 		for ctx.Err() == nil {
 			gctx, gcancel := context.WithTimeout(ctx, f.opts.WriteTimeout)
@@ -81,30 +81,31 @@ func (f *fleetKV) stopMember() {
 
 // Members lists the live instances of the fleet, ordered by id (the store
 // itself only, single-node, with an empty id).
-func (s *Store) Members() []Member {
-	if s.fleet == nil {
-		return []Member{{Self: true}}
-	}
-	f := s.fleet
+func (s *Store) Members() []Member { return s.kv.members() }
+
+func (f *fleetKV) members() []Member {
 	f.mu.RLock()
-	m := f.buckets[string(bucketMembers)]
+	t := f.published[string(bucketMembers.name)]
 	f.mu.RUnlock()
-	out := make([]Member, 0, len(m))
-	for _, e := range m {
-		var mb Member
-		if json.Unmarshal(e.v, &mb) == nil {
-			mb.Self = mb.ID == f.opts.InstanceID
-			out = append(out, mb)
-		}
+	var out []Member
+	if t != nil {
+		t.Ascend(func(e mirrorItem) bool {
+			var mb Member
+			if json.Unmarshal(e.v, &mb) == nil {
+				mb.Self = mb.ID == f.opts.InstanceID
+				out = append(out, mb)
+			}
+			return true
+		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if out == nil {
+		out = []Member{}
+	}
 	return out
 }
 
 // InstanceID is this instance's member id ("" single-node).
-func (s *Store) InstanceID() string {
-	if s.fleet == nil {
-		return ""
-	}
-	return s.fleet.opts.InstanceID
-}
+func (s *Store) InstanceID() string { return s.kv.instanceID() }
+
+func (f *fleetKV) instanceID() string { return f.opts.InstanceID }

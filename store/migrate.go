@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 )
 
-// MigrateToFleet copies the shared records (SharedBuckets) of the
-// single-node bbolt file at path into the fleet's etcd prefix, in
-// transactions of at most batch records (default 100, at most 120: etcd
-// allows 128 operations per transaction). Records the fleet already holds
+// MigrateToFleet copies the shared records (the schema's migrate
+// property: SharedBuckets) of the single-node bbolt file at path into the
+// fleet's etcd prefix, in transactions of at most batch records (default
+// 100, at most 120: etcd allows 128 operations per transaction). Records the fleet already holds
 // are left alone, so re-running it is safe and never overwrites a change
 // made in the fleet since. masterKey must be the one the file is sealed
 // under, and the fleet's if the prefix is already in use (sealed records
@@ -44,10 +44,14 @@ func MigrateToFleet(ctx context.Context, path string, masterKey []byte, opts Opt
 	defer dst.Close()
 
 	written := 0
-	for _, name := range SharedBuckets {
+	for _, bk := range schema {
+		if !bk.migrate {
+			continue
+		}
+		name := bk.String()
 		var items []kvItem
 		err := src.kv.view(func(tx kvTx) error {
-			b := tx.Bucket([]byte(name))
+			b := tx.Bucket(bk)
 			if bb, ok := b.(boltBucket); ok && bb.Bucket == nil {
 				return nil // a bucket this file does not have
 			}
@@ -69,7 +73,7 @@ func MigrateToFleet(ctx context.Context, path string, masterKey []byte, opts Opt
 			var w int
 			err := dst.kv.update(func(tx kvTx) error {
 				w = 0
-				b := tx.Bucket([]byte(name))
+				b := tx.Bucket(bk)
 				for _, it := range chunk {
 					if b.Get(it.k) != nil {
 						continue
@@ -87,5 +91,5 @@ func MigrateToFleet(ctx context.Context, path string, masterKey []byte, opts Opt
 			written += w
 		}
 	}
-	return written, dst.rebuild()
+	return written, nil
 }

@@ -176,7 +176,7 @@ func TestSessionsCappedPerPerson(t *testing.T) {
 		t.Fatalf("another person's session ended: %v", err)
 	}
 	var n int
-	s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketSessions).Stats().KeyN; return nil })
+	s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketSessions.name).Stats().KeyN; return nil })
 	if n != MaxSessionsPerPerson+1 {
 		t.Fatalf("%d sessions stored, want %d", n, MaxSessionsPerPerson+1)
 	}
@@ -185,8 +185,8 @@ func TestSessionsCappedPerPerson(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketSessions).Stats().KeyN
-		if tx.Bucket(bucketPersonSessions).Get([]byte(u.PersonID)) != nil {
+		n = tx.Bucket(bucketSessions.name).Stats().KeyN
+		if tx.Bucket(bucketPersonSessions.name).Get([]byte(u.PersonID)) != nil {
 			t.Error("the index of a person without sessions remains")
 		}
 		return nil
@@ -279,13 +279,13 @@ func TestLegacyStoreMigratesInPlace(t *testing.T) {
 	p := legacyCopy(t)
 	s := openStore(t, p, masterKey(9), Options{})
 	var schema string
-	s.db.View(func(tx *bolt.Tx) error { schema = string(tx.Bucket(bucketMeta).Get(usersSchemaKey)); return nil })
+	s.db.View(func(tx *bolt.Tx) error { schema = string(tx.Bucket(bucketMeta.name).Get(usersSchemaKey)); return nil })
 	if schema != "2" {
 		t.Fatalf("schema %q after opening", schema)
 	}
 	// Every user record now names its person and carries no hash.
 	s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+		return tx.Bucket(bucketUsers.name).ForEach(func(k, v []byte) error {
 			var r legacyUser
 			json.Unmarshal(v, &r)
 			if r.Person == "" || len(r.Hash) != 0 {

@@ -27,14 +27,14 @@ import (
 //
 // Account "" is the platform's own contract in every one of them.
 var (
-	// account \x00 provider \x00 day (YYYY-MM-DD) -> gzipped JSON array
-	bucketLedger = []byte("reconcile_ledger")
-	// account \x00 provider \x00 fingerprint -> KeyNote
-	bucketKeyNotes = []byte("reconcile_keys")
-	// account \x00 provider -> the last run's result (JSON)
-	bucketRuns = []byte("reconcile_runs")
-	// account \x00 provider \x00 proposal id -> accepted proposal (JSON)
-	bucketAccepted = []byte("reconcile_accepted")
+	bucketLedger = &bucket{name: []byte("reconcile_ledger"), scope: shared, migrate: true,
+		doc: "account \\x00 provider \\x00 day (YYYY-MM-DD) -> the day's ledger rows, a gzipped JSON array"}
+	bucketKeyNotes = &bucket{name: []byte("reconcile_keys"), scope: shared, migrate: true,
+		doc: "account \\x00 provider \\x00 credential fingerprint -> KeyNote"}
+	bucketRuns = &bucket{name: []byte("reconcile_runs"), scope: shared, migrate: true,
+		doc: "account \\x00 provider -> the scope's last reconciliation runs (JSON)"}
+	bucketAccepted = &bucket{name: []byte("reconcile_accepted"), scope: shared, migrate: true,
+		doc: "account \\x00 provider \\x00 proposal id -> an accepted calibration proposal (JSON)"}
 )
 
 func scopeKey(account, provider string, rest ...string) []byte {
@@ -282,7 +282,7 @@ func (s *Store) AcceptedProposals(account, provider string) ([][]byte, error) {
 // records: the ledger's days, which can be hundreds, are pruned apart, by
 // PruneLedger).
 func deleteAccountReconcile(tx kvTx, prefix []byte) error {
-	for _, b := range [][]byte{bucketUsageReaders, bucketKeyNotes, bucketRuns, bucketAccepted} {
+	for _, b := range []*bucket{bucketUsageReaders, bucketKeyNotes, bucketRuns, bucketAccepted} {
 		if err := deletePrefix(tx.Bucket(b), prefix); err != nil {
 			return err
 		}

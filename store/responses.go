@@ -20,9 +20,6 @@ import (
 // instance can serve a retrieve), pruned by the log writer with the other
 // retention work.
 
-// bucketResponses maps a response id to its ResponseOwner (JSON).
-var bucketResponses = []byte("responses")
-
 // ResponseRetention is how long a response's ownership is remembered:
 // OpenAI keeps stored responses for 30 days.
 const ResponseRetention = 30 * 24 * time.Hour

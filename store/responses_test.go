@@ -49,7 +49,7 @@ func TestResponseOwnership(t *testing.T) {
 	count := func() int {
 		n := 0
 		s.db.View(func(tx *bolt.Tx) error {
-			return tx.Bucket(bucketResponses).ForEach(func(k, _ []byte) error {
+			return tx.Bucket(bucketResponses.name).ForEach(func(k, _ []byte) error {
 				if k[0] != 0 {
 					n++
 				}

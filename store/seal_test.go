@@ -122,7 +122,7 @@ func sealedRecordOf(t *testing.T, path, account, provider string) sealedRecord {
 	defer db.Close()
 	var r sealedRecord
 	err = db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketBYOK).Get([]byte(account + "\x00" + provider))
+		v := tx.Bucket(bucketBYOK.name).Get([]byte(account + "\x00" + provider))
 		if v == nil {
 			return errors.New("no sealed record")
 		}

@@ -328,8 +328,10 @@ const pruneScanMax = 10000
 // behind a scan of every session.
 func (s *Store) PruneSessions(idle, absolute time.Duration) (int, error) {
 	batch := 200
-	if s.fleet != nil {
-		batch = 40 // each may rewrite a person's index too: within etcd's 128 operations
+	if m := s.kv.maxOps(); m > 0 {
+		// Each may rewrite a person's index too, and each write is
+		// compared: 40 within etcd's default 128 operations.
+		batch = max(1, min(batch, m/3-2))
 	}
 	total := 0
 	for {

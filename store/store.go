@@ -1,6 +1,3 @@
-// Package store persists Agent Router's accounts, API keys, sealed BYOK
-// credentials and request log in one bbolt file, and keeps the immutable
-// in-memory snapshot that the request hot path reads. It does not import Caddy.
 package store
 
 import (
@@ -15,28 +12,12 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
-)
-
-// Bucket names.
-var (
-	bucketMeta     = []byte("meta")
-	bucketAccounts = []byte("accounts")
-	bucketKeys     = []byte("keys")    // sha256(key) -> keyRecord
-	bucketKeyIDs   = []byte("key_ids") // key id -> sha256(key)
-	bucketBYOK     = []byte("byok")    // account \x00 provider -> sealedRecord
-	bucketVersions = []byte("byok_versions")
-	bucketLastUsed = []byte("last_used")
-	bucketLogs     = []byte("logs")
-	bucketHealth   = []byte("byok_health")   // account \x00 provider -> healthRecord
-	bucketPolicies = []byte("byok_policies") // account \x00 provider -> Policy
-	bucketUsage    = []byte("usage")         // hour + dimensions -> UsageCounters (usage.go)
 )
 
 // Errors callers can test for with errors.Is.
@@ -61,9 +42,9 @@ type Options struct {
 	// LogFlushInterval is how often queued request-log records are written.
 	// Default: 250ms.
 	LogFlushInterval time.Duration
-	// UsageFlushInterval is how often the in-memory usage rollups are
-	// merged into bbolt; a crash loses at most this much usage. Close (and
-	// FlushLog) always merge them. Default: 10s.
+	// UsageFlushInterval is how often the in-memory usage rollups and
+	// "last used" clocks are merged into bbolt; a crash loses at most this
+	// much of them. Close (and FlushLog) always merge them. Default: 10s.
 	UsageFlushInterval time.Duration
 	// UsageRetention bounds the usage rollups by age. Default: 2160h (90
 	// days).
@@ -75,27 +56,30 @@ type Options struct {
 	OldMasterKeys [][]byte
 }
 
-// Store is the persistent state of one bbolt file. It is safe for concurrent
-// use. Writes are serialised; reads on the hot path go to Snapshot().
+// Store is the persistent state: shared records behind the KV seam (one
+// bbolt file, or etcd in fleet mode), per-instance records in the local
+// bbolt file, and the snapshot the request path reads. It is safe for
+// concurrent use. Writes are serialised per backend; reads on the hot path
+// go to Snapshot().
 type Store struct {
 	db *bolt.DB // the local file: request log, usage, clocks (and, single-node, everything)
 	// kv holds the shared records: boltKV over db, or the etcd fleet backend.
 	kv     kvBackend
-	fleet  *fleetKV // nil in single-node mode
 	path   string
 	sealer *sealer
 
-	wmu       sync.Mutex // serialises write+rebuild so snapshots are swapped in commit order
-	rebuildMu sync.Mutex // serialises snapshot rebuilds (the fleet watcher rebuilds too)
-	snap      atomic.Pointer[Snapshot]
+	// snapMu serialises snapshot changes: the first load and every
+	// committed change (snapshot.go).
+	snapMu sync.Mutex
+	snap   atomic.Pointer[Snapshot]
+	// unopenable holds the sealed credentials none of this instance's
+	// master keys opens (fleet mode: a master-key rotation in progress).
+	unopenable map[credKey]struct{}
+	snapStats  snapStats
 
-	// lastUsed holds the in-memory "last used" clocks of keys and credentials,
-	// shared by every snapshot and persisted by the log writer.
-	lastUsedMu sync.Mutex
-	lastUsed   map[string]*atomic.Int64
-	// savedClocks are the clock values last written to bbolt. Only the log
-	// writer goroutine (persistClocks) touches it after Open.
-	savedClocks map[string]int64
+	// clocks are the in-memory "last used" clocks of keys and credentials,
+	// shared by every snapshot and persisted by the log writer (clocks.go).
+	clocks clockSet
 
 	log *logWriter
 
@@ -111,21 +95,11 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = s.kv.update(func(tx kvTx) error {
-		if err := s.checkMasterKey(tx); err != nil {
-			return err
-		}
-		if _, err := s.resealOld(tx, 0); err != nil {
-			return err
-		}
-		_, err := s.resealUsageReaders(tx, 0)
-		return err
-	})
+	s.kv = &boltKV{db: s.db}
+	err = s.prepare()
 	if err == nil {
-		err = s.migrateUsers(1000)
-	}
-	if err == nil {
-		err = s.rebuild()
+		s.kv.setApply(s.applyChanges)
+		err = s.loadSnapshot(true)
 	}
 	if err != nil {
 		s.db.Close()
@@ -133,6 +107,50 @@ func Open(path string, masterKey []byte, opts Options) (*Store, error) {
 	}
 	s.log = startLogWriter(s, opts)
 	return s, nil
+}
+
+// prepare brings the shared records up to date before the snapshot is
+// loaded: it checks the master key, re-seals records sealed under an old
+// one, and migrates older schemas in place (console people, the API-key
+// index). Each step is idempotent and, under a backend that bounds its
+// transactions (etcd), runs in small batches: several fleet instances may
+// run it at once.
+func (s *Store) prepare() error {
+	if err := s.kv.update(s.checkMasterKey); err != nil {
+		return err
+	}
+	reseal, users, keys := 0, 1000, 10000
+	if s.kv.maxOps() > 0 {
+		reseal, users, keys = 50, 40, 40
+	}
+	// Without old master keys there is nothing to re-seal (a record under
+	// another key does not open: the snapshot's load says so), and no need
+	// to read every sealed record at each start.
+	for len(s.sealer.aeads) > 1 {
+		var n int
+		if err := s.kv.update(func(tx kvTx) (err error) { n, err = s.resealOld(tx, reseal); return err }); err != nil {
+			return fmt.Errorf("re-sealing under the current master key: %w", err)
+		}
+		if reseal == 0 || n < reseal {
+			break
+		}
+	}
+	for len(s.sealer.aeads) > 1 {
+		var n int
+		if err := s.kv.update(func(tx kvTx) (err error) { n, err = s.resealUsageReaders(tx, reseal); return err }); err != nil {
+			return fmt.Errorf("re-sealing usage readers under the current master key: %w", err)
+		}
+		if reseal == 0 || n < reseal {
+			break
+		}
+	}
+	if err := s.migrateUsers(users); err != nil {
+		return fmt.Errorf("migrating console users: %w", err)
+	}
+	if err := s.migrateKeyIndex(keys); err != nil {
+		return fmt.Errorf("indexing API keys by account: %w", err)
+	}
+	return nil
 }
 
 // openLocal opens the bbolt file, creates its buckets and loads the "last
@@ -160,11 +178,14 @@ func openLocal(path string, masterKey []byte, opts Options) (*Store, error) {
 	// bbolt creates the file with the given mode, but an existing file keeps
 	// whatever it had: tighten it.
 	_ = os.Chmod(path, 0o600)
-	s := &Store{db: db, kv: boltKV{db}, path: path, sealer: sl, lastUsed: make(map[string]*atomic.Int64), savedClocks: make(map[string]int64)}
+	s := &Store{db: db, path: path, sealer: sl, unopenable: make(map[credKey]struct{})}
 	s.prune.last = time.Now() // the first background prune comes pruneEvery after opening
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+		for _, b := range schema {
+			if !b.inFile() {
+				continue
+			}
+			if _, err := tx.CreateBucketIfNotExists(b.name); err != nil {
 				return err
 			}
 		}
@@ -175,25 +196,6 @@ func openLocal(path string, masterKey []byte, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("loading store %s: %w", path, err)
 	}
 	return s, nil
-}
-
-// allBuckets are the buckets of the bbolt file (in fleet mode, the shared
-// ones are empty there and live in etcd).
-var allBuckets = [][]byte{bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketBYOK, bucketVersions, bucketLastUsed, bucketLogs, bucketHealth, bucketPolicies, bucketUsage,
-	bucketUsers, bucketEmails, bucketTokens, bucketSessions, bucketResponses, bucketPeople, bucketPersonSessions, bucketThrottle,
-	bucketCredUsage, bucketUsageReaders, bucketLedger, bucketKeyNotes, bucketRuns, bucketAccepted}
-
-// loadClocks reads the persisted "last used" clocks.
-func (s *Store) loadClocks(tx *bolt.Tx) error {
-	return tx.Bucket(bucketLastUsed).ForEach(func(k, v []byte) error {
-		if len(v) == 8 {
-			c := new(atomic.Int64)
-			c.Store(int64(binary.BigEndian.Uint64(v)))
-			s.lastUsed[string(k)] = c
-			s.savedClocks[string(k)] = c.Load()
-		}
-		return nil
-	})
 }
 
 // Path returns the file the store was opened from.
@@ -218,9 +220,7 @@ func (s *Store) Close() error {
 	s.stopPrune()
 	s.log.stop()
 	s.healthWG.Wait() // health marks still being written
-	if s.fleet != nil {
-		s.fleet.close()
-	}
+	s.kv.close()
 	return s.db.Close()
 }
 
@@ -295,19 +295,7 @@ type sealedRecord struct {
 	UpdatedAt   time.Time `json:"updated_at"`
 }
 
-// --- snapshot ---
-
-// Snapshot is an immutable view of everything the request path needs. It is
-// replaced, never modified, after each committed write.
-type Snapshot struct {
-	keys     map[[32]byte]*KeyEntry
-	keyIDs   map[string]*KeyEntry
-	accounts map[string]struct{}
-	creds    map[credKey]*Secret
-	policies map[credKey]Policy
-}
-
-type credKey struct{ account, provider string }
+// --- snapshot entries ---
 
 // KeyEntry is an authenticated API key.
 type KeyEntry struct {
@@ -315,11 +303,11 @@ type KeyEntry struct {
 	AccountID string
 	// Profile is the routing profile the key is bound to, "" for none.
 	Profile  string
-	lastUsed *atomic.Int64
+	lastUsed *clock
 }
 
 // Touch records that the key was used at t (nanoseconds since the epoch).
-func (k *KeyEntry) Touch(unixNano int64) { storeMax(k.lastUsed, unixNano) }
+func (k *KeyEntry) Touch(unixNano int64) { storeMax(&k.lastUsed.Int64, unixNano) }
 
 // Secret is an opened BYOK credential. Its key is unexported and its String
 // form is redacted, so printing or JSON-encoding a Secret cannot leak it.
@@ -330,7 +318,7 @@ type Secret struct {
 	Fingerprint string
 	Extras      Extras
 	key         string
-	lastUsed    *atomic.Int64
+	lastUsed    *clock
 	health      *health
 }
 
@@ -338,7 +326,7 @@ type Secret struct {
 func (c *Secret) Key() string { return c.key }
 
 // Touch records that the credential was used.
-func (c *Secret) Touch(unixNano int64) { storeMax(c.lastUsed, unixNano) }
+func (c *Secret) Touch(unixNano int64) { storeMax(&c.lastUsed.Int64, unixNano) }
 
 // String redacts the secret. It has a value receiver so that a Secret
 // printed by value (or inside a struct that holds one by value) is redacted
@@ -350,187 +338,6 @@ func (c Secret) String() string {
 // GoString redacts the secret in %#v.
 func (c Secret) GoString() string { return c.String() }
 
-func storeMax(c *atomic.Int64, v int64) {
-	for {
-		old := c.Load()
-		if v <= old || c.CompareAndSwap(old, v) {
-			return
-		}
-	}
-}
-
-// Snapshot returns the current immutable snapshot.
-func (s *Store) Snapshot() *Snapshot { return s.snap.Load() }
-
-// HashAPIKey returns the SHA-256 of a presented API key.
-func HashAPIKey(key string) [32]byte {
-	// Copy through a stack buffer: []byte(key) would allocate on every
-	// request (keys are 46 bytes).
-	var buf [96]byte
-	if len(key) <= len(buf) {
-		return sha256.Sum256(append(buf[:0], key...))
-	}
-	return sha256.Sum256([]byte(key))
-}
-
-// LookupKey finds the API key whose SHA-256 is hash.
-func (sn *Snapshot) LookupKey(hash [32]byte) (*KeyEntry, bool) {
-	e, ok := sn.keys[hash]
-	return e, ok
-}
-
-// KeyByID finds an API key by its id (key_...), for callers that act for an
-// account without presenting the key (the console's playground).
-func (sn *Snapshot) KeyByID(id string) (*KeyEntry, bool) {
-	e, ok := sn.keyIDs[id]
-	return e, ok
-}
-
-// HasAccount reports whether the account exists.
-func (sn *Snapshot) HasAccount(id string) bool {
-	_, ok := sn.accounts[id]
-	return ok
-}
-
-// Credential returns the account's BYOK credential for provider, or nil.
-func (sn *Snapshot) Credential(account, provider string) *Secret {
-	return sn.creds[credKey{account, provider}]
-}
-
-func (s *Store) clock(id string) *atomic.Int64 {
-	s.lastUsedMu.Lock()
-	defer s.lastUsedMu.Unlock()
-	c, ok := s.lastUsed[id]
-	if !ok {
-		c = new(atomic.Int64)
-		s.lastUsed[id] = c
-	}
-	return c
-}
-
-func (s *Store) lastUsedAt(id string) *time.Time {
-	s.lastUsedMu.Lock()
-	c := s.lastUsed[id]
-	s.lastUsedMu.Unlock()
-	if c == nil || c.Load() == 0 {
-		return nil
-	}
-	t := time.Unix(0, c.Load()).UTC()
-	return &t
-}
-
-// forgetClocks drops "last used" clocks of deleted keys and credentials, in
-// memory and in tx, so a re-created credential does not inherit them.
-func (s *Store) forgetClocks(tx kvTx, ids ...string) error {
-	s.lastUsedMu.Lock()
-	for _, id := range ids {
-		delete(s.lastUsed, id)
-		delete(s.savedClocks, id)
-	}
-	s.lastUsedMu.Unlock()
-	b := tx.Bucket(bucketLastUsed)
-	for _, id := range ids {
-		if err := b.Delete([]byte(id)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func keyClockID(keyID string) string              { return "key\x00" + keyID }
-func credClockID(account, provider string) string { return "byok\x00" + account + "\x00" + provider }
-
-// rebuild reads the committed state and swaps in a new snapshot. Callers hold
-// wmu (or are in Open).
-func (s *Store) rebuild() error {
-	s.rebuildMu.Lock()
-	defer s.rebuildMu.Unlock()
-	sn := &Snapshot{keys: make(map[[32]byte]*KeyEntry), keyIDs: make(map[string]*KeyEntry), accounts: make(map[string]struct{}),
-		creds: make(map[credKey]*Secret), policies: make(map[credKey]Policy)}
-	var unopenable int64
-	var opened map[credKey]openedSecret
-	if s.fleet != nil {
-		opened = make(map[credKey]openedSecret)
-	}
-	err := s.kv.view(func(tx kvTx) error {
-		if err := tx.Bucket(bucketAccounts).ForEach(func(k, _ []byte) error {
-			sn.accounts[string(k)] = struct{}{}
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketKeys).ForEach(func(k, v []byte) error {
-			var r keyRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			var h [32]byte
-			copy(h[:], k)
-			e := &KeyEntry{KeyID: r.ID, AccountID: r.AccountID, Profile: r.Profile, lastUsed: s.clock(keyClockID(r.ID))}
-			sn.keys[h], sn.keyIDs[r.ID] = e, e
-			return nil
-		}); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketBYOK).ForEach(func(k, v []byte) error {
-			account, provider, ok := bytes.Cut(k, []byte{0})
-			if !ok {
-				return nil
-			}
-			var r sealedRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			ck := credKey{string(account), string(provider)}
-			var pt []byte
-			var err error
-			if s.fleet != nil {
-				// Fleet mode rebuilds on every watch burst: open only
-				// what changed.
-				pt, err = s.fleet.open(s.sealer, ck, &r, opened)
-			} else {
-				pt, err = s.sealer.open(r.MasterKeyID, string(account), string(provider), r.Nonce, r.Ciphertext)
-			}
-			if err != nil && s.fleet != nil {
-				// Another instance sealed it under a key this one does
-				// not have (a master-key rotation in progress): serve
-				// the rest, and say so in the fleet status.
-				unopenable++
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			sn.creds[ck] = &Secret{
-				AccountID: ck.account, Provider: ck.provider, Version: r.Version,
-				Fingerprint: r.Fingerprint, Extras: r.Extras, key: string(pt),
-				lastUsed: s.clock(credClockID(ck.account, ck.provider)),
-				health:   s.healthOf(tx, ck, r.Version),
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketPolicies).ForEach(func(k, v []byte) error {
-			account, provider, ok := bytes.Cut(k, []byte{0})
-			var p Policy
-			if ok && json.Unmarshal(v, &p) == nil {
-				sn.policies[credKey{string(account), string(provider)}] = p
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	if s.fleet != nil {
-		s.fleet.unopenable.Store(unopenable)
-		s.fleet.opened = opened
-	}
-	s.snap.Store(sn)
-	return nil
-}
-
 // ErrWrongMasterKey means the store was set up under another master key.
 var ErrWrongMasterKey = errors.New("wrong master key")
 
@@ -540,22 +347,14 @@ var ErrWrongMasterKey = errors.New("wrong master key")
 // credentials under a key the old ones do not open with.
 func (s *Store) checkMasterKey(tx kvTx) error {
 	meta := tx.Bucket(bucketMeta)
-	if s.fleet != nil {
-		// The sealed canary says it best: every instance needs the
-		// fleet's key.
-		if err := s.checkCanary(tx); err != nil {
-			return err
-		}
-	}
-	if recorded := meta.Get([]byte("master_key_id")); recorded != nil {
+	recorded := meta.Get([]byte("master_key_id"))
+	if recorded != nil {
 		if _, ok := s.sealer.aeads[string(recorded)]; !ok {
 			return fmt.Errorf("%w: the store was sealed under master key id %s, but the configured key has id %s", ErrWrongMasterKey, recorded, s.sealer.current)
 		}
 	}
-	if s.fleet != nil {
-		if string(meta.Get([]byte("master_key_id"))) == s.sealer.current {
-			return nil // no write: every instance opening would touch etcd
-		}
+	if string(recorded) == s.sealer.current {
+		return nil // no write: in fleet mode every instance opening would touch etcd
 	}
 	return meta.Put([]byte("master_key_id"), []byte(s.sealer.current))
 }
@@ -613,16 +412,9 @@ func (s *Store) resealOld(tx kvTx, max int) (int, error) {
 	return len(updates), nil
 }
 
-// update commits fn and then swaps the snapshot, so the change is visible to
-// every request that starts after update returns.
-func (s *Store) update(fn func(tx kvTx) error) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if err := s.kv.update(fn); err != nil {
-		return err
-	}
-	return s.rebuild()
-}
+// update commits fn; the snapshot holds the change when it returns, so it is
+// visible to every request that starts after.
+func (s *Store) update(fn func(tx kvTx) error) error { return s.kv.update(fn) }
 
 // --- accounts ---
 
@@ -683,12 +475,14 @@ func (s *Store) Accounts() ([]Account, error) {
 
 // DeleteAccount removes an account with its API keys and BYOK credentials,
 // with immediate effect. Its request-log records stay until retention drops
-// them.
+// them. It costs what the account holds, not what the store holds: the
+// account's keys are found through key_index.
 func (s *Store) DeleteAccount(id string) error {
-	if s.fleet != nil {
+	if s.kv.maxOps() > 0 {
 		// Members who are in other accounts too are rewritten, not only
-		// deleted, which one etcd transaction cannot do for a large
-		// account: remove the memberships one transaction each first.
+		// deleted, which one bounded transaction (etcd) cannot do for a
+		// large account: remove the memberships one transaction each
+		// first. (Deletes alone are committed in chunks.)
 		if err := s.removeAccountMembers(id); err != nil {
 			return err
 		}
@@ -700,33 +494,13 @@ func (s *Store) DeleteAccount(id string) error {
 		if err := tx.Bucket(bucketAccounts).Delete([]byte(id)); err != nil {
 			return err
 		}
-		keys, ids := tx.Bucket(bucketKeys), tx.Bucket(bucketKeyIDs)
-		var doomed [][]byte
-		var clocks []string
-		if err := keys.ForEach(func(k, v []byte) error {
-			var r keyRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			if r.AccountID == id {
-				doomed = append(doomed, append([]byte(nil), k...))
-				clocks = append(clocks, keyClockID(r.ID))
-				if err := ids.Delete([]byte(r.ID)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
+		prefix := []byte(id + "\x00")
+		clocks, err := deleteAccountKeys(tx, prefix)
+		if err != nil {
 			return err
 		}
-		for _, k := range doomed {
-			if err := keys.Delete(k); err != nil {
-				return err
-			}
-		}
 		byok := tx.Bucket(bucketBYOK)
-		prefix := []byte(id + "\x00")
-		doomed = doomed[:0]
+		var doomed [][]byte
 		c := byok.Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			doomed = append(doomed, append([]byte(nil), k...))
@@ -737,7 +511,7 @@ func (s *Store) DeleteAccount(id string) error {
 				return err
 			}
 		}
-		for _, b := range [][]byte{bucketHealth, bucketPolicies} {
+		for _, b := range []*bucket{bucketHealth, bucketPolicies} {
 			if err := deletePrefix(tx.Bucket(b), prefix); err != nil {
 				return err
 			}
@@ -750,6 +524,43 @@ func (s *Store) DeleteAccount(id string) error {
 		}
 		return s.forgetClocks(tx, clocks...)
 	})
+}
+
+// deleteAccountKeys deletes the API keys key_index lists under prefix
+// (account \x00), and returns their clock ids.
+func deleteAccountKeys(tx kvTx, prefix []byte) ([]string, error) {
+	idx, keys, ids := tx.Bucket(bucketKeyIndex), tx.Bucket(bucketKeys), tx.Bucket(bucketKeyIDs)
+	type entry struct{ ik, hash []byte }
+	var doomed []entry
+	c := idx.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		doomed = append(doomed, entry{bytes.Clone(k), bytes.Clone(v)})
+	}
+	var clocks []string
+	for _, d := range doomed {
+		if err := idx.Delete(d.ik); err != nil {
+			return nil, err
+		}
+		v := keys.Get(d.hash)
+		if v == nil {
+			continue
+		}
+		var r keyRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return nil, err
+		}
+		if r.AccountID+"\x00" != string(prefix) {
+			continue // not this account's (an index entry gone stale): keep the key
+		}
+		if err := keys.Delete(d.hash); err != nil {
+			return nil, err
+		}
+		if err := ids.Delete([]byte(r.ID)); err != nil {
+			return nil, err
+		}
+		clocks = append(clocks, keyClockID(r.ID))
+	}
+	return clocks, nil
 }
 
 // --- API keys ---
@@ -785,10 +596,7 @@ func (s *Store) CreateAPIKeyWithProfile(account, name, profile string) (plaintex
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}
-		if err := tx.Bucket(bucketKeyIDs).Put([]byte(rec.ID), hash[:]); err != nil {
-			return err
-		}
-		return putJSON(tx.Bucket(bucketKeys), hash[:], rec)
+		return putKey(tx, hash, rec)
 	})
 	if err != nil {
 		return "", APIKey{}, err
@@ -853,6 +661,27 @@ func (s *Store) SetAPIKeyProfile(account, keyID, profile string) (APIKey, error)
 	return s.apiKey(rec), nil
 }
 
+// putKey stores a new API key: its record, its id and its index entry.
+func putKey(tx kvTx, hash [32]byte, rec keyRecord) error {
+	if err := tx.Bucket(bucketKeyIDs).Put([]byte(rec.ID), hash[:]); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketKeyIndex).Put(keyIndexKey(rec.AccountID, rec.CreatedAt, rec.ID), hash[:]); err != nil {
+		return err
+	}
+	return putJSON(tx.Bucket(bucketKeys), hash[:], rec)
+}
+
+// keyIndexKey is an API key's key_index key: account \x00, its creation
+// time (8 bytes big-endian unix nanoseconds), its id. An account's keys sort
+// oldest first.
+func keyIndexKey(account string, created time.Time, id string) []byte {
+	k := make([]byte, 0, len(account)+1+8+len(id))
+	k = append(append(k, account...), 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(created.UnixNano()))
+	return append(k, id...)
+}
+
 // APIKeys lists an account's API keys, oldest first.
 func (s *Store) APIKeys(account string) ([]APIKey, error) {
 	out := []APIKey{}
@@ -860,24 +689,32 @@ func (s *Store) APIKeys(account string) ([]APIKey, error) {
 		if tx.Bucket(bucketAccounts).Get([]byte(account)) == nil {
 			return fmt.Errorf("account %q: %w", account, ErrNotFound)
 		}
-		return tx.Bucket(bucketKeys).ForEach(func(_, v []byte) error {
-			var r keyRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return err
-			}
-			if r.AccountID == account {
-				out = append(out, s.apiKey(r))
-			}
-			return nil
+		return s.eachKey(tx, account, func(r keyRecord) {
+			out = append(out, s.apiKey(r))
 		})
 	})
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
-			return out[i].CreatedAt.Before(out[j].CreatedAt)
-		}
-		return out[i].ID < out[j].ID
-	})
 	return out, err
+}
+
+// eachKey calls fn with the account's API keys, oldest first.
+func (s *Store) eachKey(tx kvTx, account string, fn func(r keyRecord)) error {
+	prefix := []byte(account + "\x00")
+	keys := tx.Bucket(bucketKeys)
+	c := tx.Bucket(bucketKeyIndex).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		rv := keys.Get(v)
+		if rv == nil {
+			continue
+		}
+		var r keyRecord
+		if err := json.Unmarshal(rv, &r); err != nil {
+			return err
+		}
+		if r.AccountID == account {
+			fn(r)
+		}
+	}
+	return nil
 }
 
 // RevokeAPIKey deletes an account's API key; requests that start after it
@@ -897,6 +734,9 @@ func (s *Store) RevokeAPIKey(account, keyID string) error {
 			return fmt.Errorf("api key %q: %w", keyID, ErrNotFound)
 		}
 		if err := tx.Bucket(bucketKeys).Delete(hash); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketKeyIndex).Delete(keyIndexKey(r.AccountID, r.CreatedAt, r.ID)); err != nil {
 			return err
 		}
 		if err := ids.Delete([]byte(keyID)); err != nil {

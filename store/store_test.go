@@ -626,7 +626,7 @@ func persistedClock(t *testing.T, s *Store, id string) int64 {
 	t.Helper()
 	var v int64
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketLastUsed).Get([]byte(id)); len(b) == 8 {
+		if b := tx.Bucket(bucketLastUsed.name).Get([]byte(id)); len(b) == 8 {
 			v = int64(binary.BigEndian.Uint64(b))
 		}
 		return nil
@@ -690,9 +690,9 @@ func TestDeletedCredentialDoesNotInheritLastUsed(t *testing.T) {
 	if err := s.DeleteAccount("acme"); err != nil {
 		t.Fatal(err)
 	}
-	s.lastUsedMu.Lock()
-	n := len(s.lastUsed)
-	s.lastUsedMu.Unlock()
+	s.clocks.mu.Lock()
+	n := len(s.clocks.byID)
+	s.clocks.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d clocks survive the account's deletion", n)
 	}
@@ -799,7 +799,7 @@ func TestPersistClocksAfterForget(t *testing.T) {
 		forgotten <- s.db.Update(func(tx *bolt.Tx) error {
 			close(started)
 			<-release
-			return s.forgetClocks(boltTx{tx}, id)
+			return s.forgetClocks(boltTx{tx: tx}, id)
 		})
 	}()
 	<-started
@@ -813,7 +813,7 @@ func TestPersistClocksAfterForget(t *testing.T) {
 	}
 	<-persisted
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketLastUsed).Get([]byte(id)); v != nil {
+		if v := tx.Bucket(bucketLastUsed.name).Get([]byte(id)); v != nil {
 			t.Errorf("the deleted credential's clock was written back")
 		}
 		return nil

@@ -36,8 +36,6 @@ import (
 // Records are keyed by SHA-256 of the address and the email, never the
 // values themselves, and are pruned once they no longer matter.
 
-var bucketThrottle = []byte("signin_throttle")
-
 // Throttle limits.
 const (
 	ThrottleWindow      = 15 * time.Minute

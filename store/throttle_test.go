@@ -187,7 +187,7 @@ func TestFleetThrottleShared(t *testing.T) {
 		t.Fatal("a new instance started with fresh attempts")
 	}
 	var n int
-	c3.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketThrottle).Stats().KeyN; return nil })
+	c3.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketThrottle.name).Stats().KeyN; return nil })
 	if n != 0 {
 		t.Fatalf("%d throttle records in the instance's own file; they belong in etcd", n)
 	}

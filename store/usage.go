@@ -265,7 +265,7 @@ func (s *Store) flushUsage() {
 	// bbolt inserts in key order fastest.
 	slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.k, b.k) })
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketUsage)
+		b := tx.Bucket(bucketUsage.name)
 		b.FillPercent = logFillPercent // keys start with the hour: appends
 		for _, r := range rows {
 			sum := *r.c
@@ -292,7 +292,7 @@ func (s *Store) pruneUsage(retention time.Duration) {
 	s.pruneCredentialUsage(retention)
 	cutoff := hourOf(now().Add(-retention).Unix())
 	_ = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketUsage)
+		b := tx.Bucket(bucketUsage.name)
 		var doomed [][]byte // collected first: see pruneLogs
 		c := b.Cursor()
 		for k, _ := c.First(); k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < cutoff; k, _ = c.Next() {
@@ -453,7 +453,7 @@ func (s *Store) Usage(q UsageQuery) (UsageResult, error) {
 	for _, r := range rows {
 		agg.add(r.d, &r.c)
 	}
-	c := tx.Bucket(bucketUsage).Cursor()
+	c := tx.Bucket(bucketUsage.name).Cursor()
 	visit := func(k, v []byte) error {
 		d, ok := parseUsageKey(k)
 		if !ok || !match(d) {

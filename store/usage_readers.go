@@ -18,9 +18,8 @@ import (
 // back — does not open. Never in the snapshot the request path reads: only
 // a reconciliation run and the Test button open one (OpenUsageReader).
 
-// bucketUsageReaders: account \x00 provider -> readerRecord (account "" is
-// the platform's).
-var bucketUsageReaders = []byte("usage_readers")
+var bucketUsageReaders = &bucket{name: []byte("usage_readers"), scope: shared, migrate: true,
+	doc: "account \\x00 provider -> readerRecord: a sealed usage-reader (admin) key; account \"\" is the platform's"}
 
 // UsageReader describes a stored usage-reader key without its secret.
 type UsageReader struct {

@@ -308,7 +308,7 @@ func TestUsageQueryErrors(t *testing.T) {
 func usageRows(t *testing.T, s *Store) int {
 	t.Helper()
 	n := 0
-	if err := s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketUsage).Stats().KeyN; return nil }); err != nil {
+	if err := s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketUsage.name).Stats().KeyN; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -36,16 +36,6 @@ import (
 // random 256-bit values; only their SHA-256 is stored, so a copy of the
 // store does not let anyone in.
 
-var (
-	bucketUsers    = []byte("users")       // account \x00 user id -> userRecord (a membership)
-	bucketEmails   = []byte("user_emails") // email -> person id
-	bucketPeople   = []byte("people")      // person id -> personRecord
-	bucketTokens   = []byte("user_tokens") // sha256(token) -> tokenRecord
-	bucketSessions = []byte("sessions")    // sha256(session id) -> Session
-	// bucketPersonSessions indexes sessions by person (sessions.go).
-	bucketPersonSessions = []byte("person_sessions") // person id -> sessionIndex
-)
-
 // Roles.
 const (
 	RoleOwner  = "owner"

@@ -213,7 +213,7 @@ func TestPruneSessions(t *testing.T) {
 		t.Fatalf("the fresh session went: %v", err)
 	}
 	var tokens int
-	s.db.View(func(tx *bolt.Tx) error { tokens = tx.Bucket(bucketTokens).Stats().KeyN; return nil })
+	s.db.View(func(tx *bolt.Tx) error { tokens = tx.Bucket(bucketTokens.name).Stats().KeyN; return nil })
 	if tokens != 0 {
 		t.Fatalf("%d expired tokens left", tokens)
 	}

@@ -38,17 +38,36 @@ type member struct {
 	etcd       *embed.Etcd
 	everServed bool
 	closing    chan struct{} // closed when a killed member's listeners are closed
+	limits     Limits
+}
+
+// Limits are etcd server limits a test may raise (zero: etcd's default).
+type Limits struct {
+	// MaxTxnOps is --max-txn-ops (default 128).
+	MaxTxnOps uint
+	// MaxRequestBytes is --max-request-bytes (default 1.5 MiB).
+	MaxRequestBytes uint
+	// QuotaBackendBytes is --quota-backend-bytes (default 2 GiB).
+	QuotaBackendBytes int64
+	// WarningApplyDuration is --warning-apply-duration (default 100ms):
+	// etcd logs a request that took longer to apply, formatting all of it
+	// first (seconds of CPU for large transactions).
+	WarningApplyDuration time.Duration
 }
 
 // Start starts an n-member cluster and waits until it serves; it is
 // stopped when the test ends.
-func Start(t testing.TB, n int) *Cluster {
+func Start(t testing.TB, n int) *Cluster { return StartWith(t, n, Limits{}) }
+
+// StartWith is Start with server limits (the scale benchmark loads a
+// large store in big transactions).
+func StartWith(t testing.TB, n int, lim Limits) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	var initial []string
 	urls := freeURLs(t, 3*n)
 	for i := 0; i < n; i++ {
-		m := &member{name: fmt.Sprintf("m%d", i), dir: t.TempDir(), client: urls[3*i], listen: urls[3*i+1], peer: urls[3*i+2]}
+		m := &member{name: fmt.Sprintf("m%d", i), dir: t.TempDir(), client: urls[3*i], listen: urls[3*i+1], peer: urls[3*i+2], limits: lim}
 		c.members = append(c.members, m)
 		initial = append(initial, m.name+"="+m.peer.String())
 	}
@@ -97,6 +116,18 @@ func (m *member) start() error {
 	// Compaction is driven by the tests (Compact); production sets
 	// --auto-compaction-retention.
 	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "revision", "0"
+	if m.limits.MaxTxnOps > 0 {
+		cfg.MaxTxnOps = m.limits.MaxTxnOps
+	}
+	if m.limits.MaxRequestBytes > 0 {
+		cfg.MaxRequestBytes = m.limits.MaxRequestBytes
+	}
+	if m.limits.QuotaBackendBytes > 0 {
+		cfg.QuotaBackendBytes = m.limits.QuotaBackendBytes
+	}
+	if m.limits.WarningApplyDuration > 0 {
+		cfg.WarningApplyDuration = m.limits.WarningApplyDuration
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return err

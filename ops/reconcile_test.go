@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -378,5 +379,65 @@ func TestUsageReaderChecks(t *testing.T) {
 	}
 	if err := e.o.DeleteUsageReader(recAccount, "openai"); ops.KindOf(err) != ops.NotFound {
 		t.Errorf("second delete: %v", err)
+	}
+}
+
+// TestReconcileProposalAccepted: a provider that bills 10 % below the list
+// price for three settled days gets a discount proposal; the owner accepts
+// it (kept in the store, shown as accepted), and the next run proposes
+// nothing more for a rate the accepted term explains.
+func TestReconcileProposalAccepted(t *testing.T) {
+	e := newRecEnv(t)
+	key := e.byokKey("openai", 1, providertest.AdminKey{})
+	e.reader("openai")
+	f := e.fakes["openai"]
+	f.SetPriceFactor("", 0.9)
+	fp := store.Fingerprint(key)
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	// Three settled days of traffic (the gateway's side written as its
+	// log writer would be given it; the provider's as the fake's own
+	// records), a day and more old.
+	for d := 4; d >= 2; d-- {
+		at := today.AddDate(0, 0, -d).Add(10 * time.Hour)
+		e.s.Record(&store.LogRecord{ID: fmt.Sprintf("%016x", at.UnixNano()), Time: at, AccountID: recAccount, Provider: "openai",
+			UpstreamModel: "gpt-4o-mini", CredentialSource: "byok", CredentialFingerprint: fp, Status: 200,
+			UsageRaw: []byte(`{"prompt_tokens":200000,"completion_tokens":50000}`)})
+		f.InjectUsage(key, providertest.UsageEvent{Time: at, Model: "gpt-4o-mini", Input: 200000, Output: 50000})
+	}
+	res := e.run(recAccount, "openai", 7)
+	if !res.OK || len(res.Proposals) != 1 || res.Proposals[0].Term.DiscountPercent != "10" {
+		t.Fatalf("proposals: %+v", res.Proposals)
+	}
+	for _, r := range e.ledger(recAccount, "openai") {
+		if r.Kind == reconcile.KindTokens && r.Status != reconcile.StatusMatch {
+			t.Fatalf("token row: %+v", r)
+		}
+	}
+	st, _ := e.o.UsageReader(recAccount, "openai")
+	if len(st.Proposals) != 1 || st.Proposals[0].AcceptedAt != nil {
+		t.Fatalf("slot proposals: %+v", st.Proposals)
+	}
+	id := st.Proposals[0].ID
+	if _, err := e.o.AcceptProposal(recAccount, "openai", "prop_nope", "owner@acme"); ops.KindOf(err) != ops.NotFound {
+		t.Fatalf("an unknown proposal: %v", err)
+	}
+	v, err := e.o.AcceptProposal(recAccount, "openai", id, "owner@acme")
+	if err != nil || v.AcceptedAt == nil || v.Term.DiscountPercent != "10" {
+		t.Fatalf("accept: %+v %v", v, err)
+	}
+	if _, err := e.o.AcceptProposal(recAccount, "openai", id, "owner@acme"); ops.KindOf(err) != ops.Conflict {
+		t.Fatalf("accepted twice: %v", err)
+	}
+	st, _ = e.o.UsageReader(recAccount, "openai")
+	if len(st.Proposals) != 1 || st.Proposals[0].AcceptedAt == nil {
+		t.Fatalf("slot after accepting: %+v", st.Proposals)
+	}
+	// The term takes effect from the next UTC midnight, never on the days
+	// already billed: the next run makes the same proposal, which shows
+	// as accepted, not as a new one to decide.
+	res = e.run(recAccount, "openai", 7)
+	st, _ = e.o.UsageReader(recAccount, "openai")
+	if len(res.Proposals) != 1 || ops.ProposalID(res.Proposals[0]) != id || st.Proposals[0].AcceptedAt == nil {
+		t.Fatalf("after accepting: %+v %+v", res.Proposals, st.Proposals)
 	}
 }

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -152,5 +155,39 @@ func TestElectionSingleNodeLeadsAtOnce(t *testing.T) {
 	}
 	if id, err := s.Leader(ctx, "reconcile"); err != nil || id != "" {
 		t.Fatalf("Leader single-node: %q %v", id, err)
+	}
+}
+
+// TestFleetReconcileRecordsShared: usage readers, the ledger and the key
+// notes are shared records: written on one instance, read on another; the
+// admin key is sealed in etcd's files too.
+func TestFleetReconcileRecordsShared(t *testing.T) {
+	c := etcdtest.Start(t, 3)
+	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, clientOf(t, c.Endpoint(1)), "b", masterKey(1))
+	mustAccount(t, a, "acme")
+	if _, err := a.PutUsageReader("acme", "openai", adminCanary, "sk-admin-…e4oI"); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	days := map[time.Time][]byte{}
+	for d := range 31 {
+		days[day.AddDate(0, 0, d)] = []byte(fmt.Sprintf(`[{"day":%d}]`, d))
+	}
+	if err := a.ReplaceLedgerDays("acme", "openai", day, day.AddDate(0, 0, 31), days); err != nil {
+		t.Fatalf("a 31-day ledger write in fleet mode: %v", err)
+	}
+	waitFor(t, 3*time.Second, "b sees the reader and the ledger", func() bool {
+		_, key, err := b.OpenUsageReader("acme", "openai")
+		got, _ := b.LedgerDays("acme", "openai", day, day.AddDate(0, 0, 31))
+		return err == nil && key == adminCanary && len(got) == 31
+	})
+	for i := 0; i < c.Size(); i++ {
+		filepath.WalkDir(c.DataDir(i), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && rawContains(t, p, "ADM1Ncanary") {
+				t.Errorf("plaintext admin key in etcd data file %s", p)
+			}
+			return nil
+		})
 	}
 }

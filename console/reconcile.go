@@ -299,6 +299,12 @@ var reconFuncs = template.FuncMap{
 		return "off"
 	},
 	"hour": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:00") },
+	"ptitle": func(provider string) string {
+		if p, ok := providerInfos[provider]; ok {
+			return p.Title
+		}
+		return provider
+	},
 	"day":  func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 }
 

@@ -97,7 +97,7 @@ func TestUsageReaderCardAndReconciliationPage(t *testing.T) {
 	}
 	body = post(owner, "/console/reconciliation/run", url.Values{"provider": {"openai"}, "days": {"3"}}, 200)
 	fp := store.Fingerprint(consoleBYOK)
-	if !strings.Contains(body, "Reconciled openai") || !strings.Contains(body, `data-alert="`+fp+`"`) ||
+	if !strings.Contains(body, "Reconciled OpenAI") || !strings.Contains(body, `data-alert="`+fp+`"`) ||
 		!strings.Contains(body, `data-status="out_of_band"`) || !strings.Contains(body, "42 tokens") {
 		t.Fatalf("after a check:\n%s", body)
 	}

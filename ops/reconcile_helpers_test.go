@@ -40,7 +40,7 @@ const (
 )
 
 type recEnv struct {
-	t      *testing.T
+	t      testing.TB
 	s      *store.Store
 	path   string
 	gw     *gateway.Gateway
@@ -55,7 +55,7 @@ type recEnv struct {
 	results []reconcile.Result
 }
 
-func newRecEnv(t *testing.T) *recEnv {
+func newRecEnv(t testing.TB) *recEnv {
 	t.Helper()
 	e := &recEnv{t: t, fakes: map[string]*providertest.AdminServer{"openai": providertest.NewOpenAIAdmin(), "anthropic": providertest.NewAnthropicAdmin()},
 		admin: map[string]string{"openai": openAIAdmin, "anthropic": anthropicAdmin}, byok: map[string]string{}}

@@ -305,7 +305,7 @@ var reconFuncs = template.FuncMap{
 		}
 		return provider
 	},
-	"day":  func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+	"day": func(t time.Time) string { return t.UTC().Format("2006-01-02") },
 }
 
 func init() {

@@ -62,6 +62,10 @@ type API struct {
 	// Profiles lists the routing profiles of the running config, for
 	// checking the profile an API key is bound to. nil: no profiles.
 	Profiles func() []string
+	// Reconcile returns the running config's reconciliation (admin
+	// readers, the platform's keys, tolerances). nil, or a nil result:
+	// usage readers can be managed, runs and tests answer 503.
+	Reconcile func() *ops.Reconciling
 
 	once sync.Once
 	mux  *http.ServeMux
@@ -92,6 +96,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.once.Do(a.buildMux)
 	c := &call{ops: &ops.Ops{Store: s, PlatformKey: a.PlatformKey, Egress: a.Egress, TestCredential: a.TestCredential, Profiles: a.Profiles}}
+	if a.Reconcile != nil {
+		c.ops.Reconcile = a.Reconcile()
+	}
 	r = r.WithContext(context.WithValue(r.Context(), callKey{}, c))
 	r.URL = u
 	a.mux.ServeHTTP(w, r)

@@ -40,6 +40,27 @@ var routes = []route{
 
 	{"GET", "accounts/{account}/chargeback", chargeback},
 
+	{"GET", "accounts/{account}/usage_readers", listUsageReaders},
+	{"GET", "accounts/{account}/usage_readers/{provider}", getUsageReader},
+	{"PUT", "accounts/{account}/usage_readers/{provider}", putUsageReader},
+	{"DELETE", "accounts/{account}/usage_readers/{provider}", deleteUsageReader},
+	{"POST", "accounts/{account}/usage_readers/{provider}/test", testUsageReader},
+	{"GET", "accounts/{account}/reconciliation", getReconciliation},
+	{"POST", "accounts/{account}/reconciliation/{provider}/run", runReconciliation},
+	{"PUT", "accounts/{account}/reconciliation/{provider}/keys", chooseProviderKey},
+	{"POST", "accounts/{account}/reconciliation/{provider}/proposals/{id}/accept", acceptProposal},
+
+	{"GET", "usage_readers", listUsageReaders},
+	{"GET", "usage_readers/{provider}", getUsageReader},
+	{"PUT", "usage_readers/{provider}", putUsageReader},
+	{"DELETE", "usage_readers/{provider}", deleteUsageReader},
+	{"POST", "usage_readers/{provider}/test", testUsageReader},
+	{"GET", "reconciliation", getReconciliation},
+	{"GET", "reconciliation/alerts", listAlerts},
+	{"POST", "reconciliation/{provider}/run", runReconciliation},
+	{"PUT", "reconciliation/{provider}/keys", chooseProviderKey},
+	{"POST", "reconciliation/{provider}/proposals/{id}/accept", acceptProposal},
+
 	{"GET", "providers", listProviders},
 	{"GET", "logs", listLogs},
 	{"GET", "logs/{id}", getLog},

@@ -57,6 +57,7 @@ var api = &admin.API{
 		return nil
 	},
 	TestCredential: testCredential,
+	Reconcile:      activeReconciling,
 	Profiles: func() []string {
 		if a := active.Load(); a != nil {
 			return a.profiles()

@@ -22,6 +22,7 @@ import (
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
@@ -92,6 +93,14 @@ type App struct {
 	// http the account's key would travel in clear text.
 	BYOKAllowHTTP bool `json:"byok_allow_http,omitempty"`
 
+	// Reconcile sets up the hourly check of the gateway's counts against
+	// the providers' own usage and cost records (ReconcileConfig). On by
+	// default; it runs only for accounts with a usage-reader key.
+	Reconcile *ReconcileConfig `json:"reconcile,omitempty"`
+
+	reconciling    *ops.Reconciling // nil when reconciliation is off (reconcile.go)
+	reconcileEvery time.Duration
+
 	egress  *egress.Policy
 	store   *store.Store
 	poolKey string
@@ -161,6 +170,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("agent_router: %v", err)
 	}
 	a.egress = pol
+	if err := a.provisionReconcile(repl); err != nil {
+		return fmt.Errorf("agent_router: %v", err)
+	}
+	if err := registerReconcileMetrics(ctx); err != nil {
+		return err
+	}
 
 	path := repl.ReplaceAll(a.Store, "")
 	if path == "" {
@@ -253,7 +268,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("agent_router: %v", err)
 		}
 	}
-	return nil
+	return a.startReconcile()
 }
 
 // Start publishes the config's price book (a new price version when its
@@ -287,6 +302,7 @@ func (a *App) Cleanup() error {
 	if a.poolKey == "" {
 		return nil
 	}
+	a.stopReconcile() // before the store: the last config's stop ends the schedule
 	_, err := stores.Delete(a.poolKey)
 	a.poolKey, a.store = "", nil
 	return err

@@ -524,6 +524,10 @@ func (pc *ProviderConfig) unmarshal(d *caddyfile.Dispenser, name string) error {
 //			usage_retention      <duration>  # default 2160h
 //			byok_allow_hosts <host|ip|cidr>...  # repeatable; private BYOK base URLs allowed
 //			byok_allow_http                     # accept http:// BYOK base URLs
+//			reconcile off | {                   # the providers' usage records against ours (see unmarshalReconcile)
+//				interval 1h
+//				days     3
+//			}
 //		}
 //	}
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
@@ -580,6 +584,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.BYOKAllowHTTP = true
+			continue
+		case "reconcile":
+			if a.Reconcile != nil {
+				return d.Err("reconcile is given twice")
+			}
+			rc, err := unmarshalReconcile(d)
+			if err != nil {
+				return err
+			}
+			a.Reconcile = rc
 			continue
 		case "master_key", "old_master_key", "log_max_records", "log_max_age", "usage_flush_interval", "usage_retention":
 		default:

@@ -66,6 +66,7 @@ func (h *Handler) provisionConsole() error {
 		SessionIdle: time.Duration(h.Console.SessionIdle),
 		SessionMax:  time.Duration(h.Console.SessionMax),
 		InviteTTL:   time.Duration(h.Console.InviteTTL),
+		Reconcile:   app.reconciling,
 		Logger:      h.logger.Named("console"),
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/reconcile"
 )
 
 // providerInfo is how the console presents a provider.
@@ -51,6 +52,14 @@ type byokData struct {
 	// contract form's refusal.
 	Terms         []termView
 	ContractError string
+	// Reader is the open provider's usage-reader card (reconcile.go), nil
+	// for a provider without one; ReaderError and ReaderTest are its
+	// form's answer. Alerts are the standing out-of-band alerts by
+	// provider, for the cards.
+	Reader      *readerCard
+	ReaderError string
+	ReaderTest  *ops.ReaderTestOutcome
+	Alerts      map[string][]reconcile.Alert
 }
 
 func (h *Handler) cards(account, open string) ([]card, error) {
@@ -88,6 +97,10 @@ func noticeText(code string) string {
 		return "Policy saved."
 	case "contract":
 		return "Contract terms saved. They price the requests that start from their date on."
+	case "reader_saved":
+		return "Usage reader saved. The next reconciliation reads the provider's records with it."
+	case "reader_removed":
+		return "Usage reader removed. The ledger keeps what was reconciled."
 	}
 	return ""
 }
@@ -108,8 +121,12 @@ func (h *Handler) renderBYOK(w http.ResponseWriter, r *request, status int, open
 			d.Open = &cards[i]
 		}
 	}
+	d.Alerts = h.readerAlerts(r.account)
 	if d.Open != nil {
 		d.Terms = contractTerms(d.Open.Status.Contract)
+		if d.Reader = h.readerCardOf(r.account, open); d.Reader != nil {
+			d.Reader.Error, d.Reader.Test = d.ReaderError, d.ReaderTest
+		}
 	}
 	if d.Open != nil && d.BaseURL == "" && d.APIVersion == "" {
 		d.BaseURL, d.APIVersion = d.Open.Status.BaseURL, d.Open.Status.APIVersion

@@ -104,6 +104,10 @@ type Config struct {
 	SessionIdle, SessionMax time.Duration
 	// InviteTTL is how long a setup link works. Default: 72h.
 	InviteTTL time.Duration
+	// Reconcile is the running config's reconciliation (usage-reader
+	// tests, runs on demand); nil: the pages show the ledger, tests and
+	// runs are refused.
+	Reconcile *ops.Reconciling
 	Logger    *zap.Logger
 }
 
@@ -177,7 +181,7 @@ func New(cfg Config) (*Handler, error) {
 		}
 	}
 	h.static = http.StripPrefix(Prefix+"/static/", http.FileServerFS(sub))
-	h.ops = &ops.Ops{Store: cfg.Store, PlatformKey: cfg.PlatformKey, Egress: cfg.Egress, InviteTTL: cfg.InviteTTL}
+	h.ops = &ops.Ops{Store: cfg.Store, PlatformKey: cfg.PlatformKey, Egress: cfg.Egress, InviteTTL: cfg.InviteTTL, Reconcile: cfg.Reconcile}
 	if cfg.Gateway != nil {
 		h.ops.TestCredential, h.ops.Profiles = cfg.Gateway.TestCredential, cfg.Gateway.Profiles
 	}
@@ -259,6 +263,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET "+Prefix+"/byok/{provider}", h.auth(false, h.byokPage))
 	m.HandleFunc("POST "+Prefix+"/byok/{provider}", h.auth(true, h.byokPost))
 	m.HandleFunc("POST "+Prefix+"/byok/{provider}/contract", h.auth(true, h.contractPost))
+	m.HandleFunc("POST "+Prefix+"/byok/{provider}/usage_reader", h.auth(true, h.readerPost))
 
 	m.HandleFunc("GET "+Prefix+"/keys", h.auth(false, h.keysPage))
 	m.HandleFunc("POST "+Prefix+"/keys", h.auth(true, h.keyCreate))
@@ -282,6 +287,11 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET "+Prefix+"/usage.csv", h.auth(false, h.usageCSV))
 	m.HandleFunc("GET "+Prefix+"/chargeback", h.auth(false, h.chargebackPage))
 	m.HandleFunc("GET "+Prefix+"/chargeback.csv", h.auth(false, h.chargebackCSV))
+	m.HandleFunc("GET "+Prefix+"/reconciliation", h.auth(false, h.reconcilePage))
+	m.HandleFunc("GET "+Prefix+"/reconciliation.csv", h.auth(false, h.reconcileCSV))
+	m.HandleFunc("POST "+Prefix+"/reconciliation/run", h.auth(true, h.reconcileRun))
+	m.HandleFunc("POST "+Prefix+"/reconciliation/keys", h.auth(true, h.reconcileChoose))
+	m.HandleFunc("POST "+Prefix+"/reconciliation/proposals/{id}/accept", h.auth(true, h.reconcileAccept))
 
 	m.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, r)

@@ -552,7 +552,7 @@ func TestAccessibility(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"/console/byok", "/console/byok/openai", "/console/byok/azure", "/console/keys", "/console/members",
-		"/console/playground", "/console/logs", "/console/usage", "/console/nope"} {
+		"/console/playground", "/console/logs", "/console/usage", "/console/reconciliation", "/console/nope"} {
 		_, b := c.get(p)
 		check(p, b)
 	}

@@ -20,6 +20,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 )
 
 // The console journey from the BYOK guide, in a real browser (Debian's
@@ -261,7 +263,14 @@ func sendPlayground(t *testing.T, ctx context.Context, keyID, model, msg string)
 }
 
 func TestConsoleJourneyInBrowser(t *testing.T) {
-	e := newEnv(t, envOptions{handler: "\t\tconsole\n\t\tprofile cheap {\n\t\t\talias fast gpt-4o-mini\n\t\t}"})
+	// The organisation's admin API, for the usage-reader card and the
+	// reconciliation page.
+	org := providertest.NewOpenAIAdmin()
+	defer org.Close()
+	adminKey := "sk-admin-JOURNEYadmin" + randomAlnum(30)
+	org.AddAdminKey(adminKey)
+	e := newEnv(t, envOptions{handler: "\t\tconsole\n\t\tprofile cheap {\n\t\t\talias fast gpt-4o-mini\n\t\t}",
+		global: "\t\treconcile {\n\t\t\tadmin_url openai " + org.URL + "\n\t\t}"})
 	ctx, cancel := browser(t)
 	defer cancel()
 
@@ -445,6 +454,50 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 		t.Fatal("the rotated key was not used")
 	}
 
+	// The usage-reader card beside the BYOK card: an admin key, masked once
+	// saved, tested; then Monitoring → Reconciliation finds use of the key
+	// that never went through the gateway.
+	org.AddKey(key2, providertest.AdminKey{Name: "acme prod"})
+	do(t, ctx, "usage reader",
+		chromedp.Navigate(siteURL+"/console/byok/openai"),
+		chromedp.WaitVisible(css("#reader_key")),
+		chromedp.SendKeys(css("#reader_key"), adminKey),
+		chromedp.Click(css("#reader-save")),
+		chromedp.WaitVisible(css("#reader-masked")),
+	)
+	if m := text(t, ctx, "#reader-masked"); m != "sk-admin-…"+adminKey[len(adminKey)-4:] {
+		t.Fatalf("the admin key shows as %q", m)
+	}
+	if v := value(t, ctx, "#reader_key"); v != "" {
+		t.Fatal("the admin key field is filled after saving")
+	}
+	do(t, ctx, "usage reader test", chromedp.Click(css("#reader-test-button")), chromedp.WaitVisible(css("#reader-test")))
+	if r := text(t, ctx, "#reader-test"); !strings.Contains(r, "OK") {
+		t.Fatalf("usage reader test: %q", r)
+	}
+	shot(t, ctx, "usage-reader")
+	org.InjectUsage(key2, providertest.UsageEvent{Model: "gpt-4o", Input: 300, Output: 120})
+	do(t, ctx, "reconciliation",
+		chromedp.Navigate(siteURL+"/console/reconciliation"),
+		chromedp.WaitVisible(css("#run-openai")),
+		chromedp.Click(css("#run-openai")),
+		chromedp.WaitVisible(css("#run-result")),
+	)
+	if r := text(t, ctx, "#run-result"); !strings.Contains(r, "Reconciled OpenAI") {
+		t.Fatalf("check: %q", r)
+	}
+	if n := count(t, ctx, `p[data-alert]`); n != 1 || count(t, ctx, `#recon-tokens tr[data-status="out_of_band"]`) != 1 {
+		t.Fatalf("%d alerts, %d out-of-band rows", n, count(t, ctx, `#recon-tokens tr[data-status="out_of_band"]`))
+	}
+	shot(t, ctx, "reconciliation")
+	do(t, ctx, "the BYOK card says so", chromedp.Navigate(siteURL+"/console/byok"), chromedp.WaitVisible(css("#providers")))
+	if n := count(t, ctx, `[data-provider="openai"] .oob`); n != 1 {
+		t.Fatal("the BYOK card does not show the out-of-band use")
+	}
+	if html := get(t, ctx, "page source", chromedp.Evaluate[string](`document.documentElement.outerHTML`)); strings.Contains(html, adminKey) {
+		t.Fatal("the admin key is in the page")
+	}
+
 	// Remove: the platform key serves the next one, and the badge says so.
 	do(t, ctx, "remove",
 		chromedp.Navigate(siteURL+"/console/byok/openai"),
@@ -511,7 +564,7 @@ func TestConsoleJourneyInBrowser(t *testing.T) {
 
 	// At 390 px the pages stay readable: nothing wider than the window.
 	do(t, ctx, "narrow", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(siteURL+"/console/byok/openai"), chromedp.WaitVisible(css("#providers")))
-	for _, p := range []string{"/console/byok/openai", "/console/logs", "/console/usage", "/console/chargeback", "/console/keys", "/console/playground"} {
+	for _, p := range []string{"/console/byok/openai", "/console/logs", "/console/usage", "/console/chargeback", "/console/reconciliation", "/console/keys", "/console/playground"} {
 		do(t, ctx, "narrow "+p, chromedp.Navigate(siteURL+p), chromedp.WaitVisible(css("h1")))
 		wide := get(t, ctx, "width of "+p, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > document.documentElement.clientWidth + 1`))
 		if wide {

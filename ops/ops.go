@@ -51,6 +51,10 @@ type Ops struct {
 	Profiles func() []string
 	// InviteTTL is how long a setup link works. Default: SetupLinkTTL.
 	InviteTTL time.Duration
+	// Reconcile is the running config's reconciliation (reconcile.go).
+	// nil: usage readers can be listed, saved and removed; runs and tests
+	// are Unavailable.
+	Reconcile *Reconciling
 }
 
 func (o *Ops) egress() *egress.Policy {

@@ -32,7 +32,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route, ok := strings.CutPrefix(r.URL.Path, Prefix)
-	if !ok || route != "logs" && route != "usage" {
+	if !ok || route != "logs" && route != "usage" && route != "credential_usage" {
 		fail(w, http.StatusNotFound, "no such route")
 		return
 	}
@@ -73,6 +73,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answer reads this instance's own log or usage for a verified request.
 func answer(s *store.Store, route string, body []byte) (any, error) {
 	switch route {
+	case "credential_usage":
+		return answerCredentialUsage(s, body)
 	case "logs":
 		var f store.LogFilter
 		if err := strictJSON(body, &f); err != nil {

@@ -5,8 +5,9 @@
 //
 //	POST /agent_router/fleet/local/logs   a store.LogFilter → {"records", "next"}
 //	POST /agent_router/fleet/local/usage  {"queries": [store.UsageQuery...]} → {"results": [...]}
+//	POST /agent_router/fleet/local/credential_usage  a store.CredentialUsageQuery → {"rows": [...]}
 //
-// Handler answers those routes; Logs and Usage ask one member and check its
+// Handler answers those routes; Logs, Usage and CredentialUsage ask one member and check its
 // answer before anyone uses it. Merging the members' answers (a fleet-wide
 // log page, usage sums) is the operations' job (package ops).
 //

@@ -7,8 +7,9 @@
 // It is Caddy-free and runs no HTTP server: it is an HTTP client of the
 // providers' organisation admin APIs (money.md §3), and a pure comparison.
 // The wiring (admin keys sealed in the store, the console card, the admin
-// routes, the per-fleet election, the gateway side read from the request
-// log) is described in WIRING.md.
+// routes, the per-fleet election, the gateway side from the store's
+// credential usage) is in package ops; WIRING.md says where each piece
+// landed.
 //
 // It owns:
 //

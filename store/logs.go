@@ -154,6 +154,7 @@ type logWriter struct {
 	maxAge   time.Duration
 
 	usage          usageRollup
+	cred           credRollup // credential_usage.go
 	usageInterval  time.Duration
 	usageRetention time.Duration
 }
@@ -288,6 +289,7 @@ func (w *logWriter) run() {
 // take appends rec to the batch and counts it in the usage rollups.
 func (w *logWriter) take(batch []*LogRecord, rec *LogRecord) []*LogRecord {
 	w.usage.add(rec)
+	w.cred.add(rec)
 	return append(batch, rec)
 }
 

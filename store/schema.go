@@ -78,6 +78,8 @@ var schema = []*bucket{
 	bucketUsers, bucketEmails, bucketPeople, bucketTokens, bucketSessions, bucketPersonSessions, bucketThrottle, bucketResponses,
 	bucketLastUsed, bucketLogs, bucketUsage,
 	bucketMembers, bucketTombstones,
+	// The reconciliation's (usage_readers.go, reconcile.go, credential_usage.go).
+	bucketUsageReaders, bucketLedger, bucketKeyNotes, bucketRuns, bucketAccepted, bucketCredUsage,
 }
 
 // bucketsByName finds a bucket by name.

@@ -142,6 +142,15 @@ func (s *Store) prepare() error {
 			break
 		}
 	}
+	for len(s.sealer.aeads) > 1 {
+		var n int
+		if err := s.kv.update(func(tx kvTx) (err error) { n, err = s.resealUsageReaders(tx, reseal); return err }); err != nil {
+			return fmt.Errorf("re-sealing usage readers under the current master key: %w", err)
+		}
+		if reseal == 0 || n < reseal {
+			break
+		}
+	}
 	if err := s.migrateUsers(users); err != nil {
 		return fmt.Errorf("migrating console users: %w", err)
 	}
@@ -515,6 +524,9 @@ func (s *Store) DeleteAccount(id string) error {
 			}
 		}
 		if err := deleteAccountUsers(tx, id); err != nil {
+			return err
+		}
+		if err := deleteAccountReconcile(tx, prefix); err != nil {
 			return err
 		}
 		return s.forgetClocks(tx, clocks...)

@@ -348,6 +348,7 @@ func (u *usageRollup) add(r *LogRecord) {
 // log writer goroutine adds to the rollup, so the lock never delays a
 // request. On failure the rollups stay pending for the next flush.
 func (s *Store) flushUsage() {
+	s.flushCredentialUsage()
 	u := &s.log.usage
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -389,6 +390,7 @@ func (s *Store) flushUsage() {
 
 // pruneUsage deletes the rollups of hours that ended before retention.
 func (s *Store) pruneUsage(retention time.Duration) {
+	s.pruneCredentialUsage(retention)
 	cutoff := hourOf(now().Add(-retention).Unix())
 	_ = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsage.name)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/ops"
 )
 
 // maxBody bounds a request body.
@@ -87,6 +89,43 @@ func noContent(w http.ResponseWriter) error {
 }
 
 // --- query parameters ---
+
+// pageParams reads a list's paging parameters: limit (1 to
+// ops.MaxPageSize, default ops.DefaultPageSize) and cursor (the
+// next_cursor of the page before). paged reports whether either was given:
+// only then is the answer a page ({"items": [...], "next_cursor": "..."});
+// without them it is the whole list as a bare array, as it was before the
+// lists paged, so existing clients keep working.
+func pageParams(q url.Values) (p ops.Page, paged bool, err error) {
+	if !q.Has("limit") && !q.Has("cursor") {
+		return ops.Page{}, false, nil
+	}
+	msg := fmt.Sprintf("limit must be a number from 1 to %d", ops.MaxPageSize)
+	if p.Limit, err = intParam(q, "limit", 1, msg); err != nil {
+		return p, true, err
+	}
+	if p.Limit == 0 {
+		p.Limit = ops.DefaultPageSize
+	}
+	p.Cursor = q.Get("cursor")
+	return p, true, nil
+}
+
+// listRoute serves a list route: the page pageParams asks for, from list.
+func listRoute[T any](w http.ResponseWriter, r *http.Request, list func(ops.Page) (ops.List[T], error)) error {
+	p, paged, err := pageParams(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	l, err := list(p)
+	if err != nil {
+		return err
+	}
+	if !paged {
+		return writeJSON(w, http.StatusOK, l.Items)
+	}
+	return writeJSON(w, http.StatusOK, l)
+}
 
 // intParam reads the query parameter name as a number from lo up; msg is
 // the error for anything else. Missing, it is 0.

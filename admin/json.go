@@ -22,7 +22,12 @@ func decode(r *http.Request, v any) error { return decodeBody(r, v, false) }
 // decodeBody decodes one JSON object; with optional, an empty body leaves v
 // as it is.
 func decodeBody(r *http.Request, v any, optional bool) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	return decodeMax(r, v, optional, maxBody)
+}
+
+// decodeMax is decodeBody for a body of at most limit bytes.
+func decodeMax(r *http.Request, v any, optional bool, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -42,7 +47,7 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 		case errors.Is(err, io.EOF):
 			return errorf(http.StatusBadRequest, "request body is empty; send a JSON object")
 		case errors.As(err, &me):
-			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d KiB", maxBody>>10)
+			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d KiB", limit>>10)
 		}
 		// json errors quote field names and types, never values.
 		return errorf(http.StatusBadRequest, "invalid JSON body: %v", jsonErr(err))

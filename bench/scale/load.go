@@ -71,8 +71,9 @@ type bulkAnswer struct {
 }
 
 // bulk creates tenants [from, from+n) through POST /agent_router/tenants,
-// perCall a call, loaders calls at a time spread over the instances.
-func bulk(gws []*gateway, t *tenants, from, n, keys, perCall, loaders int) (calls int, err error) {
+// perCall a call, loaders calls at a time spread over the instances; it
+// returns each call's latency.
+func bulk(gws []*gateway, t *tenants, from, n, keys, perCall, loaders int) (calls sample, err error) {
 	t.mu.Lock()
 	t.apiKey = append(t.apiKey, make([]string, n)...)
 	t.byok = append(t.byok, make([]string, n)...)
@@ -81,12 +82,19 @@ func bulk(gws []*gateway, t *tenants, from, n, keys, perCall, loaders int) (call
 	work := make(chan chunk)
 	errs := make(chan error, loaders)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	sent := 0
 	for range loaders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for c := range work {
-				if err := bulkCall(gws[(c.from/perCall)%len(gws)], t, c.from, c.n, keys); err != nil {
+				start := time.Now()
+				err := bulkCall(gws[(c.from/perCall)%len(gws)], t, c.from, c.n, keys)
+				mu.Lock()
+				calls = append(calls, time.Since(start))
+				mu.Unlock()
+				if err != nil {
 					errs <- err
 					for range work { // drain
 					}
@@ -97,8 +105,7 @@ func bulk(gws []*gateway, t *tenants, from, n, keys, perCall, loaders int) (call
 	}
 	for i := from; i < from+n; i += perCall {
 		work <- chunk{i, min(perCall, from+n-i)}
-		calls++
-		if calls%10 == 0 {
+		if sent++; sent%10 == 0 {
 			logf("  %d tenants sent", i+perCall-from)
 		}
 	}

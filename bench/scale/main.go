@@ -51,6 +51,7 @@ type config struct {
 	conns          int
 	throughputTime time.Duration
 	out            string
+	keep           bool
 }
 
 func main() {
@@ -72,6 +73,7 @@ func main() {
 	flag.IntVar(&c.conns, "conns", 16, "connections of the throughput measure")
 	flag.DurationVar(&c.throughputTime, "throughput-time", 3*time.Second, "how long the throughput measure runs")
 	flag.StringVar(&c.out, "out", "bench/out", "where the table is written")
+	flag.BoolVar(&c.keep, "keep", false, "keep the temp dir (stores, Caddyfiles, logs) and print its path")
 	flag.Parse()
 	if c.fleetAccounts == 0 {
 		c.fleetAccounts = c.accounts
@@ -89,14 +91,20 @@ func run(c config) int {
 		logf("%v", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	if c.keep {
+		defer logf("kept %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
 	defer stopChildren()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-sig
 		stopChildren()
-		os.RemoveAll(dir)
+		if !c.keep {
+			os.RemoveAll(dir)
+		}
 		os.Exit(130)
 	}()
 	if c.caddy == "" {

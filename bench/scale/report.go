@@ -14,7 +14,8 @@ type result struct {
 	accounts, apiKeys int
 	// load: the bulk calls, and until every instance served the last
 	// account.
-	loadCalls, loadRecords int
+	loadCalls              sample // each bulk call's latency
+	loadRecords            int
 	loadTime, loadServed   time.Duration
 	writes                 sample
 	writeRate              float64
@@ -52,6 +53,7 @@ func scenario(c config, dir, fake, mode string, n, accounts int) ([2]*result, er
 		if err := g.run(); err != nil {
 			return res, err
 		}
+		logf("%s: %s serves http://%s, admin http://%s", mode, g.name, g.site, g.admin)
 	}
 	t := &tenants{}
 	for p, size := range []int{c.seed, accounts} {
@@ -82,7 +84,8 @@ func phase(c config, gws []*gateway, t *tenants, size int) (*result, error) {
 		return nil, err
 	}
 	r.loadServed = time.Since(start)
-	logf("  loaded %d accounts in %s (%d calls), served everywhere after %s", size-from, r.loadTime.Round(time.Millisecond), calls, r.loadServed.Round(time.Millisecond))
+	logf("  loaded %d accounts in %s (%d calls, p50 %s, max %s), served everywhere after %s", size-from, r.loadTime.Round(time.Millisecond),
+		len(calls), ms(calls.pct(50)), ms(calls.pct(100)), r.loadServed.Round(time.Millisecond))
 	for _, g := range gws {
 		r.anonLoaded = append(r.anonLoaded, rssAnon(g.pid()))
 	}
@@ -150,7 +153,8 @@ func table(c config, mode string, res [2]*result) string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, f(res[0]), f(full), target)
 	}
 	row(fmt.Sprintf("bulk load (%d accounts a call, %d calls at a time)", c.perCall, c.loaders), func(r *result) string {
-		return fmt.Sprintf("%.1f s (%d calls, %.0f records/s)", r.loadTime.Seconds(), r.loadCalls, float64(r.loadRecords)/r.loadTime.Seconds())
+		return fmt.Sprintf("%.1f s (%.0f records/s; %d calls, p50 %.2f s, max %.2f s)", r.loadTime.Seconds(), float64(r.loadRecords)/r.loadTime.Seconds(),
+			len(r.loadCalls), r.loadCalls.pct(50).Seconds(), r.loadCalls.pct(100).Seconds())
 	}, "< 1 min")
 	if fleet {
 		row("… until every instance serves the last account", func(r *result) string { return fmt.Sprintf("%.1f s", r.loadServed.Seconds()) }, "")

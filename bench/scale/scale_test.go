@@ -50,7 +50,7 @@ func TestPercentiles(t *testing.T) {
 
 func TestTable(t *testing.T) {
 	r := func(n int, instances int) *result {
-		res := &result{accounts: n, apiKeys: 5 * n, loadCalls: 1, loadRecords: 7 * n, loadTime: time.Second, loadServed: time.Second,
+		res := &result{accounts: n, apiKeys: 5 * n, loadCalls: sample{time.Second}, loadRecords: 7 * n, loadTime: time.Second, loadServed: time.Second,
 			writes: sample{time.Millisecond, 2 * time.Millisecond}, writeRate: 600,
 			rot:        rotations{put: sample{time.Millisecond}, writer: sample{time.Millisecond}, every: sample{3 * time.Millisecond}},
 			startAdmin: time.Second, startServe: 2 * time.Second}

@@ -24,13 +24,10 @@ func createAccount(w http.ResponseWriter, r *http.Request, o *ops.Ops) error {
 	return writeJSON(w, http.StatusCreated, acct)
 }
 
-// listAccounts: GET accounts → every account, by id.
-func listAccounts(w http.ResponseWriter, _ *http.Request, o *ops.Ops) error {
-	accts, err := o.Accounts(ops.Page{})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, accts.Items)
+// listAccounts: GET accounts → every account, by id; with limit or
+// cursor, a page of them (pageParams).
+func listAccounts(w http.ResponseWriter, r *http.Request, o *ops.Ops) error {
+	return listRoute(w, r, o.Accounts)
 }
 
 func getAccount(w http.ResponseWriter, r *http.Request, o *ops.Ops) error {

@@ -5,9 +5,9 @@
 // ops (which the console and the commands share) and writes the answer.
 //
 // The routes are one table (routes.go) on an http.ServeMux with method
-// patterns; each resource has a file (accounts.go, keys.go, users.go,
-// byok.go, providers.go, logs.go, usage.go, fleet.go) beside its twin in
-// ops. caddymodule mounts the API under /agent_router/ on Caddy's admin
+// patterns; each resource has a file (accounts.go, tenants.go, keys.go,
+// users.go, byok.go, providers.go, logs.go, usage.go, fleet.go) beside its
+// twin in ops. The lists answer a page when asked (json.go, pageParams). caddymodule mounts the API under /agent_router/ on Caddy's admin
 // endpoint; it does not import Caddy. Handlers return an *Error, which the
 // mount turns into Caddy's {"error": "..."} body with the right status: an
 // unknown route is 404, a known route with the wrong method 405 with Allow.

@@ -6,13 +6,11 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/ops"
 )
 
-// listBYOK: GET accounts/{account}/byok → one slot per provider.
+// listBYOK: GET accounts/{account}/byok → one slot per provider (a page
+// of them with limit or cursor, as every list takes).
 func listBYOK(w http.ResponseWriter, r *http.Request, o *ops.Ops) error {
-	out, err := o.BYOKList(r.PathValue("account"))
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, out)
+	account := r.PathValue("account")
+	return listRoute(w, r, func(p ops.Page) (ops.List[ops.BYOKStatus], error) { return o.BYOKList(account, p) })
 }
 
 func getBYOK(w http.ResponseWriter, r *http.Request, o *ops.Ops) error {

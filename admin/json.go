@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/ops"
 )
 
 // maxBody bounds a request body.
@@ -20,7 +22,12 @@ func decode(r *http.Request, v any) error { return decodeBody(r, v, false) }
 // decodeBody decodes one JSON object; with optional, an empty body leaves v
 // as it is.
 func decodeBody(r *http.Request, v any, optional bool) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	return decodeMax(r, v, optional, maxBody)
+}
+
+// decodeMax is decodeBody for a body of at most limit bytes.
+func decodeMax(r *http.Request, v any, optional bool, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
@@ -40,7 +47,7 @@ func decodeBody(r *http.Request, v any, optional bool) error {
 		case errors.Is(err, io.EOF):
 			return errorf(http.StatusBadRequest, "request body is empty; send a JSON object")
 		case errors.As(err, &me):
-			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d KiB", maxBody>>10)
+			return errorf(http.StatusRequestEntityTooLarge, "request body is larger than %d KiB", limit>>10)
 		}
 		// json errors quote field names and types, never values.
 		return errorf(http.StatusBadRequest, "invalid JSON body: %v", jsonErr(err))
@@ -87,6 +94,43 @@ func noContent(w http.ResponseWriter) error {
 }
 
 // --- query parameters ---
+
+// pageParams reads a list's paging parameters: limit (1 to
+// ops.MaxPageSize, default ops.DefaultPageSize) and cursor (the
+// next_cursor of the page before). paged reports whether either was given:
+// only then is the answer a page ({"items": [...], "next_cursor": "..."});
+// without them it is the whole list as a bare array, as it was before the
+// lists paged, so existing clients keep working.
+func pageParams(q url.Values) (p ops.Page, paged bool, err error) {
+	if !q.Has("limit") && !q.Has("cursor") {
+		return ops.Page{}, false, nil
+	}
+	msg := fmt.Sprintf("limit must be a number from 1 to %d", ops.MaxPageSize)
+	if p.Limit, err = intParam(q, "limit", 1, msg); err != nil {
+		return p, true, err
+	}
+	if p.Limit == 0 {
+		p.Limit = ops.DefaultPageSize
+	}
+	p.Cursor = q.Get("cursor")
+	return p, true, nil
+}
+
+// listRoute serves a list route: the page pageParams asks for, from list.
+func listRoute[T any](w http.ResponseWriter, r *http.Request, list func(ops.Page) (ops.List[T], error)) error {
+	p, paged, err := pageParams(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	l, err := list(p)
+	if err != nil {
+		return err
+	}
+	if !paged {
+		return writeJSON(w, http.StatusOK, l.Items)
+	}
+	return writeJSON(w, http.StatusOK, l)
+}
 
 // intParam reads the query parameter name as a number from lo up; msg is
 // the error for anything else. Missing, it is 0.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/agentrouter/caddy-agentrouter/ops"
+	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
 type keyIn struct {
@@ -32,12 +33,11 @@ func createKey(w http.ResponseWriter, r *http.Request, o *ops.Ops) error {
 	return writeJSON(w, http.StatusCreated, k)
 }
 
+// listKeys: GET accounts/{account}/keys → the account's keys, oldest
+// first (a page with limit or cursor); never a key's plaintext.
 func listKeys(w http.ResponseWriter, r *http.Request, o *ops.Ops) error {
-	keys, err := o.Keys(r.PathValue("account"), ops.Page{})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, keys.Items)
+	account := r.PathValue("account")
+	return listRoute(w, r, func(p ops.Page) (ops.List[store.APIKey], error) { return o.Keys(account, p) })
 }
 
 // patchKey changes an API key's routing profile: {"profile": "team"} binds

@@ -16,6 +16,7 @@ var routes = []route{
 	{"POST", "accounts", createAccount},
 	{"GET", "accounts/{account}", getAccount},
 	{"DELETE", "accounts/{account}", deleteAccount},
+	{"POST", "tenants", createTenants},
 
 	{"GET", "accounts/{account}/keys", listKeys},
 	{"POST", "accounts/{account}/keys", createKey},

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/agentrouter/caddy-agentrouter/ops"
+	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
 // Console users: the operator creates an account's first owner here; owners
@@ -32,12 +33,11 @@ func createUser(w http.ResponseWriter, r *http.Request, o *ops.Ops) error {
 	return writeJSON(w, http.StatusCreated, inv)
 }
 
+// listUsers: GET accounts/{account}/users → the account's memberships,
+// oldest first (a page with limit or cursor).
 func listUsers(w http.ResponseWriter, r *http.Request, o *ops.Ops) error {
-	users, err := o.Users(r.PathValue("account"), ops.Page{})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, users.Items)
+	account := r.PathValue("account")
+	return listRoute(w, r, func(p ops.Page) (ops.List[store.User], error) { return o.Users(account, p) })
 }
 
 // resetUser: POST accounts/{account}/users/{user}/setup → a new setup link

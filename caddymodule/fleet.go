@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +72,14 @@ type EtcdConfig struct {
 	// PeerListen, when it differs (a wildcard listen address, NAT).
 	// Default: PeerListen, which then needs a specific host.
 	PeerAddress string `json:"peer_address,omitempty"`
+	// MaxTxnOps is the most operations one etcd transaction may hold:
+	// etcd's own --max-txn-ops, whose default (128) is this one's. Raise
+	// both together: it bounds a bulk creation (POST
+	// /agent_router/tenants takes max_txn_ops / 3 records per call in
+	// fleet mode, at most 10,000), and a value above etcd's makes such a
+	// call fail with 413 ("split the call") when etcd refuses it.
+	// Default: 128.
+	MaxTxnOps int `json:"max_txn_ops,omitempty"`
 	// AdminAddress is no longer used: the fleet reads go to PeerListen.
 	// A config that still sets it is refused, with a message saying so.
 	AdminAddress string `json:"admin_address,omitempty"`
@@ -135,6 +144,9 @@ func (c *EtcdConfig) resolved(repl *caddy.Replacer) (EtcdConfig, error) {
 	if r.DialTimeout <= 0 {
 		r.DialTimeout = caddy.Duration(5 * time.Second)
 	}
+	if r.MaxTxnOps < 0 {
+		return r, fmt.Errorf("etcd max_txn_ops %d: want etcd's --max-txn-ops, a positive number (default 128)", r.MaxTxnOps)
+	}
 	if c.TLS != nil {
 		t := *c.TLS
 		t.CA, t.Cert, t.Key, t.ServerName = repl.ReplaceAll(t.CA, ""), repl.ReplaceAll(t.Cert, ""), repl.ReplaceAll(t.Key, ""), repl.ReplaceAll(t.ServerName, "")
@@ -147,7 +159,7 @@ func (c *EtcdConfig) resolved(repl *caddy.Replacer) (EtcdConfig, error) {
 // reload with different ones is noticed.
 func (c EtcdConfig) signature() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%q %q %q %q %q %q %q", c.Endpoints, c.Prefix, c.Username, c.Password, c.InstanceID, c.PeerListen, c.PeerAddress)
+	fmt.Fprintf(h, "%q %q %q %q %q %q %q %d", c.Endpoints, c.Prefix, c.Username, c.Password, c.InstanceID, c.PeerListen, c.PeerAddress, c.MaxTxnOps)
 	if c.TLS != nil {
 		fmt.Fprintf(h, " %q %q %q %q", c.TLS.CA, c.TLS.Cert, c.TLS.Key, c.TLS.ServerName)
 	}
@@ -164,6 +176,10 @@ func (c EtcdConfig) client(logger *zap.Logger) (*clientv3.Client, error) {
 		DialKeepAliveTimeout: 5 * time.Second,
 		Username:             c.Username,
 		Password:             c.Password,
+		// etcd's --max-request-bytes decides how large a request may be
+		// (1.5 MiB by default); the client's own 2 MiB default would cut
+		// a bulk creation short even where etcd was raised for it.
+		MaxCallSendMsgSize: 10 << 20,
 		// The client's retry warnings would flood the log during an
 		// outage; the store reports what matters.
 		Logger: logger.WithOptions(zap.IncreaseLevel(zap.ErrorLevel)),
@@ -223,7 +239,7 @@ func (c EtcdConfig) openFleet(path string, key []byte, opts store.Options, logge
 	}
 	s, err := store.OpenFleet(path, key, opts, store.FleetOptions{
 		Client: cli, Prefix: c.Prefix, InstanceID: c.InstanceID, PeerAddress: advertise,
-		LoadTimeout: time.Duration(c.DialTimeout), Logger: logger,
+		LoadTimeout: time.Duration(c.DialTimeout), Logger: logger, MaxTxnOps: c.MaxTxnOps,
 	})
 	if err != nil {
 		cli.Close()
@@ -266,6 +282,7 @@ func (c EtcdConfig) openFleet(path string, key []byte, opts store.Options, logge
 //		instance_id   <id>          # default host name and pid
 //		peer_listen   <host:port>   # this instance's signed peer reads (logs, usage)
 //		peer_address  <host:port>   # what the others dial, if not peer_listen
+//		max_txn_ops   <n>           # etcd's --max-txn-ops, default 128; raise both together
 //	}
 func unmarshalEtcd(d *caddyfile.Dispenser) (*EtcdConfig, error) {
 	c := new(EtcdConfig)
@@ -305,7 +322,7 @@ func unmarshalEtcd(d *caddyfile.Dispenser) (*EtcdConfig, error) {
 					return nil, d.Errf("unrecognized etcd tls option: %s", o)
 				}
 			}
-		case "prefix", "username", "password", "dial_timeout", "instance_id", "admin_address", "peer_listen", "peer_address":
+		case "prefix", "username", "password", "dial_timeout", "instance_id", "admin_address", "peer_listen", "peer_address", "max_txn_ops":
 			if !d.NextArg() {
 				return nil, d.ArgErr()
 			}
@@ -331,6 +348,12 @@ func unmarshalEtcd(d *caddyfile.Dispenser) (*EtcdConfig, error) {
 				c.PeerListen = v
 			case "peer_address":
 				c.PeerAddress = v
+			case "max_txn_ops":
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 {
+					return nil, d.Errf("max_txn_ops: want a positive number (etcd's --max-txn-ops), got %q", v)
+				}
+				c.MaxTxnOps = n
 			case "dial_timeout":
 				dur, err := caddy.ParseDuration(v)
 				if err != nil || dur <= 0 {

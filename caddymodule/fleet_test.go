@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/pflag"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -215,5 +217,74 @@ func TestFleetPeerSettings(t *testing.T) {
 		case tc.want == "" && r.PeerAddress != tc.addr:
 			t.Errorf("%+v: peer address %q, want %q", tc.cfg, r.PeerAddress, tc.addr)
 		}
+	}
+}
+
+// TestFleetMaxTxnOps: store etcd's max_txn_ops sets how many records a
+// bulk creation takes in fleet mode (max_txn_ops / 3; 42 by default), a
+// call of several MiB goes through when etcd allows it, and a value above
+// etcd's own makes a large call fail as too large, with nothing created.
+func TestFleetMaxTxnOps(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xD}, 32))
+	open := func(c *etcdtest.Cluster, id string, maxOps int) *App {
+		a := &App{Store: filepath.Join(t.TempDir(), id+".db"), MasterKey: key,
+			Etcd: &EtcdConfig{Endpoints: []string{c.Endpoint(0)}, InstanceID: id, MaxTxnOps: maxOps}}
+		if err := provisionApp(t, a); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Cleanup() })
+		return a
+	}
+	tenant := func(id string, keys int) []ops.TenantInput {
+		in := ops.TenantInput{ID: id, Keys: make([]ops.KeyInput, keys)}
+		for i := range in.Keys {
+			in.Keys[i].Name = "key " + strings.Repeat("k", 60)
+		}
+		return []ops.TenantInput{in}
+	}
+
+	big := etcdtest.StartWith(t, 1, etcdtest.Limits{MaxTxnOps: 30000, MaxRequestBytes: 8 << 20})
+	raised := open(big, "raised", 30000)
+	if n := raised.store.BulkLimit(); n != store.MaxBulkRecords {
+		t.Fatalf("max_txn_ops 30000: a call takes %d records, want %d", n, store.MaxBulkRecords)
+	}
+	// 10,000 records, about 4 MiB in one etcd request: above the etcd
+	// client's default 2 MiB.
+	made, err := (&ops.Ops{Store: raised.store}).CreateTenants(tenant("big", store.MaxBulkRecords-1))
+	if err != nil || len(made) != 1 || len(made[0].Keys) != store.MaxBulkRecords-1 {
+		t.Fatalf("a call of %d records: %v", store.MaxBulkRecords, err)
+	}
+	if def := open(big, "default", 0); def.store.BulkLimit() != 42 {
+		t.Errorf("default max_txn_ops: a call takes %d records, want 42", def.store.BulkLimit())
+	}
+
+	small := etcdtest.Start(t, 1) // etcd's default --max-txn-ops 128
+	over := open(small, "over", 600)
+	if _, err := (&ops.Ops{Store: over.store}).CreateTenants(tenant("t", 150)); !errors.Is(err, store.ErrTooLarge) {
+		t.Fatalf("a call etcd refuses: %v, want ErrTooLarge", err)
+	}
+	if _, err := over.store.Account("t"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused call created its account: %v", err)
+	}
+}
+
+// TestMaxTxnOpsCaddyfile: max_txn_ops takes one positive number; the JSON
+// twin refuses a negative one.
+func TestMaxTxnOpsCaddyfile(t *testing.T) {
+	for _, tc := range []struct{ value, want string }{
+		{"1024", ""}, {"0", "positive number"}, {"-5", "positive number"}, {"many", `"many"`}, {"", "wrong argument count"},
+	} {
+		var a App
+		err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser("agent_router {\n store etcd {\n endpoints http://127.0.0.1:2379\n max_txn_ops " + tc.value + "\n }\n}"))
+		switch {
+		case tc.want == "" && (err != nil || a.Etcd == nil || a.Etcd.MaxTxnOps != 1024):
+			t.Errorf("max_txn_ops %s: %v %+v", tc.value, err, a.Etcd)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("max_txn_ops %q: %v, want an error with %q", tc.value, err, tc.want)
+		}
+	}
+	c := EtcdConfig{Endpoints: []string{"http://127.0.0.1:2379"}, MaxTxnOps: -1}
+	if _, err := c.resolved(caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), "max_txn_ops") {
+		t.Errorf("JSON max_txn_ops -1: %v", err)
 	}
 }

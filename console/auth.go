@@ -269,7 +269,7 @@ var errRefused = errors.New("refused by the throttle")
 // the person ends, this one included: they sign in again with the new
 // password.
 func (h *Handler) changePassword(w http.ResponseWriter, r *request) {
-	d, err := h.membersData(r)
+	d, err := h.membersData(r, firstPage)
 	if err != nil {
 		h.failReq(w, r, err)
 		return

@@ -63,12 +63,13 @@ type byokData struct {
 }
 
 func (h *Handler) cards(account, open string) ([]card, error) {
-	slots, err := h.ops.BYOKList(account)
+	// One card per provider, never paged: there are eight.
+	slots, err := h.ops.BYOKList(account, ops.Page{})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]card, 0, len(slots))
-	for _, st := range slots {
+	out := make([]card, 0, len(slots.Items))
+	for _, st := range slots.Items {
 		c := card{providerInfo: providerInfos[st.Provider], Status: st, Open: st.Provider == open}
 		switch st.Status {
 		case "active":

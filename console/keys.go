@@ -2,7 +2,6 @@ package console
 
 import (
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -11,7 +10,9 @@ import (
 )
 
 type keysData struct {
+	// Keys is a page of the account's keys, oldest first.
 	Keys     []store.APIKey
+	Pager    pager
 	Profiles []string
 	Owner    bool
 	// Created is the plaintext of a key just created: shown once.
@@ -28,22 +29,29 @@ func (h *Handler) profiles() []string {
 	return h.cfg.Gateway.Profiles()
 }
 
-// keys lists account's API keys, oldest first.
+// keys lists all of account's API keys, oldest first (the filters of the
+// logs and usage pages name them).
 func (h *Handler) keys(account string) ([]store.APIKey, error) {
 	l, err := h.ops.Keys(account, ops.Page{})
 	return l.Items, err
 }
 
-func (h *Handler) keysData(r *request) (keysData, error) {
-	keys, err := h.keys(r.account)
+// keysData is the API Keys page: the page of keys p.
+func (h *Handler) keysData(r *request, p ops.Page) (keysData, error) {
+	l, err := h.ops.Keys(r.account, p)
 	if err != nil {
 		return keysData{}, err
 	}
-	return keysData{Owner: r.isOwner, Profiles: h.profiles(), Keys: keys}, nil
+	return keysData{Owner: r.isOwner, Profiles: h.profiles(), Keys: l.Items, Pager: links("/keys", r.URL.Query(), p, l.Next)}, nil
 }
 
 func (h *Handler) keysPage(w http.ResponseWriter, r *request) {
-	d, err := h.keysData(r)
+	p, msg := listPage(r.URL.Query())
+	if msg != "" {
+		h.fail(w, r.Request, http.StatusBadRequest, msg)
+		return
+	}
+	d, err := h.keysData(r, p)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
@@ -58,7 +66,7 @@ func (h *Handler) keysPage(w http.ResponseWriter, r *request) {
 }
 
 func (h *Handler) keyCreate(w http.ResponseWriter, r *request) {
-	d, err := h.keysData(r)
+	d, err := h.keysData(r, firstPage)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
@@ -81,7 +89,7 @@ func (h *Handler) keyCreate(w http.ResponseWriter, r *request) {
 		h.render(w, r.Request, status, "keys", r, "API Keys", d)
 		return
 	}
-	d, err = h.keysData(r)
+	d, err = h.keysData(r, firstPage)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
@@ -108,19 +116,19 @@ func (h *Handler) keyProfile(w http.ResponseWriter, r *request) {
 	http.Redirect(w, r.Request, Prefix+"/keys?done=profile", http.StatusSeeOther)
 }
 
-// ownsKey reports whether keyID is one of account's API keys.
+// ownsKey reports whether keyID is one of account's API keys (one lookup in
+// the snapshot, whatever the number of keys).
 func (h *Handler) ownsKey(account, keyID string) bool {
-	keys, err := h.keys(account)
-	if err != nil {
-		return false
-	}
-	return slices.ContainsFunc(keys, func(k store.APIKey) bool { return k.ID == keyID })
+	k, ok := h.cfg.Store.Snapshot().KeyByID(keyID)
+	return ok && k.AccountID == account
 }
 
 // --- members ---
 
 type membersData struct {
+	// Users is a page of the account's memberships, oldest first.
 	Users  []store.User
+	Pager  pager
 	Owner  bool
 	Me     string
 	Error  string
@@ -134,13 +142,20 @@ type membersData struct {
 	MinLength     int
 }
 
-func (h *Handler) membersData(r *request) (membersData, error) {
-	users, err := h.ops.Users(r.account, ops.Page{})
-	return membersData{Users: users.Items, Owner: r.isOwner, Me: r.user.ID, Role: store.RoleMember, MinLength: store.MinPasswordLength}, err
+// membersData is the Members page: the page of memberships p.
+func (h *Handler) membersData(r *request, p ops.Page) (membersData, error) {
+	users, err := h.ops.Users(r.account, p)
+	return membersData{Users: users.Items, Pager: links("/members", r.URL.Query(), p, users.Next), Owner: r.isOwner, Me: r.user.ID,
+		Role: store.RoleMember, MinLength: store.MinPasswordLength}, err
 }
 
 func (h *Handler) membersPage(w http.ResponseWriter, r *request) {
-	d, err := h.membersData(r)
+	p, msg := listPage(r.URL.Query())
+	if msg != "" {
+		h.fail(w, r.Request, http.StatusBadRequest, msg)
+		return
+	}
+	d, err := h.membersData(r, p)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
@@ -163,7 +178,7 @@ func SetupLink(token string) string { return ops.SetupPath(token) }
 // the same answer whether the address is new, already in another account
 // or already has a password (the link tells its holder which to do).
 func (h *Handler) memberInvite(w http.ResponseWriter, r *request) {
-	d, err := h.membersData(r)
+	d, err := h.membersData(r, firstPage)
 	if err != nil {
 		h.failReq(w, r, err)
 		return
@@ -176,7 +191,7 @@ func (h *Handler) memberInvite(w http.ResponseWriter, r *request) {
 		h.render(w, r.Request, st, "members", r, "Members", d)
 		return
 	}
-	d, _ = h.membersData(r)
+	d, _ = h.membersData(r, firstPage)
 	d.Link, d.LinkFor, d.Expires = h.absURL(r.Request, inv.SetupPath), inv.Email, inv.SetupExpiresAt
 	h.render(w, r.Request, http.StatusCreated, "members", r, "Members", d)
 }

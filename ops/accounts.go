@@ -21,13 +21,10 @@ func (o *Ops) CreateAccount(id, name string) (store.Account, error) {
 	return o.Store.CreateAccount(id, name)
 }
 
-// Accounts lists the accounts by id, a page at a time.
+// Accounts lists the accounts by id, a page at a time (the zero Page: all
+// of them, which reads every account of the store).
 func (o *Ops) Accounts(p Page) (List[store.Account], error) {
-	accts, err := o.Store.Accounts()
-	if err != nil {
-		return List[store.Account]{}, err
-	}
-	return page(accts, p, func(a store.Account) string { return a.ID })
+	return paged(p, o.Store.Accounts, o.Store.AccountsPage)
 }
 
 // Account returns one account.

@@ -86,21 +86,27 @@ func (o *Ops) status(account, provider string, c *store.Credential) BYOKStatus {
 	return st
 }
 
-// BYOKList is account's slot for every provider, in providers.Names order.
-func (o *Ops) BYOKList(account string) ([]BYOKStatus, error) {
+// BYOKList is account's slot for every provider, in providers.Names order,
+// a page at a time (the zero Page: every provider). An account holds at
+// most one credential per provider, so its few credentials are read whole.
+func (o *Ops) BYOKList(account string, p Page) (List[BYOKStatus], error) {
+	names, next, err := pageSlots(p)
+	if err != nil {
+		return List[BYOKStatus]{}, err
+	}
 	creds, err := o.Store.Credentials(account)
 	if err != nil {
-		return nil, err
+		return List[BYOKStatus]{}, err
 	}
-	out := make([]BYOKStatus, 0, len(providers.Names))
-	for _, name := range providers.Names {
+	out := make([]BYOKStatus, 0, len(names))
+	for _, name := range names {
 		var c *store.Credential
 		if v, ok := creds[name]; ok {
 			c = &v
 		}
 		out = append(out, o.status(account, name, c))
 	}
-	return out, nil
+	return List[BYOKStatus]{Items: out, Next: next}, nil
 }
 
 // BYOK is account's slot for provider.

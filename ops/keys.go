@@ -50,11 +50,8 @@ func (o *Ops) CreateKey(account, name, profile string) (CreatedKey, error) {
 // Keys lists account's API keys, oldest first, a page at a time; never a
 // key's plaintext.
 func (o *Ops) Keys(account string, p Page) (List[store.APIKey], error) {
-	keys, err := o.Store.APIKeys(account)
-	if err != nil {
-		return List[store.APIKey]{}, err
-	}
-	return page(keys, p, func(k store.APIKey) string { return createdPos(k.CreatedAt, k.ID) })
+	return paged(p, func() ([]store.APIKey, error) { return o.Store.APIKeys(account) },
+		func(r store.PageRequest) (store.Page[store.APIKey], error) { return o.Store.APIKeysPage(account, r) })
 }
 
 // SetKeyProfile binds account's key keyID to a routing profile ("" unbinds

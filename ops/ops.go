@@ -15,9 +15,10 @@
 // into its own answer (a status and {"error": …}, a re-rendered form, an
 // exit code).
 //
-// One file per resource (accounts.go, keys.go, byok.go, keytest.go,
-// users.go, logs.go, usage.go, providers.go, fleet.go), each beside its
-// admin/ twin: a new resource is a new file here and one there.
+// One file per resource (accounts.go, tenants.go, keys.go, byok.go,
+// keytest.go, users.go, logs.go, usage.go, providers.go, fleet.go), each
+// beside its admin/ twin: a new resource is a new file here and one there.
+// The lists page (page.go).
 package ops
 
 import (

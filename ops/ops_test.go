@@ -2,7 +2,6 @@ package ops_test
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"go/parser"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/agentrouter/caddy-agentrouter/ops"
+	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 )
 
@@ -47,16 +47,17 @@ func pages[T any](t *testing.T, limit int, list func(ops.Page) (ops.List[T], err
 		if l.Next == "" {
 			return strings.Join(out, "|")
 		}
-		p.After = l.Next
+		p.Cursor = l.Next
 	}
 	t.Fatal("the list never ended")
 	return ""
 }
 
 // TestListPages: the lists come a page at a time in the store's order
-// (accounts by id, keys and users oldest first), every item once; a page
-// starts after the last item shown even when that item is gone; the zero
-// Page is the whole list; bad limits and cursors are Invalid.
+// (accounts by id, keys and users oldest first; BYOK slots in provider
+// order), every item once; a page starts after the last item shown even
+// when that item is gone; the zero Page is the whole list; bad limits,
+// bad cursors and a cursor of another list are Invalid.
 func TestListPages(t *testing.T) {
 	t.Parallel()
 	s := openStore(t)
@@ -82,7 +83,7 @@ func TestListPages(t *testing.T) {
 	if err := o.DeleteAccount("b"); err != nil {
 		t.Fatal(err)
 	}
-	if next, _ := o.Accounts(ops.Page{Limit: 2, After: first.Next}); len(next.Items) != 2 || next.Items[0].ID != "c" {
+	if next, _ := o.Accounts(ops.Page{Limit: 2, Cursor: first.Next}); len(next.Items) != 2 || next.Items[0].ID != "c" {
 		t.Errorf("after a deleted cursor: %+v", next)
 	}
 
@@ -111,15 +112,30 @@ func TestListPages(t *testing.T) {
 		t.Errorf("users by 2: %s, all: %s", got, all)
 	}
 
-	for _, p := range []ops.Page{{Limit: -1}, {Limit: ops.MaxPageSize + 1}, {Limit: 2, After: "%%%"}} {
+	slots := func(p ops.Page) (ops.List[ops.BYOKStatus], error) { return o.BYOKList("a", p) }
+	provider := func(st ops.BYOKStatus) string { return st.Provider }
+	all = pages(t, 0, slots, provider)
+	if got := pages(t, 3, slots, provider); strings.ReplaceAll(got, "|", ",") != all || all != strings.Join(providers.Names, ",") {
+		t.Errorf("BYOK slots by 3: %s, all: %s", got, all)
+	}
+
+	keyPage, _ := o.Keys("a", ops.Page{Limit: 2})
+	slotPage, _ := o.BYOKList("a", ops.Page{Limit: 2})
+	userPage, _ := o.Users("a", ops.Page{Limit: 2})
+	bad := []ops.Page{{Limit: -1}, {Limit: ops.MaxPageSize + 1}, {Limit: 2, Cursor: "%%%"},
+		{Cursor: keyPage.Next}, {Cursor: slotPage.Next}, {Cursor: userPage.Next}}
+	for _, p := range bad {
 		if _, err := o.Accounts(p); ops.KindOf(err) != ops.Invalid {
-			t.Errorf("page %+v: %v, want an Invalid error", p, err)
+			t.Errorf("accounts page %+v: %v, want an Invalid error", p, err)
 		}
 	}
-	// A cursor is opaque but not a secret: an id past the end is an empty
-	// last page.
-	if l, err := o.Accounts(ops.Page{Limit: 2, After: base64.RawURLEncoding.EncodeToString([]byte("zzz"))}); err != nil || len(l.Items) != 0 || l.Next != "" {
-		t.Errorf("past the end: %+v %v", l, err)
+	for _, c := range []string{first.Next, keyPage.Next, userPage.Next, "%%%"} {
+		if _, err := o.BYOKList("a", ops.Page{Cursor: c}); ops.KindOf(err) != ops.Invalid || !errors.Is(err, store.ErrInvalidCursor) {
+			t.Errorf("BYOK page with cursor %q: %v, want the invalid cursor", c, err)
+		}
+		if _, err := o.Keys("a", ops.Page{Cursor: c}); c != keyPage.Next && ops.KindOf(err) != ops.Invalid {
+			t.Errorf("keys page with cursor %q: %v, want an Invalid error", c, err)
+		}
 	}
 }
 

@@ -75,11 +75,8 @@ func (o *Ops) ResetUser(account, id string) (Invitation, error) {
 // Users lists account's memberships, oldest first, a page at a time; never
 // a password or a token.
 func (o *Ops) Users(account string, p Page) (List[store.User], error) {
-	users, err := o.Store.Users(account)
-	if err != nil {
-		return List[store.User]{}, err
-	}
-	return page(users, p, func(u store.User) string { return createdPos(u.CreatedAt, u.ID) })
+	return paged(p, func() ([]store.User, error) { return o.Store.Users(account) },
+		func(r store.PageRequest) (store.Page[store.User], error) { return o.Store.UsersPage(account, r) })
 }
 
 // SetUserRole makes account's user id an owner or a member; demoting the

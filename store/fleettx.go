@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Fleet transactions: a transaction reads one published view of the mirror
@@ -346,7 +349,7 @@ func (t *fleetTx) commit(timeout time.Duration) (int64, error) {
 		resp, err := f.cli.Txn(ctx).If(cmps...).Then(then...).Commit()
 		cancel()
 		f.etcdResult(err)
-		if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
+		if tooLarge(err) {
 			return 0, fmt.Errorf("%w: etcd refused the change as too large for one transaction (%v): split it", ErrTooLarge, err)
 		}
 		if err != nil {
@@ -364,6 +367,17 @@ func (t *fleetTx) commit(timeout time.Duration) (int64, error) {
 		}
 	}
 	return rev, nil
+}
+
+// tooLarge says whether a transaction was refused for its size: by etcd
+// (--max-txn-ops, --max-request-bytes), or by the client before sending it
+// (gRPC's "trying to send message larger than max": its MaxCallSendMsgSize,
+// 2 MiB by default). Neither is an outage.
+func tooLarge(err error) bool {
+	if errors.Is(err, rpctypes.ErrTooManyOps) || errors.Is(err, rpctypes.ErrRequestTooLarge) {
+		return true
+	}
+	return status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "message larger than max")
 }
 
 // ErrTooLarge means one change holds more records than one transaction of

@@ -391,6 +391,28 @@ func TestFleetBulkLimitFollowsEtcd(t *testing.T) {
 	})
 }
 
+// TestFleetBulkTooLargeForTheClient: a call that etcd's limits allow but
+// the client will not send (its 2 MiB default) is ErrTooLarge ("split
+// it"), not an outage, and creates nothing.
+func TestFleetBulkTooLargeForTheClient(t *testing.T) {
+	c := etcdtest.StartWith(t, 1, etcdtest.Limits{MaxTxnOps: 30000, MaxRequestBytes: 8 << 20})
+	s, err := OpenFleet(dbPath(t), masterKey(1), Options{}, FleetOptions{Client: c.Client(t), InstanceID: "a", MaxTxnOps: 30000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	_, err = s.CreateTenants(tenants("big", 0, 900, 9)) // 9,900 records: about 3.5 MiB
+	if !errors.Is(err, ErrTooLarge) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a call over the client's send limit: %v, want ErrTooLarge", err)
+	}
+	if st := s.Fleet(); st.EtcdReachable == nil || !*st.EtcdReachable || st.EtcdOutages != 0 {
+		t.Errorf("the refusal was taken for an outage: %+v", st)
+	}
+	if _, err := s.Account("big-00000"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the refused call created an account: %v", err)
+	}
+}
+
 // TestOldFileGetsKeyIndex: a file from before key_index is indexed when it
 // opens; its keys are listed, paged and deleted with their account.
 func TestOldFileGetsKeyIndex(t *testing.T) {

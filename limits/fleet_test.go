@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
 
@@ -52,18 +53,6 @@ func (f *fleet) add(t *testing.T, id string, cfg Config, set Set, ttl time.Durat
 	t.Cleanup(func() { l.Close(); be.Close() })
 	f.ls, f.backends, f.clients = append(f.ls, l), append(f.backends, be), append(f.clients, cli)
 	return l
-}
-
-// waitFor polls cond until it holds; d only bounds a broken run.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // hammer runs clients goroutines, client i on instance i % N, each
@@ -258,11 +247,11 @@ func TestFleetRestartKeepsSpend(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.backends[0].Close()
-	waitFor(t, 10*time.Second, "the other instance sees the spend", func() bool {
+	testfix.WaitFor(t, 10*time.Second, "the other instance sees the spend", func() bool {
 		return status(t, f.ls[1], KindBudget, "b").Spent == int64(usd("0.7"))
 	})
 	again := f.add(t, "i0", cfg, set, 10*time.Second)
-	waitFor(t, 10*time.Second, "the restarted instance restores its spend", func() bool {
+	testfix.WaitFor(t, 10*time.Second, "the restarted instance restores its spend", func() bool {
 		return status(t, again, KindBudget, "b").Spent == int64(usd("0.7"))
 	})
 	// 0.7 spent: a 0.4 request is refused on either instance; 0.25 passes.
@@ -274,7 +263,7 @@ func TestFleetRestartKeepsSpend(t *testing.T) {
 	}
 	// What is left (0.3) is partly the other instance's slice; once it
 	// sits idle it is given back and a 0.25 request fits.
-	waitFor(t, 10*time.Second, "a 0.25 request fits", func() bool {
+	testfix.WaitFor(t, 10*time.Second, "a 0.25 request fits", func() bool {
 		var r Reservation
 		return again.Admit(req("acme", "k", 150_000, 50_000), &r).Allowed()
 	})
@@ -292,7 +281,7 @@ func TestFleetLostInstanceSlicesComeBack(t *testing.T) {
 	// The lost instance takes slices: a $0.05 request, then it is cut off.
 	r := admitEventually(t, lost, req("acme", "k", 30_000, 10_000))
 	r.Settle(Actual{Cost: usd("0.05"), Priced: true})
-	waitFor(t, 10*time.Second, "the lost instance's spend is written", func() bool {
+	testfix.WaitFor(t, 10*time.Second, "the lost instance's spend is written", func() bool {
 		return status(t, live, KindBudget, "b").Spent == int64(usd("0.05"))
 	})
 	held := status(t, lost, KindBudget, "b").Held
@@ -311,7 +300,7 @@ func TestFleetLostInstanceSlicesComeBack(t *testing.T) {
 	if d := live.Admit(want, &res); d.Allowed() {
 		t.Fatal("the live instance got the lost instance's slice before its lease expired")
 	}
-	waitFor(t, 20*time.Second, "the lost slice comes back", func() bool {
+	testfix.WaitFor(t, 20*time.Second, "the lost slice comes back", func() bool {
 		var res Reservation
 		if d := live.Admit(want, &res); d.Allowed() {
 			res.Release()
@@ -330,7 +319,7 @@ func TestFleetAdmitsFromSlicesWithoutEtcd(t *testing.T) {
 	f := startFleet(t, 1, 0, clk, Config{SliceWait: 100 * time.Millisecond}, set)
 	l := f.add(t, "i0", Config{SliceWait: 100 * time.Millisecond}, set, time.Minute)
 	admit(t, l, req("acme", "k", 1, 1), Allowed)
-	waitFor(t, 10*time.Second, "a slice is held", func() bool { return status(t, l, KindRPM, "r").Held > 10 })
+	testfix.WaitFor(t, 10*time.Second, "a slice is held", func() bool { return status(t, l, KindRPM, "r").Held > 10 })
 	held := status(t, l, KindRPM, "r").Held
 	f.cluster.StopAll()
 	for range held {
@@ -343,7 +332,7 @@ func TestFleetAdmitsFromSlicesWithoutEtcd(t *testing.T) {
 	if err := f.cluster.RestartAll(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "admissions resume with etcd", func() bool {
+	testfix.WaitFor(t, 20*time.Second, "admissions resume with etcd", func() bool {
 		var r Reservation
 		return l.Admit(req("acme", "k", 1, 1), &r).Allowed()
 	})
@@ -379,7 +368,7 @@ func TestEtcdKeyLayout(t *testing.T) {
 		return m
 	}
 	day := slotKey(date("2026-12-10T00:00:00Z").Unix() / 86400)
-	waitFor(t, 10*time.Second, "the day's spend is written", func() bool { _, ok := keys()["b/acme/day/day/used/"+day+"/i0"]; return ok })
+	testfix.WaitFor(t, 10*time.Second, "the day's spend is written", func() bool { _, ok := keys()["b/acme/day/day/used/"+day+"/i0"]; return ok })
 	k := keys()
 	if k["b/acme/day/day/used/"+day+"/i0"] != 0 {
 		t.Error("settled spend is bound to a lease: it would vanish with the instance")
@@ -393,7 +382,7 @@ func TestEtcdKeyLayout(t *testing.T) {
 	clk.Advance(24 * time.Hour)
 	r, _ = admit(t, l, req("acme", "k", 1000, 1000), Allowed)
 	r.Settle(Actual{Cost: usd("0.01"), Priced: true})
-	waitFor(t, 10*time.Second, "the old day is dropped", func() bool { _, ok := keys()["b/acme/day/day/used/"+day+"/i0"]; return !ok })
+	testfix.WaitFor(t, 10*time.Second, "the old day is dropped", func() bool { _, ok := keys()["b/acme/day/day/used/"+day+"/i0"]; return !ok })
 }
 
 // The backend's contract, under contention: instances granting at once

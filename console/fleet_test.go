@@ -37,6 +37,7 @@ func openMember(t *testing.T, c *etcdtest.Cluster, id string, master []byte, h h
 // of silently showing less; and the page asks every instance once, so one
 // that never answers costs one bounded wait, not one per chart.
 func TestFleetUsageReportsMissingMembers(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 1)
 	master := storetest.MasterKey(t)
 	a := openMember(t, c, "gw-a", master, nil)

@@ -252,6 +252,7 @@ func consoleOn(t *testing.T, s *store.Store) *fixture {
 // The throttle is the store's: two consoles on two fleet instances share
 // it, and a restart of a single-node store does not reset it.
 func TestSignInThrottleSharedAndPersistent(t *testing.T) {
+	t.Parallel()
 	mk := storetest.MasterKey(t)
 	guess := func(f *fixture) int {
 		st, _ := f.client().signinFrom("198.51.100.9", "owner@acme.test", "a guess of the attacker")

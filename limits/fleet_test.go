@@ -237,6 +237,7 @@ func TestFleetHardBudgetOvershootBound(t *testing.T) {
 // A restart mid-window keeps the spend: the instance finds its settled
 // spend under its name, and the others count it too.
 func TestFleetRestartKeepsSpend(t *testing.T) {
+	t.Parallel()
 	clk := newClock(date("2026-12-10T12:00:00Z"))
 	set := Set{Budgets: []Budget{accountBudget("b", "acme", "1")}}
 	cfg := Config{ReserveOutputCap: -1, RefreshInterval: 100 * time.Millisecond, ReturnAfter: 200 * time.Millisecond}
@@ -272,6 +273,7 @@ func TestFleetRestartKeepsSpend(t *testing.T) {
 // A lost instance's slices come back when its lease expires; until then
 // the fleet cannot hand them out again (nothing is counted twice).
 func TestFleetLostInstanceSlicesComeBack(t *testing.T) {
+	t.Parallel()
 	clk := newClock(date("2026-12-10T12:00:00Z"))
 	set := Set{Budgets: []Budget{accountBudget("b", "acme", "1")}}
 	cfg := Config{ReserveOutputCap: -1, ReturnAfter: time.Hour, RefreshInterval: 100 * time.Millisecond}
@@ -314,6 +316,7 @@ func TestFleetLostInstanceSlicesComeBack(t *testing.T) {
 // path makes no round trip. When the slice runs out and etcd is away, the
 // answer is a transient 429, never an overshoot.
 func TestFleetAdmitsFromSlicesWithoutEtcd(t *testing.T) {
+	t.Parallel()
 	clk := newClock(date("2026-12-10T12:00:01Z"))
 	set := Set{RateLimits: []RateLimit{{ID: "r", Scope: Scope{Kind: ScopeAccount, Account: "acme"}, RPM: 1000}}}
 	f := startFleet(t, 1, 0, clk, Config{SliceWait: 100 * time.Millisecond}, set)
@@ -344,6 +347,7 @@ func TestFleetAdmitsFromSlicesWithoutEtcd(t *testing.T) {
 // The key layout: held slices bound to the instance's lease, settled
 // spend not, the past of a window deleted when it rolls.
 func TestEtcdKeyLayout(t *testing.T) {
+	t.Parallel()
 	clk := newClock(date("2026-12-10T12:00:01Z"))
 	set := Set{
 		Budgets:    []Budget{{ID: "day", Scope: Scope{Kind: ScopeAccount, Account: "acme"}, Amount: usd("5"), Window: WindowDay}},
@@ -390,6 +394,7 @@ func TestEtcdKeyLayout(t *testing.T) {
 // on the counter's keys). Each instance keeps its own share, as the
 // limiter does (one call at a time per instance and counter).
 func TestEtcdAcquireNeverOverGrants(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
 	const limit = 2000
 	span := Span{From: 7, To: 7}
@@ -434,6 +439,7 @@ func TestEtcdAcquireNeverOverGrants(t *testing.T) {
 // still counts what was spent in the newer window: its slice is spent
 // there. Found by -race -count=5 on the rpm test (104 and 107 of 100).
 func TestEtcdGrantCountsANewerWindow(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 1)
 	ctx := context.Background()
 	ahead, err := NewEtcd(ctx, c.Client(t), EtcdOptions{Instance: "ahead"})

@@ -19,6 +19,7 @@ import (
 // actions is refused and the account keeps an owner. Before the range's
 // deletions were guarded, 5 of 20 tries left the account without one.
 func TestFleetConcurrentOwnerActionsKeepAnOwner(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
 	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
 	b := openFleet(t, etcdtest.Client(t, c.Endpoint(1)), "b", masterKey(1))

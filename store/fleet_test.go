@@ -29,6 +29,7 @@ func openFleet(t *testing.T, cli *clientv3.Client, id string, key []byte) *Store
 }
 
 func TestFleetSharesRecordsAndRefusesAnotherMasterKey(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
 	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
 	b := openFleet(t, etcdtest.Client(t, c.Endpoint(1)), "b", masterKey(1))
@@ -97,6 +98,7 @@ func TestFleetSharesRecordsAndRefusesAnotherMasterKey(t *testing.T) {
 }
 
 func TestFleetCompactionPastAWatcherReloads(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
 	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
 	// b talks to member 2 only; stopping it leaves b's watch behind.
@@ -134,6 +136,7 @@ func TestFleetCompactionPastAWatcherReloads(t *testing.T) {
 }
 
 func TestFleetEtcdDownServesSnapshotRefusesWrites(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
 	a := openFleet(t, c.Client(t), "a", masterKey(1))
 	mustAccount(t, a, "acme")
@@ -199,6 +202,7 @@ func TestFleetHealthMarkSkipsARotatedKey(t *testing.T) {
 }
 
 func TestFleetMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
 	src, path := newStore(t)
 	mustAccount(t, src, "acme")
 	key, _, err := src.CreateAPIKey("acme", "ci")
@@ -238,6 +242,7 @@ func TestFleetMigrateIsIdempotent(t *testing.T) {
 }
 
 func TestFleetMasterKeyRotationAndBigChanges(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 1)
 	cli := c.Client(t)
 	a, err := OpenFleet(dbPath(t), masterKey(1), Options{}, FleetOptions{Client: cli, InstanceID: "a"})
@@ -411,6 +416,7 @@ func TestFleetRequestPathWritesFailFastWhenEtcdIsDown(t *testing.T) {
 // the fleet's state, not on a mirror a watch event behind: a load balancer
 // may send the two calls to different instances.
 func TestFleetWriteSeesTheOtherInstancesWrite(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
 	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
 	b := openFleet(t, etcdtest.Client(t, c.Endpoint(1)), "b", masterKey(1))
@@ -428,6 +434,7 @@ func TestFleetWriteSeesTheOtherInstancesWrite(t *testing.T) {
 // ErrUnavailable instead of deciding on state it knows is behind — the
 // account created on the other instance would otherwise be "not found".
 func TestFleetWriteRefusedWhileMirrorIsBehind(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
 	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
 	b := openFleet(t, etcdtest.Client(t, c.Endpoint(1)), "b", masterKey(1))

@@ -364,6 +364,7 @@ func TestFleetLegacyUsersMigrate(t *testing.T) {
 // (their people are rewritten, not deleted) works past one etcd
 // transaction's 128 operations, and leaves them their other account.
 func TestFleetDeleteAccountWithSharedMembers(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 1)
 	s := openFleet(t, c.Client(t), "a", masterKey(1))
 	mustAccount(t, s, "big")

@@ -144,6 +144,7 @@ func TestThrottleConcurrentAndPersistent(t *testing.T) {
 
 // Fleet mode: two instances share one throttle through etcd.
 func TestFleetThrottleShared(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 1)
 	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
 	b := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "b", masterKey(1))

@@ -21,6 +21,7 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // --- harness ---
@@ -90,15 +91,8 @@ func newHarnessPK(t *testing.T, platformKey func(string) bool) *harness {
 // newHarnessWith is newHarness with the API's functions set by configure.
 func newHarnessWith(t *testing.T, configure func(*admin.API)) *harness {
 	t.Helper()
-	key := make([]byte, store.MasterKeySize)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
 	dbPath := filepath.Join(t.TempDir(), "ar.db")
-	s, err := store.Open(dbPath, key, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := storetest.OpenWith(t, dbPath, storetest.MasterKey(t), store.Options{})
 	api := &admin.API{
 		Store:       func() *store.Store { return s },
 		PlatformKey: func(p string) bool { return p == "openai" },

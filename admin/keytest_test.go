@@ -1,8 +1,6 @@
 package admin_test
 
 import (
-	"github.com/agentrouter/caddy-agentrouter/egress"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,7 +10,9 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/agentrouter/caddy-agentrouter/admin"
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 )
@@ -25,17 +25,6 @@ type testOut struct {
 	Message          string  `json:"message"`
 	LatencyMS        float64 `json:"latency_ms"`
 	CredentialStatus string  `json:"credential_status"`
-}
-
-func closedBaseURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr + "/v1"
 }
 
 // The key test, wired to a real gateway whose OpenAI and Anthropic endpoints
@@ -89,7 +78,7 @@ func TestBYOKTest(t *testing.T) {
 		t.Errorf("pasted bad key: %+v", out)
 	}
 	// With extras, checked as PUT checks them.
-	h.ok("POST", url, `{"api_key":`+jsonStr(good)+`,"base_url":`+jsonStr(closedBaseURL(t))+`}`, http.StatusOK, &out)
+	h.ok("POST", url, `{"api_key":`+jsonStr(good)+`,"base_url":`+jsonStr(testfix.ClosedURL(t))+`}`, http.StatusOK, &out)
 	if out.Outcome != "unreachable" || out.Status != 0 {
 		t.Errorf("unreachable base_url: %+v", out)
 	}

@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"crypto/rand"
 	"encoding/base64"
 	"net/http/httptest"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 func addUserFlags(t *testing.T, args ...string) caddycmd.Flags {
@@ -43,8 +43,7 @@ func addUserFlags(t *testing.T, args ...string) caddycmd.Flags {
 func TestAddUserCommand(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ar.db")
-	mk := make([]byte, 32)
-	rand.Read(mk)
+	mk := storetest.MasterKey(t)
 	key := base64.StdEncoding.EncodeToString(mk)
 	base := []string{"--store", path, "--master-key", key}
 

@@ -17,8 +17,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/pflag"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -158,13 +156,8 @@ func checkPeerListener(t *testing.T, a *App, endpoint string, master []byte) {
 	t.Helper()
 	a.store.Record(&store.LogRecord{ID: "000000000000000000000001", Time: time.Now().UTC(), AccountID: "acme", Status: 200})
 	a.store.FlushLog()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
 	other, err := store.OpenFleet(filepath.Join(t.TempDir(), "other.db"), master, store.Options{},
-		store.FleetOptions{Client: cli, Prefix: "/ar-test/", InstanceID: "gw-2"})
+		store.FleetOptions{Client: etcdtest.Client(t, endpoint), Prefix: "/ar-test/", InstanceID: "gw-2"})
 	if err != nil {
 		t.Fatal(err)
 	}

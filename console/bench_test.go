@@ -1,7 +1,6 @@
 package console
 
 import (
-	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // BenchmarkLogsPage renders one Request Logs page (server side, 50 rows)
@@ -20,13 +20,8 @@ import (
 //	./xcaddy.sh test -run '^$' -bench LogsPage -benchtime 50x ./console/
 func BenchmarkLogsPage(b *testing.B) {
 	dir := b.TempDir()
-	mk := make([]byte, 32)
-	rand.Read(mk)
-	s, err := store.Open(filepath.Join(dir, "ar.db"), mk, store.Options{LogMaxRecords: 200000, LogFlushInterval: 5 * time.Millisecond})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	mk := storetest.MasterKey(b)
+	s := storetest.OpenWith(b, filepath.Join(dir, "ar.db"), mk, store.Options{LogMaxRecords: 200000, LogFlushInterval: 5 * time.Millisecond})
 	s.CreateAccount("acme", "acme")
 	s.CreateAccount("globex", "globex")
 	_, k1, _ := s.CreateAPIKey("acme", "prod")

@@ -22,6 +22,7 @@ import (
 )
 
 func TestSecurityHeadersEverywhere(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.user("acme", "owner@acme.test", store.RoleOwner)
 	c := f.signedIn("owner@acme.test")
@@ -117,6 +118,7 @@ func TestSigninSessionsAndThrottle(t *testing.T) {
 }
 
 func TestCookieFlags(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.user("acme", "owner@acme.test", store.RoleOwner)
 	c := f.client()
@@ -131,6 +133,7 @@ func TestCookieFlags(t *testing.T) {
 }
 
 func TestSetupLink(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	u, _ := f.s.CreateUser("acme", "new@acme.test", store.RoleMember)
 	tok, _, _ := f.s.IssueSetupToken("acme", u.ID, time.Hour)
@@ -182,6 +185,7 @@ func TestCSRFAndOrigin(t *testing.T) {
 const canary = "sk-proj-C4NARYconsole7Xw9PlmTq2VbN8rK3sJ5hD1fG6yU0eW4oIxT3Blbk"
 
 func TestBYOKPageAndCanary(t *testing.T) {
+	t.Parallel()
 	core, logs := observer.New(zap.DebugLevel)
 	f := newFixture(t, func(c *Config) { c.Logger = zap.New(core) })
 	f.user("acme", "owner@acme.test", store.RoleOwner)
@@ -340,6 +344,7 @@ func TestKeysAndMembers(t *testing.T) {
 
 // TestRolesMemberReadOnly: a member reads every page and changes nothing.
 func TestRolesMemberReadOnly(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	owner := f.user("acme", "owner@acme.test", store.RoleOwner)
 	f.user("acme", "member@acme.test", store.RoleMember)
@@ -364,6 +369,7 @@ func TestRolesMemberReadOnly(t *testing.T) {
 // TestIsolation: a user of globex who crafts requests with acme's ids gets
 // 404 on every route, and sees none of acme's data.
 func TestIsolation(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	acmeOwner := f.user("acme", "owner@acme.test", store.RoleOwner)
 	f.user("globex", "owner@globex.test", store.RoleOwner)
@@ -565,6 +571,7 @@ func TestAccessibility(t *testing.T) {
 }
 
 func TestBadInputNeverCrashes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.user("acme", "owner@acme.test", store.RoleOwner)
 	c := f.signedIn("owner@acme.test")
@@ -716,6 +723,7 @@ func TestKeyTestChecksLikeAdmin(t *testing.T) {
 }
 
 func TestChangePasswordEndsSessions(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.user("acme", "owner@acme.test", store.RoleOwner)
 	c := f.signedIn("owner@acme.test")

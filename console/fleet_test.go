@@ -1,45 +1,34 @@
 package console
 
 import (
-	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/agentrouter/caddy-agentrouter/peer"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // openMember opens a fleet store whose peer listener runs h (the real
 // PeerHandler when nil).
 func openMember(t *testing.T, c *etcdtest.Cluster, id string, master []byte, h http.Handler) *store.Store {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli := c.Client(t)
 	var s *store.Store
 	if h == nil {
 		h = &peer.Handler{Store: func() *store.Store { return s }}
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	s, err = store.OpenFleet(filepath.Join(t.TempDir(), "ar.db"), master, store.Options{}, store.FleetOptions{
+	s = storetest.OpenFleet(t, master, store.Options{}, store.FleetOptions{
 		Client: cli, InstanceID: id, PeerAddress: strings.TrimPrefix(srv.URL, "http://"), MemberTTL: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return s
 }
 
@@ -48,9 +37,9 @@ func openMember(t *testing.T, c *etcdtest.Cluster, id string, master []byte, h h
 // of silently showing less; and the page asks every instance once, so one
 // that never answers costs one bounded wait, not one per chart.
 func TestFleetUsageReportsMissingMembers(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 1)
-	master := make([]byte, store.MasterKeySize)
-	rand.Read(master)
+	master := storetest.MasterKey(t)
 	a := openMember(t, c, "gw-a", master, nil)
 	t.Cleanup(func() { a.Close() })
 	b := openMember(t, c, "gw-b", master, nil)

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"crypto/rand"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -19,6 +18,7 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 const testPassword = "a long enough password"
@@ -41,13 +41,8 @@ const platformKey = "sk-platform-0123456789abcdefghijklmnop"
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	mk := make([]byte, 32)
-	rand.Read(mk)
-	s, err := store.Open(filepath.Join(dir, "ar.db"), mk, store.Options{LogFlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	mk := storetest.MasterKey(t)
+	s := storetest.OpenWith(t, filepath.Join(dir, "ar.db"), mk, store.Options{LogFlushInterval: 10 * time.Millisecond})
 	for _, a := range []string{"acme", "globex"} {
 		if _, err := s.CreateAccount(a, a); err != nil {
 			t.Fatal(err)

@@ -20,6 +20,7 @@ var (
 // and blocks nothing there. The person accepts with their own password and
 // then switches between the two accounts.
 func TestInviteSameAnswerAndAccountSwitcher(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.user("acme", "owner@acme.test", store.RoleOwner)
 	f.user("globex", "boss@globex.test", store.RoleOwner)

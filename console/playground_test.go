@@ -15,6 +15,7 @@ import (
 // what is written: asking for unknown ids never forces the log writer (a
 // write transaction each), only the playground's own request may, once.
 func TestPlaygroundResultOfUnknownIDsForcesNoWrite(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, nil)
 	f.user("acme", "owner@acme.test", store.RoleOwner)
 	f.user("globex", "owner@globex.test", store.RoleOwner)

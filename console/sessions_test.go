@@ -1,7 +1,6 @@
 package console
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -17,6 +16,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // signInStore is a store with one owner (testPassword) and n more sessions
@@ -28,8 +28,7 @@ func signInStore(t testing.TB, n int) (*store.Store, string) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "ar.db")
-	mk := make([]byte, 32)
-	rand.Read(mk)
+	mk := storetest.MasterKey(t)
 	s, err := store.Open(path, mk, store.Options{})
 	if err != nil {
 		t.Fatal(err)

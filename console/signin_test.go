@@ -1,24 +1,23 @@
 package console
 
 import (
-	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // testIP lets a test choose the client address per request (X-Test-IP).
@@ -97,37 +96,14 @@ func (f *fixture) storm(n int, ip func(i int) string, email func(i int) string, 
 // accepted membership (403). 429 is refused before hashing, 503 shed.
 func evaluated(c map[int]int) int { return c[401] + c[303] + c[403] }
 
-// peakRSS resets the process's peak resident set and returns a function
-// that reads how far it rose above the RSS at reset, in MiB (Linux:
-// clear_refs 5 sets VmHWM to the current RSS).
+// peakRSS is testfix.PeakRSS from a collected heap: it returns a function
+// that reads how far the peak resident set rose, in MiB.
 func peakRSS(t *testing.T) func() float64 {
 	t.Helper()
 	runtime.GC()
 	debug.FreeOSMemory()
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		t.Fatalf("resetting the peak RSS: %v", err)
-	}
-	base := procStatusMiB(t, "VmRSS")
-	return func() float64 { return procStatusMiB(t, "VmHWM") - base }
-}
-
-func procStatusMiB(t *testing.T, field string) float64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			if err != nil {
-				t.Fatalf("%s: %q", field, line)
-			}
-			return kb / 1024
-		}
-	}
-	t.Fatalf("no %s in /proc/self/status", field)
-	return 0
+	rss := testfix.PeakRSS(t)
+	return func() float64 { rise, _ := rss(); return rise }
 }
 
 // 200 concurrent sign-ins cannot take the process's memory (each password
@@ -276,8 +252,8 @@ func consoleOn(t *testing.T, s *store.Store) *fixture {
 // The throttle is the store's: two consoles on two fleet instances share
 // it, and a restart of a single-node store does not reset it.
 func TestSignInThrottleSharedAndPersistent(t *testing.T) {
-	mk := make([]byte, 32)
-	rand.Read(mk)
+	t.Parallel()
+	mk := storetest.MasterKey(t)
 	guess := func(f *fixture) int {
 		st, _ := f.client().signinFrom("198.51.100.9", "owner@acme.test", "a guess of the attacker")
 		return st
@@ -286,12 +262,7 @@ func TestSignInThrottleSharedAndPersistent(t *testing.T) {
 	// Fleet: five failures on instance a, the sixth on b.
 	c := etcdtest.Start(t, 1)
 	open := func(id string) *store.Store {
-		s, err := store.OpenFleet(filepath.Join(t.TempDir(), "local.db"), mk, store.Options{}, store.FleetOptions{Client: c.Client(t), InstanceID: id, NoRegistration: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
+		return storetest.OpenFleet(t, mk, store.Options{}, store.FleetOptions{Client: c.Client(t), InstanceID: id, NoRegistration: true})
 	}
 	sa, sb := open("a"), open("b")
 	sa.CreateAccount("acme", "acme")

@@ -12,6 +12,7 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // The playground path: ServeAccount serves an account without an API key,
@@ -242,7 +243,7 @@ func TestProfileMissing(t *testing.T) {
 }
 
 func TestProfileConfigErrors(t *testing.T) {
-	s := openStore(t)
+	s := storetest.Open(t)
 	base := func() gateway.Config {
 		return gateway.Config{Store: s, Providers: map[string]*gateway.ProviderConfig{
 			providers.OpenAI: {Models: map[string]string{"house": "gpt-4o"}},
@@ -264,14 +265,4 @@ func TestProfileConfigErrors(t *testing.T) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
 	}
-}
-
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	s, err := store.Open(t.TempDir()+"/ar.db", make([]byte, store.MasterKeySize), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }

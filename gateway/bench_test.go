@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 func benchGateway(b *testing.B) (*Gateway, *store.Store, string) {
@@ -30,11 +30,7 @@ func benchGateway(b *testing.B) (*Gateway, *store.Store, string) {
 // which redefines "smart" and adds "team-fast".
 func benchGatewayProfile(b *testing.B) (*Gateway, *store.Store, string, string) {
 	b.Helper()
-	s, err := store.Open(filepath.Join(b.TempDir(), "ar.db"), make([]byte, store.MasterKeySize), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
+	s := storetest.Open(b)
 	if _, err := s.CreateAccount("acme", ""); err != nil {
 		b.Fatal(err)
 	}

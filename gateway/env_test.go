@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,6 +36,7 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // bounded is how long a test waits for something that should happen at once
@@ -204,15 +204,7 @@ func newEnv(t *testing.T, o options) *env {
 	}
 
 	e.dbPath = filepath.Join(t.TempDir(), "ar.db")
-	master := make([]byte, store.MasterKeySize)
-	if _, err := rand.Read(master); err != nil {
-		t.Fatal(err)
-	}
-	s, err := store.Open(e.dbPath, master, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.s = s
+	e.s = storetest.OpenWith(t, e.dbPath, storetest.MasterKey(t), store.Options{})
 
 	pcs := map[string]*gateway.ProviderConfig{
 		providers.OpenAI: {APIKey: e.platformOpenAI, Endpoint: providers.Endpoint{
@@ -242,7 +234,7 @@ func newEnv(t *testing.T, o options) *env {
 	e.observed = observed
 
 	g, err := gateway.New(gateway.Config{
-		Store: s, Providers: pcs, MaxBody: o.maxBody, ResponseHeaderTimeout: o.headerTimeout, Routing: o.routing, Profiles: o.profiles,
+		Store: e.s, Providers: pcs, MaxBody: o.maxBody, ResponseHeaderTimeout: o.headerTimeout, Routing: o.routing, Profiles: o.profiles,
 		Logger: zap.New(zapcore.NewTee(jsonCore, obsCore)), Egress: o.egress, Observe: o.observe, Prices: o.prices,
 	})
 	if err != nil {
@@ -531,18 +523,6 @@ func (e *env) expectNoUpstream(t testing.TB) {
 			t.Errorf("fake %s received %d requests, want none", f.name, n)
 		}
 	}
-}
-
-// closedURL returns a base URL on which nothing listens.
-func closedURL(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr + "/v1"
 }
 
 // finish shuts everything down and checks the secret invariants.

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,32 +22,16 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
-
-// keyTagFake is an OpenAI-compatible provider whose answer is the tag of the
-// key it saw: keys look like "sk-fleet-<tag>-<random>".
-func keyTagFake(t *testing.T) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		tag := "unknown"
-		if rest, ok := strings.CutPrefix(key, "sk-fleet-"); ok {
-			tag, _, _ = strings.Cut(rest, "-")
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`, tag)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 type fleetInstance struct {
 	s   *store.Store
@@ -57,18 +40,8 @@ type fleetInstance struct {
 
 func startFleetInstance(t *testing.T, endpoints []string, id string, master []byte, provider string) *fleetInstance {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second,
-		DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	s, err := store.OpenFleet(filepath.Join(t.TempDir(), "ar.db"), master, store.Options{},
-		store.FleetOptions{Client: cli, InstanceID: id, WatchdogInterval: 500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := storetest.OpenFleet(t, master, store.Options{},
+		store.FleetOptions{Client: etcdtest.Client(t, endpoints...), InstanceID: id, WatchdogInterval: 500 * time.Millisecond})
 	pol, err := egress.New(true, []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +98,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // account with an API key and a first BYOK credential.
 func setupFleet(t *testing.T) (*etcdtest.Cluster, []*fleetInstance, string) {
 	c := etcdtest.Start(t, 3)
-	provider := keyTagFake(t)
+	provider := testfix.KeyTagProvider(t)
 	master := make([]byte, store.MasterKeySize)
 	copy(master, "fleet test master key, 32 bytes!")
 	var ins []*fleetInstance

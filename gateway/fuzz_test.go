@@ -2,11 +2,9 @@ package gateway_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -16,7 +14,7 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
-	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // FuzzRequestBody sends arbitrary bodies (nesting, invalid UTF-8, repeated
@@ -27,13 +25,7 @@ import (
 //
 //	./xcaddy.sh test ./gateway/ -run XXX -fuzz FuzzRequestBody -fuzztime 60s -parallel 1
 func FuzzRequestBody(f *testing.F) {
-	master := make([]byte, store.MasterKeySize)
-	rand.Read(master)
-	s, err := store.Open(filepath.Join(f.TempDir(), "ar.db"), master, store.Options{})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { s.Close() })
+	s := storetest.Open(f)
 	up := providertest.NewOpenAI()
 	f.Cleanup(up.Close)
 	g, err := gateway.New(gateway.Config{Store: s, Providers: map[string]*gateway.ProviderConfig{

@@ -18,9 +18,11 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 func TestAuth(t *testing.T) {
@@ -627,20 +629,6 @@ func TestModelsWithoutPlatformKeys(t *testing.T) {
 	expectOK(t, e.chat(t, keys[0], "gpt-4o-mini"), providers.OpenAI, gateway.SourceBYOK)
 }
 
-// sseData reads "data: ..." payloads from an event stream.
-func sseData(t testing.TB, body []byte) []string {
-	t.Helper()
-	var out []string
-	for _, block := range strings.Split(strings.TrimRight(string(body), "\n"), "\n\n") {
-		d, ok := strings.CutPrefix(block, "data: ")
-		if !ok {
-			t.Fatalf("unexpected stream block %q", block)
-		}
-		out = append(out, d)
-	}
-	return out
-}
-
 func TestStreamRelay(t *testing.T) {
 	e := newEnv(t, options{})
 	keys, _ := e.account(t, "acme", 1)
@@ -667,7 +655,7 @@ func TestStreamRelay(t *testing.T) {
 	if r.header.Get("Set-Cookie") != "" {
 		t.Errorf("upstream Set-Cookie relayed")
 	}
-	got := sseData(t, r.body)
+	got := testfix.SSEData(t, r.body)
 	if !slices.Equal(got, events) {
 		t.Fatalf("relayed %d events, want the %d sent, in order:\n%q", len(got), len(events), got)
 	}
@@ -1041,7 +1029,7 @@ func TestUpstreamErrors(t *testing.T) {
 
 func TestUpstreamUnreachable(t *testing.T) {
 	e := newEnv(t, options{configure: func(e *env, p map[string]*gateway.ProviderConfig) {
-		p[providers.OpenAI].Endpoint.BaseURL = closedURL(t)
+		p[providers.OpenAI].Endpoint.BaseURL = testfix.ClosedURL(t)
 	}})
 	keys, _ := e.account(t, "acme", 1)
 	r := e.chat(t, keys[0], "gpt-4o-mini")
@@ -1058,7 +1046,7 @@ func TestUpstreamUnreachable(t *testing.T) {
 	}
 
 	// A BYOK base_url that refuses connections.
-	e.putCred(t, "acme", providers.OpenAI, canaryOpenAI("by"), store.Extras{BaseURL: closedURL(t)})
+	e.putCred(t, "acme", providers.OpenAI, canaryOpenAI("by"), store.Extras{BaseURL: testfix.ClosedURL(t)})
 	r = e.chat(t, keys[0], "gpt-4o-mini")
 	expectError(t, r, 502, gateway.CodeUpstreamUnreachable)
 }
@@ -1080,7 +1068,7 @@ func TestUpstreamTimeout(t *testing.T) {
 	})
 	r = e.post(t, "/v1/chat/completions", keys[0], `{"model":"gpt-4o-mini","stream":true}`)
 	expectOK(t, r, providers.OpenAI, gateway.SourcePlatform)
-	if got := sseData(t, r.body); !slices.Equal(got, []string{"1", "2", "3", "4", "[DONE]"}) {
+	if got := testfix.SSEData(t, r.body); !slices.Equal(got, []string{"1", "2", "3", "4", "[DONE]"}) {
 		t.Errorf("stream %q", got)
 	}
 }
@@ -1236,7 +1224,7 @@ func TestSecretCanary(t *testing.T) {
 	e.do(t, "GET", "/v1/models", byok[0], nil)
 	e.openai.SetResponder(func(providertest.Record) providertest.Response { return providertest.Response{Delay: 5 * time.Second} })
 	expectError(t, e.chat(t, byok[0], "gpt-4o-mini"), 504, gateway.CodeUpstreamTimeout)
-	e.putCred(t, "byok", providers.OpenAI, bkey, store.Extras{BaseURL: closedURL(t)})
+	e.putCred(t, "byok", providers.OpenAI, bkey, store.Extras{BaseURL: testfix.ClosedURL(t)})
 	expectError(t, e.chat(t, byok[0], "gpt-4o-mini"), 502, gateway.CodeUpstreamUnreachable)
 	// The keys themselves sent to the gateway as Agent Router keys.
 	expectError(t, e.chat(t, bkey, "gpt-4o-mini"), 401, gateway.CodeInvalidAPIKey)
@@ -1286,18 +1274,14 @@ func httptestRequest(target string) *http.Request {
 }
 
 func TestNew(t *testing.T) {
-	s, err := store.Open(t.TempDir()+"/ar.db", make([]byte, 32), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := storetest.Open(t)
 	if _, err := gateway.New(gateway.Config{}); err == nil {
 		t.Error("New without a store")
 	}
 	if _, err := gateway.New(gateway.Config{Store: s, Providers: map[string]*gateway.ProviderConfig{"openia": {}}}); err == nil || !strings.Contains(err.Error(), "openia") {
 		t.Errorf("unknown provider: %v", err)
 	}
-	_, err = gateway.New(gateway.Config{Store: s, Providers: map[string]*gateway.ProviderConfig{
+	_, err := gateway.New(gateway.Config{Store: s, Providers: map[string]*gateway.ProviderConfig{
 		"openai": {Models: map[string]string{"fast": "gpt-4o-mini"}},
 		"azure":  {Models: map[string]string{"fast": "dep"}},
 	}})

@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/agentrouter/caddy-agentrouter/egress"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,10 +10,13 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // keyTestCase is one provider's fake and what its key test must look like.
@@ -44,7 +46,7 @@ func keyTestCases() []keyTestCase {
 // transports, and checks that no key reaches a result or a log line.
 func TestCredentialEveryProvider(t *testing.T) {
 	cases := keyTestCases()
-	s := openStore(t)
+	s := storetest.Open(t)
 	var logs syncBuffer
 	logger := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logs), zapcore.DebugLevel))
 
@@ -57,7 +59,7 @@ func TestCredentialEveryProvider(t *testing.T) {
 		f.AcceptOnly(c.good)
 		fakes[c.provider] = f
 		live[c.provider] = &gateway.ProviderConfig{Endpoint: providers.Endpoint{BaseURL: f.BaseURL()}}
-		dead[c.provider] = &gateway.ProviderConfig{Endpoint: providers.Endpoint{BaseURL: closedURL(t)}}
+		dead[c.provider] = &gateway.ProviderConfig{Endpoint: providers.Endpoint{BaseURL: testfix.ClosedURL(t)}}
 	}
 	g, err := gateway.New(gateway.Config{Store: s, Providers: live, Logger: logger})
 	if err != nil {
@@ -126,7 +128,7 @@ func TestCredentialEveryProvider(t *testing.T) {
 // platform's; OpenAI's organization and project go with the key; answers
 // that say nothing about the key are errors, not rejections.
 func TestCredentialEndpointAndErrors(t *testing.T) {
-	s := openStore(t)
+	s := storetest.Open(t)
 	platform, own := providertest.New("openai"), providertest.New("openai")
 	azure := providertest.New("azure")
 	defer platform.Close()
@@ -201,7 +203,7 @@ func TestCredentialEndpointAndErrors(t *testing.T) {
 // TestCredentialGuardedBaseURL: testing a key whose base URL leads to an
 // internal address (by default policy) never connects there.
 func TestCredentialGuardedBaseURL(t *testing.T) {
-	s := openStore(t)
+	s := storetest.Open(t)
 	fake := providertest.New("openai")
 	defer fake.Close()
 	g, err := gateway.New(gateway.Config{Store: s}) // the strict default

@@ -5,12 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // benchUpstream answers every request with fixed bytes, so the whole-request
@@ -48,11 +48,7 @@ func benchUpstream(b *testing.B) *httptest.Server {
 // server too, which is the same for every version of the gateway).
 func BenchmarkServeHTTP(b *testing.B) {
 	up := benchUpstream(b)
-	s, err := store.Open(filepath.Join(b.TempDir(), "ar.db"), make([]byte, store.MasterKeySize), store.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
+	s := storetest.Open(b)
 	if _, err := s.CreateAccount("acme", ""); err != nil {
 		b.Fatal(err)
 	}

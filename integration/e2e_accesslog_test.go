@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 )
 
 // TestAccessLogKeyCanary: an Agent Router key sent anywhere a client may
@@ -74,7 +76,7 @@ func TestAccessLogKeyCanary(t *testing.T) {
 
 		var entries []map[string]any
 		var raw []byte
-		waitFor(t, "the access log entries", 5*time.Second, func() bool {
+		testfix.WaitFor(t, 5*time.Second, "the access log entries", func() bool {
 			raw, _ = os.ReadFile(filepath.Join(e.dir, "access.log")) // both rounds: the key is in neither
 			entries = entries[:0]
 			for _, l := range bytes.Split(raw, []byte("\n")) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 )
 
@@ -89,7 +90,7 @@ func TestBYOKLifecycle(t *testing.T) {
 	if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/event-stream") {
 		t.Fatalf("stream: status %d, content type %q", r.status, r.header.Get("Content-Type"))
 	}
-	got := sseData(r.body)
+	got := testfix.SSEData(t, r.body)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("stream relayed %d events, want %d in order:\n got %q\nwant %q", len(got), len(want), got, want)
 	}
@@ -106,7 +107,7 @@ func TestBYOKLifecycle(t *testing.T) {
 			Status           int    `json:"status"`
 		} `json:"records"`
 	}
-	waitFor(t, "request log", 5*time.Second, func() bool {
+	testfix.WaitFor(t, 5*time.Second, "request log", func() bool {
 		e.mustAdmin("GET", "/agent_router/logs?account=acme&limit=1000", nil, 200, &page)
 		return len(page.Records) == 9
 	})
@@ -152,7 +153,7 @@ func TestRotationUnderLoad(t *testing.T) {
 			results[i], errs[i] = e.tryChat(k.Key, "gpt-4o", fmt.Sprintf("inflight-%d", i), true)
 		}(i)
 	}
-	waitFor(t, "50 streams in flight", 20*time.Second, func() bool { return len(e.openai.Records()) >= streams })
+	testfix.WaitFor(t, 20*time.Second, "50 streams in flight", func() bool { return len(e.openai.Records()) >= streams })
 
 	// Keep plain requests coming through the rotation.
 	type sent struct {
@@ -201,7 +202,7 @@ func TestRotationUnderLoad(t *testing.T) {
 		if errs[i] != nil || results[i].status != 200 {
 			t.Fatalf("stream %d: %v status %d", i, errs[i], results[i].status)
 		}
-		if d := sseData(results[i].body); len(d) == 0 || d[len(d)-1] != "[DONE]" {
+		if d := testfix.SSEData(t, results[i].body); len(d) == 0 || d[len(d)-1] != "[DONE]" {
 			t.Fatalf("stream %d did not complete: %q", i, d)
 		}
 		if rec := recordFor(t, e.openai, fmt.Sprintf("inflight-%d", i)); rec.Credential != oldKey {

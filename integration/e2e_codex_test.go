@@ -13,6 +13,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 )
 
@@ -273,7 +274,7 @@ func TestCodexOnClaudeAndGemini(t *testing.T) {
 	}
 
 	// The request log names what was left out.
-	waitFor(t, "a record naming the omitted web_search", 10*time.Second, func() bool {
+	testfix.WaitFor(t, 10*time.Second, "a record naming the omitted web_search", func() bool {
 		var out struct {
 			Records []struct {
 				API     string   `json:"api"`

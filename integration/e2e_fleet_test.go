@@ -19,17 +19,18 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/admin"
 	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/peer"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // fleetPeer is an in-process gateway instance with its own admin API and
@@ -42,11 +43,7 @@ type fleetPeer struct {
 
 func startFleetPeer(t *testing.T, id string, endpoints []string, master []byte, openaiURL string) *fleetPeer {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli := etcdtest.Client(t, endpoints...)
 	p := &fleetPeer{id: id}
 	api := &admin.API{Store: func() *store.Store { return p.s }}
 	p.admin = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,12 +59,8 @@ func startFleetPeer(t *testing.T, id string, endpoints []string, master []byte, 
 	t.Cleanup(p.admin.Close)
 	p.peer = httptest.NewServer(&peer.Handler{Store: func() *store.Store { return p.s }})
 	t.Cleanup(p.peer.Close)
-	p.s, err = store.OpenFleet(filepath.Join(t.TempDir(), "ar.db"), master, store.Options{}, store.FleetOptions{
+	p.s = storetest.OpenFleet(t, master, store.Options{}, store.FleetOptions{
 		Client: cli, InstanceID: id, PeerAddress: strings.TrimPrefix(p.peer.URL, "http://")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.s.Close() })
 	pol, _ := egress.New(true, []string{"127.0.0.1"})
 	g, err := gateway.New(gateway.Config{Store: p.s, Logger: zap.NewNop(), Egress: pol,
 		Providers: map[string]*gateway.ProviderConfig{providers.OpenAI: {Endpoint: providers.Endpoint{BaseURL: openaiURL}}}})
@@ -132,7 +125,7 @@ func TestFleetWithCaddy(t *testing.T) {
 	k := e.createKey("acme", "ci")
 	byok1 := "sk-fleet-one-" + randomAlnum(32)
 	e.putBYOK("acme", "openai", map[string]string{"api_key": byok1})
-	waitFor(t, "the peers serve the account's key", 2*time.Second, func() bool {
+	testfix.WaitFor(t, 2*time.Second, "the peers serve the account's key", func() bool {
 		c := b.s.Snapshot().Credential("acme", "openai")
 		return c != nil && c.Key() == byok1 && a.s.Snapshot().Credential("acme", "openai") != nil
 	})
@@ -173,7 +166,7 @@ func TestFleetWithCaddy(t *testing.T) {
 	if _, err := b.s.PutCredential("acme", "openai", byok2b, "sk-...", store.Extras{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "Caddy serves the rotation after the reload", 2*time.Second, func() bool {
+	testfix.WaitFor(t, 2*time.Second, "Caddy serves the rotation after the reload", func() bool {
 		tag := "after-reload-" + randomAlnum(8)
 		sent++
 		r := e.chat(k.Key, "gpt-4o-mini", tag, false)
@@ -201,7 +194,7 @@ func TestFleetWithCaddy(t *testing.T) {
 		Next    string            `json:"next"`
 		Missing []ops.MemberError `json:"missing"`
 	}
-	waitFor(t, "fleet-wide logs on Caddy", 5*time.Second, func() bool {
+	testfix.WaitFor(t, 5*time.Second, "fleet-wide logs on Caddy", func() bool {
 		a.s.FlushLog()
 		b.s.FlushLog()
 		e.mustAdmin("GET", "/agent_router/logs?account=acme", nil, 200, &page)
@@ -234,7 +227,7 @@ func TestFleetWithCaddy(t *testing.T) {
 		Total   store.UsageCounters `json:"total"`
 		Missing []ops.MemberError   `json:"missing"`
 	}
-	waitFor(t, "fleet-wide usage on Caddy", 15*time.Second, func() bool {
+	testfix.WaitFor(t, 15*time.Second, "fleet-wide usage on Caddy", func() bool {
 		e.mustAdmin("GET", "/agent_router/usage?account=acme", nil, 200, &usage)
 		return usage.Total.Requests == int64(total)
 	})
@@ -313,7 +306,7 @@ func TestFleetWithCaddy(t *testing.T) {
 	}
 	byok3 := "sk-fleet-four-" + randomAlnum(32)
 	ready := time.Now()
-	waitFor(t, "admin writes resume", 30*time.Second, func() bool {
+	testfix.WaitFor(t, 30*time.Second, "admin writes resume", func() bool {
 		code, _ := e.admin("PUT", "/agent_router/accounts/acme/byok/openai", map[string]string{"api_key": byok3}, nil)
 		return code == 200
 	})
@@ -334,7 +327,7 @@ func TestFleetWithCaddy(t *testing.T) {
 	if !strings.Contains(string(logged), "etcd is unreachable") || !strings.Contains(string(logged), "etcd is reachable again") {
 		t.Error("the outage's start and end are not in Caddy's log")
 	}
-	waitFor(t, "peer serves the key written after recovery", 5*time.Second, func() bool {
+	testfix.WaitFor(t, 5*time.Second, "peer serves the key written after recovery", func() bool {
 		c := a.s.Snapshot().Credential("acme", "openai")
 		return c != nil && c.Key() == byok3
 	})

@@ -22,6 +22,7 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/tidwall/gjson"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 )
 
@@ -872,7 +873,7 @@ func (fe *fdEnv) responsesIsolation(t *testing.T) {
 
 func (fe *fdEnv) checkLogs(t *testing.T) {
 	var apis map[string]int
-	waitFor(t, "request-log records of every front door", 10*time.Second, func() bool {
+	testfix.WaitFor(t, 10*time.Second, "request-log records of every front door", func() bool {
 		var out struct {
 			Records []struct {
 				API      string `json:"api"`
@@ -977,7 +978,7 @@ func TestBYOKRefusedNoRetry(t *testing.T) {
 	}
 	// And the gateway got each SDK call once: no retries.
 	var n int
-	waitFor(t, "the request-log records", 10*time.Second, func() bool {
+	testfix.WaitFor(t, 10*time.Second, "the request-log records", func() bool {
 		var out struct {
 			Records []struct {
 				ErrorCode string `json:"error_code"`

@@ -5,48 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 )
-
-// peakRSS resets this process's peak resident set (Caddy runs in it) and
-// returns a function that reads how far it rose above the RSS at reset, in
-// MiB (Linux: clear_refs 5 sets VmHWM to the current RSS).
-func peakRSS(t *testing.T) func() (rise, peak float64) {
-	t.Helper()
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		t.Fatalf("resetting the peak RSS: %v", err)
-	}
-	base := procStatusMiB(t, "VmRSS")
-	return func() (float64, float64) {
-		peak := procStatusMiB(t, "VmHWM")
-		return peak - base, peak
-	}
-}
-
-func procStatusMiB(t *testing.T, field string) float64 {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			if err != nil {
-				t.Fatalf("%s: %q", field, line)
-			}
-			return kb / 1024
-		}
-	}
-	t.Fatalf("no %s in /proc/self/status", field)
-	return 0
-}
 
 func (e *env) alive() {
 	e.t.Helper()
@@ -79,7 +44,7 @@ func TestHostileClientThroughCaddy(t *testing.T) {
 
 	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"x":` + strings.Repeat("[", 7<<20)
 	for i := 0; i < 3; i++ { // more than once: nothing accumulates
-		rss := peakRSS(t)
+		rss := testfix.PeakRSS(t)
 		start := time.Now()
 		r := e.postRaw(k.Key, body)
 		took := time.Since(start)
@@ -120,7 +85,7 @@ func TestHostileClientThroughCaddy(t *testing.T) {
 	// Records reach the usage rollups through the request log's writer:
 	// wait until all 1,005 are counted.
 	models := map[string]int64{}
-	waitFor(t, "usage to count every request", 10*time.Second, func() bool {
+	testfix.WaitFor(t, 10*time.Second, "usage to count every request", func() bool {
 		e.mustAdmin("GET", "/agent_router/usage?group_by=model", nil, 200, &usage)
 		clear(models)
 		var n int64
@@ -146,7 +111,7 @@ func TestHostileUpstreamThroughCaddy(t *testing.T) {
 	e.openai.SetResponder(func(providertest.Record) providertest.Response {
 		return providertest.Response{Custom: bigEvent(chunk)}
 	})
-	rss := peakRSS(t)
+	rss := testfix.PeakRSS(t)
 	r := e.chat(k.Key, "gpt-4o-mini", "big", true)
 	rise, peak := rss()
 	t.Logf("48 MiB event: %d, %d bytes to the client, peak RSS +%.0f MiB (%.0f MiB)", r.status, len(r.body), rise, peak)

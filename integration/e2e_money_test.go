@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 )
 
 // The price blocks of the money test: gpt-4o at 2 / 8 (list is 2.50 / 10),
@@ -81,7 +83,7 @@ func TestMoneyThroughCaddy(t *testing.T) {
 			ShadowCost map[string]any `json:"shadow_cost"`
 		}
 		id := c.r.header.Get("X-Agent-Router-Request-Id")
-		waitFor(t, "record "+id, 5*time.Second, func() bool { code, _ := e.admin("GET", "/agent_router/logs/"+id, nil, &rec); return code == 200 })
+		testfix.WaitFor(t, 5*time.Second, "record "+id, func() bool { code, _ := e.admin("GET", "/agent_router/logs/"+id, nil, &rec); return code == 200 })
 		if rec.Cost["total_usd"] != c.want || rec.Cost["price_version"] != v1 {
 			t.Errorf("record %s: cost %v, want %s under %s", id, rec.Cost, c.want, v1)
 		}
@@ -119,7 +121,7 @@ func TestMoneyThroughCaddy(t *testing.T) {
 			CostUSD string `json:"cost_usd"`
 		}
 	}
-	waitFor(t, "the chargeback", 5*time.Second, func() bool {
+	testfix.WaitFor(t, 5*time.Second, "the chargeback", func() bool {
 		e.mustAdmin("GET", "/agent_router/accounts/acme/chargeback?month="+month, nil, 200, &cb)
 		return cb.Totals["byok"].CostUSD == "0.000062"
 	})

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 )
 
 const teamProfile = `
@@ -55,7 +57,7 @@ func TestProfileBoundKey(t *testing.T) {
 		Source  string `json:"source"`
 	}
 	id := r.header.Get("X-Agent-Router-Request-Id")
-	waitFor(t, "the request-log record", 5*time.Second, func() bool {
+	testfix.WaitFor(t, 5*time.Second, "the request-log record", func() bool {
 		code, _ := e.admin("GET", "/agent_router/logs/"+id, nil, &rec)
 		return code == 200
 	})
@@ -63,7 +65,7 @@ func TestProfileBoundKey(t *testing.T) {
 		t.Errorf("record profile %q source %q", rec.Profile, rec.Source)
 	}
 	// Caddy's access log names the profile too.
-	waitFor(t, "the access-log entry", 5*time.Second, func() bool {
+	testfix.WaitFor(t, 5*time.Second, "the access-log entry", func() bool {
 		b, _ := os.ReadFile(filepath.Join(e.dir, "access.log"))
 		return countLines(b, id, `"profile":"team"`) == 1
 	})
@@ -99,7 +101,7 @@ func TestProfileBoundKey(t *testing.T) {
 	}
 	const msg = "api key is bound to a routing profile the running config does not have"
 	var n int
-	waitFor(t, "the missing-profile log line", 5*time.Second, func() bool {
+	testfix.WaitFor(t, 5*time.Second, "the missing-profile log line", func() bool {
 		b, _ := os.ReadFile(filepath.Join(e.dir, "caddy.log"))
 		n = countLines(b, msg, team.ID)
 		return n > 0

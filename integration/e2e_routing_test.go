@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 )
 
@@ -42,7 +43,7 @@ func (e *env) logOf(r chatResult) logRecord {
 	e.t.Helper()
 	id := r.header.Get("X-Agent-Router-Request-Id")
 	var rec logRecord
-	waitFor(e.t, "request-log record "+id, 5*time.Second, func() bool {
+	testfix.WaitFor(e.t, 5*time.Second, "request-log record "+id, func() bool {
 		code, _ := e.admin("GET", "/agent_router/logs/"+id, nil, &rec)
 		return code == 200
 	})
@@ -168,7 +169,7 @@ func TestNoFallbackAfterFirstByte(t *testing.T) {
 	if r.status != 200 {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
-	data := sseData(r.body)
+	data := testfix.SSEData(t, r.body)
 	if len(data) != 4 || !strings.Contains(data[2], `"two"`) || !strings.Contains(data[3], `"error"`) || strings.Contains(string(r.body), "[DONE]") {
 		t.Fatalf("the stream should carry the content, then an error event, and no [DONE]:\n%s", r.body)
 	}
@@ -243,7 +244,7 @@ func TestSplitBYOKPlatform(t *testing.T) {
 		t.Errorf("BYOK share %.2f%%, want 70 ± 2", share)
 	}
 	var recs []logRecord
-	waitFor(t, "all request-log records", 20*time.Second, func() bool {
+	testfix.WaitFor(t, 20*time.Second, "all request-log records", func() bool {
 		recs = e.allLogs("acme")
 		return len(recs) >= total
 	})

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 )
 
 // metricValue reads one series from Caddy's /metrics (admin endpoint).
@@ -120,7 +122,7 @@ func TestTelemetry(t *testing.T) {
 
 	// The access log: one line per request with the gateway's fields.
 	var lines []map[string]any
-	waitFor(t, "access log lines", 5*time.Second, func() bool {
+	testfix.WaitFor(t, 5*time.Second, "access log lines", func() bool {
 		lines = lines[:0]
 		b, _ := os.ReadFile(filepath.Join(e.dir, "access.log"))
 		for _, l := range bytes.Split(b, []byte("\n")) {

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
@@ -310,18 +309,6 @@ func recordFor(t *testing.T, fake *providertest.Server, tag string) providertest
 	return providertest.Record{}
 }
 
-// sseData returns the data payloads of an event stream, in order.
-func sseData(b []byte) []string {
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
 func errorCode(b []byte) string {
 	var env struct {
 		Error struct {
@@ -354,16 +341,4 @@ func randomHex(n int) string {
 		b[i] = set[int(b[i])%len(set)]
 	}
 	return string(b)
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

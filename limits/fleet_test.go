@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
 
@@ -52,18 +53,6 @@ func (f *fleet) add(t *testing.T, id string, cfg Config, set Set, ttl time.Durat
 	t.Cleanup(func() { l.Close(); be.Close() })
 	f.ls, f.backends, f.clients = append(f.ls, l), append(f.backends, be), append(f.clients, cli)
 	return l
-}
-
-// waitFor polls cond until it holds; d only bounds a broken run.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // hammer runs clients goroutines, client i on instance i % N, each
@@ -248,6 +237,7 @@ func TestFleetHardBudgetOvershootBound(t *testing.T) {
 // A restart mid-window keeps the spend: the instance finds its settled
 // spend under its name, and the others count it too.
 func TestFleetRestartKeepsSpend(t *testing.T) {
+	t.Parallel()
 	clk := newClock(date("2026-12-10T12:00:00Z"))
 	set := Set{Budgets: []Budget{accountBudget("b", "acme", "1")}}
 	cfg := Config{ReserveOutputCap: -1, RefreshInterval: 100 * time.Millisecond, ReturnAfter: 200 * time.Millisecond}
@@ -258,11 +248,11 @@ func TestFleetRestartKeepsSpend(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.backends[0].Close()
-	waitFor(t, 10*time.Second, "the other instance sees the spend", func() bool {
+	testfix.WaitFor(t, 10*time.Second, "the other instance sees the spend", func() bool {
 		return status(t, f.ls[1], KindBudget, "b").Spent == int64(usd("0.7"))
 	})
 	again := f.add(t, "i0", cfg, set, 10*time.Second)
-	waitFor(t, 10*time.Second, "the restarted instance restores its spend", func() bool {
+	testfix.WaitFor(t, 10*time.Second, "the restarted instance restores its spend", func() bool {
 		return status(t, again, KindBudget, "b").Spent == int64(usd("0.7"))
 	})
 	// 0.7 spent: a 0.4 request is refused on either instance; 0.25 passes.
@@ -274,7 +264,7 @@ func TestFleetRestartKeepsSpend(t *testing.T) {
 	}
 	// What is left (0.3) is partly the other instance's slice; once it
 	// sits idle it is given back and a 0.25 request fits.
-	waitFor(t, 10*time.Second, "a 0.25 request fits", func() bool {
+	testfix.WaitFor(t, 10*time.Second, "a 0.25 request fits", func() bool {
 		var r Reservation
 		return again.Admit(req("acme", "k", 150_000, 50_000), &r).Allowed()
 	})
@@ -283,6 +273,7 @@ func TestFleetRestartKeepsSpend(t *testing.T) {
 // A lost instance's slices come back when its lease expires; until then
 // the fleet cannot hand them out again (nothing is counted twice).
 func TestFleetLostInstanceSlicesComeBack(t *testing.T) {
+	t.Parallel()
 	clk := newClock(date("2026-12-10T12:00:00Z"))
 	set := Set{Budgets: []Budget{accountBudget("b", "acme", "1")}}
 	cfg := Config{ReserveOutputCap: -1, ReturnAfter: time.Hour, RefreshInterval: 100 * time.Millisecond}
@@ -292,7 +283,7 @@ func TestFleetLostInstanceSlicesComeBack(t *testing.T) {
 	// The lost instance takes slices: a $0.05 request, then it is cut off.
 	r := admitEventually(t, lost, req("acme", "k", 30_000, 10_000))
 	r.Settle(Actual{Cost: usd("0.05"), Priced: true})
-	waitFor(t, 10*time.Second, "the lost instance's spend is written", func() bool {
+	testfix.WaitFor(t, 10*time.Second, "the lost instance's spend is written", func() bool {
 		return status(t, live, KindBudget, "b").Spent == int64(usd("0.05"))
 	})
 	held := status(t, lost, KindBudget, "b").Held
@@ -311,7 +302,7 @@ func TestFleetLostInstanceSlicesComeBack(t *testing.T) {
 	if d := live.Admit(want, &res); d.Allowed() {
 		t.Fatal("the live instance got the lost instance's slice before its lease expired")
 	}
-	waitFor(t, 20*time.Second, "the lost slice comes back", func() bool {
+	testfix.WaitFor(t, 20*time.Second, "the lost slice comes back", func() bool {
 		var res Reservation
 		if d := live.Admit(want, &res); d.Allowed() {
 			res.Release()
@@ -325,12 +316,13 @@ func TestFleetLostInstanceSlicesComeBack(t *testing.T) {
 // path makes no round trip. When the slice runs out and etcd is away, the
 // answer is a transient 429, never an overshoot.
 func TestFleetAdmitsFromSlicesWithoutEtcd(t *testing.T) {
+	t.Parallel()
 	clk := newClock(date("2026-12-10T12:00:01Z"))
 	set := Set{RateLimits: []RateLimit{{ID: "r", Scope: Scope{Kind: ScopeAccount, Account: "acme"}, RPM: 1000}}}
 	f := startFleet(t, 1, 0, clk, Config{SliceWait: 100 * time.Millisecond}, set)
 	l := f.add(t, "i0", Config{SliceWait: 100 * time.Millisecond}, set, time.Minute)
 	admit(t, l, req("acme", "k", 1, 1), Allowed)
-	waitFor(t, 10*time.Second, "a slice is held", func() bool { return status(t, l, KindRPM, "r").Held > 10 })
+	testfix.WaitFor(t, 10*time.Second, "a slice is held", func() bool { return status(t, l, KindRPM, "r").Held > 10 })
 	held := status(t, l, KindRPM, "r").Held
 	f.cluster.StopAll()
 	for range held {
@@ -343,7 +335,7 @@ func TestFleetAdmitsFromSlicesWithoutEtcd(t *testing.T) {
 	if err := f.cluster.RestartAll(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "admissions resume with etcd", func() bool {
+	testfix.WaitFor(t, 20*time.Second, "admissions resume with etcd", func() bool {
 		var r Reservation
 		return l.Admit(req("acme", "k", 1, 1), &r).Allowed()
 	})
@@ -355,6 +347,7 @@ func TestFleetAdmitsFromSlicesWithoutEtcd(t *testing.T) {
 // The key layout: held slices bound to the instance's lease, settled
 // spend not, the past of a window deleted when it rolls.
 func TestEtcdKeyLayout(t *testing.T) {
+	t.Parallel()
 	clk := newClock(date("2026-12-10T12:00:01Z"))
 	set := Set{
 		Budgets:    []Budget{{ID: "day", Scope: Scope{Kind: ScopeAccount, Account: "acme"}, Amount: usd("5"), Window: WindowDay}},
@@ -379,7 +372,7 @@ func TestEtcdKeyLayout(t *testing.T) {
 		return m
 	}
 	day := slotKey(date("2026-12-10T00:00:00Z").Unix() / 86400)
-	waitFor(t, 10*time.Second, "the day's spend is written", func() bool { _, ok := keys()["b/acme/day/day/used/"+day+"/i0"]; return ok })
+	testfix.WaitFor(t, 10*time.Second, "the day's spend is written", func() bool { _, ok := keys()["b/acme/day/day/used/"+day+"/i0"]; return ok })
 	k := keys()
 	if k["b/acme/day/day/used/"+day+"/i0"] != 0 {
 		t.Error("settled spend is bound to a lease: it would vanish with the instance")
@@ -393,7 +386,7 @@ func TestEtcdKeyLayout(t *testing.T) {
 	clk.Advance(24 * time.Hour)
 	r, _ = admit(t, l, req("acme", "k", 1000, 1000), Allowed)
 	r.Settle(Actual{Cost: usd("0.01"), Priced: true})
-	waitFor(t, 10*time.Second, "the old day is dropped", func() bool { _, ok := keys()["b/acme/day/day/used/"+day+"/i0"]; return !ok })
+	testfix.WaitFor(t, 10*time.Second, "the old day is dropped", func() bool { _, ok := keys()["b/acme/day/day/used/"+day+"/i0"]; return !ok })
 }
 
 // The backend's contract, under contention: instances granting at once
@@ -401,6 +394,7 @@ func TestEtcdKeyLayout(t *testing.T) {
 // on the counter's keys). Each instance keeps its own share, as the
 // limiter does (one call at a time per instance and counter).
 func TestEtcdAcquireNeverOverGrants(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
 	const limit = 2000
 	span := Span{From: 7, To: 7}
@@ -445,6 +439,7 @@ func TestEtcdAcquireNeverOverGrants(t *testing.T) {
 // still counts what was spent in the newer window: its slice is spent
 // there. Found by -race -count=5 on the rpm test (104 and 107 of 100).
 func TestEtcdGrantCountsANewerWindow(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 1)
 	ctx := context.Background()
 	ahead, err := NewEtcd(ctx, c.Client(t), EtcdOptions{Instance: "ahead"})

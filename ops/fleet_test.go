@@ -2,10 +2,8 @@ package ops_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/peer"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // openMember opens a fleet store on c with its peer listener.
@@ -22,12 +21,8 @@ func openMember(t *testing.T, c *etcdtest.Cluster, id string, master []byte) *st
 	var s *store.Store
 	srv := httptest.NewServer(&peer.Handler{Store: func() *store.Store { return s }})
 	t.Cleanup(srv.Close)
-	s, err := store.OpenFleet(filepath.Join(t.TempDir(), "ar.db"), master, store.Options{}, store.FleetOptions{
+	s = storetest.OpenFleet(t, master, store.Options{}, store.FleetOptions{
 		Client: c.Client(t), InstanceID: id, PeerAddress: strings.TrimPrefix(srv.URL, "http://"), MemberTTL: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -46,8 +41,7 @@ func record(s *store.Store, base time.Time, sec int) {
 // again, forever).
 func TestFleetLogsPagesEveryRecordOnce(t *testing.T) {
 	c := etcdtest.Start(t, 1)
-	master := make([]byte, store.MasterKeySize)
-	rand.Read(master)
+	master := storetest.MasterKey(t)
 	a := openMember(t, c, "a", master)
 	b := openMember(t, c, "b", master)
 	deadline := time.Now().Add(5 * time.Second)

@@ -1,7 +1,6 @@
 package ops_test
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"go/parser"
@@ -14,19 +13,8 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
-
-func openStore(t *testing.T) *store.Store {
-	t.Helper()
-	key := make([]byte, store.MasterKeySize)
-	rand.Read(key)
-	s, err := store.Open(filepath.Join(t.TempDir(), "ar.db"), key, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
 
 // pages walks a list a page of limit at a time and returns every page's
 // items, joined by "|" between pages.
@@ -60,7 +48,7 @@ func pages[T any](t *testing.T, limit int, list func(ops.Page) (ops.List[T], err
 // bad cursors and a cursor of another list are Invalid.
 func TestListPages(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
+	s := storetest.Open(t)
 	o := &ops.Ops{Store: s}
 	for _, id := range []string{"e", "a", "d", "c", "b"} {
 		if _, err := o.CreateAccount(id, ""); err != nil {
@@ -143,7 +131,7 @@ func TestListPages(t *testing.T) {
 // map to theirs, wrapped or not; anything else is Internal.
 func TestKindOf(t *testing.T) {
 	t.Parallel()
-	s := openStore(t)
+	s := storetest.Open(t)
 	o := &ops.Ops{Store: s}
 	_, err := o.CreateAccount("", "")
 	if ops.KindOf(err) != ops.Invalid || !strings.Contains(err.Error(), "account id is required") {

@@ -15,6 +15,7 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/reconcile"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // byokCall records one served BYOK call of account with key fp on m.
@@ -34,7 +35,7 @@ func (m *fleetMember) byokCall(account, fp string, n int) {
 // page would show the rest.
 func TestFleetCredentialUsage(t *testing.T) {
 	c := etcdtest.Start(t, 1)
-	master := newMasterKey(t)
+	master := storetest.MasterKey(t)
 	a := startMember(t, c, "a", master)
 	b := startMember(t, c, "b", master)
 	waitMembers(t, a.s, 2)

@@ -3,25 +3,21 @@ package peer_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/peer"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // fleetMember is a fleet store with a peer listener whose handler the test
@@ -34,22 +30,9 @@ type fleetMember struct {
 	hits    atomic.Int32
 }
 
-func newMasterKey(t *testing.T) []byte {
-	t.Helper()
-	k := make([]byte, store.MasterKeySize)
-	if _, err := rand.Read(k); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func startMember(t *testing.T, c *etcdtest.Cluster, id string, master []byte) *fleetMember {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli := c.Client(t)
 	m := &fleetMember{id: id}
 	var h http.Handler = &peer.Handler{Store: func() *store.Store { return m.s }}
 	m.handler.Store(&h)
@@ -58,12 +41,8 @@ func startMember(t *testing.T, c *etcdtest.Cluster, id string, master []byte) *f
 		(*m.handler.Load()).ServeHTTP(w, r)
 	}))
 	t.Cleanup(m.srv.Close)
-	m.s, err = store.OpenFleet(filepath.Join(t.TempDir(), "ar.db"), master, store.Options{}, store.FleetOptions{
+	m.s = storetest.OpenFleet(t, master, store.Options{}, store.FleetOptions{
 		Client: cli, InstanceID: id, PeerAddress: strings.TrimPrefix(m.srv.URL, "http://"), MemberTTL: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.s.Close() })
 	return m
 }
 
@@ -124,7 +103,7 @@ func peerPost(t *testing.T, m *fleetMember, method, route, body string, keys []s
 // signs its answers; a member that answers unsigned is reported missing.
 func TestPeerReadsAreSigned(t *testing.T) {
 	c := etcdtest.Start(t, 1)
-	master := newMasterKey(t)
+	master := storetest.MasterKey(t)
 	a := startMember(t, c, "a", master)
 	b := startMember(t, c, "b", master)
 	waitMembers(t, a.s, 2)
@@ -138,11 +117,7 @@ func TestPeerReadsAreSigned(t *testing.T) {
 
 	body := `{"AccountID":"acme","Limit":50}`
 	keys := a.s.PeerKeys()
-	other, err := store.Open(filepath.Join(t.TempDir(), "other.db"), newMasterKey(t), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	other := storetest.Open(t)
 	for _, tc := range []struct {
 		name   string
 		keys   []store.PeerKey
@@ -208,7 +183,7 @@ func evil(m *fleetMember, answer func(route string) []byte) http.HandlerFunc {
 // missing and nothing of its answer shows.
 func TestPeerAnswersAreChecked(t *testing.T) {
 	c := etcdtest.Start(t, 1)
-	master := newMasterKey(t)
+	master := storetest.MasterKey(t)
 	a := startMember(t, c, "a", master)
 	b := startMember(t, c, "b", master)
 	x := startMember(t, c, "x", master)

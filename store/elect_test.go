@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // runners counts the instances inside fn at once.
@@ -53,7 +53,7 @@ func TestElectionOneRunnerAndAKilledRunnersLeasePassesOn(t *testing.T) {
 	clis := make([]*clientv3.Client, 3)
 	stores := make([]*Store, 3)
 	for i, id := range ids {
-		clis[i] = clientOf(t, c.Endpoint(i))
+		clis[i] = etcdtest.Client(t, c.Endpoint(i))
 		stores[i] = openFleet(t, clis[i], id, masterKey(1))
 	}
 	r := &runners{now: map[string]bool{}}
@@ -67,7 +67,7 @@ func TestElectionOneRunnerAndAKilledRunnersLeasePassesOn(t *testing.T) {
 	defer wg.Wait()
 
 	var leader string
-	waitFor(t, 10*time.Second, "a leader", func() bool {
+	testfix.WaitFor(t, 10*time.Second, "a leader", func() bool {
 		cur := r.current()
 		if len(cur) == 1 {
 			leader = cur[0]
@@ -89,7 +89,7 @@ func TestElectionOneRunnerAndAKilledRunnersLeasePassesOn(t *testing.T) {
 	killed := time.Now()
 	clis[li].Close()
 	var next string
-	d := waitFor(t, 15*time.Second, "another leader", func() bool {
+	d := testfix.WaitFor(t, 15*time.Second, "another leader", func() bool {
 		cur := r.current()
 		if len(cur) == 1 && cur[0] != leader {
 			next = cur[0]
@@ -123,7 +123,7 @@ func TestElectionOneRunnerAndAKilledRunnersLeasePassesOn(t *testing.T) {
 	}
 	r2 := &runners{now: map[string]bool{}}
 	go func() { stores[ni].Lead(sub, "reconcile", 2*time.Second, r2.fn(ids[ni])); close(stopped) }()
-	waitFor(t, 10*time.Second, "the next leader again", func() bool { return len(r2.current()) == 1 })
+	testfix.WaitFor(t, 10*time.Second, "the next leader again", func() bool { return len(r2.current()) == 1 })
 	ctx3, cancel3 := context.WithCancel(context.Background())
 	defer cancel3()
 	done3 := make(chan struct{})
@@ -135,7 +135,7 @@ func TestElectionOneRunnerAndAKilledRunnersLeasePassesOn(t *testing.T) {
 	resigned := time.Now()
 	subCancel()
 	<-stopped
-	waitFor(t, 1500*time.Millisecond, "the third instance leads after a resignation", func() bool {
+	testfix.WaitFor(t, 1500*time.Millisecond, "the third instance leads after a resignation", func() bool {
 		cur := r2.current()
 		return len(cur) == 1 && cur[0] == ids[third]
 	})
@@ -163,8 +163,8 @@ func TestElectionSingleNodeLeadsAtOnce(t *testing.T) {
 // admin key is sealed in etcd's files too.
 func TestFleetReconcileRecordsShared(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
-	b := openFleet(t, clientOf(t, c.Endpoint(1)), "b", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, etcdtest.Client(t, c.Endpoint(1)), "b", masterKey(1))
 	mustAccount(t, a, "acme")
 	if _, err := a.PutUsageReader("acme", "openai", adminCanary, "sk-admin-…e4oI"); err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestFleetReconcileRecordsShared(t *testing.T) {
 	if err := a.ReplaceLedgerDays("acme", "openai", day, day.AddDate(0, 0, 31), days); err != nil {
 		t.Fatalf("a 31-day ledger write in fleet mode: %v", err)
 	}
-	waitFor(t, 3*time.Second, "b sees the reader and the ledger", func() bool {
+	testfix.WaitFor(t, 3*time.Second, "b sees the reader and the ledger", func() bool {
 		_, key, err := b.OpenUsageReader("acme", "openai")
 		got, _ := b.LedgerDays("acme", "openai", day, day.AddDate(0, 0, 31))
 		return err == nil && key == adminCanary && len(got) == 31

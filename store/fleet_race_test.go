@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
 
@@ -18,9 +19,10 @@ import (
 // actions is refused and the account keeps an owner. Before the range's
 // deletions were guarded, 5 of 20 tries left the account without one.
 func TestFleetConcurrentOwnerActionsKeepAnOwner(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
-	b := openFleet(t, clientOf(t, c.Endpoint(1)), "b", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, etcdtest.Client(t, c.Endpoint(1)), "b", masterKey(1))
 	const tries = 20
 	orphaned := 0
 	for i := range tries {
@@ -37,7 +39,7 @@ func TestFleetConcurrentOwnerActionsKeepAnOwner(t *testing.T) {
 		if _, err := a.CreateUser(acct, fmt.Sprintf("m-%d@example.com", i), RoleMember); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 2*time.Second, "instance b sees the users", func() bool {
+		testfix.WaitFor(t, 2*time.Second, "instance b sees the users", func() bool {
 			us, _ := b.Users(acct)
 			return len(us) == 3
 		})
@@ -85,8 +87,8 @@ func TestFleetConcurrentOwnerActionsKeepAnOwner(t *testing.T) {
 // conflict, and its fn run again on the new state.
 func TestFleetTransactionGuardsItsReadSet(t *testing.T) {
 	c := etcdtest.Start(t, 1)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
-	b := openFleet(t, clientOf(t, c.Endpoint(0)), "b", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "b", masterKey(1))
 	users := bucketUsers
 	put := func(s *Store, k string) {
 		t.Helper()
@@ -103,7 +105,7 @@ func TestFleetTransactionGuardsItsReadSet(t *testing.T) {
 	for _, k := range []string{"race\x00k1", "race\x00k2", "race\x00k3"} {
 		put(a, k)
 	}
-	waitFor(t, 2*time.Second, "b sees the keys", func() bool {
+	testfix.WaitFor(t, 2*time.Second, "b sees the keys", func() bool {
 		n := 0
 		b.kv.view(func(tx kvTx) error { return tx.Bucket(users).ForEach(func(k, _ []byte) error { n++; return nil }) })
 		return n == 3

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
 
@@ -28,35 +28,11 @@ func openFleet(t *testing.T, cli *clientv3.Client, id string, key []byte) *Store
 	return s
 }
 
-// clientOf returns a client of the given endpoints only.
-func clientOf(t *testing.T, endpoints ...string) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second,
-		DialKeepAliveTime: time.Second, DialKeepAliveTimeout: time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func TestFleetSharesRecordsAndRefusesAnotherMasterKey(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
-	b := openFleet(t, clientOf(t, c.Endpoint(1)), "b", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, etcdtest.Client(t, c.Endpoint(1)), "b", masterKey(1))
 
 	mustAccount(t, a, "acme")
 	key, k, err := a.CreateAPIKeyWithProfile("acme", "ci", "fast")
@@ -73,7 +49,7 @@ func TestFleetSharesRecordsAndRefusesAnotherMasterKey(t *testing.T) {
 	if a.Snapshot().Credential("acme", "openai") == nil {
 		t.Fatal("writer's snapshot lacks the credential")
 	}
-	d := waitFor(t, 2*time.Second, "the other instance sees the credential", func() bool {
+	d := testfix.WaitFor(t, 2*time.Second, "the other instance sees the credential", func() bool {
 		c := b.Snapshot().Credential("acme", "openai")
 		return c != nil && c.Key() == canaryKey
 	})
@@ -84,7 +60,7 @@ func TestFleetSharesRecordsAndRefusesAnotherMasterKey(t *testing.T) {
 	if err := b.RevokeAPIKey("acme", k.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "revocation reaches the first instance", func() bool {
+	testfix.WaitFor(t, 2*time.Second, "revocation reaches the first instance", func() bool {
 		_, ok := a.Snapshot().LookupKey(HashAPIKey(key))
 		return !ok
 	})
@@ -95,16 +71,16 @@ func TestFleetSharesRecordsAndRefusesAnotherMasterKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "session visible on b", func() bool {
+	testfix.WaitFor(t, 2*time.Second, "session visible on b", func() bool {
 		_, _, err := b.SessionUser(sid, time.Hour, time.Hour)
 		return err == nil
 	})
 
 	// Members register under a lease.
-	waitFor(t, 3*time.Second, "both members registered", func() bool { return len(a.Members()) == 2 })
+	testfix.WaitFor(t, 3*time.Second, "both members registered", func() bool { return len(a.Members()) == 2 })
 
 	// A third instance with another master key refuses to start.
-	_, err = OpenFleet(dbPath(t), masterKey(2), Options{}, FleetOptions{Client: clientOf(t, c.Endpoint(2)), InstanceID: "c"})
+	_, err = OpenFleet(dbPath(t), masterKey(2), Options{}, FleetOptions{Client: etcdtest.Client(t, c.Endpoint(2)), InstanceID: "c"})
 	if !errors.Is(err, ErrWrongMasterKey) || !strings.Contains(err.Error(), "same master key") {
 		t.Fatalf("another master key: %v", err)
 	}
@@ -122,16 +98,17 @@ func TestFleetSharesRecordsAndRefusesAnotherMasterKey(t *testing.T) {
 }
 
 func TestFleetCompactionPastAWatcherReloads(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
 	// b talks to member 2 only; stopping it leaves b's watch behind.
-	bcli := clientOf(t, c.Endpoint(2))
+	bcli := etcdtest.Client(t, c.Endpoint(2))
 	b := openFleet(t, bcli, "b", masterKey(1))
 	mustAccount(t, a, "acme")
 	if _, err := a.PutCredential("acme", "openai", "sk-old-1", "", Extras{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "b sees v1", func() bool { return b.Snapshot().Credential("acme", "openai") != nil })
+	testfix.WaitFor(t, 2*time.Second, "b sees v1", func() bool { return b.Snapshot().Credential("acme", "openai") != nil })
 	reloads := b.Fleet().Reloads
 
 	c.Stop(2)
@@ -141,14 +118,14 @@ func TestFleetCompactionPastAWatcherReloads(t *testing.T) {
 		}
 	}
 	mustAccount(t, a, "globex")
-	c.Compact(t, clientOf(t, c.Endpoint(0)))
+	c.Compact(t, etcdtest.Client(t, c.Endpoint(0)))
 	if got := b.Snapshot().Credential("acme", "openai").Key(); got != "sk-old-1" {
 		t.Fatalf("b moved without etcd: %s", got)
 	}
 	if err := c.Restart(2); err != nil {
 		t.Fatal(err)
 	}
-	d := waitFor(t, 15*time.Second, "b reloads after the compaction", func() bool {
+	d := testfix.WaitFor(t, 15*time.Second, "b reloads after the compaction", func() bool {
 		cr := b.Snapshot().Credential("acme", "openai")
 		return cr != nil && cr.Key() == "sk-new-6" && b.Snapshot().HasAccount("globex")
 	})
@@ -159,6 +136,7 @@ func TestFleetCompactionPastAWatcherReloads(t *testing.T) {
 }
 
 func TestFleetEtcdDownServesSnapshotRefusesWrites(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
 	a := openFleet(t, c.Client(t), "a", masterKey(1))
 	mustAccount(t, a, "acme")
@@ -186,7 +164,7 @@ func TestFleetEtcdDownServesSnapshotRefusesWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	var err2 error
-	waitFor(t, 20*time.Second, "writes resume", func() bool {
+	testfix.WaitFor(t, 20*time.Second, "writes resume", func() bool {
 		_, err2 = a.PutCredential("acme", "openai", "sk-after", "", Extras{})
 		return err2 == nil
 	})
@@ -203,7 +181,7 @@ func TestFleetHealthMarkSkipsARotatedKey(t *testing.T) {
 	if _, err := a.PutCredential("acme", "openai", "sk-v1", "", Extras{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "b sees v1", func() bool { return b.Snapshot().Credential("acme", "openai") != nil })
+	testfix.WaitFor(t, 2*time.Second, "b sees v1", func() bool { return b.Snapshot().Credential("acme", "openai") != nil })
 	old := b.Snapshot().Credential("acme", "openai")
 	// a rotates; b, still holding v1, reports v1 rejected: the mark must
 	// not land on v2.
@@ -213,17 +191,18 @@ func TestFleetHealthMarkSkipsARotatedKey(t *testing.T) {
 	b.persistHealth(old)
 	old.health.invalidAt.Store(time.Now().UnixNano())
 	b.persistHealth(old)
-	waitFor(t, 2*time.Second, "b sees v2", func() bool { return b.Snapshot().Credential("acme", "openai").Version == 2 })
+	testfix.WaitFor(t, 2*time.Second, "b sees v2", func() bool { return b.Snapshot().Credential("acme", "openai").Version == 2 })
 	if _, _, bad := a.CredentialHealth("acme", "openai"); bad {
 		t.Fatal("a mark for v1 landed on v2")
 	}
 	// A mark on the current version reaches the other instance.
 	cur := b.Snapshot().Credential("acme", "openai")
 	b.MarkInvalid(cur, time.Now(), "401 invalid_api_key")
-	waitFor(t, 2*time.Second, "the mark reaches a", func() bool { _, _, bad := a.CredentialHealth("acme", "openai"); return bad })
+	testfix.WaitFor(t, 2*time.Second, "the mark reaches a", func() bool { _, _, bad := a.CredentialHealth("acme", "openai"); return bad })
 }
 
 func TestFleetMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
 	src, path := newStore(t)
 	mustAccount(t, src, "acme")
 	key, _, err := src.CreateAPIKey("acme", "ci")
@@ -263,6 +242,7 @@ func TestFleetMigrateIsIdempotent(t *testing.T) {
 }
 
 func TestFleetMasterKeyRotationAndBigChanges(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 1)
 	cli := c.Client(t)
 	a, err := OpenFleet(dbPath(t), masterKey(1), Options{}, FleetOptions{Client: cli, InstanceID: "a"})
@@ -316,7 +296,7 @@ func TestFleetMasterKeyRotationAndBigChanges(t *testing.T) {
 	if err := n.DeleteAccount("acct-00"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "the deletion reaches e", func() bool {
+	testfix.WaitFor(t, 2*time.Second, "the deletion reaches e", func() bool {
 		return !o.Snapshot().HasAccount("acct-00") && o.Snapshot().Credential("acct-00", "openai") == nil
 	})
 
@@ -332,7 +312,7 @@ func TestFleetMasterKeyRotationAndBigChanges(t *testing.T) {
 	if err := n.DeleteAccount("big"); err != nil {
 		t.Fatalf("deleting an account with 80 keys: %v", err)
 	}
-	waitFor(t, 2*time.Second, "every key of the deleted account is refused on e", func() bool {
+	testfix.WaitFor(t, 2*time.Second, "every key of the deleted account is refused on e", func() bool {
 		for _, k := range keys {
 			if _, ok := o.Snapshot().LookupKey(HashAPIKey(k)); ok {
 				return false
@@ -347,14 +327,14 @@ func TestFleetMasterKeyRotationAndBigChanges(t *testing.T) {
 
 func TestFleetResponseOwnershipShared(t *testing.T) {
 	c := etcdtest.Start(t, 1)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
-	b := openFleet(t, clientOf(t, c.Endpoint(0)), "b", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "b", masterKey(1))
 
 	// Created through instance a, retrieved through instance b.
 	if err := a.PutResponse("resp_1", ResponseOwner{AccountID: "acme", Provider: "openai", CredentialSource: "byok"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "instance b knows the response's owner", func() bool {
+	testfix.WaitFor(t, 2*time.Second, "instance b knows the response's owner", func() bool {
 		o, err := b.ResponseFor("acme", "resp_1")
 		return err == nil && o.Provider == "openai" && o.CredentialSource == "byok"
 	})
@@ -380,7 +360,7 @@ func TestFleetResponseOwnershipShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.pruneResponses(ResponseRetention)
-	waitFor(t, 2*time.Second, "the prune reaches instance a", func() bool {
+	testfix.WaitFor(t, 2*time.Second, "the prune reaches instance a", func() bool {
 		n := 0
 		a.kv.view(func(tx kvTx) error {
 			return tx.Bucket(bucketResponses).ForEach(func(k, v []byte) error {
@@ -396,7 +376,7 @@ func TestFleetResponseOwnershipShared(t *testing.T) {
 	if err := b.ForgetResponse("resp_1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "instance a forgets the deleted response", func() bool {
+	testfix.WaitFor(t, 2*time.Second, "instance a forgets the deleted response", func() bool {
 		_, err := a.ResponseFor("acme", "resp_1")
 		return errors.Is(err, ErrResponseNotFound)
 	})
@@ -436,9 +416,10 @@ func TestFleetRequestPathWritesFailFastWhenEtcdIsDown(t *testing.T) {
 // the fleet's state, not on a mirror a watch event behind: a load balancer
 // may send the two calls to different instances.
 func TestFleetWriteSeesTheOtherInstancesWrite(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
-	b := openFleet(t, clientOf(t, c.Endpoint(1)), "b", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, etcdtest.Client(t, c.Endpoint(1)), "b", masterKey(1))
 	for i := 0; i < 20; i++ {
 		id := fmt.Sprintf("acct%02d", i)
 		mustAccount(t, a, id)
@@ -453,9 +434,10 @@ func TestFleetWriteSeesTheOtherInstancesWrite(t *testing.T) {
 // ErrUnavailable instead of deciding on state it knows is behind — the
 // account created on the other instance would otherwise be "not found".
 func TestFleetWriteRefusedWhileMirrorIsBehind(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 3)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
-	b := openFleet(t, clientOf(t, c.Endpoint(1)), "b", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, etcdtest.Client(t, c.Endpoint(1)), "b", masterKey(1))
 	fb := b.kv.(*fleetKV)
 	fb.mu.Lock()
 	locked := true

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
 
@@ -42,7 +43,7 @@ func outageWriters(s *Store, n int, stop <-chan struct{}) (wait func() int64) {
 // etcd being ready, even when writers kept calling during the outage.
 func TestFleetWritesRecoverQuicklyAfterAnOutage(t *testing.T) {
 	c := etcdtest.Start(t, 1)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
 	mustAccount(t, a, "acme")
 	c.StopAll()
 	stop := make(chan struct{})
@@ -80,7 +81,7 @@ func TestFleetWritesRecoverQuicklyAfterAnOutage(t *testing.T) {
 func TestFleetEtcdOutageIsSaid(t *testing.T) {
 	c := etcdtest.Start(t, 1)
 	core, logs := observer.New(zap.InfoLevel)
-	a, err := OpenFleet(dbPath(t), masterKey(1), Options{}, FleetOptions{Client: clientOf(t, c.Endpoint(0)), InstanceID: "a",
+	a, err := OpenFleet(dbPath(t), masterKey(1), Options{}, FleetOptions{Client: etcdtest.Client(t, c.Endpoint(0)), InstanceID: "a",
 		WatchdogInterval: 200 * time.Millisecond, WriteTimeout: time.Second, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +93,7 @@ func TestFleetEtcdOutageIsSaid(t *testing.T) {
 	}
 	c.StopAll()
 	stopped := time.Now()
-	noticed := waitFor(t, 10*time.Second, "the outage is noticed", func() bool { st := a.Fleet(); return !*st.EtcdReachable })
+	noticed := testfix.WaitFor(t, 10*time.Second, "the outage is noticed", func() bool { st := a.Fleet(); return !*st.EtcdReachable })
 	t.Logf("outage noticed %v after etcd stopped, without a write", noticed.Round(time.Millisecond))
 	st := a.Fleet()
 	if st.EtcdUnreachableSince == nil || st.EtcdUnreachableSince.Before(stopped.Add(-time.Second)) || st.EtcdOutages != 1 {
@@ -117,7 +118,7 @@ func TestFleetEtcdOutageIsSaid(t *testing.T) {
 	if err := c.RestartAll(); err != nil {
 		t.Fatal(err)
 	}
-	back := waitFor(t, 5*time.Second, "etcd is seen again", func() bool { return *a.Fleet().EtcdReachable })
+	back := testfix.WaitFor(t, 5*time.Second, "etcd is seen again", func() bool { return *a.Fleet().EtcdReachable })
 	t.Logf("etcd seen again %v after it was ready", back.Round(time.Millisecond))
 	if back > 1500*time.Millisecond {
 		t.Fatalf("recovery noticed after %v, want about a second at most", back)

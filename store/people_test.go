@@ -13,6 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
 
@@ -338,7 +339,7 @@ func TestFleetLegacyUsersMigrate(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range stores {
 		wg.Go(func() {
-			s, err := OpenFleet(dbPath(t), masterKey(9), Options{}, FleetOptions{Client: clientOf(t, c.Endpoint(0)), InstanceID: fmt.Sprint("m", i), NoRegistration: true})
+			s, err := OpenFleet(dbPath(t), masterKey(9), Options{}, FleetOptions{Client: etcdtest.Client(t, c.Endpoint(0)), InstanceID: fmt.Sprint("m", i), NoRegistration: true})
 			if err != nil {
 				t.Errorf("OpenFleet %d: %v", i, err)
 				return
@@ -353,7 +354,7 @@ func TestFleetLegacyUsersMigrate(t *testing.T) {
 	}
 	checkLegacyMigrated(t, stores[0])
 	// The other instance agrees (the member's link was used on the first).
-	waitFor(t, 2*time.Second, "the migration seen on the second instance", func() bool {
+	testfix.WaitFor(t, 2*time.Second, "the migration seen on the second instance", func() bool {
 		u, err := stores[1].User("acme", legacyMemberID)
 		return err == nil && u.Status == StatusActive
 	})
@@ -363,6 +364,7 @@ func TestFleetLegacyUsersMigrate(t *testing.T) {
 // (their people are rewritten, not deleted) works past one etcd
 // transaction's 128 operations, and leaves them their other account.
 func TestFleetDeleteAccountWithSharedMembers(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 1)
 	s := openFleet(t, c.Client(t), "a", masterKey(1))
 	mustAccount(t, s, "big")

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
+	bolt "go.etcd.io/bbolt"
 )
 
 func withOverride(t *testing.T, model, input string) *pricing.Table {
@@ -85,13 +85,13 @@ func TestPriceVersionsPersist(t *testing.T) {
 // the same current version everywhere.
 func TestFleetPriceVersions(t *testing.T) {
 	c := etcdtest.Start(t, 1)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
-	b := openFleet(t, clientOf(t, c.Endpoint(0)), "b", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "b", masterKey(1))
 	v1, _, err := a.PublishPrices(pricing.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "b follows a's version", func() bool { c := b.Prices().Current(); return c != nil && c.ID == v1.ID })
+	testfix.WaitFor(t, 5*time.Second, "b follows a's version", func() bool { c := b.Prices().Current(); return c != nil && c.ID == v1.ID })
 
 	var wg sync.WaitGroup
 	got := make([]*pricing.Version, 2)
@@ -115,13 +115,13 @@ func TestFleetPriceVersions(t *testing.T) {
 		last = got[1]
 	}
 	for _, s := range []*Store{a, b} {
-		waitFor(t, 5*time.Second, "both follow the last version", func() bool { c := s.Prices().Current(); return c != nil && c.ID == last.ID })
+		testfix.WaitFor(t, 5*time.Second, "both follow the last version", func() bool { c := s.Prices().Current(); return c != nil && c.ID == last.ID })
 		if n := len(s.Prices().Versions()); n != 3 {
 			t.Errorf("%d versions, want 3", n)
 		}
 	}
 	// A third instance starting later restores the same history.
-	c3 := openFleet(t, clientOf(t, c.Endpoint(0)), "c", masterKey(1))
+	c3 := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "c", masterKey(1))
 	if cur := c3.Prices().Current(); cur == nil || cur.ID != last.ID || len(c3.Prices().Versions()) != 3 {
 		t.Fatalf("a new instance: current %v", cur)
 	}
@@ -191,8 +191,8 @@ func TestContractTerms(t *testing.T) {
 
 func TestFleetContractTerms(t *testing.T) {
 	c := etcdtest.Start(t, 1)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
-	b := openFleet(t, clientOf(t, c.Endpoint(0)), "b", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "b", masterKey(1))
 	mustAccount(t, a, "acme")
 	if _, err := a.PutCredential("acme", "anthropic", "sk-ant-api03-"+canaryFragment+"xxxxxxxxxxxxxxxxxxxxxxxx", "sk-ant-…", Extras{}); err != nil {
 		t.Fatal(err)
@@ -200,5 +200,5 @@ func TestFleetContractTerms(t *testing.T) {
 	if _, err := a.AddContractTerm("acme", "anthropic", pricing.ContractTerm{DiscountPercent: "15"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "b sees the contract", func() bool { return b.Snapshot().Contract("acme", "anthropic") != nil })
+	testfix.WaitFor(t, 5*time.Second, "b sees the contract", func() bool { return b.Snapshot().Contract("acme", "anthropic") != nil })
 }

@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
 
@@ -89,7 +90,7 @@ func writeCosts(t *testing.T, w *Store, all ...*Store) {
 		t.Fatal(err)
 	}
 	for i, s := range all {
-		waitFor(t, 5*time.Second, "the key reaches "+s.InstanceID(), func() bool { _, ok := s.Snapshot().LookupKey(HashAPIKey(plain)); return ok })
+		testfix.WaitFor(t, 5*time.Second, "the key reaches "+s.InstanceID(), func() bool { _, ok := s.Snapshot().LookupKey(HashAPIKey(plain)); return ok })
 		if d, o := s.snapStats.decoded.Load(), s.snapStats.opened.Load(); d != 1 || o != 0 {
 			t.Errorf("%s: creating a key decoded %d records and opened %d credentials, want 1 and 0", s.InstanceID(), d, o)
 		}
@@ -104,7 +105,7 @@ func writeCosts(t *testing.T, w *Store, all ...*Store) {
 		t.Fatal(err)
 	}
 	for i, s := range all {
-		waitFor(t, 5*time.Second, "the rotation reaches "+s.InstanceID(), func() bool {
+		testfix.WaitFor(t, 5*time.Second, "the rotation reaches "+s.InstanceID(), func() bool {
 			return s.Snapshot().Credential("load-00003", "openai").Key() == "sk-rotated"
 		})
 		if d, o := s.snapStats.decoded.Load(), s.snapStats.opened.Load(); d != 1 || o != 1 {
@@ -385,7 +386,7 @@ func TestFleetBulkLimitFollowsEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "b has the tenants", func() bool {
+	testfix.WaitFor(t, 5*time.Second, "b has the tenants", func() bool {
 		_, ok := b.Snapshot().LookupKey(HashAPIKey(ts[4].Keys[5].Key))
 		return ok && b.Snapshot().Credential("ok-00004", "openai") != nil
 	})

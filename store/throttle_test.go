@@ -144,9 +144,10 @@ func TestThrottleConcurrentAndPersistent(t *testing.T) {
 
 // Fleet mode: two instances share one throttle through etcd.
 func TestFleetThrottleShared(t *testing.T) {
+	t.Parallel()
 	c := etcdtest.Start(t, 1)
-	a := openFleet(t, clientOf(t, c.Endpoint(0)), "a", masterKey(1))
-	b := openFleet(t, clientOf(t, c.Endpoint(0)), "b", masterKey(1))
+	a := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "a", masterKey(1))
+	b := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "b", masterKey(1))
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -182,7 +183,7 @@ func TestFleetThrottleShared(t *testing.T) {
 		}
 	}
 	// A third instance opened later sees the same state.
-	c3 := openFleet(t, clientOf(t, c.Endpoint(0)), "c", masterKey(1))
+	c3 := openFleet(t, etcdtest.Client(t, c.Endpoint(0)), "c", masterKey(1))
 	if _, ok := reserve(t, c3, "198.51.100.7", "alice@x.io", t0); ok {
 		t.Fatal("a new instance started with fresh attempts")
 	}

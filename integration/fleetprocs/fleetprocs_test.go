@@ -10,9 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,17 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 var (
 	buildOnce sync.Once
@@ -84,26 +74,10 @@ type instance struct {
 	log               *bytes.Buffer
 }
 
-func tagFake(t *testing.T) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		tag := "unknown"
-		if rest, ok := strings.CutPrefix(key, "sk-fleet-"); ok {
-			tag, _, _ = strings.Cut(rest, "-")
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":%q},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`, tag)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 func start(t *testing.T, bin, name string, endpoints []string, fake string) *instance {
 	t.Helper()
 	dir := t.TempDir()
-	in := &instance{name: name, site: fmt.Sprintf("127.0.0.1:%d", freePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		peer: fmt.Sprintf("127.0.0.1:%d", freePort(t)), log: new(bytes.Buffer)}
+	in := &instance{name: name, site: testfix.FreeAddr(t), admin: testfix.FreeAddr(t), peer: testfix.FreeAddr(t), log: new(bytes.Buffer)}
 	cfg := fmt.Sprintf(`{
 	admin %[1]s
 	persist_config off
@@ -217,7 +191,7 @@ func (in *instance) ask(apiKey string) (string, error) {
 func TestThreeCaddyProcessesRotation(t *testing.T) {
 	bin := buildCaddy(t)
 	c := etcdtest.Start(t, 3)
-	fake := tagFake(t)
+	fake := testfix.KeyTagProvider(t)
 	var ins []*instance
 	for i := 0; i < 3; i++ {
 		ins = append(ins, start(t, bin, fmt.Sprintf("caddy-%d", i), c.Endpoints(), fake.URL))
@@ -297,7 +271,7 @@ func TestThreeCaddyProcessesLeaderLoss(t *testing.T) {
 	}
 	bin := buildCaddy(t)
 	c := etcdtest.Start(t, 3)
-	fake := tagFake(t)
+	fake := testfix.KeyTagProvider(t)
 	var ins []*instance
 	for i := 0; i < 3; i++ {
 		ins = append(ins, start(t, bin, fmt.Sprintf("caddy-%d", i), c.Endpoints(), fake.URL))

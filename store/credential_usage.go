@@ -197,33 +197,7 @@ func (s *Store) flushCredentialUsage() {
 	if len(u.pending) == 0 {
 		return
 	}
-	type row struct {
-		k []byte
-		c *CredentialCounters
-	}
-	rows := make([]row, 0, len(u.pending))
-	for d, c := range u.pending {
-		rows = append(rows, row{d.key(), c})
-	}
-	slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.k, b.k) })
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCredUsage.name)
-		b.FillPercent = logFillPercent
-		for _, r := range rows {
-			sum := *r.c
-			if old := b.Get(r.k); old != nil {
-				var oc CredentialCounters
-				if err := json.Unmarshal(old, &oc); err != nil {
-					return err
-				}
-				sum.add(&oc)
-			}
-			if err := putJSON(b, r.k, sum); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := mergeRollups(s.db, bucketCredUsage.name, u.pending, (*CredentialCounters).add)
 	if err == nil {
 		clear(u.pending)
 	}

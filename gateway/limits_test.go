@@ -6,7 +6,9 @@ package gateway_test
 // bbolt request log.
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -14,6 +16,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	antoption "github.com/anthropics/anthropic-sdk-go/v2/option"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 
 	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/limits"
@@ -529,4 +536,92 @@ func TestProviderLimitOfByokKey(t *testing.T) {
 	expectOK(t, r, providers.OpenAI, gateway.SourcePlatform)
 	// The platform key said nothing remains too; it is not tracked.
 	expectOK(t, e.post(t, "/v1/chat/completions", keys[0], `{"model":"own-first","messages":[{"role":"user","content":"hi"}]}`), providers.OpenAI, gateway.SourcePlatform)
+}
+
+// TestSDKsOnLimitAnswers: the official SDKs, unmodified and with their
+// default retries, do not retry a 402 (one request reaches the gateway)
+// and honour Retry-After on a 429: the limiter's clock is set just under a
+// second before a minute's end, so the 429 says "Retry-After: 1"; an SDK
+// that waits for it is admitted in the next minute on its first retry (3
+// requests in all), one that retried on its own shorter backoff would be
+// refused again (4).
+func TestSDKsOnLimitAnswers(t *testing.T) {
+	type sdk struct {
+		name string
+		call func(e *env, key string) (status int, err error)
+	}
+	sdks := []sdk{
+		{"openai-go", func(e *env, key string) (int, error) {
+			c := openai.NewClient(option.WithBaseURL(e.srv.URL+"/v1/"), option.WithAPIKey(key), option.WithRequestTimeout(15*time.Second))
+			_, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "gpt-4o-mini",
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+			var apiErr *openai.Error
+			if errors.As(err, &apiErr) {
+				return apiErr.StatusCode, err
+			}
+			return 200, err
+		}},
+		{"anthropic-sdk-go", func(e *env, key string) (int, error) {
+			c := anthropic.NewClient(antoption.WithoutEnvironmentDefaults(), antoption.WithBaseURL(e.srv.URL), antoption.WithAPIKey(key),
+				antoption.WithRequestTimeout(15*time.Second))
+			_, err := c.Messages.New(context.Background(), anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 100,
+				Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}})
+			var apiErr *anthropic.Error
+			if errors.As(err, &apiErr) {
+				return apiErr.StatusCode, err
+			}
+			return 200, err
+		}},
+	}
+	for _, s := range sdks {
+		t.Run(s.name+"/402", func(t *testing.T) {
+			l := newLimiter(t, nil, limits.Set{Budgets: []limits.Budget{budget("spent", "acme", "0")}})
+			e := newEnv(t, options{limits: l})
+			keys, _ := e.account(t, "acme", 1)
+			status, err := s.call(e, keys[0])
+			if status != http.StatusPaymentRequired {
+				t.Fatalf("status %d (%v), want 402", status, err)
+			}
+			if n := len(e.records(t, "acme")); n != 1 {
+				t.Errorf("the gateway got %d requests, want 1: the SDK retried a 402", n)
+			}
+			e.expectNoUpstream(t)
+		})
+		t.Run(s.name+"/429", func(t *testing.T) {
+			clk := &limitClock{}
+			l := newLimiter(t, clk, limits.Set{RateLimits: []limits.RateLimit{{ID: "acct-rpm", RPM: 1,
+				Scope: limits.Scope{Kind: limits.ScopeAccount, Account: "acme"}}}})
+			e := newEnv(t, options{limits: l})
+			keys, _ := e.account(t, "acme", 1)
+			edge := time.Now().UTC().Truncate(time.Minute).Add(2 * time.Minute)
+			clk.at(edge.Add(-950 * time.Millisecond))
+			if status, err := s.call(e, keys[0]); status != 200 || err != nil { // takes the minute's one request
+				t.Fatalf("first request: %d %v", status, err)
+			}
+			start := time.Now()
+			if status, err := s.call(e, keys[0]); status != 200 || err != nil {
+				t.Fatalf("second request: %d %v, want the SDK's retry after Retry-After admitted", status, err)
+			}
+			if waited := time.Since(start); waited < 900*time.Millisecond {
+				t.Errorf("the SDK retried after %v, want the second Retry-After said", waited)
+			}
+			recs := e.records(t, "acme")
+			refused := 0
+			for _, r := range recs {
+				if r.Status == http.StatusTooManyRequests {
+					refused++
+				}
+			}
+			if len(recs) != 3 || refused != 1 {
+				t.Errorf("the gateway got %d requests (%d refused), want 3 (1 refused)", len(recs), refused)
+			}
+			upstream := 0
+			for _, f := range e.fakes {
+				upstream += len(f.Records())
+			}
+			if upstream != 2 {
+				t.Errorf("the provider got %d requests, want 2", upstream)
+			}
+		})
+	}
 }

@@ -175,8 +175,10 @@ func maxTokensOf(body []byte) int64 {
 	if !bytes.Contains(body, []byte(`"max_`)) {
 		return 0
 	}
+	// A string view of the body: gjson.GetBytes copies a number's text.
+	s := unsafe.String(unsafe.SliceData(body), len(body))
 	for _, k := range [...]string{"max_completion_tokens", "max_tokens", "max_output_tokens"} {
-		if r := gjson.GetBytes(body, k); r.Type == gjson.Number && r.Num > 0 {
+		if r := gjson.Get(s, k); r.Type == gjson.Number && r.Num > 0 {
 			return r.Int()
 		}
 	}

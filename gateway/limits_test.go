@@ -625,3 +625,69 @@ func TestSDKsOnLimitAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamCutAfterPartialUsage: a Messages stream cut after
+// message_start, which reports the input and one output token, is charged
+// its worst case: the usage sent before the cut is not what the provider
+// bills for the output it went on generating.
+func TestStreamCutAfterPartialUsage(t *testing.T) {
+	l := newLimiter(t, nil, limits.Set{Budgets: []limits.Budget{budget("acme-month", "acme", "100")}})
+	e := newEnv(t, options{limits: l})
+	keys, _ := e.account(t, "acme", 1)
+	e.anthropic.SetResponder(func(rec providertest.Record) providertest.Response {
+		events := providertest.AnthropicStream(rec.Model, []string{"Hel", "lo"}, providertest.AnthropicUsage{Input: 40, Output: 2})
+		return providertest.Response{Custom: func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			for _, ev := range events[:4] { // message_start, ping, content_block_start, one delta
+				fmt.Fprint(w, ev)
+			}
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}}
+	})
+	body := `{"model":"claude-sonnet-4-5","max_tokens":2000,"stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	r := e.messagesPost(t, keys[0], body)
+	if r.status != http.StatusOK {
+		t.Fatalf("%v", r)
+	}
+	rec := e.record(t, r.id)
+	if rec.ErrorCode == "" || rec.Cost.Unpriced || rec.Cost.Tokens.Input != 40 {
+		t.Fatalf("record code %q cost %+v, want a cut stream priced with message_start's usage", rec.ErrorCode, rec.Cost)
+	}
+	in := int64((len(body) + 2) / 3)
+	worst := pricing.MustCompile(pricing.Default()).Cost(providers.Anthropic, "claude-sonnet-4-5", pricing.Usage{Input: in, Output: 2000})
+	if got := statusOf(t, l, "acme-month"); got.Spent != int64(worst.NanoUSD) || got.Spent <= int64(rec.Cost.NanoUSD) {
+		t.Errorf("spent %d, want the worst case %d (the partial usage cost %d)", got.Spent, worst.NanoUSD, rec.Cost.NanoUSD)
+	}
+}
+
+// TestFailedAttemptReleases: an attempt that fails upstream without usage
+// gives its reservation back, and the route's next attempt is admitted as
+// a fallback: requests per minute count the request once.
+func TestFailedAttemptReleases(t *testing.T) {
+	rc := routing.Config{Routes: map[string]*routing.Route{
+		"resilient": {Targets: []routing.Target{{Model: "gpt-4o-mini"}, {Model: "claude-haiku-4-5"}}},
+	}}
+	acct := limits.Scope{Kind: limits.ScopeAccount, Account: "acme"}
+	l := newLimiter(t, nil, limits.Set{Budgets: []limits.Budget{budget("acme-month", "acme", "100")},
+		RateLimits: []limits.RateLimit{{ID: "rpm", Scope: acct, RPM: 1}}})
+	e := newEnv(t, options{limits: l, routing: rc})
+	keys, _ := e.account(t, "acme", 1)
+	e.openai.SetResponder(func(providertest.Record) providertest.Response {
+		return providertest.Response{Status: 500, Body: `{"error":{"message":"boom","type":"server_error"}}`}
+	})
+	r := e.post(t, "/v1/chat/completions", keys[0], `{"model":"resilient","messages":[{"role":"user","content":"hi"}]}`)
+	expectOK(t, r, providers.Anthropic, gateway.SourcePlatform)
+	rec := e.record(t, r.id)
+	if len(rec.Attempts) != 2 || rec.Attempts[0].Status != 500 {
+		t.Fatalf("attempts %+v", rec.Attempts)
+	}
+	b := statusOf(t, l, "acme-month")
+	if b.Reserved != 0 || b.Spent != int64(rec.Cost.NanoUSD) || b.Spent == 0 {
+		t.Errorf("budget spent %d reserved %d, want only the served answer's %d", b.Spent, b.Reserved, rec.Cost.NanoUSD)
+	}
+	if s := statusOf(t, l, "rpm"); s.Spent != 1 {
+		t.Errorf("requests this minute %d, want 1 for one request of two attempts", s.Spent)
+	}
+}

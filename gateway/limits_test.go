@@ -21,6 +21,7 @@ import (
 	antoption "github.com/anthropics/anthropic-sdk-go/v2/option"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/tidwall/gjson"
 
 	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/limits"
@@ -163,12 +164,17 @@ func TestSpentBudgetRefusesEveryDoor(t *testing.T) {
 	l := newLimiter(t, nil, limits.Set{Budgets: []limits.Budget{budget("acme-month", "acme", "0.001")}})
 	e := newEnv(t, options{limits: l})
 	keys, _ := e.account(t, "acme", 1)
+	created := e.post(t, "/v1/responses", keys[0], `{"model":"gpt-4o-mini","max_output_tokens":10,"input":"hi"}`)
+	stored := gjson.GetBytes(created.body, "id").Str
+	if created.status != http.StatusOK || stored == "" {
+		t.Fatalf("create: %v", created)
+	}
 	e.openai.SetUsage(&bigUsage)
 
 	first := e.post(t, "/v1/chat/completions", keys[0], `{"model":"gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`)
 	expectOK(t, first, providers.OpenAI, gateway.SourcePlatform)
-	if got := statusOf(t, l, "acme-month"); got.Spent != 2_700_000 || got.Reserved != 0 {
-		t.Fatalf("after one answer: spent %d nano-USD reserved %d, want the answer's cost 2700000 settled", got.Spent, got.Reserved)
+	if got, want := statusOf(t, l, "acme-month"), 2_700_000+int64(e.record(t, created.id).Cost.NanoUSD); got.Spent != want || got.Reserved != 0 {
+		t.Fatalf("after two answers: spent %d nano-USD reserved %d, want their cost %d settled", got.Spent, got.Reserved, want)
 	}
 	before := upstreamCount(e)
 
@@ -224,6 +230,26 @@ func TestSpentBudgetRefusesEveryDoor(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Errorf("count_tokens under a spent budget: %v", r)
 	}
+	// Nor is reading a stored response.
+	if r := e.do(t, http.MethodGet, "/v1/responses/"+stored, keys[0], nil); r.status != http.StatusOK {
+		t.Errorf("a stored response under a spent budget: %v", r)
+	}
+}
+
+// TestUnpricedModelUnderBudget: a dollar budget cannot count a model the
+// price book has no price for: the request is refused and says so (never
+// counted as free).
+func TestUnpricedModelUnderBudget(t *testing.T) {
+	l := newLimiter(t, nil, limits.Set{Budgets: []limits.Budget{budget("acme-month", "acme", "100")}})
+	e := newEnv(t, options{limits: l})
+	keys, _ := e.account(t, "acme", 1)
+	r := e.chat(t, keys[0], "azure/other-deployment")
+	le := expectLimitError(t, r, http.StatusPaymentRequired, "budget_exceeded", "gateway")
+	if !strings.Contains(le.Error.Message, "the model other-deployment has no price and a dollar budget applies") {
+		t.Errorf("message %q", le.Error.Message)
+	}
+	e.expectNoUpstream(t)
+	expectOK(t, e.chat(t, keys[0], "gpt-4o-mini"), providers.OpenAI, gateway.SourcePlatform)
 }
 
 // TestSettleWithRealCost: a request reserves its worst case and settles to

@@ -168,21 +168,25 @@ func (x *exchange) settleAttempt(cost *pricing.Cost, cut bool) {
 	l.res.Settle(a)
 }
 
-// maxTokensOf reads the request's own output bound: max_tokens (chat,
-// Messages), max_completion_tokens (chat) or max_output_tokens
-// (Responses); 0 when it names none.
+// maxTokensOf reads the request's own output bound: the largest of
+// max_tokens (chat, Messages), max_completion_tokens (chat) and
+// max_output_tokens (Responses) it names, as whichever a provider reads is
+// at most that; 0 when it names none. Each is named at most once
+// (repeatedMember): a second copy, which a provider's decoder would read,
+// cannot shrink the reservation.
 func maxTokensOf(body []byte) int64 {
 	if !bytes.Contains(body, []byte(`"max_`)) {
 		return 0
 	}
 	// A string view of the body: gjson.GetBytes copies a number's text.
 	s := unsafe.String(unsafe.SliceData(body), len(body))
+	var n int64
 	for _, k := range [...]string{"max_completion_tokens", "max_tokens", "max_output_tokens"} {
 		if r := gjson.Get(s, k); r.Type == gjson.Number && r.Num > 0 {
-			return r.Int()
+			n = max(n, r.Int())
 		}
 	}
-	return 0
+	return n
 }
 
 // failLimit answers a limit refusal (the last one, x.lim.refusal) in the

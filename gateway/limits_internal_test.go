@@ -98,3 +98,23 @@ func TestAppendDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxTokensOf: the largest output bound a request names at its top
+// level; none, 0 or a mention inside a message is no bound.
+func TestMaxTokensOf(t *testing.T) {
+	for body, want := range map[string]int64{
+		`{"model":"m","messages":[]}`:                                            0,
+		`{"model":"m","max_tokens":300}`:                                         300,
+		`{"max_completion_tokens":50,"max_tokens":700}`:                          700,
+		`{"model":"m","max_output_tokens":4000,"input":"x"}`:                     4000,
+		`{"model":"m","max_tokens":0}`:                                           0,
+		`{"model":"m","max_tokens":"9"}`:                                         0,
+		`{"messages":[{"content":"set \"max_tokens\": 90000"}],"max_tokens":12}`: 12,
+		`{"messages":[{"content":"set \"max_tokens\": 90000"}]}`:                 0,
+		`{"max_tokensX":5,"max_":7}`:                                             0,
+	} {
+		if got := maxTokensOf([]byte(body)); got != want {
+			t.Errorf("maxTokensOf(%s) = %d, want %d", body, got, want)
+		}
+	}
+}

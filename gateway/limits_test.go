@@ -332,7 +332,8 @@ func TestRateLimitAnswers(t *testing.T) {
 	e := newEnv(t, options{limits: l})
 	keys, descs := e.account(t, "acme", 2)
 	if err := l.Install(limits.Set{RateLimits: []limits.RateLimit{{ID: "key-rpm", RPM: 2,
-		Scope: limits.Scope{Kind: limits.ScopeAPIKey, Account: "acme", APIKey: descs[0].ID}}}}); err != nil {
+		Scope: limits.Scope{Kind: limits.ScopeAPIKey, Account: "acme", APIKey: descs[0].ID}},
+		{ID: "acct-tpm", TPM: 1_000_000, Scope: limits.Scope{Kind: limits.ScopeAccount, Account: "acme"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	e.openai.SetResponder(func(rec providertest.Record) providertest.Response {
@@ -345,8 +346,11 @@ func TestRateLimitAnswers(t *testing.T) {
 		expectOK(t, r, providers.OpenAI, gateway.SourcePlatform)
 		h := r.header
 		if h.Get("X-Ratelimit-Limit-Requests") != "2" || h.Get("X-Ratelimit-Remaining-Requests") != want ||
-			h.Get(gateway.HeaderLimitSource) != "gateway" || h.Get("X-Ratelimit-Limit-Tokens") != "" {
-			t.Errorf("answer %d: headers %v, want the gateway's limit 2, remaining %s, and none of the platform's", i, h, want)
+			h.Get(gateway.HeaderLimitSource) != "gateway" || h.Get("X-Ratelimit-Limit-Tokens") != "1000000" {
+			t.Errorf("answer %d: headers %v, want the gateway's limits (2 requests, remaining %s; 1000000 tokens) in place of the platform's", i, h, want)
+		}
+		if left, err := strconv.Atoi(h.Get("X-Ratelimit-Remaining-Tokens")); err != nil || left >= 1_000_000 || left < 900_000 {
+			t.Errorf("answer %d: remaining tokens %q", i, h.Get("X-Ratelimit-Remaining-Tokens"))
 		}
 		if d, err := time.ParseDuration(h.Get("X-Ratelimit-Reset-Requests")); err != nil || d <= 0 || d > 30*time.Second {
 			t.Errorf("answer %d: reset %q", i, h.Get("X-Ratelimit-Reset-Requests"))
@@ -380,6 +384,12 @@ func TestRateLimitAnswers(t *testing.T) {
 	// The next minute admits again.
 	clk.at(minute.Add(61 * time.Second))
 	expectOK(t, e.chat(t, keys[0], "gpt-4o-mini"), providers.OpenAI, gateway.SourcePlatform)
+	// An allowed Messages answer carries Anthropic's headers.
+	m = e.messagesPost(t, keys[0], `{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`)
+	if m.status != http.StatusOK || m.header.Get("Anthropic-Ratelimit-Requests-Limit") != "2" ||
+		m.header.Get("Anthropic-Ratelimit-Requests-Remaining") != "0" || m.header.Get("Anthropic-Ratelimit-Tokens-Limit") != "1000000" {
+		t.Errorf("allowed Messages answer: %d %v", m.status, m.header)
+	}
 	rec := e.record(t, r.id)
 	if rec.Status != 429 || rec.ErrorCode != "rate_limit_exceeded" || rec.Limit != "key-rpm" || rec.Attempts[0].Skipped != "rate_limited" {
 		t.Errorf("record %+v", rec)

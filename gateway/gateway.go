@@ -52,6 +52,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
+	"github.com/agentrouter/caddy-agentrouter/limits"
 	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
@@ -128,6 +129,18 @@ type Config struct {
 	// queued for the request log (for metrics and access-log fields). It
 	// runs on the request's goroutine and must be quick.
 	Observe func(r *http.Request, rec *store.LogRecord)
+	// Limits admits each attempt against the accounts' budgets, spillover
+	// allowances and rate limits (after the credential is chosen, before
+	// the upstream call) and settles it with the request's real cost. It
+	// is one per process, shared across reloads (its counters must not
+	// restart); whoever builds it installs the set. Nil: no budgets or
+	// rate limits.
+	Limits *limits.Limiter
+	// ProviderLimits tracks each BYOK key's own provider rate limit from
+	// the provider's answers, so a key the provider would refuse is not
+	// sent a request (the next target serves, or a 429 with the
+	// provider's reset). One per process, like Limits. Nil: none.
+	ProviderLimits *limits.Tracker
 }
 
 // Gateway is the data plane of one config (see the package doc for what it
@@ -157,6 +170,9 @@ type Gateway struct {
 	cooldown         time.Duration
 	observe          func(r *http.Request, rec *store.LogRecord)
 	prices           *pricing.Registry
+	// limits and providerLimits are Config's (nil: none).
+	limits         *limits.Limiter
+	providerLimits *limits.Tracker
 }
 
 // target is a resolved model: which provider, which upstream name.
@@ -186,6 +202,8 @@ func New(cfg Config) (*Gateway, error) {
 		cooldown:         cfg.BYOKCooldown,
 		observe:          cfg.Observe,
 		prices:           cfg.Prices,
+		limits:           cfg.Limits,
+		providerLimits:   cfg.ProviderLimits,
 	}
 	if g.prices == nil && cfg.Store.Prices().Current() != nil {
 		g.prices = cfg.Store.Prices()

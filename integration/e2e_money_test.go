@@ -111,7 +111,9 @@ func TestMoneyThroughCaddy(t *testing.T) {
 	}
 	// The metric is counted when the request finishes, which may be just
 	// after the client has read the answer.
-	unpriced := func() float64 { return metric("caddy_agent_router_unpriced_requests_total", unpricedSeries) - unpricedBefore }
+	unpriced := func() float64 {
+		return metric("caddy_agent_router_unpriced_requests_total", unpricedSeries) - unpricedBefore
+	}
 	testfix.WaitFor(t, 5*time.Second, "the unpriced metric", func() bool { return unpriced() != 0 })
 	if d := unpriced(); d != 1 {
 		t.Errorf("unpriced metric moved %v, want 1", d)

@@ -175,8 +175,14 @@ func NewLimitsRuntime(s *store.Store, lim *limits.Limiter) *LimitsRuntime {
 	return &LimitsRuntime{store: s, limiter: lim, events: map[string][]limits.Event{}}
 }
 
-// Limiter is the limiter the runtime installs into.
-func (r *LimitsRuntime) Limiter() *limits.Limiter { return r.limiter }
+// Limiter is the limiter the runtime installs into (nil for a nil
+// runtime).
+func (r *LimitsRuntime) Limiter() *limits.Limiter {
+	if r == nil {
+		return nil
+	}
+	return r.limiter
+}
 
 // SetDefaults replaces the config's defaults (checked) and installs.
 func (r *LimitsRuntime) SetDefaults(d *LimitDefaults) error {

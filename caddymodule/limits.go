@@ -220,6 +220,14 @@ func (a *App) cleanupLimits() {
 	}
 }
 
+// limitingOf is rt as an ops.Limiting (nil stays nil, not a typed nil).
+func limitingOf(rt *ops.LimitsRuntime) ops.Limiting {
+	if rt == nil {
+		return nil
+	}
+	return rt
+}
+
 // activeLimits is the running app's limiter, for the admin API.
 func activeLimits() ops.Limiting {
 	if a := active.Load(); a != nil && a.limits != nil {

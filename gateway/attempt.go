@@ -172,9 +172,14 @@ func (g *Gateway) attempt(x *exchange, t target, asked string, pin routing.Pin, 
 	if res, ok := g.credentialFor(x, t, asked, pin, start, &att); !ok {
 		return res
 	}
-	// Admission (budgets and rate limits) belongs here: a refused target
-	// is skipped like one without a credential, and what it reserved is
-	// settled in served or released when the attempt ends.
+	// Admission (budgets and rate limits, limits.go): a refused target is
+	// skipped like one without a credential; what an admitted one reserved
+	// is settled in served, or released here when the attempt ends
+	// without an answer (a Release after the Settle does nothing).
+	if res, ok := g.admitAttempt(x, t, &att); !ok {
+		return res
+	}
+	defer x.lim.res.Release()
 	g.useCredential(x, &att, start)
 	called = true
 	ctx, deadline := withHeaderDeadline(x.r.Context(), x.deadline)
@@ -187,9 +192,13 @@ func (g *Gateway) attempt(x *exchange, t target, asked string, pin routing.Pin, 
 		return attemptResult{answered: true}
 	}
 	u := g.callUpstream(x.r.Context(), req, t.provider.Name, &x.cred, up.native(x), deadline)
-	// Every answer, error or not, is here with its headers (u.header): where
-	// a BYOK key's own rate-limit state is read.
+	// Every answer, error or not, is here with its headers (u.header): a
+	// BYOK key's own rate-limit state is read from each (2xx and 429).
 	att.Status, att.ErrorClass = u.status, u.class
+	if g.providerLimits != nil && x.cred.secret != nil && x.ep.metered && u.header != nil &&
+		(u.status < http.StatusMultipleChoices || u.status == http.StatusTooManyRequests) {
+		g.providerLimits.Observe(x.cred.secret.Fingerprint, u.status, u.header)
+	}
 	if u.resp == nil {
 		return g.failed(x, t, u)
 	}
@@ -306,6 +315,7 @@ func (g *Gateway) served(x *exchange, t target, up upstreamRequest, resp *http.R
 	h[HeaderCredential] = []string{x.cred.source}
 	h[HeaderAttempts] = []string{strconv.Itoa(x.tried)}
 	copyResponseHeaders(h, resp.Header)
+	x.setRateHeaders(h, &x.lim.d, true)
 	out := up.relay(g, x, t, resp)
 	if out.code != "" {
 		x.rec.ErrorCode = out.code
@@ -321,6 +331,7 @@ func (g *Gateway) served(x *exchange, t target, up upstreamRequest, resp *http.R
 	if !out.priced {
 		cost = g.priceAttempt(x, &u)
 	}
+	x.settleAttempt(&cost, rec.Stream && out.code != "")
 	return attemptResult{answered: true, usage: u, cost: cost}
 }
 

@@ -31,6 +31,7 @@ import (
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/limits"
 	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
@@ -148,6 +149,10 @@ type options struct {
 	profiles map[string]routing.Config
 	// prices is the gateway's price book (nil: the embedded default).
 	prices *pricing.Registry
+	// limits and providerLimits are the gateway's budgets and rate limits
+	// and its BYOK keys' provider limits (nil: none).
+	limits         *limits.Limiter
+	providerLimits *limits.Tracker
 }
 
 type env struct {
@@ -236,6 +241,7 @@ func newEnv(t *testing.T, o options) *env {
 	g, err := gateway.New(gateway.Config{
 		Store: e.s, Providers: pcs, MaxBody: o.maxBody, ResponseHeaderTimeout: o.headerTimeout, Routing: o.routing, Profiles: o.profiles,
 		Logger: zap.New(zapcore.NewTee(jsonCore, obsCore)), Egress: o.egress, Observe: o.observe, Prices: o.prices,
+		Limits: o.limits, ProviderLimits: o.providerLimits,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -68,11 +68,18 @@ type failure struct {
 	// raw, when set, is the upstream's own error body (scrubbed), relayed
 	// as is: a front door's passthrough.
 	raw []byte
+	// limit marks a budget or rate-limit refusal: the answer is written
+	// from the refusal's decision (x.lim.refusal, limits.go).
+	limit bool
 }
 
 // fail answers the request with f in the door's envelope (or f.raw as the
 // provider worded it) and records its status and code.
 func (x *exchange) fail(f failure) {
+	if f.limit {
+		x.failLimit(f)
+		return
+	}
 	h := x.w.Header()
 	if f.retryAfter != "" {
 		h.Set("Retry-After", f.retryAfter)

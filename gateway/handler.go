@@ -177,6 +177,9 @@ type exchange struct {
 	// costBuf and costHeader hold X-Agent-Router-Cost's value (cost.go).
 	costBuf    [24]byte
 	costHeader [1]string
+	// lim is the request's admission to budgets and rate limits
+	// (limits.go).
+	lim limitState
 }
 
 // serve runs the endpoint for an authenticated caller, and writes the

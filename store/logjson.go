@@ -69,6 +69,8 @@ func (r *LogRecord) appendJSON(b []byte) []byte {
 	b = appendOptString(b, `,"profile":`, r.Profile)
 	b = appendOptString(b, `,"source":`, r.Source)
 	b = appendOptString(b, `,"api":`, r.API)
+	b = appendOptString(b, `,"limit":`, r.Limit)
+	b = appendOptString(b, `,"limit_shadow_refused":`, r.LimitShadow)
 	if len(r.Omitted) > 0 {
 		b = append(b, `,"omitted":[`...)
 		for i, o := range r.Omitted {

@@ -71,6 +71,12 @@ type LogRecord struct {
 	// (OpenAI's Responses API). Records written before front doors have
 	// none; APIOf reads them as their endpoint says.
 	API string `json:"api,omitempty"`
+	// Limit names the budget or rate limit that refused the request
+	// (error_code budget_exceeded or rate_limit_exceeded), "provider" when
+	// the BYOK key's own provider limit did. LimitShadow names the first
+	// shadow budget that would have refused it (the request went on).
+	Limit       string `json:"limit,omitempty"`
+	LimitShadow string `json:"limit_shadow_refused,omitempty"`
 	// Omitted names what a translation left out of the request because the
 	// provider has no equivalent ("web_search"), as the response's
 	// X-Agent-Router-Omitted header said.

@@ -25,7 +25,7 @@ func TestLimitsThroughCaddy(t *testing.T) {
 	t.Cleanup(ant.Close)
 	t.Setenv("AR_LIM_ANTHROPIC_KEY", "sk-ant-api03-LIMplatform"+randomAlnum(80)+"AA")
 	e := newEnv(t, envOptions{
-		global: "\t\tlimits {\n\t\t\trate_limit each_key rpm 2\n\t\t}",
+		global:  "\t\tlimits {\n\t\t\trate_limit each_key rpm 2\n\t\t}",
 		handler: fmt.Sprintf("\t\tprovider anthropic {\n\t\t\tapi_key {env.AR_LIM_ANTHROPIC_KEY}\n\t\t\tbase_url %s\n\t\t}", ant.BaseURL()),
 	})
 	e.createAccount("acme")

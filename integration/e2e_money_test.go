@@ -106,7 +106,13 @@ func TestMoneyThroughCaddy(t *testing.T) {
 	if r := e.chat(kb.Key, "my-gpt", "money-azure", false); r.status != 200 || r.header.Get("X-Agent-Router-Cost") != "" {
 		t.Fatalf("azure: %d %q", r.status, r.header.Get("X-Agent-Router-Cost"))
 	}
-	if d := metric("caddy_agent_router_unpriced_requests_total", map[string]string{"provider": "azure", "reason": "no_price_for_model"}) - unpricedBefore; d != 1 {
+	// The metric is counted when the request finishes, which may be just
+	// after the client has read the answer.
+	unpriced := func() float64 {
+		return metric("caddy_agent_router_unpriced_requests_total", map[string]string{"provider": "azure", "reason": "no_price_for_model"}) - unpricedBefore
+	}
+	testfix.WaitFor(t, 5*time.Second, "the unpriced metric", func() bool { return unpriced() != 0 })
+	if d := unpriced(); d != 1 {
 		t.Errorf("unpriced metric moved %v, want 1", d)
 	}
 

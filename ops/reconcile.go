@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"sync"
@@ -440,6 +441,11 @@ type ProposalView struct {
 	ID string `json:"id"`
 	reconcile.Proposal
 	AcceptedAt *time.Time `json:"accepted_at,omitempty"`
+	// ContractFrom, on an accepted proposal of an account, is when the term
+	// it added to the BYOK credential's contract takes effect: the
+	// requests from then on are priced under it (issue 21's contract
+	// terms). Unset when the key the proposal names no longer serves.
+	ContractFrom *time.Time `json:"contract_from,omitempty"`
 }
 
 // ProposalID identifies a proposal by what it proposes (the same term for
@@ -462,10 +468,13 @@ type acceptedProposal struct {
 
 // AcceptProposal accepts one of the last completed run's proposals: its
 // contract term is kept for the credentials it names, from its
-// effective_from on. Until contract terms live on BYOK credentials (issue
-// 21), the reconciler applies accepted terms itself: to the gateway side's
-// cost (applyContracts) and to calibration (no proposal again for a rate
-// the term explains).
+// effective_from on (the next UTC midnight: never the days already
+// billed). For an account whose current BYOK key is one of them, the term
+// also becomes a contract term of that credential, so the requests from
+// then on are priced under it and the chargeback follows; the
+// reconciler applies accepted terms to the gateway side's hours itself
+// too (applyContracts), and calibration proposes nothing again for a rate
+// the term explains. A proposal accepted already is a Conflict.
 func (o *Ops) AcceptProposal(account, provider, id, by string) (ProposalView, error) {
 	if err := CheckReaderProvider(provider); err != nil {
 		return ProposalView{}, err
@@ -488,8 +497,18 @@ func (o *Ops) AcceptProposal(account, provider, id, by string) (ProposalView, er
 	if _, err := pricing.NewContract([]pricing.ContractTerm{found.Term}); err != nil {
 		return ProposalView{}, &Error{Kind: Invalid, Err: err}
 	}
+	acc, err := o.accepted(account, provider)
+	if err != nil {
+		return ProposalView{}, err
+	}
+	if slices.ContainsFunc(acc, func(a acceptedProposal) bool { return a.ID == id }) {
+		return ProposalView{}, &Error{Kind: Conflict, Err: fmt.Errorf("proposal %s: %w", id, store.ErrExists)}
+	}
 	t := time.Now().UTC()
 	v := ProposalView{ID: id, Proposal: *found, AcceptedAt: &t}
+	if v.ContractFrom, err = o.adoptTerm(account, provider, id, found); err != nil {
+		return ProposalView{}, err
+	}
 	b, err := json.Marshal(acceptedProposal{v, by})
 	if err != nil {
 		return ProposalView{}, err
@@ -498,6 +517,34 @@ func (o *Ops) AcceptProposal(account, provider, id, by string) (ProposalView, er
 		return ProposalView{}, err
 	}
 	return v, nil
+}
+
+// adoptTerm adds an accepted proposal's term to the contract of the
+// account's BYOK credential when the key it names still serves, and
+// returns when it takes effect (nil when nothing was added: the platform's
+// contract is the config's, and a rotated key's contract is its
+// successor's to decide).
+func (o *Ops) adoptTerm(account, provider, id string, p *reconcile.Proposal) (*time.Time, error) {
+	if account == "" {
+		return nil, nil
+	}
+	cur, err := o.Store.Credentials(account)
+	if err != nil {
+		return nil, err
+	}
+	c, ok := cur[provider]
+	if !ok || !slices.Contains(p.Credentials, c.Fingerprint) {
+		return nil, nil
+	}
+	term := p.Term
+	if term.Note == "" {
+		term.Note = "reconciliation proposal " + id
+	}
+	added, err := o.Store.AddContractTerm(account, provider, term)
+	if err != nil {
+		return nil, err
+	}
+	return &added.EffectiveFrom, nil
 }
 
 // accepted returns the scope's accepted proposals.
@@ -536,8 +583,10 @@ func (o *Ops) acceptedTerms(scope reconcile.Scope) (map[string][]pricing.Contrac
 }
 
 // applyContracts prices the gateway side's hours again where an accepted
-// term is in force for the credential (the request log's cost is the list
-// price until contract terms are on the credentials). The hour's tokens
+// term is in force for the credential (the same term adoptTerm added to
+// its contract, so a request priced under it is priced alike; an hour
+// before the term was adopted is priced under it for the comparison
+// only). The hour's tokens
 // are priced together, with the mean request's prompt for the
 // long-context rule.
 func applyContracts(book *pricing.Book, creds []reconcile.Credential, gw []reconcile.GatewayUsage) {

@@ -9,8 +9,7 @@ import (
 )
 
 // TestApplyContracts: an accepted term prices the gateway side's hours
-// from its effective_from on (the request log's cost is the list price
-// until contract terms live on the credentials), and no hour before it.
+// from its effective_from on, and no hour before it.
 func TestApplyContracts(t *testing.T) {
 	from := time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)
 	c, err := pricing.NewContract([]pricing.ContractTerm{{EffectiveFrom: from, DiscountPercent: "10"}})

@@ -428,6 +428,13 @@ func TestReconcileProposalAccepted(t *testing.T) {
 	if _, err := e.o.AcceptProposal(recAccount, "openai", id, "owner@acme"); ops.KindOf(err) != ops.Conflict {
 		t.Fatalf("accepted twice: %v", err)
 	}
+	// The term is now a contract term of the BYOK credential, from the
+	// next UTC midnight: the requests from then on are priced under it.
+	c, err := e.o.Contract(recAccount, "openai")
+	if err != nil || len(c.Terms) != 1 || c.Terms[0].DiscountPercent != "10" || !c.Terms[0].EffectiveFrom.Equal(today.AddDate(0, 0, 1)) ||
+		v.ContractFrom == nil || !v.ContractFrom.Equal(c.Terms[0].EffectiveFrom) || c.InForce != nil {
+		t.Fatalf("the credential's contract after accepting: %+v (view %v) %v", c, v.ContractFrom, err)
+	}
 	st, _ = e.o.UsageReader(recAccount, "openai")
 	if len(st.Proposals) != 1 || st.Proposals[0].AcceptedAt == nil {
 		t.Fatalf("slot after accepting: %+v", st.Proposals)

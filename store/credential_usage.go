@@ -151,12 +151,17 @@ func credentialCall(r *LogRecord) (credDims, CredentialCounters, bool) {
 }
 
 // callCost is what the gateway charged for one call, in nano-USD, and
-// whether it could price it. Until the request-log record carries its own
-// cost (issue 21's cost object, priced at the request's start with the
-// price version and contract terms in force), it is the list price of the
-// embedded default price book, call by call (so a long-context call is
-// priced as one): the one place to swap for the record's cost.
+// whether it could price it: the record's own cost (priced at the
+// request's start with the price version and the credential's contract
+// term in force, issue 21). A record written before requests were priced
+// has none: it is priced at the embedded default book's list price.
 func callCost(r *LogRecord, u pricing.Usage) (int64, bool) {
+	if r.Cost.Unpriced {
+		return 0, false
+	}
+	if r.Cost.Version != "" {
+		return int64(r.Cost.NanoUSD), true
+	}
 	c := defaultBook().Cost(r.Provider, r.UpstreamModel, u)
 	return int64(c.NanoUSD), !c.Unpriced
 }
@@ -197,33 +202,7 @@ func (s *Store) flushCredentialUsage() {
 	if len(u.pending) == 0 {
 		return
 	}
-	type row struct {
-		k []byte
-		c *CredentialCounters
-	}
-	rows := make([]row, 0, len(u.pending))
-	for d, c := range u.pending {
-		rows = append(rows, row{d.key(), c})
-	}
-	slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.k, b.k) })
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCredUsage.name)
-		b.FillPercent = logFillPercent
-		for _, r := range rows {
-			sum := *r.c
-			if old := b.Get(r.k); old != nil {
-				var oc CredentialCounters
-				if err := json.Unmarshal(old, &oc); err != nil {
-					return err
-				}
-				sum.add(&oc)
-			}
-			if err := putJSON(b, r.k, sum); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := mergeRollups(s.db, bucketCredUsage.name, u.pending, (*CredentialCounters).add)
 	if err == nil {
 		clear(u.pending)
 	}

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/pricing"
 )
 
 func TestCredentialUsageByClassAndFingerprint(t *testing.T) {
@@ -86,6 +88,38 @@ func TestCredentialUsageByClassAndFingerprint(t *testing.T) {
 		if _, err := s.CredentialUsage(bad); !errors.Is(err, ErrInvalidQuery) {
 			t.Fatalf("query %+v: %v", bad, err)
 		}
+	}
+}
+
+// TestCredentialUsageTakesTheRecordsCost: a priced record's own cost (its
+// price version and the credential's contract term) is the gateway side
+// the reconciliation compares, not the list price; an unpriced record
+// stays unpriced; a record from before requests were priced gets the
+// list price.
+func TestCredentialUsageTakesTheRecordsCost(t *testing.T) {
+	s := openStore(t, dbPath(t), masterKey(1), usageQuiet)
+	h := time.Date(2030, 5, 1, 10, 0, 0, 0, time.UTC)
+	rec := func(id, fp string, cost pricing.Cost) *LogRecord {
+		return &LogRecord{ID: id, Time: h.Add(time.Minute), AccountID: "acme", Provider: "openai", UpstreamModel: "gpt-4o-mini",
+			CredentialSource: "byok", CredentialFingerprint: fp, Status: 200, UsageRaw: []byte(`{"prompt_tokens":1000,"completion_tokens":100}`), Cost: cost}
+	}
+	// The list price of this usage is 1000 × 150 + 100 × 600 = 210,000
+	// nano-USD; the contract priced it at half.
+	s.Record(rec("1", "fp_contract", pricing.Cost{Version: "3-abc", NanoUSD: 105000, ListNanoUSD: 210000, PaidBy: "byok"}))
+	s.Record(rec("2", "fp_unpriced", pricing.Cost{Version: "3-abc", Unpriced: true, Reason: pricing.NoModel, PaidBy: "byok"}))
+	s.Record(rec("3", "fp_old", pricing.Cost{}))
+	s.SyncLog()
+	got, err := s.CredentialUsage(CredentialUsageQuery{From: h, To: h.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost := map[string][2]int64{}
+	for _, g := range got {
+		cost[g.Fingerprint] = [2]int64{g.CostNanoUSD, g.Unpriced}
+	}
+	want := map[string][2]int64{"fp_contract": {105000, 0}, "fp_unpriced": {0, 1}, "fp_old": {210000, 0}}
+	if !reflect.DeepEqual(cost, want) {
+		t.Fatalf("cost, unpriced by fingerprint: %v, want %v", cost, want)
 	}
 }
 

@@ -377,7 +377,17 @@ func (s *Store) checkMasterKey(tx kvTx) error {
 // re-seals at most max records (the fleet backend batches the pass so that
 // each etcd transaction stays small); it returns how many it re-sealed.
 func (s *Store) resealOld(tx kvTx, max int) (int, error) {
-	b := tx.Bucket(bucketBYOK)
+	return resealBucket(s, tx, bucketBYOK, max, func(provider string) string { return provider },
+		func(r *sealedRecord) (*string, *[]byte, *[]byte) { return &r.MasterKeyID, &r.Nonce, &r.Ciphertext })
+}
+
+// resealBucket is the re-sealing pass over one bucket of sealed records
+// (BYOK keys, usage readers) keyed account\x00provider: every record R
+// under an old master key is opened and sealed again under the current
+// one, at most max when max > 0. slot gives the additional data's
+// provider half; blob the record's sealed fields.
+func resealBucket[R any](s *Store, tx kvTx, bucket *bucket, max int, slot func(provider string) string, blob func(*R) (kid *string, nonce, ciphertext *[]byte)) (int, error) {
+	b := tx.Bucket(bucket)
 	type update struct{ k, v []byte }
 	var updates []update
 	errEnough := errors.New("enough")
@@ -389,23 +399,25 @@ func (s *Store) resealOld(tx kvTx, max int) (int, error) {
 		if !ok {
 			return nil
 		}
-		var r sealedRecord
+		var r R
 		if err := json.Unmarshal(v, &r); err != nil {
 			return err
 		}
-		if r.MasterKeyID == s.sealer.current {
+		kid, nonce, ciphertext := blob(&r)
+		if *kid == s.sealer.current {
 			return nil
 		}
-		pt, err := s.sealer.open(r.MasterKeyID, string(account), string(provider), r.Nonce, r.Ciphertext)
+		sl := slot(string(provider))
+		pt, err := s.sealer.open(*kid, string(account), sl, *nonce, *ciphertext)
 		if err != nil {
 			return err
 		}
-		r.MasterKeyID, r.Nonce, r.Ciphertext, err = s.sealer.seal(string(account), string(provider), pt)
+		*kid, *nonce, *ciphertext, err = s.sealer.seal(string(account), sl, pt)
 		clear(pt)
 		if err != nil {
 			return err
 		}
-		buf, err := json.Marshal(r)
+		buf, err := json.Marshal(&r)
 		if err != nil {
 			return err
 		}

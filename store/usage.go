@@ -355,27 +355,39 @@ func (s *Store) flushUsage() {
 	if len(u.pending) == 0 {
 		return
 	}
+	err := mergeRollups(s.db, bucketUsage.name, u.pending, (*UsageCounters).Add)
+	if err == nil {
+		clear(u.pending)
+	}
+}
+
+// mergeRollups adds the pending rows to the bucket's rows with the same
+// key (key(d)), in one transaction and in key order (bbolt inserts in key
+// order fastest; keys start with the hour, so most are appends).
+func mergeRollups[D interface {
+	comparable
+	key() []byte
+}, C any](db *bolt.DB, bucket []byte, pending map[D]*C, add func(sum, old *C)) error {
 	type row struct {
 		k []byte
-		c *UsageCounters
+		c *C
 	}
-	rows := make([]row, 0, len(u.pending))
-	for d, c := range u.pending {
+	rows := make([]row, 0, len(pending))
+	for d, c := range pending {
 		rows = append(rows, row{d.key(), c})
 	}
-	// bbolt inserts in key order fastest.
 	slices.SortFunc(rows, func(a, b row) int { return bytes.Compare(a.k, b.k) })
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketUsage.name)
-		b.FillPercent = logFillPercent // keys start with the hour: appends
+	return db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucket)
+		b.FillPercent = logFillPercent
 		for _, r := range rows {
 			sum := *r.c
 			if old := b.Get(r.k); old != nil {
-				var oc UsageCounters
+				var oc C
 				if err := json.Unmarshal(old, &oc); err != nil {
 					return err
 				}
-				sum.Add(&oc)
+				add(&sum, &oc)
 			}
 			if err := putJSON(b, r.k, sum); err != nil {
 				return err
@@ -383,9 +395,6 @@ func (s *Store) flushUsage() {
 		}
 		return nil
 	})
-	if err == nil {
-		clear(u.pending)
-	}
 }
 
 // pruneUsage deletes the rollups of hours that ended before retention.

@@ -204,49 +204,6 @@ func (s *Store) DeleteUsageReader(account, provider string) error {
 // reader sealed under an old one (resealOld's twin), at most max when max
 // > 0; it returns how many it re-sealed.
 func (s *Store) resealUsageReaders(tx kvTx, max int) (int, error) {
-	b := tx.Bucket(bucketUsageReaders)
-	type update struct{ k, v []byte }
-	var updates []update
-	errEnough := errors.New("enough")
-	err := b.ForEach(func(k, v []byte) error {
-		if max > 0 && len(updates) >= max {
-			return errEnough
-		}
-		account, provider, ok := bytes.Cut(k, []byte{0})
-		if !ok {
-			return nil
-		}
-		var r readerRecord
-		if err := json.Unmarshal(v, &r); err != nil {
-			return err
-		}
-		if r.MasterKeyID == s.sealer.current {
-			return nil
-		}
-		slot := readerSlot(string(provider))
-		pt, err := s.sealer.open(r.MasterKeyID, string(account), slot, r.Nonce, r.Ciphertext)
-		if err != nil {
-			return err
-		}
-		r.MasterKeyID, r.Nonce, r.Ciphertext, err = s.sealer.seal(string(account), slot, pt)
-		clear(pt)
-		if err != nil {
-			return err
-		}
-		buf, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		updates = append(updates, update{append([]byte(nil), k...), buf})
-		return nil
-	})
-	if err != nil && err != errEnough {
-		return 0, err
-	}
-	for _, u := range updates {
-		if err := b.Put(u.k, u.v); err != nil {
-			return 0, err
-		}
-	}
-	return len(updates), nil
+	return resealBucket(s, tx, bucketUsageReaders, max, readerSlot,
+		func(r *readerRecord) (*string, *[]byte, *[]byte) { return &r.MasterKeyID, &r.Nonce, &r.Ciphertext })
 }

@@ -162,6 +162,14 @@ func (a *App) provisionLimits(etcd *clientv3.Client) error {
 	registerLimitsMetrics()
 	sig := a.Limits.signature()
 	st, logger := a.store, a.logger.Named("limits")
+	// Events are logged with the running config's logger (a reload may
+	// close the writers of the one that started the limiter).
+	eventLogger := func() *zap.Logger {
+		if cur := active.Load(); cur != nil && cur.logger != nil {
+			return cur.logger.Named("limits")
+		}
+		return logger
+	}
 	v, _, err := limiters.LoadOrNew(a.poolKey, func() (caddy.Destructor, error) {
 		p := pooledLimiter{tracker: limits.NewTracker(nil), sig: sig}
 		if etcd != nil {
@@ -176,7 +184,7 @@ func (a *App) provisionLimits(etcd *clientv3.Client) error {
 			cfg.Backend = limits.NewLocal(st.LimitsKV())
 		}
 		var rt *ops.LimitsRuntime
-		cfg.OnEvent = func(e limits.Event) { limitEvent(logger, rt, e) }
+		cfg.OnEvent = func(e limits.Event) { limitEvent(eventLogger(), rt, e) }
 		lim, err := limits.New(cfg)
 		if err != nil {
 			if p.backend != nil {

@@ -269,7 +269,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("agent_router: the store etcd settings changed; restart Caddy to apply them (the store stays open across reloads)")
 	}
 	a.poolKey, a.store = path, v.(pooledStore).Store
-	if err := a.provisionLimits(v.(pooledStore).etcd); err != nil {
+	var limitsEtcd *EtcdConfig
+	if a.Etcd != nil {
+		limitsEtcd = &etcdCfg
+	}
+	if err := a.provisionLimits(limitsEtcd); err != nil {
 		a.store = nil
 		stores.Delete(path)
 		a.poolKey = ""

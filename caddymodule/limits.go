@@ -122,19 +122,51 @@ type pooledLimiter struct {
 	rt      *ops.LimitsRuntime
 	tracker *limits.Tracker
 	backend interface{ Close() error } // the etcd backend, or nil
+	etcd    *clientv3.Client           // fleet mode: the store's client
 	sig     string
 	stop    context.CancelFunc
 }
 
+// fleetCloseWait bounds how long, in fleet mode, the last config's
+// cleanup waits for the limiter's last writes and the lease's revocation.
+// When etcd does not answer a quick probe it does not wait at all: those
+// writes cannot land (etcd is gone) and would hold a config load or a
+// shutdown for up to twice the limiter's operation timeout. The store's
+// close then closes the client under them.
+const (
+	fleetCloseWait  = 5 * time.Second
+	fleetCloseProbe = 300 * time.Millisecond
+)
+
 func (p pooledLimiter) Destruct() error {
 	p.stop()
-	err := p.rt.Limiter().Close()
-	if p.backend != nil {
-		if cerr := p.backend.Close(); err == nil {
-			err = cerr
+	done := make(chan error, 1)
+	go func() {
+		err := p.rt.Limiter().Close()
+		if p.backend != nil {
+			if cerr := p.backend.Close(); err == nil {
+				err = cerr
+			}
+		}
+		done <- err
+	}()
+	if p.backend == nil {
+		return <-done // single node: the last flush goes to the bbolt file before it closes
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), fleetCloseProbe)
+	_, err := p.etcd.Get(ctx, limits.DefaultEtcdPrefix, clientv3.WithCountOnly())
+	cancel()
+	if err == nil {
+		select {
+		case err := <-done:
+			p.etcd.Close()
+			return err
+		case <-time.After(fleetCloseWait):
+			err = errors.New("no answer within " + fleetCloseWait.String())
 		}
 	}
-	return err
+	p.etcd.Close() // the writes in flight fail; the goroutine ends on its own
+	return fmt.Errorf("limits: etcd did not take the limiter's last writes (%v); up to one flush interval of spend on this instance may be missing from the fleet's counters, and its slices return when its lease expires", err)
 }
 
 // limitsPrefix is the etcd prefix of the limiter's counters: beside the
@@ -151,7 +183,7 @@ func limitsPrefix(storePrefix string) string {
 }
 
 // provisionLimits starts (or joins) the process's limiter over the store.
-func (a *App) provisionLimits(etcd *clientv3.Client) error {
+func (a *App) provisionLimits(etcd *EtcdConfig) error {
 	cfg, err := a.Limits.limitsConfig()
 	if err != nil {
 		return err
@@ -173,13 +205,18 @@ func (a *App) provisionLimits(etcd *clientv3.Client) error {
 	v, _, err := limiters.LoadOrNew(a.poolKey, func() (caddy.Destructor, error) {
 		p := pooledLimiter{tracker: limits.NewTracker(nil), sig: sig}
 		if etcd != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			b, err := limits.NewEtcd(ctx, etcd, limits.EtcdOptions{Instance: st.InstanceID(), Prefix: limitsPrefix(st.Fleet().Prefix)})
-			cancel()
+			cli, err := etcd.client(logger.Named("etcd"))
 			if err != nil {
 				return nil, err
 			}
-			cfg.Backend, p.backend = b, b
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			b, err := limits.NewEtcd(ctx, cli, limits.EtcdOptions{Instance: st.InstanceID(), Prefix: limitsPrefix(st.Fleet().Prefix)})
+			cancel()
+			if err != nil {
+				cli.Close()
+				return nil, err
+			}
+			cfg.Backend, p.backend, p.etcd = b, b, cli
 		} else {
 			cfg.Backend = limits.NewLocal(st.LimitsKV())
 		}
@@ -189,6 +226,7 @@ func (a *App) provisionLimits(etcd *clientv3.Client) error {
 		if err != nil {
 			if p.backend != nil {
 				p.backend.Close()
+				p.etcd.Close()
 			}
 			return nil, err
 		}

@@ -202,3 +202,27 @@ func TestFleetLimiter(t *testing.T) {
 		t.Fatal("limiter keys under the store's prefix")
 	}
 }
+
+// TestFleetLimiterCloseWithEtcdGone: the last config's cleanup does not
+// wait on a limiter whose etcd is gone (it used to hold a config load for
+// the limiter's flush and lease revocation timeouts, 5 s each).
+func TestFleetLimiterCloseWithEtcdGone(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := &App{Store: filepath.Join(t.TempDir(), "local.db"), MasterKey: base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xE}, 32)),
+		Etcd:   &EtcdConfig{Endpoints: []string{c.Endpoint(0)}, Prefix: "/ar-gone/", InstanceID: "gw-8", PeerListen: "127.0.0.1:0"},
+		Limits: &LimitsConfig{RateLimits: []ops.DefaultRateLimit{{Each: "account", RPM: 100}}}}
+	startApp(t, a)
+	if _, err := a.store.CreateAccount("acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, a.limits, ops.ReservedLimitPrefix+"rate-0")
+	admitN(a.limits.Limiter(), "acme", "", 3)
+	c.Stop(0)
+	a.Stop()
+	start := time.Now()
+	a.cleanupLimits()
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Fatalf("the limiter's cleanup with etcd gone took %v", d)
+	}
+	a.Cleanup()
+}

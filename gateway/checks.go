@@ -82,17 +82,19 @@ const maxModelLen = 256
 
 // readMembers are the top-level members the gateway itself reads: routing
 // by "model", metering by "stream" and "stream_options" (a stream that
-// asked for no usage chunk is made to ask for one).
-var readMembers = [...]string{"model", "stream", "stream_options"}
+// asked for no usage chunk is made to ask for one), budgets by the output
+// bounds (a reservation assumes the request's own, limits.go).
+var readMembers = [...]string{"model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "max_output_tokens"}
 
 // repeatedMember returns a member of readMembers that the JSON object body
 // names more than once (counting escaped spellings, as a provider's decoder
 // does), or "". Providers read the last copy and gjson the first, so a
 // repeat would let a client route, log or meter one request as another.
-// Two byte scans clear almost every body: a repeat needs a second literal
-// "model" or "stream… key, or a \u00 escape.
+// A few byte scans clear almost every body: a repeat needs a second literal
+// "model", "stream… or "max_… key, or a \u00 escape.
 func repeatedMember(body []byte) string {
-	if !bytes.Contains(body, []byte(`\u00`)) && bytes.Count(body, []byte(`"model"`)) < 2 && bytes.Count(body, []byte(`"stream`)) < 2 {
+	if !bytes.Contains(body, []byte(`\u00`)) && bytes.Count(body, []byte(`"model"`)) < 2 && bytes.Count(body, []byte(`"stream`)) < 2 &&
+		bytes.Count(body, []byte(`"max_`)) < 2 {
 		return ""
 	}
 	var n [len(readMembers)]int

@@ -339,6 +339,11 @@ func TestRepeatedMembersCannotHideUsage(t *testing.T) {
 		`{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":false}}`,
 		`{"model":"gpt-4o-mini","stream":false,"messages":[],"stream":true}`,
 		`{"model":"gpt-4o-mini","stream":true,"\u0073tream_options":{"include_usage":true},"stream_options":{"include_usage":false}}`,
+		// A budget's reservation reads the output bound: a small first
+		// copy would reserve little for the large one the provider reads.
+		`{"model":"gpt-4o-mini","max_tokens":1,"messages":[{"role":"user","content":"hi"}],"max_tokens":100000}`,
+		`{"model":"gpt-4o-mini","max_completion_tokens":1,"max_completion_tokens":100000,"messages":[]}`,
+		`{"model":"gpt-4o-mini","max_output_tokens":1,"max_\u006futput_tokens":100000,"input":"hi"}`,
 	} {
 		r := e.post(t, "/v1/chat/completions", keys[0], body)
 		expectError(t, r, 400, gateway.CodeInvalidJSON, "more than once")

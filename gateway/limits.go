@@ -168,20 +168,51 @@ func (x *exchange) settleAttempt(cost *pricing.Cost, cut bool) {
 	l.res.Settle(a)
 }
 
-// maxTokensOf reads the request's own output bound: max_tokens (chat,
-// Messages), max_completion_tokens (chat) or max_output_tokens
-// (Responses); 0 when it names none.
+// maxTokensOf reads the request's own output bound: the largest of
+// max_tokens (chat, Messages), max_completion_tokens (chat) and
+// max_output_tokens (Responses) it names, as whichever a provider reads is
+// at most that; 0 when it names none. Each is named at most once
+// (repeatedMember): a second copy, which a provider's decoder would read,
+// cannot shrink the reservation.
+//
+// A member is looked up only when its name appears quoted in the body (a
+// byte scan, far cheaper than a JSON walk of a body without it); one
+// spelled with escapes is missed, and the reservation then assumes the
+// model's maximum output, never less than the bound would have given.
 func maxTokensOf(body []byte) int64 {
-	if !bytes.Contains(body, []byte(`"max_`)) {
-		return 0
-	}
-	for _, k := range [...]string{"max_completion_tokens", "max_tokens", "max_output_tokens"} {
-		if r := gjson.GetBytes(body, k); r.Type == gjson.Number && r.Num > 0 {
-			return r.Int()
+	var seen [len(maxTokenMembers)]bool
+	found := false
+	for rest := body; ; {
+		i := bytes.Index(rest, []byte(`"max_`))
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len(`"max_`):]
+		for j, m := range maxTokenMembers {
+			if len(rest) > len(m)-4 && string(rest[:len(m)-4]) == m[4:] && rest[len(m)-4] == '"' {
+				seen[j], found = true, true
+			}
 		}
 	}
-	return 0
+	if !found {
+		return 0
+	}
+	// A string view of the body: gjson.GetBytes copies a number's text.
+	s := unsafe.String(unsafe.SliceData(body), len(body))
+	var n int64
+	for j, k := range maxTokenMembers {
+		if !seen[j] {
+			continue
+		}
+		if r := gjson.Get(s, k); r.Type == gjson.Number && r.Num > 0 {
+			n = max(n, r.Int())
+		}
+	}
+	return n
 }
+
+// maxTokenMembers are the members that bound a request's output.
+var maxTokenMembers = [...]string{"max_completion_tokens", "max_tokens", "max_output_tokens"}
 
 // failLimit answers a limit refusal (the last one, x.lim.refusal) in the
 // door's format: 402 budget_exceeded or 429 rate_limit_exceeded, OpenAI's

@@ -21,6 +21,7 @@ import (
 	antoption "github.com/anthropics/anthropic-sdk-go/v2/option"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/tidwall/gjson"
 
 	"github.com/agentrouter/caddy-agentrouter/gateway"
 	"github.com/agentrouter/caddy-agentrouter/limits"
@@ -163,12 +164,17 @@ func TestSpentBudgetRefusesEveryDoor(t *testing.T) {
 	l := newLimiter(t, nil, limits.Set{Budgets: []limits.Budget{budget("acme-month", "acme", "0.001")}})
 	e := newEnv(t, options{limits: l})
 	keys, _ := e.account(t, "acme", 1)
+	created := e.post(t, "/v1/responses", keys[0], `{"model":"gpt-4o-mini","max_output_tokens":10,"input":"hi"}`)
+	stored := gjson.GetBytes(created.body, "id").Str
+	if created.status != http.StatusOK || stored == "" {
+		t.Fatalf("create: %v", created)
+	}
 	e.openai.SetUsage(&bigUsage)
 
 	first := e.post(t, "/v1/chat/completions", keys[0], `{"model":"gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`)
 	expectOK(t, first, providers.OpenAI, gateway.SourcePlatform)
-	if got := statusOf(t, l, "acme-month"); got.Spent != 2_700_000 || got.Reserved != 0 {
-		t.Fatalf("after one answer: spent %d nano-USD reserved %d, want the answer's cost 2700000 settled", got.Spent, got.Reserved)
+	if got, want := statusOf(t, l, "acme-month"), 2_700_000+int64(e.record(t, created.id).Cost.NanoUSD); got.Spent != want || got.Reserved != 0 {
+		t.Fatalf("after two answers: spent %d nano-USD reserved %d, want their cost %d settled", got.Spent, got.Reserved, want)
 	}
 	before := upstreamCount(e)
 
@@ -224,6 +230,26 @@ func TestSpentBudgetRefusesEveryDoor(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Errorf("count_tokens under a spent budget: %v", r)
 	}
+	// Nor is reading a stored response.
+	if r := e.do(t, http.MethodGet, "/v1/responses/"+stored, keys[0], nil); r.status != http.StatusOK {
+		t.Errorf("a stored response under a spent budget: %v", r)
+	}
+}
+
+// TestUnpricedModelUnderBudget: a dollar budget cannot count a model the
+// price book has no price for: the request is refused and says so (never
+// counted as free).
+func TestUnpricedModelUnderBudget(t *testing.T) {
+	l := newLimiter(t, nil, limits.Set{Budgets: []limits.Budget{budget("acme-month", "acme", "100")}})
+	e := newEnv(t, options{limits: l})
+	keys, _ := e.account(t, "acme", 1)
+	r := e.chat(t, keys[0], "azure/other-deployment")
+	le := expectLimitError(t, r, http.StatusPaymentRequired, "budget_exceeded", "gateway")
+	if !strings.Contains(le.Error.Message, "the model other-deployment has no price and a dollar budget applies") {
+		t.Errorf("message %q", le.Error.Message)
+	}
+	e.expectNoUpstream(t)
+	expectOK(t, e.chat(t, keys[0], "gpt-4o-mini"), providers.OpenAI, gateway.SourcePlatform)
 }
 
 // TestSettleWithRealCost: a request reserves its worst case and settles to
@@ -306,7 +332,8 @@ func TestRateLimitAnswers(t *testing.T) {
 	e := newEnv(t, options{limits: l})
 	keys, descs := e.account(t, "acme", 2)
 	if err := l.Install(limits.Set{RateLimits: []limits.RateLimit{{ID: "key-rpm", RPM: 2,
-		Scope: limits.Scope{Kind: limits.ScopeAPIKey, Account: "acme", APIKey: descs[0].ID}}}}); err != nil {
+		Scope: limits.Scope{Kind: limits.ScopeAPIKey, Account: "acme", APIKey: descs[0].ID}},
+		{ID: "acct-tpm", TPM: 1_000_000, Scope: limits.Scope{Kind: limits.ScopeAccount, Account: "acme"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	e.openai.SetResponder(func(rec providertest.Record) providertest.Response {
@@ -319,8 +346,11 @@ func TestRateLimitAnswers(t *testing.T) {
 		expectOK(t, r, providers.OpenAI, gateway.SourcePlatform)
 		h := r.header
 		if h.Get("X-Ratelimit-Limit-Requests") != "2" || h.Get("X-Ratelimit-Remaining-Requests") != want ||
-			h.Get(gateway.HeaderLimitSource) != "gateway" || h.Get("X-Ratelimit-Limit-Tokens") != "" {
-			t.Errorf("answer %d: headers %v, want the gateway's limit 2, remaining %s, and none of the platform's", i, h, want)
+			h.Get(gateway.HeaderLimitSource) != "gateway" || h.Get("X-Ratelimit-Limit-Tokens") != "1000000" {
+			t.Errorf("answer %d: headers %v, want the gateway's limits (2 requests, remaining %s; 1000000 tokens) in place of the platform's", i, h, want)
+		}
+		if left, err := strconv.Atoi(h.Get("X-Ratelimit-Remaining-Tokens")); err != nil || left >= 1_000_000 || left < 900_000 {
+			t.Errorf("answer %d: remaining tokens %q", i, h.Get("X-Ratelimit-Remaining-Tokens"))
 		}
 		if d, err := time.ParseDuration(h.Get("X-Ratelimit-Reset-Requests")); err != nil || d <= 0 || d > 30*time.Second {
 			t.Errorf("answer %d: reset %q", i, h.Get("X-Ratelimit-Reset-Requests"))
@@ -354,6 +384,12 @@ func TestRateLimitAnswers(t *testing.T) {
 	// The next minute admits again.
 	clk.at(minute.Add(61 * time.Second))
 	expectOK(t, e.chat(t, keys[0], "gpt-4o-mini"), providers.OpenAI, gateway.SourcePlatform)
+	// An allowed Messages answer carries Anthropic's headers.
+	m = e.messagesPost(t, keys[0], `{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`)
+	if m.status != http.StatusOK || m.header.Get("Anthropic-Ratelimit-Requests-Limit") != "2" ||
+		m.header.Get("Anthropic-Ratelimit-Requests-Remaining") != "0" || m.header.Get("Anthropic-Ratelimit-Tokens-Limit") != "1000000" {
+		t.Errorf("allowed Messages answer: %d %v", m.status, m.header)
+	}
 	rec := e.record(t, r.id)
 	if rec.Status != 429 || rec.ErrorCode != "rate_limit_exceeded" || rec.Limit != "key-rpm" || rec.Attempts[0].Skipped != "rate_limited" {
 		t.Errorf("record %+v", rec)
@@ -623,5 +659,71 @@ func TestSDKsOnLimitAnswers(t *testing.T) {
 				t.Errorf("the provider got %d requests, want 2", upstream)
 			}
 		})
+	}
+}
+
+// TestStreamCutAfterPartialUsage: a Messages stream cut after
+// message_start, which reports the input and one output token, is charged
+// its worst case: the usage sent before the cut is not what the provider
+// bills for the output it went on generating.
+func TestStreamCutAfterPartialUsage(t *testing.T) {
+	l := newLimiter(t, nil, limits.Set{Budgets: []limits.Budget{budget("acme-month", "acme", "100")}})
+	e := newEnv(t, options{limits: l})
+	keys, _ := e.account(t, "acme", 1)
+	e.anthropic.SetResponder(func(rec providertest.Record) providertest.Response {
+		events := providertest.AnthropicStream(rec.Model, []string{"Hel", "lo"}, providertest.AnthropicUsage{Input: 40, Output: 2})
+		return providertest.Response{Custom: func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			for _, ev := range events[:4] { // message_start, ping, content_block_start, one delta
+				fmt.Fprint(w, ev)
+			}
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
+		}}
+	})
+	body := `{"model":"claude-sonnet-4-5","max_tokens":2000,"stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	r := e.messagesPost(t, keys[0], body)
+	if r.status != http.StatusOK {
+		t.Fatalf("%v", r)
+	}
+	rec := e.record(t, r.id)
+	if rec.ErrorCode == "" || rec.Cost.Unpriced || rec.Cost.Tokens.Input != 40 {
+		t.Fatalf("record code %q cost %+v, want a cut stream priced with message_start's usage", rec.ErrorCode, rec.Cost)
+	}
+	in := int64((len(body) + 2) / 3)
+	worst := pricing.MustCompile(pricing.Default()).Cost(providers.Anthropic, "claude-sonnet-4-5", pricing.Usage{Input: in, Output: 2000})
+	if got := statusOf(t, l, "acme-month"); got.Spent != int64(worst.NanoUSD) || got.Spent <= int64(rec.Cost.NanoUSD) {
+		t.Errorf("spent %d, want the worst case %d (the partial usage cost %d)", got.Spent, worst.NanoUSD, rec.Cost.NanoUSD)
+	}
+}
+
+// TestFailedAttemptReleases: an attempt that fails upstream without usage
+// gives its reservation back, and the route's next attempt is admitted as
+// a fallback: requests per minute count the request once.
+func TestFailedAttemptReleases(t *testing.T) {
+	rc := routing.Config{Routes: map[string]*routing.Route{
+		"resilient": {Targets: []routing.Target{{Model: "gpt-4o-mini"}, {Model: "claude-haiku-4-5"}}},
+	}}
+	acct := limits.Scope{Kind: limits.ScopeAccount, Account: "acme"}
+	l := newLimiter(t, nil, limits.Set{Budgets: []limits.Budget{budget("acme-month", "acme", "100")},
+		RateLimits: []limits.RateLimit{{ID: "rpm", Scope: acct, RPM: 1}}})
+	e := newEnv(t, options{limits: l, routing: rc})
+	keys, _ := e.account(t, "acme", 1)
+	e.openai.SetResponder(func(providertest.Record) providertest.Response {
+		return providertest.Response{Status: 500, Body: `{"error":{"message":"boom","type":"server_error"}}`}
+	})
+	r := e.post(t, "/v1/chat/completions", keys[0], `{"model":"resilient","messages":[{"role":"user","content":"hi"}]}`)
+	expectOK(t, r, providers.Anthropic, gateway.SourcePlatform)
+	rec := e.record(t, r.id)
+	if len(rec.Attempts) != 2 || rec.Attempts[0].Status != 500 {
+		t.Fatalf("attempts %+v", rec.Attempts)
+	}
+	b := statusOf(t, l, "acme-month")
+	if b.Reserved != 0 || b.Spent != int64(rec.Cost.NanoUSD) || b.Spent == 0 {
+		t.Errorf("budget spent %d reserved %d, want only the served answer's %d", b.Spent, b.Reserved, rec.Cost.NanoUSD)
+	}
+	if s := statusOf(t, l, "rpm"); s.Spent != 1 {
+		t.Errorf("requests this minute %d, want 1 for one request of two attempts", s.Spent)
 	}
 }

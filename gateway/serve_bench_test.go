@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentrouter/caddy-agentrouter/limits"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/storetest"
@@ -59,20 +60,54 @@ func BenchmarkServeHTTP(b *testing.B) {
 	if err := s.PutResponse("resp_bench", store.ResponseOwner{AccountID: "acme", Provider: providers.OpenAI, CredentialSource: SourcePlatform}); err != nil {
 		b.Fatal(err)
 	}
-	g, err := New(Config{Store: s, Providers: map[string]*ProviderConfig{
-		providers.OpenAI: {APIKey: "sk-proj-platform0123456789abcdef", Endpoint: providers.Endpoint{BaseURL: up.URL + "/v1"}},
-	}})
-	if err != nil {
-		b.Fatal(err)
+	// The same gateway three times: without limits; with a limiter whose
+	// policy gives the account a budget ("/budget"); and one with a
+	// budget and a rate limit (requests, tokens and requests in flight,
+	// "/limits"), whose state goes out in the rate-limit headers. None
+	// refuses.
+	acct := limits.Scope{Kind: limits.ScopeAccount, Account: "acme"}
+	month := limits.Budget{ID: "month", Scope: acct, Amount: limits.MustUSD("1000000"), Window: limits.WindowMonth}
+	limiters := map[string]limits.Set{
+		"/budget": {Budgets: []limits.Budget{month}},
+		"/limits": {Budgets: []limits.Budget{month}, RateLimits: []limits.RateLimit{{ID: "rl", Scope: acct, RPM: 1 << 40, TPM: 1 << 40, Concurrent: 1 << 20}}},
 	}
-	b.Cleanup(g.Close)
+	gateways := map[string]*Gateway{}
+	for _, name := range []string{"", "/budget", "/limits"} {
+		cfg := Config{Store: s, Providers: map[string]*ProviderConfig{
+			providers.OpenAI: {APIKey: "sk-proj-platform0123456789abcdef", Endpoint: providers.Endpoint{BaseURL: up.URL + "/v1"}},
+		}}
+		if name != "" {
+			lim, err := limits.New(limits.Config{Backend: limits.NewLocal(limits.NewMapKV())})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { lim.Close() })
+			if err := lim.Install(limiters[name]); err != nil {
+				b.Fatal(err)
+			}
+			cfg.Limits = lim
+		}
+		g, err := New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(g.Close)
+		gateways[name] = g
+	}
 	for _, c := range []struct {
 		name, method, path, body string
 	}{
 		{"chat", http.MethodPost, "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hi in five words."}]}`},
 		{"chat-stream", http.MethodPost, "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hi in five words."}]}`},
 		{"responses.get", http.MethodGet, "/v1/responses/resp_bench", ""},
+		{"chat/budget", http.MethodPost, "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hi in five words."}]}`},
+		{"chat/limits", http.MethodPost, "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hi in five words."}]}`},
+		{"chat-stream/limits", http.MethodPost, "/v1/chat/completions", `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hi in five words."}]}`},
 	} {
+		g := gateways[""]
+		if i := strings.IndexByte(c.name, '/'); i >= 0 && !strings.HasPrefix(c.name, "responses") {
+			g = gateways[c.name[i:]]
+		}
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -80,7 +115,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 				r.Header["Authorization"] = []string{"Bearer " + key}
 				w := httptest.NewRecorder()
 				g.ServeHTTP(w, r)
-				if w.Code != http.StatusOK || strings.HasSuffix(c.name, "stream") != strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") {
+				if w.Code != http.StatusOK || strings.Contains(c.name, "stream") != strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream") {
 					b.Fatalf("%d %s %s", w.Code, w.Header().Get("Content-Type"), w.Body)
 				}
 			}

@@ -102,15 +102,16 @@ func TestMoneyThroughCaddy(t *testing.T) {
 		t.Errorf("shadow cost metric moved %v", d)
 	}
 	// An Azure deployment the book has no price for: unpriced, counted.
-	unpricedBefore := metric("caddy_agent_router_unpriced_requests_total", map[string]string{"provider": "azure", "reason": "no_price_for_model"})
+	// (Every label named: metricValue reads the first series that matches,
+	// and an earlier test of this process may have left a BYOK one.)
+	unpricedSeries := map[string]string{"provider": "azure", "credential_source": "platform", "reason": "no_price_for_model"}
+	unpricedBefore := metric("caddy_agent_router_unpriced_requests_total", unpricedSeries)
 	if r := e.chat(kb.Key, "my-gpt", "money-azure", false); r.status != 200 || r.header.Get("X-Agent-Router-Cost") != "" {
 		t.Fatalf("azure: %d %q", r.status, r.header.Get("X-Agent-Router-Cost"))
 	}
 	// The metric is counted when the request finishes, which may be just
 	// after the client has read the answer.
-	unpriced := func() float64 {
-		return metric("caddy_agent_router_unpriced_requests_total", map[string]string{"provider": "azure", "reason": "no_price_for_model"}) - unpricedBefore
-	}
+	unpriced := func() float64 { return metric("caddy_agent_router_unpriced_requests_total", unpricedSeries) - unpricedBefore }
 	testfix.WaitFor(t, 5*time.Second, "the unpriced metric", func() bool { return unpriced() != 0 })
 	if d := unpriced(); d != 1 {
 		t.Errorf("unpriced metric moved %v, want 1", d)

@@ -39,7 +39,8 @@ type Reconciling struct {
 	// credentials of the platform's scope (account ""). nil: none.
 	Platform func(provider string) []reconcile.Credential
 	// Book prices calibration and names models canonically. nil: the
-	// embedded default price book.
+	// store's current price version (the book requests are priced with),
+	// or the embedded default book before one is published.
 	Book *pricing.Book
 	// Tolerance of the comparison; zero fields take their defaults.
 	Tolerance reconcile.Tolerance
@@ -171,16 +172,23 @@ func (o *Ops) reconcileOnce(ctx context.Context, scope reconcile.Scope, window r
 	if err != nil {
 		return fail(ReasonStore, err)
 	}
-	applyContracts(rc.book(), creds, gw)
-	r := &reconcile.Reconciler{Ledger: storeLedger{o.Store}, Book: rc.Book, Tolerance: rc.Tolerance, Now: func() time.Time { return now }}
+	book := o.priceBook()
+	applyContracts(book, creds, gw)
+	r := &reconcile.Reconciler{Ledger: storeLedger{o.Store}, Book: book, Tolerance: rc.Tolerance, Now: func() time.Time { return now }}
 	return r.Run(ctx, reconcile.Job{Scope: scope, Window: window, Credentials: creds, Gateway: gw, Reader: reader})
 }
 
 var defaultBook = sync.OnceValue(func() *pricing.Book { return pricing.MustCompile(pricing.Default()) })
 
-func (rc *Reconciling) book() *pricing.Book {
-	if rc.Book != nil {
+// priceBook is the book the reconciliation prices with: the configured
+// one, else the store's current price version (operators' price blocks
+// included), else the embedded default.
+func (o *Ops) priceBook() *pricing.Book {
+	if rc := o.Reconcile; rc != nil && rc.Book != nil {
 		return rc.Book
+	}
+	if v := o.Store.Prices().Current(); v != nil {
+		return v.Book()
 	}
 	return defaultBook()
 }
@@ -355,13 +363,39 @@ func (o *Ops) scopeCredentials(scope reconcile.Scope, gw []reconcile.GatewayUsag
 	if err != nil {
 		return nil, err
 	}
+	// The BYOK slot's own contract terms (the owner's, and the accepted
+	// proposals adoptTerm added; they priced whichever key the slot held)
+	// count too, so calibration proposes nothing for a rate a term
+	// explains; an accepted term from the same instant as one of them is
+	// the same term.
+	var own []pricing.ContractTerm
+	if scope.Account != "" {
+		if own, err = o.Store.ContractTerms(scope.Account, scope.Provider); err != nil {
+			return nil, err
+		}
+	}
 	for i := range creds {
 		creds[i].Chosen = notes[creds[i].Fingerprint].ChosenKeyID
-		if terms := accepted[creds[i].Fingerprint]; len(terms) > 0 {
+		terms := accepted[creds[i].Fingerprint]
+		if len(own) > 0 {
+			terms = mergeTerms(own, terms)
+		}
+		if len(terms) > 0 {
 			creds[i].Contract, _ = pricing.NewContract(terms)
 		}
 	}
 	return creds, nil
+}
+
+// mergeTerms is own and the terms of extra that start at another instant.
+func mergeTerms(own, extra []pricing.ContractTerm) []pricing.ContractTerm {
+	out := slices.Clone(own)
+	for _, t := range extra {
+		if !slices.ContainsFunc(own, func(o pricing.ContractTerm) bool { return o.EffectiveFrom.Equal(t.EffectiveFrom) }) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // --- the ledger in the store ---

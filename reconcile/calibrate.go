@@ -147,6 +147,14 @@ func (c *comparison) calibrate(u calUnit) (Proposal, bool) {
 	if len(run) < c.tol.CalibrationDays {
 		return Proposal{}, false
 	}
+	if u.contract != nil {
+		// A term the contract already holds from the proposal's start
+		// (the owner's own, or one accepted before) that explains the
+		// rate leaves nothing to propose.
+		if t, ok := u.contract.InForce(c.in.Now.UTC().Truncate(day).Add(day)); ok && c.explains(u, t, run, days) {
+			return Proposal{}, false
+		}
+	}
 	slices.Reverse(run)
 	p := Proposal{Account: c.in.Scope.Account, Provider: c.in.Scope.Provider, Credentials: u.creds, KeyID: u.key, Workspace: u.ws}
 	var list int64
@@ -168,6 +176,30 @@ func (c *comparison) calibrate(u calUnit) (Proposal, bool) {
 		return Proposal{}, false // a term the price book would refuse is no proposal
 	}
 	return p, true
+}
+
+// explains says whether term, applied to the run's days, brings the
+// provider's bill within the calibration tolerance.
+func (c *comparison) explains(u calUnit, term pricing.ContractTerm, run []int64, days map[int64]*calDay) bool {
+	term.EffectiveFrom = time.Unix(0, 0).UTC()
+	ctr, err := pricing.NewContract([]pricing.ContractTerm{term})
+	if err != nil {
+		return false
+	}
+	var prov, booked int64
+	for _, p := range c.in.Usage {
+		if u.usage(p) && c.in.Window.Contains(p.Hour) && slices.Contains(run, dayOf(p.Hour)) {
+			v, ok := c.listValue(c.canon(p.Model), p.Tokens, ctr, p.Hour)
+			if !ok {
+				return false
+			}
+			booked += v
+		}
+	}
+	for _, d := range run {
+		prov += days[d].prov
+	}
+	return booked > 0 && abs(mulDiv(prov, 1_000_000, booked)-1_000_000) <= c.tol.CalibrationPPM
 }
 
 // term is the contract term that prices the list at ratio.

@@ -49,6 +49,24 @@ func TestCalibrationProposesADiscount(t *testing.T) {
 	}
 	t.Logf("proposal: %s (ratio %d ppm over %d days)", p.Note, p.RatioPPM, len(p.Days))
 
+	// The owner typed the same discount on the key's contract, from the
+	// proposal's start (a term is never retroactive): nothing to propose.
+	own, err := pricing.NewContract([]pricing.ContractTerm{{EffectiveFrom: now, DiscountPercent: "10"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withOwn := cred
+	withOwn.Contract = own
+	if res, err := h.run(&MemoryLedger{}, w, []Credential{withOwn}, Options{}); err != nil || len(res.Proposals) != 0 {
+		t.Errorf("with the owner's own discount from now on: %+v %v", res.Proposals, err)
+	}
+	// A different discount does not explain the rate: the proposal stands.
+	other, _ := pricing.NewContract([]pricing.ContractTerm{{EffectiveFrom: now, DiscountPercent: "5"}})
+	withOwn.Contract = other
+	if res, err := h.run(&MemoryLedger{}, w, []Credential{withOwn}, Options{}); err != nil || len(res.Proposals) != 1 {
+		t.Errorf("with a 5 %% discount from now on: %+v %v", res.Proposals, err)
+	}
+
 	accepted := p.Term
 	accepted.EffectiveFrom = day0
 	c, err := pricing.NewContract([]pricing.ContractTerm{accepted})

@@ -1,0 +1,120 @@
+package gateway
+
+import (
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/agentrouter/caddy-agentrouter/limits"
+	"github.com/agentrouter/caddy-agentrouter/pricing"
+	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/store"
+	"github.com/agentrouter/caddy-agentrouter/store/storetest"
+)
+
+// limitStep is the limits step of a served request, as attempt and served
+// run it: admit the attempt (a BYOK key's provider limit, then an account
+// with a budget on the platform's money, one on the account's own key and
+// a rate limit with requests, tokens and requests in flight), write the
+// gateway's rate-limit headers on the answer, settle with the cost (priced
+// once, outside the step: pricing is the cost step's, BenchmarkCostStep).
+func limitStep(tb testing.TB) func() {
+	tb.Helper()
+	reg := pricing.NewRegistry()
+	if _, _, err := reg.Publish(pricing.Default()); err != nil {
+		tb.Fatal(err)
+	}
+	l, err := limits.New(limits.Config{Backend: limits.NewLocal(limits.NewMapKV())})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	acct := limits.Scope{Kind: limits.ScopeAccount, Account: "acme"}
+	if err := l.Install(limits.Set{
+		Budgets: []limits.Budget{
+			{ID: "platform", Scope: acct, Amount: limits.MustUSD("1000000"), Window: limits.WindowMonth},
+			{ID: "all", Scope: acct, Amount: limits.MustUSD("1000000"), Window: limits.WindowDay, Payer: limits.PayerAll},
+		},
+		RateLimits: []limits.RateLimit{{ID: "rl", Scope: acct, RPM: 1 << 40, TPM: 1 << 40, Concurrent: 1 << 20}},
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	s := storetest.Open(tb)
+	if _, err := s.CreateAccount("acme", ""); err != nil {
+		tb.Fatal(err)
+	}
+	g := &Gateway{limits: l, providerLimits: limits.NewTracker(nil), providers: map[string]*ProviderConfig{providers.OpenAI: {}}}
+	rec := &store.LogRecord{Time: time.Now().UTC(), Provider: providers.OpenAI, UpstreamModel: "gpt-4o-mini"}
+	w := httptest.NewRecorder()
+	x := &exchange{w: w, rec: rec, ep: chatCompletions, prices: reg.Current(), snap: s.Snapshot(),
+		c: caller{account: "acme", keyID: "k_1"}, body: []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"Say hi in five words."}]}`),
+		cred: credential{source: SourcePlatform}}
+	t := target{provider: providers.Get(providers.OpenAI), model: "gpt-4o-mini"}
+	u := providers.Usage{PromptTokens: 20, CompletionTokens: 5, TotalTokens: 25}
+	h := w.Header()
+	for _, names := range rateHeaderNames[0] {
+		for _, k := range names {
+			h[k] = nil // the header map's slots exist, as on a reused connection
+		}
+	}
+	h[HeaderLimitSource] = nil
+	c := g.priceAttempt(x, &u) // priced once: the cost step is measured on its own
+	return func() {
+		var att store.Attempt
+		x.lim.maxRead = false
+		if _, ok := g.admitAttempt(x, t, &att); !ok {
+			panic("refused")
+		}
+		x.setRateHeaders(h, &x.lim.d, true)
+		x.settleAttempt(&c, false)
+	}
+}
+
+// TestLimitStepAllocatesNothing holds admission, the rate-limit headers
+// and settlement at 0 allocations per request.
+func TestLimitStepAllocatesNothing(t *testing.T) {
+	step := limitStep(t)
+	if n := testing.AllocsPerRun(200, step); n != 0 {
+		t.Errorf("the limits step allocates %v times per request, want 0", n)
+	}
+}
+
+// BenchmarkLimitStep: `go test -run '^$' -bench LimitStep -benchmem ./gateway/`.
+func BenchmarkLimitStep(b *testing.B) {
+	step := limitStep(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		step()
+	}
+}
+
+// TestAppendDuration: the rate-limit reset is written as
+// time.Duration.String writes it.
+func TestAppendDuration(t *testing.T) {
+	for _, d := range []time.Duration{0, 1, 999, time.Microsecond, 1500 * time.Microsecond, 20 * time.Millisecond, time.Second,
+		1500 * time.Millisecond, 59*time.Second + 999*time.Millisecond, 6 * time.Minute, 90 * time.Minute, 25*time.Hour + 3*time.Second, -time.Second} {
+		if got, want := string(appendDuration(nil, d)), d.String(); got != want {
+			t.Errorf("appendDuration(%d) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestMaxTokensOf: the largest output bound a request names at its top
+// level; none, 0 or a mention inside a message is no bound.
+func TestMaxTokensOf(t *testing.T) {
+	for body, want := range map[string]int64{
+		`{"model":"m","messages":[]}`:                                            0,
+		`{"model":"m","max_tokens":300}`:                                         300,
+		`{"max_completion_tokens":50,"max_tokens":700}`:                          700,
+		`{"model":"m","max_output_tokens":4000,"input":"x"}`:                     4000,
+		`{"model":"m","max_tokens":0}`:                                           0,
+		`{"model":"m","max_tokens":"9"}`:                                         0,
+		`{"messages":[{"content":"set \"max_tokens\": 90000"}],"max_tokens":12}`: 12,
+		`{"messages":[{"content":"set \"max_tokens\": 90000"}]}`:                 0,
+		`{"max_tokensX":5,"max_":7}`:                                             0,
+	} {
+		if got := maxTokensOf([]byte(body)); got != want {
+			t.Errorf("maxTokensOf(%s) = %d, want %d", body, got, want)
+		}
+	}
+}

@@ -54,6 +54,9 @@ type config struct {
 	profile        time.Duration
 	nice           int
 	prefill        int
+	// limits puts a budget and a rate limit on the bench account, high
+	// enough never to refuse: the gateway admits and settles every request.
+	limits bool
 }
 
 func main() {
@@ -88,6 +91,7 @@ func parseFlags() *config {
 	flag.StringVar(&c.outDir, "out", "bench/out", "directory for the table and profiles (relative to the repository root)")
 	flag.DurationVar(&c.profile, "profile", 0, "after the rounds, take CPU and allocation profiles of the gateway and plain Caddy under (a) for this long (e.g. 10s)")
 	flag.IntVar(&c.prefill, "prefill", 110000, "requests sent through the gateway before the rounds, so its request log is full (default log_max_records: 100000) and it runs in its steady state, pruning; 0 to skip")
+	flag.BoolVar(&c.limits, "limits", false, "put a budget (payer all, month) and a rate limit (rpm, tpm, concurrent) on the bench account, never reached: every request is admitted and settled")
 	flag.IntVar(&c.nice, "nice", 0, "run the bench and everything it starts at this niceness (0-19), to be polite on a shared machine")
 	flag.Parse()
 	if c.quick {
@@ -234,6 +238,11 @@ func run(cfg *config) int {
 	apiKey, err := setupAccount("http://" + addr("gateway admin") + "/agent_router")
 	if err != nil {
 		die("setting up the gateway account: %v\n%s", err, gwProc.tail(20))
+	}
+	if cfg.limits {
+		if err := setupLimits("http://" + addr("gateway admin") + "/agent_router"); err != nil {
+			die("setting up the bench account's limits: %v\n%s", err, gwProc.tail(20))
+		}
 	}
 
 	const plainBody = `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],"temperature":0.2}`
@@ -655,6 +664,21 @@ func setupAccount(admin string) (string, error) {
 	return k.Key, nil
 }
 
+// setupLimits puts a budget and a rate limit on the bench account that
+// the bench never reaches, so that every request goes through admission
+// and settlement.
+func setupLimits(admin string) error {
+	for path, body := range map[string]string{
+		"/accounts/bench/budgets/bench-month": `{"scope":"account","amount_usd":"1000000","window":"month","payer":"all"}`,
+		"/accounts/bench/rate_limits/bench":   `{"scope":"account","rpm":10000000,"tpm":100000000000,"concurrent":100000}`,
+	} {
+		if code, b, err := adminCall("PUT", admin+path, body); err != nil || code != http.StatusOK {
+			return fmt.Errorf("PUT %s: %d %s %v", path, code, b, err)
+		}
+	}
+	return nil
+}
+
 // sanityCheck sends one request of each kind to each path before measuring.
 func sanityCheck(targets map[string]*target) error {
 	for _, name := range []string{tDirect, tCaddy, tGateway} {
@@ -807,6 +831,9 @@ func header(cfg *config, caddyBin, root string, started, finished time.Time, loa
 		cfg.conns, cfg.warmup, cfg.streamRate, cfg.pace, cfg.pacedRate, cfg.rate, thousands(int64(cfg.streams)), cfg.slowInterval,
 		cfg.slowInterval*time.Duration(cfg.slowEvents-1), cfg.ramp)
 	fmt.Fprintf(&b, "- state: %s\n", prefillNote)
+	if cfg.limits {
+		b.WriteString("- limits: the bench account has a budget (payer all, a month) and a rate limit (rpm, tpm, concurrent) it never reaches: every gateway request is admitted and settled (-limits)\n")
+	}
 	return b.String()
 }
 

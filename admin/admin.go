@@ -66,6 +66,10 @@ type API struct {
 	// readers, the platform's keys, tolerances). nil, or a nil result:
 	// usage readers can be managed, runs and tests answer 503.
 	Reconcile func() *ops.Reconciling
+	// Limits returns the running process's limiter (budgets and rate
+	// limits). nil, or a nil result: limit sets are stored and served
+	// without status.
+	Limits func() ops.Limiting
 
 	once sync.Once
 	mux  *http.ServeMux
@@ -98,6 +102,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	c := &call{ops: &ops.Ops{Store: s, PlatformKey: a.PlatformKey, Egress: a.Egress, TestCredential: a.TestCredential, Profiles: a.Profiles}}
 	if a.Reconcile != nil {
 		c.ops.Reconcile = a.Reconcile()
+	}
+	if a.Limits != nil {
+		c.ops.Limits = a.Limits()
 	}
 	r = r.WithContext(context.WithValue(r.Context(), callKey{}, c))
 	r.URL = u

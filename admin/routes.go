@@ -41,6 +41,17 @@ var routes = []route{
 
 	{"GET", "accounts/{account}/chargeback", chargeback},
 
+	{"GET", "limits", allLimits},
+	{"GET", "accounts/{account}/limits", accountLimits},
+	{"PUT", "accounts/{account}/budgets/{id}", putBudget},
+	{"DELETE", "accounts/{account}/budgets/{id}", deleteBudget},
+	{"PUT", "accounts/{account}/rate_limits/{id}", putRateLimit},
+	{"DELETE", "accounts/{account}/rate_limits/{id}", deleteRateLimit},
+	{"PUT", "accounts/{account}/spillover", putSpillover},
+	{"DELETE", "accounts/{account}/spillover", deleteSpillover},
+	{"PUT", "accounts/{account}/caps", putCaps},
+	{"DELETE", "accounts/{account}/caps", deleteCaps},
+
 	{"GET", "accounts/{account}/usage_readers", listUsageReaders},
 	{"GET", "accounts/{account}/usage_readers/{provider}", getUsageReader},
 	{"PUT", "accounts/{account}/usage_readers/{provider}", putUsageReader},

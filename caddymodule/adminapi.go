@@ -58,6 +58,7 @@ var api = &admin.API{
 	},
 	TestCredential: testCredential,
 	Reconcile:      activeReconciling,
+	Limits:         activeLimits,
 	Profiles: func() []string {
 		if a := active.Load(); a != nil {
 			return a.profiles()

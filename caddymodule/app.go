@@ -22,6 +22,7 @@ import (
 
 	"github.com/agentrouter/caddy-agentrouter/egress"
 	"github.com/agentrouter/caddy-agentrouter/gateway"
+	"github.com/agentrouter/caddy-agentrouter/limits"
 	"github.com/agentrouter/caddy-agentrouter/ops"
 	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/store"
@@ -97,6 +98,17 @@ type App struct {
 	// the providers' own usage and cost records (ReconcileConfig). On by
 	// default; it runs only for accounts with a usage-reader key.
 	Reconcile *ReconcileConfig `json:"reconcile,omitempty"`
+
+	// Limits tunes budgets and rate limits and sets the operator's
+	// defaults per API key and per account (LimitsConfig). The
+	// accounts' own budgets and rate limits are set through the admin
+	// API and the console.
+	Limits *LimitsConfig `json:"limits,omitempty"`
+
+	// limits is the process's limiter (limits.go); providerLimits the
+	// BYOK keys' own provider rate limits.
+	limits         *ops.LimitsRuntime
+	providerLimits *limits.Tracker
 
 	reconciling    *ops.Reconciling // nil when reconciliation is off (reconcile.go)
 	reconcileEvery time.Duration
@@ -257,6 +269,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("agent_router: the store etcd settings changed; restart Caddy to apply them (the store stays open across reloads)")
 	}
 	a.poolKey, a.store = path, v.(pooledStore).Store
+	var limitsEtcd *EtcdConfig
+	if a.Etcd != nil {
+		limitsEtcd = &etcdCfg
+	}
+	if err := a.provisionLimits(limitsEtcd); err != nil {
+		a.store = nil
+		stores.Delete(path)
+		a.poolKey = ""
+		return fmt.Errorf("agent_router: %v", err)
+	}
 	if a.store.MasterKeyID() != store.KeyID(key) {
 		return fmt.Errorf("agent_router: the master key changed (id %s, the store was opened with %s); restart Caddy to switch master keys", store.KeyID(key), a.store.MasterKeyID())
 	}
@@ -282,6 +304,9 @@ func (a *App) Start() error {
 	if err != nil {
 		return fmt.Errorf("agent_router: %v", err)
 	}
+	if err := a.startLimits(); err != nil {
+		return fmt.Errorf("agent_router: limits: %v", err)
+	}
 	if changed {
 		a.logger.Info("published a new price book version", zap.String("price_version", v.ID),
 			zap.String("parent", v.Parent), zap.Int("changes", len(v.Changes)), zap.String("table", t.Version))
@@ -303,6 +328,7 @@ func (a *App) Cleanup() error {
 		return nil
 	}
 	a.stopReconcile() // before the store: the last config's stop ends the schedule
+	a.cleanupLimits() // before the store: the limiter flushes into it
 	_, err := stores.Delete(a.poolKey)
 	a.poolKey, a.store = "", nil
 	return err

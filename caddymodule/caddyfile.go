@@ -528,8 +528,18 @@ func (pc *ProviderConfig) unmarshal(d *caddyfile.Dispenser, name string) error {
 //				interval 1h
 //				days     3
 //			}
+//			limits {                            # budgets and rate limits (see unmarshalLimits, LimitsConfig)
+//				reserve_output_cap 4096         # output tokens a reservation assumes at most; "off" = none
+//				unpriced           refuse       # or a rate: unpriced 15 (USD per 1M tokens)
+//				rate_limit each_key     rpm 600 tpm 2000000 concurrent 20
+//				budget     each_account 500 month payer platform
+//			}
 //		}
 //	}
+//
+// An account's own budgets, rate limits, spillover allowance and caps are
+// not config (they change at run time): the admin API and the console set
+// them.
 func parseGlobal(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
 	if _, ok := existing.(httpcaddyfile.App); ok {
@@ -578,6 +588,16 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			a.Etcd = ec
+			continue
+		case "limits":
+			if a.Limits != nil {
+				return d.Err("limits is given twice")
+			}
+			lc, err := unmarshalLimits(d)
+			if err != nil {
+				return err
+			}
+			a.Limits = lc
 			continue
 		case "byok_allow_http":
 			if d.NextArg() {

@@ -67,6 +67,7 @@ func (h *Handler) provisionConsole() error {
 		SessionMax:  time.Duration(h.Console.SessionMax),
 		InviteTTL:   time.Duration(h.Console.InviteTTL),
 		Reconcile:   app.reconciling,
+		Limits:      limitingOf(app.limits),
 		Logger:      h.logger.Named("console"),
 	})
 	if err != nil {

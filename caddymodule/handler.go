@@ -320,6 +320,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		BYOKCooldown:          time.Duration(h.BYOKCooldown),
 		Observe:               h.observe,
 		Prices:                h.app.store.Prices(),
+		Limits:                h.app.limits.Limiter(),
+		ProviderLimits:        h.app.providerLimits,
 	})
 	if err != nil {
 		return err

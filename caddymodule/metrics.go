@@ -120,7 +120,7 @@ func registerMetrics(ctx caddy.Context, perAccount bool) error {
 			}
 		}
 	}
-	return nil
+	return registerLimitsCollectors(reg, perAccount)
 }
 
 // fleetCollector exports etcd's reachability in fleet mode, and nothing

@@ -108,7 +108,10 @@ type Config struct {
 	// tests, runs on demand); nil: the pages show the ledger, tests and
 	// runs are refused.
 	Reconcile *ops.Reconciling
-	Logger    *zap.Logger
+	// Limits is the running process's limiter (budgets and rate limits);
+	// nil: the page shows the stored limits without their state.
+	Limits ops.Limiting
+	Logger *zap.Logger
 }
 
 // Handler serves the console.
@@ -181,7 +184,7 @@ func New(cfg Config) (*Handler, error) {
 		}
 	}
 	h.static = http.StripPrefix(Prefix+"/static/", http.FileServerFS(sub))
-	h.ops = &ops.Ops{Store: cfg.Store, PlatformKey: cfg.PlatformKey, Egress: cfg.Egress, InviteTTL: cfg.InviteTTL, Reconcile: cfg.Reconcile}
+	h.ops = &ops.Ops{Store: cfg.Store, PlatformKey: cfg.PlatformKey, Egress: cfg.Egress, InviteTTL: cfg.InviteTTL, Reconcile: cfg.Reconcile, Limits: cfg.Limits}
 	if cfg.Gateway != nil {
 		h.ops.TestCredential, h.ops.Profiles = cfg.Gateway.TestCredential, cfg.Gateway.Profiles
 	}
@@ -292,6 +295,11 @@ func (h *Handler) routes() {
 	m.HandleFunc("POST "+Prefix+"/reconciliation/run", h.auth(true, h.reconcileRun))
 	m.HandleFunc("POST "+Prefix+"/reconciliation/keys", h.auth(true, h.reconcileChoose))
 	m.HandleFunc("POST "+Prefix+"/reconciliation/proposals/{id}/accept", h.auth(true, h.reconcileAccept))
+
+	m.HandleFunc("GET "+Prefix+"/limits", h.auth(false, h.limitsPage))
+	m.HandleFunc("POST "+Prefix+"/limits/budgets", h.auth(true, h.budgetPost))
+	m.HandleFunc("POST "+Prefix+"/limits/rate_limits", h.auth(true, h.ratePost))
+	m.HandleFunc("POST "+Prefix+"/limits/{what}/{id}/remove", h.auth(true, h.limitRemove))
 
 	m.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		h.notFound(w, r)

@@ -20,7 +20,7 @@ type pages struct {
 	t map[string]*template.Template
 }
 
-var pageNames = []string{"signin", "setup", "byok", "keys", "members", "playground", "logs", "usage", "chargeback", "reconciliation", "error"}
+var pageNames = []string{"signin", "setup", "byok", "keys", "members", "playground", "logs", "usage", "chargeback", "reconciliation", "limits", "error"}
 
 var funcs = template.FuncMap{
 	"when": func(t any) string {
@@ -112,6 +112,7 @@ func nav(current string) []navItem {
 		{"Monitoring", "Usage", "/usage", false},
 		{"Monitoring", "Chargeback", "/chargeback", false},
 		{"Monitoring", "Reconciliation", "/reconciliation", false},
+		{"Monitoring", "Budgets & Limits", "/limits", false},
 		{"Settings", "Bring Your Own Key", "/byok", false},
 		{"Settings", "API Keys", "/keys", false},
 		{"Settings", "Members", "/members", false},

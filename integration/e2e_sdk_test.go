@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -558,6 +559,9 @@ func sdkRateLimitStream(t *testing.T, s sdkScenario) {
 
 func sdkBadKey(t *testing.T, s sdkScenario) {
 	// The fake refuses every key, in its provider's own way (echoing the key).
+	if s.cred == "byok" {
+		s.waitProviderReset(t)
+	}
 	s.p.fake.AcceptOnly("not-" + randomAlnum(24))
 	defer s.p.fake.AcceptOnly()
 	_, err := s.client.Chat.Completions.New(s.ctx(t), s.params("Hello with a bad key?"))
@@ -568,6 +572,27 @@ func sdkBadKey(t *testing.T, s sdkScenario) {
 		status = 400
 	}
 	s.checkAPIError(t, err, status, s.cred+"_credential_rejected")
+}
+
+// waitProviderReset waits until the gateway sends the account's key
+// requests again: after the rate-limit scenarios the provider's 429 holds
+// the key back until its reset, and the gateway answers 429 itself
+// (X-Agent-Router-Limit-Source: provider) with the Retry-After it learnt.
+func (s sdkScenario) waitProviderReset(t *testing.T) {
+	t.Helper()
+	for range 5 {
+		_, err := s.client.Chat.Completions.New(s.ctx(t), s.params("Are you back?"))
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Response.Header.Get("X-Agent-Router-Limit-Source") != "provider" {
+			return
+		}
+		secs, perr := strconv.Atoi(apiErr.Response.Header.Get("Retry-After"))
+		if perr != nil || secs < 1 || secs > 30 {
+			t.Fatalf("the gateway's provider-limit 429 has Retry-After %q", apiErr.Response.Header.Get("Retry-After"))
+		}
+		time.Sleep(time.Duration(secs)*time.Second + 100*time.Millisecond)
+	}
+	t.Fatal("the account's key is still held back after 5 waits")
 }
 
 // jsonEqual compares two JSON texts by value.

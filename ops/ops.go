@@ -56,6 +56,9 @@ type Ops struct {
 	// nil: usage readers can be listed, saved and removed; runs and tests
 	// are Unavailable.
 	Reconcile *Reconciling
+	// Limits is the running process's limiter (limits.go). nil: limit
+	// sets are stored and served, with no status.
+	Limits Limiting
 }
 
 func (o *Ops) egress() *egress.Policy {

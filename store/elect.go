@@ -59,9 +59,22 @@ func (f *fleetKV) leadOnce(ctx context.Context, name string, secs int, fn func(c
 	if err != nil {
 		return false
 	}
-	defer sess.Close() // revokes the lease (a no-op once it expired)
 	el := concurrency.NewElection(sess, f.electionKey(name))
-	if err := el.Campaign(ctx, f.opts.InstanceID); err != nil {
+	campaigned := make(chan error, 1)
+	go func() { campaigned <- el.Campaign(ctx, f.opts.InstanceID) }()
+	select {
+	case err = <-campaigned:
+	case <-ctx.Done():
+		// A cancelled Campaign resigns on the client's own context, which
+		// with etcd out of reach blocks until the client is closed — after
+		// the caller (a store closing) is done waiting for this. Leave it
+		// and the session's revocation behind: they end with the client,
+		// and the lease expires on its own.
+		go func() { <-campaigned; sess.Close() }()
+		return false
+	}
+	defer sess.Close() // revokes the lease (a no-op once it expired)
+	if err != nil {
 		return false
 	}
 	// Campaign returns when the candidates before this one are gone; the

@@ -54,6 +54,11 @@ var (
 	bucketContracts = &bucket{name: []byte("byok_contracts"), scope: shared, snapshot: true, migrate: true, doc: "account \\x00 provider -> contractRecord (the credential's contract terms)"}
 	bucketPrices    = &bucket{name: []byte("price_versions"), scope: shared, snapshot: true, migrate: true, doc: "8-byte big-endian sequence number -> pricing.Record; \"head\" -> the current version's id"}
 
+	// Budgets and rate limits (limits.go): each account's limit set, one
+	// document per account, and (single node) the limiter's counters.
+	bucketLimitSets = &bucket{name: []byte("limit_sets"), scope: shared, snapshot: true, migrate: true, doc: "account id -> limits.Set (the account's budgets, rate limits, spillover and caps)"}
+	bucketLimits    = &bucket{name: []byte("limits"), scope: local, doc: "limiter counter key (limits.Local's layout) -> its settled spend or claimed alert"}
+
 	bucketUsers          = &bucket{name: []byte("users"), scope: shared, migrate: true, doc: "account \\x00 user id -> userRecord (a membership)"}
 	bucketEmails         = &bucket{name: []byte("user_emails"), scope: shared, migrate: true, doc: "email -> person id"}
 	bucketPeople         = &bucket{name: []byte("people"), scope: shared, migrate: true, doc: "person id -> personRecord"}
@@ -74,7 +79,7 @@ var (
 // schema lists every bucket.
 var schema = []*bucket{
 	bucketMeta, bucketAccounts, bucketKeys, bucketKeyIDs, bucketKeyIndex, bucketBYOK, bucketVersions, bucketHealth, bucketPolicies,
-	bucketContracts, bucketPrices,
+	bucketContracts, bucketPrices, bucketLimitSets, bucketLimits,
 	bucketUsers, bucketEmails, bucketPeople, bucketTokens, bucketSessions, bucketPersonSessions, bucketThrottle, bucketResponses,
 	bucketLastUsed, bucketLogs, bucketUsage,
 	bucketMembers, bucketTombstones,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/agentrouter/caddy-agentrouter/limits"
 	"github.com/agentrouter/caddy-agentrouter/pricing"
 )
 
@@ -136,6 +137,10 @@ const (
 type snapEdit struct {
 	next   *Snapshot
 	copied [nMaps][nShards / 64]uint64
+	// limitSets is the stored limit sets' union being edited (limits.go),
+	// nil until a change touches it; full says the edit is a full load.
+	limitSets map[string]*limits.Set
+	full      bool
 }
 
 func newEdit(old *Snapshot) *snapEdit {
@@ -221,6 +226,7 @@ func (s *Store) loadSnapshot(strict bool) error {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
 	e := newEdit(nil)
+	e.full = true
 	clear(s.unopenable)
 	err := s.kv.view(func(tx kvTx) error {
 		for _, b := range schema {
@@ -246,6 +252,8 @@ func (s *Store) loadSnapshot(strict bool) error {
 		return err
 	}
 	s.snap.Store(e.next)
+	s.swapLimitSets(e)
+	s.limitsNoticed([]change{{b: bucketLimitSets}, {b: bucketKeys}, {b: bucketAccounts}})
 	return nil
 }
 
@@ -269,6 +277,8 @@ func (s *Store) applyChanges(tx kvTx, changes []change) error {
 		}
 	}
 	s.snap.Store(e.next)
+	s.swapLimitSets(e)
+	s.limitsNoticed(changes)
 	return first
 }
 
@@ -295,6 +305,9 @@ func (s *Store) applyOne(e *snapEdit, tx kvTx, c change) error {
 		return s.applyContract(e, c)
 	case bucketPrices:
 		return s.applyPriceVersion(c)
+	case bucketLimitSets:
+		s.applyLimitSet(e, c)
+		return nil
 	}
 	return fmt.Errorf("bucket %s is marked as a snapshot bucket but has no applier", c.b)
 }

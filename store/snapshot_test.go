@@ -2,12 +2,14 @@ package store
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/agentrouter/caddy-agentrouter/limits"
 	"github.com/agentrouter/caddy-agentrouter/store/etcdtest"
 )
 
@@ -26,6 +29,21 @@ type snapDump struct {
 	Keys     map[string]string // hex(hash) -> id account profile
 	Creds    map[string]string // account/provider -> version fingerprint(key) extras invalid
 	Policies map[string]bool
+	// Limits is the store's union of the stored limit sets, as JSON
+	// (dumpStore fills it; it is the store's, beside the snapshot).
+	Limits string
+}
+
+// dumpStore is dumpSnapshot of s's snapshot with s's limit sets.
+func dumpStore(t *testing.T, s *Store) snapDump {
+	t.Helper()
+	d := dumpSnapshot(t, s.Snapshot())
+	b, err := json.Marshal(s.LimitSets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Limits = string(b)
+	return d
 }
 
 // dumpSnapshot reads every shard, and checks that each entry sits in the
@@ -99,6 +117,9 @@ func compareDumps(t *testing.T, what string, got, want snapDump) {
 	if !reflect.DeepEqual(got.Policies, want.Policies) {
 		t.Errorf("%s: policies %v, want %v", what, got.Policies, want.Policies)
 	}
+	if got.Limits != want.Limits {
+		t.Errorf("%s: limit sets %s, want %s", what, got.Limits, want.Limits)
+	}
 	t.FailNow()
 }
 
@@ -115,7 +136,7 @@ func rebuildFromFile(t *testing.T, s *Store, key []byte) snapDump {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	return dumpSnapshot(t, fresh.Snapshot())
+	return dumpStore(t, fresh)
 }
 
 // randomWrites applies random writes to the stores of pick (one, or the
@@ -190,6 +211,19 @@ func (w *randomWrites) step(s *Store) {
 		if errors.Is(err, ErrExists) {
 			err = s.DeleteAccount(specs[0].ID)
 		}
+	case op < 97:
+		// An account's limit set: a budget added, replaced or removed.
+		id := fmt.Sprintf("b%d", rng.IntN(3))
+		amount := limits.USD(rng.IntN(1000)+1) * 1e9
+		drop := rng.IntN(3) == 0
+		_, err = s.UpdateLimitSet(account, func(set *limits.Set) error {
+			set.Budgets = slices.DeleteFunc(set.Budgets, func(b limits.Budget) bool { return b.ID == id })
+			if !drop {
+				set.Budgets = append(set.Budgets, limits.Budget{ID: id, Scope: limits.Scope{Kind: limits.ScopeAccount, Account: account},
+					Amount: amount, Window: limits.WindowMonth})
+			}
+			return nil
+		})
 	default:
 		// Outside the snapshot: a console member.
 		_, err = s.CreateUser(account, fmt.Sprintf("u%d@example.com", rng.IntN(20)), RoleMember)
@@ -224,7 +258,7 @@ func TestSnapshotEqualsRebuild(t *testing.T) {
 	for i := 1; i <= ops; i++ {
 		w.step(s)
 		if i%50 == 0 || i == ops {
-			compareDumps(t, fmt.Sprintf("after %d writes", i), dumpSnapshot(t, s.Snapshot()), rebuildFromFile(t, s, masterKey(1)))
+			compareDumps(t, fmt.Sprintf("after %d writes", i), dumpStore(t, s), rebuildFromFile(t, s, masterKey(1)))
 		}
 	}
 	if len(dumpSnapshot(t, s.Snapshot()).Keys) == 0 {
@@ -257,10 +291,10 @@ func TestFleetSnapshotEqualsRebuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := dumpSnapshot(t, fresh.Snapshot())
+		want := dumpStore(t, fresh)
 		fresh.Close()
-		compareDumps(t, what+" (a)", dumpSnapshot(t, a.Snapshot()), want)
-		compareDumps(t, what+" (b)", dumpSnapshot(t, b.Snapshot()), want)
+		compareDumps(t, what+" (a)", dumpStore(t, a), want)
+		compareDumps(t, what+" (b)", dumpStore(t, b), want)
 	}
 	for i := 1; i <= ops; i++ {
 		s := a

@@ -92,6 +92,9 @@ type Store struct {
 
 	prune sessionPrune // background session pruning (sessions.go)
 
+	// limits is the stored limit sets' union and change signal (limits.go).
+	limits limitState
+
 	healthState
 }
 
@@ -186,6 +189,7 @@ func openLocal(path string, masterKey []byte, opts Options) (*Store, error) {
 	// whatever it had: tighten it.
 	_ = os.Chmod(path, 0o600)
 	s := &Store{db: db, path: path, sealer: sl, unopenable: make(map[credKey]struct{}), prices: pricing.NewRegistry()}
+	s.limits.notify = make(chan struct{}, 1)
 	s.prune.last = time.Now() // the first background prune comes pruneEvery after opening
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range schema {
@@ -532,6 +536,11 @@ func (s *Store) DeleteAccount(id string) error {
 		}
 		for _, b := range []*bucket{bucketHealth, bucketPolicies, bucketContracts} {
 			if err := deletePrefix(tx.Bucket(b), prefix); err != nil {
+				return err
+			}
+		}
+		if tx.Bucket(bucketLimitSets).Get([]byte(id)) != nil {
+			if err := tx.Bucket(bucketLimitSets).Delete([]byte(id)); err != nil {
 				return err
 			}
 		}

@@ -208,29 +208,6 @@ func (s *Store) flushCredentialUsage() {
 	}
 }
 
-// pruneCredentialUsage drops rows older than retention (the usage rollups'
-// retention).
-func (s *Store) pruneCredentialUsage(retention time.Duration) {
-	cutoff := hourOf(now().Add(-retention).Unix())
-	_ = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCredUsage.name)
-		var doomed [][]byte
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < cutoff; k, _ = c.Next() {
-			doomed = append(doomed, append([]byte(nil), k...))
-		}
-		for _, k := range doomed {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		if len(doomed) == 0 {
-			return errNothingPruned
-		}
-		return nil
-	})
-}
-
 // CredentialUsageQuery selects credential usage.
 type CredentialUsageQuery struct {
 	// From and To bound the hours, To exclusive; both are whole hours.

@@ -399,10 +399,16 @@ func mergeRollups[D interface {
 
 // pruneUsage deletes the rollups of hours that ended before retention.
 func (s *Store) pruneUsage(retention time.Duration) {
-	s.pruneCredentialUsage(retention)
+	s.pruneHours(bucketCredUsage.name, retention)
+	s.pruneHours(bucketUsage.name, retention)
+}
+
+// pruneHours deletes the rows of a bucket keyed by their hour first (the
+// usage and credential-usage rollups) whose hour ended before retention.
+func (s *Store) pruneHours(bucket []byte, retention time.Duration) {
 	cutoff := hourOf(now().Add(-retention).Unix())
 	_ = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketUsage.name)
+		b := tx.Bucket(bucket)
 		var doomed [][]byte // collected first: see pruneLogs
 		c := b.Cursor()
 		for k, _ := c.First(); k != nil && len(k) >= 8 && int64(binary.BigEndian.Uint64(k)) < cutoff; k, _ = c.Next() {

@@ -27,6 +27,7 @@ func (e *env) metricValue(name string, labels map[string]string) float64 {
 	b, _ := io.ReadAll(resp.Body)
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var found []string
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, name+"{") {
@@ -40,10 +41,20 @@ func (e *env) metricValue(name string, labels map[string]string) float64 {
 			}
 		}
 		if ok {
-			f, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			return f
+			found = append(found, line)
 		}
 	}
+	switch len(found) {
+	case 0:
+		return 0
+	case 1:
+		f, _ := strconv.ParseFloat(found[0][strings.LastIndexByte(found[0], ' ')+1:], 64)
+		return f
+	}
+	// The tests share one process, so an earlier test's series of the
+	// same metric may match labels that leave one out: which one was read
+	// would depend on the order the tests ran in.
+	e.t.Fatalf("%d series of %s match %v; name every label: %v", len(found), name, labels, found)
 	return 0
 }
 
@@ -60,10 +71,10 @@ func TestTelemetry(t *testing.T) {
 	byok := "sk-proj-telemetry" + randomAlnum(40)
 	e.putBYOK("acme", "openai", map[string]string{"api_key": byok})
 
-	byokSeries := map[string]string{"provider": "openai", "model": "gpt-4o", "credential_source": "byok", "status_class": "2xx"}
-	platSeries := map[string]string{"provider": "openai", "model": "gpt-4o", "credential_source": "platform", "status_class": "2xx"}
+	byokSeries := map[string]string{"provider": "openai", "model": "gpt-4o", "credential_source": "byok", "status_class": "2xx", "api": "chat"}
+	platSeries := map[string]string{"provider": "openai", "model": "gpt-4o", "credential_source": "platform", "status_class": "2xx", "api": "chat"}
 	tok := func(src, typ string) map[string]string {
-		return map[string]string{"provider": "openai", "model": "gpt-4o", "credential_source": src, "type": typ}
+		return map[string]string{"provider": "openai", "model": "gpt-4o", "credential_source": src, "type": typ, "api": "chat"}
 	}
 	base := map[string]float64{
 		"byok":        e.metricValue("caddy_agent_router_requests_total", byokSeries),

@@ -2,6 +2,7 @@ package limits
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -413,6 +414,12 @@ func TestEtcdAcquireNeverOverGrants(t *testing.T) {
 			var mine Share
 			for {
 				g, _, err := be.Acquire(context.Background(), "r/acme/x/rpm", span, limit, 1, mine)
+				if errors.Is(err, errConflict) {
+					// 16 lost races in a row: the limiter answers a
+					// transient 429 and its background tries again; so
+					// does this loop (it grants nothing meanwhile).
+					continue
+				}
 				if err != nil {
 					t.Error(err)
 					return

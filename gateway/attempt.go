@@ -179,7 +179,7 @@ func (g *Gateway) attempt(x *exchange, t target, asked string, pin routing.Pin, 
 	if res, ok := g.admitAttempt(x, t, &att); !ok {
 		return res
 	}
-	defer x.lim.res.Release()
+	defer x.releaseReservation()
 	g.useCredential(x, &att, start)
 	called = true
 	ctx, deadline := withHeaderDeadline(x.r.Context(), x.deadline)
@@ -315,7 +315,9 @@ func (g *Gateway) served(x *exchange, t target, up upstreamRequest, resp *http.R
 	h[HeaderCredential] = []string{x.cred.source}
 	h[HeaderAttempts] = []string{strconv.Itoa(x.tried)}
 	copyResponseHeaders(h, resp.Header)
-	x.setRateHeaders(h, &x.lim.d, true)
+	if x.lim != nil {
+		x.setRateHeaders(h, &x.lim.d, true)
+	}
 	out := up.relay(g, x, t, resp)
 	if out.code != "" {
 		x.rec.ErrorCode = out.code

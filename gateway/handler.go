@@ -178,8 +178,8 @@ type exchange struct {
 	costBuf    [24]byte
 	costHeader [1]string
 	// lim is the request's admission to budgets and rate limits
-	// (limits.go).
-	lim limitState
+	// (limits.go): nil while no limit applies.
+	lim *limitState
 }
 
 // serve runs the endpoint for an authenticated caller, and writes the
@@ -215,6 +215,7 @@ func (g *Gateway) finish(x *exchange, start time.Time, panicked any) {
 	if panicked != nil {
 		g.recovered(x, panicked)
 	}
+	x.releaseLimits()
 	x.rec.LatencyMS = msSince(start)
 	if g.observe != nil {
 		g.safeObserve(x.r, x.rec)

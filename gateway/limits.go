@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -54,8 +55,10 @@ const HeaderLimitSource = "X-Agent-Router-Limit-Source"
 
 var limitSourceValues = [...][]string{limits.SourceGateway: {"gateway"}, limits.SourceProvider: {"provider"}}
 
-// limitState is a request's admission state, kept in its exchange so that
-// admitting, settling and writing the rate-limit headers allocate nothing.
+// limitState is a request's admission state. A request takes one (from a
+// pool: admitting and settling allocate nothing) only when a limit counts
+// its account or a provider limit refused its BYOK key, and gives it back
+// when it ends (finish); every other request carries none.
 type limitState struct {
 	req limits.Request
 	res limits.Reservation
@@ -70,8 +73,48 @@ type limitState struct {
 	// maxTokens is the request's own output bound, read once.
 	maxTokens int64
 	maxRead   bool
-	// buf and vals hold the rate-limit headers' values.
-	buf  [256]byte
+}
+
+var limitStates = sync.Pool{New: func() any { return new(limitState) }}
+
+// limitState returns the request's admission state, taking one from the
+// pool on first use.
+func (x *exchange) limitState() *limitState {
+	if x.lim == nil {
+		x.lim = limitStates.Get().(*limitState)
+	}
+	return x.lim
+}
+
+// releaseReservation releases what the current attempt reserved and did
+// not settle (nothing when it settled, or reserved nothing).
+func (x *exchange) releaseReservation() {
+	if x.lim != nil {
+		x.lim.res.Release()
+	}
+}
+
+// releaseLimits gives the request's admission state back to the pool when
+// the request ends. Nothing of it outlives the request: the rate-limit
+// headers' values are the request's own (rateValues).
+func (x *exchange) releaseLimits() {
+	l := x.lim
+	if l == nil {
+		return
+	}
+	x.lim = nil
+	l.res.Release()
+	*l = limitState{}
+	limitStates.Put(l)
+}
+
+// rateValues hold the values of the gateway's rate-limit headers on one
+// answer, written without an allocation per value. They are not part of
+// the pooled limitState: the header map keeps them after the handler
+// returns (net/http writes a small answer's header then, and Caddy's
+// access log reads it).
+type rateValues struct {
+	buf  [192]byte
 	vals [6][1]string
 	nv   int
 }
@@ -92,10 +135,10 @@ func (g *Gateway) admitAttempt(x *exchange, t target, att *store.Attempt) (res a
 			return g.refuseAttempt(x, name, t.model, att, &d), false
 		}
 	}
-	if g.limits == nil {
+	if g.limits == nil || !g.limits.Limited(x.c.account) {
 		return attemptResult{}, true
 	}
-	l := &x.lim
+	l := x.limitState()
 	if !l.maxRead {
 		l.maxTokens, l.maxRead = maxTokensOf(x.body), true
 	}
@@ -135,7 +178,8 @@ func (g *Gateway) refuseAttempt(x *exchange, provider, model string, att *store.
 	case d.Outcome == limits.BudgetExceeded:
 		reason = skipBudgetExceeded
 	}
-	x.lim.refusal, x.lim.refusedBy = *d, provider
+	l := x.limitState()
+	l.refusal, l.refusedBy = *d, provider
 	f := failure{status: d.Outcome.Status(), typ: d.Outcome.Code(), code: d.Outcome.Code(),
 		msg: limitMessage(x.c.account, provider, model, d), limit: true}
 	if d.Outcome == limits.RateLimited {
@@ -153,8 +197,8 @@ func (g *Gateway) refuseAttempt(x *exchange, provider, model string, att *store.
 // before the cut already costs more: the provider bills what it generated,
 // which the usage it sent before the cut does not say.
 func (x *exchange) settleAttempt(cost *pricing.Cost, cut bool) {
-	l := &x.lim
-	if !l.res.Held() {
+	l := x.lim
+	if l == nil || !l.res.Held() {
 		return
 	}
 	if cost.IsZero() {
@@ -388,7 +432,7 @@ var rateHeaderNames = [2][2][3]string{
 // of the ones relayed from the provider; on an allowed answer served with
 // the platform key, every relayed rate-limit header goes (they describe
 // the platform's account, not the limit the client's key is held to).
-// The values live in the exchange: no allocation.
+// The values are one allocation (rateValues).
 func (x *exchange) setRateHeaders(h http.Header, d *limits.Decision, allowed bool) {
 	if !d.Requests.Set && !d.Tokens.Set {
 		return
@@ -404,8 +448,7 @@ func (x *exchange) setRateHeaders(h http.Header, d *limits.Decision, allowed boo
 	if x.ep.door.anthropicShape() {
 		shape = 1
 	}
-	l := &x.lim
-	l.nv = 0
+	l := new(rateValues)
 	b := l.buf[:0]
 	now := time.Now()
 	for i, info := range [2]*limits.RateInfo{&d.Requests, &d.Tokens} {
@@ -431,7 +474,7 @@ func (x *exchange) setRateHeaders(h http.Header, d *limits.Decision, allowed boo
 }
 
 // put sets header k to v, a slice of l.buf, through l.vals.
-func (l *limitState) put(h http.Header, k string, v []byte) {
+func (l *rateValues) put(h http.Header, k string, v []byte) {
 	if l.nv == len(l.vals) || len(v) == 0 {
 		return
 	}

@@ -61,22 +61,53 @@ func limitStep(tb testing.TB) func() {
 	c := g.priceAttempt(x, &u) // priced once: the cost step is measured on its own
 	return func() {
 		var att store.Attempt
-		x.lim.maxRead = false
 		if _, ok := g.admitAttempt(x, t, &att); !ok {
 			panic("refused")
 		}
 		x.setRateHeaders(h, &x.lim.d, true)
 		x.settleAttempt(&c, false)
+		x.releaseLimits()
 	}
 }
 
-// TestLimitStepAllocatesNothing holds admission, the rate-limit headers
-// and settlement at 0 allocations per request.
-func TestLimitStepAllocatesNothing(t *testing.T) {
+// TestLimitStepAllocates holds a request's limits step (its state taken
+// from the pool and given back, admission, the rate-limit headers and
+// settlement) to one allocation: the headers' values, which outlive the
+// request's handler. A request of an account no limit counts takes no
+// state and allocates nothing.
+func TestLimitStepAllocates(t *testing.T) {
 	step := limitStep(t)
-	if n := testing.AllocsPerRun(200, step); n != 0 {
-		t.Errorf("the limits step allocates %v times per request, want 0", n)
+	if n := testing.AllocsPerRun(200, step); n != 1 {
+		t.Errorf("the limits step allocates %v times per request, want 1 (the rate-limit headers' values)", n)
 	}
+	g, x, tg := unlimitedStep(t)
+	n := testing.AllocsPerRun(200, func() {
+		var att store.Attempt
+		if _, ok := g.admitAttempt(x, tg, &att); !ok {
+			panic("refused")
+		}
+	})
+	if n != 0 || x.lim != nil {
+		t.Errorf("an account without limits: %v allocations, state %v; want 0 and none", n, x.lim != nil)
+	}
+}
+
+// unlimitedStep is the limits step of an account no limit counts, on a
+// limiter with limits for another.
+func unlimitedStep(tb testing.TB) (*Gateway, *exchange, target) {
+	l, err := limits.New(limits.Config{Backend: limits.NewLocal(limits.NewMapKV())})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	other := limits.Scope{Kind: limits.ScopeAccount, Account: "other"}
+	if err := l.Install(limits.Set{RateLimits: []limits.RateLimit{{ID: "rl", Scope: other, RPM: 10}}}); err != nil {
+		tb.Fatal(err)
+	}
+	g := &Gateway{limits: l, providerLimits: limits.NewTracker(nil)}
+	x := &exchange{w: httptest.NewRecorder(), rec: &store.LogRecord{Time: time.Now().UTC()}, ep: chatCompletions,
+		c: caller{account: "acme", keyID: "k_1"}, body: []byte(`{"model":"gpt-4o-mini","messages":[]}`), cred: credential{source: SourcePlatform}}
+	return g, x, target{provider: providers.Get(providers.OpenAI), model: "gpt-4o-mini"}
 }
 
 // BenchmarkLimitStep: `go test -run '^$' -bench LimitStep -benchmem ./gateway/`.

@@ -294,6 +294,13 @@ type admission struct {
 	cur   int64 // the last counter's slot
 }
 
+// Limited reports whether any budget or rate limit counts the account's
+// requests: when none does, Admit would admit them with nothing reserved,
+// and the caller may skip it (and the state it keeps for it).
+func (l *Limiter) Limited(account string) bool {
+	return l.policy.Load().accounts[account] != nil
+}
+
 // Admit decides whether req may go ahead and, if so, fills r with what it
 // reserved: the worst-case cost on every dollar budget that counts the
 // request's payer, its tokens on tokens-per-minute limits, one request on

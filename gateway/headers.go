@@ -29,6 +29,13 @@ const (
 // contract. Values are relayed only when they look like what they are
 // (short tokens, numbers, durations, dates), so nothing from the request
 // can ride back in them.
+//
+// OpenAI's openai-processing-ms (its own time on the request, not the
+// client's) is not relayed: with the gateway's own headers, X-Agent-Router-
+// Cost and Caddy's Server, it made a served OpenAI answer's header map the
+// 15th entry, past what one table of Go's maps holds (14), and every such
+// answer grew the map and doubled the copy net/http takes of it at
+// WriteHeader (1.5 kB and a rehash per request; TestServedHeadersFitOneTable).
 func copyResponseHeaders(dst, src http.Header) {
 	for k, v := range src {
 		if len(v) != 1 {
@@ -39,7 +46,7 @@ func copyResponseHeaders(dst, src http.Header) {
 			if validRetryAfter(v[0]) {
 				dst[k] = v
 			}
-		case k == "X-Request-Id", k == "Request-Id", k == "Openai-Processing-Ms",
+		case k == "X-Request-Id", k == "Request-Id",
 			strings.HasPrefix(k, "X-Ratelimit-"), strings.HasPrefix(k, "Anthropic-Ratelimit-"):
 			if validHeaderToken(v[0]) {
 				dst[k] = v

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -134,9 +135,26 @@ func passthroughResponse(_ *Call, body []byte) ([]byte, Usage, error) {
 	if !ValidJSON(body) {
 		return nil, Usage{}, fmt.Errorf("the provider answered with invalid JSON")
 	}
-	res := gjson.GetManyBytes(body, "usage", "service_tier")
-	u := openAIUsage(res[0])
-	u.ServiceTier = res[1].Str
+	// One pass over the answer's members, on a view of its bytes: usage
+	// and service_tier are copied out of it (openAIUsage, serviceTier),
+	// not the whole answer (gjson.GetBytes copies every result it
+	// returns, and GetManyBytes walks the answer once per path).
+	var usage, tier gjson.Result
+	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "usage":
+			if !usage.Exists() {
+				usage = v
+			}
+		case "service_tier":
+			if !tier.Exists() {
+				tier = v
+			}
+		}
+		return true
+	})
+	u := openAIUsage(usage)
+	u.ServiceTier = serviceTier(tier.Str)
 	return body, u, nil
 }
 

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -36,32 +37,87 @@ func (u Usage) Reported() bool {
 // openAIUsage reads an OpenAI-shaped usage object: chat completions'
 // (prompt_tokens, completion_tokens and their _details), or the Responses
 // API's (input_tokens, output_tokens and theirs), in chat terms either way
-// (prompt includes cached input, completion includes reasoning).
+// (prompt includes cached input, completion includes reasoning). One pass
+// over the object, allocating only the copy of it Raw keeps (r's text may
+// be a view of a pooled buffer); a member named twice is read at its
+// first copy, as gjson.Get reads it.
 func openAIUsage(r gjson.Result) Usage {
 	if !r.IsObject() {
 		return Usage{}
 	}
-	res := gjson.GetMany(r.Raw, "prompt_tokens", "input_tokens", "completion_tokens", "output_tokens", "total_tokens",
-		"prompt_tokens_details.cached_tokens", "input_tokens_details.cached_tokens",
-		"completion_tokens_details.reasoning_tokens", "output_tokens_details.reasoning_tokens")
-	either := func(chat, responses gjson.Result) int64 {
-		if chat.Exists() {
-			return chat.Int()
+	// [0] is the chat completions member, [1] the Responses one: chat's
+	// wins where an object has both.
+	var prompt, completion, cached, reasoning [2]gjson.Result
+	var total gjson.Result
+	first := func(dst *gjson.Result, v gjson.Result) {
+		if !dst.Exists() {
+			*dst = v
 		}
-		return responses.Int()
+	}
+	r.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "prompt_tokens":
+			first(&prompt[0], v)
+		case "input_tokens":
+			first(&prompt[1], v)
+		case "completion_tokens":
+			first(&completion[0], v)
+		case "output_tokens":
+			first(&completion[1], v)
+		case "total_tokens":
+			first(&total, v)
+		case "prompt_tokens_details":
+			first(&cached[0], v.Get("cached_tokens"))
+		case "input_tokens_details":
+			first(&cached[1], v.Get("cached_tokens"))
+		case "completion_tokens_details":
+			first(&reasoning[0], v.Get("reasoning_tokens"))
+		case "output_tokens_details":
+			first(&reasoning[1], v.Get("reasoning_tokens"))
+		}
+		return true
+	})
+	either := func(v *[2]gjson.Result) int64 {
+		if v[0].Exists() {
+			return v[0].Int()
+		}
+		return v[1].Int()
 	}
 	u := Usage{
-		PromptTokens:     either(res[0], res[1]),
-		CompletionTokens: either(res[2], res[3]),
-		TotalTokens:      res[4].Int(),
-		CachedTokens:     either(res[5], res[6]),
-		ReasoningTokens:  either(res[7], res[8]),
+		PromptTokens:     either(&prompt),
+		CompletionTokens: either(&completion),
+		TotalTokens:      total.Int(),
+		CachedTokens:     either(&cached),
+		ReasoningTokens:  either(&reasoning),
 		Raw:              json.RawMessage(r.Raw),
 	}
 	if u.TotalTokens == 0 {
 		u.TotalTokens = u.PromptTokens + u.CompletionTokens
 	}
 	return u
+}
+
+// serviceTier is a service_tier value the Usage keeps: the tiers providers
+// name as constants, anything else copied (v may be a view of a pooled
+// buffer).
+func serviceTier(v string) string {
+	switch v {
+	case "":
+		return ""
+	case "default":
+		return "default"
+	case "auto":
+		return "auto"
+	case "flex":
+		return "flex"
+	case "priority":
+		return "priority"
+	case "scale":
+		return "scale"
+	case "standard":
+		return "standard"
+	}
+	return strings.Clone(v)
 }
 
 // openAIUsageJSON renders u as OpenAI's usage object.

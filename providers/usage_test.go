@@ -1,8 +1,12 @@
 package providers
 
 import (
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/agentrouter/caddy-agentrouter/pricing"
 )
@@ -84,5 +88,38 @@ func TestUsageCarriesPricingClasses(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s: priced as %+v from %s (tier %q), want %+v", c.name, got, c.u.Raw, c.u.ServiceTier, c.want)
 		}
+	}
+}
+
+// TestPassthroughResponseAllocates: reading an OpenAI-shaped answer's usage
+// copies the usage object (Raw outlives the pooled answer buffer) and
+// nothing else: not the whole answer, not a result per path.
+func TestPassthroughResponseAllocates(t *testing.T) {
+	body := []byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi there, in five words."},"finish_reason":"stop"}],"service_tier":"default","usage":{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":2}}}`)
+	var u Usage
+	n := testing.AllocsPerRun(100, func() {
+		_, u, _ = passthroughResponse(nil, body)
+	})
+	want := Usage{PromptTokens: 11, CompletionTokens: 5, TotalTokens: 16, CachedTokens: 3, ReasoningTokens: 2, ServiceTier: "default",
+		Raw: json.RawMessage(`{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":2}}`)}
+	if !reflect.DeepEqual(u, want) {
+		t.Errorf("usage %+v, want %+v", u, want)
+	}
+	if n > 1 {
+		t.Errorf("reading the answer's usage allocates %v times, want 1 (the usage object's copy)", n)
+	}
+	// The usage is the answer's own, not a view of its buffer.
+	copy(body, make([]byte, len(body)))
+	if string(u.Raw) != string(want.Raw) {
+		t.Errorf("the usage kept a view of the answer's buffer: %s", u.Raw)
+	}
+}
+
+// TestOpenAIUsageFirstCopy: a member named twice is read at its first copy
+// (as gjson.Get reads it), and chat's member wins over the Responses one.
+func TestOpenAIUsageFirstCopy(t *testing.T) {
+	u := openAIUsage(gjson.Parse(`{"prompt_tokens":7,"input_tokens":9,"prompt_tokens":99,"output_tokens":4,"input_tokens_details":{"cached_tokens":2}}`))
+	if u.PromptTokens != 7 || u.CompletionTokens != 4 || u.CachedTokens != 2 || u.TotalTokens != 11 {
+		t.Errorf("%+v", u)
 	}
 }

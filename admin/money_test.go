@@ -79,8 +79,8 @@ func TestChargebackRoute(t *testing.T) {
 	u := pricing.Usage{Input: 1150, CacheRead: 200, Output: 300, Reasoning: 120}
 	at := time.Date(2030, 3, 15, 10, 0, 0, 0, time.UTC)
 	for i, r := range []store.LogRecord{
-		{CredentialSource: "byok", CredentialFingerprint: "fp_aaaaaaaaaaaa", Cost: cost("gpt-4o", "byok", u), ShadowCost: cost("gpt-4o", "", u)},
-		{CredentialSource: "byok", CredentialFingerprint: "fp_aaaaaaaaaaaa", Cost: cost("gpt-4o", "byok", u), ShadowCost: cost("gpt-4o", "", u)},
+		{CredentialSource: "byok", CredentialFingerprint: "fp_aaaaaaaaaaaa", Cost: cost("gpt-4o", "byok", u), ShadowCost: cost("gpt-4o", "", u).Shadow()},
+		{CredentialSource: "byok", CredentialFingerprint: "fp_aaaaaaaaaaaa", Cost: cost("gpt-4o", "byok", u), ShadowCost: cost("gpt-4o", "", u).Shadow()},
 		{CredentialSource: "platform", Cost: cost("gpt-4o", "platform", u)},
 		{CredentialSource: "platform", UpstreamModel: "=HYPERLINK(1)", Cost: pricing.Unpriced("openai", "=HYPERLINK(1)", pricing.NoModel)},
 		{Time: at.AddDate(0, 1, 0), CredentialSource: "platform", Cost: cost("gpt-4o", "platform", u)}, // April: not in March

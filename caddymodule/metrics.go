@@ -238,7 +238,7 @@ func observeCost(rec *store.LogRecord, perAccount bool) {
 			metrics.accountCost.WithLabelValues(rec.AccountID, rec.Provider, rec.CredentialSource).Add(usd)
 		}
 	}
-	if s := &rec.ShadowCost; !s.IsZero() && !s.Unpriced {
+	if s := &rec.ShadowCost; s.Priced() {
 		metrics.shadowCost.WithLabelValues(rec.Provider).Add(float64(s.NanoUSD) / 1e9)
 	}
 }

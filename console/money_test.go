@@ -27,7 +27,7 @@ func moneyRecords(t *testing.T, f *fixture) time.Time {
 	}
 	at := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour).Add(5 * time.Minute)
 	for i, r := range []store.LogRecord{
-		{AccountID: "acme", CredentialSource: "byok", CredentialFingerprint: "fp_0123456789ab", Cost: cost("byok"), ShadowCost: cost("")},
+		{AccountID: "acme", CredentialSource: "byok", CredentialFingerprint: "fp_0123456789ab", Cost: cost("byok"), ShadowCost: cost("").Shadow()},
 		{AccountID: "acme", CredentialSource: "platform", Cost: cost("platform")},
 		{AccountID: "acme", CredentialSource: "platform", UpstreamModel: "gpt-9", Cost: pricing.Unpriced("openai", "gpt-9", pricing.NoModel)},
 		{AccountID: "globex", CredentialSource: "platform", Cost: cost("platform"), UpstreamModel: "globex-secret-model"},

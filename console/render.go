@@ -59,6 +59,13 @@ var funcs = template.FuncMap{
 		}
 		return usd(int64(c.NanoUSD))
 	},
+	// shadowCost writes a BYOK request's shadow cost as cost writes a cost.
+	"shadowCost": func(s pricing.Shadow) string {
+		if s.Unpriced {
+			return "unpriced (" + strings.ReplaceAll(s.Reason.String(), "_", " ") + ")"
+		}
+		return usd(int64(s.NanoUSD))
+	},
 	"int64":    func(n pricing.Nano) int64 { return int64(n) },
 	"discount": func(c pricing.Cost) string { return string(c.AppendDiscount(nil)) + " %" },
 	// unitPrices lists a cost's unit prices, class by class.

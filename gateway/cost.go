@@ -40,12 +40,13 @@ func (g *Gateway) priceAttempt(x *exchange, u *providers.Usage) pricing.Cost {
 		return pricing.Cost{}
 	}
 	provider, model := rec.Provider, rec.UpstreamModel
-	var c, shadow pricing.Cost
+	var c pricing.Cost
+	var shadow pricing.Shadow
 	if !u.Reported() {
 		c = pricing.Unpriced(provider, model, pricing.NoUsage)
 		c.Version = x.prices.ID
 		if x.cred.source == SourceBYOK {
-			shadow = c
+			shadow = c.Shadow()
 		}
 	} else {
 		pu := usageOf(provider, u)
@@ -55,7 +56,7 @@ func (g *Gateway) priceAttempt(x *exchange, u *providers.Usage) pricing.Cost {
 			if pc := g.providers[provider]; pc != nil {
 				platform = pc.Contract
 			}
-			shadow = x.prices.Cost(provider, model, pu, platform, rec.Time)
+			shadow = x.prices.Cost(provider, model, pu, platform, rec.Time).Shadow()
 		}
 	}
 	c.PaidBy = x.cred.source
@@ -63,14 +64,17 @@ func (g *Gateway) priceAttempt(x *exchange, u *providers.Usage) pricing.Cost {
 	return c
 }
 
-// usageOf reads the provider's usage block by token class. An answer whose
-// usage came without the provider's own object (a path that kept only the
-// counts) is read from the counts, in OpenAI's terms.
+// usageOf reads the provider's usage by token class. An OpenAI-shaped
+// answer (OpenAI, Azure, Mistral, Together) is read from the counts its
+// adapter already took from the block, and so is an answer whose usage
+// came without the provider's own object (a path that kept only the
+// counts); the other providers' blocks say more than the counts (cache
+// writes by lifetime, reasoning apart, the tier) and are read again.
 func usageOf(provider string, u *providers.Usage) pricing.Usage {
-	if len(u.Raw) == 0 {
-		cached := min(max(u.CachedTokens, 0), u.PromptTokens)
-		return pricing.Usage{Input: u.PromptTokens - cached, CacheRead: cached, Output: u.CompletionTokens,
-			Reasoning: min(max(u.ReasoningTokens, 0), u.CompletionTokens), Tier: pricing.ParseTier(u.ServiceTier)}
+	if len(u.Raw) == 0 || pricing.OpenAIShaped(provider) {
+		pu := pricing.FromCounts(u.PromptTokens, u.CachedTokens, u.CompletionTokens, u.ReasoningTokens)
+		pu.Tier = pricing.ParseTier(u.ServiceTier)
+		return pu
 	}
 	pu := pricing.FromProvider(provider, u.Raw)
 	if pu.Tier == pricing.Standard {

@@ -97,7 +97,7 @@ func annotateCost(span trace.Span, rec *store.LogRecord) {
 		span.SetAttributes(attribute.String("agent_router.cost.usd", c.USD()),
 			attribute.Int64("agent_router.cost.nano_usd", int64(c.NanoUSD)))
 	}
-	if s := &rec.ShadowCost; !s.IsZero() && !s.Unpriced {
+	if s := &rec.ShadowCost; s.Priced() {
 		span.SetAttributes(attribute.String("agent_router.cost.shadow_usd", s.USD()))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentrouter/caddy-agentrouter/internal/testfix"
 	"github.com/agentrouter/caddy-agentrouter/providers/providertest"
 )
 
@@ -31,6 +32,21 @@ func TestLimitsThroughCaddy(t *testing.T) {
 	e.createAccount("acme")
 	e.createAccount("beta")
 	ka := e.createKey("acme", "k")
+
+	// A new key's default limit is installed by the limiter's background
+	// sync when the store says the keys changed (ops.LimitsRuntime.Run),
+	// within milliseconds of the key's creation, not with it: wait for it,
+	// or a request sent in that gap is not counted (it failed so once in a
+	// full run on a busy machine).
+	testfix.WaitFor(t, 5*time.Second, "the key's default rate limit", func() bool {
+		var st struct {
+			Status []struct {
+				ID string `json:"id"`
+			} `json:"status"`
+		}
+		e.mustAdmin("GET", "/agent_router/accounts/acme/limits", nil, 200, &st)
+		return len(st.Status) == 1 && st.Status[0].ID == "default-rate-0."+ka.ID
+	})
 
 	// Three requests within one UTC minute (rate windows are minutes).
 	if s := time.Now().UTC().Second(); s > 45 {

@@ -40,7 +40,7 @@ func TestFleetChargeback(t *testing.T) {
 		shadow := cost
 		shadow.PaidBy = ""
 		s.Record(&store.LogRecord{ID: fmt.Sprintf("%016x%08x", at.UnixNano()+int64(i), i), Time: at, AccountID: "acme", Provider: "openai",
-			UpstreamModel: "gpt-4o", Status: 200, CredentialSource: "byok", CredentialFingerprint: "fp_0123456789ab", Cost: cost, ShadowCost: shadow})
+			UpstreamModel: "gpt-4o", Status: 200, CredentialSource: "byok", CredentialFingerprint: "fp_0123456789ab", Cost: cost, ShadowCost: shadow.Shadow()})
 		s.FlushLog()
 	}
 	o := &ops.Ops{Store: a}

@@ -76,8 +76,31 @@ func FromOpenAI(raw []byte) Usage {
 		}
 		return true
 	})
-	cached = min(cached, prompt)
-	return Usage{Input: prompt - cached, CacheRead: cached, Output: out, Reasoning: min(reasoning, out), PromptTokens: prompt}
+	return FromCounts(prompt, cached, out, reasoning)
+}
+
+// FromCounts is OpenAI's usage from its four counts, in chat terms (prompt
+// includes cached, completion includes reasoning), as FromOpenAI reads
+// them: each bounded to [0, 2^40], cached to the prompt and reasoning to
+// the completion. The gateway prices an OpenAI-shaped answer from the
+// counts its adapter already read (providers.Usage), without a second
+// pass over the block.
+func FromCounts(prompt, cached, completion, reasoning int64) Usage {
+	prompt, completion = bound(prompt), bound(completion)
+	cached, reasoning = min(bound(cached), prompt), min(bound(reasoning), completion)
+	return Usage{Input: prompt - cached, CacheRead: cached, Output: completion, Reasoning: reasoning, PromptTokens: prompt}
+}
+
+func bound(n int64) int64 { return min(max(n, 0), maxTokens) }
+
+// OpenAIShaped reports whether FromProvider reads provider's usage as
+// OpenAI's (FromOpenAI): its answers' counts say everything the block does.
+func OpenAIShaped(provider string) bool {
+	switch provider {
+	case "anthropic", "gemini", "cohere", "perplexity":
+		return false
+	}
+	return true
 }
 
 // FromPerplexity reads Perplexity's OpenAI-shaped usage, whose top-level

@@ -137,7 +137,12 @@ func credentialCall(r *LogRecord) (credDims, CredentialCounters, bool) {
 		c.NoUsage, c.Unpriced = 1, 1
 		return d, c, true
 	}
-	u := pricing.FromProvider(r.Provider, r.UsageRaw)
+	// A priced record carries its tokens by class (the gateway read them
+	// once, to price the request); an older one is read again.
+	u := r.Cost.Tokens
+	if r.Cost.Version == "" || r.Cost.Reason == pricing.NoUsage {
+		u = pricing.FromProvider(r.Provider, r.UsageRaw)
+	}
 	c.Input, c.CacheRead, c.CacheWrite5m, c.CacheWrite1h, c.Output = u.Input, u.CacheRead, u.CacheWrite5m, u.CacheWrite1h, u.Output
 	if u.ReasoningApart {
 		c.Output += u.Reasoning

@@ -63,7 +63,7 @@ func (r *LogRecord) appendJSON(b []byte) []byte {
 		b = appendCost(append(b, `,"cost":`...), &r.Cost)
 	}
 	if !r.ShadowCost.IsZero() {
-		b = appendCost(append(b, `,"shadow_cost":`...), &r.ShadowCost)
+		b = r.ShadowCost.AppendJSON(append(b, `,"shadow_cost":`...))
 	}
 	b = appendOptString(b, `,"route":`, r.Route)
 	b = appendOptString(b, `,"profile":`, r.Profile)

@@ -57,7 +57,7 @@ type LogRecord struct {
 	// ShadowCost, on a BYOK request, is what the same usage would have
 	// cost on the platform's price book and contract: what the account's
 	// own key saved the platform.
-	ShadowCost pricing.Cost `json:"shadow_cost,omitzero"`
+	ShadowCost pricing.Shadow `json:"shadow_cost,omitzero"`
 	// Route names the route that planned the request, if any.
 	Route string `json:"route,omitempty"`
 	// Profile names the routing profile the request resolved its model
@@ -323,23 +323,41 @@ func (w *logWriter) stop() {
 // double the file for nothing.
 const logFillPercent = 0.95
 
+// logChunks pools the 64 KiB chunks a batch of records is encoded into.
+// bbolt keeps the values it is given until the transaction ends, and
+// nothing of them after, so one batch's chunks serve the next: a fresh
+// chunk per batch was a kilobyte per request to collect.
+var logChunks = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
 func (s *Store) writeLogs(batch []*LogRecord) error {
+	var chunks [4]*[]byte
+	used := chunks[:0]
+	defer func() {
+		for _, c := range used {
+			*c = (*c)[:0]
+			logChunks.Put(c)
+		}
+	}()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogs.name)
 		b.FillPercent = logFillPercent
 		added := 0
-		// The batch's encoded records go into 64 KiB chunks: bbolt keeps
-		// the values it is given until the commit, so none is reused, and
-		// a new chunk (not a grown copy of the old one) starts when one is
-		// nearly full.
+		// One cursor for the batch (each Bucket.Get makes its own): a
+		// record rewritten under an id already there is not counted again.
+		cur := b.Cursor()
+		// The batch's encoded records go into 64 KiB chunks, none reused
+		// before the transaction ends; a new chunk (not a grown copy of
+		// the old one) starts when one is nearly full.
 		var enc []byte
 		for _, r := range batch {
 			k := []byte(r.ID)
-			if b.Get(k) == nil {
+			if got, _ := cur.Seek(k); !bytes.Equal(got, k) {
 				added++
 			}
 			if cap(enc)-len(enc) < 4<<10 {
-				enc = make([]byte, 0, 64<<10)
+				c := logChunks.Get().(*[]byte)
+				used = append(used, c)
+				enc = (*c)[:0]
 			}
 			start := len(enc)
 			enc = r.appendJSON(enc)

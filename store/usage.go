@@ -152,7 +152,7 @@ func (c *UsageCounters) addCost(r *LogRecord) {
 	default:
 		c.PlatformCostNanoUSD += int64(cost.NanoUSD)
 	}
-	if s := &r.ShadowCost; !s.IsZero() && !s.Unpriced {
+	if s := &r.ShadowCost; s.Priced() {
 		c.ShadowCostNanoUSD += int64(s.NanoUSD)
 	}
 	t := &cost.Tokens

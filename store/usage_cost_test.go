@@ -29,9 +29,9 @@ func TestUsageCostRollups(t *testing.T) {
 	unpriced.Version, unpriced.PaidBy = "2-bbb", "platform"
 	recs := []*LogRecord{
 		{ID: "1", Time: uh0, AccountID: "acme", Provider: "anthropic", UpstreamModel: "claude-sonnet-4-5", Status: 200,
-			CredentialSource: "byok", CredentialFingerprint: "fp_old", Cost: byok, ShadowCost: shadow},
+			CredentialSource: "byok", CredentialFingerprint: "fp_old", Cost: byok, ShadowCost: shadow.Shadow()},
 		{ID: "2", Time: uh0, AccountID: "acme", Provider: "anthropic", UpstreamModel: "claude-sonnet-4-5", Status: 200,
-			CredentialSource: "byok", CredentialFingerprint: "fp_new", Cost: byok, ShadowCost: shadow, API: "messages"},
+			CredentialSource: "byok", CredentialFingerprint: "fp_new", Cost: byok, ShadowCost: shadow.Shadow(), API: "messages"},
 		{ID: "3", Time: uh0, AccountID: "acme", Provider: "anthropic", UpstreamModel: "claude-sonnet-4-5", Status: 200,
 			CredentialSource: "platform", Cost: platform},
 		{ID: "4", Time: uh0, AccountID: "acme", Provider: "azure", UpstreamModel: "deploy-x", Status: 200,

@@ -18,7 +18,6 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/routing"
 	"github.com/agentrouter/caddy-agentrouter/store"
-	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 func benchGateway(b *testing.B) (*Gateway, *store.Store, string) {
@@ -30,14 +29,7 @@ func benchGateway(b *testing.B) (*Gateway, *store.Store, string) {
 // which redefines "smart" and adds "team-fast".
 func benchGatewayProfile(b *testing.B) (*Gateway, *store.Store, string, string) {
 	b.Helper()
-	s := storetest.Open(b)
-	if _, err := s.CreateAccount("acme", ""); err != nil {
-		b.Fatal(err)
-	}
-	key, _, err := s.CreateAPIKey("acme", "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, key := acmeStore(b)
 	teamKey, _, err := s.CreateAPIKeyWithProfile("acme", "bench-team", "team")
 	if err != nil {
 		b.Fatal(err)

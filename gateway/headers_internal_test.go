@@ -7,8 +7,24 @@ import (
 	"testing"
 
 	"github.com/agentrouter/caddy-agentrouter/providers"
+	"github.com/agentrouter/caddy-agentrouter/store"
 	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
+
+// acmeStore is a store in a temporary bbolt file with the account "acme"
+// and an API key of it.
+func acmeStore(tb testing.TB) (*store.Store, string) {
+	tb.Helper()
+	s := storetest.Open(tb)
+	if _, err := s.CreateAccount("acme", ""); err != nil {
+		tb.Fatal(err)
+	}
+	key, _, err := s.CreateAPIKey("acme", "k")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, key
+}
 
 // TestServedHeadersFitOneTable: a non-streamed OpenAI answer served with
 // the headers OpenAI sends (its request id, its processing time and six
@@ -31,14 +47,7 @@ func TestServedHeadersFitOneTable(t *testing.T) {
 		w.Write([]byte(`{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi."},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":5,"total_tokens":16}}`))
 	}))
 	defer up.Close()
-	s := storetest.Open(t)
-	if _, err := s.CreateAccount("acme", ""); err != nil {
-		t.Fatal(err)
-	}
-	key, _, err := s.CreateAPIKey("acme", "k")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, key := acmeStore(t)
 	g, err := New(Config{Store: s, Providers: map[string]*ProviderConfig{
 		providers.OpenAI: {APIKey: "sk-proj-platform0123456789abcdef", Endpoint: providers.Endpoint{BaseURL: up.URL + "/v1"}},
 	}})

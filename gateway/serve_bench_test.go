@@ -11,7 +11,6 @@ import (
 	"github.com/agentrouter/caddy-agentrouter/limits"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 	"github.com/agentrouter/caddy-agentrouter/store"
-	"github.com/agentrouter/caddy-agentrouter/store/storetest"
 )
 
 // benchUpstream answers every request with fixed bytes, so the whole-request
@@ -49,14 +48,7 @@ func benchUpstream(b *testing.B) *httptest.Server {
 // server too, which is the same for every version of the gateway).
 func BenchmarkServeHTTP(b *testing.B) {
 	up := benchUpstream(b)
-	s := storetest.Open(b)
-	if _, err := s.CreateAccount("acme", ""); err != nil {
-		b.Fatal(err)
-	}
-	key, _, err := s.CreateAPIKey("acme", "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, key := acmeStore(b)
 	if err := s.PutResponse("resp_bench", store.ResponseOwner{AccountID: "acme", Provider: providers.OpenAI, CredentialSource: SourcePlatform}); err != nil {
 		b.Fatal(err)
 	}

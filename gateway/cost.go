@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"unsafe"
-
 	"github.com/agentrouter/caddy-agentrouter/pricing"
 	"github.com/agentrouter/caddy-agentrouter/providers"
 )
@@ -91,7 +89,5 @@ func (x *exchange) setCostHeader(c *pricing.Cost) {
 	if c.Unpriced || c.IsZero() {
 		return
 	}
-	b := c.NanoUSD.AppendUSD(x.costBuf[:0])
-	x.costHeader[0] = unsafe.String(unsafe.SliceData(b), len(b))
-	x.w.Header()[HeaderCost] = x.costHeader[:]
+	x.hdr.put(x.w.Header(), HeaderCost, c.NanoUSD.AppendUSD(x.hdr.next()))
 }

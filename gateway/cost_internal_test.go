@@ -32,6 +32,7 @@ func costStep(b testing.TB) func() {
 		Raw: []byte(`{"input_tokens":1000,"cache_creation_input_tokens":150,"cache_read_input_tokens":200,"cache_creation":{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":50},"output_tokens":300,"service_tier":"standard"}`)}
 	w.Header()[HeaderCost] = nil // the header map's slot exists, as on a reused connection
 	return func() {
+		x.hdr = headerValues{} // a new request's exchange
 		c := g.priceAttempt(x, &u)
 		x.setCostHeader(&c)
 	}

@@ -174,9 +174,9 @@ type exchange struct {
 	// prices is the price book's version the request is priced with: the
 	// current one when it started (cost.go).
 	prices *pricing.Version
-	// costBuf and costHeader hold X-Agent-Router-Cost's value (cost.go).
-	costBuf    [24]byte
-	costHeader [1]string
+	// hdr holds the values of the headers formatted from numbers
+	// (X-Agent-Router-Cost, the rate-limit headers).
+	hdr headerValues
 	// lim is the request's admission to budgets and rate limits
 	// (limits.go): nil while no limit applies.
 	lim *limitState

@@ -96,7 +96,8 @@ func (x *exchange) releaseReservation() {
 
 // releaseLimits gives the request's admission state back to the pool when
 // the request ends. Nothing of it outlives the request: the rate-limit
-// headers' values are the request's own (rateValues).
+// headers' values are in the exchange (headerValues). The reservation is
+// empty once released, and Admit resets it.
 func (x *exchange) releaseLimits() {
 	l := x.lim
 	if l == nil {
@@ -104,19 +105,40 @@ func (x *exchange) releaseLimits() {
 	}
 	x.lim = nil
 	l.res.Release()
-	*l = limitState{}
+	l.req = limits.Request{}
+	l.d, l.refusal = limits.Decision{}, limits.Decision{}
+	l.refusedBy, l.admitted, l.maxTokens, l.maxRead = "", false, 0, false
 	limitStates.Put(l)
 }
 
-// rateValues hold the values of the gateway's rate-limit headers on one
-// answer, written without an allocation per value. They are not part of
-// the pooled limitState: the header map keeps them after the handler
-// returns (net/http writes a small answer's header then, and Caddy's
-// access log reads it).
-type rateValues struct {
-	buf  [192]byte
-	vals [6][1]string
-	nv   int
+// headerValues hold the values of the headers the gateway formats from
+// numbers — X-Agent-Router-Cost and the rate-limit headers — in the
+// request's exchange, which the request allocates anyway: the header map
+// keeps them after the handler returns (net/http writes a small answer's
+// header then, and Caddy's access log reads it), so they cannot live in
+// anything pooled, and an allocation of their own per answer was the one
+// allocation of the limits step. A value past the buffer is allocated.
+type headerValues struct {
+	vals   [7][1]string
+	buf    [78]byte
+	n, pos uint8
+}
+
+// next is where the next value is appended: the buffer's free part.
+func (hv *headerValues) next() []byte { return hv.buf[hv.pos:hv.pos] }
+
+// put sets header k to v, appended to next's slice (or, when it did not
+// fit, wherever append put it).
+func (hv *headerValues) put(h http.Header, k string, v []byte) {
+	if len(v) == 0 || int(hv.n) == len(hv.vals) {
+		return
+	}
+	if free := len(hv.buf) - int(hv.pos); len(v) <= free && unsafe.SliceData(v) == &hv.buf[hv.pos] {
+		hv.pos += uint8(len(v))
+	}
+	hv.vals[hv.n][0] = unsafe.String(unsafe.SliceData(v), len(v))
+	h[k] = hv.vals[hv.n][:]
+	hv.n++
 }
 
 // admitAttempt checks the attempt's limits once its credential is chosen
@@ -427,60 +449,59 @@ var rateHeaderNames = [2][2][3]string{
 	},
 }
 
+// setsRateHeader reports whether setRateHeaders sets header k for d in
+// the door's shape.
+func setsRateHeader(d *limits.Decision, shape int, k string) bool {
+	for i, info := range [2]*limits.RateInfo{&d.Requests, &d.Tokens} {
+		if info.Set && (k == rateHeaderNames[shape][i][0] || k == rateHeaderNames[shape][i][1] || k == rateHeaderNames[shape][i][2]) {
+			return true
+		}
+	}
+	return false
+}
+
 // setRateHeaders writes the rate state d carries (the tightest requests
 // and tokens limits that apply) as the door's rate-limit headers, in place
 // of the ones relayed from the provider; on an allowed answer served with
 // the platform key, every relayed rate-limit header goes (they describe
 // the platform's account, not the limit the client's key is held to).
-// The values are one allocation (rateValues).
+// The values live in the exchange (headerValues): no allocation.
 func (x *exchange) setRateHeaders(h http.Header, d *limits.Decision, allowed bool) {
 	if !d.Requests.Set && !d.Tokens.Set {
 		return
-	}
-	if allowed && x.cred.source == SourcePlatform {
-		for k := range h {
-			if strings.HasPrefix(k, "X-Ratelimit-") || strings.HasPrefix(k, "Anthropic-Ratelimit-") {
-				delete(h, k)
-			}
-		}
 	}
 	shape := 0
 	if x.ep.door.anthropicShape() {
 		shape = 1
 	}
-	l := new(rateValues)
-	b := l.buf[:0]
-	now := time.Now()
+	if allowed && x.cred.source == SourcePlatform {
+		// A relayed header this answer is about to set anew stays: its
+		// entry is overwritten below (a delete and a set cost twice).
+		for k := range h {
+			if (strings.HasPrefix(k, "X-Ratelimit-") || strings.HasPrefix(k, "Anthropic-Ratelimit-")) && !setsRateHeader(d, shape, k) {
+				delete(h, k)
+			}
+		}
+	}
+	hv := &x.hdr
+	var now time.Time
+	if shape == 1 {
+		now = time.Now() // Anthropic's resets are times; OpenAI's are durations
+	}
 	for i, info := range [2]*limits.RateInfo{&d.Requests, &d.Tokens} {
 		if !info.Set {
 			continue
 		}
 		names := &rateHeaderNames[shape][i]
-		start := len(b)
-		b = strconv.AppendInt(b, info.Limit, 10)
-		l.put(h, names[0], b[start:])
-		start = len(b)
-		b = strconv.AppendInt(b, max(info.Remaining, 0), 10)
-		l.put(h, names[1], b[start:])
-		start = len(b)
+		hv.put(h, names[0], strconv.AppendInt(hv.next(), info.Limit, 10))
+		hv.put(h, names[1], strconv.AppendInt(hv.next(), max(info.Remaining, 0), 10))
 		if shape == 1 {
-			b = now.Add(info.Reset).UTC().Truncate(time.Second).AppendFormat(b, time.RFC3339)
+			hv.put(h, names[2], now.Add(info.Reset).UTC().Truncate(time.Second).AppendFormat(hv.next(), time.RFC3339))
 		} else {
-			b = appendDuration(b, info.Reset.Round(time.Millisecond))
+			hv.put(h, names[2], appendDuration(hv.next(), info.Reset.Round(time.Millisecond)))
 		}
-		l.put(h, names[2], b[start:])
 	}
 	h[HeaderLimitSource] = limitSourceValues[d.Source]
-}
-
-// put sets header k to v, a slice of l.buf, through l.vals.
-func (l *rateValues) put(h http.Header, k string, v []byte) {
-	if l.nv == len(l.vals) || len(v) == 0 {
-		return
-	}
-	l.vals[l.nv][0] = unsafe.String(unsafe.SliceData(v), len(v))
-	h[k] = l.vals[l.nv][:]
-	l.nv++
 }
 
 // appendDuration appends d as time.Duration.String writes it ("1s",

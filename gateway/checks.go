@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 
@@ -24,7 +25,6 @@ func (g *Gateway) forward(x *exchange) {
 		return
 	}
 	x.body = body
-	x.includeUsage = gjson.GetBytes(body, "stream_options.include_usage").Bool()
 	x.refs = findRefs(x.ep.door, x.ep.op, body)
 	g.serveAttempts(x, model)
 }
@@ -32,8 +32,10 @@ func (g *Gateway) forward(x *exchange) {
 // readRequest reads the body once, bounded, and checks it: a JSON object of
 // valid UTF-8 nested at most providers.MaxJSONDepth deep, no repeat of a
 // member the gateway reads, a model name of bounded length. It records the
-// model and whether a stream was asked for. A refusal is answered here (in
-// the door's envelope) and ok is false.
+// model, whether a stream was asked for (and its usage chunk), and the
+// request's own output bound (budgets reserve by it, limits.go), all read
+// in one pass over the body's members (readMembersOf). A refusal is
+// answered here (in the door's envelope) and ok is false.
 func (g *Gateway) readRequest(x *exchange) (body []byte, model string, ok bool) {
 	body, err := readBody(x.r, g.maxBody)
 	if err != nil {
@@ -59,7 +61,8 @@ func (g *Gateway) readRequest(x *exchange) (body []byte, model string, ok bool) 
 		x.refuse(http.StatusBadRequest, CodeInvalidJSON, `request body names "`+name+`" more than once`)
 		return nil, "", false
 	}
-	mr := gjson.GetBytes(body, "model")
+	m := readMembersOf(body)
+	mr := m.model
 	if mr.Type != gjson.String || mr.Str == "" {
 		x.refuse(http.StatusBadRequest, CodeMissingModel, "request body must name a model: {\"model\": \"...\"}")
 		return nil, "", false
@@ -67,14 +70,71 @@ func (g *Gateway) readRequest(x *exchange) (body []byte, model string, ok bool) 
 	if len(mr.Str) > maxModelLen {
 		// The name is client data kept in every request-log record and
 		// quoted in errors: never store, echo or forward it in full.
-		x.rec.Model = truncate(mr.Str, maxModelLen)
+		x.rec.Model = strings.Clone(truncate(mr.Str, maxModelLen))
 		x.refuse(http.StatusNotFound, CodeModelNotFound,
 			fmt.Sprintf("the model name is too long (%d bytes; model names are at most %d)", len(mr.Str), maxModelLen))
 		return nil, "", false
 	}
-	x.rec.Model = mr.Str
-	x.rec.Stream = gjson.GetBytes(body, "stream").Bool()
-	return body, mr.Str, true
+	// The name is kept (the record, the plan) past the body: a copy.
+	model = strings.Clone(mr.Str)
+	x.rec.Model = model
+	x.rec.Stream = m.stream.Bool()
+	x.includeUsage = m.streamOptions.Get("include_usage").Bool()
+	x.maxTokens = m.maxTokens()
+	return body, model, true
+}
+
+// members are the body's top-level members the gateway reads, as views of
+// the body (gjson.Results over an unsafe string): only what is copied out
+// of them outlives it.
+type members struct {
+	model, stream, streamOptions gjson.Result
+	max                          [len(maxTokenMembers)]gjson.Result
+}
+
+// readMembersOf reads the members of the JSON object body the gateway
+// reads, in one pass (a gjson.Get per member walked the body once each).
+// A member named twice is read at its first copy, as gjson.Get reads it;
+// repeatedMember refuses such a body first.
+func readMembersOf(body []byte) members {
+	var m members
+	first := func(dst *gjson.Result, v gjson.Result) {
+		if !dst.Exists() {
+			*dst = v
+		}
+	}
+	gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body))).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			first(&m.model, v)
+		case "stream":
+			first(&m.stream, v)
+		case "stream_options":
+			first(&m.streamOptions, v)
+		case maxTokenMembers[0]:
+			first(&m.max[0], v)
+		case maxTokenMembers[1]:
+			first(&m.max[1], v)
+		case maxTokenMembers[2]:
+			first(&m.max[2], v)
+		}
+		return true
+	})
+	return m
+}
+
+// maxTokens is the request's own output bound: the largest of max_tokens
+// (chat, Messages), max_completion_tokens (chat) and max_output_tokens
+// (Responses) it names, as whichever a provider reads is at most that; 0
+// when it names none (the reservation then assumes the model's maximum).
+func (m *members) maxTokens() int64 {
+	var n int64
+	for _, r := range m.max {
+		if r.Type == gjson.Number && r.Num > 0 {
+			n = max(n, r.Int())
+		}
+	}
+	return n
 }
 
 // maxModelLen bounds the model names the gateway accepts. Real names (Hugging

@@ -160,7 +160,9 @@ type exchange struct {
 	// from it; every endpoint: how many attempts reached a provider).
 	body         []byte
 	includeUsage bool
-	refs         objectRefs
+	// maxTokens is the request's own output bound (readRequest).
+	maxTokens int64
+	refs      objectRefs
 	// deadline is the route's deadline for answers' headers (zero: none).
 	deadline time.Time
 	tried    int

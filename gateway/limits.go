@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,8 +9,6 @@ import (
 	"sync"
 	"time"
 	"unsafe"
-
-	"github.com/tidwall/gjson"
 
 	"github.com/agentrouter/caddy-agentrouter/limits"
 	"github.com/agentrouter/caddy-agentrouter/pricing"
@@ -70,9 +67,6 @@ type limitState struct {
 	// admitted: an earlier attempt of the request was admitted (a later
 	// one is a fallback, not counted again against requests per minute).
 	admitted bool
-	// maxTokens is the request's own output bound, read once.
-	maxTokens int64
-	maxRead   bool
 }
 
 var limitStates = sync.Pool{New: func() any { return new(limitState) }}
@@ -107,7 +101,7 @@ func (x *exchange) releaseLimits() {
 	l.res.Release()
 	l.req = limits.Request{}
 	l.d, l.refusal = limits.Decision{}, limits.Decision{}
-	l.refusedBy, l.admitted, l.maxTokens, l.maxRead = "", false, 0, false
+	l.refusedBy, l.admitted = "", false
 	limitStates.Put(l)
 }
 
@@ -161,9 +155,6 @@ func (g *Gateway) admitAttempt(x *exchange, t target, att *store.Attempt) (res a
 		return attemptResult{}, true
 	}
 	l := x.limitState()
-	if !l.maxRead {
-		l.maxTokens, l.maxRead = maxTokensOf(x.body), true
-	}
 	var maxOut int64
 	if spec, ok := providers.Spec(t.model); ok {
 		maxOut = int64(spec.MaxOutput)
@@ -174,7 +165,7 @@ func (g *Gateway) admitAttempt(x *exchange, t target, att *store.Attempt) (res a
 	}
 	l.req = limits.Request{Account: x.c.account, APIKey: x.c.keyID, Provider: name, Model: t.model,
 		Payer: payer, Spillover: cred.source == SourcePlatform && x.snap.Credential(x.c.account, name) != nil,
-		Fallback: l.admitted, BodyBytes: int64(len(x.body)), MaxTokens: l.maxTokens, ModelMaxOutput: maxOut,
+		Fallback: l.admitted, BodyBytes: int64(len(x.body)), MaxTokens: x.maxTokens, ModelMaxOutput: maxOut,
 		Contract: cred.contract, Start: x.rec.Time}
 	if x.prices != nil {
 		l.req.Book = x.prices.Book()
@@ -232,49 +223,6 @@ func (x *exchange) settleAttempt(cost *pricing.Cost, cut bool) {
 		a = limits.Actual{}
 	}
 	l.res.Settle(a)
-}
-
-// maxTokensOf reads the request's own output bound: the largest of
-// max_tokens (chat, Messages), max_completion_tokens (chat) and
-// max_output_tokens (Responses) it names, as whichever a provider reads is
-// at most that; 0 when it names none. Each is named at most once
-// (repeatedMember): a second copy, which a provider's decoder would read,
-// cannot shrink the reservation.
-//
-// A member is looked up only when its name appears quoted in the body (a
-// byte scan, far cheaper than a JSON walk of a body without it); one
-// spelled with escapes is missed, and the reservation then assumes the
-// model's maximum output, never less than the bound would have given.
-func maxTokensOf(body []byte) int64 {
-	var seen [len(maxTokenMembers)]bool
-	found := false
-	for rest := body; ; {
-		i := bytes.Index(rest, []byte(`"max_`))
-		if i < 0 {
-			break
-		}
-		rest = rest[i+len(`"max_`):]
-		for j, m := range maxTokenMembers {
-			if len(rest) > len(m)-4 && string(rest[:len(m)-4]) == m[4:] && rest[len(m)-4] == '"' {
-				seen[j], found = true, true
-			}
-		}
-	}
-	if !found {
-		return 0
-	}
-	// A string view of the body: gjson.GetBytes copies a number's text.
-	s := unsafe.String(unsafe.SliceData(body), len(body))
-	var n int64
-	for j, k := range maxTokenMembers {
-		if !seen[j] {
-			continue
-		}
-		if r := gjson.Get(s, k); r.Type == gjson.Number && r.Num > 0 {
-			n = max(n, r.Int())
-		}
-	}
-	return n
 }
 
 // maxTokenMembers are the members that bound a request's output.

@@ -48,7 +48,7 @@ func limitStep(tb testing.TB) (func(), http.Header) {
 	rec := &store.LogRecord{Time: time.Now().UTC(), Provider: providers.OpenAI, UpstreamModel: "gpt-4o-mini"}
 	w := httptest.NewRecorder()
 	x := &exchange{w: w, rec: rec, ep: chatCompletions, prices: reg.Current(), snap: s.Snapshot(),
-		c: caller{account: "acme", keyID: "k_1"}, body: []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"Say hi in five words."}]}`),
+		c: caller{account: "acme", keyID: "k_1"}, body: []byte(`{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"Say hi in five words."}]}`), maxTokens: 200,
 		cred: credential{source: SourcePlatform}}
 	t := target{provider: providers.Get(providers.OpenAI), model: "gpt-4o-mini"}
 	u := providers.Usage{PromptTokens: 20, CompletionTokens: 5, TotalTokens: 25}
@@ -135,9 +135,11 @@ func TestAppendDuration(t *testing.T) {
 	}
 }
 
-// TestMaxTokensOf: the largest output bound a request names at its top
-// level; none, 0 or a mention inside a message is no bound.
-func TestMaxTokensOf(t *testing.T) {
+// TestMaxTokens: the largest output bound a request names at its top
+// level, read in readRequest's one pass; none, 0 or a mention inside a
+// message is no bound; a member spelled with escapes is read as the
+// provider's decoder reads it.
+func TestMaxTokens(t *testing.T) {
 	for body, want := range map[string]int64{
 		`{"model":"m","messages":[]}`:                                            0,
 		`{"model":"m","max_tokens":300}`:                                         300,
@@ -148,9 +150,11 @@ func TestMaxTokensOf(t *testing.T) {
 		`{"messages":[{"content":"set \"max_tokens\": 90000"}],"max_tokens":12}`: 12,
 		`{"messages":[{"content":"set \"max_tokens\": 90000"}]}`:                 0,
 		`{"max_tokensX":5,"max_":7}`:                                             0,
+		`{"model":"m","max\u005ftokens":5}`:                                      5,
 	} {
-		if got := maxTokensOf([]byte(body)); got != want {
-			t.Errorf("maxTokensOf(%s) = %d, want %d", body, got, want)
+		m := readMembersOf([]byte(body))
+		if got := m.maxTokens(); got != want {
+			t.Errorf("maxTokens of %s = %d, want %d", body, got, want)
 		}
 	}
 }

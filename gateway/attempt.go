@@ -140,7 +140,7 @@ func (x *exchange) answerFailure(f failure) {
 	}
 	h := x.w.Header()
 	if x.tried > 0 {
-		h[HeaderAttempts] = []string{strconv.Itoa(x.tried)}
+		h[HeaderAttempts] = []string{strconv.Itoa(int(x.tried))}
 	}
 	if x.rec.Provider != "" {
 		h[HeaderProvider] = []string{x.rec.Provider}
@@ -313,7 +313,7 @@ func (g *Gateway) served(x *exchange, t target, up upstreamRequest, resp *http.R
 	h := x.w.Header()
 	h[HeaderProvider] = []string{t.provider.Name}
 	h[HeaderCredential] = []string{x.cred.source}
-	h[HeaderAttempts] = []string{strconv.Itoa(x.tried)}
+	h[HeaderAttempts] = []string{strconv.Itoa(int(x.tried))}
 	copyResponseHeaders(h, resp.Header)
 	if x.lim != nil {
 		x.setRateHeaders(h, &x.lim.d, true)

@@ -158,14 +158,14 @@ type exchange struct {
 
 	// The attempts' state (forward: the request's body and what was read
 	// from it; every endpoint: how many attempts reached a provider).
-	body         []byte
-	includeUsage bool
+	body []byte
 	// maxTokens is the request's own output bound (readRequest).
 	maxTokens int64
 	refs      objectRefs
 	// deadline is the route's deadline for answers' headers (zero: none).
-	deadline time.Time
-	tried    int
+	deadline     time.Time
+	tried        int32
+	includeUsage bool
 	// The current attempt's credential and call through the provider's
 	// adapter: kept here so that a request allocates them once, with the
 	// exchange.

@@ -50,7 +50,7 @@ const (
 // Router's) or "provider" (the BYOK key's own limit at its provider).
 const HeaderLimitSource = "X-Agent-Router-Limit-Source"
 
-var limitSourceValues = [...][]string{limits.SourceGateway: {"gateway"}, limits.SourceProvider: {"provider"}}
+var limitSourceNames = [...]string{limits.SourceGateway: "gateway", limits.SourceProvider: "provider"}
 
 // limitState is a request's admission state. A request takes one (from a
 // pool: admitting and settling allocate nothing) only when a limit counts
@@ -105,26 +105,45 @@ func (x *exchange) releaseLimits() {
 	limitStates.Put(l)
 }
 
-// headerValues hold the values of the headers the gateway formats from
-// numbers — X-Agent-Router-Cost and the rate-limit headers — in the
-// request's exchange, which the request allocates anyway: the header map
-// keeps them after the handler returns (net/http writes a small answer's
-// header then, and Caddy's access log reads it), so they cannot live in
-// anything pooled, and an allocation of their own per answer was the one
-// allocation of the limits step. A value past the buffer is allocated.
+// headerValues hold the values of the headers the gateway writes on an
+// answer without allocating them — X-Agent-Router-Cost, the rate-limit
+// headers and X-Agent-Router-Limit-Source — in the request's exchange,
+// which the request allocates anyway: the header map keeps them after the
+// handler returns (net/http writes a small answer's header then, and
+// Caddy's access log reads it), so they cannot live in anything pooled,
+// and an allocation of their own per answer was the one allocation of the
+// limits step. Nor can they be shared by every answer: Caddy's header
+// directive replaces values in place. A value past the buffer is
+// allocated.
 type headerValues struct {
-	vals   [7][1]string
-	buf    [78]byte
+	vals   [8][1]string
+	buf    [70]byte
 	n, pos uint8
 }
 
 // next is where the next value is appended: the buffer's free part.
 func (hv *headerValues) next() []byte { return hv.buf[hv.pos:hv.pos] }
 
+// set sets header k to the string v (a constant), through a slot of its
+// own.
+func (hv *headerValues) set(h http.Header, k, v string) {
+	if int(hv.n) == len(hv.vals) {
+		h[k] = []string{v}
+		return
+	}
+	hv.vals[hv.n][0] = v
+	h[k] = hv.vals[hv.n][:]
+	hv.n++
+}
+
 // put sets header k to v, appended to next's slice (or, when it did not
 // fit, wherever append put it).
 func (hv *headerValues) put(h http.Header, k string, v []byte) {
-	if len(v) == 0 || int(hv.n) == len(hv.vals) {
+	if len(v) == 0 {
+		return
+	}
+	if int(hv.n) == len(hv.vals) {
+		h[k] = []string{string(v)}
 		return
 	}
 	if free := len(hv.buf) - int(hv.pos); len(v) <= free && unsafe.SliceData(v) == &hv.buf[hv.pos] {
@@ -246,7 +265,7 @@ func (x *exchange) failLimit(f failure) {
 		h["Retry-After"] = []string{f.retryAfter}
 	}
 	x.setRateHeaders(h, d, false)
-	h[HeaderLimitSource] = limitSourceValues[d.Source]
+	x.hdr.set(h, HeaderLimitSource, limitSourceNames[d.Source])
 	if x.ep.door.anthropicShape() {
 		x.ep.door.writeError(x.w, f.status, f.typ, f.code, f.msg)
 		return
@@ -449,7 +468,7 @@ func (x *exchange) setRateHeaders(h http.Header, d *limits.Decision, allowed boo
 			hv.put(h, names[2], appendDuration(hv.next(), info.Reset.Round(time.Millisecond)))
 		}
 	}
-	h[HeaderLimitSource] = limitSourceValues[d.Source]
+	x.hdr.set(h, HeaderLimitSource, limitSourceNames[d.Source])
 }
 
 // appendDuration appends d as time.Duration.String writes it ("1s",

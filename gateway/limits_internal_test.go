@@ -158,3 +158,26 @@ func TestMaxTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestRateHeaderValuesAreTheAnswers: an answer's rate-limit and limit
+// source values are its own. Caddy's header directive replaces values in
+// place (hdr[k][i] = ...), so a value slice shared by every answer (as the
+// limit source's was) would be rewritten for all of them, and raced on.
+func TestRateHeaderValuesAreTheAnswers(t *testing.T) {
+	d := limits.Decision{Source: limits.SourceGateway, Requests: limits.RateInfo{Set: true, Limit: 600, Remaining: 599, Reset: time.Second}}
+	var hs [2]http.Header
+	for i := range hs {
+		x := &exchange{ep: chatCompletions, cred: credential{source: SourcePlatform}}
+		hs[i] = http.Header{}
+		x.setRateHeaders(hs[i], &d, true)
+	}
+	for k, v := range hs[0] {
+		v[0] = "rewritten" // as Caddy's `header` replace does
+		if got := hs[1][k]; len(got) != 1 || got[0] == "rewritten" {
+			t.Errorf("%s: rewriting one answer's value rewrote another's: %q", k, got)
+		}
+	}
+	if hs[1].Get(HeaderLimitSource) != "gateway" || hs[1].Get("X-Ratelimit-Remaining-Requests") != "599" {
+		t.Errorf("second answer's headers: %v", hs[1])
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -202,25 +201,11 @@ func readBody(r *http.Request, max int64) ([]byte, error) {
 	if n < 0 {
 		n = 512
 	}
-	// Read into a buffer of the announced size, and one more byte to see
-	// EOF without growing it (bytes.Buffer.ReadFrom grows any buffer with
-	// less than 512 bytes free before each read, which was a second
-	// allocation on every small request).
-	b := make([]byte, 0, n+1)
-	body := http.MaxBytesReader(nil, r.Body, max)
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		m, err := body.Read(b[len(b):cap(b)])
-		b = b[:len(b)+m]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
+	// Into a buffer of the announced size and one more byte, to see EOF
+	// without growing it (bytes.Buffer.ReadFrom grows any buffer with less
+	// than 512 bytes free before each read: a second allocation on every
+	// small request). The MaxBytesReader bounds it.
+	return readAll(make([]byte, 0, n+1), http.MaxBytesReader(nil, r.Body, max), -1)
 }
 
 func firstNonSpace(b []byte) int {

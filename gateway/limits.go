@@ -264,8 +264,10 @@ func (x *exchange) failLimit(f failure) {
 	if f.retryAfter != "" {
 		h["Retry-After"] = []string{f.retryAfter}
 	}
-	x.setRateHeaders(h, d, false)
-	x.hdr.set(h, HeaderLimitSource, limitSourceNames[d.Source])
+	if !d.Requests.Set && !d.Tokens.Set {
+		x.hdr.set(h, HeaderLimitSource, limitSourceNames[d.Source])
+	}
+	x.setRateHeaders(h, d, false) // with the rate state, and the source
 	if x.ep.door.anthropicShape() {
 		x.ep.door.writeError(x.w, f.status, f.typ, f.code, f.msg)
 		return

@@ -129,17 +129,34 @@ func releaseAnswerBuf(bp *[]byte) {
 
 // readAnswer reads body whole into *bp, at most maxResponse bytes.
 func readAnswer(bp *[]byte, body io.Reader) ([]byte, error) {
-	b := (*bp)[:0]
+	b, err := readAll((*bp)[:0], body, maxResponse)
+	*bp = b
+	if err == errTooLarge {
+		return nil, fmt.Errorf("the answer is larger than %d bytes", maxResponse)
+	}
+	return b, err
+}
+
+var errTooLarge = errors.New("too large")
+
+// readAll appends r to b until EOF, growing b only when it is full (a
+// buffer sized for what was announced, plus one byte, sees EOF without
+// growing), and fails with errTooLarge past max bytes (max < 0: r bounds
+// itself). It returns b as far as it read, whatever the error.
+func readAll(b []byte, r io.Reader, max int) ([]byte, error) {
 	for {
-		if len(b) > maxResponse {
-			return nil, fmt.Errorf("the answer is larger than %d bytes", maxResponse)
+		if max >= 0 && len(b) > max {
+			return b, errTooLarge
 		}
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]
 		}
-		n, err := body.Read(b[len(b):min(cap(b), maxResponse+1)])
+		end := cap(b)
+		if max >= 0 {
+			end = min(end, max+1)
+		}
+		n, err := r.Read(b[len(b):end])
 		b = b[:len(b)+n]
-		*bp = b
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return b, nil
